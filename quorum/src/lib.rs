@@ -1,0 +1,80 @@
+//! `ferry-quorum`: raft-rs made usable — a replicated, durable log under any deterministic
+//! [`StateMachine`].
+//!
+//! Ferry runs two kinds of quorum on this crate: the KRaft-style controllers of each Kafka
+//! cluster (3 or 5 voters, the metadata log) and the control plane's own store (1 or 3
+//! voters). Both hand it a state machine and get back a [`QuorumHandle`] to propose commands
+//! and read linearizably.
+//!
+//! # Layout
+//!
+//! ```text
+//! QuorumHandle ──requests──▶ node task (server.rs) ◀──raft messages── gRPC Raft.Send
+//!                              │ owns Node (node.rs, sans-IO)          (transport.rs)
+//!                              │   ├─ raft-rs RawNode
+//!                              │   ├─ LogStore (storage.rs) over Disk (disk.rs)
+//!                              │   └─ your StateMachine
+//!                              └──▶ one sender task per peer ──gRPC──▶ peers
+//! ```
+//!
+//! - [`node`]: the sans-IO core. Inputs (tick, step, propose, read) in, outputs (messages,
+//!   outcomes) out; no clock, no sockets. The simulation in `tests/simulation.rs` drives it.
+//! - [`storage`]: durable raft storage, our own two-file format (see its docs for why).
+//! - [`server`]: the thin tokio shell: one task owns the node and `select!`s over a ticker,
+//!   peer messages and client requests.
+//! - [`transport`]: the gRPC service and per-peer senders.
+//!
+//! # The Ready order
+//!
+//! [`Node::ready`] handles raft's `Ready` exactly as raft-rs documents: send messages; install
+//! a snapshot; apply committed entries; persist entries and HardState in one fsynced write;
+//! send persisted messages; `advance`; handle the light ready (commit index, messages,
+//! committed entries); `advance_apply`.
+//!
+//! # Guarantees
+//!
+//! - Committed entries are applied once per state machine incarnation, in log order, on every
+//!   voter; state machines are rebuilt on restart from the latest snapshot plus the log, with
+//!   raft's `applied` set to the snapshot index.
+//! - Every accepted proposal gets exactly one outcome; proposals on a follower are refused
+//!   with [`Error::NotLeader`] (and the handle forwards them to the leader), never dropped.
+//! - [`QuorumHandle::read`] is linearizable (raft ReadIndex, `ReadOnlyOption::Safe`).
+//! - pre_vote and check_quorum are always on.
+//!
+//! # Differences from plain raft-rs
+//!
+//! - The state machine is volatile and snapshotted by the quorum itself every
+//!   [`Options::snapshot_entries`] entries or [`Options::snapshot_bytes`] bytes; the log is
+//!   compacted behind each snapshot, and a lagging follower catches up by snapshot (one gRPC
+//!   message, bounded by [`Options::message_bytes_max`]).
+//! - Membership is static: the voter set given at bootstrap. ConfChangeV2 (KIP-853 style
+//!   single-voter changes via learners) is future work; a committed conf change panics.
+//! - Empty commands are refused: raft uses empty entries as its own no-ops.
+
+pub mod disk;
+mod error;
+pub mod logger;
+pub mod node;
+mod options;
+pub mod server;
+mod state_machine;
+pub mod storage;
+pub mod transport;
+
+pub use disk::{Disk, FsDisk, MemDisk};
+pub use error::{Error, Result};
+pub use node::{Node, Outcome, Role, Status, VoterStatus};
+pub use options::{
+    CLIENT_QUEUE_CAPACITY, DEFAULT_ELECTION_TICK, DEFAULT_HEARTBEAT_TICK, DEFAULT_TICK_INTERVAL,
+    INBOUND_QUEUE_CAPACITY, MESSAGE_BYTES_MAX, Options, PEER_QUEUE_CAPACITY,
+};
+
+pub use state_machine::StateMachine;
+pub use storage::LogStore;
+
+/// A voter's id: nonzero, unique within its quorum (raft-rs reserves 0 for "none"). A KRaft
+/// node id `n >= 0` maps to `n + 1`.
+pub type NodeId = u64;
+
+/// Raft messages as raft-rs defines them (`eraftpb.Message`), for drivers of [`Node`].
+pub use raft::prelude::Message;

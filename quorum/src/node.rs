@@ -1,0 +1,527 @@
+//! [`Node`]: the sans-IO core — one raft-rs `RawNode`, its storage and the state machine,
+//! driven by explicit inputs and producing explicit outputs.
+//!
+//! Inputs are [`Node::tick`], [`Node::step`] (a message from a peer), [`Node::propose`],
+//! [`Node::read`] and the peer reports ([`Node::report_unreachable`],
+//! [`Node::report_snapshot`]). After any input the driver calls [`Node::ready`], which handles
+//! raft's `Ready` in the documented order, hands messages to a `send` callback, and queues an
+//! [`Outcome`] for each proposal or read that finished; [`Node::take_outcomes`] drains them.
+//! The node never reads a clock or sleeps; its only randomness is the `incarnation` passed in
+//! (and raft-rs's own election jitter, which [`crate::Options::election_tick_range`] can pin).
+//! Disk writes happen inside `ready` through [`LogStore`], so a simulation drives the very same
+//! code over [`crate::MemDisk`].
+//!
+//! # Proposals
+//!
+//! Only the leader accepts proposals; a follower refuses with [`Error::NotLeader`] and a hint
+//! (raft-rs would forward silently, leaving the proposer blind to the outcome). An accepted
+//! proposal is tracked by the (index, term) raft gave its entry, and gets exactly one outcome
+//! when that index is applied: the state machine's response if the entry there has that term,
+//! otherwise [`Error::Unavailable`] (another entry was committed there, so this one never will
+//! be). If a snapshot replaces that index before it is applied locally, the outcome is
+//! [`Error::Indeterminate`]. The driver times out proposals whose index is never reached.
+//!
+//! # Reads
+//!
+//! [`Node::read`] starts a ReadIndex round with context `incarnation | read id`. When raft
+//! reports the read index and the state machine has applied up to it, the query runs against
+//! the state machine. raft-rs silently ignores ReadIndex when there is no leader, or on a new
+//! leader that has not yet committed an entry of its term, so an unanswered read is re-issued
+//! every election timeout until the driver gives up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use raft::prelude::{Entry, EntryType, Message, MessageType, Snapshot};
+use raft::{RawNode, ReadState, SnapshotStatus, StateRole};
+
+use crate::disk::Disk;
+use crate::storage::LogStore;
+use crate::{Error, NodeId, Options, Result, StateMachine};
+
+/// A caller-chosen id for one proposal, unique among the node's pending proposals.
+pub type ProposalId = u64;
+/// A caller-chosen id for one read, unique for the lifetime of the node (incarnation).
+pub type ReadId = u64;
+
+/// The result of a proposal or read, produced by [`Node::ready`].
+#[derive(Debug)]
+pub enum Outcome {
+    /// A proposal finished: the state machine's response, or why it was not applied.
+    Proposal {
+        /// The id given to [`Node::propose`].
+        id: ProposalId,
+        /// The response or the error.
+        result: Result<Vec<u8>>,
+    },
+    /// A linearizable read finished with the state machine's answer.
+    Read {
+        /// The id given to [`Node::read`].
+        id: ReadId,
+        /// The state machine's answer to the query.
+        result: Result<Vec<u8>>,
+    },
+}
+
+/// A node's role in its current term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Asks whether it could win an election, without bumping the term (pre-vote).
+    PreCandidate,
+    /// Campaigns in a new term.
+    Candidate,
+    /// Leads the current term: accepts proposals and replicates the log.
+    Leader,
+}
+
+/// What one voter knows about the quorum, for `status` and DescribeQuorum.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// This voter's id.
+    pub id: NodeId,
+    /// This voter's role.
+    pub role: Role,
+    /// The leader of the current term, if known.
+    pub leader: Option<NodeId>,
+    /// The current term (KRaft's leader epoch).
+    pub term: u64,
+    /// The highest index known committed (KRaft's high watermark).
+    pub commit: u64,
+    /// The highest index applied to the local state machine.
+    pub applied: u64,
+    /// The index of the last entry in the local log.
+    pub last_index: u64,
+    /// The index of the latest local snapshot; the log before it is compacted.
+    pub snapshot_index: u64,
+    /// Every voter, sorted by id.
+    pub voters: Vec<VoterStatus>,
+}
+
+/// One voter as seen from the node reporting the [`Status`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterStatus {
+    /// The voter's id.
+    pub id: NodeId,
+    /// The highest index known replicated on it; only the leader knows (`None` elsewhere).
+    pub matched: Option<u64>,
+    /// How long ago the leader last heard from it (rounded to ticks); only on the leader,
+    /// `None` if never. Zero for the leader itself.
+    pub last_contact: Option<Duration>,
+}
+
+/// A read waiting for its ReadIndex or for the state machine to catch up.
+#[derive(Debug)]
+struct PendingRead {
+    /// The query to run once the read index is applied.
+    query: Vec<u8>,
+    /// The read index, once raft has confirmed it.
+    index: Option<u64>,
+    /// The tick at which the ReadIndex request was last sent.
+    sent_at_tick: u64,
+}
+
+/// The sans-IO raft node. See the module docs.
+pub struct Node<S: StateMachine, D: Disk> {
+    /// raft-rs itself, owning the storage.
+    raw: RawNode<LogStore<D>>,
+    /// The replicated state.
+    state_machine: S,
+    /// Options this node was built with.
+    options: Options,
+    /// Random per-start value that makes read contexts unique across restarts.
+    incarnation: u64,
+    /// The last index applied to the state machine.
+    applied: u64,
+    /// Entries applied since the last snapshot.
+    entries_since_snapshot: u64,
+    /// Command bytes applied since the last snapshot.
+    bytes_since_snapshot: u64,
+    /// Accepted proposals by log index: (term of their entry, id).
+    proposals: BTreeMap<u64, (u64, ProposalId)>,
+    /// Reads in flight, by id.
+    reads: HashMap<ReadId, PendingRead>,
+    /// Finished proposals and reads not yet taken by the driver.
+    outcomes: Vec<Outcome>,
+    /// Ticks since the node started.
+    ticks: u64,
+    /// On the leader: the tick at which each peer last answered an append or heartbeat.
+    last_contact: BTreeMap<NodeId, u64>,
+    /// Set when `ready` failed; the node must then be dropped.
+    failed: bool,
+}
+
+impl<S: StateMachine, D: Disk> Node<S, D> {
+    /// Starts a node over opened storage, restoring the state machine from the storage's
+    /// snapshot. The log after the snapshot is re-applied through the first `ready` calls.
+    pub fn new(
+        options: &Options,
+        mut state_machine: S,
+        store: LogStore<D>,
+        incarnation: u64,
+        logger: &slog::Logger,
+    ) -> Result<Self> {
+        options.validate()?;
+        let snapshot = store.latest_snapshot();
+        let applied = snapshot.get_metadata().index;
+        if applied > 0 {
+            state_machine.restore(&snapshot.data);
+        }
+        let raw = RawNode::new(&options.raft_config(applied), store, logger)?;
+        Ok(Node {
+            raw,
+            state_machine,
+            options: options.clone(),
+            incarnation,
+            applied,
+            entries_since_snapshot: 0,
+            bytes_since_snapshot: 0,
+            proposals: BTreeMap::new(),
+            reads: HashMap::new(),
+            outcomes: Vec::new(),
+            ticks: 0,
+            last_contact: BTreeMap::new(),
+            failed: false,
+        })
+    }
+
+    /// Advances logical time by one tick, and re-sends reads unanswered for an election
+    /// timeout.
+    pub fn tick(&mut self) {
+        self.raw.tick();
+        self.ticks += 1;
+        let timeout = self.options.election_tick as u64;
+        let mut resend = Vec::new();
+        for (id, read) in &mut self.reads {
+            if read.index.is_none() && self.ticks >= read.sent_at_tick + timeout {
+                read.sent_at_tick = self.ticks;
+                resend.push(*id);
+            }
+        }
+        resend.sort_unstable(); // HashMap order is random; keep output deterministic.
+        for id in resend {
+            self.raw.read_index(self.read_context(id));
+        }
+    }
+
+    /// Steps a message received from a peer. Refuses (without panicking) messages that are
+    /// not addressed to this node, come from a non-voter, or are local-only message types.
+    pub fn step(&mut self, msg: Message) -> Result<()> {
+        if msg.to != self.id() {
+            return Err(Error::InvalidInput(format!("message for {} sent to {}", msg.to, self.id())));
+        }
+        if !self.raw.store().conf_state().voters.contains(&msg.from) || msg.from == msg.to {
+            return Err(Error::InvalidInput(format!("message from non-voter {}", msg.from)));
+        }
+        let from = msg.from;
+        let is_response = matches!(
+            msg.get_msg_type(),
+            MessageType::MsgAppendResponse | MessageType::MsgHeartbeatResponse
+        );
+        match self.raw.step(msg) {
+            Ok(()) => {}
+            Err(raft::Error::StepLocalMsg | raft::Error::StepPeerNotFound) => {
+                return Err(Error::InvalidInput(format!("unexpected message from {from}")));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        if is_response && self.is_leader() {
+            self.last_contact.insert(from, self.ticks);
+        }
+        Ok(())
+    }
+
+    /// Proposes `command`. On success the proposal is in the leader's log and its outcome will
+    /// come from [`Node::take_outcomes`]; an error means it was refused and not applied.
+    pub fn propose(&mut self, id: ProposalId, command: Vec<u8>) -> Result<()> {
+        if command.is_empty() {
+            // Empty entries are raft's own no-ops; they never reach the state machine.
+            return Err(Error::InvalidInput("a command must not be empty".into()));
+        }
+        if !self.is_leader() {
+            return Err(Error::NotLeader { leader_hint: self.leader() });
+        }
+        self.raw.propose(Vec::new(), command)?;
+        let index = self.raw.raft.raft_log.last_index();
+        let term = self.raw.raft.term;
+        let previous = self.proposals.insert(index, (term, id));
+        assert!(previous.is_none(), "two proposals at index {index}");
+        Ok(())
+    }
+
+    /// Starts a linearizable read of `query`; its answer comes from [`Node::take_outcomes`].
+    pub fn read(&mut self, id: ReadId, query: Vec<u8>) {
+        let read = PendingRead { query, index: None, sent_at_tick: self.ticks };
+        let previous = self.reads.insert(id, read);
+        assert!(previous.is_none(), "read id {id} reused");
+        self.raw.read_index(self.read_context(id));
+    }
+
+    /// Forgets a read the driver gave up on.
+    pub fn cancel_read(&mut self, id: ReadId) {
+        self.reads.remove(&id);
+    }
+
+    /// Tells raft that a message to `peer` could not be delivered.
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// Tells raft whether a snapshot message to `peer` was delivered.
+    pub fn report_snapshot(&mut self, peer: NodeId, delivered: bool) {
+        let status = if delivered { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+        self.raw.report_snapshot(peer, status);
+    }
+
+    /// Whether [`Node::ready`] has work to do.
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
+    /// Handles every pending raft `Ready`, in the order raft-rs documents:
+    ///
+    /// 1. send the messages that may leave before persistence (leader appends, heartbeats);
+    /// 2. install a received snapshot into storage and the state machine;
+    /// 3. apply committed entries;
+    /// 4. persist new entries and the HardState with one write and one fsync;
+    /// 5. send the messages that must wait for persistence (votes, append responses);
+    /// 6. `advance`, then record the new commit index, send the light ready's messages and
+    ///    apply its committed entries; finally serve reads and maybe take a snapshot.
+    ///
+    /// On an error (disk I/O) the node is unusable and must be dropped: raft cannot continue
+    /// after a failed write, and restarting from disk is the recovery.
+    pub fn ready(&mut self, send: &mut impl FnMut(Message)) -> Result<()> {
+        assert!(!self.failed, "Node::ready called after a failed ready");
+        while self.raw.has_ready() {
+            if let Err(err) = self.ready_once(send) {
+                self.failed = true;
+                return Err(err);
+            }
+        }
+        self.serve_reads();
+        if let Err(err) = self.maybe_snapshot() {
+            self.failed = true;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Handles one `Ready`; see [`Node::ready`].
+    fn ready_once(&mut self, send: &mut impl FnMut(Message)) -> Result<()> {
+        let mut rd = self.raw.ready();
+        rd.take_messages().into_iter().for_each(&mut *send);
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(rd.snapshot().clone())?;
+        }
+        self.apply(rd.take_committed_entries());
+        let entries = rd.take_entries();
+        self.raw.mut_store().append(&entries, rd.hs())?;
+        rd.take_persisted_messages().into_iter().for_each(&mut *send);
+        self.on_read_states(rd.take_read_states());
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit);
+        }
+        light.take_messages().into_iter().for_each(&mut *send);
+        self.apply(light.take_committed_entries());
+        self.raw.advance_apply();
+        Ok(())
+    }
+
+    /// Installs a snapshot from the leader. Pending proposals at or below its index can no
+    /// longer be matched to their entries, so their outcome is unknown.
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
+        let index = snapshot.get_metadata().index;
+        assert!(index > self.applied, "snapshot {index} is not past applied {}", self.applied);
+        self.state_machine.restore(&snapshot.data);
+        self.raw.mut_store().install_snapshot(snapshot)?;
+        self.applied = index;
+        self.entries_since_snapshot = 0;
+        self.bytes_since_snapshot = 0;
+        let covered: Vec<u64> = self.proposals.range(..=index).map(|(i, _)| *i).collect();
+        for i in covered {
+            let (_, id) = self.proposals.remove(&i).expect("key was just listed");
+            let reason = format!("entry {i} was replaced by a snapshot from the leader");
+            self.outcomes.push(Outcome::Proposal { id, result: Err(Error::Indeterminate(reason)) });
+        }
+        Ok(())
+    }
+
+    /// Applies committed entries to the state machine and resolves their proposals.
+    fn apply(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            assert_eq!(entry.index, self.applied + 1, "committed entries must be contiguous");
+            let response = match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => Vec::new(),
+                EntryType::EntryNormal => {
+                    self.bytes_since_snapshot += entry.data.len() as u64;
+                    self.state_machine.apply(entry.index, &entry.data)
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => panic!(
+                    "entry {} is a membership change, which this version does not support",
+                    entry.index
+                ),
+            };
+            self.applied = entry.index;
+            self.entries_since_snapshot += 1;
+            let Some((term, id)) = self.proposals.remove(&entry.index) else { continue };
+            let result = if term == entry.term {
+                Ok(response)
+            } else {
+                Err(Error::Unavailable(format!(
+                    "leadership changed and another entry was committed at index {}",
+                    entry.index
+                )))
+            };
+            self.outcomes.push(Outcome::Proposal { id, result });
+        }
+    }
+
+    /// Records read indexes confirmed by raft; contexts from other incarnations are ignored.
+    fn on_read_states(&mut self, states: Vec<ReadState>) {
+        for state in states {
+            let Some(id) = self.parse_read_context(&state.request_ctx) else { continue };
+            if let Some(read) = self.reads.get_mut(&id) {
+                read.index.get_or_insert(state.index);
+            }
+        }
+    }
+
+    /// Answers reads whose read index has been applied.
+    fn serve_reads(&mut self) {
+        let applied = self.applied;
+        let mut done: Vec<ReadId> = self
+            .reads
+            .iter()
+            .filter(|(_, read)| read.index.is_some_and(|index| index <= applied))
+            .map(|(id, _)| *id)
+            .collect();
+        done.sort_unstable();
+        for id in done {
+            let read = self.reads.remove(&id).expect("id was just listed");
+            let answer = self.state_machine.query(&read.query);
+            self.outcomes.push(Outcome::Read { id, result: Ok(answer) });
+        }
+    }
+
+    /// Snapshots the state machine and compacts the log once enough was applied.
+    fn maybe_snapshot(&mut self) -> Result<()> {
+        let due = self.entries_since_snapshot >= self.options.snapshot_entries
+            || self.bytes_since_snapshot >= self.options.snapshot_bytes;
+        if !due || self.applied <= self.raw.store().snapshot_index() {
+            return Ok(());
+        }
+        let data = self.state_machine.snapshot();
+        let applied = self.applied;
+        self.raw.mut_store().save_snapshot(applied, data)?;
+        self.entries_since_snapshot = 0;
+        self.bytes_since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Finished proposals and reads since the last call, in completion order.
+    pub fn take_outcomes(&mut self) -> Vec<Outcome> {
+        std::mem::take(&mut self.outcomes)
+    }
+
+    /// The read context for `id`: `incarnation | id`, both big-endian u64.
+    fn read_context(&self, id: ReadId) -> Vec<u8> {
+        let mut ctx = self.incarnation.to_be_bytes().to_vec();
+        ctx.extend(id.to_be_bytes());
+        ctx
+    }
+
+    /// The read id in a context made by this incarnation, if it is one.
+    fn parse_read_context(&self, ctx: &[u8]) -> Option<ReadId> {
+        let (incarnation, id) = ctx.split_at_checked(8)?;
+        if incarnation != self.incarnation.to_be_bytes() {
+            return None;
+        }
+        Some(ReadId::from_be_bytes(id.try_into().ok()?))
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.raw.raft.id
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        Some(self.raw.raft.leader_id).filter(|id| *id != raft::INVALID_ID)
+    }
+
+    /// Whether this node is the leader of its current term.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// The last index applied to the state machine.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The state machine, for inspection.
+    pub fn state_machine(&self) -> &S {
+        &self.state_machine
+    }
+
+    /// The storage, for inspection.
+    pub fn store(&self) -> &LogStore<D> {
+        self.raw.store()
+    }
+
+    /// Number of proposals accepted and not yet resolved.
+    pub fn pending_proposals(&self) -> usize {
+        self.proposals.len()
+    }
+
+    /// A snapshot of this node's view of the quorum.
+    pub fn status(&self) -> Status {
+        let raft = &self.raw.raft;
+        let role = match raft.state {
+            StateRole::Follower => Role::Follower,
+            StateRole::PreCandidate => Role::PreCandidate,
+            StateRole::Candidate => Role::Candidate,
+            StateRole::Leader => Role::Leader,
+        };
+        let mut voters: Vec<NodeId> = self.store().conf_state().voters.clone();
+        voters.sort_unstable();
+        let voters = voters
+            .into_iter()
+            .map(|id| self.voter_status(id, role == Role::Leader))
+            .collect();
+        Status {
+            id: self.id(),
+            role,
+            leader: self.leader(),
+            term: raft.term,
+            commit: raft.raft_log.committed,
+            applied: self.applied,
+            last_index: raft.raft_log.last_index(),
+            snapshot_index: self.store().snapshot_index(),
+            voters,
+        }
+    }
+
+    /// One voter's replication state; only meaningful on the leader.
+    fn voter_status(&self, id: NodeId, leader: bool) -> VoterStatus {
+        if !leader {
+            return VoterStatus { id, matched: None, last_contact: None };
+        }
+        let matched = self.raw.raft.prs().get(id).map(|progress| progress.matched);
+        let last_contact = if id == self.id() {
+            Some(Duration::ZERO)
+        } else {
+            self.last_contact.get(&id).map(|tick| {
+                self.options.tick_interval * (self.ticks - tick).min(u32::MAX as u64) as u32
+            })
+        };
+        VoterStatus { id, matched, last_contact }
+    }
+}
