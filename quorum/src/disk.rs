@@ -40,7 +40,10 @@ impl FsDisk {
     pub fn open(dir: impl AsRef<Path>) -> io::Result<FsDisk> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        Ok(FsDisk { dir, appenders: HashMap::new() })
+        Ok(FsDisk {
+            dir,
+            appenders: HashMap::new(),
+        })
     }
 
     /// Fsyncs the directory itself, making creations and renames in it durable.
@@ -68,7 +71,10 @@ impl Disk for FsDisk {
             }
             self.appenders.insert(name.to_string(), file);
         }
-        let file = self.appenders.get_mut(name).expect("appender was just inserted");
+        let file = self
+            .appenders
+            .get_mut(name)
+            .expect("appender was just inserted");
         file.write_all(bytes)?;
         file.sync_data()
     }
@@ -117,8 +123,16 @@ impl MemDisk {
     /// Makes the next append write only `fraction` (0.0..1.0) of its bytes and then fail with
     /// an I/O error, leaving a torn record at the end of the file.
     pub fn tear_next_append(&self, fraction: f64) {
-        assert!((0.0..1.0).contains(&fraction), "fraction {fraction} out of 0.0..1.0");
+        assert!(
+            (0.0..1.0).contains(&fraction),
+            "fraction {fraction} out of 0.0..1.0"
+        );
         self.lock().tear_next_append = Some(fraction);
+    }
+
+    /// Cancels injected faults that have not fired yet.
+    pub fn clear_faults(&self) {
+        self.lock().tear_next_append = None;
     }
 
     /// Total bytes stored, across all files.
@@ -128,7 +142,9 @@ impl MemDisk {
 
     /// Locks the shared state; a poisoned lock means a test already panicked.
     fn lock(&self) -> std::sync::MutexGuard<'_, MemDiskInner> {
-        self.inner.lock().expect("MemDisk lock poisoned by a panicking test")
+        self.inner
+            .lock()
+            .expect("MemDisk lock poisoned by a panicking test")
     }
 }
 
@@ -149,7 +165,9 @@ impl Disk for MemDisk {
             Some(fraction) => {
                 let keep = (bytes.len() as f64 * fraction) as usize;
                 file.extend_from_slice(&bytes[..keep]);
-                Err(io::Error::other("injected crash in the middle of an append"))
+                Err(io::Error::other(
+                    "injected crash in the middle of an append",
+                ))
             }
         }
     }

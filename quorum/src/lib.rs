@@ -69,6 +69,7 @@ pub use options::{
     INBOUND_QUEUE_CAPACITY, MESSAGE_BYTES_MAX, Options, PEER_QUEUE_CAPACITY,
 };
 
+pub use server::{Quorum, QuorumHandle};
 pub use state_machine::StateMachine;
 pub use storage::LogStore;
 

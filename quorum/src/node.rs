@@ -209,10 +209,17 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     /// not addressed to this node, come from a non-voter, or are local-only message types.
     pub fn step(&mut self, msg: Message) -> Result<()> {
         if msg.to != self.id() {
-            return Err(Error::InvalidInput(format!("message for {} sent to {}", msg.to, self.id())));
+            return Err(Error::InvalidInput(format!(
+                "message for {} sent to {}",
+                msg.to,
+                self.id()
+            )));
         }
         if !self.raw.store().conf_state().voters.contains(&msg.from) || msg.from == msg.to {
-            return Err(Error::InvalidInput(format!("message from non-voter {}", msg.from)));
+            return Err(Error::InvalidInput(format!(
+                "message from non-voter {}",
+                msg.from
+            )));
         }
         let from = msg.from;
         let is_response = matches!(
@@ -222,7 +229,9 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         match self.raw.step(msg) {
             Ok(()) => {}
             Err(raft::Error::StepLocalMsg | raft::Error::StepPeerNotFound) => {
-                return Err(Error::InvalidInput(format!("unexpected message from {from}")));
+                return Err(Error::InvalidInput(format!(
+                    "unexpected message from {from}"
+                )));
             }
             Err(err) => return Err(err.into()),
         }
@@ -240,19 +249,35 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             return Err(Error::InvalidInput("a command must not be empty".into()));
         }
         if !self.is_leader() {
-            return Err(Error::NotLeader { leader_hint: self.leader() });
+            return Err(Error::NotLeader {
+                leader_hint: self.leader(),
+            });
         }
         self.raw.propose(Vec::new(), command)?;
         let index = self.raw.raft.raft_log.last_index();
         let term = self.raw.raft.term;
-        let previous = self.proposals.insert(index, (term, id));
-        assert!(previous.is_none(), "two proposals at index {index}");
+        if let Some((old_term, old_id)) = self.proposals.insert(index, (term, id)) {
+            // This node led an earlier term, proposed at this index, lost the entry to a
+            // conflicting leader and now leads again. The old entry might still survive on
+            // another voter and be committed by a later leader, so its fate is unknown.
+            assert!(
+                old_term < term,
+                "two proposals at index {index} in term {term}"
+            );
+            let reason = format!("entry {index} of term {old_term} left this node's log");
+            let result = Err(Error::Indeterminate(reason));
+            self.outcomes.push(Outcome::Proposal { id: old_id, result });
+        }
         Ok(())
     }
 
     /// Starts a linearizable read of `query`; its answer comes from [`Node::take_outcomes`].
     pub fn read(&mut self, id: ReadId, query: Vec<u8>) {
-        let read = PendingRead { query, index: None, sent_at_tick: self.ticks };
+        let read = PendingRead {
+            query,
+            index: None,
+            sent_at_tick: self.ticks,
+        };
         let previous = self.reads.insert(id, read);
         assert!(previous.is_none(), "read id {id} reused");
         self.raw.read_index(self.read_context(id));
@@ -270,7 +295,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
 
     /// Tells raft whether a snapshot message to `peer` was delivered.
     pub fn report_snapshot(&mut self, peer: NodeId, delivered: bool) {
-        let status = if delivered { SnapshotStatus::Finish } else { SnapshotStatus::Failure };
+        let status = if delivered {
+            SnapshotStatus::Finish
+        } else {
+            SnapshotStatus::Failure
+        };
         self.raw.report_snapshot(peer, status);
     }
 
@@ -317,7 +346,9 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         self.apply(rd.take_committed_entries());
         let entries = rd.take_entries();
         self.raw.mut_store().append(&entries, rd.hs())?;
-        rd.take_persisted_messages().into_iter().for_each(&mut *send);
+        rd.take_persisted_messages()
+            .into_iter()
+            .for_each(&mut *send);
         self.on_read_states(rd.take_read_states());
         let mut light = self.raw.advance(rd);
         if let Some(commit) = light.commit_index() {
@@ -333,7 +364,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     /// longer be matched to their entries, so their outcome is unknown.
     fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<()> {
         let index = snapshot.get_metadata().index;
-        assert!(index > self.applied, "snapshot {index} is not past applied {}", self.applied);
+        assert!(
+            index > self.applied,
+            "snapshot {index} is not past applied {}",
+            self.applied
+        );
         self.state_machine.restore(&snapshot.data);
         self.raw.mut_store().install_snapshot(snapshot)?;
         self.applied = index;
@@ -343,7 +378,10 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         for i in covered {
             let (_, id) = self.proposals.remove(&i).expect("key was just listed");
             let reason = format!("entry {i} was replaced by a snapshot from the leader");
-            self.outcomes.push(Outcome::Proposal { id, result: Err(Error::Indeterminate(reason)) });
+            self.outcomes.push(Outcome::Proposal {
+                id,
+                result: Err(Error::Indeterminate(reason)),
+            });
         }
         Ok(())
     }
@@ -351,7 +389,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     /// Applies committed entries to the state machine and resolves their proposals.
     fn apply(&mut self, entries: Vec<Entry>) {
         for entry in entries {
-            assert_eq!(entry.index, self.applied + 1, "committed entries must be contiguous");
+            assert_eq!(
+                entry.index,
+                self.applied + 1,
+                "committed entries must be contiguous"
+            );
             let response = match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => Vec::new(),
                 EntryType::EntryNormal => {
@@ -365,7 +407,9 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             };
             self.applied = entry.index;
             self.entries_since_snapshot += 1;
-            let Some((term, id)) = self.proposals.remove(&entry.index) else { continue };
+            let Some((term, id)) = self.proposals.remove(&entry.index) else {
+                continue;
+            };
             let result = if term == entry.term {
                 Ok(response)
             } else {
@@ -381,7 +425,9 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     /// Records read indexes confirmed by raft; contexts from other incarnations are ignored.
     fn on_read_states(&mut self, states: Vec<ReadState>) {
         for state in states {
-            let Some(id) = self.parse_read_context(&state.request_ctx) else { continue };
+            let Some(id) = self.parse_read_context(&state.request_ctx) else {
+                continue;
+            };
             if let Some(read) = self.reads.get_mut(&id) {
                 read.index.get_or_insert(state.index);
             }
@@ -401,7 +447,10 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         for id in done {
             let read = self.reads.remove(&id).expect("id was just listed");
             let answer = self.state_machine.query(&read.query);
-            self.outcomes.push(Outcome::Read { id, result: Ok(answer) });
+            self.outcomes.push(Outcome::Read {
+                id,
+                result: Ok(answer),
+            });
         }
     }
 
@@ -512,7 +561,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     /// One voter's replication state; only meaningful on the leader.
     fn voter_status(&self, id: NodeId, leader: bool) -> VoterStatus {
         if !leader {
-            return VoterStatus { id, matched: None, last_contact: None };
+            return VoterStatus {
+                id,
+                matched: None,
+                last_contact: None,
+            };
         }
         let matched = self.raw.raft.prs().get(id).map(|progress| progress.matched);
         let last_contact = if id == self.id() {
@@ -522,6 +575,10 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
                 self.options.tick_interval * (self.ticks - tick).min(u32::MAX as u64) as u32
             })
         };
-        VoterStatus { id, matched, last_contact }
+        VoterStatus {
+            id,
+            matched,
+            last_contact,
+        }
     }
 }

@@ -122,7 +122,9 @@ impl Options {
             return invalid(format!("peers must include this node's own id {}", self.id));
         }
         if let Some((id, addr)) = self.peers.iter().find(|(id, a)| **id == 0 || a.is_empty()) {
-            return invalid(format!("peer {id} at {addr:?}: ids must be nonzero, addresses set"));
+            return invalid(format!(
+                "peer {id} at {addr:?}: ids must be nonzero, addresses set"
+            ));
         }
         if self.tick_interval.is_zero() {
             return invalid("tick_interval must be positive".into());
@@ -190,8 +192,14 @@ mod tests {
     use super::*;
 
     fn three() -> Options {
-        let peers = (1..=3).map(|id| (id, format!("127.0.0.1:{}", 9000 + id))).collect();
-        Options { id: 1, peers, ..Default::default() }
+        let peers = (1..=3)
+            .map(|id| (id, format!("127.0.0.1:{}", 9000 + id)))
+            .collect();
+        Options {
+            id: 1,
+            peers,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -206,7 +214,10 @@ mod tests {
             ("id must be nonzero", Box::new(|o| o.id = 0)),
             ("own id", Box::new(|o| o.id = 9)),
             ("heartbeat_tick", Box::new(|o| o.heartbeat_tick = 10)),
-            ("election_tick_range", Box::new(|o| o.election_tick_range = Some((10, 10)))),
+            (
+                "election_tick_range",
+                Box::new(|o| o.election_tick_range = Some((10, 10))),
+            ),
             ("capacities", Box::new(|o| o.peer_queue_capacity = 0)),
         ];
         for (want, mutate) in cases {

@@ -75,7 +75,9 @@ impl<D: Disk> LogStore<D> {
             Some(bytes) => decode_snapshot(&bytes)?,
             None => {
                 if voters.is_empty() {
-                    return Err(Error::InvalidInput("bootstrap needs at least one voter".into()));
+                    return Err(Error::InvalidInput(
+                        "bootstrap needs at least one voter".into(),
+                    ));
                 }
                 let mut snapshot = Snapshot::default();
                 snapshot.mut_metadata().mut_conf_state().voters = voters.to_vec();
@@ -103,7 +105,9 @@ impl<D: Disk> LogStore<D> {
             self.disk.replace(LOG_FILE, LOG_MAGIC)?;
             self.log_bytes = LOG_MAGIC.len() as u64;
         } else if &bytes[..LOG_MAGIC.len()] != LOG_MAGIC {
-            return Err(Error::Corrupt("log file does not start with FQLOG001".into()));
+            return Err(Error::Corrupt(
+                "log file does not start with FQLOG001".into(),
+            ));
         } else {
             let mut offset = LOG_MAGIC.len();
             while let Some(body) = next_record(&bytes, offset)? {
@@ -138,8 +142,13 @@ impl<D: Disk> LogStore<D> {
     /// already covers. Fails on a gap or non-contiguous indexes.
     fn splice(&mut self, new: Vec<Entry>) -> Result<()> {
         let snapshot_index = self.snapshot.get_metadata().index;
-        let mut new = new.into_iter().skip_while(|e| e.index <= snapshot_index).peekable();
-        let Some(first) = new.peek().map(|e| e.index) else { return Ok(()) };
+        let mut new = new
+            .into_iter()
+            .skip_while(|e| e.index <= snapshot_index)
+            .peekable();
+        let Some(first) = new.peek().map(|e| e.index) else {
+            return Ok(());
+        };
         if first > self.last() + 1 {
             return Err(Error::Corrupt(format!(
                 "log gap: entry {first} follows last index {}",
@@ -181,7 +190,8 @@ impl<D: Disk> LogStore<D> {
         if let Some(hs) = hard_state {
             self.hard_state = hs.clone();
         }
-        self.splice(entries.to_vec()).expect("entries checked before the write");
+        self.splice(entries.to_vec())
+            .expect("entries checked before the write");
         Ok(())
     }
 
@@ -189,7 +199,11 @@ impl<D: Disk> LogStore<D> {
     /// It is kept in memory and written with the next record: losing it in a crash is safe,
     /// raft re-learns it from the leader.
     pub fn set_commit(&mut self, commit: u64) {
-        assert!(commit <= self.last(), "commit {commit} past last index {}", self.last());
+        assert!(
+            commit <= self.last(),
+            "commit {commit} past last index {}",
+            self.last()
+        );
         self.hard_state.commit = self.hard_state.commit.max(commit);
     }
 
@@ -206,7 +220,8 @@ impl<D: Disk> LogStore<D> {
         let mut hard_state = self.hard_state.clone();
         hard_state.commit = meta.index;
         hard_state.term = hard_state.term.max(meta.term);
-        self.disk.replace(SNAPSHOT_FILE, &encode_snapshot(&snapshot))?;
+        self.disk
+            .replace(SNAPSHOT_FILE, &encode_snapshot(&snapshot))?;
         self.snapshot = snapshot;
         self.entries.clear();
         self.hard_state = hard_state;
@@ -217,14 +232,18 @@ impl<D: Disk> LogStore<D> {
     /// compacts the log behind it. Entries after `index` are kept.
     pub fn save_snapshot(&mut self, index: u64, data: Vec<u8>) -> Result<()> {
         let current = self.snapshot.get_metadata().index;
-        assert!(index > current && index <= self.hard_state.commit, "snapshot at {index}");
+        assert!(
+            index > current && index <= self.hard_state.commit,
+            "snapshot at {index}"
+        );
         let mut snapshot = Snapshot::default();
         let meta = snapshot.mut_metadata();
         meta.index = index;
         meta.term = self.entries[(index - current - 1) as usize].term;
         meta.set_conf_state(self.conf_state().clone());
         snapshot.data = data.into();
-        self.disk.replace(SNAPSHOT_FILE, &encode_snapshot(&snapshot))?;
+        self.disk
+            .replace(SNAPSHOT_FILE, &encode_snapshot(&snapshot))?;
         self.entries.drain(..(index - current) as usize);
         self.snapshot = snapshot;
         self.rewrite_log()
@@ -273,7 +292,10 @@ impl<D: Disk> LogStore<D> {
 
 impl<D: Disk> raft::Storage for LogStore<D> {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(self.hard_state.clone(), self.conf_state().clone()))
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state().clone(),
+        ))
     }
 
     fn entries(
@@ -319,7 +341,9 @@ impl<D: Disk> raft::Storage for LogStore<D> {
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         if self.snapshot_index() < request_index {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
         }
         Ok(self.snapshot.clone())
     }
@@ -352,7 +376,9 @@ fn next_record(bytes: &[u8], offset: usize) -> Result<Option<&[u8]>> {
     if RECORD_HEADER_BYTES + len == rest.len() {
         return Ok(None);
     }
-    Err(Error::Corrupt(format!("log record at byte {offset} fails its CRC")))
+    Err(Error::Corrupt(format!(
+        "log record at byte {offset} fails its CRC"
+    )))
 }
 
 /// Encodes one log record (framed).
@@ -369,7 +395,9 @@ fn encode_record(hard_state: Option<&HardState>, entries: &[Entry]) -> Vec<u8> {
     }
     body.extend((entries.len() as u32).to_le_bytes());
     for entry in entries {
-        let bytes = entry.write_to_bytes().expect("encoding an Entry cannot fail");
+        let bytes = entry
+            .write_to_bytes()
+            .expect("encoding an Entry cannot fail");
         body.extend((bytes.len() as u32).to_le_bytes());
         body.extend(bytes);
     }
@@ -404,14 +432,20 @@ fn decode_record(body: &[u8]) -> Result<(Option<HardState>, Vec<Entry>)> {
 /// Encodes the snapshot file.
 fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     let mut out = SNAPSHOT_MAGIC.to_vec();
-    out.extend(frame(&snapshot.write_to_bytes().expect("encoding a Snapshot cannot fail")));
+    out.extend(frame(
+        &snapshot
+            .write_to_bytes()
+            .expect("encoding a Snapshot cannot fail"),
+    ));
     out
 }
 
 /// Decodes the snapshot file. It is replaced atomically, so any damage is corruption.
 fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot> {
     if bytes.len() < SNAPSHOT_MAGIC.len() || &bytes[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
-        return Err(Error::Corrupt("snapshot file does not start with FQSNAP01".into()));
+        return Err(Error::Corrupt(
+            "snapshot file does not start with FQSNAP01".into(),
+        ));
     }
     let framed = &bytes[SNAPSHOT_MAGIC.len()..];
     match next_record(framed, 0) {
@@ -419,7 +453,9 @@ fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot> {
             Snapshot::parse_from_bytes(body)
                 .map_err(|err| Error::Corrupt(format!("bad snapshot: {err}")))
         }
-        _ => Err(Error::Corrupt("snapshot file fails its length or CRC check".into())),
+        _ => Err(Error::Corrupt(
+            "snapshot file fails its length or CRC check".into(),
+        )),
     }
 }
 
@@ -433,7 +469,9 @@ impl<'a> Reader<'a> {
     /// Takes the next `n` bytes.
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.bytes.len() < n {
-            return Err(Error::Corrupt("log record shorter than its contents".into()));
+            return Err(Error::Corrupt(
+                "log record shorter than its contents".into(),
+            ));
         }
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
@@ -442,12 +480,16 @@ impl<'a> Reader<'a> {
 
     /// Takes a little-endian u32.
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     /// Takes a little-endian u64.
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -480,7 +522,12 @@ mod tests {
 
     fn terms<D: Disk>(store: &LogStore<D>) -> Vec<(u64, u64)> {
         let first = store.first_index().unwrap();
-        let all = store.entries(first, store.last() + 1, None, GetEntriesContext::empty(false));
+        let all = store.entries(
+            first,
+            store.last() + 1,
+            None,
+            GetEntriesContext::empty(false),
+        );
         all.unwrap().iter().map(|e| (e.index, e.term)).collect()
     }
 
@@ -492,7 +539,11 @@ mod tests {
         assert_eq!((store.first_index().unwrap(), store.last()), (1, 0));
         drop(store);
         let store = LogStore::open(disk, &[7]).unwrap();
-        assert_eq!(store.conf_state().voters, vec![1, 2, 3], "existing voters win");
+        assert_eq!(
+            store.conf_state().voters,
+            vec![1, 2, 3],
+            "existing voters win"
+        );
         assert!(LogStore::open(MemDisk::new(), &[]).is_err());
     }
 
@@ -500,8 +551,12 @@ mod tests {
     fn append_overwrites_conflicting_suffix_and_survives_reopen() {
         let disk = MemDisk::new();
         let mut store = LogStore::open(disk.clone(), &[1]).unwrap();
-        store.append(&entries(1..=5, 1), Some(&hard_state(1, 1, 2))).unwrap();
-        store.append(&entries(4..=6, 2), Some(&hard_state(2, 1, 3))).unwrap();
+        store
+            .append(&entries(1..=5, 1), Some(&hard_state(1, 1, 2)))
+            .unwrap();
+        store
+            .append(&entries(4..=6, 2), Some(&hard_state(2, 1, 3)))
+            .unwrap();
         store.append(&[], Some(&hard_state(2, 1, 4))).unwrap();
         let want = vec![(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 2)];
         assert_eq!(terms(&store), want);
@@ -510,7 +565,10 @@ mod tests {
         assert_eq!(terms(&store), want);
         assert_eq!(store.hard_state(), &hard_state(2, 1, 4));
         assert_eq!(store.term(6).unwrap(), 2);
-        assert!(matches!(store.term(7), Err(raft::Error::Store(StorageError::Unavailable))));
+        assert!(matches!(
+            store.term(7),
+            Err(raft::Error::Store(StorageError::Unavailable))
+        ));
     }
 
     #[test]
@@ -524,7 +582,9 @@ mod tests {
     fn torn_tail_is_cut_at_every_length() {
         let disk = MemDisk::new();
         let mut store = LogStore::open(disk.clone(), &[1]).unwrap();
-        store.append(&entries(1..=3, 1), Some(&hard_state(1, 1, 3))).unwrap();
+        store
+            .append(&entries(1..=3, 1), Some(&hard_state(1, 1, 3)))
+            .unwrap();
         let before = disk.bytes();
         drop(store);
         for fraction in [0.0, 0.05, 0.3, 0.5, 0.99] {
@@ -532,16 +592,26 @@ mod tests {
             let mut dump = disk.clone();
             let mut target = copy.clone();
             for name in [LOG_FILE, SNAPSHOT_FILE] {
-                target.replace(name, &dump.read(name).unwrap().unwrap()).unwrap();
+                target
+                    .replace(name, &dump.read(name).unwrap().unwrap())
+                    .unwrap();
             }
             let mut store = LogStore::open(copy.clone(), &[1]).unwrap();
             copy.tear_next_append(fraction);
             let err = store.append(&entries(4..=9, 1), Some(&hard_state(1, 1, 9)));
             assert!(matches!(err, Err(Error::Io(_))));
             let store = LogStore::open(copy.clone(), &[1]).unwrap();
-            assert_eq!(store.last(), 3, "fraction {fraction}: torn record must be dropped");
+            assert_eq!(
+                store.last(),
+                3,
+                "fraction {fraction}: torn record must be dropped"
+            );
             assert_eq!(store.hard_state().commit, 3);
-            assert_eq!(copy.bytes(), before, "fraction {fraction}: tail cut on disk");
+            assert_eq!(
+                copy.bytes(),
+                before,
+                "fraction {fraction}: tail cut on disk"
+            );
         }
     }
 
@@ -563,17 +633,32 @@ mod tests {
     fn snapshot_compacts_and_restart_starts_from_it() {
         let disk = MemDisk::new();
         let mut store = LogStore::open(disk.clone(), &[1, 2, 3]).unwrap();
-        store.append(&entries(1..=10, 1), Some(&hard_state(1, 1, 8))).unwrap();
+        store
+            .append(&entries(1..=10, 1), Some(&hard_state(1, 1, 8)))
+            .unwrap();
         store.save_snapshot(7, b"state@7".to_vec()).unwrap();
         let check = |store: &LogStore<MemDisk>| {
             assert_eq!(store.first_index().unwrap(), 8);
-            assert_eq!(store.term(7).unwrap(), 1, "term of the compacted index is kept");
-            assert!(matches!(store.term(6), Err(raft::Error::Store(StorageError::Compacted))));
+            assert_eq!(
+                store.term(7).unwrap(),
+                1,
+                "term of the compacted index is kept"
+            );
+            assert!(matches!(
+                store.term(6),
+                Err(raft::Error::Store(StorageError::Compacted))
+            ));
             let low = store.entries(5, 9, None, GetEntriesContext::empty(false));
-            assert!(matches!(low, Err(raft::Error::Store(StorageError::Compacted))));
+            assert!(matches!(
+                low,
+                Err(raft::Error::Store(StorageError::Compacted))
+            ));
             assert_eq!(terms(store), vec![(8, 1), (9, 1), (10, 1)]);
             let snap = store.snapshot(0, 2).unwrap();
-            assert_eq!((snap.get_metadata().index, &snap.data[..]), (7, &b"state@7"[..]));
+            assert_eq!(
+                (snap.get_metadata().index, &snap.data[..]),
+                (7, &b"state@7"[..])
+            );
             assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
         };
         check(&store);
@@ -585,7 +670,9 @@ mod tests {
         assert_eq!(store.log_bytes(), size_before);
         assert!(matches!(
             store.snapshot(9, 2),
-            Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
         ));
     }
 
@@ -593,14 +680,18 @@ mod tests {
     fn installed_snapshot_replaces_the_log() {
         let disk = MemDisk::new();
         let mut store = LogStore::open(disk.clone(), &[1, 2, 3]).unwrap();
-        store.append(&entries(1..=4, 1), Some(&hard_state(1, 1, 2))).unwrap();
+        store
+            .append(&entries(1..=4, 1), Some(&hard_state(1, 1, 2)))
+            .unwrap();
         let mut snap = Snapshot::default();
         snap.mut_metadata().index = 20;
         snap.mut_metadata().term = 3;
         snap.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
         snap.data = b"leader state".to_vec().into();
         store.install_snapshot(snap).unwrap();
-        store.append(&entries(21..=22, 3), Some(&hard_state(3, 2, 21))).unwrap();
+        store
+            .append(&entries(21..=22, 3), Some(&hard_state(3, 2, 21)))
+            .unwrap();
         drop(store);
         let store = LogStore::open(disk, &[1, 2, 3]).unwrap();
         assert_eq!(store.snapshot_index(), 20);
@@ -613,7 +704,9 @@ mod tests {
     fn crash_between_snapshot_and_log_rewrite_skips_stale_entries() {
         let disk = MemDisk::new();
         let mut store = LogStore::open(disk.clone(), &[1]).unwrap();
-        store.append(&entries(1..=6, 1), Some(&hard_state(1, 1, 3))).unwrap();
+        store
+            .append(&entries(1..=6, 1), Some(&hard_state(1, 1, 3)))
+            .unwrap();
         let old_log = disk.clone().read(LOG_FILE).unwrap().unwrap();
         store.save_snapshot(3, b"s".to_vec()).unwrap();
         drop(store);
@@ -630,7 +723,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let disk = crate::disk::FsDisk::open(dir.path()).unwrap();
         let mut store = LogStore::open(disk, &[1]).unwrap();
-        store.append(&entries(1..=3, 1), Some(&hard_state(1, 1, 3))).unwrap();
+        store
+            .append(&entries(1..=3, 1), Some(&hard_state(1, 1, 3)))
+            .unwrap();
         store.save_snapshot(2, b"two".to_vec()).unwrap();
         store.append(&entries(4..=4, 1), None).unwrap();
         drop(store);

@@ -1,0 +1,264 @@
+//! Integration tests over real gRPC on 127.0.0.1: three voters in one process, each with its
+//! own directory, listener (port 0) and tasks.
+//!
+//! Timing only bounds waits here (polling with deadlines); no assertion depends on speed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferry_quorum::{Error, NodeId, Options, Quorum, QuorumHandle, Role, StateMachine};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// A list of every applied command; queries return `count,last`.
+#[derive(Default)]
+struct Journal {
+    /// Commands in apply order.
+    commands: Vec<String>,
+}
+
+impl StateMachine for Journal {
+    fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
+        self.commands
+            .push(String::from_utf8(command.to_vec()).unwrap());
+        self.commands.len().to_string().into_bytes()
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.commands.join("\n").into_bytes()
+    }
+
+    fn restore(&mut self, data: &[u8]) {
+        let text = String::from_utf8(data.to_vec()).unwrap();
+        self.commands = text.lines().map(str::to_string).collect();
+    }
+
+    fn query(&self, _query: &[u8]) -> Vec<u8> {
+        let last = self.commands.last().cloned().unwrap_or_default();
+        format!("{},{last}", self.commands.len()).into_bytes()
+    }
+}
+
+/// Three voters' addresses, directories and options.
+struct Cluster {
+    /// Voter id → listen address.
+    addresses: BTreeMap<NodeId, SocketAddr>,
+    /// Voter id → data directory (kept across restarts).
+    dirs: BTreeMap<NodeId, TempDir>,
+    /// Running voters.
+    handles: BTreeMap<NodeId, QuorumHandle>,
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let mut listeners = BTreeMap::new();
+        for id in 1..=3 {
+            listeners.insert(id, TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let addresses = listeners
+            .iter()
+            .map(|(id, l)| (*id, l.local_addr().unwrap()))
+            .collect();
+        let dirs = (1..=3)
+            .map(|id| (id, tempfile::tempdir().unwrap()))
+            .collect();
+        let mut cluster = Cluster {
+            addresses,
+            dirs,
+            handles: BTreeMap::new(),
+        };
+        for (id, listener) in listeners {
+            cluster.start_node(id, listener).await;
+        }
+        cluster
+    }
+
+    fn options(&self, id: NodeId) -> Options {
+        Options {
+            id,
+            peers: self
+                .addresses
+                .iter()
+                .map(|(id, a)| (*id, a.to_string()))
+                .collect(),
+            tick_interval: Duration::from_millis(20),
+            snapshot_entries: 5,
+            propose_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(2),
+            ..Default::default()
+        }
+    }
+
+    async fn start_node(&mut self, id: NodeId, listener: TcpListener) {
+        let dir = self.dirs[&id].path();
+        let handle = Quorum::start(self.options(id), Journal::default(), dir, listener).await;
+        self.handles.insert(id, handle.unwrap());
+    }
+
+    async fn restart(&mut self, id: NodeId) {
+        let listener = TcpListener::bind(self.addresses[&id]).await.unwrap();
+        self.start_node(id, listener).await;
+    }
+
+    async fn stop(&mut self, id: NodeId) {
+        self.handles.remove(&id).unwrap().shutdown().await;
+    }
+
+    /// Waits until a running voter is leader.
+    async fn leader(&self) -> NodeId {
+        wait_for("a leader", || async {
+            let mut leaders = Vec::new();
+            for handle in self.handles.values() {
+                let status = handle.status().await.unwrap();
+                leaders.push((status.role == Role::Leader).then_some(status.id));
+            }
+            leaders.into_iter().flatten().next()
+        })
+        .await
+    }
+
+    /// Any running voter other than `not`.
+    fn other(&self, not: NodeId) -> &QuorumHandle {
+        self.handles
+            .iter()
+            .find(|(id, _)| **id != not)
+            .map(|(_, h)| h)
+            .unwrap()
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most 10 s.
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_then_restart_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader().await;
+
+    // Proposals through a follower are forwarded to the leader.
+    let follower = cluster.other(leader).clone();
+    for i in 1..=10 {
+        let response = follower
+            .propose(format!("a{i}").into_bytes())
+            .await
+            .unwrap();
+        assert_eq!(response, i.to_string().into_bytes());
+    }
+    assert_eq!(follower.read(Vec::new()).await.unwrap(), b"10,a10");
+
+    // The leader goes away; the other two elect a new one and keep committing.
+    cluster.stop(leader).await;
+    let survivor = cluster.other(leader).clone();
+    for i in 11..=30 {
+        let response = survivor
+            .propose(format!("b{i}").into_bytes())
+            .await
+            .unwrap();
+        assert_eq!(response, i.to_string().into_bytes());
+    }
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, leader);
+    let status = cluster.handles[&new_leader].status().await.unwrap();
+    assert!(
+        status.snapshot_index >= 25,
+        "the log was compacted: {status:?}"
+    );
+    assert!(status.voters.iter().all(|v| v.matched.is_some()));
+
+    // The old leader restarts from its directory, behind the compacted log: it must catch up
+    // through a snapshot, then serve a linearizable read with everything.
+    cluster.restart(leader).await;
+    let restarted = cluster.handles[&leader].clone();
+    let answer = wait_for("the restarted node to catch up", || async {
+        let answer = restarted.read(Vec::new()).await.ok()?;
+        (answer == b"30,b30").then_some(answer)
+    })
+    .await;
+    assert_eq!(answer, b"30,b30");
+    let status = restarted.status().await.unwrap();
+    assert!(
+        status.snapshot_index >= 25,
+        "caught up from a snapshot: {status:?}"
+    );
+    assert_eq!(status.leader, Some(new_leader));
+
+    // The leader reports every voter caught up and recently heard from.
+    let status = wait_for("the leader to see all voters caught up", || async {
+        let status = cluster.handles[&new_leader].status().await.unwrap();
+        let caught_up = status
+            .voters
+            .iter()
+            .all(|v| v.matched >= Some(status.commit));
+        caught_up.then_some(status)
+    })
+    .await;
+    assert!(
+        status.voters.iter().all(|v| v.last_contact.is_some()),
+        "{status:?}"
+    );
+
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_three_down_refuses_instead_of_hanging() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader().await;
+    cluster.handles[&leader]
+        .propose(b"first".to_vec())
+        .await
+        .unwrap();
+
+    // Keep one follower; stop the other two (the leader among them).
+    let keep = cluster.other(leader).id();
+    let stop: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != keep).collect();
+    for id in stop {
+        cluster.stop(id).await;
+    }
+    let lonely = cluster.handles[&keep].clone();
+
+    let started = Instant::now();
+    let err = lonely.propose(b"lost".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable(_)),
+        "expected Unavailable, got {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the timeout bounds the wait"
+    );
+
+    let err = lonely.read(Vec::new()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unavailable(_)),
+        "expected Unavailable, got {err}"
+    );
+    assert_ne!(lonely.status().await.unwrap().role, Role::Leader);
+
+    lonely.shutdown().await;
+    assert!(matches!(
+        lonely.propose(b"x".to_vec()).await,
+        Err(Error::Stopped)
+    ));
+}
