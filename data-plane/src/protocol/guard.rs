@@ -1,0 +1,1340 @@
+//! A walk over each request body that refuses wire-declared sizes the body cannot hold.
+//!
+//! The `kafka-protocol` codecs size their buffers from the lengths on the wire before they read a
+//! single element: an array is decoded with `Vec::with_capacity(n)`, where `n` is the `i32`
+//! (classic encoding) or the unsigned varint minus one (compact encoding) that precedes it, and a
+//! string or byte field may be decoded with `vec![0; n]`. A 20-byte request that claims 2^31
+//! topics would make the broker ask for hundreds of gigabytes, and the process would abort. Size
+//! limits must be checked before any allocation, so [`check_body`] walks the body first, field by
+//! field, using the layout of the codec's generated `Decodable` impls, and compares every length
+//! prefix with the bytes that remain:
+//!
+//! - a string, byte field or tagged-field value of `n` bytes needs `n` bytes;
+//! - an array of `n` elements needs `n` times the smallest encoding of one element (at least 1
+//!   byte: 4 for an `i32`, and for a struct the sum of its fields' smallest encodings);
+//! - a fixed-size field that runs past the end of the body is a truncation.
+//!
+//! The walk allocates nothing. Its work is linear in the body's length, because the loop over an
+//! array runs only after its count has been checked against the remaining bytes. Recursion follows
+//! the static schemas below, never the input.
+//!
+//! The guard does not duplicate the codec's other checks: whether a field may be null, UTF-8,
+//! enum values, tags the codec rejects at a version. It accepts bytes after the end of the body,
+//! which the codec ignores and which cost nothing. To stay in step with the codec, it reads a
+//! *known* tagged field by its type and ignores the declared size, as the codec does (for the
+//! served versions, the only one is Fetch v12's `cluster_id`, a compact nullable string).
+//!
+//! Each request's schema lists the fields the codec reads at each version. The tests encode
+//! requests with the crate at every version the codec knows and check that the walk consumes
+//! exactly the encoded bytes. The guard accepts only the [`versions`](super::versions) that the
+//! broker serves. To serve a new version, extend the schemas and the `served` range together.
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+
+use schema::{API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, FETCH, LIST_OFFSETS, METADATA, PRODUCE};
+
+/// Why [`check_body`] refused a request body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// The guard has no validated schema for this API at this version.
+    #[error("{api_key:?} v{version} is not a request the broker serves")]
+    Unsupported {
+        /// The request's API.
+        api_key: ApiKey,
+        /// The request's version.
+        version: i16,
+    },
+    /// A fixed-size field runs past the end of the body.
+    #[error("{place} at byte {offset} needs {needed} bytes but only {remaining} remain")]
+    Truncated {
+        /// The field being read.
+        place: Place,
+        /// Where the field starts in the body.
+        offset: usize,
+        /// The bytes the field takes.
+        needed: usize,
+        /// The bytes left in the body at `offset`.
+        remaining: usize,
+    },
+    /// A length prefix is negative and not the null marker -1.
+    #[error("{place} at byte {offset} has the negative length {length}")]
+    NegativeLength {
+        /// The field whose length this is.
+        place: Place,
+        /// Where the length prefix starts in the body.
+        offset: usize,
+        /// The declared length.
+        length: i64,
+    },
+    /// A string, bytes or tagged-field value is longer than the rest of the body.
+    #[error(
+        "{place}: {length} bytes declared at byte {offset} cannot fit in the {remaining} \
+         remaining bytes"
+    )]
+    TooLong {
+        /// The field whose length this is.
+        place: Place,
+        /// Where the length prefix starts in the body.
+        offset: usize,
+        /// The declared length in bytes.
+        length: u64,
+        /// The bytes left in the body after the length prefix.
+        remaining: usize,
+    },
+    /// An array (or a list of tagged fields) has more elements than the rest of the body holds.
+    #[error(
+        "{place}: array of {count} elements at byte {offset} cannot fit in the {remaining} \
+         remaining bytes (each element takes at least {element_bytes_min})"
+    )]
+    ArrayTooLong {
+        /// The array.
+        place: Place,
+        /// Where the count prefix starts in the body.
+        offset: usize,
+        /// The declared number of elements.
+        count: u64,
+        /// The smallest encoding of one element, in bytes.
+        element_bytes_min: u64,
+        /// The bytes left in the body after the count prefix.
+        remaining: usize,
+    },
+}
+
+/// A field in a request schema, for error messages: `FetchTopic.partitions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// The struct, as the codec names it.
+    pub schema: &'static str,
+    /// The field, as the codec names it.
+    pub field: &'static str,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.field)
+    }
+}
+
+/// Checks every length in a request body against the bytes present, before the codec allocates.
+///
+/// `body` is the request after its header. Returns an error for an API or version the broker does
+/// not serve, for a declared size the body cannot hold, and for a body that ends inside a field.
+/// `Ok` means the codec's allocations are bounded by the body's length, not that the codec will
+/// accept the body.
+pub fn check_body(api_key: ApiKey, version: i16, body: &Bytes) -> Result<(), GuardError> {
+    let api = APIS
+        .iter()
+        .find(|api| api.key == api_key && api.served.contains(version))
+        .ok_or(GuardError::Unsupported { api_key, version })?;
+    walk(api, version, body).map(|_consumed| ())
+}
+
+/// Walks one body with `api`'s schema at `version`, returning the number of bytes it consumed.
+fn walk(api: &Api, version: i16, body: &[u8]) -> Result<usize, GuardError> {
+    let mut walker = Walker::new(body, version, version >= api.flexible_since);
+    walker.structure(api.body)?;
+    Ok(walker.pos)
+}
+
+/// An inclusive range of versions in which a field is on the wire.
+#[derive(Debug, Clone, Copy)]
+struct Versions {
+    /// The first version with the field.
+    min: i16,
+    /// The last version with the field.
+    max: i16,
+}
+
+impl Versions {
+    /// Whether `version` is in the range.
+    fn contains(self, version: i16) -> bool {
+        self.min <= version && version <= self.max
+    }
+}
+
+/// Every version.
+const ALL: Versions = Versions {
+    min: 0,
+    max: i16::MAX,
+};
+
+/// From `min` on.
+const fn since(min: i16) -> Versions {
+    Versions { min, max: i16::MAX }
+}
+
+/// Up to and including `max`.
+const fn until(max: i16) -> Versions {
+    Versions { min: 0, max }
+}
+
+/// From `min` to `max`, inclusive.
+const fn between(min: i16, max: i16) -> Versions {
+    Versions { min, max }
+}
+
+/// The wire type of a field. Whether a length prefix is classic or compact follows the version.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// One byte.
+    Int8,
+    /// One byte, zero or not.
+    Bool,
+    /// Two bytes.
+    Int16,
+    /// Four bytes.
+    Int32,
+    /// Eight bytes.
+    Int64,
+    /// Sixteen bytes.
+    Uuid,
+    /// A string, nullable or not: `i16` length, or unsigned varint length + 1 (0 is null).
+    String,
+    /// Bytes, nullable or not: `i32` length, or unsigned varint length + 1 (0 is null).
+    Bytes,
+    /// Elements of one kind: `i32` count, or unsigned varint count + 1 (0 is null).
+    Array(&'static Kind),
+    /// A struct, inline: its fields, then its tagged fields if the version is flexible.
+    Struct(&'static Schema),
+}
+
+/// One field of a struct.
+#[derive(Debug)]
+struct Field {
+    /// The codec's name for the field.
+    name: &'static str,
+    /// Its wire type.
+    kind: Kind,
+    /// The versions in which it is on the wire.
+    versions: Versions,
+}
+
+/// Declares a field.
+const fn field(name: &'static str, kind: Kind, versions: Versions) -> Field {
+    Field {
+        name,
+        kind,
+        versions,
+    }
+}
+
+/// A tagged field the codec decodes by its type (rather than skipping its declared size).
+#[derive(Debug)]
+struct Tagged {
+    /// The tag on the wire.
+    tag: u32,
+    /// The field.
+    field: Field,
+}
+
+/// Declares a tagged field.
+const fn tagged(tag: u32, name: &'static str, kind: Kind, versions: Versions) -> Tagged {
+    Tagged {
+        tag,
+        field: field(name, kind, versions),
+    }
+}
+
+/// The layout of one struct: fields in wire order, then (when flexible) tagged fields.
+#[derive(Debug)]
+struct Schema {
+    /// The codec's name for the struct.
+    name: &'static str,
+    /// The fields, in wire order.
+    fields: &'static [Field],
+    /// The tagged fields the codec decodes by type; any other tag is skipped by its size.
+    tagged: &'static [Tagged],
+}
+
+impl Schema {
+    /// Names one of this struct's fields in an error.
+    fn place(&self, field: &'static str) -> Place {
+        Place {
+            schema: self.name,
+            field,
+        }
+    }
+}
+
+/// One served request.
+#[derive(Debug)]
+struct Api {
+    /// The API.
+    key: ApiKey,
+    /// The versions the guard accepts: those the broker serves (`super::versions`).
+    served: Versions,
+    /// The first version with compact lengths and tagged fields.
+    flexible_since: i16,
+    /// The body's top-level struct.
+    body: &'static Schema,
+}
+
+/// Declares a served request.
+const fn api(key: ApiKey, served: Versions, flexible_since: i16, body: &'static Schema) -> Api {
+    Api {
+        key,
+        served,
+        flexible_since,
+        body,
+    }
+}
+
+/// Every request the guard knows: its served versions, first flexible version and body schema.
+const APIS: &[Api] = &[
+    api(ApiKey::Produce, between(3, 12), 9, &PRODUCE),
+    api(ApiKey::Fetch, between(4, 12), 12, &FETCH),
+    api(ApiKey::ListOffsets, between(1, 7), 6, &LIST_OFFSETS),
+    api(ApiKey::Metadata, between(0, 12), 9, &METADATA),
+    api(ApiKey::ApiVersions, between(0, 4), 3, &API_VERSIONS),
+    api(ApiKey::CreateTopics, between(2, 7), 5, &CREATE_TOPICS),
+    api(ApiKey::DeleteTopics, between(1, 6), 4, &DELETE_TOPICS),
+];
+
+/// The request layouts, transcribed from `kafka-protocol` 0.18's generated `Decodable` impls
+/// (`src/messages/*_request.rs`), for every version those impls decode.
+mod schema {
+    use super::Kind::{Array, Bool, Bytes, Int8, Int16, Int32, Int64, String, Struct, Uuid};
+    use super::{ALL, Field, Schema, between, field, since, tagged, until};
+
+    /// A struct without tagged fields that the codec decodes by type.
+    const fn plain(name: &'static str, fields: &'static [Field]) -> Schema {
+        Schema {
+            name,
+            fields,
+            tagged: &[],
+        }
+    }
+
+    /// `ProduceRequest`, versions 3-13, flexible from 9.
+    pub(super) const PRODUCE: Schema = plain(
+        "ProduceRequest",
+        &[
+            field("transactional_id", String, ALL),
+            field("acks", Int16, ALL),
+            field("timeout_ms", Int32, ALL),
+            field("topic_data", Array(&Struct(&TOPIC_PRODUCE_DATA)), ALL),
+        ],
+    );
+
+    /// `ProduceRequest.topic_data` elements.
+    const TOPIC_PRODUCE_DATA: Schema = plain(
+        "TopicProduceData",
+        &[
+            field("name", String, until(12)),
+            field("topic_id", Uuid, since(13)),
+            field(
+                "partition_data",
+                Array(&Struct(&PARTITION_PRODUCE_DATA)),
+                ALL,
+            ),
+        ],
+    );
+
+    /// `TopicProduceData.partition_data` elements.
+    const PARTITION_PRODUCE_DATA: Schema = plain(
+        "PartitionProduceData",
+        &[field("index", Int32, ALL), field("records", Bytes, ALL)],
+    );
+
+    /// `FetchRequest`, versions 4-18, flexible from 12.
+    pub(super) const FETCH: Schema = Schema {
+        name: "FetchRequest",
+        fields: &[
+            field("replica_id", Int32, until(14)),
+            field("max_wait_ms", Int32, ALL),
+            field("min_bytes", Int32, ALL),
+            field("max_bytes", Int32, ALL),
+            field("isolation_level", Int8, ALL),
+            field("session_id", Int32, since(7)),
+            field("session_epoch", Int32, since(7)),
+            field("topics", Array(&Struct(&FETCH_TOPIC)), ALL),
+            field(
+                "forgotten_topics_data",
+                Array(&Struct(&FORGOTTEN_TOPIC)),
+                since(7),
+            ),
+            field("rack_id", String, since(11)),
+        ],
+        tagged: &[
+            tagged(0, "cluster_id", String, ALL),
+            tagged(1, "replica_state", Struct(&REPLICA_STATE), since(15)),
+        ],
+    };
+
+    /// `FetchRequest.topics` elements.
+    const FETCH_TOPIC: Schema = plain(
+        "FetchTopic",
+        &[
+            field("topic", String, until(12)),
+            field("topic_id", Uuid, since(13)),
+            field("partitions", Array(&Struct(&FETCH_PARTITION)), ALL),
+        ],
+    );
+
+    /// `FetchTopic.partitions` elements.
+    const FETCH_PARTITION: Schema = Schema {
+        name: "FetchPartition",
+        fields: &[
+            field("partition", Int32, ALL),
+            field("current_leader_epoch", Int32, since(9)),
+            field("fetch_offset", Int64, ALL),
+            field("last_fetched_epoch", Int32, since(12)),
+            field("log_start_offset", Int64, since(5)),
+            field("partition_max_bytes", Int32, ALL),
+        ],
+        tagged: &[
+            tagged(0, "replica_directory_id", Uuid, since(17)),
+            tagged(1, "high_watermark", Int64, since(18)),
+        ],
+    };
+
+    /// `FetchRequest.forgotten_topics_data` elements.
+    const FORGOTTEN_TOPIC: Schema = plain(
+        "ForgottenTopic",
+        &[
+            field("topic", String, between(7, 12)),
+            field("topic_id", Uuid, since(13)),
+            field("partitions", Array(&Int32), since(7)),
+        ],
+    );
+
+    /// `FetchRequest.replica_state`, tagged field 1 from version 15.
+    const REPLICA_STATE: Schema = plain(
+        "ReplicaState",
+        &[
+            field("replica_id", Int32, since(15)),
+            field("replica_epoch", Int64, since(15)),
+        ],
+    );
+
+    /// `ListOffsetsRequest`, versions 1-10, flexible from 6.
+    pub(super) const LIST_OFFSETS: Schema = plain(
+        "ListOffsetsRequest",
+        &[
+            field("replica_id", Int32, ALL),
+            field("isolation_level", Int8, since(2)),
+            field("topics", Array(&Struct(&LIST_OFFSETS_TOPIC)), ALL),
+            field("timeout_ms", Int32, since(10)),
+        ],
+    );
+
+    /// `ListOffsetsRequest.topics` elements.
+    const LIST_OFFSETS_TOPIC: Schema = plain(
+        "ListOffsetsTopic",
+        &[
+            field("name", String, ALL),
+            field("partitions", Array(&Struct(&LIST_OFFSETS_PARTITION)), ALL),
+        ],
+    );
+
+    /// `ListOffsetsTopic.partitions` elements.
+    const LIST_OFFSETS_PARTITION: Schema = plain(
+        "ListOffsetsPartition",
+        &[
+            field("partition_index", Int32, ALL),
+            field("current_leader_epoch", Int32, since(4)),
+            field("timestamp", Int64, ALL),
+        ],
+    );
+
+    /// `MetadataRequest`, versions 0-13, flexible from 9.
+    pub(super) const METADATA: Schema = plain(
+        "MetadataRequest",
+        &[
+            field("topics", Array(&Struct(&METADATA_REQUEST_TOPIC)), ALL),
+            field("allow_auto_topic_creation", Bool, since(4)),
+            field(
+                "include_cluster_authorized_operations",
+                Bool,
+                between(8, 10),
+            ),
+            field("include_topic_authorized_operations", Bool, since(8)),
+        ],
+    );
+
+    /// `MetadataRequest.topics` elements.
+    const METADATA_REQUEST_TOPIC: Schema = plain(
+        "MetadataRequestTopic",
+        &[
+            field("topic_id", Uuid, since(10)),
+            field("name", String, ALL),
+        ],
+    );
+
+    /// `ApiVersionsRequest`, versions 0-4, flexible from 3.
+    pub(super) const API_VERSIONS: Schema = plain(
+        "ApiVersionsRequest",
+        &[
+            field("client_software_name", String, since(3)),
+            field("client_software_version", String, since(3)),
+        ],
+    );
+
+    /// `CreateTopicsRequest`, versions 2-7, flexible from 5.
+    pub(super) const CREATE_TOPICS: Schema = plain(
+        "CreateTopicsRequest",
+        &[
+            field("topics", Array(&Struct(&CREATABLE_TOPIC)), ALL),
+            field("timeout_ms", Int32, ALL),
+            field("validate_only", Bool, ALL),
+        ],
+    );
+
+    /// `CreateTopicsRequest.topics` elements.
+    const CREATABLE_TOPIC: Schema = plain(
+        "CreatableTopic",
+        &[
+            field("name", String, ALL),
+            field("num_partitions", Int32, ALL),
+            field("replication_factor", Int16, ALL),
+            field(
+                "assignments",
+                Array(&Struct(&CREATABLE_REPLICA_ASSIGNMENT)),
+                ALL,
+            ),
+            field("configs", Array(&Struct(&CREATABLE_TOPIC_CONFIG)), ALL),
+        ],
+    );
+
+    /// `CreatableTopic.assignments` elements.
+    const CREATABLE_REPLICA_ASSIGNMENT: Schema = plain(
+        "CreatableReplicaAssignment",
+        &[
+            field("partition_index", Int32, ALL),
+            field("broker_ids", Array(&Int32), ALL),
+        ],
+    );
+
+    /// `CreatableTopic.configs` elements.
+    const CREATABLE_TOPIC_CONFIG: Schema = plain(
+        "CreatableTopicConfig",
+        &[field("name", String, ALL), field("value", String, ALL)],
+    );
+
+    /// `DeleteTopicsRequest`, versions 1-6, flexible from 4.
+    pub(super) const DELETE_TOPICS: Schema = plain(
+        "DeleteTopicsRequest",
+        &[
+            field("topics", Array(&Struct(&DELETE_TOPIC_STATE)), since(6)),
+            field("topic_names", Array(&String), until(5)),
+            field("timeout_ms", Int32, ALL),
+        ],
+    );
+
+    /// `DeleteTopicsRequest.topics` elements.
+    const DELETE_TOPIC_STATE: Schema = plain(
+        "DeleteTopicState",
+        &[
+            field("name", String, since(6)),
+            field("topic_id", Uuid, since(6)),
+        ],
+    );
+}
+
+/// The width of a length prefix in the classic (non-flexible) encoding.
+#[derive(Debug, Clone, Copy)]
+enum Classic {
+    /// Strings.
+    Int16,
+    /// Bytes and arrays.
+    Int32,
+}
+
+/// A cursor over one body, walking it with the schema of one version.
+struct Walker<'a> {
+    /// The request body.
+    body: &'a [u8],
+    /// The next byte to read.
+    pos: usize,
+    /// The request version: it selects the fields on the wire.
+    version: i16,
+    /// Whether lengths are compact and structs end with tagged fields.
+    flexible: bool,
+    /// Every length prefix read, in order, so that tests can corrupt each one.
+    #[cfg(test)]
+    prefixes: Vec<std::ops::Range<usize>>,
+}
+
+impl<'a> Walker<'a> {
+    /// A walker at the start of `body`.
+    fn new(body: &'a [u8], version: i16, flexible: bool) -> Self {
+        Walker {
+            body,
+            pos: 0,
+            version,
+            flexible,
+            #[cfg(test)]
+            prefixes: Vec::new(),
+        }
+    }
+
+    /// The bytes not yet read.
+    fn remaining(&self) -> usize {
+        self.body.len() - self.pos
+    }
+
+    /// Walks a struct's fields present at this version, then its tagged fields if flexible.
+    fn structure(&mut self, schema: &Schema) -> Result<(), GuardError> {
+        let version = self.version;
+        for field in schema
+            .fields
+            .iter()
+            .filter(|f| f.versions.contains(version))
+        {
+            self.value(schema.place(field.name), field.kind)?;
+        }
+        if self.flexible {
+            self.tagged_fields(schema)?;
+        }
+        Ok(())
+    }
+
+    /// Walks one value of `kind`.
+    fn value(&mut self, place: Place, kind: Kind) -> Result<(), GuardError> {
+        match kind {
+            Kind::Int8 | Kind::Bool => self.take::<1>(place).map(drop),
+            Kind::Int16 => self.take::<2>(place).map(drop),
+            Kind::Int32 => self.take::<4>(place).map(drop),
+            Kind::Int64 => self.take::<8>(place).map(drop),
+            Kind::Uuid => self.take::<16>(place).map(drop),
+            Kind::String => self.sized(place, Classic::Int16),
+            Kind::Bytes => self.sized(place, Classic::Int32),
+            Kind::Array(element) => self.array(place, element),
+            Kind::Struct(schema) => self.structure(schema),
+        }
+    }
+
+    /// Walks a length-prefixed string or byte field.
+    fn sized(&mut self, place: Place, classic: Classic) -> Result<(), GuardError> {
+        let offset = self.pos;
+        match self.length(place, classic)? {
+            None => Ok(()),
+            Some(length) => self.skip_declared(place, offset, length),
+        }
+    }
+
+    /// Walks an array: checks its count against the remaining bytes, then each element.
+    fn array(&mut self, place: Place, element: &Kind) -> Result<(), GuardError> {
+        let offset = self.pos;
+        let Some(count) = self.length(place, Classic::Int32)? else {
+            return Ok(());
+        };
+        let element_bytes_min = self.size_min(*element).max(1);
+        self.check_count(place, offset, count, element_bytes_min)?;
+        for _ in 0..count {
+            self.value(place, *element)?;
+        }
+        Ok(())
+    }
+
+    /// Walks the tagged fields that end a flexible struct.
+    ///
+    /// Mirrors the codec: a tag it decodes by type at this version is walked by type, and the
+    /// declared size is ignored; any other tag is skipped by its declared size.
+    fn tagged_fields(&mut self, schema: &Schema) -> Result<(), GuardError> {
+        let place = schema.place("tagged fields");
+        let offset = self.pos;
+        let count = self.uvarint(place)?;
+        self.note_prefix(offset);
+        // Each tagged field takes at least a one-byte tag and a one-byte size.
+        self.check_count(place, offset, u64::from(count), 2)?;
+        for _ in 0..count {
+            let tag = self.uvarint(place)?;
+            let size_offset = self.pos;
+            let size = self.uvarint(place)?;
+            let known = schema
+                .tagged
+                .iter()
+                .find(|t| t.tag == tag && t.field.versions.contains(self.version));
+            match known {
+                Some(t) => self.value(schema.place(t.field.name), t.field.kind)?,
+                None => self.skip_declared(place, size_offset, u64::from(size))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The smallest encoding of one value of `kind` at this version, in bytes.
+    fn size_min(&self, kind: Kind) -> u64 {
+        let prefix = |classic_bytes: u64| if self.flexible { 1 } else { classic_bytes };
+        match kind {
+            Kind::Int8 | Kind::Bool => 1,
+            Kind::Int16 => 2,
+            Kind::Int32 => 4,
+            Kind::Int64 => 8,
+            Kind::Uuid => 16,
+            Kind::String => prefix(2),
+            Kind::Bytes | Kind::Array(_) => prefix(4),
+            Kind::Struct(schema) => {
+                let fields = schema
+                    .fields
+                    .iter()
+                    .filter(|f| f.versions.contains(self.version));
+                // A flexible struct ends with at least a one-byte count of tagged fields.
+                fields.map(|f| self.size_min(f.kind)).sum::<u64>() + u64::from(self.flexible)
+            }
+        }
+    }
+
+    /// Fails unless `count` elements of at least `element_bytes_min` bytes fit in what remains.
+    fn check_count(
+        &self,
+        place: Place,
+        offset: usize,
+        count: u64,
+        element_bytes_min: u64,
+    ) -> Result<(), GuardError> {
+        let remaining = self.remaining();
+        if count.saturating_mul(element_bytes_min) > remaining as u64 {
+            return Err(GuardError::ArrayTooLong {
+                place,
+                offset,
+                count,
+                element_bytes_min,
+                remaining,
+            });
+        }
+        Ok(())
+    }
+
+    /// Skips `length` bytes whose length prefix started at `offset`, if they are all there.
+    fn skip_declared(
+        &mut self,
+        place: Place,
+        offset: usize,
+        length: u64,
+    ) -> Result<(), GuardError> {
+        let remaining = self.remaining();
+        match usize::try_from(length) {
+            Ok(length) if length <= remaining => {
+                self.pos += length;
+                Ok(())
+            }
+            _ => Err(GuardError::TooLong {
+                place,
+                offset,
+                length,
+                remaining,
+            }),
+        }
+    }
+
+    /// Reads a length prefix: `None` for null, else the declared length.
+    fn length(&mut self, place: Place, classic: Classic) -> Result<Option<u64>, GuardError> {
+        let offset = self.pos;
+        let length = if self.flexible {
+            // Compact lengths are stored plus one, so that 0 can mean null.
+            i64::from(self.uvarint(place)?) - 1
+        } else {
+            match classic {
+                Classic::Int16 => i64::from(i16::from_be_bytes(self.take::<2>(place)?)),
+                Classic::Int32 => i64::from(i32::from_be_bytes(self.take::<4>(place)?)),
+            }
+        };
+        self.note_prefix(offset);
+        match u64::try_from(length) {
+            Ok(length) => Ok(Some(length)),
+            Err(_) if length == -1 => Ok(None),
+            Err(_) => Err(GuardError::NegativeLength {
+                place,
+                offset,
+                length,
+            }),
+        }
+    }
+
+    /// Reads an unsigned varint exactly as the codec does: at most five bytes, and bits beyond
+    /// the 32nd are dropped rather than refused.
+    fn uvarint(&mut self, place: Place) -> Result<u32, GuardError> {
+        let mut value = 0u32;
+        for i in 0..5 {
+            let [byte] = self.take::<1>(place)?;
+            value |= u32::from(byte & 0x7f) << (i * 7);
+            if byte < 0x80 {
+                break;
+            }
+        }
+        Ok(value)
+    }
+
+    /// Reads `N` bytes.
+    fn take<const N: usize>(&mut self, place: Place) -> Result<[u8; N], GuardError> {
+        let bytes = self
+            .body
+            .get(self.pos..self.pos + N)
+            .and_then(|b| <[u8; N]>::try_from(b).ok());
+        let Some(bytes) = bytes else {
+            let (offset, remaining) = (self.pos, self.remaining());
+            return Err(GuardError::Truncated {
+                place,
+                offset,
+                needed: N,
+                remaining,
+            });
+        };
+        self.pos += N;
+        Ok(bytes)
+    }
+
+    /// Records the length prefix that started at `offset` and ends here (tests only).
+    #[cfg(test)]
+    fn note_prefix(&mut self, offset: usize) {
+        self.prefixes.push(offset..self.pos);
+    }
+
+    /// Records the length prefix that started at `offset` and ends here (tests only).
+    #[cfg(not(test))]
+    fn note_prefix(&mut self, _offset: usize) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+    };
+    use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
+    use kafka_protocol::messages::fetch_request::{
+        FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState,
+    };
+    use kafka_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+    };
+    use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+    use kafka_protocol::messages::produce_request::{
+        PartitionProduceData, ProduceRequest, TopicProduceData,
+    };
+    use kafka_protocol::messages::{BrokerId, RequestKind, TopicName, TransactionalId};
+    use kafka_protocol::protocol::{Encodable, Message, StrBytes, VersionRange};
+    use uuid::Uuid;
+
+    /// An unknown tag, which every flexible struct below carries so that skipping is exercised.
+    const UNKNOWN_TAG: i32 = 99;
+
+    fn text(s: &'static str) -> StrBytes {
+        StrBytes::from_static_str(s)
+    }
+
+    fn topic(s: &'static str) -> TopicName {
+        TopicName(text(s))
+    }
+
+    fn tag() -> Bytes {
+        Bytes::from_static(b"tagged")
+    }
+
+    fn encode<T: Encodable>(request: &T, version: i16) -> Bytes {
+        let mut buf = BytesMut::new();
+        request
+            .encode(&mut buf, version)
+            .expect("the test request encodes");
+        buf.freeze()
+    }
+
+    fn produce(v: i16) -> Bytes {
+        let partition = |index| {
+            PartitionProduceData::default()
+                .with_index(index)
+                .with_records(Some(Bytes::from_static(b"not really a record batch")))
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let topic_data = |name| {
+            TopicProduceData::default()
+                .with_name(topic(name))
+                .with_topic_id(if v >= 13 {
+                    Uuid::from_u128(7)
+                } else {
+                    Uuid::nil()
+                })
+                .with_partition_data(vec![partition(0), partition(1).with_records(None)])
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let request = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(text("tx"))))
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![topic_data("a"), topic_data("b")])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn fetch(v: i16) -> Bytes {
+        let partition = |index| {
+            FetchPartition::default()
+                .with_partition(index)
+                .with_current_leader_epoch(3)
+                .with_fetch_offset(100)
+                .with_last_fetched_epoch(if v >= 12 { 2 } else { -1 })
+                .with_log_start_offset(0)
+                .with_partition_max_bytes(1 << 20)
+                .with_replica_directory_id(if v >= 17 {
+                    Uuid::from_u128(9)
+                } else {
+                    Uuid::nil()
+                })
+                .with_high_watermark(if v >= 18 { 50 } else { i64::MAX })
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let fetch_topic = FetchTopic::default()
+            .with_topic(topic("a"))
+            .with_topic_id(Uuid::from_u128(1))
+            .with_partitions(vec![partition(0), partition(1)])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        let forgotten = ForgottenTopic::default()
+            .with_topic(topic("b"))
+            .with_topic_id(Uuid::from_u128(2))
+            .with_partitions(vec![4, 5, 6])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        let replica_state = match v {
+            15.. => ReplicaState::default()
+                .with_replica_id(BrokerId(1))
+                .with_replica_epoch(8),
+            _ => ReplicaState::default(),
+        };
+        let request = FetchRequest::default()
+            .with_cluster_id(Some(text("cluster")))
+            .with_replica_id(BrokerId(if v <= 14 { 1 } else { -1 }))
+            .with_replica_state(replica_state)
+            .with_max_wait_ms(500)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 24)
+            .with_isolation_level(1)
+            .with_session_id(11)
+            .with_session_epoch(12)
+            .with_topics(vec![fetch_topic.clone(), fetch_topic])
+            .with_forgotten_topics_data(if v >= 7 { vec![forgotten] } else { vec![] })
+            .with_rack_id(text("rack"))
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn list_offsets(v: i16) -> Bytes {
+        let partition = |index| {
+            ListOffsetsPartition::default()
+                .with_partition_index(index)
+                .with_current_leader_epoch(4)
+                .with_timestamp(-1)
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let list_topic = ListOffsetsTopic::default()
+            .with_name(topic("a"))
+            .with_partitions(vec![partition(0), partition(1)])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(if v >= 2 { 1 } else { 0 })
+            .with_topics(vec![list_topic.clone(), list_topic])
+            .with_timeout_ms(1000)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn metadata(v: i16) -> Bytes {
+        let named = MetadataRequestTopic::default()
+            .with_topic_id(Uuid::from_u128(3))
+            .with_name(Some(topic("a")))
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        let mut topics = vec![named.clone(), named];
+        if v >= 10 {
+            topics.push(MetadataRequestTopic::default().with_topic_id(Uuid::from_u128(4)));
+        }
+        let request = MetadataRequest::default()
+            .with_topics(Some(topics))
+            .with_allow_auto_topic_creation(v < 4)
+            .with_include_cluster_authorized_operations((8..=10).contains(&v))
+            .with_include_topic_authorized_operations(v >= 8)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn api_versions(v: i16) -> Bytes {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(text("ferry-test"))
+            .with_client_software_version(text("1.0"))
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn create_topics(v: i16) -> Bytes {
+        let assignment = |index| {
+            CreatableReplicaAssignment::default()
+                .with_partition_index(index)
+                .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let config = |value| {
+            CreatableTopicConfig::default()
+                .with_name(text("cleanup.policy"))
+                .with_value(value)
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let creatable = CreatableTopic::default()
+            .with_name(topic("a"))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![assignment(0), assignment(1)])
+            .with_configs(vec![config(Some(text("compact"))), config(None)])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![creatable.clone(), creatable])
+            .with_timeout_ms(1000)
+            .with_validate_only(true)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn delete_topics(v: i16) -> Bytes {
+        let state = |name| {
+            DeleteTopicState::default()
+                .with_name(name)
+                .with_topic_id(Uuid::from_u128(5))
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let request = DeleteTopicsRequest::default()
+            .with_topics(if v >= 6 {
+                vec![state(Some(topic("a"))), state(None)]
+            } else {
+                vec![]
+            })
+            .with_topic_names(vec![topic("a"), topic("b")])
+            .with_timeout_ms(1000)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    /// A body of `key` at version `v` with every array non-empty, encoded by the crate.
+    fn body(key: ApiKey, v: i16) -> Bytes {
+        match key {
+            ApiKey::Produce => produce(v),
+            ApiKey::Fetch => fetch(v),
+            ApiKey::ListOffsets => list_offsets(v),
+            ApiKey::Metadata => metadata(v),
+            ApiKey::ApiVersions => api_versions(v),
+            ApiKey::CreateTopics => create_topics(v),
+            ApiKey::DeleteTopics => delete_topics(v),
+            other => panic!("no test request for {other:?}"),
+        }
+    }
+
+    /// The versions the codec decodes for `key`.
+    fn codec_versions(key: ApiKey) -> VersionRange {
+        match key {
+            ApiKey::Produce => ProduceRequest::VERSIONS,
+            ApiKey::Fetch => FetchRequest::VERSIONS,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+            ApiKey::Metadata => MetadataRequest::VERSIONS,
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            other => panic!("no codec mapping for {other:?}"),
+        }
+    }
+
+    /// Every served (api, version) with its test body.
+    fn served_bodies() -> Vec<(&'static Api, i16, Bytes)> {
+        let versions = |api: &'static Api| (api.served.min..=api.served.max).map(move |v| (api, v));
+        APIS.iter()
+            .flat_map(versions)
+            .map(|(api, v)| (api, v, body(api.key, v)))
+            .collect()
+    }
+
+    /// The codec's decode of `body`, and how many bytes it consumed if it succeeded.
+    fn codec_consumed(key: ApiKey, version: i16, body: &Bytes) -> Option<usize> {
+        let mut rest = body.clone();
+        RequestKind::decode(key, &mut rest, version)
+            .ok()
+            .map(|_| body.len() - rest.len())
+    }
+
+    #[test]
+    fn schemas_consume_exactly_what_the_codec_encodes_at_every_codec_version() {
+        let mut checked = 0;
+        for api in APIS {
+            let codec = codec_versions(api.key);
+            for v in codec.min..=codec.max {
+                let body = body(api.key, v);
+                assert_eq!(walk(api, v, &body), Ok(body.len()), "{:?} v{v}", api.key);
+                assert_eq!(
+                    codec_consumed(api.key, v, &body),
+                    Some(body.len()),
+                    "{:?} v{v}",
+                    api.key
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 11 + 15 + 10 + 14 + 5 + 6 + 6);
+    }
+
+    #[test]
+    fn accepts_every_served_version() {
+        let bodies = served_bodies();
+        for (api, v, body) in &bodies {
+            assert_eq!(check_body(api.key, *v, body), Ok(()), "{:?} v{v}", api.key);
+        }
+        assert_eq!(bodies.len(), 10 + 9 + 7 + 13 + 5 + 6 + 6);
+    }
+
+    #[test]
+    fn served_versions_are_the_advertised_ones() {
+        let advertised = crate::protocol::versions::SUPPORTED_APIS;
+        assert_eq!(advertised.len(), APIS.len());
+        for (supported, api) in advertised.iter().zip(APIS) {
+            assert_eq!(supported.key, api.key);
+            assert_eq!(
+                (supported.versions.min, supported.versions.max),
+                (api.served.min, api.served.max),
+                "{:?}: extend the guard's schemas together with the advertised versions",
+                api.key
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_served() {
+        let empty = Bytes::new();
+        for api in APIS {
+            for v in [api.served.min - 1, api.served.max + 1, -1, i16::MAX] {
+                let refused = GuardError::Unsupported {
+                    api_key: api.key,
+                    version: v,
+                };
+                assert_eq!(check_body(api.key, v, &empty), Err(refused));
+            }
+        }
+        let refused = GuardError::Unsupported {
+            api_key: ApiKey::JoinGroup,
+            version: 5,
+        };
+        assert_eq!(check_body(ApiKey::JoinGroup, 5, &empty), Err(refused));
+    }
+
+    #[test]
+    fn refuses_a_huge_metadata_topic_count() {
+        let body = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff]);
+        let err = check_body(ApiKey::Metadata, 1, &body).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "MetadataRequest.topics: array of 2147483647 elements at byte 0 cannot fit in the 0 \
+             remaining bytes (each element takes at least 2)"
+        );
+    }
+
+    #[test]
+    fn refuses_a_huge_unknown_tagged_field() {
+        // ApiVersions v3: two empty compact strings, one tagged field of 2^28 - 1 bytes.
+        let body = Bytes::from_static(&[1, 1, 1, 99, 0xff, 0xff, 0xff, 0x7f, 0]);
+        let err = check_body(ApiKey::ApiVersions, 3, &body).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                GuardError::TooLong {
+                    length: 0x0fff_ffff,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn accepts_trailing_bytes_as_the_codec_does() {
+        let mut body = BytesMut::from(&metadata(12)[..]);
+        body.extend_from_slice(b"trailing");
+        let body = body.freeze();
+        assert_eq!(check_body(ApiKey::Metadata, 12, &body), Ok(()));
+        assert_eq!(
+            codec_consumed(ApiKey::Metadata, 12, &body),
+            Some(body.len() - 8)
+        );
+    }
+
+    #[test]
+    fn reads_a_known_tagged_field_by_type_as_the_codec_does() {
+        let request = FetchRequest::default().with_cluster_id(Some(text("cluster")));
+        let mut body = encode(&request, 12).to_vec();
+        let n = body.len();
+        // The body ends with its tagged fields: count 1, tag 0, size 8, then "cluster" as a
+        // compact string (length + 1 = 8, then 7 bytes).
+        assert_eq!(body[n - 11..n - 7], [1, 0, 8, 8]);
+        // A size that disagrees with the string: the codec ignores it, and so must the guard.
+        body[n - 9] = 0;
+        let body = Bytes::from(body);
+        let fetch = APIS
+            .iter()
+            .find(|api| api.key == ApiKey::Fetch)
+            .expect("served");
+        assert_eq!(codec_consumed(ApiKey::Fetch, 12, &body), Some(n));
+        assert_eq!(walk(fetch, 12, &body), Ok(n));
+    }
+
+    /// Every array element kind in `schema` at version `v`, with the array's place.
+    fn arrays(schema: &'static Schema, v: i16, out: &mut Vec<(Place, Kind)>) {
+        let fields = schema
+            .fields
+            .iter()
+            .chain(schema.tagged.iter().map(|t| &t.field));
+        for field in fields.filter(|f| f.versions.contains(v)) {
+            let mut kind = field.kind;
+            if let Kind::Array(element) = kind {
+                out.push((schema.place(field.name), *element));
+                kind = *element;
+            }
+            if let Kind::Struct(nested) = kind {
+                arrays(nested, v, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_array_element_takes_at_least_one_byte_at_every_served_version() {
+        for api in APIS {
+            for v in api.served.min..=api.served.max {
+                let mut found = Vec::new();
+                arrays(api.body, v, &mut found);
+                let walker = Walker::new(&[], v, v >= api.flexible_since);
+                for (place, element) in found {
+                    let size_min = walker.size_min(element);
+                    assert!(size_min >= 1, "{:?} v{v} {place}: {size_min}", api.key);
+                }
+            }
+        }
+    }
+
+    /// The length prefixes the walk reads in `body`, in order.
+    fn prefixes(api: &Api, v: i16, body: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let mut walker = Walker::new(body, v, v >= api.flexible_since);
+        walker.structure(api.body).expect("the test body is valid");
+        walker.prefixes
+    }
+
+    #[test]
+    fn refuses_a_huge_length_in_every_prefix_at_the_lowest_and_highest_versions() {
+        let mut corrupted = 0;
+        for api in APIS {
+            for v in [api.served.min, api.served.max] {
+                let body = body(api.key, v);
+                for prefix in prefixes(api, v, &body) {
+                    let huge: &[u8] = match (v >= api.flexible_since, prefix.len()) {
+                        (true, _) => &[0xff, 0xff, 0xff, 0xff, 0x0f],
+                        (false, 2) => &[0x7f, 0xff],
+                        (false, _) => &[0x7f, 0xff, 0xff, 0xff],
+                    };
+                    let bad = [&body[..prefix.start], huge, &body[prefix.end..]].concat();
+                    let result = check_body(api.key, v, &Bytes::from(bad));
+                    assert!(
+                        matches!(
+                            result,
+                            Err(GuardError::TooLong { .. } | GuardError::ArrayTooLong { .. })
+                        ),
+                        "{:?} v{v}, prefix at {prefix:?}: {result:?}",
+                        api.key
+                    );
+                    corrupted += 1;
+                }
+            }
+        }
+        assert!(corrupted > 100, "only {corrupted} prefixes");
+    }
+
+    #[test]
+    fn refuses_every_truncation() {
+        for (api, v, body) in served_bodies() {
+            for cut in 0..body.len() {
+                let result = check_body(api.key, v, &body.slice(..cut));
+                // The walk of a prefix follows the walk of the whole body, which reads every
+                // byte, so no proper prefix can be accepted.
+                assert!(result.is_err(), "{:?} v{v} cut at {cut}", api.key);
+                assert_codec_agrees(api.key, v, &body.slice(..cut), result);
+            }
+        }
+    }
+
+    /// Checks the codec against the guard's verdict on `body`.
+    ///
+    /// Accepted: the codec must not panic, and if it decodes, it consumed what the guard did.
+    /// Refused for any reason but an oversized array: decoding allocates no more than the
+    /// guard allowed before the refusal, so it is safe to run, and the codec must refuse too.
+    /// Refused for an oversized array: decoding could exhaust memory, so it is not run.
+    fn assert_codec_agrees(key: ApiKey, v: i16, body: &Bytes, verdict: Result<(), GuardError>) {
+        match verdict {
+            Ok(()) => {
+                let api = APIS.iter().find(|api| api.key == key).expect("served");
+                if let Some(consumed) = codec_consumed(key, v, body) {
+                    assert_eq!(walk(api, v, body), Ok(consumed), "{key:?} v{v} {body:?}");
+                }
+            }
+            Err(GuardError::ArrayTooLong { .. }) => {}
+            Err(error) => {
+                let decoded = codec_consumed(key, v, body);
+                assert_eq!(
+                    decoded, None,
+                    "{key:?} v{v}: guard said {error}, codec decoded {body:?}"
+                );
+            }
+        }
+    }
+
+    /// A xorshift64 generator: deterministic, and enough to scatter mutations.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Applies one to four random edits to `body`.
+    fn mutate(rng: &mut XorShift, body: &[u8]) -> Vec<u8> {
+        let mut bytes = body.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = rng.below(bytes.len());
+            match rng.below(6) {
+                0 => bytes[at] = rng.next() as u8,
+                1 => bytes[at] = 0xff,
+                2 => bytes[at] = 0x00,
+                3 => bytes[at] ^= 1 << rng.below(8),
+                4 => bytes.truncate(at),
+                _ => bytes.insert(at, rng.next() as u8),
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn random_mutations_never_panic_and_never_reach_a_huge_allocation() {
+        const ITERATIONS: usize = 20_000;
+        let bodies = served_bodies();
+        let mut rng = XorShift(0x5eed_f00d_cafe_d00d);
+        let (mut accepted, mut decoded) = (0, 0);
+        for _ in 0..ITERATIONS {
+            let (api, v, body) = &bodies[rng.below(bodies.len())];
+            let bad = Bytes::from(mutate(&mut rng, body));
+            let verdict = check_body(api.key, *v, &bad);
+            if verdict.is_ok() {
+                accepted += 1;
+                decoded += usize::from(codec_consumed(api.key, *v, &bad).is_some());
+            }
+            assert_codec_agrees(api.key, *v, &bad, verdict);
+        }
+        eprintln!("accepted {accepted}, decoded {decoded} of {ITERATIONS}");
+        // Enough of both verdicts that the loop exercises the guard and the codec.
+        assert!(accepted > ITERATIONS / 10, "accepted {accepted}");
+        assert!(accepted < ITERATIONS, "accepted all");
+        assert!(decoded > ITERATIONS / 20, "decoded {decoded}");
+    }
+}
