@@ -1,0 +1,59 @@
+//! `ferry`: one binary for Ferry's server roles and its command-line client.
+//!
+//! Server roles parse their configuration here and hand typed options to the libraries:
+//! - `ferry node`: one data-plane node (see `ferry_data_plane::node`);
+//! - `ferry dev`: the local stack for trying Ferry (today: one node on loopback).
+//!
+//! Client commands talk to running processes:
+//! - `ferry node status`: what a node reports on its admin endpoint.
+
+mod dev;
+mod node;
+
+use clap::{Parser, Subcommand};
+
+/// Ferry: a self-hostable managed Kafka service.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about)]
+struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a data-plane node, or query one.
+    Node(node::NodeArgs),
+    /// Run the local development stack.
+    Dev(dev::DevArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Node(args) => node::run(args).await,
+            Command::Dev(args) => dev::run(args).await,
+        }
+    })
+}
+
+/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

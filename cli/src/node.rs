@@ -1,0 +1,179 @@
+//! `ferry node`: run one data-plane node, or query a running one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use ferry_data_plane::broker::BrokerConfig;
+use ferry_data_plane::node::{Node, NodeConfig, Role};
+use ferry_data_plane::server::ServerOptions;
+use ferry_proto::node::v1::GetStatusRequest;
+use ferry_proto::node::v1::node_service_client::NodeServiceClient;
+
+/// Arguments of `ferry node`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NodeArgs {
+    /// Query a running node instead of starting one.
+    #[command(subcommand)]
+    command: Option<NodeCommand>,
+    /// How to run the node.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `ferry node` subcommands.
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Print a running node's status from its admin endpoint.
+    Status {
+        /// The node's admin endpoint, host:port.
+        #[arg(long, env = "FERRY_NODE_ADMIN")]
+        admin: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+/// Output formats of client commands.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    /// A human-readable table.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Flags of a node process. Kafka configs are given by their Kafka names with `--set`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Node id, unique within the cluster (Kafka's node.id).
+    #[arg(long, env = "FERRY_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+    /// Directory for everything the node persists.
+    #[arg(long, env = "FERRY_DATA_DIR", default_value = "./ferry-data")]
+    pub data_dir: PathBuf,
+    /// Address of the Kafka listener (port 0 picks a free port).
+    #[arg(long, env = "FERRY_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// Host name or IP clients are told to connect to (default: the listen IP).
+    #[arg(long, env = "FERRY_ADVERTISED_HOST")]
+    pub advertised_host: Option<String>,
+    /// Address of the admin endpoint (node status).
+    #[arg(long, env = "FERRY_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Rack (availability zone) of this node.
+    #[arg(long, env = "FERRY_RACK")]
+    pub rack: Option<String>,
+    /// Cluster id; a new data directory gets a fresh one when omitted.
+    #[arg(long, env = "FERRY_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Roles (Kafka's process.roles).
+    #[arg(long, value_delimiter = ',', default_value = "broker,controller")]
+    pub roles: Vec<String>,
+    /// A broker config by Kafka name, e.g. --set num.partitions=3 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl RunArgs {
+    /// Turns the flags into a node configuration.
+    pub fn to_config(&self) -> anyhow::Result<NodeConfig> {
+        let roles = self
+            .roles
+            .iter()
+            .map(|r| match r.trim() {
+                "broker" => Ok(Role::Broker),
+                "controller" => Ok(Role::Controller),
+                other => anyhow::bail!("unknown role {other:?}: expected broker or controller"),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut broker = BrokerConfig::new(self.node_id, self.data_dir.join("logs"));
+        let pairs = self
+            .set
+            .iter()
+            .map(|kv| kv.split_once('=').with_context(|| format!("--set {kv:?}: expected NAME=VALUE")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        broker.apply_kafka_configs(pairs).map_err(anyhow::Error::msg)?;
+        Ok(NodeConfig {
+            node_id: self.node_id,
+            cluster_id: self.cluster_id.clone(),
+            roles,
+            data_dir: self.data_dir.clone(),
+            kafka_listen: self.listen,
+            advertised_host: self.advertised_host.clone(),
+            rack: self.rack.clone(),
+            admin_listen: self.admin_listen,
+            server: ServerOptions::default(),
+            broker,
+        })
+    }
+}
+
+/// Runs `ferry node`.
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(NodeCommand::Status { admin, output }) => status(&admin, output).await,
+        None => serve(&args.run).await,
+    }
+}
+
+async fn serve(args: &RunArgs) -> anyhow::Result<()> {
+    let node = Node::bind(args.to_config()?).await?;
+    // One line on stdout that scripts and tests wait for.
+    println!(
+        "ferry node ready: node_id={} cluster_id={} bootstrap={} admin={}",
+        args.node_id,
+        node.cluster_id(),
+        node.bootstrap(),
+        node.admin_addr().map_or_else(|| "-".to_string(), |a| a.to_string())
+    );
+    node.run(crate::shutdown_signal()).await;
+    Ok(())
+}
+
+async fn status(admin: &str, output: Output) -> anyhow::Result<()> {
+    let mut client = NodeServiceClient::connect(format!("http://{admin}"))
+        .await
+        .with_context(|| format!("cannot reach the node admin endpoint at {admin}"))?;
+    let status = client.get_status(GetStatusRequest {}).await?.into_inner();
+    match output {
+        Output::Json => {
+            let partitions: Vec<_> = status
+                .partitions
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "topic": p.topic, "partition": p.partition,
+                        "log_start_offset": p.log_start_offset, "log_end_offset": p.log_end_offset,
+                        "high_watermark": p.high_watermark, "size_bytes": p.size_bytes,
+                        "segment_count": p.segment_count,
+                    })
+                })
+                .collect();
+            let json = serde_json::json!({
+                "cluster_id": status.cluster_id, "node_id": status.node_id, "roles": status.roles,
+                "advertised_kafka_address": status.advertised_kafka_address,
+                "uptime_seconds": status.uptime_seconds, "partitions": partitions,
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Output::Table => {
+            println!("cluster:  {}", status.cluster_id);
+            println!("node:     {} ({})", status.node_id, status.roles.join(", "));
+            println!("kafka:    {}", status.advertised_kafka_address);
+            println!("uptime:   {}s", status.uptime_seconds);
+            println!();
+            println!("{:<32} {:>9} {:>12} {:>12} {:>12} {:>12} {:>8}", "TOPIC", "PARTITION", "LOG START", "LOG END", "HIGH WATER", "BYTES", "SEGMENTS");
+            for p in &status.partitions {
+                println!(
+                    "{:<32} {:>9} {:>12} {:>12} {:>12} {:>12} {:>8}",
+                    p.topic, p.partition, p.log_start_offset, p.log_end_offset, p.high_watermark, p.size_bytes, p.segment_count
+                );
+            }
+        }
+    }
+    Ok(())
+}

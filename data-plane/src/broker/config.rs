@@ -1,0 +1,136 @@
+//! Broker configuration, by Kafka's broker config names.
+//!
+//! Operators and the control plane speak Kafka's names (`num.partitions`, `log.retention.ms`,
+//! …), so existing configurations carry over. [`BrokerConfig::apply_kafka_configs`] maps them
+//! onto typed settings; the broker-level `log.*` names become the defaults of the topic configs
+//! they correspond to (`log.retention.ms` is the default of `retention.ms`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::metadata::NodeId;
+use crate::metadata::local::TopicDefaults;
+
+/// Broker settings, with Kafka's names in the docs.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: NodeId,
+    /// `log.dirs` (one directory): where partition directories live.
+    pub log_dir: PathBuf,
+    /// `auto.create.topics.enable`: Metadata requests for unknown topics create them.
+    pub auto_create_topics_enable: bool,
+    /// Defaults for new topics (`num.partitions`, `default.replication.factor`, topic configs).
+    pub topic_defaults: TopicDefaults,
+    /// `log.retention.check.interval.ms`: how often retention and time-based rolls run.
+    pub retention_check_interval: Duration,
+}
+
+impl BrokerConfig {
+    /// Defaults for a broker with `node_id` keeping its logs in `log_dir`.
+    pub fn new(node_id: NodeId, log_dir: PathBuf) -> Self {
+        Self {
+            node_id,
+            log_dir,
+            auto_create_topics_enable: true,
+            topic_defaults: TopicDefaults::default(),
+            retention_check_interval: Duration::from_millis(300_000),
+        }
+    }
+}
+
+
+/// Broker-level names that set the default of a topic config, as Kafka maps them.
+const TOPIC_DEFAULT_NAMES: &[(&str, &str)] = &[
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.index.interval.bytes", "index.interval.bytes"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable"),
+];
+
+impl BrokerConfig {
+    /// Applies broker configs given by Kafka name. Unknown names and bad values are refused
+    /// with a sentence naming the config.
+    pub fn apply_kafka_configs<'a>(
+        &mut self,
+        configs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), String> {
+        let mut topic_overrides = BTreeMap::new();
+        for (name, value) in configs {
+            let bad = |why: &str| format!("invalid value {value:?} for {name}: {why}");
+            match name {
+                "num.partitions" => {
+                    self.topic_defaults.num_partitions =
+                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected an integer > 0"))?;
+                }
+                "default.replication.factor" => {
+                    self.topic_defaults.default_replication_factor =
+                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected an integer > 0"))?;
+                }
+                "auto.create.topics.enable" => {
+                    self.auto_create_topics_enable =
+                        value.parse().map_err(|_| bad("expected true or false"))?;
+                }
+                "log.retention.check.interval.ms" => {
+                    let ms: u64 =
+                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected an integer > 0"))?;
+                    self.retention_check_interval = Duration::from_millis(ms);
+                }
+                _ => match TOPIC_DEFAULT_NAMES.iter().find(|(broker, _)| *broker == name) {
+                    Some((_, topic)) => {
+                        topic_overrides.insert(topic.to_string(), value.to_string());
+                    }
+                    None => return Err(format!("unknown broker config {name:?}")),
+                },
+            }
+        }
+        self.topic_defaults.config = self
+            .topic_defaults
+            .config
+            .with_overrides(&topic_overrides)
+            .map_err(|e| e.message)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_broker_names_onto_settings_and_topic_defaults() {
+        let mut config = BrokerConfig::new(1, PathBuf::from("/tmp/x"));
+        config
+            .apply_kafka_configs([
+                ("num.partitions", "3"),
+                ("auto.create.topics.enable", "false"),
+                ("log.retention.ms", "60000"),
+                ("min.insync.replicas", "2"),
+                ("log.retention.check.interval.ms", "1000"),
+            ])
+            .unwrap();
+        assert_eq!(config.topic_defaults.num_partitions, 3);
+        assert!(!config.auto_create_topics_enable);
+        assert_eq!(config.topic_defaults.config.min_insync_replicas, 2);
+        assert_eq!(config.retention_check_interval, Duration::from_secs(1));
+        let described = config.topic_defaults.config.log.describe();
+        assert!(described.contains(&("retention.ms", "60000".to_string())), "{described:?}");
+    }
+
+    #[test]
+    fn refuses_unknown_names_and_bad_values() {
+        let mut config = BrokerConfig::new(1, PathBuf::from("/tmp/x"));
+        assert!(config.apply_kafka_configs([("no.such", "1")]).unwrap_err().contains("unknown"));
+        assert!(config.apply_kafka_configs([("num.partitions", "0")]).is_err());
+        assert!(config.apply_kafka_configs([("log.retention.ms", "x")]).is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! Fetch (key 1): reads record batches for consumers, long-polling until enough data arrives.
+//!
+//! # Expected flow
+//! 1. Read every requested partition from its log, as raw batch bytes (no decoding), within
+//!    `partition_max_bytes` per partition and `max_bytes` in total. Like Kafka (KIP-74), the first
+//!    batch of the first partition that has data is returned whole even if it exceeds the limits,
+//!    so a consumer always makes progress.
+//! 2. If fewer than `min_bytes` were found, no partition had an error and `max_wait_ms` has not
+//!    passed, wait for the next append on this broker and read again.
+//!
+//! Consumers see only offsets below the high watermark. Fetch sessions (KIP-227) are declined
+//! by answering session id 0, which every client handles by sending full fetches.
+//!
+//! # Errors (per partition, as response data)
+//! UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE (outside
+//! `[log_start_offset, high_watermark]`), FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (KIP-320),
+//! and at the top level FETCH_SESSION_ID_NOT_FOUND for a session this broker never created.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::time::Instant;
+
+use super::Broker;
+
+/// Longest a fetch may wait, whatever the client asks: bounds how long a connection is parked.
+const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// A read of all requested partitions.
+struct FetchRead {
+    /// The response body.
+    response: FetchResponse,
+    /// Record bytes gathered.
+    bytes: usize,
+    /// Whether any partition answered with an error (which ends the wait, as in Kafka).
+    any_error: bool,
+}
+
+impl Broker {
+    /// Answers a Fetch request, waiting up to `max_wait_ms` for `min_bytes`.
+    pub(super) async fn fetch(&self, request: FetchRequest, version: i16) -> FetchResponse {
+        if version >= 7 && request.session_id != 0 {
+            return FetchResponse::default()
+                .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        }
+        let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
+        let deadline = Instant::now() + wait;
+        let min_bytes = request.min_bytes.max(0) as usize;
+        let mut appended = self.appended.subscribe();
+        loop {
+            appended.borrow_and_update();
+            let read = self.read_for_fetch(&request);
+            if read.bytes >= min_bytes.max(1) || read.any_error || Instant::now() >= deadline {
+                return read.response;
+            }
+            // Woken by any append on this broker; re-reading is cheap and keeps this simple.
+            if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
+                return self.read_for_fetch(&request).response;
+            }
+        }
+    }
+
+    fn read_for_fetch(&self, request: &FetchRequest) -> FetchRead {
+        let mut remaining = request.max_bytes.max(0) as usize;
+        let mut total = 0usize;
+        let mut any_error = false;
+        let read_committed = request.isolation_level == 1;
+        let topics = request
+            .topics
+            .iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .map(|asked| {
+                        let first = total == 0;
+                        let data = self.read_partition(&topic.topic.0, asked, remaining, first);
+                        let taken = data.records.as_ref().map_or(0, Bytes::len);
+                        total += taken;
+                        remaining = remaining.saturating_sub(taken);
+                        any_error |= data.error_code != 0;
+                        let _ = read_committed; // no transactions: last stable offset = high watermark
+                        data
+                    })
+                    .collect();
+                FetchableTopicResponse::default()
+                    .with_topic(topic.topic.clone())
+                    .with_topic_id(topic.topic_id)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        FetchRead {
+            response: FetchResponse::default().with_session_id(0).with_responses(topics),
+            bytes: total,
+            any_error,
+        }
+    }
+
+    /// Reads one partition. `budget` is what remains of the response's `max_bytes`;
+    /// `first` says no earlier partition returned data (so one whole batch may exceed limits).
+    fn read_partition(
+        &self,
+        topic: &str,
+        asked: &FetchPartition,
+        budget: usize,
+        first: bool,
+    ) -> PartitionData {
+        let index = asked.partition;
+        let empty = PartitionData::default()
+            .with_partition_index(index)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica((-1).into())
+            .with_aborted_transactions(Some(vec![]))
+            .with_records(Some(Bytes::new()));
+        let error = |code: ResponseError| empty.clone().with_error_code(code.code());
+        let Some(partition) = self.partition(topic, index) else {
+            return error(ResponseError::UnknownTopicOrPartition);
+        };
+        let mut inner = partition.lock();
+        if !inner.is_leader(self.node_id()) {
+            return error(ResponseError::NotLeaderOrFollower);
+        }
+        let epoch = inner.state.leader_epoch;
+        if asked.current_leader_epoch >= 0 && asked.current_leader_epoch != epoch {
+            return error(if asked.current_leader_epoch < epoch {
+                ResponseError::FencedLeaderEpoch
+            } else {
+                ResponseError::UnknownLeaderEpoch
+            });
+        }
+        let high_watermark = inner.high_watermark;
+        let log_start = inner.log.log_start_offset();
+        let with_offsets = empty
+            .clone()
+            .with_high_watermark(high_watermark)
+            .with_last_stable_offset(high_watermark)
+            .with_log_start_offset(log_start);
+        if asked.fetch_offset < log_start || asked.fetch_offset > high_watermark {
+            return with_offsets.with_error_code(ResponseError::OffsetOutOfRange.code());
+        }
+        let max_bytes = (asked.partition_max_bytes.max(0) as usize).min(budget);
+        match inner.log.read(asked.fetch_offset, max_bytes, high_watermark, first) {
+            Ok(read) => with_offsets.with_records(Some(read.records)),
+            Err(e) => {
+                tracing::warn!(topic, partition = index, error = %e, "fetch read failed");
+                with_offsets.with_error_code(e.kafka_code())
+            }
+        }
+    }
+}

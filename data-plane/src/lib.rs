@@ -1,0 +1,27 @@
+//! Ferry's data plane: the process that stores and serves Kafka data.
+//!
+//! A `ferry node` runs one [`node::Node`]. It speaks the Apache Kafka wire protocol to
+//! unmodified clients and keeps each partition in a durable, segmented log.
+//!
+//! # Layout
+//! - [`protocol`]: sans-IO framing, request decoding, version policy, response encoding.
+//! - [`server`]: the TCP listener and the per-connection loop (one request at a time).
+//! - [`broker`]: the request router and one file per Kafka API; partition replicas.
+//! - [`log`]: the partition log — segments, indexes, retention, crash recovery.
+//! - [`metadata`]: the cluster image the broker serves from, and the authority that changes it
+//!   (the node itself today; the KRaft-style controller quorum later).
+//! - [`node`]: wires the pieces into a running node with roles, a data directory and an admin
+//!   endpoint.
+//!
+//! # Flow of a request
+//! ```text
+//! socket -> FrameDecoder -> request::decode -> Broker::handle -> <api>.rs -> Partition/log
+//!        <- response::encode <---------------- ResponseKind <--'
+//! ```
+
+pub mod broker;
+pub mod log;
+pub mod metadata;
+pub mod node;
+pub mod protocol;
+pub mod server;

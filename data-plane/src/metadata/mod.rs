@@ -1,0 +1,94 @@
+//! Cluster metadata as the broker sees it, and the authority that changes it.
+//!
+//! A broker serves Metadata, Produce and Fetch from an immutable [`Image`]: which brokers exist,
+//! which topics, and where each partition's replicas live. The image changes only through an
+//! [`Authority`]; the broker subscribes to it and reconciles its local partitions with every new
+//! image (creating logs for new partitions, deleting the logs of removed topics).
+//!
+//! Today the only authority is [`local::LocalAuthority`], the single-node case where the node is
+//! its own metadata authority and keeps the image in its data directory. The KRaft-style
+//! controller quorum will be a second implementation of the same trait: admin requests are then
+//! forwarded to the active controller and the image follows the committed metadata log.
+
+pub mod image;
+pub mod local;
+pub mod topic_config;
+pub mod validate;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+
+pub use image::{BrokerInfo, Image, NodeId, PartitionState, Topic, TopicId};
+
+/// A topic to create, as asked for by a CreateTopics request (or by auto-creation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTopic {
+    /// Topic name; validated by the authority.
+    pub name: String,
+    /// Number of partitions, or `None` for the cluster default (`num.partitions`).
+    pub num_partitions: Option<i32>,
+    /// Replication factor, or `None` for the cluster default (`default.replication.factor`).
+    pub replication_factor: Option<i16>,
+    /// Explicit replica assignment per partition (index = partition); empty to let the
+    /// authority place replicas.
+    pub assignments: Vec<Vec<NodeId>>,
+    /// Topic config overrides by Kafka name.
+    pub configs: Vec<(String, String)>,
+}
+
+/// How a topic to delete is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicRef {
+    /// By name.
+    Name(String),
+    /// By topic id.
+    Id(TopicId),
+}
+
+/// An admin request failed for one topic; carried back to the client as response data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AdminError {
+    /// The Kafka error code the client receives.
+    pub code: ResponseError,
+    /// A human sentence, sent as the error message where the API has one.
+    pub message: String,
+}
+
+impl AdminError {
+    /// An error with a code and a message.
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// The outcome of creating one topic.
+pub type CreateResult = Result<Topic, AdminError>;
+
+/// The outcome of deleting one topic: its name and id.
+pub type DeleteResult = Result<(String, TopicId), AdminError>;
+
+/// The source of truth for cluster metadata.
+///
+/// Methods answer once the change is durable at the authority (for the quorum: committed), and
+/// results come back in request order, one per item.
+pub trait Authority: Send + Sync + 'static {
+    /// The latest image.
+    fn image(&self) -> Arc<Image>;
+
+    /// A receiver that sees every new image (and the current one first).
+    fn subscribe(&self) -> watch::Receiver<Arc<Image>>;
+
+    /// Creates topics. With `validate_only`, checks everything and changes nothing.
+    fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> BoxFuture<'_, Vec<CreateResult>>;
+
+    /// Deletes topics.
+    fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>>;
+}

@@ -1,0 +1,85 @@
+//! The node's admin endpoint: the `ferry.node.v1.NodeService` gRPC service.
+//!
+//! It reports what the node is and holds (`ferry node status`, readiness checks in `ferry dev`
+//! and the tests; the agent's health reports later).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_proto::node::v1::node_service_server::{NodeService, NodeServiceServer};
+use ferry_proto::node::v1::{GetStatusRequest, NodeStatus, PartitionStatus};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use super::Role;
+use crate::broker::Broker;
+
+/// What the status call reads from.
+#[derive(Clone)]
+pub struct StatusSource {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    /// Roles of the node.
+    pub roles: Vec<Role>,
+    /// Advertised Kafka address.
+    pub advertised: String,
+    /// When the node started.
+    pub started: Instant,
+}
+
+#[tonic::async_trait]
+impl NodeService for StatusSource {
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<NodeStatus>, Status> {
+        let partitions = self
+            .broker
+            .partitions()
+            .into_iter()
+            .map(|p| {
+                let inner = p.lock();
+                PartitionStatus {
+                    topic: p.id.topic.clone(),
+                    partition: p.id.partition,
+                    log_start_offset: inner.log.log_start_offset(),
+                    log_end_offset: inner.log.log_end_offset(),
+                    high_watermark: inner.high_watermark,
+                    size_bytes: inner.log.size_bytes(),
+                    segment_count: inner.log.segment_count() as u32,
+                }
+            })
+            .collect();
+        Ok(Response::new(NodeStatus {
+            cluster_id: self.broker.image().cluster_id.clone(),
+            node_id: self.broker.node_id(),
+            roles: self.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            advertised_kafka_address: self.advertised.clone(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            partitions,
+        }))
+    }
+}
+
+/// Serves the admin endpoint on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, status: StatusSource, shutdown: impl Future<Output = ()>) {
+    let incoming = tokio_stream_from(listener);
+    if let Err(e) = tonic::transport::Server::builder()
+        .add_service(NodeServiceServer::new(status))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "admin endpoint failed");
+    }
+}
+
+/// Adapts a bound listener into the stream of connections tonic serves.
+fn tokio_stream_from(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    })
+}

@@ -1,0 +1,104 @@
+//! Which APIs and versions the broker advertises in ApiVersions, and accepts.
+//!
+//! The table is the single source of truth: the request decoder refuses anything outside it and
+//! the ApiVersions handler advertises exactly it. Each range must lie inside the versions that the
+//! `kafka-protocol` request type itself decodes (`<XRequest as Message>::VERSIONS`, which can be
+//! narrower than `ApiKey::valid_versions()`); a unit test checks that.
+//!
+//! The minimums are Apache Kafka 4.0's (the first release that dropped the pre-2.1 versions); the
+//! maximums stop where Ferry stops implementing the protocol exactly:
+//! - Produce 12 and Fetch 12: versions 13+ address topics by id only, which comes later;
+//! - ListOffsets 7: adds the max-timestamp query (-3); 8 and 9 concern tiered storage;
+//! - Metadata 12: the topic-id-aware version Kafka 3.x and 4.0 serve.
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::VersionRange;
+
+/// One advertised API: its key and the inclusive range of versions the broker implements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SupportedApi {
+    /// The API.
+    pub key: ApiKey,
+    /// Versions the broker decodes and answers exactly as Kafka does.
+    pub versions: VersionRange,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
+    SupportedApi { key, versions: VersionRange { min, max } }
+}
+
+/// Every API the broker serves, in api-key order.
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    api(ApiKey::Produce, 3, 12),
+    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::ListOffsets, 1, 7),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+];
+
+/// The versions of `key` the broker accepts, or `None` if it does not serve the API at all.
+pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
+    SUPPORTED_APIS.iter().find(|api| api.key == key).map(|api| api.versions)
+}
+
+/// Whether the broker accepts `version` of `key`.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    supported_versions(key).is_some_and(|range| range.min <= version && version <= range.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    /// The versions the codec can decode for each request type we serve.
+    fn codec_versions(key: ApiKey) -> VersionRange {
+        match key {
+            ApiKey::Produce => ProduceRequest::VERSIONS,
+            ApiKey::Fetch => FetchRequest::VERSIONS,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+            ApiKey::Metadata => MetadataRequest::VERSIONS,
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            other => panic!("no codec mapping for {other:?}: add it here"),
+        }
+    }
+
+    #[test]
+    fn every_advertised_range_is_decodable_by_the_codec() {
+        for api in SUPPORTED_APIS {
+            let codec = codec_versions(api.key);
+            assert!(
+                codec.min <= api.versions.min && api.versions.max <= codec.max,
+                "{:?} advertises {} but the codec decodes {}",
+                api.key,
+                api.versions,
+                codec
+            );
+            assert!(!api.versions.is_empty(), "{:?} advertises an empty range", api.key);
+        }
+    }
+
+    #[test]
+    fn table_is_in_api_key_order_without_duplicates() {
+        let keys: Vec<i16> = SUPPORTED_APIS.iter().map(|api| api.key as i16).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn api_versions_zero_to_four_are_supported() {
+        for v in 0..=4 {
+            assert!(is_supported(ApiKey::ApiVersions, v));
+        }
+        assert!(!is_supported(ApiKey::ApiVersions, 5));
+        assert!(!is_supported(ApiKey::Produce, 2));
+        assert!(!is_supported(ApiKey::JoinGroup, 0));
+    }
+}
