@@ -236,3 +236,296 @@ impl Storage for FileStorage {
         Ok(checkpoint::sync_dir(&self.dir)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
+    use bytes::{Bytes, BytesMut};
+
+    use super::*;
+    use crate::log::batch::BatchHeader;
+    use crate::log::testutil::batch;
+    use crate::log::{Error, PartitionLog};
+
+    fn config() -> LogConfig {
+        let segment_bytes = batch(2, 0).len() as u64 * 4;
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 150,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Appends `n` two-record batches with timestamps 1000, 1010, ... under epoch `n / 10`.
+    fn fill(log: &mut FileLog, n: usize) {
+        for i in 0..n {
+            let ts = 1_000 + 10 * i as i64;
+            let buf = BytesMut::from(&batch(2, ts)[..]);
+            log.append_as_leader(buf, (i / 10) as i32, ts).unwrap();
+        }
+    }
+
+    fn read_all(log: &mut FileLog) -> Bytes {
+        let (start, end) = (log.log_start_offset(), log.log_end_offset());
+        log.read(start, usize::MAX, end, true).unwrap().records
+    }
+
+    fn crash(log: FileLog) {
+        // kill -9: no flush, no clean-shutdown marker; written data is in the page cache.
+        std::mem::forget(log);
+    }
+
+    fn log_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn chop(path: &Path, bytes: u64) {
+        let file = OpenOptions::new().write(true).open(path).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len - bytes).unwrap();
+    }
+
+    #[test]
+    fn crash_without_flush_keeps_every_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        fill(&mut log, 30);
+        let before = read_all(&mut log);
+        assert!(log.segment_count() > 5);
+        crash(log);
+        assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert_eq!((log.log_end_offset(), log.latest_epoch()), (60, Some(2)));
+        assert_eq!(read_all(&mut log), before);
+        let info = log
+            .append_as_leader(BytesMut::from(&batch(1, 0)[..]), 3, 0)
+            .unwrap();
+        assert_eq!(info.first_offset, 60);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_appends_continue() {
+        for cut in [1, 7, 40, 90] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+            fill(&mut log, 6); // segments [0..8) and [8..12)
+            let before = log.read(0, usize::MAX, 10, true).unwrap().records;
+            crash(log);
+            let active = log_files(dir.path()).pop().unwrap();
+            let batch_len = batch(2, 0).len() as u64;
+            chop(&active, cut.min(batch_len - 1));
+            let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+            assert_eq!(log.log_end_offset(), 10, "cut {cut}");
+            assert_eq!(read_all(&mut log), before);
+            assert_eq!(fs::metadata(&active).unwrap().len(), batch_len);
+            let info = log
+                .append_as_leader(BytesMut::from(&batch(3, 0)[..]), 0, 0)
+                .unwrap();
+            assert_eq!((info.first_offset, info.last_offset), (10, 12));
+            drop(log);
+            let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+            assert_eq!(log.log_end_offset(), 13);
+            assert_eq!(log.read(10, usize::MAX, 13, true).unwrap().first_offset, 10);
+        }
+    }
+
+    #[test]
+    fn corrupt_batch_in_active_segment_is_cut_with_everything_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        fill(&mut log, 7); // active segment [8..14): three batches
+        crash(log);
+        let active = log_files(dir.path()).pop().unwrap();
+        let batch_len = batch(2, 0).len() as u64;
+        // Flip a byte inside the records of the last batch: its CRC no longer matches.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&active)
+            .unwrap();
+        let at = 2 * batch_len + 70;
+        let mut byte = [0u8];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, at).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[byte[0] ^ 0xff], at).unwrap();
+        drop(file);
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert_eq!(log.log_end_offset(), 12);
+        let last = log.read(10, usize::MAX, 12, true).unwrap().records;
+        assert_eq!(BatchHeader::parse(&last).unwrap().base_offset, 10);
+        crash(log);
+        // Now corrupt the first batch of the active segment: the whole segment is emptied.
+        let file = OpenOptions::new().write(true).open(&active).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[0xff; 4], 30).unwrap();
+        drop(file);
+        let log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert_eq!((log.log_end_offset(), log.segment_count()), (8, 2));
+    }
+
+    #[test]
+    fn damaged_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        fill(&mut log, 14);
+        let expected: Vec<Bytes> = (0..28)
+            .map(|o| log.read(o, usize::MAX, 28, true).unwrap().records)
+            .collect();
+        let by_time: Vec<_> = (990..1_140)
+            .step_by(7)
+            .map(|ts| log.offset_for_timestamp(ts).unwrap())
+            .collect();
+        drop(log); // clean shutdown: indexes would be trusted if they looked right
+        let name = |base: i64, f: fn(i64) -> String| dir.path().join(f(base));
+        use crate::log::segment::{index_file_name, time_index_file_name};
+        fs::remove_file(name(0, index_file_name)).unwrap();
+        fs::write(name(8, time_index_file_name), [0xff; 12]).unwrap();
+        fs::write(name(16, index_file_name), [0, 0, 0, 1, 0, 0, 0, 5]).unwrap();
+        let mut index = OpenOptions::new()
+            .append(true)
+            .open(name(24, index_file_name))
+            .unwrap();
+        index.write_all(&[1, 2, 3]).unwrap();
+        drop(index);
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        for (offset, want) in expected.iter().enumerate() {
+            let got = log
+                .read(offset as i64, usize::MAX, 28, true)
+                .unwrap()
+                .records;
+            assert_eq!(&got, want, "offset {offset}");
+        }
+        let again: Vec<_> = (990..1_140)
+            .step_by(7)
+            .map(|ts| log.offset_for_timestamp(ts).unwrap())
+            .collect();
+        assert_eq!(again, by_time);
+        for base in [0, 8, 16] {
+            let len = fs::metadata(name(base, index_file_name)).unwrap().len();
+            assert!(
+                len > 0 && len % 8 == 0,
+                "segment {base}: index of {len} bytes"
+            );
+            let len = fs::metadata(name(base, time_index_file_name))
+                .unwrap()
+                .len();
+            assert!(
+                len > 0 && len % 12 == 0,
+                "segment {base}: time index of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn log_start_and_epochs_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        fill(&mut log, 25);
+        log.advance_log_start(19).unwrap();
+        assert_eq!(log.end_offset_for_epoch(0), Some((0, 20)));
+        let segments = log.segment_count();
+        crash(log);
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert_eq!(
+            (log.log_start_offset(), log.segment_count()),
+            (19, segments)
+        );
+        assert!(matches!(
+            log.read(18, 1, 50, true),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.end_offset_for_epoch(0), Some((0, 20)));
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 40)));
+        assert_eq!(log.end_offset_for_epoch(2), Some((2, 50)));
+        log.close().unwrap();
+        // Without the epoch checkpoint the cache is rebuilt from the batches.
+        fs::remove_file(dir.path().join(EPOCH_FILE)).unwrap();
+        let log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert_eq!(log.epochs().entries().len(), 3);
+        assert_eq!(log.end_offset_for_epoch(1), Some((1, 40)));
+    }
+
+    #[test]
+    fn crash_between_checkpoint_and_segment_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        fill(&mut log, 10);
+        drop(log);
+        // The checkpoint moved but the old segments were not deleted yet.
+        checkpoint::write_atomic(dir.path(), LOG_START_FILE, b"0\n9\n").unwrap();
+        let log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert_eq!((log.log_start_offset(), log.segment_count()), (9, 2));
+        assert_eq!(log_files(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn clean_shutdown_marker_and_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        fill(&mut log, 3);
+        log.close().unwrap();
+        assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        fs::write(dir.path().join("log-start-offset.tmp"), b"0\n").unwrap();
+        fs::write(dir.path().join("00000000000000000999.timeindex"), b"").unwrap();
+        fs::write(dir.path().join("notes.txt"), b"left alone").unwrap();
+        let log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        assert!(!dir.path().join("log-start-offset.tmp").exists());
+        assert!(!dir.path().join("00000000000000000999.timeindex").exists());
+        assert!(dir.path().join("notes.txt").exists());
+        assert_eq!(log.log_end_offset(), 6);
+    }
+
+    #[test]
+    fn gap_between_sealed_segments_drops_the_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        fill(&mut log, 12); // segments 0, 8, 16
+        drop(log);
+        let files = log_files(dir.path());
+        chop(&files[1], 5); // the middle (sealed) segment loses its last batch
+        let mut log = FileLog::open(dir.path(), config(), 0).unwrap();
+        assert_eq!((log.log_end_offset(), log.segment_count()), (14, 2));
+        assert_eq!(log_files(dir.path()).len(), 2);
+        let info = log
+            .append_as_leader(BytesMut::from(&batch(1, 0)[..]), 9, 0)
+            .unwrap();
+        assert_eq!(info.first_offset, 14);
+    }
+
+    #[test]
+    fn retention_deletes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            retention_ms: 100,
+            ..config()
+        };
+        let mut log = FileLog::open(dir.path(), config.clone(), 0).unwrap();
+        fill(&mut log, 10);
+        let outcome = log.enforce_retention(5_000, 20).unwrap();
+        assert_eq!((outcome.segments_deleted(), log.segment_count()), (3, 1));
+        assert_eq!(log_files(dir.path()).len(), 1);
+        drop(log);
+        let log = FileLog::open(dir.path(), config, 0).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (20, 20));
+    }
+
+    #[test]
+    fn partition_dirs() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = partition_dir(root.path(), "orders", 3);
+        assert!(dir.ends_with("orders-3"));
+        let mut log = FileLog::open(&dir, config(), 0).unwrap();
+        fill(&mut log, 2);
+        drop(log);
+        delete_partition_dir(&dir).unwrap();
+        assert!(!dir.exists());
+        delete_partition_dir(&dir).unwrap();
+    }
+}

@@ -47,6 +47,9 @@ pub fn time_index_file_name(base_offset: Offset) -> String {
     format!("{base_offset:020}.timeindex")
 }
 
+/// Index interval used when a truncation has to rebuild indexes (Kafka's default).
+const REBUILD_INDEX_INTERVAL_BYTES: u64 = 4096;
+
 /// How much to trust a segment's files when opening it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -159,7 +162,7 @@ impl FileSegment {
         let trusted = mode == OpenMode::Trust
             && offset_clean
             && time_clean
-            && segment.load_from_indexes(metadata.len())?;
+            && segment.load_from_indexes(metadata.len(), index_interval_bytes)?;
         let mut report = OpenReport::default();
         if !trusted {
             if mode == OpenMode::Trust {
@@ -279,7 +282,10 @@ impl FileSegment {
 
     /// Trust path: derives the state from the indexes plus a walk of the batch headers after
     /// the last offset index entry. Returns false if the files disagree (caller recovers).
-    fn load_from_indexes(&mut self, file_len: u64) -> Result<bool> {
+    ///
+    /// A walk longer than `interval` means entries are missing (the index was lost or the
+    /// interval shrank): also reported as false, so the index gets rebuilt.
+    fn load_from_indexes(&mut self, file_len: u64, interval: u64) -> Result<bool> {
         self.size = file_len;
         let (mut position, mut expected) = match self.offset_index.last() {
             Some(e) if u64::from(e.position) < file_len => (
@@ -300,6 +306,7 @@ impl FileSegment {
             ),
             None => (-1, self.base_offset),
         };
+        let mut since_entry: Option<u64> = None;
         while position < file_len {
             let Ok(header) = self.header_at(position) else {
                 return Ok(false);
@@ -307,20 +314,36 @@ impl FileSegment {
             if header.base_offset != expected || header.last_offset_delta < 0 {
                 return Ok(false);
             }
+            if since_entry.is_some_and(|bytes| bytes >= interval) {
+                return Ok(false);
+            }
+            since_entry = Some(since_entry.unwrap_or(0) + header.size() as u64);
             if header.max_timestamp > max_ts {
                 (max_ts, max_offset) = (header.max_timestamp, header.base_offset);
             }
             position += header.size() as u64;
             expected = header.next_offset();
         }
-        if max_offset >= expected.max(self.base_offset + 1) {
+        self.next_offset = expected;
+        if let Some(last) = self.time_index.last().copied()
+            && !self.time_entry_matches(last)?
+        {
             return Ok(false);
         }
-        self.next_offset = expected;
         self.max_timestamp = max_ts;
         self.offset_of_max_timestamp = max_offset;
         self.bytes_since_index = file_len - walk_start;
         Ok(true)
+    }
+
+    /// Whether a time index entry names a batch that exists and has that maxTimestamp.
+    fn time_entry_matches(&self, entry: TimeEntry) -> Result<bool> {
+        let offset = self.base_offset + i64::from(entry.relative_offset);
+        Ok(match self.locate(offset) {
+            Ok(Some((_, h))) => h.base_offset == offset && h.max_timestamp == entry.timestamp_ms,
+            Ok(None) | Err(Error::InvalidData(_)) => false,
+            Err(e) => return Err(e),
+        })
     }
 
     /// Recover path: checks every batch, cuts the file at the first bad one, rebuilds the
@@ -545,9 +568,9 @@ impl Segment for FileSegment {
         let relative_end = new_next - self.base_offset;
         self.time_index
             .truncate_where(|e| i64::from(e.relative_offset) < relative_end)?;
-        if !self.load_from_indexes(cut)? {
+        if !self.load_from_indexes(cut, u64::MAX)? {
             tracing::warn!(path = ?self.log_path, "indexes inconsistent after truncation");
-            self.recover(0)?;
+            self.recover(REBUILD_INDEX_INTERVAL_BYTES)?;
         }
         assert_eq!(
             self.next_offset, new_next,
