@@ -40,14 +40,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         set: vec![],
     };
     let node = Node::bind(run.to_config()?).await?;
-    println!("Ferry dev is running (Ctrl-C to stop; data is kept in {}).", args.data_dir.display());
+    println!(
+        "Ferry dev is running (Ctrl-C to stop; data is kept in {}).",
+        args.data_dir.display()
+    );
     println!();
     println!("  bootstrap servers:  {}", node.bootstrap());
     println!("  cluster id:         {}", node.cluster_id());
-    println!("  node status:        ferry node status --admin {}", run.admin_listen.map(|a| a.to_string()).unwrap_or_default());
+    println!(
+        "  node status:        ferry node status --admin {}",
+        run.admin_listen.map(|a| a.to_string()).unwrap_or_default()
+    );
     println!();
     println!("  try:  kcat -b {} -L", node.bootstrap());
     node.run(crate::shutdown_signal()).await;
-    println!("Ferry dev stopped; data flushed to {}.", args.data_dir.display());
+    println!(
+        "Ferry dev stopped; data flushed to {}.",
+        args.data_dir.display()
+    );
     Ok(())
 }

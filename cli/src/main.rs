@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a data-plane node, or query one.
-    Node(node::NodeArgs),
+    Node(Box<node::NodeArgs>),
     /// Run the local development stack.
     Dev(dev::DevArgs),
 }
@@ -39,10 +39,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Node(args) => node::run(args).await,
+            Command::Node(args) => node::run(*args).await,
             Command::Dev(args) => dev::run(args).await,
         }
     })

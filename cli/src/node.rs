@@ -94,9 +94,14 @@ impl RunArgs {
         let pairs = self
             .set
             .iter()
-            .map(|kv| kv.split_once('=').with_context(|| format!("--set {kv:?}: expected NAME=VALUE")))
+            .map(|kv| {
+                kv.split_once('=')
+                    .with_context(|| format!("--set {kv:?}: expected NAME=VALUE"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        broker.apply_kafka_configs(pairs).map_err(anyhow::Error::msg)?;
+        broker
+            .apply_kafka_configs(pairs)
+            .map_err(anyhow::Error::msg)?;
         Ok(NodeConfig {
             node_id: self.node_id,
             cluster_id: self.cluster_id.clone(),
@@ -128,7 +133,8 @@ async fn serve(args: &RunArgs) -> anyhow::Result<()> {
         args.node_id,
         node.cluster_id(),
         node.bootstrap(),
-        node.admin_addr().map_or_else(|| "-".to_string(), |a| a.to_string())
+        node.admin_addr()
+            .map_or_else(|| "-".to_string(), |a| a.to_string())
     );
     node.run(crate::shutdown_signal()).await;
     Ok(())
@@ -166,11 +172,20 @@ async fn status(admin: &str, output: Output) -> anyhow::Result<()> {
             println!("kafka:    {}", status.advertised_kafka_address);
             println!("uptime:   {}s", status.uptime_seconds);
             println!();
-            println!("{:<32} {:>9} {:>12} {:>12} {:>12} {:>12} {:>8}", "TOPIC", "PARTITION", "LOG START", "LOG END", "HIGH WATER", "BYTES", "SEGMENTS");
+            println!(
+                "{:<32} {:>9} {:>12} {:>12} {:>12} {:>12} {:>8}",
+                "TOPIC", "PARTITION", "LOG START", "LOG END", "HIGH WATER", "BYTES", "SEGMENTS"
+            );
             for p in &status.partitions {
                 println!(
                     "{:<32} {:>9} {:>12} {:>12} {:>12} {:>12} {:>8}",
-                    p.topic, p.partition, p.log_start_offset, p.log_end_offset, p.high_watermark, p.size_bytes, p.segment_count
+                    p.topic,
+                    p.partition,
+                    p.log_start_offset,
+                    p.log_end_offset,
+                    p.high_watermark,
+                    p.size_bytes,
+                    p.segment_count
                 );
             }
         }

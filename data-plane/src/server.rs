@@ -50,7 +50,10 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { max_frame_bytes: DEFAULT_MAX_FRAME_BYTES, max_connections: DEFAULT_MAX_CONNECTIONS }
+        Self {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
     }
 }
 
@@ -138,7 +141,10 @@ async fn serve(
             }
         };
         let reply = match request::decode(frame)? {
-            Decoded::UnsupportedApiVersions { correlation_id, version } => {
+            Decoded::UnsupportedApiVersions {
+                correlation_id,
+                version,
+            } => {
                 tracing::debug!(%peer, version, "ApiVersions version unsupported; answering v0");
                 Some(response::unsupported_api_versions(correlation_id))
             }
@@ -146,7 +152,7 @@ async fn serve(
                 let (api_key, version) = (request.api_key, request.version);
                 let correlation_id = request.header.correlation_id;
                 let body = tokio::select! {
-                    body = broker.handle(request) => body,
+                    body = broker.handle(*request) => body,
                     _ = cancel.cancelled() => return Ok(()),
                 };
                 match body {

@@ -10,15 +10,17 @@ use crate::protocol::versions::SUPPORTED_APIS;
 
 /// Answers an ApiVersions request.
 pub fn handle(_request: &ApiVersionsRequest) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_finalized_features_epoch(-1).with_api_keys(
-        SUPPORTED_APIS
-            .iter()
-            .map(|api| {
-                ApiVersion::default()
-                    .with_api_key(api.key as i16)
-                    .with_min_version(api.versions.min)
-                    .with_max_version(api.versions.max)
-            })
-            .collect(),
-    )
+    ApiVersionsResponse::default()
+        .with_finalized_features_epoch(-1)
+        .with_api_keys(
+            SUPPORTED_APIS
+                .iter()
+                .map(|api| {
+                    ApiVersion::default()
+                        .with_api_key(api.key as i16)
+                        .with_min_version(api.versions.min)
+                        .with_max_version(api.versions.max)
+                })
+                .collect(),
+        )
 }

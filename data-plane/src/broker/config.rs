@@ -40,7 +40,6 @@ impl BrokerConfig {
     }
 }
 
-
 /// Broker-level names that set the default of a topic config, as Kafka maps them.
 const TOPIC_DEFAULT_NAMES: &[(&str, &str)] = &[
     ("log.segment.bytes", "segment.bytes"),
@@ -54,7 +53,10 @@ const TOPIC_DEFAULT_NAMES: &[(&str, &str)] = &[
     ("log.flush.interval.ms", "flush.ms"),
     ("message.max.bytes", "max.message.bytes"),
     ("min.insync.replicas", "min.insync.replicas"),
-    ("unclean.leader.election.enable", "unclean.leader.election.enable"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
 ];
 
 impl BrokerConfig {
@@ -69,23 +71,35 @@ impl BrokerConfig {
             let bad = |why: &str| format!("invalid value {value:?} for {name}: {why}");
             match name {
                 "num.partitions" => {
-                    self.topic_defaults.num_partitions =
-                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected an integer > 0"))?;
+                    self.topic_defaults.num_partitions = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("expected an integer > 0"))?;
                 }
                 "default.replication.factor" => {
-                    self.topic_defaults.default_replication_factor =
-                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected an integer > 0"))?;
+                    self.topic_defaults.default_replication_factor = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("expected an integer > 0"))?;
                 }
                 "auto.create.topics.enable" => {
                     self.auto_create_topics_enable =
                         value.parse().map_err(|_| bad("expected true or false"))?;
                 }
                 "log.retention.check.interval.ms" => {
-                    let ms: u64 =
-                        value.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected an integer > 0"))?;
+                    let ms: u64 = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("expected an integer > 0"))?;
                     self.retention_check_interval = Duration::from_millis(ms);
                 }
-                _ => match TOPIC_DEFAULT_NAMES.iter().find(|(broker, _)| *broker == name) {
+                _ => match TOPIC_DEFAULT_NAMES
+                    .iter()
+                    .find(|(broker, _)| *broker == name)
+                {
                     Some((_, topic)) => {
                         topic_overrides.insert(topic.to_string(), value.to_string());
                     }
@@ -123,14 +137,30 @@ mod tests {
         assert_eq!(config.topic_defaults.config.min_insync_replicas, 2);
         assert_eq!(config.retention_check_interval, Duration::from_secs(1));
         let described = config.topic_defaults.config.log.describe();
-        assert!(described.contains(&("retention.ms", "60000".to_string())), "{described:?}");
+        assert!(
+            described.contains(&("retention.ms", "60000".to_string())),
+            "{described:?}"
+        );
     }
 
     #[test]
     fn refuses_unknown_names_and_bad_values() {
         let mut config = BrokerConfig::new(1, PathBuf::from("/tmp/x"));
-        assert!(config.apply_kafka_configs([("no.such", "1")]).unwrap_err().contains("unknown"));
-        assert!(config.apply_kafka_configs([("num.partitions", "0")]).is_err());
-        assert!(config.apply_kafka_configs([("log.retention.ms", "x")]).is_err());
+        assert!(
+            config
+                .apply_kafka_configs([("no.such", "1")])
+                .unwrap_err()
+                .contains("unknown")
+        );
+        assert!(
+            config
+                .apply_kafka_configs([("num.partitions", "0")])
+                .is_err()
+        );
+        assert!(
+            config
+                .apply_kafka_configs([("log.retention.ms", "x")])
+                .is_err()
+        );
     }
 }

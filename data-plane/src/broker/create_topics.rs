@@ -52,11 +52,18 @@ impl Broker {
                 configs: topic
                     .configs
                     .iter()
-                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
                     .collect(),
             });
         }
-        let mut outcomes = self.authority.create_topics(to_create, request.validate_only).await;
+        let mut outcomes = self
+            .authority
+            .create_topics(to_create, request.validate_only)
+            .await;
         if !request.validate_only {
             let latest = self.authority.image();
             if let Err(e) = self.apply_image(&latest) {
@@ -70,8 +77,14 @@ impl Broker {
             .map(|topic| {
                 let result = CreatableTopicResult::default().with_name(topic.name.clone());
                 if seen[topic.name.0.as_str()] > 1 {
-                    let message = format!("Create topics request from client contains a duplicate topic: {}", topic.name.0.as_str());
-                    return with_error(result, &AdminError::new(ResponseError::InvalidRequest, message));
+                    let message = format!(
+                        "Create topics request from client contains a duplicate topic: {}",
+                        topic.name.0.as_str()
+                    );
+                    return with_error(
+                        result,
+                        &AdminError::new(ResponseError::InvalidRequest, message),
+                    );
                 }
                 match outcomes.next() {
                     Some(Ok(created)) => self.describe_created(result, &created, version),
@@ -103,7 +116,11 @@ impl Broker {
                     CreatableTopicConfigs::default()
                         .with_name(StrBytes::from_static_str(name))
                         .with_value(Some(StrBytes::from_string(value)))
-                        .with_config_source(if topic.configs.contains_key(name) { 1 } else { 5 })
+                        .with_config_source(if topic.configs.contains_key(name) {
+                            1
+                        } else {
+                            5
+                        })
                 })
                 .collect(),
             Err(_) => vec![],

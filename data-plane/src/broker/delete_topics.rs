@@ -28,41 +28,44 @@ impl Broker {
                 })
                 .collect()
         } else {
-            request.topic_names.iter().map(|n| TopicRef::Name(n.0.to_string())).collect()
+            request
+                .topic_names
+                .iter()
+                .map(|n| TopicRef::Name(n.0.to_string()))
+                .collect()
         };
         let outcomes = self.authority.delete_topics(refs.clone()).await;
         let latest = self.authority.image();
         if let Err(e) = self.apply_image(&latest) {
             tracing::error!(error = %e, "could not apply metadata after DeleteTopics");
         }
-        let responses = refs
-            .iter()
-            .zip(outcomes)
-            .map(|(asked, outcome)| {
-                let result = DeletableTopicResult::default();
-                match (outcome, asked) {
-                    (Ok((name, id)), _) => result
-                        .with_name(Some(TopicName(StrBytes::from_string(name))))
-                        .with_topic_id(id),
-                    (Err(e), asked) => {
-                        let result = match asked {
-                            TopicRef::Name(n) => {
-                                result.with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
-                            }
-                            TopicRef::Id(id) => result.with_topic_id(*id),
-                        };
-                        let code = if e.code == ResponseError::UnknownTopicId && version < 6 {
-                            ResponseError::UnknownTopicOrPartition
-                        } else {
-                            e.code
-                        };
-                        result
-                            .with_error_code(code.code())
-                            .with_error_message(Some(StrBytes::from_string(e.message)))
+        let responses =
+            refs.iter()
+                .zip(outcomes)
+                .map(|(asked, outcome)| {
+                    let result = DeletableTopicResult::default();
+                    match (outcome, asked) {
+                        (Ok((name, id)), _) => result
+                            .with_name(Some(TopicName(StrBytes::from_string(name))))
+                            .with_topic_id(id),
+                        (Err(e), asked) => {
+                            let result = match asked {
+                                TopicRef::Name(n) => result
+                                    .with_name(Some(TopicName(StrBytes::from_string(n.clone())))),
+                                TopicRef::Id(id) => result.with_topic_id(*id),
+                            };
+                            let code = if e.code == ResponseError::UnknownTopicId && version < 6 {
+                                ResponseError::UnknownTopicOrPartition
+                            } else {
+                                e.code
+                            };
+                            result
+                                .with_error_code(code.code())
+                                .with_error_message(Some(StrBytes::from_string(e.message)))
+                        }
                     }
-                }
-            })
-            .collect();
+                })
+                .collect();
         DeleteTopicsResponse::default().with_responses(responses)
     }
 }

@@ -58,7 +58,10 @@ impl Broker {
                 return read.response;
             }
             // Woken by any append on this broker; re-reading is cheap and keeps this simple.
-            if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, appended.changed())
+                .await
+                .is_err()
+            {
                 return self.read_for_fetch(&request).response;
             }
         }
@@ -94,7 +97,9 @@ impl Broker {
             })
             .collect();
         FetchRead {
-            response: FetchResponse::default().with_session_id(0).with_responses(topics),
+            response: FetchResponse::default()
+                .with_session_id(0)
+                .with_responses(topics),
             bytes: total,
             any_error,
         }
@@ -145,7 +150,10 @@ impl Broker {
             return with_offsets.with_error_code(ResponseError::OffsetOutOfRange.code());
         }
         let max_bytes = (asked.partition_max_bytes.max(0) as usize).min(budget);
-        match inner.log.read(asked.fetch_offset, max_bytes, high_watermark, first) {
+        match inner
+            .log
+            .read(asked.fetch_offset, max_bytes, high_watermark, first)
+        {
             Ok(read) => with_offsets.with_records(Some(read.records)),
             Err(e) => {
                 tracing::warn!(topic, partition = index, error = %e, "fetch read failed");

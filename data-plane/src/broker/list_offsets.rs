@@ -73,7 +73,11 @@ impl Broker {
             });
         }
         // The leader epoch field exists from v4 on; the codec refuses it before.
-        let response = if version >= 4 { response.clone().with_leader_epoch(epoch) } else { response.clone() };
+        let response = if version >= 4 {
+            response.clone().with_leader_epoch(epoch)
+        } else {
+            response.clone()
+        };
         let found = match asked.timestamp {
             LATEST => Ok(Some((inner.high_watermark, -1))),
             EARLIEST => Ok(Some((inner.log.log_start_offset(), -1))),

@@ -17,9 +17,16 @@ use crate::metadata::{Image, NewTopic, Topic, validate};
 
 impl Broker {
     /// Answers a Metadata request.
-    pub(super) async fn metadata(&self, request: MetadataRequest, version: i16) -> MetadataResponse {
+    pub(super) async fn metadata(
+        &self,
+        request: MetadataRequest,
+        version: i16,
+    ) -> MetadataResponse {
         let wanted: Option<Vec<String>> = request.topics.map(|topics| {
-            topics.into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect()
+            topics
+                .into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect()
         });
         // v0 had no flag: an empty list meant "all topics" and creation was always allowed.
         let wanted = if version == 0 && wanted.as_ref().is_some_and(|w| w.is_empty()) {
@@ -28,15 +35,22 @@ impl Broker {
             wanted
         };
         let allow_create = version < 4 || request.allow_auto_topic_creation;
-        if let Some(names) = &wanted {
-            if allow_create && self.config.auto_create_topics_enable {
-                self.auto_create(names).await;
-            }
+        if let Some(names) = wanted.as_ref().filter(|_| allow_create)
+            && self.config.auto_create_topics_enable
+        {
+            self.auto_create(names).await;
         }
         let image = self.image();
         let topics = match wanted {
-            None => image.topics.values().map(|t| self.describe_topic(&image, t)).collect(),
-            Some(names) => names.iter().map(|name| self.topic_or_error(&image, name)).collect(),
+            None => image
+                .topics
+                .values()
+                .map(|t| self.describe_topic(&image, t))
+                .collect(),
+            Some(names) => names
+                .iter()
+                .map(|name| self.topic_or_error(&image, name))
+                .collect(),
         };
         MetadataResponse::default()
             .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
@@ -111,7 +125,11 @@ impl Broker {
                     .map(|r| BrokerId(*r))
                     .collect();
                 let leader_known = p.leader >= 0 && image.brokers.contains_key(&p.leader);
-                let code = if leader_known { 0 } else { ResponseError::LeaderNotAvailable.code() };
+                let code = if leader_known {
+                    0
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                };
                 MetadataResponsePartition::default()
                     .with_error_code(code)
                     .with_partition_index(index as i32)

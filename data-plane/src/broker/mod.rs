@@ -76,8 +76,10 @@ impl Broker {
     /// Opens the broker: reconciles the local logs with the authority's current image (which
     /// runs crash recovery on every partition).
     pub fn open(config: BrokerConfig, authority: Arc<dyn Authority>) -> Result<Arc<Self>, Error> {
-        fs::create_dir_all(&config.log_dir)
-            .map_err(|source| Error::Io { path: config.log_dir.clone(), source })?;
+        fs::create_dir_all(&config.log_dir).map_err(|source| Error::Io {
+            path: config.log_dir.clone(),
+            source,
+        })?;
         let image = authority.image();
         let broker = Arc::new(Self {
             config,
@@ -103,14 +105,26 @@ impl Broker {
 
     /// The partition, if this broker holds it.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        let key = TopicPartition { topic: topic.to_string(), partition };
-        self.partitions.read().expect("partitions lock poisoned").get(&key).cloned()
+        let key = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        self.partitions
+            .read()
+            .expect("partitions lock poisoned")
+            .get(&key)
+            .cloned()
     }
 
     /// Every partition held here, sorted by topic and index.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        let mut all: Vec<_> =
-            self.partitions.read().expect("partitions lock poisoned").values().cloned().collect();
+        let mut all: Vec<_> = self
+            .partitions
+            .read()
+            .expect("partitions lock poisoned")
+            .values()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
     }
@@ -208,7 +222,11 @@ impl Broker {
         let wanted = self.wanted_partitions(image);
         let stale: Vec<TopicPartition> = partitions
             .iter()
-            .filter(|(id, p)| wanted.get(*id).is_none_or(|(topic, _)| topic.id != p.topic_id))
+            .filter(|(id, p)| {
+                wanted
+                    .get(*id)
+                    .is_none_or(|(topic, _)| topic.id != p.topic_id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
@@ -252,7 +270,10 @@ impl Broker {
         for topic in image.topics.values() {
             for (index, state) in topic.partitions.iter().enumerate() {
                 if state.replicas.contains(&self.node_id()) {
-                    let id = TopicPartition { topic: topic.name.clone(), partition: index as i32 };
+                    let id = TopicPartition {
+                        topic: topic.name.clone(),
+                        partition: index as i32,
+                    };
                     wanted.insert(id, (topic, index));
                 }
             }
@@ -281,14 +302,23 @@ impl Broker {
                 fs::remove_dir_all(&dir).map_err(io(&dir))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Io { path: marker, source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: marker,
+                    source: e,
+                });
+            }
         }
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         if !marker.exists() {
-            fs::write(&marker, format!("version: 0\ntopic_id: {topic_id}\n")).map_err(io(&marker))?;
+            fs::write(&marker, format!("version: 0\ntopic_id: {topic_id}\n"))
+                .map_err(io(&marker))?;
         }
-        let log = FileLog::open(&dir, config.log.clone(), now_ms())
-            .map_err(|source| Error::Log { partition: id.clone(), source })?;
+        let log =
+            FileLog::open(&dir, config.log.clone(), now_ms()).map_err(|source| Error::Log {
+                partition: id.clone(),
+                source,
+            })?;
         Ok(Box::new(log))
     }
 
@@ -296,8 +326,10 @@ impl Broker {
     /// between a topic deletion and the removal of its files).
     fn remove_stray_logs(&self, image: &Image) -> Result<(), Error> {
         let wanted = self.wanted_partitions(image);
-        let entries = fs::read_dir(&self.config.log_dir)
-            .map_err(|source| Error::Io { path: self.config.log_dir.clone(), source })?;
+        let entries = fs::read_dir(&self.config.log_dir).map_err(|source| Error::Io {
+            path: self.config.log_dir.clone(),
+            source,
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
             if !path.join(PARTITION_METADATA_FILE).exists() {
@@ -323,7 +355,9 @@ impl Broker {
 
     /// `<log_dir>/<topic>-<partition>`, as Kafka names it.
     fn partition_dir(&self, id: &TopicPartition) -> PathBuf {
-        self.config.log_dir.join(format!("{}-{}", id.topic, id.partition))
+        self.config
+            .log_dir
+            .join(format!("{}-{}", id.topic, id.partition))
     }
 
     /// Notifies long-polling fetches that data arrived.
@@ -334,5 +368,7 @@ impl Broker {
 
 /// Wall-clock milliseconds since the Unix epoch (Kafka's timestamp unit).
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

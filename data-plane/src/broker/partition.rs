@@ -54,9 +54,19 @@ impl Partition {
         config: TopicConfig,
         state: PartitionState,
     ) -> Self {
-        let mut inner = PartitionInner { log, config, state, high_watermark: 0 };
+        let mut inner = PartitionInner {
+            log,
+            config,
+            state,
+            high_watermark: 0,
+        };
         inner.high_watermark = inner.committed_end(node_id);
-        Self { id, topic_id, node_id, inner: Mutex::new(inner) }
+        Self {
+            id,
+            topic_id,
+            node_id,
+            inner: Mutex::new(inner),
+        }
     }
 
     /// Locks the partition. Hold the guard only for in-memory work and page-cache I/O.
@@ -85,7 +95,11 @@ impl PartitionInner {
     /// in-sync replica, everything it holds. With followers, replication advances the high
     /// watermark instead (it stays where it is here).
     fn committed_end(&self, node: NodeId) -> Offset {
-        if self.state.isr == [node] { self.log.log_end_offset() } else { self.high_watermark }
+        if self.state.isr == [node] {
+            self.log.log_end_offset()
+        } else {
+            self.high_watermark
+        }
     }
 
     /// Advances the high watermark after a local append.

@@ -41,14 +41,23 @@ impl Broker {
             let mut partitions = Vec::with_capacity(topic.partition_data.len());
             for data in topic.partition_data {
                 let response = if ![ACKS_NONE, ACKS_LEADER, ACKS_ALL].contains(&acks) {
-                    error(data.index, ResponseError::InvalidRequiredAcks, "acks must be 0, 1 or -1")
+                    error(
+                        data.index,
+                        ResponseError::InvalidRequiredAcks,
+                        "acks must be 0, 1 or -1",
+                    )
                 } else {
                     let outcome = self.append(&name, data.index, data.records, acks);
                     appended |= outcome.error_code == 0;
                     outcome
                 };
                 if response.error_code != 0 && acks == ACKS_NONE {
-                    tracing::debug!(topic = name, partition = data.index, code = response.error_code, "acks=0 produce failed");
+                    tracing::debug!(
+                        topic = name,
+                        partition = data.index,
+                        code = response.error_code,
+                        "acks=0 produce failed"
+                    );
                 }
                 partitions.push(response);
             }
@@ -73,14 +82,26 @@ impl Broker {
         acks: i16,
     ) -> PartitionProduceResponse {
         let Some(partition) = self.partition(topic, index) else {
-            return error(index, ResponseError::UnknownTopicOrPartition, "unknown topic or partition");
+            return error(
+                index,
+                ResponseError::UnknownTopicOrPartition,
+                "unknown topic or partition",
+            );
         };
         let Some(records) = records.filter(|r| !r.is_empty()) else {
-            return error(index, ResponseError::CorruptMessage, "the request carries no records");
+            return error(
+                index,
+                ResponseError::CorruptMessage,
+                "the request carries no records",
+            );
         };
         let mut inner = partition.lock();
         if !inner.is_leader(self.node_id()) {
-            return error(index, ResponseError::NotLeaderOrFollower, "this broker does not lead the partition");
+            return error(
+                index,
+                ResponseError::NotLeaderOrFollower,
+                "this broker does not lead the partition",
+            );
         }
         if acks == ACKS_ALL && (inner.state.isr.len() as i32) < inner.config.min_insync_replicas {
             let message = format!(
@@ -91,7 +112,10 @@ impl Broker {
             return error(index, ResponseError::NotEnoughReplicas, &message);
         }
         let epoch = inner.state.leader_epoch;
-        match inner.log.append_as_leader(BytesMut::from(records), epoch, now_ms()) {
+        match inner
+            .log
+            .append_as_leader(BytesMut::from(records), epoch, now_ms())
+        {
             Ok(info) => {
                 inner.after_append(self.node_id());
                 PartitionProduceResponse::default()

@@ -59,7 +59,9 @@ pub struct Topic {
 impl Topic {
     /// The replication factor (replicas of partition 0; all partitions have the same count).
     pub fn replication_factor(&self) -> i16 {
-        self.partitions.first().map_or(0, |p| p.replicas.len() as i16)
+        self.partitions
+            .first()
+            .map_or(0, |p| p.replicas.len() as i16)
     }
 }
 

@@ -80,7 +80,10 @@ impl LocalAuthority {
             Ok(bytes) => serde_json::from_slice::<Image>(&bytes).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
-                    format!("metadata image {} is unreadable: {e}", options.path.display()),
+                    format!(
+                        "metadata image {} is unreadable: {e}",
+                        options.path.display()
+                    ),
                 )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -107,7 +110,11 @@ impl LocalAuthority {
         }
         let image = Arc::new(image);
         let (published, _) = watch::channel(image.clone());
-        Ok(Self { options, image: Mutex::new(image), published })
+        Ok(Self {
+            options,
+            image: Mutex::new(image),
+            published,
+        })
     }
 
     /// Replaces the image: persists it, then publishes it.
@@ -140,7 +147,9 @@ impl LocalAuthority {
         let brokers: Vec<NodeId> = image.brokers.keys().copied().collect();
         let assignments = if request.assignments.is_empty() {
             let partitions = request.num_partitions.unwrap_or(defaults.num_partitions);
-            let factor = request.replication_factor.unwrap_or(defaults.default_replication_factor);
+            let factor = request
+                .replication_factor
+                .unwrap_or(defaults.default_replication_factor);
             assign_replicas(&brokers, partitions, factor, image.topics.len())?
         } else {
             check_assignments(&brokers, request)?;
@@ -213,7 +222,10 @@ impl Authority for LocalAuthority {
                 return results;
             }
             if let Err(error) = self.commit(&mut current, next) {
-                return results.into_iter().map(|r| r.and(Err(error.clone()))).collect();
+                return results
+                    .into_iter()
+                    .map(|r| r.and(Err(error.clone())))
+                    .collect();
             }
             results
         })
@@ -244,10 +256,13 @@ impl Authority for LocalAuthority {
                     )),
                 });
             }
-            if results.iter().any(|r| r.is_ok()) {
-                if let Err(error) = self.commit(&mut current, next) {
-                    return results.into_iter().map(|r| r.and(Err(error.clone()))).collect();
-                }
+            if results.iter().any(|r| r.is_ok())
+                && let Err(error) = self.commit(&mut current, next)
+            {
+                return results
+                    .into_iter()
+                    .map(|r| r.and(Err(error.clone())))
+                    .collect();
             }
             results
         })
@@ -286,7 +301,11 @@ fn assign_replicas(
         ));
     }
     Ok((0..partitions as usize)
-        .map(|p| (0..factor as usize).map(|r| brokers[(seed + p + r) % brokers.len()]).collect())
+        .map(|p| {
+            (0..factor as usize)
+                .map(|r| brokers[(seed + p + r) % brokers.len()])
+                .collect()
+        })
         .collect())
 }
 
@@ -341,8 +360,16 @@ mod tests {
         LocalAuthority::open(LocalOptions {
             path: dir.join("image.json"),
             cluster_id: "test-cluster".into(),
-            broker: BrokerInfo { node_id: 1, host: "127.0.0.1".into(), port: 9092, rack: None },
-            defaults: TopicDefaults { partitions_per_request_max: 100, ..Default::default() },
+            broker: BrokerInfo {
+                node_id: 1,
+                host: "127.0.0.1".into(),
+                port: 9092,
+                rack: None,
+            },
+            defaults: TopicDefaults {
+                partitions_per_request_max: 100,
+                ..Default::default()
+            },
         })
         .unwrap()
     }
@@ -361,9 +388,16 @@ mod tests {
     async fn created_topics_survive_a_reopen_and_deleted_ones_stay_gone() {
         let dir = tempfile::tempdir().unwrap();
         let auth = authority(dir.path());
-        let created = auth.create_topics(vec![topic("a", 3), topic("b", 1)], false).await;
+        let created = auth
+            .create_topics(vec![topic("a", 3), topic("b", 1)], false)
+            .await;
         assert!(created.iter().all(|r| r.is_ok()));
-        assert_eq!(auth.delete_topics(vec![TopicRef::Name("b".into())]).await.len(), 1);
+        assert_eq!(
+            auth.delete_topics(vec![TopicRef::Name("b".into())])
+                .await
+                .len(),
+            1
+        );
         let reopened = authority(dir.path());
         let image = reopened.image();
         assert_eq!(image.topics.keys().collect::<Vec<_>>(), vec!["a"]);
@@ -380,11 +414,20 @@ mod tests {
         bad_factor.replication_factor = Some(3);
         let results = auth
             .create_topics(
-                vec![topic("exists", 1), topic("bad name", 1), topic("zero", 0), bad_factor, topic("ok", 2)],
+                vec![
+                    topic("exists", 1),
+                    topic("bad name", 1),
+                    topic("zero", 0),
+                    bad_factor,
+                    topic("ok", 2),
+                ],
                 false,
             )
             .await;
-        let codes: Vec<_> = results.iter().map(|r| r.as_ref().err().map(|e| e.code)).collect();
+        let codes: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| e.code))
+            .collect();
         assert_eq!(
             codes,
             vec![
@@ -411,8 +454,14 @@ mod tests {
     async fn a_request_over_the_partition_bound_is_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
         let auth = authority(dir.path());
-        let results = auth.create_topics(vec![topic("a", 60), topic("b", 41)], false).await;
-        assert!(results.iter().all(|r| r.as_ref().unwrap_err().code == ResponseError::PolicyViolation));
+        let results = auth
+            .create_topics(vec![topic("a", 60), topic("b", 41)], false)
+            .await;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().unwrap_err().code == ResponseError::PolicyViolation)
+        );
         assert!(auth.image().topics.is_empty());
     }
 
@@ -423,12 +472,20 @@ mod tests {
         let err = LocalAuthority::open(LocalOptions {
             path: dir.path().join("image.json"),
             cluster_id: "other".into(),
-            broker: BrokerInfo { node_id: 1, host: "h".into(), port: 1, rack: None },
+            broker: BrokerInfo {
+                node_id: 1,
+                host: "h".into(),
+                port: 1,
+                rack: None,
+            },
             defaults: TopicDefaults::default(),
         })
         .err()
         .unwrap();
-        assert!(err.to_string().contains("belongs to cluster test-cluster"), "{err}");
+        assert!(
+            err.to_string().contains("belongs to cluster test-cluster"),
+            "{err}"
+        );
     }
 
     #[test]

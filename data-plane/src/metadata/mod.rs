@@ -61,7 +61,10 @@ pub struct AdminError {
 impl AdminError {
     /// An error with a code and a message.
     pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 

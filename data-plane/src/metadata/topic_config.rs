@@ -46,7 +46,10 @@ impl TopicConfig {
     /// sentence naming the config and the problem.
     pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<Self, AdminError> {
         let invalid = |name: &str, why: String| {
-            AdminError::new(ResponseError::InvalidConfig, format!("Invalid value for {name}: {why}"))
+            AdminError::new(
+                ResponseError::InvalidConfig,
+                format!("Invalid value for {name}: {why}"),
+            )
         };
         let mut out = self.clone();
         let mut log_overrides = Vec::new();
@@ -55,7 +58,9 @@ impl TopicConfig {
                 MIN_INSYNC_REPLICAS => {
                     out.min_insync_replicas = match value.trim().parse::<i32>() {
                         Ok(n) if n >= 1 => n,
-                        _ => return Err(invalid(name, format!("{value:?} is not an integer >= 1"))),
+                        _ => {
+                            return Err(invalid(name, format!("{value:?} is not an integer >= 1")));
+                        }
                     }
                 }
                 UNCLEAN_LEADER_ELECTION_ENABLE => {
@@ -90,7 +95,10 @@ mod tests {
     use super::*;
 
     fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

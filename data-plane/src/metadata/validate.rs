@@ -11,7 +11,10 @@ pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// neither `.` nor `..`. A violation is INVALID_TOPIC_EXCEPTION, as Kafka answers.
 pub fn topic_name(name: &str) -> Result<(), AdminError> {
     let invalid = |why: String| {
-        Err(AdminError::new(ResponseError::InvalidTopicException, format!("Topic name {why}")))
+        Err(AdminError::new(
+            ResponseError::InvalidTopicException,
+            format!("Topic name {why}"),
+        ))
     };
     if name.is_empty() {
         return invalid("is illegal, it can't be empty".into());
@@ -24,7 +27,10 @@ pub fn topic_name(name: &str) -> Result<(), AdminError> {
             "is illegal, it can't be longer than {TOPIC_NAME_LENGTH_MAX} characters, topic name: {name}"
         ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
         return invalid(format!(
             "\"{name}\" is illegal, it contains a character other than ASCII alphanumerics, \
              '.', '_' and '-' ({c:?})"
@@ -38,7 +44,11 @@ pub fn topic_name(name: &str) -> Result<(), AdminError> {
 pub fn no_collision(image: &Image, name: &str) -> Result<(), AdminError> {
     let normalized = |n: &str| n.replace('.', "_");
     let wanted = normalized(name);
-    match image.topics.keys().find(|existing| *existing != name && normalized(existing) == wanted) {
+    match image
+        .topics
+        .keys()
+        .find(|existing| *existing != name && normalized(existing) == wanted)
+    {
         Some(existing) => Err(AdminError::new(
             ResponseError::InvalidTopicException,
             format!("Topic '{name}' collides with existing topic: {existing}"),
@@ -53,14 +63,29 @@ mod tests {
 
     #[test]
     fn accepts_kafka_legal_names() {
-        for name in ["a", "orders", "orders.v1", "orders_v1", "ORDERS-1", &"x".repeat(249)] {
+        for name in [
+            "a",
+            "orders",
+            "orders.v1",
+            "orders_v1",
+            "ORDERS-1",
+            &"x".repeat(249),
+        ] {
             assert_eq!(topic_name(name), Ok(()), "{name}");
         }
     }
 
     #[test]
     fn refuses_names_kafka_refuses_with_invalid_topic_exception() {
-        for name in ["", ".", "..", "has space", "slash/name", "ünïcode", &"x".repeat(250)] {
+        for name in [
+            "",
+            ".",
+            "..",
+            "has space",
+            "slash/name",
+            "ünïcode",
+            &"x".repeat(250),
+        ] {
             let err = topic_name(name).unwrap_err();
             assert_eq!(err.code, ResponseError::InvalidTopicException, "{name}");
             assert!(err.message.starts_with("Topic name"), "{}", err.message);

@@ -63,7 +63,11 @@ impl NodeService for StatusSource {
 }
 
 /// Serves the admin endpoint on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, status: StatusSource, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    status: StatusSource,
+    shutdown: impl Future<Output = ()>,
+) {
     let incoming = tokio_stream_from(listener);
     if let Err(e) = tonic::transport::Server::builder()
         .add_service(NodeServiceServer::new(status))

@@ -35,22 +35,34 @@ pub struct DataDir {
 impl DataDir {
     /// Opens `root` for `node_id`: creates and records ownership on first use, checks it
     /// afterwards, and takes the lock. `cluster_id`, if given, must match a recorded one.
-    pub fn claim(root: &Path, node_id: NodeId, cluster_id: Option<&str>) -> Result<Self, NodeError> {
+    pub fn claim(
+        root: &Path,
+        node_id: NodeId,
+        cluster_id: Option<&str>,
+    ) -> Result<Self, NodeError> {
         let fail = |what: String| NodeError::DataDir(format!("{}: {what}", root.display()));
         fs::create_dir_all(root).map_err(|e| fail(format!("cannot create: {e}")))?;
-        let lock = File::create(root.join(LOCK_FILE)).map_err(|e| fail(format!("cannot create lock file: {e}")))?;
-        lock.try_lock().map_err(|_| fail("in use by another process (lock held)".into()))?;
+        let lock = File::create(root.join(LOCK_FILE))
+            .map_err(|e| fail(format!("cannot create lock file: {e}")))?;
+        lock.try_lock()
+            .map_err(|_| fail("in use by another process (lock held)".into()))?;
         let path = root.join(META_PROPERTIES);
         let cluster_id = match fs::read_to_string(&path) {
             Ok(text) => {
                 let props = parse_properties(&text);
                 let recorded_node = props.get("node.id").and_then(|v| v.parse::<NodeId>().ok());
                 let recorded_cluster = props.get("cluster.id").cloned();
-                let (Some(recorded_node), Some(recorded_cluster)) = (recorded_node, recorded_cluster) else {
-                    return Err(fail(format!("{META_PROPERTIES} lacks node.id or cluster.id")));
+                let (Some(recorded_node), Some(recorded_cluster)) =
+                    (recorded_node, recorded_cluster)
+                else {
+                    return Err(fail(format!(
+                        "{META_PROPERTIES} lacks node.id or cluster.id"
+                    )));
                 };
                 if recorded_node != node_id {
-                    return Err(fail(format!("belongs to node {recorded_node}, not node {node_id}")));
+                    return Err(fail(format!(
+                        "belongs to node {recorded_node}, not node {node_id}"
+                    )));
                 }
                 if let Some(wanted) = cluster_id.filter(|w| *w != recorded_cluster) {
                     return Err(fail(format!(
@@ -61,12 +73,17 @@ impl DataDir {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = cluster_id.map_or_else(new_cluster_id, str::to_string);
-                write_properties(&path, node_id, &id).map_err(|e| fail(format!("cannot write {META_PROPERTIES}: {e}")))?;
+                write_properties(&path, node_id, &id)
+                    .map_err(|e| fail(format!("cannot write {META_PROPERTIES}: {e}")))?;
                 id
             }
             Err(e) => return Err(fail(format!("cannot read {META_PROPERTIES}: {e}"))),
         };
-        Ok(Self { root: root.to_path_buf(), cluster_id, _lock: lock })
+        Ok(Self {
+            root: root.to_path_buf(),
+            cluster_id,
+            _lock: lock,
+        })
     }
 
     /// The cluster this directory belongs to.
@@ -89,7 +106,9 @@ impl DataDir {
 fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = uuid::Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char).collect()
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect()
 }
 
 fn parse_properties(text: &str) -> BTreeMap<String, String> {
@@ -104,8 +123,14 @@ fn parse_properties(text: &str) -> BTreeMap<String, String> {
 fn write_properties(path: &Path, node_id: NodeId, cluster_id: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp)?;
-    writeln!(file, "# Written by ferry node on first start; identifies the owner of this directory.")?;
-    writeln!(file, "version={META_VERSION}\ncluster.id={cluster_id}\nnode.id={node_id}")?;
+    writeln!(
+        file,
+        "# Written by ferry node on first start; identifies the owner of this directory."
+    )?;
+    writeln!(
+        file,
+        "version={META_VERSION}\ncluster.id={cluster_id}\nnode.id={node_id}"
+    )?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;
     File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()
@@ -122,12 +147,26 @@ mod tests {
         let cluster = first.cluster_id().to_string();
         assert_eq!(cluster.len(), 22);
         drop(first);
-        assert_eq!(DataDir::claim(root.path(), 1, None).unwrap().cluster_id(), cluster);
-        assert_eq!(DataDir::claim(root.path(), 1, Some(&cluster)).unwrap().cluster_id(), cluster);
+        assert_eq!(
+            DataDir::claim(root.path(), 1, None).unwrap().cluster_id(),
+            cluster
+        );
+        assert_eq!(
+            DataDir::claim(root.path(), 1, Some(&cluster))
+                .unwrap()
+                .cluster_id(),
+            cluster
+        );
         let other_cluster = DataDir::claim(root.path(), 1, Some("other")).unwrap_err();
-        assert!(other_cluster.to_string().contains("belongs to cluster"), "{other_cluster}");
+        assert!(
+            other_cluster.to_string().contains("belongs to cluster"),
+            "{other_cluster}"
+        );
         let other_node = DataDir::claim(root.path(), 2, None).unwrap_err();
-        assert!(other_node.to_string().contains("belongs to node 1"), "{other_node}");
+        assert!(
+            other_node.to_string().contains("belongs to node 1"),
+            "{other_node}"
+        );
     }
 
     #[test]

@@ -149,23 +149,35 @@ impl Node {
     /// Claims the data directory, opens metadata and logs, and binds the listeners.
     pub async fn bind(config: NodeConfig) -> Result<Node, NodeError> {
         config.validate()?;
-        let dir = DataDir::claim(&config.data_dir, config.node_id, config.cluster_id.as_deref())?;
+        let dir = DataDir::claim(
+            &config.data_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+        )?;
         let kafka = TcpListener::bind(config.kafka_listen)
             .await
-            .map_err(|source| NodeError::Bind { addr: config.kafka_listen, source })?;
+            .map_err(|source| NodeError::Bind {
+                addr: config.kafka_listen,
+                source,
+            })?;
         let kafka_addr = kafka.local_addr().map_err(|source| NodeError::Bind {
             addr: config.kafka_listen,
             source,
         })?;
         let admin = match config.admin_listen {
             Some(addr) => Some(
-                TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr, source })?,
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| NodeError::Bind { addr, source })?,
             ),
             None => None,
         };
         let advertised = BrokerInfo {
             node_id: config.node_id,
-            host: config.advertised_host.clone().unwrap_or_else(|| advertised_ip(kafka_addr)),
+            host: config
+                .advertised_host
+                .clone()
+                .unwrap_or_else(|| advertised_ip(kafka_addr)),
             port: kafka_addr.port(),
             rack: config.rack.clone(),
         };
@@ -180,17 +192,29 @@ impl Node {
         })
         .map_err(|e| NodeError::DataDir(e.to_string()))?;
         let broker = Broker::open(broker_config, Arc::new(authority))?;
-        Ok(Node { dir, roles: config.roles, broker, kafka, admin, server: config.server, advertised })
+        Ok(Node {
+            dir,
+            roles: config.roles,
+            broker,
+            kafka,
+            admin,
+            server: config.server,
+            advertised,
+        })
     }
 
     /// The bound Kafka address.
     pub fn kafka_addr(&self) -> SocketAddr {
-        self.kafka.local_addr().expect("a bound listener has an address")
+        self.kafka
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The bound admin address, if any.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|l| l.local_addr().expect("a bound listener has an address"))
+        self.admin
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     /// `host:port` clients use.
@@ -209,9 +233,16 @@ impl Node {
         let cancel = CancellationToken::new();
         let started = Instant::now();
         let broker = self.broker.clone();
-        let follower = tokio::spawn(broker.clone().follow_metadata(cancel.clone().cancelled_owned()));
-        let maintenance =
-            tokio::spawn(broker.clone().run_log_maintenance(cancel.clone().cancelled_owned()));
+        let follower = tokio::spawn(
+            broker
+                .clone()
+                .follow_metadata(cancel.clone().cancelled_owned()),
+        );
+        let maintenance = tokio::spawn(
+            broker
+                .clone()
+                .run_log_maintenance(cancel.clone().cancelled_owned()),
+        );
         let admin = self.admin.map(|listener| {
             let status = admin::StatusSource {
                 broker: broker.clone(),
@@ -219,7 +250,11 @@ impl Node {
                 advertised: format!("{}:{}", self.advertised.host, self.advertised.port),
                 started,
             };
-            tokio::spawn(admin::serve(listener, status, cancel.clone().cancelled_owned()))
+            tokio::spawn(admin::serve(
+                listener,
+                status,
+                cancel.clone().cancelled_owned(),
+            ))
         });
         let kafka = tokio::spawn(server::run(
             self.kafka,
@@ -243,5 +278,9 @@ impl Node {
 
 /// The IP to advertise for a listen address: itself, or loopback for a wildcard address.
 fn advertised_ip(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() }
+    if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    }
 }

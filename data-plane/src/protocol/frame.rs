@@ -56,7 +56,10 @@ impl FrameDecoder {
         }
         let size = size as usize;
         if size > self.max_frame_bytes {
-            return Err(FrameError::TooLarge { size: size as i64, max: self.max_frame_bytes });
+            return Err(FrameError::TooLarge {
+                size: size as i64,
+                max: self.max_frame_bytes,
+            });
         }
         Ok(size)
     }
@@ -109,11 +112,17 @@ mod tests {
         let decoder = FrameDecoder::new(1024);
         let mut buf = framed(b"hello");
         buf.extend_from_slice(&framed(b"world")[..6]);
-        assert_eq!(decoder.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"hello"));
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap().unwrap(),
+            Bytes::from_static(b"hello")
+        );
         assert_eq!(decoder.decode(&mut buf).unwrap(), None);
         assert_eq!(decoder.missing_bytes(&buf), 3);
         buf.extend_from_slice(b"rld");
-        assert_eq!(decoder.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"world"));
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap().unwrap(),
+            Bytes::from_static(b"world")
+        );
         assert!(buf.is_empty());
     }
 
@@ -124,7 +133,10 @@ mod tests {
         let mut buf = BytesMut::from(&(1_000_000_000i32).to_be_bytes()[..]);
         assert_eq!(
             decoder.decode(&mut buf),
-            Err(FrameError::TooLarge { size: 1_000_000_000, max: 16 })
+            Err(FrameError::TooLarge {
+                size: 1_000_000_000,
+                max: 16
+            })
         );
         assert_eq!(decoder.missing_bytes(&buf), 0);
     }
@@ -140,6 +152,9 @@ mod tests {
     fn accepts_a_frame_of_exactly_the_maximum() {
         let decoder = FrameDecoder::new(4);
         let mut buf = framed(b"abcd");
-        assert_eq!(decoder.decode(&mut buf).unwrap().unwrap(), Bytes::from_static(b"abcd"));
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap().unwrap(),
+            Bytes::from_static(b"abcd")
+        );
     }
 }

@@ -22,8 +22,9 @@ const FIXED_HEADER_BYTES: usize = 8;
 /// A decoded frame.
 #[derive(Debug)]
 pub enum Decoded {
-    /// A request for an API and version the broker serves.
-    Request(Request),
+    /// A request for an API and version the broker serves (boxed: it is far larger than the
+    /// other variant).
+    Request(Box<Request>),
     /// An ApiVersions request of a version the broker does not know (KIP-511); the broker answers
     /// it in the v0 format with UNSUPPORTED_VERSION.
     UnsupportedApiVersions {
@@ -92,15 +93,29 @@ pub fn decode(mut frame: Bytes) -> Result<Decoded, DecodeError> {
     let version = (&frame[2..4]).get_i16();
     let correlation_id = (&frame[4..8]).get_i32();
     let Ok(api_key) = ApiKey::try_from(raw_key) else {
-        return Err(DecodeError::UnknownApiKey { api_key: raw_key, correlation_id });
+        return Err(DecodeError::UnknownApiKey {
+            api_key: raw_key,
+            correlation_id,
+        });
     };
     if !versions::is_supported(api_key, version) {
         if api_key == ApiKey::ApiVersions && version >= 0 {
-            return Ok(Decoded::UnsupportedApiVersions { correlation_id, version });
+            return Ok(Decoded::UnsupportedApiVersions {
+                correlation_id,
+                version,
+            });
         }
-        return Err(DecodeError::UnsupportedVersion { api_key, version, correlation_id });
+        return Err(DecodeError::UnsupportedVersion {
+            api_key,
+            version,
+            correlation_id,
+        });
     }
-    let malformed = |reason: String| DecodeError::Malformed { api_key, version, reason };
+    let malformed = |reason: String| DecodeError::Malformed {
+        api_key,
+        version,
+        reason,
+    };
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
         .map_err(|e| malformed(format!("header: {e}")))?;
     // The codec sizes its vectors from the counts on the wire; check them against the bytes
@@ -108,5 +123,10 @@ pub fn decode(mut frame: Bytes) -> Result<Decoded, DecodeError> {
     guard::check_body(api_key, version, &frame).map_err(|e| malformed(e.to_string()))?;
     let body = RequestKind::decode(api_key, &mut frame, version)
         .map_err(|e| malformed(format!("body: {e}")))?;
-    Ok(Decoded::Request(Request { api_key, version, header, body }))
+    Ok(Decoded::Request(Box::new(Request {
+        api_key,
+        version,
+        header,
+        body,
+    })))
 }

@@ -5,10 +5,10 @@
 //! broker's versions can read them.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use kafka_protocol::ResponseError;
 
 use super::versions;
 
@@ -33,7 +33,11 @@ pub fn encode(
     version: i16,
     body: &ResponseKind,
 ) -> Result<Bytes, EncodeError> {
-    let fail = |e: anyhow::Error| EncodeError { api_key, version, reason: e.to_string() };
+    let fail = |e: anyhow::Error| EncodeError {
+        api_key,
+        version,
+        reason: e.to_string(),
+    };
     let mut out = BytesMut::with_capacity(128);
     out.put_i32(0); // size, patched below
     ResponseHeader::default()
@@ -59,6 +63,11 @@ pub fn unsupported_api_versions(correlation_id: i32) -> Bytes {
                 .with_min_version(range.min)
                 .with_max_version(range.max),
         ]);
-    encode(correlation_id, ApiKey::ApiVersions, 0, &ResponseKind::ApiVersions(body))
-        .expect("a v0 ApiVersions response always encodes")
+    encode(
+        correlation_id,
+        ApiKey::ApiVersions,
+        0,
+        &ResponseKind::ApiVersions(body),
+    )
+    .expect("a v0 ApiVersions response always encodes")
 }

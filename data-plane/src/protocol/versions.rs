@@ -24,7 +24,10 @@ pub struct SupportedApi {
 }
 
 const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
-    SupportedApi { key, versions: VersionRange { min, max } }
+    SupportedApi {
+        key,
+        versions: VersionRange { min, max },
+    }
 }
 
 /// Every API the broker serves, in api-key order.
@@ -40,7 +43,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
 
 /// The versions of `key` the broker accepts, or `None` if it does not serve the API at all.
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
-    SUPPORTED_APIS.iter().find(|api| api.key == key).map(|api| api.versions)
+    SUPPORTED_APIS
+        .iter()
+        .find(|api| api.key == key)
+        .map(|api| api.versions)
 }
 
 /// Whether the broker accepts `version` of `key`.
@@ -79,7 +85,11 @@ mod tests {
                 api.versions,
                 codec
             );
-            assert!(!api.versions.is_empty(), "{:?} advertises an empty range", api.key);
+            assert!(
+                !api.versions.is_empty(),
+                "{:?} advertises an empty range",
+                api.key
+            );
         }
     }
 
