@@ -208,9 +208,12 @@ mod tests {
         three().raft_config(0).validate().unwrap();
     }
 
+    /// A change that makes options invalid, and what the error must mention.
+    type Case = (&'static str, Box<dyn Fn(&mut Options)>);
+
     #[test]
     fn rejects_bad_fields() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Options)>)> = vec![
+        let cases: Vec<Case> = vec![
             ("id must be nonzero", Box::new(|o| o.id = 0)),
             ("own id", Box::new(|o| o.id = 9)),
             ("heartbeat_tick", Box::new(|o| o.heartbeat_tick = 10)),

@@ -410,11 +410,13 @@ fn decode_record(body: &[u8]) -> Result<(Option<HardState>, Vec<Entry>)> {
     let hard_state = match reader.take(1)?[0] {
         0 => None,
         1 => {
-            let mut hs = HardState::default();
-            hs.term = reader.u64()?;
-            hs.vote = reader.u64()?;
-            hs.commit = reader.u64()?;
-            Some(hs)
+            let (term, vote, commit) = (reader.u64()?, reader.u64()?, reader.u64()?);
+            Some(HardState {
+                term,
+                vote,
+                commit,
+                ..Default::default()
+            })
         }
         other => return Err(Error::Corrupt(format!("bad hard state flag {other}"))),
     };
@@ -501,11 +503,13 @@ mod tests {
     use crate::disk::MemDisk;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut entry = Entry::default();
-        entry.index = index;
-        entry.term = term;
-        entry.data = format!("{index}@{term}").into_bytes().into();
-        entry
+        let data = format!("{index}@{term}").into_bytes().into();
+        Entry {
+            index,
+            term,
+            data,
+            ..Default::default()
+        }
     }
 
     fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
@@ -513,11 +517,12 @@ mod tests {
     }
 
     fn hard_state(term: u64, vote: u64, commit: u64) -> HardState {
-        let mut hs = HardState::default();
-        hs.term = term;
-        hs.vote = vote;
-        hs.commit = commit;
-        hs
+        HardState {
+            term,
+            vote,
+            commit,
+            ..Default::default()
+        }
     }
 
     fn terms<D: Disk>(store: &LogStore<D>) -> Vec<(u64, u64)> {

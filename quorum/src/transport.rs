@@ -14,8 +14,11 @@
 //! "unreachable" (and a snapshot in it as failed) and the task pauses for
 //! [`PEER_RETRY_BACKOFF`]; raft retransmits whatever was lost.
 //!
-//! Inbound messages are decoded and checked (addressed to us, from a voter) before they reach
-//! the node; malformed input is refused with a status, never a panic.
+//! Inbound messages are decoded and checked to be addressed to this voter before they reach
+//! the node (which also drops messages from non-voters and local-only message types);
+//! malformed input is refused with a status, never a panic. Peers are otherwise trusted: a
+//! voter that sends well-formed but semantically impossible raft messages can still make
+//! raft-rs panic.
 
 use std::time::Duration;
 
@@ -332,9 +335,11 @@ mod tests {
     #[test]
     fn garbage_does_not_decode() {
         assert!(decode_message(&[0xff, 0xff, 0xff]).is_err());
-        let mut msg = Message::default();
-        msg.to = 2;
-        msg.from = 1;
+        let mut msg = Message {
+            to: 2,
+            from: 1,
+            ..Default::default()
+        };
         msg.set_msg_type(MessageType::MsgHeartbeat);
         assert_eq!(decode_message(&encode_message(&msg)).unwrap(), msg);
     }
