@@ -1,0 +1,688 @@
+//! The Kafka API of a single node, request by request, over real TCP with exact versions.
+//!
+//! Each test starts its own node in-process on port 0 and speaks raw Kafka frames, so it can
+//! send what no well-behaved client would: oversized frames, unknown keys, corrupt batches.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use ferry_data_plane::server::ServerOptions;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use support::{RawClient, TestNode, batch};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+async fn create_topic(
+    client: &mut RawClient,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> i16 {
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(-1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                ),
+        ]);
+    match client
+        .call(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request))
+        .await
+    {
+        ResponseKind::CreateTopics(r) => r.topics[0].error_code,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn produce_request(topic: &str, partition: i32, acks: i16, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ]),
+        ])
+}
+
+async fn produce(
+    client: &mut RawClient,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    records: Bytes,
+) -> (i16, i64) {
+    let request = produce_request(topic, partition, acks, records);
+    match client
+        .call(ApiKey::Produce, 9, RequestKind::Produce(request))
+        .await
+    {
+        ResponseKind::Produce(r) => {
+            let p = &r.responses[0].partition_responses[0];
+            (p.error_code, p.base_offset)
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn fetch_request(
+    topic: &str,
+    partitions: &[(i32, i64, i32)],
+    max_wait_ms: i32,
+    min_bytes: i32,
+    max_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|(p, offset, max)| {
+                            FetchPartition::default()
+                                .with_partition(*p)
+                                .with_fetch_offset(*offset)
+                                .with_partition_max_bytes(*max)
+                                .with_current_leader_epoch(-1)
+                                .with_last_fetched_epoch(-1)
+                        })
+                        .collect(),
+                ),
+        ])
+}
+
+async fn fetch(client: &mut RawClient, request: FetchRequest) -> FetchResponse {
+    match client
+        .call(ApiKey::Fetch, 12, RequestKind::Fetch(request))
+        .await
+    {
+        ResponseKind::Fetch(r) => r,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Record batches in a fetched buffer (each batch's length field + 12 header bytes).
+fn batch_count(mut records: &[u8]) -> usize {
+    let mut count = 0;
+    while records.len() >= 12 {
+        let len = i32::from_be_bytes(records[8..12].try_into().unwrap()) as usize;
+        records = &records[12 + len..];
+        count += 1;
+    }
+    count
+}
+
+#[tokio::test]
+async fn api_versions_advertises_the_served_table_and_answers_newer_versions_in_v0() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    for version in 0..=4 {
+        let ResponseKind::ApiVersions(r) = client
+            .call(
+                ApiKey::ApiVersions,
+                version,
+                RequestKind::ApiVersions(ApiVersionsRequest::default()),
+            )
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(r.error_code, 0, "v{version}");
+        let fetch = r
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == ApiKey::Fetch as i16)
+            .unwrap();
+        assert_eq!((fetch.min_version, fetch.max_version), (4, 12));
+    }
+    // A v5 request (newer than the broker knows): Kafka answers v0 with UNSUPPORTED_VERSION and
+    // only ApiVersions' range, and keeps the connection open.
+    let mut frame = BytesMut::new();
+    frame.put_i32(10);
+    frame.put_i16(ApiKey::ApiVersions as i16);
+    frame.put_i16(5);
+    frame.put_i32(777);
+    frame.put_i16(-1); // null client id
+    client.send_raw(&frame).await;
+    let (correlation_id, mut body) = client.read_frame().await.unwrap();
+    assert_eq!(correlation_id, 777);
+    use kafka_protocol::protocol::Decodable;
+    ResponseHeader::decode(&mut body, 0).unwrap();
+    let reply = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(reply.error_code, ResponseError::UnsupportedVersion.code());
+    assert_eq!(reply.api_keys.len(), 1);
+    assert_eq!(
+        (reply.api_keys[0].min_version, reply.api_keys[0].max_version),
+        (0, 4)
+    );
+    let again = client
+        .call(
+            ApiKey::ApiVersions,
+            3,
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        )
+        .await;
+    assert!(matches!(again, ResponseKind::ApiVersions(r) if r.error_code == 0));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_is_refused_from_its_prefix_and_only_that_connection_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        max_frame_bytes: 64 * 1024,
+        ..ServerOptions::default()
+    };
+    let node = TestNode::start(dir.path(), &[], options).await;
+    let mut bystander = RawClient::connect(node.addr).await;
+    let mut offender = RawClient::connect(node.addr).await;
+    // Announce 1 GiB and send nothing else: the refusal cannot depend on receiving (or
+    // buffering) the body.
+    offender.send_raw(&(1i32 << 30).to_be_bytes()).await;
+    assert!(offender.is_closed().await);
+    // A frame just over the limit, sent whole, is refused too.
+    let mut client = RawClient::connect(node.addr).await;
+    let big = produce_request("t", 0, 1, batch(1, 70 * 1024, 0));
+    let (_, frame) = client.frame(ApiKey::Produce, 9, &RequestKind::Produce(big));
+    client.send_raw(&frame).await;
+    assert!(client.is_closed().await);
+    let ok = bystander
+        .call(
+            ApiKey::Metadata,
+            12,
+            RequestKind::Metadata(MetadataRequest::default()),
+        )
+        .await;
+    assert!(matches!(ok, ResponseKind::Metadata(_)));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_api_keys_and_unsupported_versions_close_the_connection_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let header = |key: i16, version: i16| {
+        let mut frame = BytesMut::new();
+        frame.put_i32(10);
+        frame.put_i16(key);
+        frame.put_i16(version);
+        frame.put_i32(1);
+        frame.put_i16(-1);
+        frame
+    };
+    for (key, version, what) in [
+        (9999, 0, "unknown key"),
+        (
+            ApiKey::Produce as i16,
+            2,
+            "Produce v2 (below the served range)",
+        ),
+        (
+            ApiKey::Fetch as i16,
+            13,
+            "Fetch v13 (above the served range)",
+        ),
+        (
+            ApiKey::JoinGroup as i16,
+            0,
+            "an API the broker does not serve",
+        ),
+    ] {
+        let mut client = RawClient::connect(node.addr).await;
+        client.send_raw(&header(key, version)).await;
+        assert!(client.is_closed().await, "{what}");
+    }
+    let mut client = RawClient::connect(node.addr).await;
+    let ok = client
+        .call(
+            ApiKey::Metadata,
+            1,
+            RequestKind::Metadata(MetadataRequest::default()),
+        )
+        .await;
+    assert!(matches!(ok, ResponseKind::Metadata(_)));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_malformed_request_closes_only_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut bystander = RawClient::connect(node.addr).await;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // Metadata v1 claiming 2^31-1 topics in a 4-byte body: must not allocate for them.
+        (
+            "huge array count",
+            [
+                &3i16.to_be_bytes()[..],
+                &1i16.to_be_bytes(),
+                &1i32.to_be_bytes(),
+                &(-1i16).to_be_bytes(),
+                &i32::MAX.to_be_bytes(),
+            ]
+            .concat(),
+        ),
+        // Produce v9 whose body stops after acks.
+        (
+            "truncated body",
+            [
+                &0i16.to_be_bytes()[..],
+                &9i16.to_be_bytes(),
+                &1i32.to_be_bytes(),
+                &(-1i16).to_be_bytes(),
+                &[0u8],
+                &[0, 1],
+            ]
+            .concat(),
+        ),
+        // Shorter than a request header.
+        ("short frame", vec![0, 3, 0]),
+    ];
+    for (what, payload) in cases {
+        let mut client = RawClient::connect(node.addr).await;
+        let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        client.send_raw(&frame).await;
+        assert!(client.is_closed().await, "{what}");
+    }
+    let ok = bystander
+        .call(
+            ApiKey::Metadata,
+            12,
+            RequestKind::Metadata(MetadataRequest::default()),
+        )
+        .await;
+    assert!(matches!(ok, ResponseKind::Metadata(_)));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_with_a_bad_crc_is_rejected_with_corrupt_message_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "crc", 1, &[]).await, 0);
+    let good = batch(3, 10, 1_000);
+    let mut bad = BytesMut::from(&good[..]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff; // a record byte, covered by the CRC
+    assert_eq!(
+        produce(&mut client, "crc", 0, 1, bad.freeze()).await.0,
+        ResponseError::CorruptMessage.code()
+    );
+    // The next good batch gets offset 0: the corrupt one left nothing behind.
+    assert_eq!(produce(&mut client, "crc", 0, 1, good).await, (0, 0));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn topic_names_kafka_refuses_get_invalid_topic_exception() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    for bad in ["has space", "..", "", "slash/x", &"x".repeat(250)] {
+        assert_eq!(
+            create_topic(&mut client, bad, 1, &[]).await,
+            ResponseError::InvalidTopicException.code(),
+            "{bad:?}"
+        );
+    }
+    let request = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("bad name"))),
+        ]));
+    let ResponseKind::Metadata(r) = client
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(request))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn produce_answers_per_acks_and_acks_zero_gets_no_response_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "acks", 1, &[]).await, 0);
+    assert_eq!(
+        produce(&mut client, "acks", 0, 1, batch(2, 8, 0)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut client, "acks", 0, -1, batch(2, 8, 0)).await,
+        (0, 2)
+    );
+    // acks=0: send it, then a Metadata request; the first frame back must be Metadata's.
+    let (_, silent) = client.frame(
+        ApiKey::Produce,
+        9,
+        &RequestKind::Produce(produce_request("acks", 0, 0, batch(2, 8, 0))),
+    );
+    client.send_raw(&silent).await;
+    let ok = client
+        .call(
+            ApiKey::Metadata,
+            12,
+            RequestKind::Metadata(MetadataRequest::default()),
+        )
+        .await;
+    assert!(matches!(ok, ResponseKind::Metadata(_)));
+    assert_eq!(
+        produce(&mut client, "acks", 0, 1, batch(1, 8, 0)).await,
+        (0, 6),
+        "the acks=0 batch was appended"
+    );
+    assert_eq!(
+        produce(&mut client, "acks", 0, 2, batch(1, 8, 0)).await.0,
+        ResponseError::InvalidRequiredAcks.code()
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn acks_all_below_min_insync_replicas_is_refused_before_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(
+        create_topic(&mut client, "misr", 1, &[("min.insync.replicas", "2")]).await,
+        0
+    );
+    assert_eq!(
+        produce(&mut client, "misr", 0, -1, batch(1, 8, 0)).await.0,
+        ResponseError::NotEnoughReplicas.code()
+    );
+    assert_eq!(
+        produce(&mut client, "misr", 0, 1, batch(1, 8, 0)).await,
+        (0, 0),
+        "acks=1 is not subject to it"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_over_max_message_bytes_is_refused_with_message_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(
+        create_topic(&mut client, "big", 1, &[("max.message.bytes", "1000")]).await,
+        0
+    );
+    assert_eq!(
+        produce(&mut client, "big", 0, 1, batch(1, 2000, 0)).await.0,
+        ResponseError::MessageTooLarge.code()
+    );
+    assert_eq!(
+        produce(&mut client, "big", 0, 1, batch(1, 100, 0)).await,
+        (0, 0)
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_honours_partition_max_bytes_max_bytes_and_always_returns_one_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "limits", 2, &[]).await, 0);
+    let one = batch(1, 1000, 0);
+    for partition in 0..2 {
+        for _ in 0..10 {
+            produce(&mut client, "limits", partition, 1, one.clone()).await;
+        }
+    }
+    let size = one.len() as i32;
+    // partition_max_bytes fits two and a half batches: two whole batches come back.
+    let r = fetch(
+        &mut client,
+        fetch_request("limits", &[(0, 0, size * 5 / 2)], 0, 1, i32::MAX),
+    )
+    .await;
+    assert_eq!(
+        batch_count(r.responses[0].partitions[0].records.as_ref().unwrap()),
+        2
+    );
+    // A limit smaller than one batch still returns the first batch whole (KIP-74).
+    let r = fetch(
+        &mut client,
+        fetch_request("limits", &[(0, 0, 10)], 0, 1, i32::MAX),
+    )
+    .await;
+    assert_eq!(
+        batch_count(r.responses[0].partitions[0].records.as_ref().unwrap()),
+        1
+    );
+    // max_bytes bounds the whole response: three batches across both partitions.
+    let r = fetch(
+        &mut client,
+        fetch_request(
+            "limits",
+            &[(0, 0, i32::MAX), (1, 0, i32::MAX)],
+            0,
+            1,
+            size * 3,
+        ),
+    )
+    .await;
+    let counts: Vec<usize> = r.responses[0]
+        .partitions
+        .iter()
+        .map(|p| batch_count(p.records.as_ref().unwrap()))
+        .collect();
+    assert_eq!(counts.iter().sum::<usize>(), 3, "{counts:?}");
+    // Reading at the end gives empty (never null) records and the offsets.
+    let r = fetch(
+        &mut client,
+        fetch_request("limits", &[(0, 10, i32::MAX)], 0, 1, i32::MAX),
+    )
+    .await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.records.as_ref().map(|r| r.len()), Some(0));
+    assert_eq!(
+        (p.high_watermark, p.log_start_offset, p.error_code),
+        (10, 0, 0)
+    );
+    let r = fetch(
+        &mut client,
+        fetch_request("limits", &[(0, 11, i32::MAX)], 0, 1, i32::MAX),
+    )
+    .await;
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::OffsetOutOfRange.code()
+    );
+    let r = fetch(
+        &mut client,
+        fetch_request("nope", &[(0, 0, 100)], 0, 1, i32::MAX),
+    )
+    .await;
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetch_waits_up_to_max_wait_ms_for_min_bytes_and_wakes_when_data_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "wait", 1, &[]).await, 0);
+    // Nothing arrives: the answer comes no earlier than max_wait_ms, empty.
+    let started = Instant::now();
+    let r = fetch(
+        &mut client,
+        fetch_request("wait", &[(0, 0, 1 << 20)], 300, 1, i32::MAX),
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(
+        r.responses[0].partitions[0].records.as_ref().unwrap().len(),
+        0
+    );
+    // Data arrives while waiting: the long poll returns it well before max_wait_ms.
+    let addr = node.addr;
+    let producer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut other = RawClient::connect(addr).await;
+        produce(&mut other, "wait", 0, 1, batch(1, 10, 0)).await
+    });
+    let started = Instant::now();
+    let r = fetch(
+        &mut client,
+        fetch_request("wait", &[(0, 0, 1 << 20)], 30_000, 1, i32::MAX),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "woken by the append, not the timeout"
+    );
+    assert_eq!(
+        batch_count(r.responses[0].partitions[0].records.as_ref().unwrap()),
+        1
+    );
+    assert_eq!(producer.await.unwrap(), (0, 0));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn list_offsets_finds_earliest_latest_and_by_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "times", 1, &[]).await, 0);
+    for (i, ts) in [1_000, 2_000, 3_000].into_iter().enumerate() {
+        assert_eq!(
+            produce(&mut client, "times", 0, 1, batch(2, 10, ts)).await,
+            (0, 2 * i as i64)
+        );
+    }
+    let list = |timestamp: i64| {
+        RequestKind::ListOffsets(
+            ListOffsetsRequest::default()
+                .with_replica_id((-1).into())
+                .with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(name("times"))
+                        .with_partitions(vec![
+                            ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(timestamp)
+                                .with_current_leader_epoch(-1),
+                        ]),
+                ]),
+        )
+    };
+    let mut offset_of =
+        async |timestamp: i64| match client.call(ApiKey::ListOffsets, 7, list(timestamp)).await {
+            ResponseKind::ListOffsets(r) => {
+                let p = &r.topics[0].partitions[0];
+                assert_eq!(p.error_code, 0);
+                (p.offset, p.timestamp)
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+    assert_eq!(offset_of(-2).await.0, 0, "earliest");
+    assert_eq!(offset_of(-1).await.0, 6, "latest");
+    assert_eq!(
+        offset_of(1_500).await,
+        (2, 2_000),
+        "first record at or after the time"
+    );
+    assert_eq!(offset_of(9_999).await.0, -1, "nothing that late");
+    assert_eq!(offset_of(-3).await.1, 3_000, "max timestamp");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn topics_survive_a_restart_and_deleted_topics_leave_no_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "keep", 2, &[]).await, 0);
+    assert_eq!(create_topic(&mut client, "drop", 1, &[]).await, 0);
+    assert_eq!(
+        create_topic(&mut client, "keep", 1, &[]).await,
+        ResponseError::TopicAlreadyExists.code()
+    );
+    produce(&mut client, "keep", 1, 1, batch(5, 10, 0)).await;
+    produce(&mut client, "drop", 0, 1, batch(5, 10, 0)).await;
+    let delete = DeleteTopicsRequest::default().with_topic_names(vec![name("drop"), name("never")]);
+    let ResponseKind::DeleteTopics(r) = client
+        .call(ApiKey::DeleteTopics, 5, RequestKind::DeleteTopics(delete))
+        .await
+    else {
+        panic!()
+    };
+    let codes: Vec<i16> = r.responses.iter().map(|t| t.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![0, ResponseError::UnknownTopicOrPartition.code()]
+    );
+    assert!(!dir.path().join("logs/drop-0").exists());
+    node.shutdown().await;
+
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    let all = MetadataRequest::default().with_topics(None);
+    let ResponseKind::Metadata(m) = client
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(all))
+        .await
+    else {
+        panic!()
+    };
+    let names: Vec<String> = m
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().0.to_string())
+        .collect();
+    assert_eq!(names, vec!["keep"]);
+    assert_eq!(
+        produce(&mut client, "keep", 1, 1, batch(1, 10, 0)).await,
+        (0, 5),
+        "offsets continue"
+    );
+    node.shutdown().await;
+}
