@@ -262,3 +262,42 @@ async fn two_of_three_down_refuses_instead_of_hanging() {
         Err(Error::Stopped)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_voter_restarts_with_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let options = Options {
+        id: 1,
+        peers: BTreeMap::from([(1, address.to_string())]),
+        tick_interval: Duration::from_millis(10),
+        snapshot_entries: 4,
+        ..Default::default()
+    };
+    let handle = Quorum::start(options.clone(), Journal::default(), dir.path(), listener).await;
+    let handle = handle.unwrap();
+    for i in 1..=10 {
+        let response = handle.propose(format!("c{i}").into_bytes()).await.unwrap();
+        assert_eq!(response, i.to_string().into_bytes());
+    }
+    assert!(matches!(
+        handle.propose(Vec::new()).await,
+        Err(Error::InvalidInput(_))
+    ));
+    handle.shutdown().await;
+
+    // Restart: the snapshot restores most of the state, the log replays the rest.
+    let listener = TcpListener::bind(address).await.unwrap();
+    let handle = Quorum::start(options, Journal::default(), dir.path(), listener)
+        .await
+        .unwrap();
+    assert_eq!(handle.read(Vec::new()).await.unwrap(), b"10,c10");
+    assert_eq!(handle.propose(b"c11".to_vec()).await.unwrap(), b"11");
+    let status = handle.status().await.unwrap();
+    assert!(
+        status.snapshot_index >= 8 && status.applied >= 11,
+        "{status:?}"
+    );
+    handle.shutdown().await;
+}

@@ -469,12 +469,11 @@ impl Sim {
                 self.start(id);
             }
         }
-        let command = b"final".to_vec();
         let mut final_index = None;
         for _ in 0..20_000 {
             self.step(false);
             if final_index.is_none() {
-                final_index = self.try_final(&command);
+                final_index = self.try_final();
             }
             let states: BTreeSet<(u64, u64)> = self
                 .nodes
@@ -494,13 +493,14 @@ impl Sim {
         );
     }
 
-    /// Proposes the final command on the leader, if there is one, and returns its index
-    /// once committed.
-    fn try_final(&mut self, command: &[u8]) -> Option<u64> {
+    /// Proposes a final command on the leader, if there is one, and returns the index of the
+    /// first final command committed. Each attempt is a distinct command, so an abandoned
+    /// attempt that commits later is not mistaken for a refused one.
+    fn try_final(&mut self) -> Option<u64> {
         if let Some(index) = self
             .committed
             .iter()
-            .find(|(_, c)| *c == command)
+            .find(|(_, c)| c.starts_with(b"final-"))
             .map(|(i, _)| *i)
         {
             return Some(index);
@@ -518,10 +518,11 @@ impl Sim {
             self.final_proposed_at = self.now;
             let request = self.next_id;
             self.next_id += 1;
+            let command = format!("final-{request}").into_bytes();
             let node = self.nodes.get_mut(&leader).unwrap();
-            match node.propose(request, command.to_vec()) {
+            match node.propose(request, command.clone()) {
                 Ok(()) => {
-                    let waiting = Waiting::Propose(command.to_vec());
+                    let waiting = Waiting::Propose(command);
                     self.waiting.insert((leader, request), waiting);
                     self.ready(leader);
                 }
