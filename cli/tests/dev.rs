@@ -71,6 +71,8 @@ async fn ferry_dev_serves_clients_and_keeps_data_across_ctrl_c() {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", "unused")
+        // No group coordinator yet: nothing may be committed on close.
+        .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .create()
         .unwrap();
