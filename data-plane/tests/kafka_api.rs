@@ -686,3 +686,37 @@ async fn topics_survive_a_restart_and_deleted_topics_leave_no_data() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_finds_topics_by_id_and_reports_unknown_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "by-id", 2, &[]).await, 0);
+    let all = MetadataRequest::default().with_topics(None);
+    let ResponseKind::Metadata(m) = client
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(all))
+        .await
+    else {
+        panic!()
+    };
+    let id = m.topics[0].topic_id;
+    let unknown = uuid::Uuid::new_v4();
+    let by_id = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_topic_id(id),
+        MetadataRequestTopic::default().with_topic_id(unknown),
+    ]));
+    let ResponseKind::Metadata(m) = client
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(by_id))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(m.topics[0].name.as_ref().unwrap().0.as_str(), "by-id");
+    assert_eq!(m.topics[0].partitions.len(), 2);
+    assert_eq!(
+        (m.topics[1].topic_id, m.topics[1].error_code),
+        (unknown, ResponseError::UnknownTopicId.code())
+    );
+    node.shutdown().await;
+}

@@ -8,7 +8,8 @@
 //! 2. If fewer than `min_bytes` were found, no partition had an error and `max_wait_ms` has not
 //!    passed, wait for the next append on this broker and read again.
 //!
-//! Consumers see only offsets below the high watermark. Fetch sessions (KIP-227) are declined
+//! Consumers see only offsets below the high watermark. Without transactions the last stable
+//! offset equals the high watermark, so `read_committed` and `read_uncommitted` read the same. Fetch sessions (KIP-227) are declined
 //! by answering session id 0, which every client handles by sending full fetches.
 //!
 //! # Errors (per partition, as response data)
@@ -71,7 +72,6 @@ impl Broker {
         let mut remaining = request.max_bytes.max(0) as usize;
         let mut total = 0usize;
         let mut any_error = false;
-        let read_committed = request.isolation_level == 1;
         let topics = request
             .topics
             .iter()
@@ -86,7 +86,6 @@ impl Broker {
                         total += taken;
                         remaining = remaining.saturating_sub(taken);
                         any_error |= data.error_code != 0;
-                        let _ = read_committed; // no transactions: last stable offset = high watermark
                         data
                     })
                     .collect();

@@ -22,10 +22,23 @@ impl Broker {
         request: MetadataRequest,
         version: i16,
     ) -> MetadataResponse {
+        // Topics are asked for by name, or by id (v10+); an unknown id is answered with a
+        // name-less entry carrying UNKNOWN_TOPIC_ID.
+        let known = self.image();
+        let mut unknown_ids = Vec::new();
         let wanted: Option<Vec<String>> = request.topics.map(|topics| {
             topics
                 .into_iter()
-                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .filter_map(|t| match t.name {
+                    Some(name) => Some(name.0.to_string()),
+                    None => match known.topic_by_id(t.topic_id) {
+                        Some(topic) => Some(topic.name.clone()),
+                        None => {
+                            unknown_ids.push(t.topic_id);
+                            None
+                        }
+                    },
+                })
                 .collect()
         });
         // v0 had no flag: an empty list meant "all topics" and creation was always allowed.
@@ -41,7 +54,7 @@ impl Broker {
             self.auto_create(names).await;
         }
         let image = self.image();
-        let topics = match wanted {
+        let mut topics: Vec<MetadataResponseTopic> = match wanted {
             None => image
                 .topics
                 .values()
@@ -52,6 +65,11 @@ impl Broker {
                 .map(|name| self.topic_or_error(&image, name))
                 .collect(),
         };
+        topics.extend(unknown_ids.into_iter().map(|id| {
+            MetadataResponseTopic::default()
+                .with_topic_id(id)
+                .with_error_code(ResponseError::UnknownTopicId.code())
+        }));
         MetadataResponse::default()
             .with_cluster_id(Some(StrBytes::from_string(image.cluster_id.clone())))
             .with_controller_id(BrokerId(image.controller_id))
