@@ -703,8 +703,12 @@ async fn metadata_finds_topics_by_id_and_reports_unknown_ids() {
     let id = m.topics[0].topic_id;
     let unknown = uuid::Uuid::new_v4();
     let by_id = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_topic_id(id),
-        MetadataRequestTopic::default().with_topic_id(unknown),
+        MetadataRequestTopic::default()
+            .with_name(None)
+            .with_topic_id(id),
+        MetadataRequestTopic::default()
+            .with_name(None)
+            .with_topic_id(unknown),
     ]));
     let ResponseKind::Metadata(m) = client
         .call(ApiKey::Metadata, 12, RequestKind::Metadata(by_id))

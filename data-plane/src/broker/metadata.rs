@@ -29,16 +29,18 @@ impl Broker {
         let wanted: Option<Vec<String>> = request.topics.map(|topics| {
             topics
                 .into_iter()
-                .filter_map(|t| match t.name {
-                    Some(name) => Some(name.0.to_string()),
-                    None => match known.topic_by_id(t.topic_id) {
-                        Some(topic) => Some(topic.name.clone()),
-                        None => {
-                            unknown_ids.push(t.topic_id);
-                            None
-                        }
+                .filter_map(
+                    |t| match t.name.filter(|n| t.topic_id.is_nil() || !n.0.is_empty()) {
+                        Some(name) => Some(name.0.to_string()),
+                        None => match known.topic_by_id(t.topic_id) {
+                            Some(topic) => Some(topic.name.clone()),
+                            None => {
+                                unknown_ids.push(t.topic_id);
+                                None
+                            }
+                        },
                     },
-                })
+                )
                 .collect()
         });
         // v0 had no flag: an empty list meant "all topics" and creation was always allowed.
