@@ -1,0 +1,229 @@
+// kafkajs 2.2.4 against a real `ferry node` (run with `node --test`).
+//
+// kafkajs has no group-less consumer (its Consumer always joins a group through the group
+// coordinator, which the broker does not have yet), so what kafkajs produces is read back
+// with kcat (librdkafka, assign-only consumer) and checked record by record.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+import { CompressionTypes, Kafka, logLevel, Partitioners } from 'kafkajs';
+
+import { FerryNode, run } from './ferry-node.mjs';
+
+const require = createRequire(import.meta.url);
+const NUM_MESSAGES = 500;
+const PARTITIONS = 3;
+const TIMEOUT_MS = 15_000;
+
+const topicName = (base) => `${base}-${randomBytes(4).toString('hex')}`;
+
+// The protocol error types (e.g. 'INVALID_TOPIC_EXCEPTION') inside a kafkajs error, looking
+// through retry wrappers (cause, originalError) and aggregates (errors).
+function errorTypes(err, seen = new Set()) {
+  if (!err || typeof err !== 'object' || seen.has(err)) return [];
+  seen.add(err);
+  const inner = [err.cause, err.originalError, ...(Array.isArray(err.errors) ? err.errors : [])]
+    .flatMap((e) => errorTypes(e, seen));
+  const own = typeof err.type === 'string' ? [err.type] : [];
+  return [...new Set([...own, ...inner])];
+}
+
+// Reads a whole topic from the beginning with kcat; returns [{partition, offset, key, value}].
+async function kcatConsume(bootstrap, topic) {
+  const { code, stdout, stderr } = await run(
+    'kcat',
+    ['-b', bootstrap, '-C', '-t', topic, '-e', '-q', '-o', 'beginning', '-f', '%p %o %k %s\\n'],
+    { timeoutMs: 30_000 },
+  );
+  assert.equal(code, 0, `kcat failed: ${stderr}`);
+  return stdout
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((line) => {
+      const [partition, offset, key, value] = line.split(' ');
+      return { partition: Number(partition), offset: Number(offset), key, value };
+    });
+}
+
+describe('kafkajs', { timeout: 180_000 }, () => {
+  let node;
+  let kafka;
+  let admin;
+
+  before(async () => {
+    node = await FerryNode.start(`kafkajs-${process.pid}`);
+    kafka = new Kafka({
+      clientId: 'ferry-test-kafkajs',
+      brokers: [node.bootstrap],
+      connectionTimeout: 5_000,
+      requestTimeout: TIMEOUT_MS,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
+      // kafkajs logs every error response at ERROR; the negative tests below cause some.
+      // KAFKAJS_LOG_LEVEL=DEBUG (or INFO, WARN, ERROR) shows them.
+      logLevel: logLevel[process.env.KAFKAJS_LOG_LEVEL ?? 'NOTHING'] ?? logLevel.NOTHING,
+    });
+    admin = kafka.admin();
+    await admin.connect();
+  });
+
+  after(async () => {
+    try {
+      await admin?.disconnect();
+    } finally {
+      const status = await node?.stop();
+      if (status && status.code !== 0) {
+        console.error(`ferry node exited with ${JSON.stringify(status)}; log: ${node.logPath}`);
+      }
+    }
+  });
+
+  test('kafkajs version', () => {
+    assert.equal(require('kafkajs/package.json').version, '2.2.4');
+  });
+
+  test('create, produce 500 (acks -1), read back, offsets, list, delete', async () => {
+    const topic = topicName('kafkajs-main');
+    const created = await admin.createTopics({
+      topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
+      waitForLeaders: true,
+      timeout: TIMEOUT_MS,
+    });
+    assert.equal(created, true);
+    // A second create of the same topic reports "already exists" as false.
+    assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }] }), false);
+
+    assert.ok((await admin.listTopics()).includes(topic));
+    const { topics: meta } = await admin.fetchTopicMetadata({ topics: [topic] });
+    assert.equal(meta.length, 1);
+    assert.equal(meta[0].partitions.length, PARTITIONS);
+    for (const p of meta[0].partitions) {
+      assert.equal(p.leader, 1);
+      assert.deepEqual(p.replicas, [1]);
+      assert.deepEqual(p.isr, [1]);
+    }
+
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    await producer.connect();
+    const sent = [];
+    try {
+      // Five sends of 100 records each, keys spread over the partitions.
+      for (let batch = 0; batch < 5; batch++) {
+        const messages = [];
+        for (let i = batch * 100; i < (batch + 1) * 100; i++) {
+          messages.push({ key: `key-${i % 31}`, value: `value-${i}` });
+        }
+        const meta = await producer.send({ topic, acks: -1, timeout: TIMEOUT_MS, messages });
+        for (const m of meta) assert.equal(m.errorCode, 0, JSON.stringify(m));
+        sent.push(...messages);
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    assert.equal(sent.length, NUM_MESSAGES);
+
+    // ListOffsets: low 0 everywhere, highs add up to what was produced.
+    const offsets = await admin.fetchTopicOffsets(topic);
+    assert.equal(offsets.length, PARTITIONS);
+    let total = 0;
+    for (const o of offsets) {
+      assert.equal(o.low, '0', JSON.stringify(o));
+      assert.equal(o.offset, o.high);
+      total += Number(o.high) - Number(o.low);
+    }
+    assert.equal(total, NUM_MESSAGES);
+    const nonEmpty = offsets.filter((o) => Number(o.high) > 0).length;
+    assert.ok(nonEmpty > 1, 'all keyed messages landed on one partition');
+
+    // ListOffsets by timestamp: everything is newer than t=0 (offset 0); nothing is newer
+    // than an hour from now (the broker answers -1, which kafkajs maps to the high watermark).
+    const byTime = await admin.fetchTopicOffsetsByTimestamp(topic, 0);
+    assert.equal(byTime.length, PARTITIONS);
+    for (const o of byTime) assert.equal(o.offset, '0', JSON.stringify(o));
+    const future = await admin.fetchTopicOffsetsByTimestamp(topic, Date.now() + 3_600_000);
+    for (const o of future) {
+      const high = offsets.find((x) => x.partition === o.partition).high;
+      assert.equal(o.offset, high, JSON.stringify(o));
+    }
+
+    // Read everything back with kcat.
+    const records = await kcatConsume(node.bootstrap, topic);
+    assert.equal(records.length, NUM_MESSAGES);
+    const byPartition = new Map();
+    for (const r of records) {
+      if (!byPartition.has(r.partition)) byPartition.set(r.partition, []);
+      byPartition.get(r.partition).push(r);
+    }
+    for (const [p, rows] of byPartition) {
+      assert.deepEqual(rows.map((r) => r.offset), [...Array(rows.length).keys()], `partition ${p} offsets`);
+      const high = offsets.find((o) => o.partition === p).high;
+      assert.equal(String(rows.length), high, `partition ${p} count vs ListOffsets`);
+    }
+    // Every record exactly once, and each key's records in send order on one partition.
+    assert.deepEqual(
+      records.map((r) => `${r.key} ${r.value}`).sort(),
+      sent.map((m) => `${m.key} ${m.value}`).sort(),
+    );
+    const keyPartition = new Map();
+    const keySeq = new Map();
+    for (const r of records) {
+      if (keyPartition.has(r.key)) assert.equal(keyPartition.get(r.key), r.partition, `key ${r.key} split`);
+      keyPartition.set(r.key, r.partition);
+      if (!keySeq.has(r.key)) keySeq.set(r.key, []);
+      keySeq.get(r.key).push(Number(r.value.split('-')[1]));
+    }
+    for (const [key, seq] of keySeq) {
+      assert.deepEqual(seq, [...seq].sort((a, b) => a - b), `key ${key} out of order`);
+    }
+
+    await admin.deleteTopics({ topics: [topic], timeout: TIMEOUT_MS });
+    const deadline = Date.now() + TIMEOUT_MS;
+    while ((await admin.listTopics()).includes(topic)) {
+      assert.ok(Date.now() < deadline, 'topic still listed after deleteTopics');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  test('gzip-compressed batches', async () => {
+    const topic = topicName('kafkajs-gzip');
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const messages = Array.from({ length: 50 }, (_, i) => ({ key: `k${i}`, value: `gz-${i}-${'x'.repeat(200)}` }));
+    try {
+      await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages });
+    } finally {
+      await producer.disconnect();
+    }
+    const records = await kcatConsume(node.bootstrap, topic);
+    assert.deepEqual(
+      records.map((r) => [r.offset, r.key, r.value]),
+      messages.map((m, i) => [i, m.key, m.value]),
+    );
+    await admin.deleteTopics({ topics: [topic] });
+  });
+
+  test('invalid topic name is rejected by the broker', async () => {
+    await assert.rejects(
+      admin.createTopics({ topics: [{ topic: 'not a valid name!', numPartitions: 1 }] }),
+      (err) => {
+        assert.deepEqual(errorTypes(err), ['INVALID_TOPIC_EXCEPTION'], `${err}`);
+        return true;
+      },
+    );
+    assert.ok(!(await admin.listTopics()).includes('not a valid name!'));
+  });
+
+  test('deleting an unknown topic fails', async () => {
+    await assert.rejects(
+      admin.deleteTopics({ topics: [topicName('never-created')], timeout: 5_000 }),
+      (err) => {
+        // kafkajs retries UNKNOWN_TOPIC_OR_PARTITION, then wraps it.
+        assert.deepEqual(errorTypes(err), ['UNKNOWN_TOPIC_OR_PARTITION'], `unexpected error ${err}`);
+        return true;
+      },
+    );
+  });
+});
