@@ -127,17 +127,10 @@ impl Broker {
             return error(ResponseError::UnknownTopicOrPartition);
         };
         let mut inner = partition.lock();
-        if !inner.is_leader(self.node_id()) {
-            return error(ResponseError::NotLeaderOrFollower);
+        if let Err(code) = inner.check_leader(self.node_id(), asked.current_leader_epoch) {
+            return error(code);
         }
         let epoch = inner.state.leader_epoch;
-        if asked.current_leader_epoch >= 0 && asked.current_leader_epoch != epoch {
-            return error(if asked.current_leader_epoch < epoch {
-                ResponseError::FencedLeaderEpoch
-            } else {
-                ResponseError::UnknownLeaderEpoch
-            });
-        }
         let high_watermark = inner.high_watermark;
         let log_start = inner.log.log_start_offset();
         let with_offsets = empty

@@ -61,17 +61,10 @@ impl Broker {
             return error(ResponseError::UnknownTopicOrPartition);
         };
         let mut inner = partition.lock();
-        if !inner.is_leader(self.node_id()) {
-            return error(ResponseError::NotLeaderOrFollower);
+        if let Err(code) = inner.check_leader(self.node_id(), asked.current_leader_epoch) {
+            return error(code);
         }
         let epoch = inner.state.leader_epoch;
-        if asked.current_leader_epoch >= 0 && asked.current_leader_epoch != epoch {
-            return error(if asked.current_leader_epoch < epoch {
-                ResponseError::FencedLeaderEpoch
-            } else {
-                ResponseError::UnknownLeaderEpoch
-            });
-        }
         // The leader epoch field exists from v4 on; the codec refuses it before.
         let response = if version >= 4 {
             response.clone().with_leader_epoch(epoch)

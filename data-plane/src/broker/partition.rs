@@ -7,6 +7,8 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use kafka_protocol::ResponseError;
+
 use crate::log::{Offset, PartitionLog};
 use crate::metadata::topic_config::TopicConfig;
 use crate::metadata::{NodeId, PartitionState, TopicId};
@@ -99,6 +101,20 @@ impl PartitionInner {
             self.log.log_end_offset()
         } else {
             self.high_watermark
+        }
+    }
+
+    /// Checks that `node` leads the partition in the leader epoch the client believes current
+    /// (KIP-320; -1 skips the epoch check), with the error Kafka answers otherwise.
+    pub fn check_leader(&self, node: NodeId, client_epoch: i32) -> Result<(), ResponseError> {
+        if !self.is_leader(node) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        let epoch = self.state.leader_epoch;
+        match client_epoch {
+            e if e < 0 || e == epoch => Ok(()),
+            e if e < epoch => Err(ResponseError::FencedLeaderEpoch),
+            _ => Err(ResponseError::UnknownLeaderEpoch),
         }
     }
 
