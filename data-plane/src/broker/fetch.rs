@@ -130,7 +130,6 @@ impl Broker {
         if let Err(code) = inner.check_leader(self.node_id(), asked.current_leader_epoch) {
             return error(code);
         }
-        let epoch = inner.state.leader_epoch;
         let high_watermark = inner.high_watermark;
         let log_start = inner.log.log_start_offset();
         let with_offsets = empty
