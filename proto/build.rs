@@ -6,6 +6,7 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/ferry/node/v1/node.proto",
+        "proto/ferry/controller/v1/controller.proto",
         "proto/ferry/quorum/v1/quorum.proto",
     ];
     for proto in protos {

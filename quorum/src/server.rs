@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::disk::FsDisk;
@@ -89,6 +90,19 @@ impl Quorum {
         dir: impl AsRef<Path>,
         listener: TcpListener,
     ) -> Result<QuorumHandle> {
+        Self::start_with_services(options, state_machine, dir, listener, Routes::default()).await
+    }
+
+    /// Like [`Quorum::start`], and also serves `services` (other gRPC services of the same
+    /// process, such as a controller's API for brokers) on the same listener, so a voter needs
+    /// one port.
+    pub async fn start_with_services<S: StateMachine>(
+        options: Options,
+        state_machine: S,
+        dir: impl AsRef<Path>,
+        listener: TcpListener,
+        services: Routes,
+    ) -> Result<QuorumHandle> {
         options.validate()?;
         let voters: Vec<NodeId> = options.peers.keys().copied().collect();
         let store = LogStore::open(FsDisk::open(dir)?, &voters)?;
@@ -123,7 +137,13 @@ impl Quorum {
             requests_tx.clone(),
             options.propose_timeout,
         );
-        let server = tokio::spawn(serve(service, listener, shutdown_rx.clone(), &options));
+        let server = tokio::spawn(serve(
+            service,
+            services,
+            listener,
+            shutdown_rx.clone(),
+            &options,
+        ));
         let task = NodeTask {
             node,
             options: options.clone(),
@@ -161,6 +181,7 @@ fn connect_lazy(address: &str, options: &Options) -> Result<RaftClient<Channel>>
 /// Serves the Raft service until shutdown.
 fn serve(
     service: RaftService,
+    services: Routes,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
     options: &Options,
@@ -174,7 +195,7 @@ fn serve(
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
         let result = tonic::transport::Server::builder()
-            .add_service(service)
+            .add_routes(services.add_service(service))
             .serve_with_incoming_shutdown(incoming, signal)
             .await;
         if let Err(err) = result {
