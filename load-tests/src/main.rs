@@ -1,1 +1,439 @@
-fn main() {}
+//! `ferry-load`: benchmark workloads against a running Ferry (or any Kafka) broker.
+//!
+//! A benchmark, not a test: numbers are reported, never asserted. What *is* checked is that the
+//! work happened — every produced message acknowledged and appended, every consumed message in
+//! order with no gaps — and a failed check makes the process exit non-zero.
+//!
+//! ```text
+//! ferry-load produce --bootstrap 127.0.0.1:9092 --acks 1 --partitions 3 --duration-secs 20
+//! ferry-load consume --bootstrap 127.0.0.1:9092
+//! ferry-load disk --bytes 1000000000 --disk-dir /var/lib/ferry
+//! ferry-load bench --bootstrap 127.0.0.1:9092 --disk-dir /var/lib/ferry --duration-secs 20
+//! ```
+//!
+//! `bench` starts nothing itself: it runs produce, then consume of exactly what was produced (from
+//! the page cache), then the disk baseline with the same volume, and prints the ratios against
+//! the goals (produce ≥ ½ the disk's sequential-write rate, consume ≥ 2× produce). Traffic goes
+//! only to the given bootstrap servers.
+
+mod consume;
+mod disk;
+mod kafka;
+mod payload;
+mod produce;
+mod report;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::consume::{Consume, ConsumeOptions, StartAt};
+use crate::disk::{Disk, DiskOptions};
+use crate::produce::{Acks, Compression, DEFAULT_MAX_IN_FLIGHT, Produce, ProduceOptions};
+use crate::report::{Ratio, Report};
+
+/// Goal: produce MB/s at least this fraction of the disk's sequential-write rate (with fsync).
+const PRODUCE_TO_DISK_GOAL: f64 = 0.5;
+
+/// Goal: consume MB/s (from the page cache) at least this multiple of produce MB/s.
+const CONSUME_TO_PRODUCE_GOAL: f64 = 2.0;
+
+/// Command line of `ferry-load`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry-load",
+    version,
+    about = "Benchmark workloads against a Ferry broker"
+)]
+struct Cli {
+    /// Print reports as JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The workload to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Workloads.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Produce fixed-size messages and report throughput and produce latency.
+    Produce {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        produce: ProduceArgs,
+    },
+    /// Read a topic from the beginning up to its current end and report throughput.
+    Consume {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        consume: ConsumeArgs,
+    },
+    /// Measure the disk's sequential-write rate by writing a temporary file.
+    Disk {
+        /// Bytes to write.
+        #[arg(long)]
+        bytes: u64,
+        #[command(flatten)]
+        disk: DiskArgs,
+    },
+    /// Produce, consume what was produced, write the same volume to disk; print ratios.
+    Bench {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        produce: ProduceArgs,
+        #[command(flatten)]
+        disk: DiskArgs,
+        /// Give up consuming after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        consume_timeout_secs: u64,
+        /// Extra librdkafka consumer setting NAME=VALUE (repeatable).
+        #[arg(long = "consumer-config", value_name = "NAME=VALUE", value_parser = kafka::parse_setting)]
+        consumer_config: Vec<(String, String)>,
+    },
+}
+
+/// Where the broker is.
+#[derive(Debug, Clone, Args)]
+struct ClientArgs {
+    /// Bootstrap servers, host:port[,host:port...].
+    #[arg(long, env = "FERRY_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Topic to use.
+    #[arg(long, default_value = "ferry-load")]
+    topic: String,
+}
+
+/// Producer settings.
+#[derive(Debug, Clone, Args)]
+struct ProduceArgs {
+    /// Partitions to create the topic with, if it does not exist.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Size of each message value in bytes (at least 24, the payload header).
+    #[arg(long, default_value_t = 1024)]
+    message_bytes: usize,
+    /// Acknowledgements to wait for.
+    #[arg(long, value_enum, default_value = "1")]
+    acks: Acks,
+    /// librdkafka batch.size: bytes per partition batch.
+    #[arg(long, default_value_t = 1_000_000)]
+    batch_size: usize,
+    /// librdkafka linger.ms: how long a batch may wait to fill.
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Compression codec.
+    #[arg(long, value_enum, default_value = "none")]
+    compression: Compression,
+    /// Stop sending after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Stop sending after this many messages (whichever limit comes first).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Most messages sent but not yet acknowledged.
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+    /// Pace sending at this many messages per second (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Extra librdkafka producer setting NAME=VALUE (repeatable).
+    #[arg(long = "producer-config", value_name = "NAME=VALUE", value_parser = kafka::parse_setting)]
+    producer_config: Vec<(String, String)>,
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone, Args)]
+struct ConsumeArgs {
+    /// Read at most this many messages.
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+    /// Do not check payloads for the header `ferry-load produce` writes.
+    #[arg(long)]
+    no_check_payloads: bool,
+    /// Extra librdkafka consumer setting NAME=VALUE (repeatable).
+    #[arg(long = "consumer-config", value_name = "NAME=VALUE", value_parser = kafka::parse_setting)]
+    consumer_config: Vec<(String, String)>,
+}
+
+/// Where the disk baseline writes.
+#[derive(Debug, Clone, Args)]
+struct DiskArgs {
+    /// Directory for the baseline's temporary file: pass the broker's data directory to measure
+    /// the same disk (default: the system temporary directory).
+    #[arg(long)]
+    disk_dir: Option<PathBuf>,
+}
+
+impl ProduceArgs {
+    fn options(&self, client: &ClientArgs) -> ProduceOptions {
+        ProduceOptions {
+            bootstrap: client.bootstrap.clone(),
+            topic: client.topic.clone(),
+            partitions: self.partitions,
+            message_bytes: self.message_bytes,
+            acks: self.acks,
+            batch_size: self.batch_size,
+            linger_ms: self.linger_ms,
+            compression: self.compression,
+            duration: Duration::from_secs(self.duration_secs),
+            messages: self.messages,
+            max_in_flight: self.max_in_flight,
+            rate: self.rate,
+            client_config: self.producer_config.clone(),
+        }
+    }
+}
+
+impl DiskArgs {
+    fn options(&self, bytes: u64) -> DiskOptions {
+        DiskOptions {
+            dir: self.disk_dir.clone().unwrap_or_else(std::env::temp_dir),
+            bytes,
+        }
+    }
+}
+
+/// The output of `bench`.
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    reports: Vec<Report>,
+    ratios: Vec<Ratio>,
+}
+
+/// The bench ratios from its three reports.
+fn bench_ratios(produce: &Report, consume: &Report, disk: &Report) -> Vec<Ratio> {
+    let (disk_cached, disk_synced) = disk::rates(disk);
+    vec![
+        Ratio::new(
+            "produce MB/s / disk MB/s (with final fsync)",
+            produce.mb_per_sec,
+            disk_synced,
+            Some(PRODUCE_TO_DISK_GOAL),
+        ),
+        Ratio::new(
+            "consume MB/s / produce MB/s",
+            consume.mb_per_sec,
+            produce.mb_per_sec,
+            Some(CONSUME_TO_PRODUCE_GOAL),
+        ),
+        Ratio::new(
+            "produce MB/s / disk MB/s (page cache, no fsync)",
+            produce.mb_per_sec,
+            disk_cached,
+            None,
+        ),
+    ]
+}
+
+fn run_bench(
+    client: &ClientArgs,
+    produce_args: &ProduceArgs,
+    disk_args: &DiskArgs,
+    consume_timeout: Duration,
+    consumer_config: Vec<(String, String)>,
+) -> anyhow::Result<BenchReport> {
+    let mut produce = Produce::new(produce_args.options(client));
+    let produce_report = workload::run(&mut produce)?;
+    let outcome = produce.outcome();
+
+    let mut consume = Consume::new(ConsumeOptions {
+        bootstrap: client.bootstrap.clone(),
+        topic: client.topic.clone(),
+        start: StartAt::Offsets(outcome.start_offsets.clone()),
+        messages: None,
+        timeout: consume_timeout,
+        expect_run: Some(outcome.run),
+        check_payloads: true,
+        client_config: consumer_config,
+    });
+    let consume_report = workload::run(&mut consume)?;
+
+    let mut disk = Disk::new(disk_args.options(outcome.bytes));
+    let disk_report = workload::run(&mut disk)?;
+
+    let ratios = bench_ratios(&produce_report, &consume_report, &disk_report);
+    Ok(BenchReport {
+        reports: vec![produce_report, consume_report, disk_report],
+        ratios,
+    })
+}
+
+fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+fn exit_code(verified: bool) -> ExitCode {
+    if verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let report = match cli.command {
+        Command::Produce { client, produce } => {
+            workload::run(&mut Produce::new(produce.options(&client)))?
+        }
+        Command::Consume { client, consume } => workload::run(&mut Consume::new(ConsumeOptions {
+            bootstrap: client.bootstrap,
+            topic: client.topic,
+            start: StartAt::Beginning,
+            messages: consume.messages,
+            timeout: Duration::from_secs(consume.timeout_secs),
+            expect_run: None,
+            check_payloads: !consume.no_check_payloads,
+            client_config: consume.consumer_config,
+        }))?,
+        Command::Disk { bytes, disk } => workload::run(&mut Disk::new(disk.options(bytes)))?,
+        Command::Bench {
+            client,
+            produce,
+            disk,
+            consume_timeout_secs,
+            consumer_config,
+        } => {
+            let bench = run_bench(
+                &client,
+                &produce,
+                &disk,
+                Duration::from_secs(consume_timeout_secs),
+                consumer_config,
+            )?;
+            let verified = bench.reports.iter().all(Report::verified);
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&bench)?);
+            } else {
+                for report in &bench.reports {
+                    print!("{}", report.to_table());
+                }
+                println!("== ratios ==");
+                for ratio in &bench.ratios {
+                    println!("{}", ratio.to_line());
+                }
+            }
+            return Ok(exit_code(verified));
+        }
+    };
+    print_report(&report, cli.json)?;
+    Ok(exit_code(report.verified()))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferry_load=info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("ferry-load: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn produce_defaults_and_flags() {
+        let cli = Cli::try_parse_from(["ferry-load", "produce"]).unwrap();
+        let Command::Produce { client, produce } = cli.command else {
+            panic!("not produce");
+        };
+        let options = produce.options(&client);
+        assert_eq!(options.message_bytes, 1024);
+        assert_eq!(options.acks, Acks::Leader);
+        assert_eq!(options.partitions, 3);
+        assert_eq!(options.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        assert_eq!(options.duration, Duration::from_secs(10));
+
+        let cli = Cli::try_parse_from([
+            "ferry-load",
+            "--json",
+            "produce",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--acks",
+            "all",
+            "--compression",
+            "lz4",
+            "--messages",
+            "5",
+            "--producer-config",
+            "socket.nagle.disable=true",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        let Command::Produce { client, produce } = cli.command else {
+            panic!("not produce");
+        };
+        let options = produce.options(&client);
+        assert_eq!(options.bootstrap, "127.0.0.1:1");
+        assert_eq!(options.acks, Acks::All);
+        assert_eq!(options.compression, Compression::Lz4);
+        assert_eq!(options.messages, Some(5));
+        assert_eq!(
+            options.client_config,
+            [("socket.nagle.disable".to_string(), "true".to_string())]
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        assert!(Cli::try_parse_from(["ferry-load", "produce", "--acks", "2"]).is_err());
+        assert!(Cli::try_parse_from(["ferry-load", "produce", "--producer-config", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ferry-load", "disk"]).is_err(),
+            "--bytes is required"
+        );
+    }
+
+    #[test]
+    fn bench_ratios_against_goals() {
+        let secs = Duration::from_secs(1);
+        let produce = Report::new("produce", 100, 100_000_000, secs);
+        let consume = Report::new("consume", 100, 300_000_000, secs);
+        let mut disk = Report::new("disk", 0, 100_000_000, secs);
+        disk.rates = vec![
+            report::Rate::new("page cache", 100_000_000, Duration::from_millis(250)),
+            report::Rate::new("with final fsync", 100_000_000, Duration::from_millis(1500)),
+        ];
+        let ratios = bench_ratios(&produce, &consume, &disk);
+        assert!((ratios[0].value - 1.5).abs() < 1e-9);
+        assert_eq!(ratios[0].met, Some(true));
+        assert!((ratios[1].value - 3.0).abs() < 1e-9);
+        assert_eq!(ratios[1].met, Some(true));
+        assert!((ratios[2].value - 0.25).abs() < 1e-9);
+        assert_eq!(ratios[2].met, None);
+    }
+}
