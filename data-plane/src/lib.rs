@@ -8,6 +8,8 @@
 //! - [`server`]: the TCP listener and the per-connection loop (one request at a time).
 //! - [`broker`]: the request router and one file per Kafka API; partition replicas.
 //! - [`log`]: the partition log — segments, indexes, retention, crash recovery.
+//! - [`controller`]: the KRaft-style controller's deterministic metadata state machine —
+//!   commands in, typed records out, applied to the metadata image brokers follow.
 //! - [`metadata`]: the cluster image the broker serves from, and the authority that changes it
 //!   (the node itself today; the KRaft-style controller quorum later).
 //! - [`node`]: wires the pieces into a running node with roles, a data directory and an admin
@@ -20,6 +22,7 @@
 //! ```
 
 pub mod broker;
+pub mod controller;
 pub mod log;
 pub mod metadata;
 pub mod node;

@@ -1,0 +1,347 @@
+//! Commands: the requests the active controller proposes to the quorum, and their results.
+//!
+//! A [`Command`] is what a raft entry carries. It is a *request*, not a change: every voter runs
+//! [`super::execute`] on it against the committed image and derives the same records and the
+//! same [`CommandResult`]. Results carry Kafka error codes as plain numbers ([`ApiError`]) so
+//! they survive serialization; convert with [`ApiError::into_admin_error`].
+//!
+//! # Encoding
+//!
+//! Commands and results are JSON (externally tagged enums), like the records. A command is
+//! decoded only by code of the same cluster that encoded it, so a decode failure is a bug.
+
+use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::{BrokerEpoch, ConfigResource, Listener, ProducerId};
+use crate::metadata::{AdminError, NewTopic, NodeId, Topic, TopicId, TopicRef};
+
+/// How one config changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigOp {
+    /// Set the override to this value.
+    Set(String),
+    /// Remove the override (back to the default).
+    Delete,
+}
+
+/// A request to the controller. See the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// A broker starts: record it, fenced, with a new broker epoch.
+    RegisterBroker {
+        /// Its node id.
+        broker_id: NodeId,
+        /// Random per process start.
+        incarnation_id: Uuid,
+        /// Advertised listeners.
+        listeners: Vec<Listener>,
+        /// Failure domain.
+        rack: Option<String>,
+        /// The cluster the broker believes it belongs to; must match.
+        cluster_id: String,
+    },
+    /// Proposed by the active controller when a heartbeat shows the broker has caught up with
+    /// the metadata log (its offset ≥ its broker epoch).
+    UnfenceBroker {
+        /// The broker.
+        broker_id: NodeId,
+        /// The epoch the heartbeat carried.
+        broker_epoch: BrokerEpoch,
+    },
+    /// Proposed by the active controller when the broker's session expired.
+    FenceBroker {
+        /// The broker.
+        broker_id: NodeId,
+        /// The epoch whose session expired.
+        broker_epoch: BrokerEpoch,
+    },
+    /// The broker wants to shut down: move leadership away first.
+    ControlledShutdown {
+        /// The broker.
+        broker_id: NodeId,
+        /// Its epoch.
+        broker_epoch: BrokerEpoch,
+    },
+    /// Remove a broker from the cluster for good.
+    UnregisterBroker {
+        /// The broker.
+        broker_id: NodeId,
+    },
+    /// CreateTopics.
+    CreateTopics {
+        /// Topics to create, each validated on its own.
+        #[serde(with = "serde_new_topics")]
+        topics: Vec<NewTopic>,
+        /// Check everything, change nothing.
+        validate_only: bool,
+    },
+    /// DeleteTopics.
+    DeleteTopics {
+        /// Topics to delete, by name or id.
+        #[serde(with = "serde_topic_refs")]
+        topics: Vec<TopicRef>,
+    },
+    /// CreatePartitions: grow one topic to `new_total_count` partitions.
+    CreatePartitions {
+        /// Topic name.
+        topic: String,
+        /// Partition count after the change; must be larger than today's.
+        new_total_count: i32,
+        /// Replicas of each new partition, or empty to let the controller place them.
+        assignments: Vec<Vec<NodeId>>,
+        /// Check everything, change nothing.
+        validate_only: bool,
+    },
+    /// AlterConfigs / IncrementalAlterConfigs for one resource.
+    AlterConfigs {
+        /// The resource.
+        resource: ConfigResource,
+        /// Changes by config name.
+        changes: Vec<(String, ConfigOp)>,
+        /// Incremental changes touch only the named configs; otherwise (legacy AlterConfigs)
+        /// the given `Set`s replace every override of the resource.
+        incremental: bool,
+        /// Check everything, change nothing.
+        validate_only: bool,
+    },
+    /// AllocateProducerIds: hand the broker the next block of producer ids.
+    AllocateProducerIds {
+        /// The broker.
+        broker_id: NodeId,
+        /// Its epoch.
+        broker_epoch: BrokerEpoch,
+    },
+    /// Finalize a feature level (0 removes the feature).
+    SetFeatureLevel {
+        /// Feature name.
+        name: String,
+        /// New level.
+        level: i16,
+    },
+    /// Advance the metadata offset (the active controller's idle heartbeat).
+    NoOp,
+}
+
+/// An error carried in a [`CommandResult`]: a Kafka error code and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The Kafka error code (never 0).
+    pub code: i16,
+    /// A human sentence.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a Kafka code and a message.
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        Self {
+            code: code.code(),
+            message: message.into(),
+        }
+    }
+
+    /// The error as the broker's admin paths carry it.
+    pub fn into_admin_error(self) -> AdminError {
+        let code = ResponseError::try_from_code(self.code).unwrap_or(ResponseError::Unknown(0));
+        AdminError::new(code, self.message)
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        Self {
+            code: error.code.code(),
+            message: error.message,
+        }
+    }
+}
+
+/// A block of producer ids: `first .. first + size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdBlock {
+    /// First id of the block.
+    pub first: ProducerId,
+    /// Number of ids.
+    pub size: i32,
+}
+
+/// The outcome of a [`Command`], one variant per command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// The new broker epoch.
+    RegisterBroker(Result<BrokerEpoch, ApiError>),
+    /// Unfenced (or already unfenced).
+    UnfenceBroker(Result<(), ApiError>),
+    /// Fenced (or already fenced).
+    FenceBroker(Result<(), ApiError>),
+    /// In controlled shutdown; leadership has moved away.
+    ControlledShutdown(Result<(), ApiError>),
+    /// Unregistered.
+    UnregisterBroker(Result<(), ApiError>),
+    /// One result per requested topic, in request order. A validate-only creation answers
+    /// the topic it would create, with the nil id.
+    CreateTopics(Vec<Result<Topic, ApiError>>),
+    /// One result per requested topic, in request order: its name and id.
+    DeleteTopics(Vec<Result<(String, TopicId), ApiError>>),
+    /// Partitions created (or would be).
+    CreatePartitions(Result<(), ApiError>),
+    /// Configs changed (or would be).
+    AlterConfigs(Result<(), ApiError>),
+    /// The block handed to the broker.
+    AllocateProducerIds(Result<ProducerIdBlock, ApiError>),
+    /// The feature level is set.
+    SetFeatureLevel(Result<(), ApiError>),
+    /// Nothing to report.
+    NoOp,
+}
+
+impl Command {
+    /// Encodes the command for a raft entry.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("commands always serialize: every key is a string")
+    }
+
+    /// Decodes a command written by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+impl CommandResult {
+    /// Encodes the result for the proposer.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("results always serialize: every key is a string")
+    }
+
+    /// Decodes a result written by [`Self::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// Serde for `Vec<NewTopic>`, which lives in [`crate::metadata`] without serde derives.
+mod serde_new_topics {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::metadata::{NewTopic, NodeId};
+
+    /// [`NewTopic`]'s fields, for serde's remote derive.
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "NewTopic")]
+    struct Def {
+        name: String,
+        num_partitions: Option<i32>,
+        replication_factor: Option<i16>,
+        assignments: Vec<Vec<NodeId>>,
+        configs: Vec<(String, String)>,
+    }
+
+    /// One borrowed topic, serialized through [`Def`].
+    #[derive(Serialize)]
+    struct Out<'a>(#[serde(with = "Def")] &'a NewTopic);
+
+    /// One owned topic, deserialized through [`Def`].
+    #[derive(Deserialize)]
+    struct In(#[serde(with = "Def")] NewTopic);
+
+    /// Writes the topics as a JSON array.
+    pub fn serialize<S: Serializer>(topics: &[NewTopic], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(topics.iter().map(Out))
+    }
+
+    /// Reads what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<NewTopic>, D::Error> {
+        Ok(Vec::<In>::deserialize(d)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+}
+
+/// Serde for `Vec<TopicRef>`, which lives in [`crate::metadata`] without serde derives.
+mod serde_topic_refs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::metadata::{TopicId, TopicRef};
+
+    /// [`TopicRef`]'s variants, for serde's remote derive.
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "TopicRef")]
+    enum Def {
+        Name(String),
+        Id(TopicId),
+    }
+
+    /// One borrowed reference, serialized through [`Def`].
+    #[derive(Serialize)]
+    struct Out<'a>(#[serde(with = "Def")] &'a TopicRef);
+
+    /// One owned reference, deserialized through [`Def`].
+    #[derive(Deserialize)]
+    struct In(#[serde(with = "Def")] TopicRef);
+
+    /// Writes the references as a JSON array.
+    pub fn serialize<S: Serializer>(topics: &[TopicRef], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(topics.iter().map(Out))
+    }
+
+    /// Reads what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TopicRef>, D::Error> {
+        Ok(Vec::<In>::deserialize(d)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_results_round_trip() {
+        let commands = [
+            Command::CreateTopics {
+                topics: vec![NewTopic {
+                    name: "t".into(),
+                    num_partitions: Some(3),
+                    replication_factor: None,
+                    assignments: vec![vec![1, 2]],
+                    configs: vec![("retention.ms".into(), "1".into())],
+                }],
+                validate_only: true,
+            },
+            Command::DeleteTopics {
+                topics: vec![TopicRef::Name("t".into()), TopicRef::Id(Uuid::nil())],
+            },
+            Command::AlterConfigs {
+                resource: ConfigResource::Cluster,
+                changes: vec![
+                    ("a".into(), ConfigOp::Set("1".into())),
+                    ("b".into(), ConfigOp::Delete),
+                ],
+                incremental: true,
+                validate_only: false,
+            },
+            Command::NoOp,
+        ];
+        for command in commands {
+            assert_eq!(Command::decode(&command.encode()).unwrap(), command);
+        }
+        let result = CommandResult::DeleteTopics(vec![
+            Ok(("t".into(), Uuid::nil())),
+            Err(ApiError::new(ResponseError::UnknownTopicId, "no")),
+        ]);
+        assert_eq!(CommandResult::decode(&result.encode()).unwrap(), result);
+    }
+
+    #[test]
+    fn api_errors_convert_to_admin_errors_and_back() {
+        let admin = AdminError::new(ResponseError::PolicyViolation, "too many");
+        let api = ApiError::from(admin.clone());
+        assert_eq!(api.code, 44);
+        assert_eq!(api.into_admin_error(), admin);
+    }
+}

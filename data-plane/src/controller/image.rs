@@ -1,0 +1,629 @@
+//! The metadata image: the controller's whole state, and its snapshot.
+//!
+//! A [`MetadataImage`] is what the metadata log says at one offset: registered brokers (fenced
+//! or not), topics and their partitions (replicas, ISR, leader, epochs), config overrides, the
+//! next producer id and finalized feature levels. It changes only through [`MetadataImage::apply`],
+//! one [`Record`] at a time, on controllers and brokers alike, so every copy that has applied the
+//! same records is the same image (every map is a `BTreeMap`; nothing depends on the clock).
+//!
+//! Brokers serve clients from the smaller [`crate::metadata::Image`], derived with
+//! [`MetadataImage::to_client_image`].
+//!
+//! # Snapshot encoding
+//!
+//! ```text
+//! +---------+------------------------------------------+
+//! | version | JSON of the image (see `SNAPSHOT_VERSION`) |
+//! | 1 byte  |                                          |
+//! +---------+------------------------------------------+
+//! ```
+//!
+//! The name → id index is not stored; it is rebuilt on decode. Decoding checks the invariants
+//! listed on [`MetadataImage::check`], so a snapshot that decodes is an image `apply` accepts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::{
+    BrokerEpoch, ConfigResource, LeaderChange, LeaderEpoch, Listener, NO_LEADER, PartitionEpoch,
+    ProducerId, Record,
+};
+use crate::metadata::{BrokerInfo, Image, NodeId, PartitionState, Topic, TopicId};
+
+/// Version byte of the snapshot encoding written by [`MetadataImage::encode`].
+pub const SNAPSHOT_VERSION: u8 = 1;
+
+/// The listener whose address clients are given, when a broker has one by this name.
+pub const CLIENT_LISTENER: &str = "PLAINTEXT";
+
+/// A registered broker, as the controller knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    /// Node id.
+    pub broker_id: NodeId,
+    /// Process incarnation that registered.
+    pub incarnation_id: Uuid,
+    /// Metadata offset of the registration; the broker is unfenced once it has caught up to it.
+    pub broker_epoch: BrokerEpoch,
+    /// Advertised listeners.
+    pub listeners: Vec<Listener>,
+    /// Failure domain, if known.
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing, joins no ISR and is hidden from clients.
+    pub fenced: bool,
+    /// The broker is shutting down; leadership has moved away and it gets no new replicas.
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerRegistration {
+    /// Whether the broker may lead partitions and receive new replicas.
+    pub fn is_usable(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
+
+    /// The listener clients use: the one named [`CLIENT_LISTENER`], else the first.
+    pub fn client_listener(&self) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .find(|l| l.name == CLIENT_LISTENER)
+            .or_else(|| self.listeners.first())
+    }
+}
+
+/// One partition's replicas, ISR, leader and epochs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    /// Brokers holding a replica, preferred leader first.
+    pub replicas: Vec<NodeId>,
+    /// In-sync replicas; never empty (Kafka keeps the last member when it is fenced).
+    pub isr: Vec<NodeId>,
+    /// Leader, or [`NO_LEADER`].
+    pub leader: NodeId,
+    /// Bumped on every leader change.
+    pub leader_epoch: LeaderEpoch,
+    /// Bumped on every change.
+    pub partition_epoch: PartitionEpoch,
+}
+
+impl PartitionImage {
+    /// Checks leader ∈ ISR ⊆ replicas (or no leader), distinct replicas, non-empty ISR.
+    pub fn check(&self) -> Result<(), String> {
+        let replicas: BTreeSet<_> = self.replicas.iter().collect();
+        let isr: BTreeSet<_> = self.isr.iter().collect();
+        if self.replicas.is_empty() || replicas.len() != self.replicas.len() {
+            return Err(format!("replicas {:?} are empty or repeat", self.replicas));
+        }
+        if self.isr.is_empty() || isr.len() != self.isr.len() || !isr.is_subset(&replicas) {
+            return Err(format!(
+                "ISR {:?} is empty, repeats, or is not within replicas {:?}",
+                self.isr, self.replicas
+            ));
+        }
+        if self.leader != NO_LEADER && !isr.contains(&self.leader) {
+            return Err(format!(
+                "leader {} is not in ISR {:?}",
+                self.leader, self.isr
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A topic and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    /// Name.
+    pub name: String,
+    /// Id.
+    pub id: TopicId,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionImage>,
+}
+
+/// The cluster metadata at one offset. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Offset of the last applied record batch (the raft index of its entry).
+    offset: u64,
+    /// The cluster every member shares.
+    cluster_id: String,
+    /// Registered brokers by id.
+    brokers: BTreeMap<NodeId, BrokerRegistration>,
+    /// Topics by id.
+    topics: BTreeMap<TopicId, TopicImage>,
+    /// Topic ids by name; derived from `topics`.
+    #[serde(skip)]
+    topic_ids: BTreeMap<String, TopicId>,
+    /// Config overrides per resource; a resource without overrides has no entry.
+    #[serde(with = "as_pairs")]
+    configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    /// First producer id not yet handed out.
+    next_producer_id: ProducerId,
+    /// Finalized feature levels by name.
+    features: BTreeMap<String, i16>,
+}
+
+impl MetadataImage {
+    /// The empty image of a cluster, at offset 0.
+    pub fn new(cluster_id: impl Into<String>) -> Self {
+        Self {
+            offset: 0,
+            cluster_id: cluster_id.into(),
+            brokers: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            topic_ids: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            next_producer_id: 0,
+            features: BTreeMap::new(),
+        }
+    }
+
+    /// Offset of the last applied batch.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// A registered broker.
+    pub fn broker(&self, id: NodeId) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id)
+    }
+
+    /// All registered brokers, by id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values()
+    }
+
+    /// A topic by id.
+    pub fn topic(&self, id: TopicId) -> Option<&TopicImage> {
+        self.topics.get(&id)
+    }
+
+    /// A topic by name.
+    pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
+        self.topic_ids.get(name).map(|id| &self.topics[id])
+    }
+
+    /// All topics, by id.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicImage> {
+        self.topics.values()
+    }
+
+    /// Total partitions of all topics.
+    pub fn partition_count(&self) -> usize {
+        self.topics.values().map(|t| t.partitions.len()).sum()
+    }
+
+    /// Config overrides of a resource (empty if it has none).
+    pub fn configs(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
+        self.configs.get(resource)
+    }
+
+    /// First producer id not yet handed out.
+    pub fn next_producer_id(&self) -> ProducerId {
+        self.next_producer_id
+    }
+
+    /// A feature's finalized level (0 when it has none).
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
+    }
+
+    /// How many partitions `broker` leads. A broker in controlled shutdown may shut down once
+    /// this is 0.
+    pub fn leader_count(&self, broker: NodeId) -> usize {
+        self.topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.leader == broker)
+            .count()
+    }
+
+    /// Applies one record at `offset`. All records of a batch share its offset.
+    ///
+    /// # Panics
+    /// On a record that contradicts the image (an unknown topic, a stale broker epoch, a
+    /// partition state that breaks leader ∈ ISR ⊆ replicas): the controller validated every
+    /// record it wrote, so this is a bug, and continuing would let replicas diverge.
+    pub fn apply(&mut self, offset: u64, record: &Record) {
+        assert!(
+            offset >= self.offset,
+            "metadata offset went back from {} to {offset} applying {record:?}",
+            self.offset
+        );
+        self.offset = offset;
+        match record {
+            Record::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                broker_epoch,
+                listeners,
+                rack,
+                fenced,
+            } => {
+                if let Some(old) = self.brokers.get(broker_id) {
+                    assert!(
+                        *broker_epoch > old.broker_epoch,
+                        "broker {broker_id} registered with epoch {broker_epoch}, not above {}",
+                        old.broker_epoch
+                    );
+                }
+                let registration = BrokerRegistration {
+                    broker_id: *broker_id,
+                    incarnation_id: *incarnation_id,
+                    broker_epoch: *broker_epoch,
+                    listeners: listeners.clone(),
+                    rack: rack.clone(),
+                    fenced: *fenced,
+                    in_controlled_shutdown: false,
+                };
+                self.brokers.insert(*broker_id, registration);
+            }
+            Record::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                self.broker_mut(*broker_id, *broker_epoch, record);
+                self.brokers.remove(broker_id);
+            }
+            Record::FenceBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                let broker = self.broker_mut(*broker_id, *broker_epoch, record);
+                broker.fenced = true;
+                broker.in_controlled_shutdown = false;
+            }
+            Record::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            } => self.broker_mut(*broker_id, *broker_epoch, record).fenced = false,
+            Record::BrokerControlledShutdown {
+                broker_id,
+                broker_epoch,
+            } => {
+                let broker = self.broker_mut(*broker_id, *broker_epoch, record);
+                broker.in_controlled_shutdown = true;
+            }
+            _ => self.apply_topic_record(record),
+        }
+    }
+
+    /// [`Self::apply`] for records about topics, partitions, configs and counters.
+    fn apply_topic_record(&mut self, record: &Record) {
+        match record {
+            Record::Topic { name, topic_id } => {
+                assert!(
+                    !self.topic_ids.contains_key(name) && !self.topics.contains_key(topic_id),
+                    "topic {name} ({topic_id}) created twice"
+                );
+                self.topic_ids.insert(name.clone(), *topic_id);
+                let topic = TopicImage {
+                    name: name.clone(),
+                    id: *topic_id,
+                    partitions: Vec::new(),
+                };
+                self.topics.insert(*topic_id, topic);
+            }
+            Record::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => {
+                let topic = self.topic_mut(*topic_id, record);
+                assert_eq!(
+                    *partition as usize,
+                    topic.partitions.len(),
+                    "partitions of topic {} are created in order",
+                    topic.name
+                );
+                let state = PartitionImage {
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                };
+                if let Err(why) = state.check() {
+                    panic!("{record:?} is impossible: {why}");
+                }
+                topic.partitions.push(state);
+            }
+            Record::PartitionChange { .. } => self.apply_partition_change(record),
+            Record::RemoveTopic { topic_id } => {
+                let topic = self
+                    .topics
+                    .remove(topic_id)
+                    .unwrap_or_else(|| panic!("{record:?} names an unknown topic"));
+                self.topic_ids.remove(&topic.name);
+                self.configs.remove(&ConfigResource::Topic(topic.name));
+            }
+            Record::Config {
+                resource,
+                name,
+                value,
+            } => self.apply_config(resource, name, value.as_deref()),
+            Record::ProducerIds {
+                next_producer_id, ..
+            } => {
+                assert!(
+                    *next_producer_id > self.next_producer_id,
+                    "producer ids go back from {} in {record:?}",
+                    self.next_producer_id
+                );
+                self.next_producer_id = *next_producer_id;
+            }
+            Record::FeatureLevel { name, level } => {
+                if *level == 0 {
+                    self.features.remove(name);
+                } else {
+                    self.features.insert(name.clone(), *level);
+                }
+            }
+            Record::NoOp => {}
+            Record::RegisterBroker { .. }
+            | Record::UnregisterBroker { .. }
+            | Record::FenceBroker { .. }
+            | Record::UnfenceBroker { .. }
+            | Record::BrokerControlledShutdown { .. } => {
+                unreachable!("broker records are applied by apply")
+            }
+        }
+    }
+
+    /// Applies a [`Record::PartitionChange`]: bumps the partition epoch, and the leader epoch
+    /// when the leader changes.
+    fn apply_partition_change(&mut self, record: &Record) {
+        let Record::PartitionChange {
+            topic_id,
+            partition,
+            isr,
+            leader,
+            replicas,
+        } = record
+        else {
+            unreachable!("called with a PartitionChange");
+        };
+        let topic = self.topic_mut(*topic_id, record);
+        let state = usize::try_from(*partition)
+            .ok()
+            .and_then(|p| topic.partitions.get_mut(p))
+            .unwrap_or_else(|| panic!("{record:?} names an unknown partition"));
+        if let Some(replicas) = replicas {
+            state.replicas = replicas.clone();
+        }
+        if let Some(isr) = isr {
+            state.isr = isr.clone();
+        }
+        match leader {
+            LeaderChange::Unchanged => {}
+            LeaderChange::None => state.leader = NO_LEADER,
+            LeaderChange::Broker(id) => state.leader = *id,
+        }
+        if *leader != LeaderChange::Unchanged {
+            state.leader_epoch += 1;
+        }
+        state.partition_epoch += 1;
+        if let Err(why) = state.check() {
+            panic!("{record:?} is impossible: {why}");
+        }
+    }
+
+    /// Sets or removes one config override, dropping a resource left without overrides.
+    fn apply_config(&mut self, resource: &ConfigResource, name: &str, value: Option<&str>) {
+        if let ConfigResource::Topic(topic) = resource {
+            assert!(
+                self.topic_ids.contains_key(topic),
+                "config {name} for unknown topic {topic}"
+            );
+        }
+        match value {
+            Some(value) => {
+                let configs = self.configs.entry(resource.clone()).or_default();
+                configs.insert(name.to_string(), value.to_string());
+            }
+            None => {
+                if let Some(configs) = self.configs.get_mut(resource) {
+                    configs.remove(name);
+                    if configs.is_empty() {
+                        self.configs.remove(resource);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The broker a broker record names, checking its epoch.
+    fn broker_mut(
+        &mut self,
+        id: NodeId,
+        epoch: BrokerEpoch,
+        record: &Record,
+    ) -> &mut BrokerRegistration {
+        let broker = self
+            .brokers
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("{record:?} names an unregistered broker"));
+        assert_eq!(
+            broker.broker_epoch, epoch,
+            "{record:?} has a stale broker epoch"
+        );
+        broker
+    }
+
+    /// The topic a record names.
+    fn topic_mut(&mut self, id: TopicId, record: &Record) -> &mut TopicImage {
+        self.topics
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("{record:?} names an unknown topic"))
+    }
+
+    /// The image brokers serve clients from. Only unfenced brokers appear (with the address of
+    /// their [`CLIENT_LISTENER`] listener, or their first); `controller_id` is the live broker
+    /// the caller names as "controller", as KRaft answers with a random live broker.
+    pub fn to_client_image(&self, controller_id: NodeId) -> Image {
+        let brokers = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let listener = b.client_listener()?;
+                let info = BrokerInfo {
+                    node_id: b.broker_id,
+                    host: listener.host.clone(),
+                    port: listener.port,
+                    rack: b.rack.clone(),
+                };
+                Some((b.broker_id, info))
+            })
+            .collect();
+        let topics = self
+            .topics
+            .values()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionState {
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                    })
+                    .collect();
+                let configs = self
+                    .configs
+                    .get(&ConfigResource::Topic(t.name.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                let topic = Topic {
+                    name: t.name.clone(),
+                    id: t.id,
+                    partitions,
+                    configs,
+                    internal: t.name.starts_with("__"),
+                };
+                (t.name.clone(), topic)
+            })
+            .collect();
+        Image {
+            cluster_id: self.cluster_id.clone(),
+            offset: self.offset,
+            controller_id,
+            brokers,
+            topics,
+        }
+    }
+
+    /// Checks the image's invariants: every partition's leader ∈ ISR ⊆ replicas (or no leader),
+    /// every leader an unfenced registered broker, topic names unique, configs only for
+    /// existing topics.
+    pub fn check(&self) -> Result<(), String> {
+        for topic in self.topics.values() {
+            if self.topic_ids.get(&topic.name) != Some(&topic.id) {
+                return Err(format!(
+                    "topic {} is missing from the name index",
+                    topic.name
+                ));
+            }
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                let context = |why: String| format!("partition {}-{index}: {why}", topic.name);
+                partition.check().map_err(context)?;
+                let leader = partition.leader;
+                if leader != NO_LEADER && self.brokers.get(&leader).is_none_or(|b| b.fenced) {
+                    return Err(context(format!(
+                        "leader {leader} is fenced or unregistered"
+                    )));
+                }
+            }
+        }
+        if self.topic_ids.len() != self.topics.len() {
+            return Err("the topic name index has stale entries".into());
+        }
+        for resource in self.configs.keys() {
+            if let ConfigResource::Topic(name) = resource
+                && !self.topic_ids.contains_key(name)
+            {
+                return Err(format!("configs for unknown topic {name}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the image as a snapshot. See the module docs.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut bytes = vec![SNAPSHOT_VERSION];
+        serde_json::to_writer(&mut bytes, self).expect("an image always serializes");
+        bytes
+    }
+
+    /// Decodes a snapshot written by [`Self::encode`] and checks its invariants.
+    pub fn decode(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let (&version, json) = bytes.split_first().ok_or(SnapshotError::Empty)?;
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(version));
+        }
+        let mut image: Self = serde_json::from_slice(json).map_err(SnapshotError::Json)?;
+        image.topic_ids = image
+            .topics
+            .values()
+            .map(|t| (t.name.clone(), t.id))
+            .collect();
+        image.check().map_err(SnapshotError::Invariant)?;
+        Ok(image)
+    }
+}
+
+/// Why a snapshot could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// No bytes at all.
+    #[error("the metadata snapshot is empty")]
+    Empty,
+    /// Written by a version of Ferry this one does not read.
+    #[error("the metadata snapshot has version {0}, but this build reads {SNAPSHOT_VERSION}")]
+    Version(u8),
+    /// The JSON does not parse as an image.
+    #[error("the metadata snapshot does not parse: {0}")]
+    Json(serde_json::Error),
+    /// It parses, but breaks an invariant of the image.
+    #[error("the metadata snapshot is inconsistent: {0}")]
+    Invariant(String),
+}
+
+/// Serializes a map whose keys are not strings (which JSON objects need) as a list of pairs.
+mod as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the map as `[[key, value], …]` in key order.
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    /// Reads what [`serialize`] wrote.
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
+}

@@ -1,0 +1,212 @@
+//! The controller's [`ferry_quorum::StateMachine`], and the read handle brokers are served from.
+//!
+//! [`MetadataStateMachine`] is owned by the quorum task. Each committed entry carries one
+//! [`Command`]; `apply` executes it against the image, applies the resulting records, keeps
+//! them in a bounded history, and answers the encoded [`CommandResult`].
+//!
+//! [`MetadataLog`] is a cloneable handle on the same state for the gRPC shell, which runs
+//! outside the quorum task: the latest image, the applied offset (also as a `watch`), and the
+//! records since an offset. The two share one `Arc<Mutex<…>>`; `apply` holds the lock only to
+//! swap in the new image and push the batch (the image is copy-on-write behind an `Arc`, so
+//! readers clone a pointer, never the image).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ferry_quorum::StateMachine;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::command::{Command, CommandResult};
+use super::execute::{Limits, execute};
+use super::image::MetadataImage;
+use super::records::Record;
+
+/// Most record batches the history keeps; older ones are dropped, and a broker behind them
+/// gets a snapshot.
+pub const HISTORY_BATCHES_MAX: usize = 10_000;
+
+/// Most records the history keeps over all batches (bounds memory when batches are large,
+/// e.g. topics of thousands of partitions); older batches are dropped first.
+pub const HISTORY_RECORDS_MAX: usize = 1_000_000;
+
+/// What a broker at some offset needs to catch up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    /// Every batch after the broker's offset, in order (empty when it is up to date).
+    Records(Vec<(u64, Vec<Record>)>),
+    /// The history no longer reaches back to the broker's offset: start over from this image.
+    Snapshot(Arc<MetadataImage>),
+}
+
+/// A read-only question to the state machine ([`StateMachine::query`]), JSON-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    /// Answers the applied offset as 8 big-endian bytes.
+    Offset,
+    /// Answers the encoded image ([`MetadataImage::encode`]).
+    Image,
+}
+
+/// The state behind the lock.
+#[derive(Debug)]
+struct Shared {
+    /// The current image.
+    image: Arc<MetadataImage>,
+    /// Recent batches `(offset, records)`, oldest first.
+    history: VecDeque<(u64, Vec<Record>)>,
+    /// Records in `history`.
+    history_records: usize,
+    /// The history holds every batch with an offset above this one.
+    history_after: u64,
+}
+
+/// A cloneable read handle on the controller's metadata. See the module docs.
+#[derive(Debug, Clone)]
+pub struct MetadataLog {
+    /// Image and history.
+    shared: Arc<Mutex<Shared>>,
+    /// The applied offset; receivers wake on every applied batch and restore.
+    applied: Arc<watch::Sender<u64>>,
+}
+
+impl MetadataLog {
+    /// Locks the shared state. A poisoned lock means `apply` panicked: the process is going
+    /// down anyway.
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared
+            .lock()
+            .expect("metadata log lock poisoned by a panic in apply")
+    }
+
+    /// The current image (a pointer clone).
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.lock().image.clone()
+    }
+
+    /// The raft index of the last applied command. It may be above the image's offset: a
+    /// command that was refused or changed nothing writes no batch.
+    pub fn applied_offset(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// A receiver of the applied offset.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// What a broker that has applied everything up to `offset` needs next.
+    pub fn read_since(&self, offset: u64) -> Delta {
+        let shared = self.lock();
+        if offset < shared.history_after {
+            return Delta::Snapshot(shared.image.clone());
+        }
+        let batches = shared
+            .history
+            .iter()
+            .skip_while(|(o, _)| *o <= offset)
+            .cloned()
+            .collect();
+        Delta::Records(batches)
+    }
+}
+
+/// The controller's state machine. See the module docs.
+#[derive(Debug)]
+pub struct MetadataStateMachine {
+    /// Shared with every [`MetadataLog`] handed out.
+    log: MetadataLog,
+    /// Defaults and limits; must be the same on every voter.
+    limits: Limits,
+}
+
+impl MetadataStateMachine {
+    /// An empty state machine for `cluster_id`.
+    pub fn new(cluster_id: impl Into<String>, limits: Limits) -> Self {
+        let image = MetadataImage::new(cluster_id);
+        let shared = Shared {
+            history_after: image.offset(),
+            image: Arc::new(image),
+            history: VecDeque::new(),
+            history_records: 0,
+        };
+        Self {
+            log: MetadataLog {
+                shared: Arc::new(Mutex::new(shared)),
+                applied: Arc::new(watch::channel(0).0),
+            },
+            limits,
+        }
+    }
+
+    /// A read handle for the shell.
+    pub fn log(&self) -> MetadataLog {
+        self.log.clone()
+    }
+
+    /// Executes and applies `command` at `offset`; the core of [`StateMachine::apply`].
+    pub fn apply_command(&mut self, offset: u64, command: &Command) -> CommandResult {
+        let mut shared = self.log.lock();
+        let (records, result) = execute(&shared.image, offset, command, &self.limits);
+        if !records.is_empty() {
+            let image = Arc::make_mut(&mut shared.image);
+            for record in &records {
+                image.apply(offset, record);
+            }
+            debug_assert_eq!(image.check(), Ok(()), "after {command:?} at {offset}");
+            shared.history_records += records.len();
+            shared.history.push_back((offset, records));
+            while shared.history.len() > HISTORY_BATCHES_MAX
+                || shared.history_records > HISTORY_RECORDS_MAX
+            {
+                let (dropped, records) = shared.history.pop_front().expect("history is not empty");
+                shared.history_records -= records.len();
+                shared.history_after = dropped;
+            }
+        }
+        drop(shared);
+        self.log.applied.send_replace(offset);
+        result
+    }
+}
+
+impl StateMachine for MetadataStateMachine {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        // Only Ferry's own code proposes commands, so one that does not decode is a bug, and
+        // answering an error instead would be the same on every voter but hide it.
+        let command = Command::decode(command)
+            .unwrap_or_else(|e| panic!("raft entry {index} is not a metadata command: {e}"));
+        self.apply_command(index, &command).encode()
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.log.image().encode()
+    }
+
+    fn restore(&mut self, data: &[u8]) {
+        let image = MetadataImage::decode(data)
+            .unwrap_or_else(|e| panic!("a CRC-checked metadata snapshot does not decode: {e}"));
+        assert_eq!(
+            image.cluster_id(),
+            self.log.image().cluster_id(),
+            "a snapshot of another cluster"
+        );
+        let offset = image.offset();
+        let mut shared = self.log.lock();
+        shared.image = Arc::new(image);
+        shared.history.clear();
+        shared.history_records = 0;
+        shared.history_after = offset;
+        drop(shared);
+        self.log.applied.send_replace(offset);
+    }
+
+    fn query(&self, query: &[u8]) -> Vec<u8> {
+        let query: Query = serde_json::from_slice(query)
+            .unwrap_or_else(|e| panic!("a metadata query that does not decode: {e}"));
+        match query {
+            Query::Offset => self.log.applied_offset().to_be_bytes().to_vec(),
+            Query::Image => self.log.image().encode(),
+        }
+    }
+}
