@@ -12,6 +12,7 @@
 
 pub mod image;
 pub mod local;
+pub mod quorum;
 pub mod topic_config;
 pub mod validate;
 

@@ -20,6 +20,7 @@
 //! ```
 
 mod admin;
+pub mod controller;
 mod dir;
 
 use std::future::Future;

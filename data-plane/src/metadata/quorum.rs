@@ -1,0 +1,542 @@
+//! The broker's side of the controller quorum: a metadata [`Authority`] backed by controllers.
+//!
+//! # Expected flow
+//! 1. On start the broker loads the image it kept on disk (so it can serve at once with the
+//!    last metadata it knew: static stability), then follows the controllers' committed
+//!    metadata log from that offset over a gRPC stream ([`QuorumAuthority::run_follower`]).
+//! 2. It registers (node id, a fresh incarnation id, listeners, rack) with the active
+//!    controller and gets its broker epoch; it starts fenced.
+//! 3. It heartbeats every `heartbeat_interval`, reporting the metadata offset it applied. Once
+//!    that reaches its registration, the controller unfences it and clients see it.
+//! 4. Admin requests (CreateTopics, DeleteTopics) become controller commands; the answer comes
+//!    once the command committed *and* this broker applied it, so the client can use the topic
+//!    on this broker immediately.
+//! 5. On shutdown it asks for a controlled shutdown, so leadership moves away first.
+//!
+//! # Guarantees
+//! The image only moves forward: batches are applied in offset order, and a snapshot replaces
+//! the image only when it is newer.
+//!
+//! # Caveats
+//! Any controller can serve the stream; only the active one takes registrations, heartbeats
+//! and commands. The client tries the controllers in turn and remembers which one answered.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_proto::controller::v1 as pb;
+use ferry_proto::controller::v1::controller_service_client::ControllerServiceClient;
+use futures::future::BoxFuture;
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{
+    AdminError, Authority, BrokerInfo, CreateResult, DeleteResult, Image, NewTopic, NodeId,
+    TopicRef,
+};
+use crate::controller::records::decode_batch;
+use crate::controller::{Command, CommandResult, Listener, MetadataImage};
+
+/// How long a call to the controllers keeps trying other controllers before giving up.
+pub const CONTROLLER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pause between two rounds over all controllers when none answered.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Kafka's default `broker.heartbeat.interval.ms`.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(2_000);
+
+/// A client of the controller quorum that finds the active controller by trying each in turn.
+#[derive(Clone)]
+pub struct ControllerClient {
+    /// One lazily connected channel per controller, by node id.
+    controllers: Arc<Vec<(NodeId, ControllerServiceClient<Channel>)>>,
+    /// Index of the controller that answered last.
+    preferred: Arc<AtomicUsize>,
+}
+
+impl ControllerClient {
+    /// A client of the controllers at `voters` (node id → `host:port`).
+    pub fn new(voters: &BTreeMap<NodeId, String>) -> Result<Self, String> {
+        let controllers = voters
+            .iter()
+            .map(|(id, addr)| {
+                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| format!("controller {id} address {addr:?}: {e}"))?
+                    .connect_timeout(Duration::from_secs(2))
+                    .tcp_nodelay(true);
+                Ok((*id, ControllerServiceClient::new(endpoint.connect_lazy())))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if controllers.is_empty() {
+            return Err("no controllers given".into());
+        }
+        Ok(Self {
+            controllers: Arc::new(controllers),
+            preferred: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Calls `call` on the active controller: tries each controller in turn (the last one that
+    /// answered first) while they answer "not active" or are unreachable, for up to `timeout`.
+    pub async fn call<T, F, Fut>(&self, timeout: Duration, call: F) -> Result<T, tonic::Status>
+    where
+        F: Fn(ControllerServiceClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = Instant::now() + timeout;
+        let count = self.controllers.len();
+        let mut last_error = tonic::Status::unavailable("no controller answered");
+        loop {
+            let start = self.preferred.load(Ordering::Relaxed);
+            for i in 0..count {
+                let index = (start + i) % count;
+                let client = self.controllers[index].1.clone();
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(remaining, call(client)).await {
+                    Ok(Ok(response)) => {
+                        self.preferred.store(index, Ordering::Relaxed);
+                        return Ok(response.into_inner());
+                    }
+                    Ok(Err(status)) if retryable(&status) => last_error = status,
+                    Ok(Err(status)) => return Err(status),
+                    Err(_) => return Err(tonic::Status::deadline_exceeded(last_error.message())),
+                }
+            }
+            if Instant::now() + RETRY_BACKOFF >= deadline {
+                return Err(last_error);
+            }
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+
+    /// Runs an admin command on the active controller; returns its result and the offset at
+    /// which it is visible.
+    pub async fn execute(&self, command: &Command) -> Result<(CommandResult, u64), tonic::Status> {
+        let bytes = command.encode();
+        let response = self
+            .call(CONTROLLER_CALL_TIMEOUT, |mut c| {
+                let command = bytes.clone();
+                async move { c.execute(pb::ExecuteRequest { command }).await }
+            })
+            .await?;
+        let result = CommandResult::decode(&response.result)
+            .map_err(|e| tonic::Status::internal(format!("undecodable result: {e}")))?;
+        Ok((result, response.offset))
+    }
+
+    /// The quorum's state, from whichever controller answers.
+    pub async fn describe_quorum(&self) -> Result<pb::DescribeQuorumResponse, tonic::Status> {
+        self.call(CONTROLLER_CALL_TIMEOUT, |mut c| async move {
+            c.describe_quorum(pb::DescribeQuorumRequest {}).await
+        })
+        .await
+    }
+
+    /// The channels, for a follower stream that may use any controller.
+    fn clients(&self) -> impl Iterator<Item = ControllerServiceClient<Channel>> + '_ {
+        let start = self.preferred.load(Ordering::Relaxed);
+        let count = self.controllers.len();
+        (0..count).map(move |i| self.controllers[(start + i) % count].1.clone())
+    }
+}
+
+/// Whether another controller (or a later try) may succeed.
+fn retryable(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::FailedPrecondition | tonic::Code::Unknown
+    ) && !status.message().starts_with("stale broker epoch")
+        && !status.message().contains("belongs to cluster")
+}
+
+/// Settings of the broker's quorum-backed authority.
+#[derive(Debug, Clone)]
+pub struct QuorumAuthorityOptions {
+    /// The cluster.
+    pub cluster_id: String,
+    /// This broker as clients reach it.
+    pub broker: BrokerInfo,
+    /// The controllers: node id → `host:port`.
+    pub controllers: BTreeMap<NodeId, String>,
+    /// Where the broker keeps its last image.
+    pub image_path: PathBuf,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+}
+
+/// The broker's registration state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerState {
+    /// The broker epoch from the last registration (-1 before the first).
+    pub broker_epoch: i64,
+    /// Whether the controller reported the broker fenced at the last heartbeat.
+    pub fenced: bool,
+}
+
+/// The quorum-backed authority of a broker. See the module docs.
+pub struct QuorumAuthority {
+    /// Settings.
+    options: QuorumAuthorityOptions,
+    /// The controllers.
+    client: ControllerClient,
+    /// The full image as followed from the controllers.
+    image: Mutex<Arc<MetadataImage>>,
+    /// The client view, republished after every change.
+    published: watch::Sender<Arc<Image>>,
+    /// The broker epoch (-1 before registration).
+    broker_epoch: AtomicI64,
+    /// Registration and fencing, for status reports.
+    state: watch::Sender<BrokerState>,
+}
+
+impl QuorumAuthority {
+    /// Builds the authority, starting from the image kept at `image_path` if there is one.
+    pub fn open(options: QuorumAuthorityOptions) -> Result<Arc<Self>, String> {
+        let client = ControllerClient::new(&options.controllers)?;
+        let image = match std::fs::read(&options.image_path) {
+            Ok(bytes) => MetadataImage::decode(&bytes).map_err(|e| {
+                format!(
+                    "metadata image {} is unreadable: {e}",
+                    options.image_path.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                MetadataImage::new(options.cluster_id.clone())
+            }
+            Err(e) => return Err(format!("{}: {e}", options.image_path.display())),
+        };
+        if image.cluster_id() != options.cluster_id {
+            return Err(format!(
+                "metadata image {} belongs to cluster {}, not {}",
+                options.image_path.display(),
+                image.cluster_id(),
+                options.cluster_id
+            ));
+        }
+        let client_image = Arc::new(client_view(&image));
+        let authority = Arc::new(Self {
+            options,
+            client,
+            image: Mutex::new(Arc::new(image)),
+            published: watch::channel(client_image).0,
+            broker_epoch: AtomicI64::new(-1),
+            state: watch::channel(BrokerState {
+                broker_epoch: -1,
+                fenced: true,
+            })
+            .0,
+        });
+        Ok(authority)
+    }
+
+    /// The controllers' client.
+    pub fn client(&self) -> &ControllerClient {
+        &self.client
+    }
+
+    /// The offset of the last metadata batch applied here.
+    pub fn applied_offset(&self) -> u64 {
+        self.image.lock().expect("image lock poisoned").offset()
+    }
+
+    /// Registration and fencing state.
+    pub fn broker_state(&self) -> BrokerState {
+        *self.state.borrow()
+    }
+
+    /// Follows the committed metadata log until `shutdown` resolves, reconnecting to another
+    /// controller whenever a stream ends.
+    pub async fn run_follower(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            for mut client in self.client.clients().collect::<Vec<_>>() {
+                let after = self.applied_offset();
+                let request = pb::FollowMetadataRequest {
+                    after_offset: after,
+                };
+                let follow = async {
+                    let mut stream = client.follow_metadata(request).await?.into_inner();
+                    while let Some(delta) = stream.message().await? {
+                        self.apply_delta(delta);
+                    }
+                    Ok::<(), tonic::Status>(())
+                };
+                tokio::select! {
+                    result = follow => if let Err(e) = result {
+                        tracing::debug!(error = %e, "metadata stream ended");
+                    },
+                    _ = &mut shutdown => return,
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY_BACKOFF) => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Applies one delta from the stream, then persists and publishes the image.
+    fn apply_delta(&self, delta: pb::MetadataDelta) {
+        let mut image = self.image.lock().expect("image lock poisoned");
+        match delta.delta {
+            Some(pb::metadata_delta::Delta::Snapshot(bytes)) => match MetadataImage::decode(&bytes)
+            {
+                Ok(snapshot) if snapshot.offset() > image.offset() => *image = Arc::new(snapshot),
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable metadata snapshot");
+                    return;
+                }
+            },
+            Some(pb::metadata_delta::Delta::Batch(batch)) => {
+                if batch.offset <= image.offset() {
+                    return;
+                }
+                let records = match decode_batch(&batch.records) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        tracing::error!(error = %e, offset = batch.offset, "undecodable batch");
+                        return;
+                    }
+                };
+                let next = Arc::make_mut(&mut image);
+                for record in &records {
+                    next.apply(batch.offset, record);
+                }
+            }
+            None => return,
+        }
+        if let Err(e) = write_atomically(&self.options.image_path, &image.encode()) {
+            tracing::warn!(error = %e, "could not keep the metadata image on disk");
+        }
+        self.published.send_replace(Arc::new(client_view(&image)));
+    }
+
+    /// Registers, then heartbeats until `shutdown` resolves; registers again whenever the
+    /// controller no longer knows this broker's epoch.
+    pub async fn run_heartbeats(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let incarnation_id = uuid::Uuid::new_v4();
+        loop {
+            if self.broker_epoch.load(Ordering::Relaxed) < 0 {
+                match self.register(incarnation_id).await {
+                    Ok(epoch) => {
+                        tracing::info!(broker_epoch = epoch, "registered with the controllers");
+                        self.broker_epoch.store(epoch, Ordering::Relaxed);
+                        self.state.send_replace(BrokerState {
+                            broker_epoch: epoch,
+                            fenced: true,
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "registration failed; retrying"),
+                }
+            } else if let Err(e) = self.heartbeat(false).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+                if e.message().starts_with("stale broker epoch") {
+                    self.broker_epoch.store(-1, Ordering::Relaxed);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.heartbeat_interval) => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    async fn register(&self, incarnation_id: uuid::Uuid) -> Result<i64, String> {
+        let broker = &self.options.broker;
+        let command = Command::RegisterBroker {
+            broker_id: broker.node_id,
+            incarnation_id,
+            listeners: vec![Listener {
+                name: crate::controller::image::CLIENT_LISTENER.to_string(),
+                host: broker.host.clone(),
+                port: broker.port,
+                security_protocol: "PLAINTEXT".to_string(),
+            }],
+            rack: broker.rack.clone(),
+            cluster_id: self.options.cluster_id.clone(),
+        };
+        let bytes = command.encode();
+        let response = self
+            .client
+            .call(CONTROLLER_CALL_TIMEOUT, |mut c| {
+                let command = bytes.clone();
+                async move {
+                    c.register_broker(pb::RegisterBrokerRequest { command })
+                        .await
+                }
+            })
+            .await
+            .map_err(|e| e.message().to_string())?;
+        match CommandResult::decode(&response.result) {
+            Ok(CommandResult::RegisterBroker(Ok(epoch))) => Ok(epoch),
+            Ok(CommandResult::RegisterBroker(Err(e))) => Err(e.message),
+            Ok(other) => Err(format!("unexpected result {other:?}")),
+            Err(e) => Err(format!("undecodable result: {e}")),
+        }
+    }
+
+    /// Sends one heartbeat; returns whether the controller allows the broker to stop.
+    async fn heartbeat(&self, want_shutdown: bool) -> Result<bool, tonic::Status> {
+        let request = pb::BrokerHeartbeatRequest {
+            broker_id: self.options.broker.node_id,
+            broker_epoch: self.broker_epoch.load(Ordering::Relaxed),
+            metadata_offset: self.applied_offset(),
+            want_shutdown,
+        };
+        let timeout = self.options.heartbeat_interval.max(Duration::from_secs(1));
+        let response = self
+            .client
+            .call(
+                timeout,
+                |mut c| async move { c.broker_heartbeat(request).await },
+            )
+            .await?;
+        let broker_epoch = request.broker_epoch;
+        self.state.send_replace(BrokerState {
+            broker_epoch,
+            fenced: response.is_fenced,
+        });
+        Ok(response.should_shut_down)
+    }
+
+    /// Controlled shutdown: asks the controller to move leadership away and waits until it
+    /// says the broker may stop, for up to `timeout`.
+    pub async fn controlled_shutdown(&self, timeout: Duration) {
+        if self.broker_epoch.load(Ordering::Relaxed) < 0 {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.heartbeat(true).await {
+                Ok(true) => {
+                    tracing::info!("controlled shutdown complete");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "controlled shutdown heartbeat failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tracing::warn!("controlled shutdown did not complete in time; stopping anyway");
+    }
+
+    /// Waits until this broker has applied `offset`, for up to `timeout`.
+    async fn wait_for_offset(&self, offset: u64, timeout: Duration) {
+        let mut images = self.published.subscribe();
+        let deadline = Instant::now() + timeout;
+        while self.applied_offset() < offset {
+            if tokio::time::timeout_at(deadline, images.changed())
+                .await
+                .is_err()
+            {
+                tracing::warn!(offset, "metadata did not arrive in time");
+                return;
+            }
+        }
+    }
+
+    /// Runs a command; on failure every item gets the same error.
+    async fn run(&self, command: Command) -> Result<CommandResult, AdminError> {
+        let (result, offset) = self.client.execute(&command).await.map_err(|status| {
+            let code = match status.code() {
+                tonic::Code::InvalidArgument => ResponseError::InvalidRequest,
+                tonic::Code::DeadlineExceeded => ResponseError::RequestTimedOut,
+                _ => ResponseError::NotController,
+            };
+            AdminError::new(
+                code,
+                format!("the controller quorum did not answer: {}", status.message()),
+            )
+        })?;
+        self.wait_for_offset(offset, CONTROLLER_CALL_TIMEOUT).await;
+        Ok(result)
+    }
+}
+
+impl Authority for QuorumAuthority {
+    fn image(&self) -> Arc<Image> {
+        self.published.borrow().clone()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Arc<Image>> {
+        self.published.subscribe()
+    }
+
+    fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> BoxFuture<'_, Vec<CreateResult>> {
+        Box::pin(async move {
+            let count = topics.len();
+            match self
+                .run(Command::CreateTopics {
+                    topics,
+                    validate_only,
+                })
+                .await
+            {
+                Ok(CommandResult::CreateTopics(results)) => results
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.into_admin_error()))
+                    .collect(),
+                Ok(other) => vec![Err(unexpected(&other)); count],
+                Err(e) => vec![Err(e); count],
+            }
+        })
+    }
+
+    fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>> {
+        Box::pin(async move {
+            let count = topics.len();
+            match self.run(Command::DeleteTopics { topics }).await {
+                Ok(CommandResult::DeleteTopics(results)) => results
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.into_admin_error()))
+                    .collect(),
+                Ok(other) => vec![Err(unexpected(&other)); count],
+                Err(e) => vec![Err(e); count],
+            }
+        })
+    }
+}
+
+fn unexpected(result: &CommandResult) -> AdminError {
+    AdminError::new(
+        ResponseError::UnknownServerError,
+        format!("unexpected result {result:?}"),
+    )
+}
+
+/// The view clients get: unfenced brokers only; the "controller" is the lowest live broker id
+/// (KRaft names a live broker, since controllers are not reachable on client listeners).
+fn client_view(image: &MetadataImage) -> Image {
+    let controller = image
+        .brokers()
+        .filter(|b| !b.fenced)
+        .map(|b| b.broker_id)
+        .min()
+        .unwrap_or(-1);
+    image.to_client_image(controller)
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old or the new file.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    std::fs::rename(&tmp, path)
+}

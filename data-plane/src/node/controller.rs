@@ -1,0 +1,552 @@
+//! The controller role of a node: a voter of the cluster's metadata quorum.
+//!
+//! A controller runs a [`ferry_quorum`] voter whose state machine is the
+//! [`MetadataStateMachine`], and serves `ferry.controller.v1.ControllerService` on the same
+//! listener as the raft traffic. The active controller (the raft leader) is the only one that
+//! accepts changes and tracks broker sessions; every controller streams the committed metadata
+//! log to brokers that follow it.
+//!
+//! # Broker sessions
+//! Sessions live only in the active controller's memory, as in KRaft: a new active controller
+//! gives every registered broker a fresh session of `session_timeout` before it fences anyone.
+//! [`ControllerRole::run_session_checks`] fences a broker whose heartbeats stopped for longer
+//! than the session timeout; a heartbeat that shows the broker caught up with its registration
+//! unfences it.
+//!
+//! # Ids
+//! Raft ids must be nonzero while Kafka node ids start at 0, so the raft id of node `n` is
+//! `n + 1`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_proto::controller::v1 as pb;
+use ferry_proto::controller::v1::controller_service_server::{
+    ControllerService, ControllerServiceServer,
+};
+use ferry_quorum::{Quorum, QuorumHandle};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use crate::controller::records::encode_batch;
+use crate::controller::{Command, CommandResult, Delta, Limits, MetadataLog, MetadataStateMachine};
+use crate::metadata::NodeId;
+
+/// How many metadata deltas may wait to be sent on one follower's stream; the producer task
+/// waits when it is full, so a slow follower slows only its own stream.
+pub const FOLLOW_STREAM_CAPACITY: usize = 64;
+
+/// How often the active controller checks broker sessions.
+pub const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Kafka's default `broker.session.timeout.ms`.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_millis(9_000);
+
+/// Settings of the controller role.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The cluster id; a registration for another cluster is refused.
+    pub cluster_id: String,
+    /// Every voter: node id → `host:port` of its controller listener (Kafka's
+    /// `controller.quorum.voters`).
+    pub voters: BTreeMap<NodeId, String>,
+    /// Where the quorum keeps its log and snapshots.
+    pub dir: PathBuf,
+    /// A broker without a heartbeat for this long is fenced (`broker.session.timeout.ms`).
+    pub session_timeout: Duration,
+    /// Topic defaults and bounds every voter applies identically.
+    pub limits: Limits,
+    /// Raft timing and bounds; `id` and `peers` are filled in from the fields above.
+    pub quorum: ferry_quorum::Options,
+}
+
+/// The raft id of a node id.
+pub fn raft_id(node: NodeId) -> u64 {
+    u64::try_from(node).expect("node ids are validated non-negative") + 1
+}
+
+/// The node id of a raft id.
+pub fn node_id(raft: u64) -> NodeId {
+    NodeId::try_from(raft - 1).expect("raft ids come from node ids")
+}
+
+/// A broker's session as the active controller sees it.
+#[derive(Debug, Clone)]
+struct Session {
+    /// When the session expires without another heartbeat.
+    expires: Instant,
+    /// The metadata offset the broker last reported.
+    metadata_offset: u64,
+    /// Wall-clock time of the last heartbeat, ms since the epoch (DescribeQuorum observers).
+    last_heartbeat_ms: i64,
+}
+
+/// Sessions of the current term.
+#[derive(Debug, Default)]
+struct Sessions {
+    /// The raft term in which these sessions were granted; a new term starts them afresh.
+    term: u64,
+    /// By broker id.
+    by_broker: BTreeMap<NodeId, Session>,
+}
+
+/// What the gRPC service and the session checker share.
+struct Shared {
+    /// Settings.
+    options: ControllerOptions,
+    /// The voter, set once it started (the service is built before the voter exists).
+    quorum: OnceLock<QuorumHandle>,
+    /// The committed metadata, read by follower streams.
+    log: MetadataLog,
+    /// Broker sessions, on the active controller.
+    sessions: Mutex<Sessions>,
+}
+
+/// A running controller. Cheap to clone.
+#[derive(Clone)]
+pub struct ControllerRole {
+    shared: Arc<Shared>,
+}
+
+impl ControllerRole {
+    /// Starts the voter on `listener` (raft and the controller service share it).
+    pub async fn start(
+        options: ControllerOptions,
+        listener: TcpListener,
+    ) -> Result<ControllerRole, ferry_quorum::Error> {
+        let state_machine =
+            MetadataStateMachine::new(options.cluster_id.clone(), options.limits.clone());
+        let log = state_machine.log();
+        let mut quorum_options = options.quorum.clone();
+        quorum_options.id = raft_id(options.node_id);
+        quorum_options.peers = options
+            .voters
+            .iter()
+            .map(|(id, addr)| (raft_id(*id), addr.clone()))
+            .collect();
+        let shared = Arc::new(Shared {
+            options: options.clone(),
+            quorum: OnceLock::new(),
+            log,
+            sessions: Mutex::new(Sessions::default()),
+        });
+        let role = ControllerRole { shared };
+        let services = tonic::service::Routes::new(ControllerServiceServer::new(role.clone()));
+        let quorum = Quorum::start_with_services(
+            quorum_options,
+            state_machine,
+            &options.dir,
+            listener,
+            services,
+        )
+        .await?;
+        role.shared
+            .quorum
+            .set(quorum)
+            .unwrap_or_else(|_| unreachable!("set once, here"));
+        Ok(role)
+    }
+
+    /// The committed metadata this controller has applied.
+    pub fn log(&self) -> &MetadataLog {
+        &self.shared.log
+    }
+
+    /// The voter handle.
+    pub fn quorum(&self) -> &QuorumHandle {
+        self.shared.quorum.get().expect("set in start")
+    }
+
+    /// Fences brokers whose sessions expired, while this controller is active, until
+    /// `shutdown` resolves.
+    pub async fn run_session_checks(self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut ticker = tokio::time::interval(SESSION_CHECK_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(e) = self.check_sessions().await {
+                        tracing::debug!(error = %e, "session check skipped");
+                    }
+                }
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Stops the voter.
+    pub async fn shutdown(&self) {
+        self.quorum().shutdown().await;
+    }
+
+    /// One pass of the session checker: fence every unfenced broker whose session expired.
+    async fn check_sessions(&self) -> Result<(), Status> {
+        let term = self.active_term().await?;
+        let image = self.shared.log.image();
+        let now = Instant::now();
+        let expired: Vec<(NodeId, i64)> = {
+            let mut sessions = self.sessions_for(term);
+            image
+                .brokers()
+                .filter(|b| !b.fenced)
+                .filter(|b| {
+                    let session = sessions.by_broker.entry(b.broker_id).or_insert(Session {
+                        expires: now + self.shared.options.session_timeout,
+                        metadata_offset: 0,
+                        last_heartbeat_ms: -1,
+                    });
+                    session.expires <= now
+                })
+                .map(|b| (b.broker_id, b.broker_epoch))
+                .collect()
+        };
+        for (broker_id, broker_epoch) in expired {
+            tracing::warn!(broker_id, "broker session expired; fencing it");
+            self.propose(&Command::FenceBroker {
+                broker_id,
+                broker_epoch,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The sessions of `term`, started afresh if the term changed (a new active controller
+    /// grants every broker a full session before fencing anyone).
+    fn sessions_for(&self, term: u64) -> std::sync::MutexGuard<'_, Sessions> {
+        let mut sessions = self.shared.sessions.lock().expect("sessions lock poisoned");
+        if sessions.term != term {
+            *sessions = Sessions {
+                term,
+                by_broker: BTreeMap::new(),
+            };
+        }
+        sessions
+    }
+
+    /// The current term if this controller is the active one, else FAILED_PRECONDITION
+    /// naming the active controller.
+    async fn active_term(&self) -> Result<u64, Status> {
+        let status = self.quorum().status().await.map_err(quorum_status)?;
+        match status.leader {
+            Some(leader) if leader == self.quorum().id() => Ok(status.term),
+            Some(leader) => {
+                let id = node_id(leader);
+                let addr = self
+                    .shared
+                    .options
+                    .voters
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_default();
+                Err(Status::failed_precondition(format!(
+                    "not the active controller; the active controller is {id} at {addr}"
+                )))
+            }
+            None => Err(Status::unavailable("the controller quorum has no leader")),
+        }
+    }
+
+    /// Proposes a command and decodes its result.
+    async fn propose(&self, command: &Command) -> Result<CommandResult, Status> {
+        let bytes = self
+            .quorum()
+            .propose(command.encode())
+            .await
+            .map_err(quorum_status)?;
+        CommandResult::decode(&bytes)
+            .map_err(|e| Status::internal(format!("undecodable command result: {e}")))
+    }
+
+    async fn register(&self, command: Command) -> Result<pb::RegisterBrokerResponse, Status> {
+        let Command::RegisterBroker {
+            broker_id,
+            cluster_id,
+            ..
+        } = &command
+        else {
+            return Err(Status::invalid_argument(
+                "expected a RegisterBroker command",
+            ));
+        };
+        if *cluster_id != self.shared.options.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "broker {broker_id} belongs to cluster {cluster_id}, this quorum to cluster {}",
+                self.shared.options.cluster_id
+            )));
+        }
+        let broker_id = *broker_id;
+        let term = self.active_term().await?;
+        let result = self.propose(&command).await?;
+        let offset = match &result {
+            CommandResult::RegisterBroker(Ok(epoch)) => {
+                let mut sessions = self.sessions_for(term);
+                sessions.by_broker.insert(
+                    broker_id,
+                    Session {
+                        expires: Instant::now() + self.shared.options.session_timeout,
+                        metadata_offset: 0,
+                        last_heartbeat_ms: now_ms(),
+                    },
+                );
+                u64::try_from(*epoch).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        Ok(pb::RegisterBrokerResponse {
+            result: result.encode(),
+            offset,
+        })
+    }
+
+    async fn heartbeat(
+        &self,
+        request: pb::BrokerHeartbeatRequest,
+    ) -> Result<pb::BrokerHeartbeatResponse, Status> {
+        let term = self.active_term().await?;
+        let broker_id = request.broker_id;
+        let image = self.shared.log.image();
+        let Some(broker) = image
+            .broker(broker_id)
+            .filter(|b| b.broker_epoch == request.broker_epoch)
+        else {
+            return Err(Status::failed_precondition(format!(
+                "stale broker epoch {} for broker {broker_id}: register again",
+                request.broker_epoch
+            )));
+        };
+        {
+            let mut sessions = self.sessions_for(term);
+            sessions.by_broker.insert(
+                broker_id,
+                Session {
+                    expires: Instant::now() + self.shared.options.session_timeout,
+                    metadata_offset: request.metadata_offset,
+                    last_heartbeat_ms: now_ms(),
+                },
+            );
+        }
+        let caught_up = request.metadata_offset >= u64::try_from(broker.broker_epoch).unwrap_or(0);
+        let mut fenced = broker.fenced;
+        if fenced && caught_up && !request.want_shutdown {
+            let command = Command::UnfenceBroker {
+                broker_id,
+                broker_epoch: request.broker_epoch,
+            };
+            if let CommandResult::UnfenceBroker(Ok(())) = self.propose(&command).await? {
+                fenced = false;
+            }
+        }
+        let mut in_shutdown = broker.in_controlled_shutdown;
+        if request.want_shutdown && !in_shutdown && !broker.fenced {
+            let command = Command::ControlledShutdown {
+                broker_id,
+                broker_epoch: request.broker_epoch,
+            };
+            if let CommandResult::ControlledShutdown(Ok(())) = self.propose(&command).await? {
+                in_shutdown = true;
+            }
+        }
+        let leads_nothing = self.shared.log.image().leader_count(broker_id) == 0;
+        Ok(pb::BrokerHeartbeatResponse {
+            is_fenced: fenced,
+            is_caught_up: caught_up,
+            should_shut_down: request.want_shutdown
+                && (broker.fenced || (in_shutdown && leads_nothing)),
+        })
+    }
+
+    async fn describe(&self) -> Result<pb::DescribeQuorumResponse, Status> {
+        let status = self.quorum().status().await.map_err(quorum_status)?;
+        let now = now_ms();
+        let voters = status
+            .voters
+            .iter()
+            .map(|v| pb::ReplicaState {
+                replica_id: node_id(v.id),
+                log_end_offset: v.matched.map_or(-1, |m| m as i64),
+                last_fetch_timestamp: v
+                    .last_contact
+                    .map_or(-1, |ago| now - ago.as_millis() as i64),
+                last_caught_up_timestamp: match (v.matched, v.last_contact) {
+                    (Some(m), Some(ago)) if m >= status.commit => now - ago.as_millis() as i64,
+                    _ => -1,
+                },
+            })
+            .collect();
+        let observers = {
+            let sessions = self.shared.sessions.lock().expect("sessions lock poisoned");
+            sessions
+                .by_broker
+                .iter()
+                .map(|(id, s)| pb::ReplicaState {
+                    replica_id: *id,
+                    log_end_offset: s.metadata_offset as i64,
+                    last_fetch_timestamp: s.last_heartbeat_ms,
+                    last_caught_up_timestamp: -1,
+                })
+                .collect()
+        };
+        let endpoints = self
+            .shared
+            .options
+            .voters
+            .iter()
+            .filter_map(|(id, addr)| {
+                let (host, port) = addr.rsplit_once(':')?;
+                Some(pb::Endpoint {
+                    node_id: *id,
+                    host: host.to_string(),
+                    port: port.parse().ok()?,
+                })
+            })
+            .collect();
+        Ok(pb::DescribeQuorumResponse {
+            leader_id: status.leader.map_or(-1, node_id),
+            leader_epoch: status.term,
+            high_watermark: status.commit,
+            voters,
+            observers,
+            endpoints,
+        })
+    }
+
+    /// Streams deltas after `after` into `tx` until the receiver goes away.
+    async fn stream_deltas(
+        log: MetadataLog,
+        mut after: u64,
+        tx: mpsc::Sender<Result<pb::MetadataDelta, Status>>,
+    ) {
+        let mut applied = log.subscribe();
+        loop {
+            applied.borrow_and_update();
+            let deltas = match log.read_since(after) {
+                Delta::Snapshot(image) => {
+                    after = image.offset();
+                    vec![pb::metadata_delta::Delta::Snapshot(image.encode())]
+                }
+                Delta::Records(batches) => batches
+                    .into_iter()
+                    .map(|(offset, records)| {
+                        after = offset;
+                        pb::metadata_delta::Delta::Batch(pb::RecordBatch {
+                            offset,
+                            records: encode_batch(&records),
+                        })
+                    })
+                    .collect(),
+            };
+            for delta in deltas {
+                if tx
+                    .send(Ok(pb::MetadataDelta { delta: Some(delta) }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if applied.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Type of the follower stream.
+type DeltaStream =
+    Pin<Box<dyn futures::Stream<Item = Result<pb::MetadataDelta, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl ControllerService for ControllerRole {
+    async fn register_broker(
+        &self,
+        request: Request<pb::RegisterBrokerRequest>,
+    ) -> Result<Response<pb::RegisterBrokerResponse>, Status> {
+        let command = Command::decode(&request.into_inner().command)
+            .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        self.register(command).await.map(Response::new)
+    }
+
+    async fn broker_heartbeat(
+        &self,
+        request: Request<pb::BrokerHeartbeatRequest>,
+    ) -> Result<Response<pb::BrokerHeartbeatResponse>, Status> {
+        self.heartbeat(request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type FollowMetadataStream = DeltaStream;
+
+    async fn follow_metadata(
+        &self,
+        request: Request<pb::FollowMetadataRequest>,
+    ) -> Result<Response<Self::FollowMetadataStream>, Status> {
+        let (tx, rx) = mpsc::channel(FOLLOW_STREAM_CAPACITY);
+        let log = self.shared.log.clone();
+        tokio::spawn(Self::stream_deltas(
+            log,
+            request.into_inner().after_offset,
+            tx,
+        ));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let command = Command::decode(&request.into_inner().command)
+            .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        if matches!(command, Command::RegisterBroker { .. }) {
+            return Err(Status::invalid_argument(
+                "use RegisterBroker to register brokers",
+            ));
+        }
+        self.active_term().await?;
+        let result = self.propose(&command).await?;
+        let offset = self.shared.log.applied_offset();
+        Ok(Response::new(pb::ExecuteResponse {
+            result: result.encode(),
+            offset,
+        }))
+    }
+
+    async fn describe_quorum(
+        &self,
+        _request: Request<pb::DescribeQuorumRequest>,
+    ) -> Result<Response<pb::DescribeQuorumResponse>, Status> {
+        self.describe().await.map(Response::new)
+    }
+}
+
+/// Maps a quorum error to the gRPC status callers act on.
+fn quorum_status(error: ferry_quorum::Error) -> Status {
+    use ferry_quorum::Error;
+    match error {
+        Error::NotLeader { .. } | Error::Unavailable(_) | Error::Stopped => {
+            Status::unavailable(error.to_string())
+        }
+        Error::Indeterminate(_) => Status::deadline_exceeded(error.to_string()),
+        Error::InvalidInput(_) => Status::invalid_argument(error.to_string()),
+        Error::Io(_) | Error::Corrupt(_) => Status::internal(error.to_string()),
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
