@@ -1,7 +1,7 @@
 //! Commands: the requests the active controller proposes to the quorum, and their results.
 //!
 //! A [`Command`] is what a raft entry carries. It is a *request*, not a change: every voter runs
-//! [`super::execute`] on it against the committed image and derives the same records and the
+//! [`super::execute()`] on it against the committed image and derives the same records and the
 //! same [`CommandResult`]. Results carry Kafka error codes as plain numbers ([`ApiError`]) so
 //! they survive serialization; convert with [`ApiError::into_admin_error`].
 //!

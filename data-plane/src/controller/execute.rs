@@ -6,9 +6,9 @@
 //! # Broker lifecycle (KIP-631)
 //!
 //! ```text
-//! RegisterBroker ──▶ FENCED ──UnfenceBroker──▶ UNFENCED ──ControlledShutdown──▶ SHUTTING DOWN
-//!                      ▲  (heartbeat offset ≥ epoch)  │                              │
-//!                      └────────FenceBroker (session expired) ◀──────────────────────┘
+//! RegisterBroker ─▶ FENCED ─UnfenceBroker─▶ UNFENCED ─ControlledShutdown─▶ SHUTTING DOWN
+//!                     ▲    (offset ≥ epoch)     │                               │
+//!                     └──── FenceBroker (session expired) ◀─────────────────────┘
 //! ```
 //!
 //! - **Register**: the broker epoch is the metadata offset of the registration. A broker id
@@ -432,4 +432,370 @@ fn set_feature_level(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::image::PartitionImage;
+    use crate::controller::testing::{CLUSTER, Cluster, incarnation, listeners, register, render};
+
+    /// Brokers 1, 2, 3 in racks a, b, c, registered and unfenced.
+    fn three_racks() -> Cluster {
+        Cluster::with_brokers(&[(1, "a"), (2, "b"), (3, "c")])
+    }
+
+    fn code(error: ResponseError) -> i16 {
+        error.code()
+    }
+
+    fn error_code<T: std::fmt::Debug>(result: Result<T, ApiError>) -> i16 {
+        result.unwrap_err().code
+    }
+
+    #[test]
+    fn a_registered_broker_starts_fenced_with_its_registration_offset_as_epoch() {
+        let mut cluster = Cluster::new();
+        let (records, result) = cluster.run(register(1, Some("a")));
+        assert_eq!(result, CommandResult::RegisterBroker(Ok(1)));
+        assert_eq!(
+            records,
+            vec![Record::RegisterBroker {
+                broker_id: 1,
+                incarnation_id: incarnation(1, 1),
+                broker_epoch: 1,
+                listeners: listeners(1),
+                rack: Some("a".into()),
+                fenced: true,
+            }]
+        );
+        assert!(cluster.image.broker(1).unwrap().fenced);
+        assert!(cluster.image.to_client_image(1).brokers.is_empty());
+    }
+
+    #[test]
+    fn unfencing_needs_the_current_broker_epoch() {
+        let mut cluster = Cluster::new();
+        cluster.run(register(1, Some("a")));
+        let (records, result) = cluster.run(Command::UnfenceBroker {
+            broker_id: 1,
+            broker_epoch: 99,
+        });
+        assert!(records.is_empty());
+        let CommandResult::UnfenceBroker(result) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(error_code(result), code(ResponseError::StaleBrokerEpoch));
+        let (records, result) = cluster.unfence(1);
+        assert_eq!(result, CommandResult::UnfenceBroker(Ok(())));
+        assert_eq!(records.len(), 1);
+        assert!(!cluster.image.broker(1).unwrap().fenced);
+        assert_eq!(
+            cluster.image.to_client_image(1).brokers[&1].host,
+            "broker-1"
+        );
+        let (records, _) = cluster.unfence(1);
+        assert!(records.is_empty(), "unfencing twice changes nothing");
+    }
+
+    #[test]
+    fn registration_is_refused_for_another_cluster_and_for_a_live_duplicate() {
+        let mut cluster = three_racks();
+        let (records, result) = cluster.run(Command::RegisterBroker {
+            broker_id: 4,
+            incarnation_id: incarnation(4, 1),
+            listeners: listeners(4),
+            rack: None,
+            cluster_id: "other".into(),
+        });
+        assert!(records.is_empty());
+        let CommandResult::RegisterBroker(result) = result else {
+            panic!()
+        };
+        let error = result.unwrap_err();
+        assert_eq!(error.code, code(ResponseError::InconsistentClusterId));
+        assert_eq!(
+            error.message,
+            format!("Expected cluster ID {CLUSTER}, but got cluster ID other")
+        );
+        let duplicate = Command::RegisterBroker {
+            broker_id: 1,
+            incarnation_id: incarnation(1, 2),
+            listeners: listeners(1),
+            rack: Some("a".into()),
+            cluster_id: CLUSTER.into(),
+        };
+        let (records, result) = cluster.run(duplicate.clone());
+        assert!(records.is_empty());
+        let CommandResult::RegisterBroker(result) = result else {
+            panic!()
+        };
+        assert_eq!(
+            error_code(result),
+            code(ResponseError::DuplicateBrokerRegistration)
+        );
+        // Once the old incarnation is fenced (its session expired), the new one may register.
+        cluster.fence(1);
+        let (_, result) = cluster.run(duplicate);
+        assert_eq!(
+            result,
+            CommandResult::RegisterBroker(Ok(cluster.offset as i64))
+        );
+        let broker = cluster.image.broker(1).unwrap();
+        assert_eq!(broker.incarnation_id, incarnation(1, 2));
+        assert!(broker.fenced);
+    }
+
+    /// The golden fence scenario: what fencing broker 1 writes for a topic of 6 partitions.
+    #[test]
+    fn fencing_a_broker_moves_its_leadership_and_takes_it_out_of_every_isr() {
+        let mut cluster = three_racks();
+        cluster.create("orders", 6, 3);
+        let before: Vec<PartitionImage> = cluster.partitions("orders").to_vec();
+        let (records, result) = cluster.fence(1);
+        assert_eq!(result, CommandResult::FenceBroker(Ok(())));
+        assert_eq!(
+            render(&cluster.image, &records),
+            "PartitionChange orders-0 isr=Some([2, 3]) leader=2 replicas=None\n\
+             PartitionChange orders-1 isr=Some([2, 3]) leader=unchanged replicas=None\n\
+             PartitionChange orders-2 isr=Some([3, 2]) leader=unchanged replicas=None\n\
+             PartitionChange orders-3 isr=Some([2, 3]) leader=2 replicas=None\n\
+             PartitionChange orders-4 isr=Some([2, 3]) leader=unchanged replicas=None\n\
+             PartitionChange orders-5 isr=Some([3, 2]) leader=unchanged replicas=None\n\
+             FenceBroker { broker_id: 1, broker_epoch: 1 }"
+        );
+        for (old, new) in before.iter().zip(cluster.partitions("orders")) {
+            assert!(!new.isr.contains(&1));
+            assert_eq!(new.partition_epoch, old.partition_epoch + 1);
+            if old.leader == 1 {
+                assert!(new.leader != 1 && old.isr.contains(&new.leader));
+                assert_eq!(new.leader_epoch, old.leader_epoch + 1);
+            } else {
+                assert_eq!(
+                    (new.leader, new.leader_epoch),
+                    (old.leader, old.leader_epoch)
+                );
+            }
+        }
+        assert!(!cluster.image.to_client_image(2).brokers.contains_key(&1));
+        let (records, _) = cluster.fence(1);
+        assert!(records.is_empty(), "fencing twice changes nothing");
+    }
+
+    #[test]
+    fn fencing_every_broker_leaves_partitions_leaderless_with_the_last_isr_member() {
+        let mut cluster = three_racks();
+        cluster.create("orders", 3, 3);
+        for broker in [1, 2, 3] {
+            cluster.fence(broker);
+        }
+        for partition in cluster.partitions("orders") {
+            assert_eq!(partition.leader, NO_LEADER);
+            assert_eq!(partition.isr.len(), 1, "{partition:?}");
+        }
+        // The last ISR member comes back: it leads again.
+        let last = cluster.partitions("orders")[0].isr[0];
+        cluster.run(register(last, Some("x")));
+        let (records, _) = cluster.unfence(last);
+        assert!(records.len() > 1, "{records:?}");
+        for partition in cluster.partitions("orders") {
+            let expected = if partition.isr == [last] {
+                last
+            } else {
+                NO_LEADER
+            };
+            assert_eq!(partition.leader, expected, "{partition:?}");
+        }
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership_away_before_the_broker_stops() {
+        let mut cluster = three_racks();
+        cluster.create("orders", 6, 3);
+        assert_eq!(cluster.image.leader_count(2), 2);
+        let broker_epoch = cluster.epoch(2);
+        let (records, result) = cluster.run(Command::ControlledShutdown {
+            broker_id: 2,
+            broker_epoch,
+        });
+        assert_eq!(result, CommandResult::ControlledShutdown(Ok(())));
+        assert!(matches!(
+            records[0],
+            Record::BrokerControlledShutdown { broker_id: 2, .. }
+        ));
+        assert_eq!(records.len(), 7);
+        assert_eq!(cluster.image.leader_count(2), 0);
+        let broker = cluster.image.broker(2).unwrap();
+        assert!(broker.in_controlled_shutdown && !broker.fenced);
+        // It gets no new replicas while it shuts down.
+        let err = cluster.run(Command::CreateTopics {
+            topics: vec![crate::controller::testing::new_topic("more", 1, 3)],
+            validate_only: false,
+        });
+        let CommandResult::CreateTopics(results) = err.1 else {
+            panic!()
+        };
+        assert_eq!(
+            results[0].as_ref().unwrap_err().code,
+            code(ResponseError::InvalidReplicationFactor)
+        );
+        // Then its session ends and it is fenced: nothing left to move.
+        let (records, _) = cluster.fence(2);
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert!(!cluster.image.broker(2).unwrap().in_controlled_shutdown);
+    }
+
+    #[test]
+    fn a_controlled_shutdown_of_the_only_replica_leaves_the_partition_leaderless() {
+        let mut cluster = Cluster::with_brokers(&[(1, "a")]);
+        cluster.create("solo", 1, 1);
+        let broker_epoch = cluster.epoch(1);
+        cluster.run(Command::ControlledShutdown {
+            broker_id: 1,
+            broker_epoch,
+        });
+        let partition = &cluster.partitions("solo")[0];
+        assert_eq!(
+            (partition.leader, &partition.isr[..]),
+            (NO_LEADER, &[1][..])
+        );
+    }
+
+    #[test]
+    fn broker_commands_check_the_broker_and_its_epoch() {
+        let mut cluster = three_racks();
+        let stale = Command::FenceBroker {
+            broker_id: 1,
+            broker_epoch: 0,
+        };
+        let unknown = Command::ControlledShutdown {
+            broker_id: 9,
+            broker_epoch: 1,
+        };
+        let (records, result) = cluster.run(stale);
+        assert!(records.is_empty());
+        assert_eq!(
+            result,
+            CommandResult::FenceBroker(Err(ApiError::new(
+                ResponseError::StaleBrokerEpoch,
+                "Expected broker epoch 1, but got broker epoch 0"
+            )))
+        );
+        let (_, result) = cluster.run(unknown);
+        let CommandResult::ControlledShutdown(result) = result else {
+            panic!()
+        };
+        assert_eq!(
+            error_code(result),
+            code(ResponseError::BrokerIdNotRegistered)
+        );
+        let (_, result) = cluster.run(Command::UnregisterBroker { broker_id: 9 });
+        let CommandResult::UnregisterBroker(result) = result else {
+            panic!()
+        };
+        assert_eq!(
+            error_code(result),
+            code(ResponseError::BrokerIdNotRegistered)
+        );
+    }
+
+    #[test]
+    fn re_registering_a_live_broker_moves_its_leadership_first() {
+        let mut cluster = three_racks();
+        cluster.create("orders", 3, 3);
+        let (records, result) = cluster.run(register(1, Some("a")));
+        assert_eq!(
+            result,
+            CommandResult::RegisterBroker(Ok(cluster.offset as i64))
+        );
+        assert!(matches!(
+            records.last(),
+            Some(Record::RegisterBroker { fenced: true, .. })
+        ));
+        assert_eq!(cluster.image.leader_count(1), 0);
+    }
+
+    #[test]
+    fn unregistering_a_broker_removes_it_after_moving_its_leadership() {
+        let mut cluster = three_racks();
+        cluster.create("orders", 3, 3);
+        let (records, result) = cluster.run(Command::UnregisterBroker { broker_id: 3 });
+        assert_eq!(result, CommandResult::UnregisterBroker(Ok(())));
+        assert!(matches!(
+            records.last(),
+            Some(Record::UnregisterBroker { broker_id: 3, .. })
+        ));
+        assert!(cluster.image.broker(3).is_none());
+        assert_eq!(cluster.image.leader_count(3), 0);
+    }
+
+    #[test]
+    fn producer_id_blocks_are_strictly_increasing_and_need_the_broker_epoch() {
+        let mut cluster = three_racks();
+        let mut blocks = Vec::new();
+        for broker in [1, 2, 1] {
+            let broker_epoch = cluster.epoch(broker);
+            let (records, result) = cluster.run(Command::AllocateProducerIds {
+                broker_id: broker,
+                broker_epoch,
+            });
+            assert_eq!(records.len(), 1);
+            let CommandResult::AllocateProducerIds(Ok(block)) = result else {
+                panic!("{result:?}")
+            };
+            blocks.push(block);
+        }
+        assert_eq!(
+            blocks.iter().map(|b| (b.first, b.size)).collect::<Vec<_>>(),
+            vec![(0, 1000), (1000, 1000), (2000, 1000)]
+        );
+        assert_eq!(cluster.image.next_producer_id(), 3000);
+        let (records, result) = cluster.run(Command::AllocateProducerIds {
+            broker_id: 1,
+            broker_epoch: 0,
+        });
+        assert!(records.is_empty());
+        let CommandResult::AllocateProducerIds(result) = result else {
+            panic!()
+        };
+        assert_eq!(error_code(result), code(ResponseError::StaleBrokerEpoch));
+    }
+
+    #[test]
+    fn feature_levels_are_set_and_removed_by_level_zero() {
+        let mut cluster = Cluster::new();
+        let set = |level| Command::SetFeatureLevel {
+            name: "metadata.version".into(),
+            level,
+        };
+        assert_eq!(
+            cluster.run(set(7)).1,
+            CommandResult::SetFeatureLevel(Ok(()))
+        );
+        assert_eq!(cluster.image.feature_level("metadata.version"), 7);
+        assert!(
+            cluster.run(set(7)).0.is_empty(),
+            "the same level changes nothing"
+        );
+        let (_, result) = cluster.run(set(-1));
+        let CommandResult::SetFeatureLevel(result) = result else {
+            panic!()
+        };
+        assert_eq!(
+            error_code(result),
+            code(ResponseError::InvalidUpdateVersion)
+        );
+        cluster.run(set(0));
+        assert_eq!(cluster.image.feature_level("metadata.version"), 0);
+    }
+
+    #[test]
+    fn a_no_op_writes_a_no_op_record() {
+        let mut cluster = Cluster::new();
+        assert_eq!(
+            cluster.run(Command::NoOp),
+            (vec![Record::NoOp], CommandResult::NoOp)
+        );
+        assert_eq!(cluster.image.offset(), 1);
+    }
 }

@@ -627,3 +627,134 @@ mod as_pairs {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::testing::{Cluster, listeners};
+
+    #[test]
+    fn a_snapshot_round_trips_byte_for_byte() {
+        let mut cluster = Cluster::with_brokers(&[(1, "a"), (2, "b"), (3, "c")]);
+        // 10,000 partitions: large enough to matter, small enough for a unit test (the
+        // million-partition case is a benchmark).
+        for i in 0..10 {
+            cluster.create(&format!("topic-{i}"), 1_000, 3);
+        }
+        cluster.fence(2);
+        let bytes = cluster.image.encode();
+        assert_eq!(bytes[0], SNAPSHOT_VERSION);
+        let decoded = MetadataImage::decode(&bytes).unwrap();
+        assert_eq!(decoded, cluster.image);
+        assert_eq!(decoded.encode(), bytes);
+        assert_eq!(
+            decoded.topic_by_name("topic-3").unwrap().partitions.len(),
+            1_000
+        );
+    }
+
+    #[test]
+    fn a_bad_snapshot_is_an_error_not_a_panic() {
+        let image = MetadataImage::new("c");
+        let mut wrong_version = image.encode();
+        wrong_version[0] = 9;
+        assert!(matches!(
+            MetadataImage::decode(&[]),
+            Err(SnapshotError::Empty)
+        ));
+        assert!(matches!(
+            MetadataImage::decode(&wrong_version),
+            Err(SnapshotError::Version(9))
+        ));
+        assert!(matches!(
+            MetadataImage::decode(b"\x01{"),
+            Err(SnapshotError::Json(_))
+        ));
+        let mut cluster = Cluster::with_brokers(&[(1, "a")]);
+        cluster.create("t", 1, 1);
+        let json = String::from_utf8(cluster.image.encode()[1..].to_vec()).unwrap();
+        let broken = json.replace("\"isr\":[1]", "\"isr\":[7]");
+        let mut bytes = vec![SNAPSHOT_VERSION];
+        bytes.extend(broken.as_bytes());
+        let err = MetadataImage::decode(&bytes).unwrap_err();
+        assert!(matches!(err, SnapshotError::Invariant(_)), "{err}");
+    }
+
+    #[test]
+    fn clients_see_unfenced_brokers_on_their_plaintext_listener() {
+        let mut cluster = Cluster::with_brokers(&[(1, "a"), (2, "b")]);
+        cluster.create("t", 2, 2);
+        cluster.fence(2);
+        let mut image = cluster.image.clone();
+        let mut listeners = listeners(3);
+        listeners.insert(
+            0,
+            Listener {
+                name: "INTERNAL".into(),
+                host: "internal-3".into(),
+                port: 19092,
+                security_protocol: "PLAINTEXT".into(),
+            },
+        );
+        let register = Record::RegisterBroker {
+            broker_id: 3,
+            incarnation_id: Uuid::nil(),
+            broker_epoch: 100,
+            listeners,
+            rack: None,
+            fenced: false,
+        };
+        image.apply(100, &register);
+        let client = image.to_client_image(1);
+        assert_eq!(client.brokers.keys().collect::<Vec<_>>(), vec![&1, &3]);
+        assert_eq!(
+            (client.brokers[&3].host.as_str(), client.brokers[&3].port),
+            ("broker-3", 9092)
+        );
+        assert_eq!((client.offset, client.controller_id), (100, 1));
+        let partition = &client.topics["t"].partitions[0];
+        assert_eq!((partition.leader, &partition.isr[..]), (1, &[1][..]));
+    }
+
+    #[test]
+    #[should_panic(expected = "names an unknown topic")]
+    fn a_partition_of_an_unknown_topic_is_a_bug() {
+        MetadataImage::new("c").apply(
+            1,
+            &Record::Partition {
+                topic_id: Uuid::nil(),
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "is impossible: leader 3 is not in ISR")]
+    fn a_leader_outside_the_isr_is_a_bug() {
+        let mut cluster = Cluster::with_brokers(&[(1, "a"), (2, "b")]);
+        let topic = cluster.create("t", 1, 2);
+        cluster.image.apply(
+            cluster.offset + 1,
+            &Record::PartitionChange {
+                topic_id: topic.id,
+                partition: 0,
+                isr: None,
+                leader: LeaderChange::Broker(3),
+                replicas: None,
+            },
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "metadata offset went back")]
+    fn offsets_never_go_back() {
+        let mut image = MetadataImage::new("c");
+        image.apply(5, &Record::NoOp);
+        image.apply(4, &Record::NoOp);
+    }
+}

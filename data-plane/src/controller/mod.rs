@@ -60,6 +60,8 @@ pub mod image;
 pub mod placement;
 pub mod records;
 pub mod state_machine;
+#[cfg(test)]
+mod testing;
 pub mod topics;
 
 pub use command::{ApiError, Command, CommandResult, ConfigOp, ProducerIdBlock};

@@ -210,3 +210,203 @@ impl StateMachine for MetadataStateMachine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::controller::command::ConfigOp;
+    use crate::controller::records::ConfigResource;
+    use crate::controller::testing::{CLUSTER, incarnation, listeners, new_topic, register};
+    use crate::metadata::TopicRef;
+
+    fn machine() -> MetadataStateMachine {
+        MetadataStateMachine::new(CLUSTER, Limits::default())
+    }
+
+    /// A random command over brokers 1..=5 and topics t0..t9, valid or not.
+    fn random_command(rng: &mut StdRng, image: &MetadataImage) -> Command {
+        let broker = rng.random_range(1..=5);
+        let epoch = image.broker(broker).map_or(0, |b| b.broker_epoch);
+        let topic = format!("t{}", rng.random_range(0..10));
+        match rng.random_range(0..10) {
+            0 => Command::RegisterBroker {
+                broker_id: broker,
+                incarnation_id: incarnation(broker, rng.random_range(1..3)),
+                listeners: listeners(broker),
+                rack: Some(["a", "b", "c"][broker as usize % 3].into()),
+                cluster_id: CLUSTER.into(),
+            },
+            1 | 2 => Command::UnfenceBroker {
+                broker_id: broker,
+                broker_epoch: epoch,
+            },
+            3 => Command::FenceBroker {
+                broker_id: broker,
+                broker_epoch: epoch,
+            },
+            4 => Command::ControlledShutdown {
+                broker_id: broker,
+                broker_epoch: epoch,
+            },
+            5 => Command::CreateTopics {
+                topics: vec![new_topic(
+                    &topic,
+                    rng.random_range(1..8),
+                    rng.random_range(1..4),
+                )],
+                validate_only: false,
+            },
+            6 => Command::DeleteTopics {
+                topics: vec![TopicRef::Name(topic)],
+            },
+            7 => Command::CreatePartitions {
+                topic,
+                new_total_count: rng.random_range(1..12),
+                assignments: vec![],
+                validate_only: false,
+            },
+            8 => Command::AlterConfigs {
+                resource: ConfigResource::Topic(topic),
+                changes: vec![("retention.ms".into(), ConfigOp::Set("1000".into()))],
+                incremental: true,
+                validate_only: false,
+            },
+            _ => Command::AllocateProducerIds {
+                broker_id: broker,
+                broker_epoch: epoch,
+            },
+        }
+    }
+
+    /// Feeds `count` seeded random commands from index `first` into `machines`, through the
+    /// quorum's byte interface; returns the responses of the first machine.
+    fn drive(seed: u64, first: u64, count: u64, machines: &mut [&mut MetadataStateMachine]) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        for index in first..first + count {
+            let command = random_command(&mut rng, &machines[0].log().image()).encode();
+            let responses: Vec<Vec<u8>> = machines
+                .iter_mut()
+                .map(|m| m.apply(index, &command))
+                .collect();
+            assert!(responses.windows(2).all(|w| w[0] == w[1]), "index {index}");
+            machines[0].log().image().check().unwrap();
+        }
+    }
+
+    #[test]
+    fn two_voters_fed_the_same_commands_have_identical_snapshots() {
+        for seed in 0..5 {
+            let (mut a, mut b) = (machine(), machine());
+            drive(seed, 1, 400, &mut [&mut a, &mut b]);
+            assert_eq!(a.snapshot(), b.snapshot(), "seed {seed}");
+            assert!(
+                a.log().image().topics().count() > 0,
+                "the scenario does something"
+            );
+        }
+    }
+
+    #[test]
+    fn restoring_a_snapshot_and_continuing_equals_never_snapshotting() {
+        let (mut straight, mut first) = (machine(), machine());
+        drive(7, 1, 300, &mut [&mut straight, &mut first]);
+        let mut restored = machine();
+        restored.restore(&first.snapshot());
+        assert_eq!(
+            restored.log().applied_offset(),
+            first.log().image().offset()
+        );
+        drive(8, 301, 300, &mut [&mut straight, &mut restored]);
+        assert_eq!(straight.snapshot(), restored.snapshot());
+    }
+
+    #[test]
+    fn a_broker_following_the_records_keeps_an_identical_image() {
+        let mut controller = machine();
+        let log = controller.log();
+        let mut broker = MetadataImage::new(CLUSTER);
+        let mut rng = StdRng::seed_from_u64(3);
+        for index in 1..=300 {
+            let command = random_command(&mut rng, &log.image());
+            controller.apply_command(index, &command);
+            if index % 17 == 0 {
+                let Delta::Records(batches) = log.read_since(broker.offset()) else {
+                    panic!("the history covers the broker");
+                };
+                for (offset, records) in batches {
+                    records.iter().for_each(|r| broker.apply(offset, r));
+                }
+                assert_eq!(broker, *log.image(), "index {index}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_broker_behind_the_history_gets_a_snapshot() {
+        let mut controller = machine();
+        let log = controller.log();
+        controller.apply_command(1, &register(1, Some("a")));
+        controller.apply_command(2, &Command::NoOp);
+        controller.apply_command(3, &Command::UnregisterBroker { broker_id: 9 });
+        assert_eq!((log.applied_offset(), log.image().offset()), (3, 2));
+        let offsets = |delta| match delta {
+            Delta::Records(batches) => batches.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+            Delta::Snapshot(_) => panic!("records expected"),
+        };
+        assert_eq!(offsets(log.read_since(0)), vec![1, 2]);
+        assert_eq!(offsets(log.read_since(1)), vec![2]);
+        assert_eq!(offsets(log.read_since(2)), Vec::<u64>::new());
+        // A restore clears the history: brokers behind the snapshot start over from it.
+        let snapshot = controller.snapshot();
+        controller.restore(&snapshot);
+        assert!(matches!(log.read_since(1), Delta::Snapshot(image) if image.offset() == 2));
+        assert_eq!(offsets(log.read_since(2)), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_history_is_bounded() {
+        let mut controller = machine();
+        let log = controller.log();
+        let total = HISTORY_BATCHES_MAX as u64 + 5;
+        for index in 1..=total {
+            controller.apply_command(index, &Command::NoOp);
+        }
+        assert!(matches!(log.read_since(4), Delta::Snapshot(_)));
+        let Delta::Records(batches) = log.read_since(5) else {
+            panic!("offset 5 is the last one dropped; 6.. are kept")
+        };
+        assert_eq!(batches.len(), HISTORY_BATCHES_MAX);
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_the_applied_offset() {
+        let mut controller = machine();
+        let mut applied = controller.log().subscribe();
+        controller.apply_command(4, &Command::NoOp);
+        applied.changed().await.unwrap();
+        assert_eq!(*applied.borrow(), 4);
+    }
+
+    #[test]
+    fn queries_answer_the_offset_and_the_image() {
+        let mut controller = machine();
+        controller.apply_command(3, &Command::NoOp);
+        let query = |q: Query| controller.query(&serde_json::to_vec(&q).unwrap());
+        assert_eq!(query(Query::Offset), 3u64.to_be_bytes());
+        assert_eq!(
+            MetadataImage::decode(&query(Query::Image))
+                .unwrap()
+                .offset(),
+            3
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "raft entry 1 is not a metadata command")]
+    fn an_entry_that_is_not_a_command_is_a_bug() {
+        machine().apply(1, b"garbage");
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! Items of one request are validated in order, each seeing the effect of the ones before it
 //! (a name created earlier in the request already exists), without cloning the image: the few
-//! facts later items need are tracked on the side ([`Pending`]).
+//! facts later items need are tracked on the side (`Pending`).
 //!
 //! # Topic ids
 //!
@@ -23,7 +23,7 @@ use super::placement::Placer;
 use super::records::{ConfigResource, Record};
 use crate::metadata::{NewTopic, NodeId, PartitionState, Topic, TopicId, TopicRef, validate};
 
-/// [`super::execute`] for topic, partition and config commands.
+/// [`super::execute()`] for topic, partition and config commands.
 pub(super) fn execute(
     image: &MetadataImage,
     offset: u64,
@@ -524,4 +524,407 @@ fn alter_configs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::controller::testing::{Cluster, new_topic};
+
+    /// Brokers 1..=6, two in each of racks a, b, c.
+    fn six_in_three_racks() -> Cluster {
+        Cluster::with_brokers(&[(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")])
+    }
+
+    fn create(cluster: &mut Cluster, topics: Vec<NewTopic>) -> (Vec<Record>, Vec<Option<i16>>) {
+        let (records, result) = cluster.run(Command::CreateTopics {
+            topics,
+            validate_only: false,
+        });
+        let CommandResult::CreateTopics(results) = result else {
+            panic!("{result:?}")
+        };
+        let codes = results
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| e.code))
+            .collect();
+        (records, codes)
+    }
+
+    fn alter(
+        cluster: &mut Cluster,
+        resource: ConfigResource,
+        changes: &[(&str, Option<&str>)],
+    ) -> (Vec<Record>, Result<(), ApiError>) {
+        let changes = changes
+            .iter()
+            .map(|(name, value)| {
+                let op = value.map_or(ConfigOp::Delete, |v| ConfigOp::Set(v.into()));
+                (name.to_string(), op)
+            })
+            .collect();
+        let (records, result) = cluster.run(Command::AlterConfigs {
+            resource,
+            changes,
+            incremental: true,
+            validate_only: false,
+        });
+        let CommandResult::AlterConfigs(result) = result else {
+            panic!("{result:?}")
+        };
+        (records, result)
+    }
+
+    #[test]
+    fn a_topic_is_placed_rack_diverse_with_balanced_leaders() {
+        let mut cluster = six_in_three_racks();
+        let topic = cluster.create("orders", 6, 3);
+        let image_topic = cluster.image.topic_by_name("orders").unwrap();
+        assert_eq!(image_topic.id, topic.id);
+        assert_ne!(topic.id, TopicId::nil());
+        let rack = |b: &NodeId| cluster.image.broker(*b).unwrap().rack.clone();
+        for partition in &image_topic.partitions {
+            let racks: BTreeSet<_> = partition.replicas.iter().map(rack).collect();
+            assert_eq!(racks.len(), 3, "{partition:?}");
+            assert_eq!(partition.isr, partition.replicas);
+            assert_eq!(partition.leader, partition.replicas[0]);
+            assert_eq!((partition.leader_epoch, partition.partition_epoch), (0, 0));
+        }
+        let leaders: BTreeSet<_> = image_topic.partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders.len(), 6, "six partitions, six different leaders");
+        // A second topic keeps counting: leaders stay within one of each other.
+        cluster.create("payments", 4, 3);
+        let counts: Vec<usize> = (1..=6).map(|b| cluster.image.leader_count(b)).collect();
+        assert!(
+            counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn each_topic_gets_its_own_error_and_the_rest_are_created() {
+        let mut cluster = six_in_three_racks();
+        cluster.create("exists", 1, 1);
+        let mut bad_config = new_topic("bad-config", 1, 1);
+        bad_config.configs = vec![("min.insync.replicas".into(), "0".into())];
+        let (records, codes) = create(
+            &mut cluster,
+            vec![
+                new_topic("exists", 1, 1),
+                new_topic("bad name", 1, 1),
+                new_topic("zero", 0, 1),
+                new_topic("rf7", 1, 7),
+                bad_config,
+                new_topic("o_k", 2, 3),
+                new_topic("o_k", 2, 3),
+                new_topic("o.k", 1, 1),
+            ],
+        );
+        let e = |error: ResponseError| Some(error.code());
+        assert_eq!(
+            codes,
+            vec![
+                e(ResponseError::TopicAlreadyExists),
+                e(ResponseError::InvalidTopicException),
+                e(ResponseError::InvalidPartitions),
+                e(ResponseError::InvalidReplicationFactor),
+                e(ResponseError::InvalidConfig),
+                None,
+                e(ResponseError::TopicAlreadyExists),
+                e(ResponseError::InvalidTopicException),
+            ]
+        );
+        assert_eq!(records.len(), 3, "one Topic and two Partition records");
+        assert!(cluster.image.topic_by_name("o_k").is_some());
+    }
+
+    #[test]
+    fn a_request_over_the_partition_bound_is_refused_whole_without_records() {
+        let mut cluster = six_in_three_racks();
+        let topics = vec![new_topic("a", 6_000, 3), new_topic("b", 4_001, 3)];
+        let command = Command::CreateTopics {
+            topics: topics.clone(),
+            validate_only: false,
+        };
+        let early = super::super::precheck(&command, &cluster.limits).expect("refused early");
+        let (records, result) = cluster.run(command);
+        assert!(records.is_empty());
+        assert_eq!(result, early);
+        let CommandResult::CreateTopics(results) = result else {
+            panic!()
+        };
+        for result in results {
+            let error = result.unwrap_err();
+            assert_eq!(error.code, ResponseError::PolicyViolation.code());
+            assert_eq!(
+                error.message,
+                "The request would create 10001 partitions, more than the limit of 10000 \
+                 partitions per request"
+            );
+        }
+        assert_eq!(cluster.image.topics().count(), 0);
+        let fits = Command::CreateTopics {
+            topics: vec![new_topic("a", 10_000, 1)],
+            validate_only: true,
+        };
+        assert_eq!(super::super::precheck(&fits, &cluster.limits), None);
+    }
+
+    #[test]
+    fn validate_only_answers_as_a_creation_would_and_writes_nothing() {
+        let mut cluster = six_in_three_racks();
+        let (records, result) = cluster.run(Command::CreateTopics {
+            topics: vec![new_topic("t", 3, 2), new_topic("bad name", 1, 1)],
+            validate_only: true,
+        });
+        assert!(records.is_empty());
+        let CommandResult::CreateTopics(results) = result else {
+            panic!()
+        };
+        let topic = results[0].as_ref().unwrap();
+        assert_eq!((topic.id, topic.partitions.len()), (TopicId::nil(), 3));
+        assert!(results[1].is_err());
+        assert!(cluster.image.topic_by_name("t").is_none());
+    }
+
+    #[test]
+    fn a_manual_assignment_puts_only_usable_replicas_in_the_isr() {
+        let mut cluster = six_in_three_racks();
+        cluster.fence(2);
+        let manual = |assignments: Vec<Vec<NodeId>>| NewTopic {
+            assignments,
+            ..new_topic("m", 0, 0)
+        };
+        let mut plain = manual(vec![vec![2, 3], vec![4, 2]]);
+        (plain.num_partitions, plain.replication_factor) = (None, None);
+        cluster.run(Command::CreateTopics {
+            topics: vec![plain],
+            validate_only: false,
+        });
+        let partitions = cluster.partitions("m");
+        assert_eq!(
+            (partitions[0].leader, &partitions[0].isr[..]),
+            (3, &[3][..])
+        );
+        assert_eq!(
+            (partitions[1].leader, &partitions[1].isr[..]),
+            (4, &[4][..])
+        );
+        let mut bad = |assignments, name: &str| {
+            let mut topic = manual(assignments);
+            (topic.name, topic.num_partitions, topic.replication_factor) =
+                (name.into(), None, None);
+            create(&mut cluster, vec![topic]).1[0]
+        };
+        let invalid = Some(ResponseError::InvalidReplicaAssignment.code());
+        assert_eq!(bad(vec![vec![2]], "all-fenced"), invalid);
+        assert_eq!(bad(vec![vec![9]], "unknown"), invalid);
+        assert_eq!(bad(vec![vec![1, 1]], "repeated"), invalid);
+        assert_eq!(bad(vec![vec![1, 3], vec![4]], "uneven"), invalid);
+        let both = NewTopic {
+            name: "both".into(),
+            ..manual(vec![vec![1]])
+        };
+        assert_eq!(
+            create(&mut cluster, vec![both]).1[0],
+            Some(ResponseError::InvalidRequest.code())
+        );
+    }
+
+    #[test]
+    fn deleting_topics_removes_them_and_their_configs() {
+        let mut cluster = six_in_three_racks();
+        let a = cluster.create("a", 2, 3);
+        cluster.create("b", 1, 1);
+        let retention = [("retention.ms", Some("1"))];
+        alter(&mut cluster, ConfigResource::Topic("a".into()), &retention)
+            .1
+            .unwrap();
+        let (records, result) = cluster.run(Command::DeleteTopics {
+            topics: vec![
+                TopicRef::Name("a".into()),
+                TopicRef::Id(a.id),
+                TopicRef::Name("nope".into()),
+                TopicRef::Id(TopicId::from_u128(7)),
+            ],
+        });
+        assert_eq!(records, vec![Record::RemoveTopic { topic_id: a.id }]);
+        let CommandResult::DeleteTopics(results) = result else {
+            panic!()
+        };
+        let codes: Vec<_> = results
+            .iter()
+            .map(|r| r.as_ref().map_err(|e| e.code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                Ok(&("a".to_string(), a.id)),
+                Err(ResponseError::UnknownTopicId.code()),
+                Err(ResponseError::UnknownTopicOrPartition.code()),
+                Err(ResponseError::UnknownTopicId.code()),
+            ]
+        );
+        assert!(
+            cluster
+                .image
+                .configs(&ConfigResource::Topic("a".into()))
+                .is_none()
+        );
+        // The same name again is a different topic.
+        assert_ne!(cluster.create("a", 1, 1).id, a.id);
+    }
+
+    #[test]
+    fn create_partitions_only_increases_and_places_like_a_new_topic() {
+        let mut cluster = six_in_three_racks();
+        cluster.create("t", 2, 3);
+        let grow =
+            |count: i32, assignments: Vec<Vec<NodeId>>, validate_only| Command::CreatePartitions {
+                topic: "t".into(),
+                new_total_count: count,
+                assignments,
+                validate_only,
+            };
+        let run = |cluster: &mut Cluster, command| match cluster.run(command) {
+            (records, CommandResult::CreatePartitions(r)) => (records.len(), r.map_err(|e| e.code)),
+            other => panic!("{other:?}"),
+        };
+        let invalid = Err(ResponseError::InvalidPartitions.code());
+        assert_eq!(run(&mut cluster, grow(2, vec![], false)), (0, invalid));
+        assert_eq!(run(&mut cluster, grow(1, vec![], false)), (0, invalid));
+        assert_eq!(run(&mut cluster, grow(5, vec![], true)), (0, Ok(())));
+        let wrong = Err(ResponseError::InvalidReplicaAssignment.code());
+        assert_eq!(
+            run(&mut cluster, grow(3, vec![vec![1, 3]], false)),
+            (0, wrong)
+        );
+        assert_eq!(run(&mut cluster, grow(5, vec![], false)), (3, Ok(())));
+        assert_eq!(
+            run(&mut cluster, grow(6, vec![vec![2, 4, 6]], false)),
+            (1, Ok(()))
+        );
+        let partitions = cluster.partitions("t");
+        assert_eq!(partitions.len(), 6);
+        assert!(partitions.iter().all(|p| p.replicas.len() == 3));
+        assert_eq!(partitions[5].replicas, vec![2, 4, 6]);
+        let policy = Err(ResponseError::PolicyViolation.code());
+        assert_eq!(run(&mut cluster, grow(10_007, vec![], false)), (0, policy));
+        let unknown = Command::CreatePartitions {
+            topic: "nope".into(),
+            new_total_count: 3,
+            assignments: vec![],
+            validate_only: false,
+        };
+        assert_eq!(
+            run(&mut cluster, unknown),
+            (0, Err(ResponseError::UnknownTopicOrPartition.code()))
+        );
+    }
+
+    #[test]
+    fn alter_configs_sets_and_deletes_incrementally_and_validates_topic_configs() {
+        let mut cluster = six_in_three_racks();
+        cluster.create("t", 1, 1);
+        let topic = ConfigResource::Topic("t".into());
+        let (records, result) = alter(
+            &mut cluster,
+            topic.clone(),
+            &[
+                ("retention.ms", Some("1000")),
+                ("min.insync.replicas", Some("2")),
+            ],
+        );
+        assert_eq!((records.len(), result), (2, Ok(())));
+        let (records, _) = alter(&mut cluster, topic.clone(), &[("retention.ms", None)]);
+        assert_eq!(
+            records,
+            vec![Record::Config {
+                resource: topic.clone(),
+                name: "retention.ms".into(),
+                value: None
+            }]
+        );
+        let configs = cluster.image.configs(&topic).unwrap();
+        assert_eq!(
+            configs.keys().collect::<Vec<_>>(),
+            vec!["min.insync.replicas"]
+        );
+        let client = cluster.image.to_client_image(1);
+        assert_eq!(client.topics["t"].configs, *configs);
+        let (records, result) = alter(
+            &mut cluster,
+            topic.clone(),
+            &[("min.insync.replicas", Some("0"))],
+        );
+        assert!(records.is_empty());
+        assert_eq!(
+            result.unwrap_err().code,
+            ResponseError::InvalidConfig.code()
+        );
+        let (_, result) = alter(
+            &mut cluster,
+            ConfigResource::Topic("nope".into()),
+            &[("a", Some("1"))],
+        );
+        assert_eq!(
+            result.unwrap_err().code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        // Broker and cluster configs are not checked against topic config names.
+        let (records, result) = alter(
+            &mut cluster,
+            ConfigResource::Broker(1),
+            &[("log.cleaner.threads", Some("2"))],
+        );
+        assert_eq!((records.len(), result), (1, Ok(())));
+    }
+
+    #[test]
+    fn legacy_alter_configs_replaces_every_override_and_validate_only_writes_nothing() {
+        let mut cluster = six_in_three_racks();
+        cluster.create("t", 1, 1);
+        let topic = ConfigResource::Topic("t".into());
+        alter(
+            &mut cluster,
+            topic.clone(),
+            &[("retention.ms", Some("1000"))],
+        )
+        .1
+        .unwrap();
+        let replace = |validate_only| Command::AlterConfigs {
+            resource: topic.clone(),
+            changes: vec![("segment.ms".into(), ConfigOp::Set("5000".into()))],
+            incremental: false,
+            validate_only,
+        };
+        let (records, result) = cluster.run(replace(true));
+        assert_eq!(
+            (records.len(), result),
+            (0, CommandResult::AlterConfigs(Ok(())))
+        );
+        let (records, _) = cluster.run(replace(false));
+        assert_eq!(
+            records.len(),
+            2,
+            "retention.ms removed, segment.ms set: {records:?}"
+        );
+        let configs = cluster.image.configs(&topic).unwrap();
+        assert_eq!(configs.keys().collect::<Vec<_>>(), vec!["segment.ms"]);
+    }
+
+    #[test]
+    fn topic_ids_are_deterministic_and_distinct() {
+        let ids = |cluster: &mut Cluster| {
+            (0..20)
+                .map(|i| cluster.create(&format!("t{i}"), 1, 1).id)
+                .collect::<Vec<_>>()
+        };
+        let first = ids(&mut six_in_three_racks());
+        assert_eq!(first, ids(&mut six_in_three_racks()));
+        assert_eq!(first.iter().collect::<BTreeSet<_>>().len(), 20);
+        assert!(first.iter().all(|id| id.get_version_num() == 8));
+    }
 }
