@@ -21,6 +21,7 @@
 //!
 //! - [`command`]: what is proposed ([`Command`]) and answered ([`CommandResult`]).
 //! - [`execute()`]: validation and the broker lifecycle; [`topics`] for topics and configs.
+//! - [`heartbeat()`]: the pure part of a broker heartbeat (unfence when caught up, shut down).
 //! - [`placement`]: rack-aware, balanced replica placement.
 //! - [`records`]: the typed metadata records ([`Record`]), after KIP-631.
 //! - [`image`]: [`MetadataImage`], the state the records build; also the snapshot.
@@ -56,6 +57,7 @@
 
 pub mod command;
 pub mod execute;
+pub mod heartbeat;
 pub mod image;
 pub mod placement;
 pub mod records;
@@ -66,6 +68,7 @@ pub mod topics;
 
 pub use command::{ApiError, Command, CommandResult, ConfigOp, ProducerIdBlock};
 pub use execute::{Limits, PRODUCER_ID_BLOCK_SIZE, execute, precheck};
+pub use heartbeat::{Heartbeat, heartbeat};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, SnapshotError, TopicImage};
 pub use placement::Placer;
 pub use records::{
