@@ -38,6 +38,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         cluster_id: None,
         roles: vec!["broker".into(), "controller".into()],
         set: vec![],
+        controller_quorum: vec![],
+        controller_listen: None,
     };
     let node = Node::bind(run.to_config()?).await?;
     println!(
@@ -45,14 +47,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         args.data_dir.display()
     );
     println!();
-    println!("  bootstrap servers:  {}", node.bootstrap());
+    let bootstrap = node.bootstrap().unwrap_or_default();
+    println!("  bootstrap servers:  {bootstrap}");
     println!("  cluster id:         {}", node.cluster_id());
     println!(
         "  node status:        ferry node status --admin {}",
         run.admin_listen.map(|a| a.to_string()).unwrap_or_default()
     );
     println!();
-    println!("  try:  kcat -b {} -L", node.bootstrap());
+    println!("  try:  kcat -b {bootstrap} -L");
     node.run(crate::shutdown_signal()).await;
     println!(
         "Ferry dev stopped; data flushed to {}.",

@@ -1,7 +1,9 @@
 //! `ferry node`: run one data-plane node, or query a running one.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
@@ -76,6 +78,35 @@ pub struct RunArgs {
     /// A broker config by Kafka name, e.g. --set num.partitions=3 (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
+    /// The controller quorum, as Kafka's controller.quorum.voters: ID@HOST:PORT,... Without
+    /// it the node runs alone (single-node mode).
+    #[arg(long, env = "FERRY_CONTROLLER_QUORUM", value_delimiter = ',')]
+    pub controller_quorum: Vec<String>,
+    /// Address of this controller's listener (raft and broker traffic).
+    #[arg(long, env = "FERRY_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<SocketAddr>,
+}
+
+/// Parses Kafka's `controller.quorum.voters` form: `ID@HOST:PORT` items.
+pub fn parse_voters(items: &[String]) -> anyhow::Result<BTreeMap<i32, String>> {
+    items
+        .iter()
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let (id, addr) = item
+                .trim()
+                .split_once('@')
+                .with_context(|| format!("controller {item:?}: expected ID@HOST:PORT"))?;
+            let id: i32 = id
+                .parse()
+                .with_context(|| format!("controller {item:?}: bad id"))?;
+            anyhow::ensure!(
+                addr.rsplit_once(':').is_some(),
+                "controller {item:?}: expected HOST:PORT"
+            );
+            Ok((id, addr.to_string()))
+        })
+        .collect()
 }
 
 impl RunArgs {
@@ -91,7 +122,7 @@ impl RunArgs {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut broker = BrokerConfig::new(self.node_id, self.data_dir.join("logs"));
-        let pairs = self
+        let mut pairs = self
             .set
             .iter()
             .map(|kv| {
@@ -99,6 +130,24 @@ impl RunArgs {
                     .with_context(|| format!("--set {kv:?}: expected NAME=VALUE"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        // The two session settings belong to the node, not to the broker's topic defaults.
+        let mut millis = |name: &str, default: u64| -> anyhow::Result<Duration> {
+            let value = match pairs.iter().position(|(k, _)| *k == name) {
+                Some(i) => pairs
+                    .remove(i)
+                    .1
+                    .parse()
+                    .with_context(|| format!("{name}: expected milliseconds"))?,
+                None => default,
+            };
+            Ok(Duration::from_millis(value))
+        };
+        let session_timeout = millis("broker.session.timeout.ms", 9_000)?;
+        let heartbeat_interval = millis("broker.heartbeat.interval.ms", 2_000)?;
+        anyhow::ensure!(
+            heartbeat_interval < session_timeout,
+            "broker.heartbeat.interval.ms must be below broker.session.timeout.ms"
+        );
         broker
             .apply_kafka_configs(pairs)
             .map_err(anyhow::Error::msg)?;
@@ -113,6 +162,10 @@ impl RunArgs {
             admin_listen: self.admin_listen,
             server: ServerOptions::default(),
             broker,
+            controller_quorum: parse_voters(&self.controller_quorum)?,
+            controller_listen: self.controller_listen,
+            session_timeout,
+            heartbeat_interval,
         })
     }
 }
@@ -127,14 +180,15 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
 
 async fn serve(args: &RunArgs) -> anyhow::Result<()> {
     let node = Node::bind(args.to_config()?).await?;
+    let or_dash = |a: Option<String>| a.unwrap_or_else(|| "-".to_string());
     // One line on stdout that scripts and tests wait for.
     println!(
-        "ferry node ready: node_id={} cluster_id={} bootstrap={} admin={}",
+        "ferry node ready: node_id={} cluster_id={} bootstrap={} admin={} controller={}",
         args.node_id,
         node.cluster_id(),
-        node.bootstrap(),
-        node.admin_addr()
-            .map_or_else(|| "-".to_string(), |a| a.to_string())
+        or_dash(node.bootstrap()),
+        or_dash(node.admin_addr().map(|a| a.to_string())),
+        or_dash(node.controller_addr().map(|a| a.to_string())),
     );
     node.run(crate::shutdown_signal()).await;
     Ok(())
@@ -170,6 +224,12 @@ async fn status(admin: &str, output: Output) -> anyhow::Result<()> {
             println!("cluster:  {}", status.cluster_id);
             println!("node:     {} ({})", status.node_id, status.roles.join(", "));
             println!("kafka:    {}", status.advertised_kafka_address);
+            println!(
+                "metadata: offset {} (broker epoch {}{})",
+                status.metadata_offset,
+                status.broker_epoch,
+                if status.fenced { ", fenced" } else { "" }
+            );
             println!("uptime:   {}s", status.uptime_seconds);
             println!();
             println!(

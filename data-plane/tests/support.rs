@@ -44,10 +44,14 @@ impl TestNode {
             admin_listen: None,
             server,
             broker,
+            controller_quorum: Default::default(),
+            controller_listen: None,
+            session_timeout: Duration::from_secs(9),
+            heartbeat_interval: Duration::from_secs(2),
         })
         .await
         .unwrap();
-        let addr = node.kafka_addr();
+        let addr = node.kafka_addr().unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(node.run(stop.clone().cancelled_owned()));
         TestNode { addr, stop, task }

@@ -14,16 +14,22 @@ use tonic::{Request, Response, Status};
 
 use super::Role;
 use crate::broker::Broker;
+use crate::metadata::NodeId;
+use crate::metadata::quorum::QuorumAuthority;
 
 /// What the status call reads from.
 #[derive(Clone)]
 pub struct StatusSource {
-    /// The broker.
-    pub broker: Arc<Broker>,
+    /// The broker, if the node has the role.
+    pub broker: Option<Arc<Broker>>,
+    /// The broker's quorum-backed authority, in quorum mode.
+    pub quorum: Option<Arc<QuorumAuthority>>,
+    /// The cluster.
+    pub cluster_id: String,
+    /// This node.
+    pub node_id: NodeId,
     /// Roles of the node.
     pub roles: Vec<Role>,
-    /// Advertised Kafka address.
-    pub advertised: String,
     /// When the node started.
     pub started: Instant,
 }
@@ -36,8 +42,8 @@ impl NodeService for StatusSource {
     ) -> Result<Response<NodeStatus>, Status> {
         let partitions = self
             .broker
-            .partitions()
-            .into_iter()
+            .iter()
+            .flat_map(|b| b.partitions())
             .map(|p| {
                 let inner = p.lock();
                 PartitionStatus {
@@ -51,11 +57,35 @@ impl NodeService for StatusSource {
                 }
             })
             .collect();
+        let advertised = self
+            .broker
+            .as_ref()
+            .and_then(|b| {
+                b.image()
+                    .brokers
+                    .get(&self.node_id)
+                    .map(|i| format!("{}:{}", i.host, i.port))
+            })
+            .unwrap_or_default();
+        let (broker_epoch, fenced, metadata_offset) = match &self.quorum {
+            Some(q) => {
+                let state = q.broker_state();
+                (state.broker_epoch, state.fenced, q.applied_offset())
+            }
+            None => (
+                -1,
+                false,
+                self.broker.as_ref().map_or(0, |b| b.image().offset),
+            ),
+        };
         Ok(Response::new(NodeStatus {
-            cluster_id: self.broker.image().cluster_id.clone(),
-            node_id: self.broker.node_id(),
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id,
             roles: self.roles.iter().map(|r| r.as_str().to_string()).collect(),
-            advertised_kafka_address: self.advertised.clone(),
+            advertised_kafka_address: advertised,
+            broker_epoch,
+            fenced,
+            metadata_offset,
             uptime_seconds: self.started.elapsed().as_secs(),
             partitions,
         }))

@@ -28,6 +28,8 @@ pub struct DataDir {
     root: PathBuf,
     /// Cluster id recorded in meta.properties.
     cluster_id: String,
+    /// Node id recorded in meta.properties.
+    node_id: NodeId,
     /// Held for the life of the node.
     _lock: File,
 }
@@ -82,6 +84,7 @@ impl DataDir {
         Ok(Self {
             root: root.to_path_buf(),
             cluster_id,
+            node_id,
             _lock: lock,
         })
     }
@@ -89,6 +92,16 @@ impl DataDir {
     /// The cluster this directory belongs to.
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// The node id recorded for this directory.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Where a controller keeps its raft log and snapshots.
+    pub fn quorum_dir(&self) -> PathBuf {
+        self.root.join("quorum")
     }
 
     /// Where partition directories live.

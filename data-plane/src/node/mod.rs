@@ -1,21 +1,28 @@
 //! A running `ferry node`: its roles, its data directory, its listeners.
 //!
 //! [`Node::bind`] does everything that can fail before serving: it claims the data directory
-//! (refusing one that belongs to another cluster or node), opens the metadata authority and the
-//! broker (recovering every partition log), and binds the Kafka and admin listeners, so the
-//! caller learns of a bad configuration or a taken port at once. [`Node::run`] then serves until
-//! shutdown and flushes every log on the way out.
+//! (refusing one that belongs to another cluster or node), starts the controller role, opens the
+//! metadata authority and the broker (recovering every partition log), and binds the listeners,
+//! so the caller learns of a bad configuration or a taken port at once. [`Node::run`] then
+//! serves until shutdown; a broker asks for a controlled shutdown first and flushes every log on
+//! the way out.
 //!
-//! # Roles
-//! Kafka's `process.roles`: `broker` serves clients, `controller` is a member of the metadata
-//! quorum. Today a node runs both in the single-node form, where it is its own metadata authority
-//! ([`crate::metadata::local::LocalAuthority`]); separate brokers and controllers arrive with the
-//! quorum, and [`NodeConfig::validate`] refuses them until then.
+//! # Roles and modes
+//! Kafka's `process.roles`: `broker` serves clients, `controller` is a voter of the metadata
+//! quorum.
+//! - **Quorum mode** (`controller_quorum` set, Kafka's `controller.quorum.voters`): controllers
+//!   run the [`controller::ControllerRole`]; brokers follow them through the
+//!   [`crate::metadata::quorum::QuorumAuthority`]. A node may be a broker, a controller, or
+//!   both (combined mode). This is the production shape: 3 or 5 controllers and any number
+//!   of brokers.
+//! - **Single-node mode** (no quorum): one combined node is its own metadata authority
+//!   ([`crate::metadata::local::LocalAuthority`]), for development and tests.
 //!
 //! # Data directory
 //! ```text
 //! <data_dir>/meta.properties        cluster.id, node.id (who owns this directory)
-//! <data_dir>/metadata/image.json    the metadata image (single-node authority)
+//! <data_dir>/metadata/image.json    the metadata image the broker serves from
+//! <data_dir>/quorum/                the controller's raft log and snapshots (controllers)
 //! <data_dir>/logs/<topic>-<n>/      one directory per partition (see crate::log)
 //! ```
 
@@ -23,19 +30,23 @@ mod admin;
 pub mod controller;
 mod dir;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, BrokerConfig};
+use crate::controller::Limits;
 use crate::metadata::local::{LocalAuthority, LocalOptions};
-use crate::metadata::{BrokerInfo, NodeId};
+use crate::metadata::quorum::{QuorumAuthority, QuorumAuthorityOptions};
+use crate::metadata::{Authority, BrokerInfo, NodeId};
 use crate::server::{self, ServerOptions};
+use controller::{ControllerOptions, ControllerRole};
 pub use dir::DataDir;
 
 /// A role a node plays (Kafka's `process.roles`).
@@ -81,6 +92,15 @@ pub struct NodeConfig {
     /// Broker settings (topic defaults, retention check interval); `log_dir` and `node_id`
     /// are filled in from the fields above.
     pub broker: BrokerConfig,
+    /// The controller quorum (node id → `host:port` of each controller listener); empty for
+    /// single-node mode.
+    pub controller_quorum: BTreeMap<NodeId, String>,
+    /// Address the controller listener binds (controllers in quorum mode).
+    pub controller_listen: Option<SocketAddr>,
+    /// `broker.session.timeout.ms`, enforced by the active controller.
+    pub session_timeout: Duration,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
 }
 
 /// Why a node could not start.
@@ -108,24 +128,63 @@ pub enum NodeError {
 impl NodeConfig {
     /// Checks the configuration, with a sentence per problem.
     pub fn validate(&self) -> Result<(), NodeError> {
+        let invalid = |why: String| Err(NodeError::InvalidConfig(why));
         let mut roles = self.roles.clone();
         roles.sort();
         roles.dedup();
-        if roles != [Role::Broker, Role::Controller] {
-            return Err(NodeError::InvalidConfig(format!(
-                "roles {:?}: a node currently runs as broker and controller together (single-node \
-                 mode); separate broker and controller processes need the controller quorum",
-                self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()
-            )));
+        if roles.is_empty() {
+            return invalid("a node needs at least one role: broker, controller".into());
         }
         if self.node_id < 0 {
-            return Err(NodeError::InvalidConfig(format!(
-                "node id {} must be zero or positive",
-                self.node_id
-            )));
+            return invalid(format!("node id {} must be zero or positive", self.node_id));
         }
-        Ok(())
+        if self.controller_quorum.is_empty() {
+            if roles != [Role::Broker, Role::Controller] {
+                return invalid(
+                    "without a controller quorum a node runs alone as broker and controller; \
+                     give --controller-quorum to run separate brokers and controllers"
+                        .into(),
+                );
+            }
+            return Ok(());
+        }
+        if self.cluster_id.is_none() {
+            return invalid("nodes of a quorum must be given the cluster id they share".into());
+        }
+        if ![1, 3, 5].contains(&self.controller_quorum.len()) {
+            return invalid(format!(
+                "the controller quorum has {} voters; it must have 1, 3 or 5",
+                self.controller_quorum.len()
+            ));
+        }
+        let is_voter = self.controller_quorum.contains_key(&self.node_id);
+        match (roles.contains(&Role::Controller), is_voter) {
+            (true, false) => invalid(format!(
+                "node {} has the controller role but is not in the controller quorum",
+                self.node_id
+            )),
+            (false, true) => invalid(format!(
+                "node {} is in the controller quorum but lacks the controller role",
+                self.node_id
+            )),
+            (true, true) if self.controller_listen.is_none() => {
+                invalid("a controller needs a controller listener address".into())
+            }
+            _ => Ok(()),
+        }
     }
+}
+
+/// The broker role of a bound node.
+struct BrokerRole {
+    /// The broker.
+    broker: Arc<Broker>,
+    /// Kafka listener.
+    kafka: TcpListener,
+    /// Where clients are told to connect.
+    advertised: BrokerInfo,
+    /// The quorum-backed authority, in quorum mode.
+    quorum: Option<Arc<QuorumAuthority>>,
 }
 
 /// A node with its listeners bound, ready to run.
@@ -134,20 +193,19 @@ pub struct Node {
     dir: DataDir,
     /// Roles.
     roles: Vec<Role>,
-    /// The broker role.
-    broker: Arc<Broker>,
-    /// Kafka listener.
-    kafka: TcpListener,
+    /// The broker role, if the node has it.
+    broker: Option<BrokerRole>,
+    /// The controller role, in quorum mode.
+    controller: Option<ControllerRole>,
     /// Admin listener.
     admin: Option<TcpListener>,
     /// Listener limits.
     server: ServerOptions,
-    /// Where clients are told to connect.
-    advertised: BrokerInfo,
 }
 
 impl Node {
-    /// Claims the data directory, opens metadata and logs, and binds the listeners.
+    /// Claims the data directory, starts the controller role, opens metadata and logs, and
+    /// binds the listeners.
     pub async fn bind(config: NodeConfig) -> Result<Node, NodeError> {
         config.validate()?;
         let dir = DataDir::claim(
@@ -155,60 +213,41 @@ impl Node {
             config.node_id,
             config.cluster_id.as_deref(),
         )?;
-        let kafka = TcpListener::bind(config.kafka_listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                addr: config.kafka_listen,
-                source,
-            })?;
-        let kafka_addr = kafka.local_addr().map_err(|source| NodeError::Bind {
-            addr: config.kafka_listen,
-            source,
-        })?;
         let admin = match config.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| NodeError::Bind { addr, source })?,
-            ),
+            Some(addr) => Some(bind(addr).await?),
             None => None,
         };
-        let advertised = BrokerInfo {
-            node_id: config.node_id,
-            host: config
-                .advertised_host
-                .clone()
-                .unwrap_or_else(|| advertised_ip(kafka_addr)),
-            port: kafka_addr.port(),
-            rack: config.rack.clone(),
+        let controller = match config.controller_listen {
+            Some(addr)
+                if config.roles.contains(&Role::Controller)
+                    && !config.controller_quorum.is_empty() =>
+            {
+                Some(start_controller(&config, &dir, bind(addr).await?).await?)
+            }
+            _ => None,
         };
-        let mut broker_config = config.broker.clone();
-        broker_config.node_id = config.node_id;
-        broker_config.log_dir = dir.logs_dir();
-        let authority = LocalAuthority::open(LocalOptions {
-            path: dir.metadata_image_path(),
-            cluster_id: dir.cluster_id().to_string(),
-            broker: advertised.clone(),
-            defaults: broker_config.topic_defaults.clone(),
-        })
-        .map_err(|e| NodeError::DataDir(e.to_string()))?;
-        let broker = Broker::open(broker_config, Arc::new(authority))?;
+        let broker = if config.roles.contains(&Role::Broker) {
+            Some(open_broker(&config, &dir).await?)
+        } else {
+            None
+        };
         Ok(Node {
             dir,
             roles: config.roles,
             broker,
-            kafka,
+            controller,
             admin,
             server: config.server,
-            advertised,
         })
     }
 
-    /// The bound Kafka address.
-    pub fn kafka_addr(&self) -> SocketAddr {
-        self.kafka
-            .local_addr()
-            .expect("a bound listener has an address")
+    /// The bound Kafka address (brokers).
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.broker.as_ref().map(|b| {
+            b.kafka
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
     }
 
     /// The bound admin address, if any.
@@ -218,9 +257,16 @@ impl Node {
             .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
-    /// `host:port` clients use.
-    pub fn bootstrap(&self) -> String {
-        format!("{}:{}", self.advertised.host, self.advertised.port)
+    /// The bound controller address (controllers in quorum mode).
+    pub fn controller_addr(&self) -> Option<SocketAddr> {
+        self.controller.as_ref().map(|c| c.quorum().local_addr())
+    }
+
+    /// `host:port` clients use (brokers).
+    pub fn bootstrap(&self) -> Option<String> {
+        self.broker
+            .as_ref()
+            .map(|b| format!("{}:{}", b.advertised.host, b.advertised.port))
     }
 
     /// The cluster id.
@@ -228,53 +274,165 @@ impl Node {
         self.dir.cluster_id()
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
-    /// and flushes every partition log.
+    /// Serves until `shutdown` resolves. A broker in quorum mode then asks for a controlled
+    /// shutdown (bounded by its session timeout) so leadership moves away; in-flight requests
+    /// finish and every partition log is flushed.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let cancel = CancellationToken::new();
         let started = Instant::now();
-        let broker = self.broker.clone();
-        let follower = tokio::spawn(
-            broker
-                .clone()
-                .follow_metadata(cancel.clone().cancelled_owned()),
-        );
-        let maintenance = tokio::spawn(
-            broker
-                .clone()
-                .run_log_maintenance(cancel.clone().cancelled_owned()),
-        );
-        let admin = self.admin.map(|listener| {
+        let mut tasks = Vec::new();
+        if let Some(controller) = &self.controller {
+            tasks.push(tokio::spawn(
+                controller
+                    .clone()
+                    .run_session_checks(cancel.clone().cancelled_owned()),
+            ));
+        }
+        let broker = self.broker.as_ref().map(|b| b.broker.clone());
+        let quorum = self.broker.as_ref().and_then(|b| b.quorum.clone());
+        if let Some(quorum) = &quorum {
+            tasks.push(tokio::spawn(
+                quorum
+                    .clone()
+                    .run_follower(cancel.clone().cancelled_owned()),
+            ));
+            tasks.push(tokio::spawn(
+                quorum
+                    .clone()
+                    .run_heartbeats(cancel.clone().cancelled_owned()),
+            ));
+        }
+        if let Some(role) = self.broker {
+            let b = role.broker.clone();
+            tasks.push(tokio::spawn(
+                b.clone().follow_metadata(cancel.clone().cancelled_owned()),
+            ));
+            tasks.push(tokio::spawn(
+                b.clone()
+                    .run_log_maintenance(cancel.clone().cancelled_owned()),
+            ));
+            tasks.push(tokio::spawn(server::run(
+                role.kafka,
+                b,
+                self.server.clone(),
+                cancel.clone().cancelled_owned(),
+            )));
+        }
+        if let Some(listener) = self.admin {
             let status = admin::StatusSource {
                 broker: broker.clone(),
+                quorum: quorum.clone(),
+                cluster_id: self.dir.cluster_id().to_string(),
+                node_id: self.dir.node_id(),
                 roles: self.roles.clone(),
-                advertised: format!("{}:{}", self.advertised.host, self.advertised.port),
                 started,
             };
-            tokio::spawn(admin::serve(
+            tasks.push(tokio::spawn(admin::serve(
                 listener,
                 status,
                 cancel.clone().cancelled_owned(),
-            ))
-        });
-        let kafka = tokio::spawn(server::run(
-            self.kafka,
-            broker.clone(),
-            self.server,
-            cancel.clone().cancelled_owned(),
-        ));
+            )));
+        }
         shutdown.await;
         tracing::info!("shutting down");
-        cancel.cancel();
-        let _ = kafka.await;
-        let _ = follower.await;
-        let _ = maintenance.await;
-        if let Some(admin) = admin {
-            let _ = admin.await;
+        if let Some(quorum) = &quorum {
+            quorum
+                .controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
+                .await;
         }
-        broker.flush_all();
+        cancel.cancel();
+        for task in tasks {
+            let _ = task.await;
+        }
+        if let Some(controller) = &self.controller {
+            controller.shutdown().await;
+        }
+        if let Some(broker) = broker {
+            broker.flush_all();
+        }
         drop(self.dir);
     }
+}
+
+/// Longest a broker waits for its controlled shutdown before stopping anyway.
+pub const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })
+}
+
+/// Starts the controller role on `listener`.
+async fn start_controller(
+    config: &NodeConfig,
+    dir: &DataDir,
+    listener: TcpListener,
+) -> Result<ControllerRole, NodeError> {
+    let limits = Limits {
+        topics: config.broker.topic_defaults.clone(),
+        ..Limits::default()
+    };
+    let options = ControllerOptions {
+        node_id: config.node_id,
+        cluster_id: dir.cluster_id().to_string(),
+        voters: config.controller_quorum.clone(),
+        dir: dir.quorum_dir(),
+        session_timeout: config.session_timeout,
+        limits,
+        quorum: ferry_quorum::Options::default(),
+    };
+    ControllerRole::start(options, listener)
+        .await
+        .map_err(|e| NodeError::DataDir(format!("controller quorum: {e}")))
+}
+
+/// Opens the broker role: its authority (local or quorum), its logs, its Kafka listener.
+async fn open_broker(config: &NodeConfig, dir: &DataDir) -> Result<BrokerRole, NodeError> {
+    let kafka = bind(config.kafka_listen).await?;
+    let kafka_addr = kafka.local_addr().map_err(|source| NodeError::Bind {
+        addr: config.kafka_listen,
+        source,
+    })?;
+    let advertised = BrokerInfo {
+        node_id: config.node_id,
+        host: config
+            .advertised_host
+            .clone()
+            .unwrap_or_else(|| advertised_ip(kafka_addr)),
+        port: kafka_addr.port(),
+        rack: config.rack.clone(),
+    };
+    let mut broker_config = config.broker.clone();
+    broker_config.node_id = config.node_id;
+    broker_config.log_dir = dir.logs_dir();
+    let (authority, quorum): (Arc<dyn Authority>, _) = if config.controller_quorum.is_empty() {
+        let local = LocalAuthority::open(LocalOptions {
+            path: dir.metadata_image_path(),
+            cluster_id: dir.cluster_id().to_string(),
+            broker: advertised.clone(),
+            defaults: broker_config.topic_defaults.clone(),
+        })
+        .map_err(|e| NodeError::DataDir(e.to_string()))?;
+        (Arc::new(local), None)
+    } else {
+        let quorum = QuorumAuthority::open(QuorumAuthorityOptions {
+            cluster_id: dir.cluster_id().to_string(),
+            broker: advertised.clone(),
+            controllers: config.controller_quorum.clone(),
+            image_path: dir.metadata_image_path(),
+            heartbeat_interval: config.heartbeat_interval,
+        })
+        .map_err(NodeError::DataDir)?;
+        (quorum.clone(), Some(quorum))
+    };
+    let broker = Broker::open(broker_config, authority)?;
+    Ok(BrokerRole {
+        broker,
+        kafka,
+        advertised,
+        quorum,
+    })
 }
 
 /// The IP to advertise for a listen address: itself, or loopback for a wildcard address.
