@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
+use crate::controller::heartbeat::heartbeat;
 use crate::controller::records::encode_batch;
 use crate::controller::{Command, CommandResult, Delta, Limits, MetadataLog, MetadataStateMachine};
 use crate::metadata::NodeId;
@@ -314,53 +315,43 @@ impl ControllerRole {
         let term = self.active_term().await?;
         let broker_id = request.broker_id;
         let image = self.shared.log.image();
-        let Some(broker) = image
-            .broker(broker_id)
-            .filter(|b| b.broker_epoch == request.broker_epoch)
-        else {
-            return Err(Status::failed_precondition(format!(
-                "stale broker epoch {} for broker {broker_id}: register again",
-                request.broker_epoch
-            )));
-        };
-        {
-            let mut sessions = self.sessions_for(term);
-            sessions.by_broker.insert(
+        let answer = heartbeat(
+            &image,
+            broker_id,
+            request.broker_epoch,
+            request.metadata_offset,
+            request.want_shutdown,
+        )
+        .map_err(|e| Status::failed_precondition(format!("stale broker epoch: {}", e.message)))?;
+        self.sessions_for(term).by_broker.insert(
+            broker_id,
+            Session {
+                expires: Instant::now() + self.shared.options.session_timeout,
+                metadata_offset: request.metadata_offset,
+                last_heartbeat_ms: now_ms(),
+            },
+        );
+        let (mut fenced, mut should_shut_down) = (answer.is_fenced, answer.should_shut_down);
+        if let Some(command) = &answer.propose {
+            // Answer from the image that includes the change, as Kafka does.
+            self.propose(command).await?;
+            let image = self.shared.log.image();
+            let after = heartbeat(
+                &image,
                 broker_id,
-                Session {
-                    expires: Instant::now() + self.shared.options.session_timeout,
-                    metadata_offset: request.metadata_offset,
-                    last_heartbeat_ms: now_ms(),
-                },
-            );
+                request.broker_epoch,
+                request.metadata_offset,
+                request.want_shutdown,
+            )
+            .map_err(|e| {
+                Status::failed_precondition(format!("stale broker epoch: {}", e.message))
+            })?;
+            (fenced, should_shut_down) = (after.is_fenced, after.should_shut_down);
         }
-        let caught_up = request.metadata_offset >= u64::try_from(broker.broker_epoch).unwrap_or(0);
-        let mut fenced = broker.fenced;
-        if fenced && caught_up && !request.want_shutdown {
-            let command = Command::UnfenceBroker {
-                broker_id,
-                broker_epoch: request.broker_epoch,
-            };
-            if let CommandResult::UnfenceBroker(Ok(())) = self.propose(&command).await? {
-                fenced = false;
-            }
-        }
-        let mut in_shutdown = broker.in_controlled_shutdown;
-        if request.want_shutdown && !in_shutdown && !broker.fenced {
-            let command = Command::ControlledShutdown {
-                broker_id,
-                broker_epoch: request.broker_epoch,
-            };
-            if let CommandResult::ControlledShutdown(Ok(())) = self.propose(&command).await? {
-                in_shutdown = true;
-            }
-        }
-        let leads_nothing = self.shared.log.image().leader_count(broker_id) == 0;
         Ok(pb::BrokerHeartbeatResponse {
             is_fenced: fenced,
-            is_caught_up: caught_up,
-            should_shut_down: request.want_shutdown
-                && (broker.fenced || (in_shutdown && leads_nothing)),
+            is_caught_up: answer.is_caught_up,
+            should_shut_down,
         })
     }
 
