@@ -35,7 +35,9 @@ use tonic::{Request, Response, Status};
 
 use crate::controller::heartbeat::heartbeat;
 use crate::controller::records::encode_batch;
-use crate::controller::{Command, CommandResult, Delta, Limits, MetadataLog, MetadataStateMachine};
+use crate::controller::{
+    Command, CommandResult, Delta, Limits, MetadataLog, MetadataStateMachine, precheck,
+};
 use crate::metadata::NodeId;
 
 /// How many metadata deltas may wait to be sent on one follower's stream; the producer task
@@ -253,6 +255,30 @@ impl ControllerRole {
                 )))
             }
             None => Err(Status::unavailable("the controller quorum has no leader")),
+        }
+    }
+
+    /// Fills in this controller's defaults (`num.partitions`, `default.replication.factor`)
+    /// before proposing, so that the logged command means the same thing on every replay.
+    fn with_defaults(&self, command: Command) -> Command {
+        let defaults = &self.shared.options.limits.topics;
+        match command {
+            Command::CreateTopics {
+                mut topics,
+                validate_only,
+            } => {
+                for topic in topics.iter_mut().filter(|t| t.assignments.is_empty()) {
+                    topic.num_partitions.get_or_insert(defaults.num_partitions);
+                    topic
+                        .replication_factor
+                        .get_or_insert(defaults.default_replication_factor);
+                }
+                Command::CreateTopics {
+                    topics,
+                    validate_only,
+                }
+            }
+            other => other,
         }
     }
 
@@ -506,6 +532,15 @@ impl ControllerService for ControllerRole {
             ));
         }
         self.active_term().await?;
+        let command = self.with_defaults(command);
+        // A request that can never succeed (too many partitions) never reaches the log.
+        if let Some(refused) = precheck(&command, &self.shared.options.limits) {
+            let offset = self.shared.log.applied_offset();
+            return Ok(Response::new(pb::ExecuteResponse {
+                result: refused.encode(),
+                offset,
+            }));
+        }
         let result = self.propose(&command).await?;
         let offset = self.shared.log.applied_offset();
         Ok(Response::new(pb::ExecuteResponse {
