@@ -5,10 +5,12 @@
 //! - `ferry dev`: the local stack for trying Ferry (today: one node on loopback).
 //!
 //! Client commands talk to running processes:
-//! - `ferry node status`: what a node reports on its admin endpoint.
+//! - `ferry node status`: what a node reports on its admin endpoint;
+//! - `ferry quorum describe`: the metadata quorum, as `kafka-metadata-quorum` shows it.
 
 mod dev;
 mod node;
+mod quorum;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,8 @@ enum Command {
     Node(Box<node::NodeArgs>),
     /// Run the local development stack.
     Dev(dev::DevArgs),
+    /// Inspect a cluster's metadata quorum.
+    Quorum(quorum::QuorumArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Node(args) => node::run(*args).await,
             Command::Dev(args) => dev::run(args).await,
+            Command::Quorum(args) => quorum::run(args).await,
         }
     })
 }

@@ -13,6 +13,7 @@ mod api_versions;
 mod config;
 mod create_topics;
 mod delete_topics;
+mod describe_quorum;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -144,6 +145,9 @@ impl Broker {
             RequestKind::Produce(r) => ResponseKind::Produce(self.produce(r, version).await?),
             RequestKind::Fetch(r) => ResponseKind::Fetch(self.fetch(r, version).await),
             RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(self.list_offsets(r, version)),
+            RequestKind::DescribeQuorum(r) => {
+                ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
+            }
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",
                 std::mem::discriminant(&other)

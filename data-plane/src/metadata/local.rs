@@ -231,6 +231,34 @@ impl Authority for LocalAuthority {
         })
     }
 
+    /// A single node is a quorum of one: itself, always the leader, in epoch 1.
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<super::QuorumState, AdminError>> {
+        use ferry_proto::controller::v1::{Endpoint, ReplicaState};
+        Box::pin(async move {
+            let image = self.image();
+            let broker = &self.options.broker;
+            let offset = image.offset as i64;
+            Ok(super::QuorumState {
+                leader_id: broker.node_id,
+                leader_epoch: 1,
+                high_watermark: image.offset,
+                voters: vec![ReplicaState {
+                    replica_id: broker.node_id,
+                    log_end_offset: offset,
+                    last_fetch_timestamp: -1,
+                    last_caught_up_timestamp: -1,
+                }],
+                observers: vec![],
+                endpoints: vec![Endpoint {
+                    node_id: broker.node_id,
+                    host: broker.host.clone(),
+                    port: i32::from(broker.port),
+                }],
+                cluster_id: image.cluster_id.clone(),
+            })
+        })
+    }
+
     fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>> {
         Box::pin(async move {
             let mut current = self.image.lock().expect("metadata lock poisoned");

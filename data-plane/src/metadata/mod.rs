@@ -95,4 +95,10 @@ pub trait Authority: Send + Sync + 'static {
 
     /// Deletes topics.
     fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>>;
+
+    /// The state of the metadata quorum (DescribeQuorum).
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumState, AdminError>>;
 }
+
+/// The metadata quorum as DescribeQuorum reports it (the controllers' own gRPC answer).
+pub type QuorumState = ferry_proto::controller::v1::DescribeQuorumResponse;

@@ -494,6 +494,10 @@ impl Authority for QuorumAuthority {
         })
     }
 
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<super::QuorumState, AdminError>> {
+        Box::pin(self.quorum_state())
+    }
+
     fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>> {
         Box::pin(async move {
             let count = topics.len();
@@ -505,6 +509,18 @@ impl Authority for QuorumAuthority {
                 Ok(other) => vec![Err(unexpected(&other)); count],
                 Err(e) => vec![Err(e); count],
             }
+        })
+    }
+}
+
+impl QuorumAuthority {
+    /// DescribeQuorum, asked of whichever controller answers.
+    async fn quorum_state(&self) -> Result<super::QuorumState, AdminError> {
+        self.client.describe_quorum().await.map_err(|status| {
+            AdminError::new(
+                ResponseError::NotController,
+                format!("the controller quorum did not answer: {}", status.message()),
+            )
         })
     }
 }

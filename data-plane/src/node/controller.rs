@@ -382,6 +382,9 @@ impl ControllerRole {
     }
 
     async fn describe(&self) -> Result<pb::DescribeQuorumResponse, Status> {
+        // Only the active controller knows each voter's progress and the brokers' sessions;
+        // the others send the caller on.
+        self.active_term().await?;
         let status = self.quorum().status().await.map_err(quorum_status)?;
         let now = now_ms();
         let voters = status
@@ -433,6 +436,7 @@ impl ControllerRole {
             voters,
             observers,
             endpoints,
+            cluster_id: self.shared.options.cluster_id.clone(),
         })
     }
 

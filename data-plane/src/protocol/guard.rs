@@ -32,7 +32,10 @@
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
-use schema::{API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, FETCH, LIST_OFFSETS, METADATA, PRODUCE};
+use schema::{
+    API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_QUORUM, FETCH, LIST_OFFSETS, METADATA,
+    PRODUCE,
+};
 
 /// Why [`check_body`] refused a request body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -289,6 +292,7 @@ const APIS: &[Api] = &[
     api(ApiKey::ApiVersions, between(0, 4), 3, &API_VERSIONS),
     api(ApiKey::CreateTopics, between(2, 7), 5, &CREATE_TOPICS),
     api(ApiKey::DeleteTopics, between(1, 6), 4, &DELETE_TOPICS),
+    api(ApiKey::DescribeQuorum, between(0, 2), 0, &DESCRIBE_QUORUM),
 ];
 
 /// The request layouts, transcribed from `kafka-protocol` 0.18's generated `Decodable` impls
@@ -521,6 +525,29 @@ mod schema {
             field("timeout_ms", Int32, ALL),
         ],
     );
+
+    /// `DescribeQuorumRequest`, versions 0-2, flexible in all.
+    pub(super) const DESCRIBE_QUORUM: Schema = plain(
+        "DescribeQuorumRequest",
+        &[field("topics", Array(&Struct(&DESCRIBE_QUORUM_TOPIC)), ALL)],
+    );
+
+    /// `DescribeQuorumRequest.topics` elements.
+    const DESCRIBE_QUORUM_TOPIC: Schema = plain(
+        "TopicData",
+        &[
+            field("topic_name", String, ALL),
+            field(
+                "partitions",
+                Array(&Struct(&DESCRIBE_QUORUM_PARTITION)),
+                ALL,
+            ),
+        ],
+    );
+
+    /// `DescribeQuorumRequest.topics.partitions` elements.
+    const DESCRIBE_QUORUM_PARTITION: Schema =
+        plain("PartitionData", &[field("partition_index", Int32, ALL)]);
 
     /// `DeleteTopicsRequest.topics` elements.
     const DELETE_TOPIC_STATE: Schema = plain(
@@ -797,6 +824,7 @@ mod tests {
         CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
     };
     use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
+    use kafka_protocol::messages::describe_quorum_request::DescribeQuorumRequest;
     use kafka_protocol::messages::fetch_request::{
         FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState,
     };
@@ -1005,6 +1033,23 @@ mod tests {
         encode(&request, v)
     }
 
+    fn describe_quorum(v: i16) -> Bytes {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        let request = DescribeQuorumRequest::default()
+            .with_topics(vec![
+                TopicData::default()
+                    .with_topic_name(topic("__cluster_metadata"))
+                    .with_partitions(vec![
+                        PartitionData::default()
+                            .with_partition_index(0)
+                            .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+                    ])
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
     /// A body of `key` at version `v` with every array non-empty, encoded by the crate.
     fn body(key: ApiKey, v: i16) -> Bytes {
         match key {
@@ -1015,6 +1060,7 @@ mod tests {
             ApiKey::ApiVersions => api_versions(v),
             ApiKey::CreateTopics => create_topics(v),
             ApiKey::DeleteTopics => delete_topics(v),
+            ApiKey::DescribeQuorum => describe_quorum(v),
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -1029,6 +1075,7 @@ mod tests {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
             other => panic!("no codec mapping for {other:?}"),
         }
     }
@@ -1067,7 +1114,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 11 + 15 + 10 + 14 + 5 + 6 + 6);
+        assert_eq!(checked, 11 + 15 + 10 + 14 + 5 + 6 + 6 + 3);
     }
 
     #[test]
@@ -1076,7 +1123,7 @@ mod tests {
         for (api, v, body) in &bodies {
             assert_eq!(check_body(api.key, *v, body), Ok(()), "{:?} v{v}", api.key);
         }
-        assert_eq!(bodies.len(), 10 + 9 + 7 + 13 + 5 + 6 + 6);
+        assert_eq!(bodies.len(), 10 + 9 + 7 + 13 + 5 + 6 + 6 + 3);
     }
 
     #[test]
