@@ -1,0 +1,627 @@
+//! Test support for multi-process clusters: a controller quorum and brokers as real `ferry node`
+//! processes on loopback, and the Kafka and DescribeQuorum calls the tests make against them.
+//!
+//! Every process is killed when the [`Cluster`] drops, also on panic; a panicking test prints
+//! the tail of each node's log (stderr goes to a file per node, level `FERRY_TEST_LOG`, default
+//! `info`).
+
+#![allow(dead_code, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ferry_proto::controller::v1::DescribeQuorumRequest;
+use ferry_proto::controller::v1::controller_service_client::ControllerServiceClient;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// How long a process may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Pause between two polls of a condition.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// A free loopback port: bound to port 0, read, released. Another process may take it before
+/// ours binds it; that race is accepted.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().unwrap().port()
+}
+
+/// What a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    Controller,
+    Broker,
+    Combined,
+}
+
+impl Roles {
+    fn flag(self) -> &'static str {
+        match self {
+            Roles::Controller => "controller",
+            Roles::Broker => "broker",
+            Roles::Combined => "broker,controller",
+        }
+    }
+
+    pub fn is_controller(self) -> bool {
+        self != Roles::Broker
+    }
+
+    pub fn is_broker(self) -> bool {
+        self != Roles::Controller
+    }
+}
+
+/// One `ferry node` of a cluster: how to start it, and the running process if it is up.
+pub struct Node {
+    pub id: i32,
+    pub roles: Roles,
+    pub rack: Option<String>,
+    /// The controller listener (fixed: the quorum list names it).
+    pub controller_addr: Option<String>,
+    args: Vec<String>,
+    log_path: PathBuf,
+    child: Option<Child>,
+    /// Kafka listener of the running broker (port 0 each start, so it changes on restart).
+    pub bootstrap: Option<String>,
+    pub admin: Option<String>,
+}
+
+impl Node {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Spawns the process; [`Pending::wait`] waits for its ready line.
+    fn spawn(&mut self) -> Pending {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open node log");
+        let level = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "info".into());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(&self.args)
+            .env("FERRY_LOG", level)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ferry node");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keeps draining stdout for the life of the process.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("ferry node ready:") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        self.child = Some(child);
+        Pending { id: self.id, rx }
+    }
+
+    fn ready(&mut self, line: &str) {
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("{name} in {line:?}"))
+                .to_string()
+        };
+        let some = |v: String| (v != "-").then_some(v);
+        self.bootstrap = some(field("bootstrap"));
+        self.admin = some(field("admin"));
+        if let Some(addr) = &self.controller_addr {
+            assert_eq!(
+                &field("controller"),
+                addr,
+                "controller bound where the quorum says"
+            );
+        }
+    }
+
+    /// kill -9: no flush, no controlled shutdown.
+    fn kill9(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("node {} is not running", self.id));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.bootstrap = None;
+        self.admin = None;
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let Ok(mut file) = File::open(&self.log_path) else {
+            return String::new();
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// A started process that has not printed its ready line yet.
+struct Pending {
+    id: i32,
+    rx: mpsc::Receiver<String>,
+}
+
+impl Pending {
+    fn wait(self) -> String {
+        self.rx
+            .recv_timeout(READY_TIMEOUT)
+            .unwrap_or_else(|_| panic!("node {} ready within {READY_TIMEOUT:?}", self.id))
+    }
+}
+
+/// A cluster of `ferry node` processes sharing one controller quorum; killed on drop.
+pub struct Cluster {
+    pub cluster_id: String,
+    pub nodes: BTreeMap<i32, Node>,
+    dir: tempfile::TempDir,
+}
+
+/// What to start: controllers get ids 1..=n, brokers 101.. (racks as given); in combined mode
+/// node i is both. `sets` go to every node (`--set NAME=VALUE`).
+pub struct ClusterSpec<'a> {
+    pub name: &'a str,
+    pub controllers: usize,
+    pub broker_racks: &'a [&'a str],
+    pub combined: bool,
+    pub sets: &'a [&'a str],
+}
+
+impl Cluster {
+    /// Starts every node and waits for their ready lines (not for an elected leader).
+    pub fn start(spec: ClusterSpec<'_>) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster_id = format!("ferry-test-{}", spec.name);
+        let racks = ["a", "b", "c", "d", "e"];
+        let mut plan: Vec<(i32, Roles, Option<String>)> = Vec::new();
+        if spec.combined {
+            for i in 0..spec.controllers {
+                plan.push((i as i32 + 1, Roles::Combined, Some(racks[i % 5].into())));
+            }
+        } else {
+            for i in 0..spec.controllers {
+                plan.push((i as i32 + 1, Roles::Controller, None));
+            }
+            for (i, rack) in spec.broker_racks.iter().enumerate() {
+                plan.push((101 + i as i32, Roles::Broker, Some(rack.to_string())));
+            }
+        }
+        let controller_addrs: BTreeMap<i32, String> = plan
+            .iter()
+            .filter(|(_, roles, _)| roles.is_controller())
+            .map(|(id, _, _)| (*id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let quorum = controller_addrs
+            .iter()
+            .map(|(id, addr)| format!("{id}@{addr}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = BTreeMap::new();
+        for (id, roles, rack) in plan {
+            let data_dir = dir.path().join(format!("node-{id}"));
+            let mut args: Vec<String> = vec![
+                "node".into(),
+                "--node-id".into(),
+                id.to_string(),
+                "--roles".into(),
+                roles.flag().into(),
+                "--cluster-id".into(),
+                cluster_id.clone(),
+                "--controller-quorum".into(),
+                quorum.clone(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+            ];
+            let controller_addr = controller_addrs.get(&id).cloned();
+            if let Some(addr) = &controller_addr {
+                args.extend(["--controller-listen".into(), addr.clone()]);
+            }
+            if roles.is_broker() {
+                args.extend([
+                    "--listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--admin-listen".into(),
+                    "127.0.0.1:0".into(),
+                ]);
+            }
+            if let Some(rack) = &rack {
+                args.extend(["--rack".into(), rack.clone()]);
+            }
+            for set in spec.sets {
+                args.extend(["--set".into(), set.to_string()]);
+            }
+            let log_path = dir.path().join(format!("node-{id}.log"));
+            let node = Node {
+                id,
+                roles,
+                rack,
+                controller_addr,
+                args,
+                log_path,
+                child: None,
+                bootstrap: None,
+                admin: None,
+            };
+            nodes.insert(id, node);
+        }
+        let mut cluster = Cluster {
+            cluster_id,
+            nodes,
+            dir,
+        };
+        let ids: Vec<i32> = cluster.nodes.keys().copied().collect();
+        cluster.start_nodes(&ids);
+        cluster
+    }
+
+    /// Starts the given (stopped) nodes together and waits for their ready lines.
+    pub fn start_nodes(&mut self, ids: &[i32]) {
+        let pending: Vec<Pending> = ids.iter().map(|id| self.node_mut(*id).spawn()).collect();
+        for p in pending {
+            let id = p.id;
+            let line = p.wait();
+            self.node_mut(id).ready(&line);
+        }
+    }
+
+    /// Restarts a stopped node over its data directory (same controller port).
+    pub fn restart(&mut self, id: i32) {
+        self.start_nodes(&[id]);
+    }
+
+    /// kill -9 one node.
+    pub fn kill9(&mut self, id: i32) {
+        self.node_mut(id).kill9();
+    }
+
+    pub fn node(&self, id: i32) -> &Node {
+        &self.nodes[&id]
+    }
+
+    fn node_mut(&mut self, id: i32) -> &mut Node {
+        self.nodes.get_mut(&id).expect("known node id")
+    }
+
+    pub fn controller_ids(&self) -> Vec<i32> {
+        self.nodes
+            .values()
+            .filter(|n| n.roles.is_controller())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.nodes
+            .values()
+            .filter(|n| n.roles.is_broker())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn rack(&self, id: i32) -> &str {
+        self.node(id).rack.as_deref().expect("brokers have racks")
+    }
+
+    /// Kafka bootstrap of every running broker.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .values()
+            .filter_map(|n| n.bootstrap.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kafka bootstrap of one running broker.
+    pub fn bootstrap_of(&self, id: i32) -> String {
+        self.node(id).bootstrap.clone().expect("broker is running")
+    }
+
+    /// The active controller among the running controllers: one that reports itself as the
+    /// leader. Polls until `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for node in self.nodes.values().filter(|n| n.is_running()) {
+                let Some(addr) = &node.controller_addr else {
+                    continue;
+                };
+                if describe_leader(addr).await == Some(node.id) {
+                    return node.id;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a controller leader within {timeout:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until Metadata from `bootstrap` lists exactly the `expected` brokers.
+    pub async fn wait_for_brokers(&self, bootstrap: &str, expected: &[i32], timeout: Duration) {
+        let expected: BTreeSet<i32> = expected.iter().copied().collect();
+        let reader = MetadataReader::new(bootstrap);
+        let mut last = None;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(metadata) = reader.fetch().await {
+                let brokers = broker_ids(&metadata);
+                if brokers == expected {
+                    return;
+                }
+                last = Some(brokers);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        panic!("brokers {expected:?} within {timeout:?}; last saw {last:?}");
+    }
+
+    /// Every node log, for a failure report.
+    pub fn dump_logs(&self, lines: usize) {
+        for node in self.nodes.values() {
+            eprintln!(
+                "----- node {} ({:?}) log tail -----\n{}",
+                node.id,
+                node.roles,
+                node.log_tail(lines)
+            );
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "cluster {} data in {}",
+                self.cluster_id,
+                self.dir.path().display()
+            );
+            self.dump_logs(40);
+        }
+    }
+}
+
+/// The leader a controller reports (None when it has none or cannot be reached in 2 s).
+pub async fn describe_leader(addr: &str) -> Option<i32> {
+    let call = async {
+        let mut client = ControllerServiceClient::connect(format!("http://{addr}"))
+            .await
+            .ok()?;
+        let response = client
+            .describe_quorum(DescribeQuorumRequest {})
+            .await
+            .ok()?;
+        Some(response.into_inner().leader_id)
+    };
+    match tokio::time::timeout(Duration::from_secs(2), call).await {
+        Ok(Some(leader)) if leader >= 0 => Some(leader),
+        _ => None,
+    }
+}
+
+/// Reads cluster Metadata (all topics: naming a topic could auto-create it).
+pub struct MetadataReader {
+    client: BaseProducer,
+}
+
+impl MetadataReader {
+    pub fn new(bootstrap: &str) -> Self {
+        let client = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .expect("metadata client");
+        MetadataReader { client }
+    }
+
+    pub async fn fetch(&self) -> Result<Metadata, KafkaError> {
+        tokio::task::block_in_place(|| {
+            self.client
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+        })
+    }
+}
+
+pub fn broker_ids(metadata: &Metadata) -> BTreeSet<i32> {
+    metadata.brokers().iter().map(|b| b.id()).collect()
+}
+
+pub fn topic_names(metadata: &Metadata) -> BTreeSet<String> {
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name().to_string())
+        .collect()
+}
+
+/// One partition as Metadata shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// The partitions of `topic` by id, if Metadata has the topic.
+pub fn partitions(metadata: &Metadata, topic: &str) -> Option<Vec<PartitionView>> {
+    let topic = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())?;
+    let mut views: Vec<PartitionView> = topic
+        .partitions()
+        .iter()
+        .map(|p| PartitionView {
+            partition: p.id(),
+            leader: p.leader(),
+            replicas: p.replicas().to_vec(),
+            isr: p.isr().to_vec(),
+        })
+        .collect();
+    views.sort_by_key(|p| p.partition);
+    Some(views)
+}
+
+/// An admin client whose requests give up after `request_timeout`.
+pub struct Admin {
+    client: AdminClient<DefaultClientContext>,
+    options: AdminOptions,
+    pub request_timeout: Duration,
+}
+
+impl Admin {
+    pub fn new(bootstrap: &str, request_timeout: Duration) -> Self {
+        let client = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .expect("admin client");
+        let options = AdminOptions::new()
+            .request_timeout(Some(request_timeout))
+            .operation_timeout(Some(request_timeout));
+        Admin {
+            client,
+            options,
+            request_timeout,
+        }
+    }
+
+    /// Creates one topic; the error code the broker (or librdkafka) gave otherwise. Bounded by
+    /// the request timeout plus a margin, so a hang fails the test instead of stalling it.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i32,
+    ) -> Result<(), RDKafkaErrorCode> {
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
+        let limit = self.request_timeout + Duration::from_secs(15);
+        let call = self.client.create_topics([&topic], &self.options);
+        let results = tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or_else(|_| panic!("CreateTopics {name} answered within {limit:?}"));
+        match results {
+            Ok(results) => match results.into_iter().next().expect("one result per topic") {
+                Ok(_) => Ok(()),
+                Err((_, code)) => Err(code),
+            },
+            Err(KafkaError::AdminOp(code)) => Err(code),
+            Err(e) => panic!("CreateTopics {name}: unexpected client error {e}"),
+        }
+    }
+}
+
+/// Produces `count` messages to `topic` with acks=all (idempotence off); returns how many were
+/// acknowledged per partition.
+pub async fn produce(bootstrap: &str, topic: &str, count: usize) -> BTreeMap<i32, usize> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+    let mut pending = Vec::with_capacity(count);
+    for i in 0..count {
+        let key = format!("key-{i}");
+        let payload = format!("message {i}");
+        let record = FutureRecord::to(topic).key(&key).payload(&payload);
+        pending.push(producer.send_result(record).expect("queue has room"));
+    }
+    let mut acked = BTreeMap::new();
+    for delivery in pending {
+        let delivered = delivery
+            .await
+            .expect("not cancelled")
+            .unwrap_or_else(|(e, _)| panic!("message acknowledged: {e}"));
+        *acked.entry(delivered.partition).or_default() += 1;
+    }
+    tokio::task::block_in_place(|| producer.flush(Duration::from_secs(10))).unwrap();
+    acked
+}
+
+/// Reads every partition of `topic` from the beginning to its end; returns the payloads per
+/// partition in offset order. The consumer is dropped (closed) before this returns.
+pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<String>> {
+    tokio::task::block_in_place(|| {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "ferry-quorum-test-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut contents: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        let mut at_end = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while at_end.len() < partitions as usize {
+            assert!(Instant::now() < deadline, "consumed {topic} within 60 s");
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => contents
+                    .entry(m.partition())
+                    .or_default()
+                    .push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into()),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => panic!("consume failed: {e}"),
+                None => {}
+            }
+        }
+        contents
+    })
+}
+
+/// `ferry node status --output json` of a running node, as text (for failure reports).
+pub fn node_status(admin: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "status", "--admin", admin, "--output", "json"])
+        .output()
+        .expect("run ferry node status");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
