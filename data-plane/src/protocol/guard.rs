@@ -33,8 +33,8 @@ use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
 use schema::{
-    API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_QUORUM, FETCH, LIST_OFFSETS, METADATA,
-    PRODUCE,
+    ALTER_CONFIGS, API_VERSIONS, CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS,
+    DESCRIBE_QUORUM, FETCH, INCREMENTAL_ALTER_CONFIGS, LIST_OFFSETS, METADATA, PRODUCE,
 };
 
 /// Why [`check_body`] refused a request body.
@@ -292,6 +292,20 @@ const APIS: &[Api] = &[
     api(ApiKey::ApiVersions, between(0, 4), 3, &API_VERSIONS),
     api(ApiKey::CreateTopics, between(2, 7), 5, &CREATE_TOPICS),
     api(ApiKey::DeleteTopics, between(1, 6), 4, &DELETE_TOPICS),
+    api(ApiKey::DescribeConfigs, between(1, 4), 4, &DESCRIBE_CONFIGS),
+    api(ApiKey::AlterConfigs, between(0, 2), 2, &ALTER_CONFIGS),
+    api(
+        ApiKey::CreatePartitions,
+        between(0, 3),
+        2,
+        &CREATE_PARTITIONS,
+    ),
+    api(
+        ApiKey::IncrementalAlterConfigs,
+        between(0, 1),
+        1,
+        &INCREMENTAL_ALTER_CONFIGS,
+    ),
     api(ApiKey::DescribeQuorum, between(0, 2), 0, &DESCRIBE_QUORUM),
 ];
 
@@ -526,6 +540,127 @@ mod schema {
         ],
     );
 
+    /// `DeleteTopicsRequest.topics` elements.
+    const DELETE_TOPIC_STATE: Schema = plain(
+        "DeleteTopicState",
+        &[
+            field("name", String, since(6)),
+            field("topic_id", Uuid, since(6)),
+        ],
+    );
+
+    /// `DescribeConfigsRequest`, versions 1-4, flexible from 4.
+    pub(super) const DESCRIBE_CONFIGS: Schema = plain(
+        "DescribeConfigsRequest",
+        &[
+            field("resources", Array(&Struct(&DESCRIBE_CONFIGS_RESOURCE)), ALL),
+            field("include_synonyms", Bool, ALL),
+            field("include_documentation", Bool, since(3)),
+        ],
+    );
+
+    /// `DescribeConfigsRequest.resources` elements.
+    const DESCRIBE_CONFIGS_RESOURCE: Schema = plain(
+        "DescribeConfigsResource",
+        &[
+            field("resource_type", Int8, ALL),
+            field("resource_name", String, ALL),
+            field("configuration_keys", Array(&String), ALL),
+        ],
+    );
+
+    /// `AlterConfigsRequest`, versions 0-2, flexible from 2.
+    pub(super) const ALTER_CONFIGS: Schema = plain(
+        "AlterConfigsRequest",
+        &[
+            field("resources", Array(&Struct(&ALTER_CONFIGS_RESOURCE)), ALL),
+            field("validate_only", Bool, ALL),
+        ],
+    );
+
+    /// `AlterConfigsRequest.resources` elements.
+    const ALTER_CONFIGS_RESOURCE: Schema = plain(
+        "AlterConfigsResource",
+        &[
+            field("resource_type", Int8, ALL),
+            field("resource_name", String, ALL),
+            field("configs", Array(&Struct(&ALTERABLE_CONFIG)), ALL),
+        ],
+    );
+
+    /// `AlterConfigsResource.configs` elements (AlterConfigs).
+    const ALTERABLE_CONFIG: Schema = plain(
+        "AlterableConfig",
+        &[field("name", String, ALL), field("value", String, ALL)],
+    );
+
+    /// `CreatePartitionsRequest`, versions 0-3, flexible from 2.
+    pub(super) const CREATE_PARTITIONS: Schema = plain(
+        "CreatePartitionsRequest",
+        &[
+            field("topics", Array(&Struct(&CREATE_PARTITIONS_TOPIC)), ALL),
+            field("timeout_ms", Int32, ALL),
+            field("validate_only", Bool, ALL),
+        ],
+    );
+
+    /// `CreatePartitionsRequest.topics` elements.
+    const CREATE_PARTITIONS_TOPIC: Schema = plain(
+        "CreatePartitionsTopic",
+        &[
+            field("name", String, ALL),
+            field("count", Int32, ALL),
+            field(
+                "assignments",
+                Array(&Struct(&CREATE_PARTITIONS_ASSIGNMENT)),
+                ALL,
+            ),
+        ],
+    );
+
+    /// `CreatePartitionsTopic.assignments` elements.
+    const CREATE_PARTITIONS_ASSIGNMENT: Schema = plain(
+        "CreatePartitionsAssignment",
+        &[field("broker_ids", Array(&Int32), ALL)],
+    );
+
+    /// `IncrementalAlterConfigsRequest`, versions 0-1, flexible from 1.
+    pub(super) const INCREMENTAL_ALTER_CONFIGS: Schema = plain(
+        "IncrementalAlterConfigsRequest",
+        &[
+            field(
+                "resources",
+                Array(&Struct(&INCREMENTAL_ALTER_CONFIGS_RESOURCE)),
+                ALL,
+            ),
+            field("validate_only", Bool, ALL),
+        ],
+    );
+
+    /// `IncrementalAlterConfigsRequest.resources` elements.
+    const INCREMENTAL_ALTER_CONFIGS_RESOURCE: Schema = plain(
+        "AlterConfigsResource",
+        &[
+            field("resource_type", Int8, ALL),
+            field("resource_name", String, ALL),
+            field(
+                "configs",
+                Array(&Struct(&INCREMENTAL_ALTERABLE_CONFIG)),
+                ALL,
+            ),
+        ],
+    );
+
+    /// `AlterConfigsResource.configs` elements (IncrementalAlterConfigs).
+    const INCREMENTAL_ALTERABLE_CONFIG: Schema = plain(
+        "AlterableConfig",
+        &[
+            field("name", String, ALL),
+            field("config_operation", Int8, ALL),
+            field("value", String, ALL),
+        ],
+    );
+
     /// `DescribeQuorumRequest`, versions 0-2, flexible in all.
     pub(super) const DESCRIBE_QUORUM: Schema = plain(
         "DescribeQuorumRequest",
@@ -548,15 +683,6 @@ mod schema {
     /// `DescribeQuorumRequest.topics.partitions` elements.
     const DESCRIBE_QUORUM_PARTITION: Schema =
         plain("PartitionData", &[field("partition_index", Int32, ALL)]);
-
-    /// `DeleteTopicsRequest.topics` elements.
-    const DELETE_TOPIC_STATE: Schema = plain(
-        "DeleteTopicState",
-        &[
-            field("name", String, since(6)),
-            field("topic_id", Uuid, since(6)),
-        ],
-    );
 }
 
 /// The width of a length prefix in the classic (non-flexible) encoding.
@@ -819,15 +945,23 @@ impl<'a> Walker<'a> {
 mod tests {
     use super::*;
     use bytes::BytesMut;
+    use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
     use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
+    };
     use kafka_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
     };
     use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
+    use kafka_protocol::messages::describe_configs_request::{
+        DescribeConfigsRequest, DescribeConfigsResource,
+    };
     use kafka_protocol::messages::describe_quorum_request::DescribeQuorumRequest;
     use kafka_protocol::messages::fetch_request::{
         FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState,
     };
+    use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
     use kafka_protocol::messages::list_offsets_request::{
         ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
     };
@@ -1033,6 +1167,94 @@ mod tests {
         encode(&request, v)
     }
 
+    fn describe_configs(v: i16) -> Bytes {
+        let resource = |keys| {
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(text("a"))
+                .with_configuration_keys(keys)
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![
+                resource(Some(vec![text("cleanup.policy"), text("retention.ms")])),
+                resource(None),
+            ])
+            .with_include_synonyms(true)
+            .with_include_documentation(v >= 3)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn alter_configs(v: i16) -> Bytes {
+        use kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let config = |value| {
+            AlterableConfig::default()
+                .with_name(text("cleanup.policy"))
+                .with_value(value)
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text("a"))
+            .with_configs(vec![config(Some(text("compact"))), config(None)])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        let request = AlterConfigsRequest::default()
+            .with_resources(vec![resource.clone(), resource])
+            .with_validate_only(true)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn create_partitions(v: i16) -> Bytes {
+        let assignment = |ids: &[i32]| {
+            CreatePartitionsAssignment::default()
+                .with_broker_ids(ids.iter().copied().map(BrokerId).collect())
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let partitions_topic = |name, assignments| {
+            CreatePartitionsTopic::default()
+                .with_name(topic(name))
+                .with_count(3)
+                .with_assignments(assignments)
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![
+                partitions_topic("a", Some(vec![assignment(&[1, 2]), assignment(&[3])])),
+                partitions_topic("b", None),
+            ])
+            .with_timeout_ms(1000)
+            .with_validate_only(true)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn incremental_alter_configs(v: i16) -> Bytes {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let config = |operation, value| {
+            AlterableConfig::default()
+                .with_name(text("cleanup.policy"))
+                .with_config_operation(operation)
+                .with_value(value)
+                .with_unknown_tagged_field(UNKNOWN_TAG, tag())
+        };
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text("a"))
+            .with_configs(vec![config(0, Some(text("compact"))), config(1, None)])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![resource.clone(), resource])
+            .with_validate_only(true)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
     fn describe_quorum(v: i16) -> Bytes {
         use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
         let request = DescribeQuorumRequest::default()
@@ -1060,6 +1282,10 @@ mod tests {
             ApiKey::ApiVersions => api_versions(v),
             ApiKey::CreateTopics => create_topics(v),
             ApiKey::DeleteTopics => delete_topics(v),
+            ApiKey::DescribeConfigs => describe_configs(v),
+            ApiKey::AlterConfigs => alter_configs(v),
+            ApiKey::CreatePartitions => create_partitions(v),
+            ApiKey::IncrementalAlterConfigs => incremental_alter_configs(v),
             ApiKey::DescribeQuorum => describe_quorum(v),
             other => panic!("no test request for {other:?}"),
         }
@@ -1075,6 +1301,10 @@ mod tests {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
             other => panic!("no codec mapping for {other:?}"),
         }
@@ -1114,7 +1344,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 11 + 15 + 10 + 14 + 5 + 6 + 6 + 3);
+        assert_eq!(checked, 11 + 15 + 10 + 14 + 5 + 6 + 6 + 4 + 3 + 4 + 2 + 3);
     }
 
     #[test]
@@ -1123,7 +1353,10 @@ mod tests {
         for (api, v, body) in &bodies {
             assert_eq!(check_body(api.key, *v, body), Ok(()), "{:?} v{v}", api.key);
         }
-        assert_eq!(bodies.len(), 10 + 9 + 7 + 13 + 5 + 6 + 6 + 3);
+        assert_eq!(
+            bodies.len(),
+            10 + 9 + 7 + 13 + 5 + 6 + 6 + 4 + 3 + 4 + 2 + 3
+        );
     }
 
     #[test]
