@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::metadata::NodeId;
-use crate::metadata::local::TopicDefaults;
+use crate::metadata::topic_config::TopicDefaults;
 
 /// Broker settings, with Kafka's names in the docs.
 #[derive(Debug, Clone)]

@@ -11,6 +11,8 @@
 
 mod api_versions;
 mod config;
+mod configs;
+mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_quorum;
@@ -145,6 +147,16 @@ impl Broker {
             RequestKind::Produce(r) => ResponseKind::Produce(self.produce(r, version).await?),
             RequestKind::Fetch(r) => ResponseKind::Fetch(self.fetch(r, version).await),
             RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(self.list_offsets(r, version)),
+            RequestKind::CreatePartitions(r) => {
+                ResponseKind::CreatePartitions(self.create_partitions(r).await)
+            }
+            RequestKind::DescribeConfigs(r) => {
+                ResponseKind::DescribeConfigs(self.describe_configs(r, version))
+            }
+            RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(self.alter_configs(r).await),
+            RequestKind::IncrementalAlterConfigs(r) => {
+                ResponseKind::IncrementalAlterConfigs(self.incremental_alter_configs(r).await)
+            }
             RequestKind::DescribeQuorum(r) => {
                 ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
             }
@@ -362,6 +374,14 @@ impl Broker {
         self.config
             .log_dir
             .join(format!("{}-{}", id.topic, id.partition))
+    }
+
+    /// Applies the authority's latest image now, so the answer to an admin request reflects it.
+    fn refresh_image(&self) {
+        let latest = self.authority.image();
+        if let Err(e) = self.apply_image(&latest) {
+            tracing::error!(error = %e, "could not apply metadata after an admin request");
+        }
     }
 
     /// Notifies long-polling fetches that data arrived.

@@ -35,7 +35,7 @@ use super::image::{BrokerRegistration, MetadataImage};
 use super::records::{BrokerEpoch, LeaderChange, Listener, NO_LEADER, Record};
 use super::topics;
 use crate::metadata::NodeId;
-use crate::metadata::local::TopicDefaults;
+use crate::metadata::topic_config::TopicDefaults;
 
 /// Producer ids handed out per AllocateProducerIds, as Kafka's controller does.
 pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;

@@ -19,6 +19,8 @@ pub mod validate;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+
+use crate::controller::{Command, CommandResult};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
@@ -77,8 +79,10 @@ pub type DeleteResult = Result<(String, TopicId), AdminError>;
 
 /// The source of truth for cluster metadata.
 ///
-/// Methods answer once the change is durable at the authority (for the quorum: committed), and
-/// results come back in request order, one per item.
+/// [`Authority::execute`] runs a controller [`Command`] and answers once the change is durable
+/// at the authority (for the quorum: committed) and applied to this broker's image, so a client
+/// that sees success can use the result on this broker at once. The typed helpers
+/// ([`Authority::create_topics`], …) are built on it.
 pub trait Authority: Send + Sync + 'static {
     /// The latest image.
     fn image(&self) -> Arc<Image>;
@@ -86,18 +90,61 @@ pub trait Authority: Send + Sync + 'static {
     /// A receiver that sees every new image (and the current one first).
     fn subscribe(&self) -> watch::Receiver<Arc<Image>>;
 
-    /// Creates topics. With `validate_only`, checks everything and changes nothing.
+    /// Runs a metadata command. An error means the authority could not be asked (no quorum,
+    /// timeout); a refusal of the command itself is inside the [`CommandResult`].
+    fn execute(&self, command: Command) -> BoxFuture<'_, Result<CommandResult, AdminError>>;
+
+    /// The state of the metadata quorum (DescribeQuorum).
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumState, AdminError>>;
+
+    /// Creates topics, one result per topic in request order. With `validate_only`, checks
+    /// everything and changes nothing.
     fn create_topics(
         &self,
         topics: Vec<NewTopic>,
         validate_only: bool,
-    ) -> BoxFuture<'_, Vec<CreateResult>>;
+    ) -> BoxFuture<'_, Vec<CreateResult>> {
+        Box::pin(async move {
+            let count = topics.len();
+            match self
+                .execute(Command::CreateTopics {
+                    topics,
+                    validate_only,
+                })
+                .await
+            {
+                Ok(CommandResult::CreateTopics(results)) => results
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.into_admin_error()))
+                    .collect(),
+                Ok(other) => vec![Err(unexpected(&other)); count],
+                Err(e) => vec![Err(e); count],
+            }
+        })
+    }
 
-    /// Deletes topics.
-    fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>>;
+    /// Deletes topics, one result per topic in request order.
+    fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>> {
+        Box::pin(async move {
+            let count = topics.len();
+            match self.execute(Command::DeleteTopics { topics }).await {
+                Ok(CommandResult::DeleteTopics(results)) => results
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.into_admin_error()))
+                    .collect(),
+                Ok(other) => vec![Err(unexpected(&other)); count],
+                Err(e) => vec![Err(e); count],
+            }
+        })
+    }
+}
 
-    /// The state of the metadata quorum (DescribeQuorum).
-    fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumState, AdminError>>;
+/// A result of the wrong kind: a bug in the authority.
+fn unexpected(result: &CommandResult) -> AdminError {
+    AdminError::new(
+        ResponseError::UnknownServerError,
+        format!("unexpected result {result:?}"),
+    )
 }
 
 /// The metadata quorum as DescribeQuorum reports it (the controllers' own gRPC answer).

@@ -35,10 +35,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{
-    AdminError, Authority, BrokerInfo, CreateResult, DeleteResult, Image, NewTopic, NodeId,
-    TopicRef,
-};
+use super::{AdminError, Authority, BrokerInfo, Image, NodeId};
 use crate::controller::records::decode_batch;
 use crate::controller::{Command, CommandResult, Listener, MetadataImage};
 
@@ -443,7 +440,17 @@ impl QuorumAuthority {
         }
     }
 
-    /// Runs a command; on failure every item gets the same error.
+    /// DescribeQuorum, asked of the active controller.
+    async fn quorum_state(&self) -> Result<super::QuorumState, AdminError> {
+        self.client.describe_quorum().await.map_err(|status| {
+            AdminError::new(
+                ResponseError::NotController,
+                format!("the controller quorum did not answer: {}", status.message()),
+            )
+        })
+    }
+
+    /// Runs a command and waits until this broker applied it.
     async fn run(&self, command: Command) -> Result<CommandResult, AdminError> {
         let (result, offset) = self.client.execute(&command).await.map_err(|status| {
             let code = match status.code() {
@@ -470,66 +477,13 @@ impl Authority for QuorumAuthority {
         self.published.subscribe()
     }
 
-    fn create_topics(
-        &self,
-        topics: Vec<NewTopic>,
-        validate_only: bool,
-    ) -> BoxFuture<'_, Vec<CreateResult>> {
-        Box::pin(async move {
-            let count = topics.len();
-            match self
-                .run(Command::CreateTopics {
-                    topics,
-                    validate_only,
-                })
-                .await
-            {
-                Ok(CommandResult::CreateTopics(results)) => results
-                    .into_iter()
-                    .map(|r| r.map_err(|e| e.into_admin_error()))
-                    .collect(),
-                Ok(other) => vec![Err(unexpected(&other)); count],
-                Err(e) => vec![Err(e); count],
-            }
-        })
+    fn execute(&self, command: Command) -> BoxFuture<'_, Result<CommandResult, AdminError>> {
+        Box::pin(self.run(command))
     }
 
     fn describe_quorum(&self) -> BoxFuture<'_, Result<super::QuorumState, AdminError>> {
         Box::pin(self.quorum_state())
     }
-
-    fn delete_topics(&self, topics: Vec<TopicRef>) -> BoxFuture<'_, Vec<DeleteResult>> {
-        Box::pin(async move {
-            let count = topics.len();
-            match self.run(Command::DeleteTopics { topics }).await {
-                Ok(CommandResult::DeleteTopics(results)) => results
-                    .into_iter()
-                    .map(|r| r.map_err(|e| e.into_admin_error()))
-                    .collect(),
-                Ok(other) => vec![Err(unexpected(&other)); count],
-                Err(e) => vec![Err(e); count],
-            }
-        })
-    }
-}
-
-impl QuorumAuthority {
-    /// DescribeQuorum, asked of whichever controller answers.
-    async fn quorum_state(&self) -> Result<super::QuorumState, AdminError> {
-        self.client.describe_quorum().await.map_err(|status| {
-            AdminError::new(
-                ResponseError::NotController,
-                format!("the controller quorum did not answer: {}", status.message()),
-            )
-        })
-    }
-}
-
-fn unexpected(result: &CommandResult) -> AdminError {
-    AdminError::new(
-        ResponseError::UnknownServerError,
-        format!("unexpected result {result:?}"),
-    )
 }
 
 /// The view clients get: unfenced brokers only; the "controller" is the lowest live broker id

@@ -90,6 +90,30 @@ impl TopicConfig {
     }
 }
 
+/// Cluster-wide defaults and limits for new topics, by their Kafka names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicDefaults {
+    /// `num.partitions`: partitions of a topic created without a count (and auto-created ones).
+    pub num_partitions: i32,
+    /// `default.replication.factor`: replication factor when none is given.
+    pub default_replication_factor: i16,
+    /// Broker-level defaults of every topic config.
+    pub config: TopicConfig,
+    /// Most partitions one CreateTopics request may create; a larger request is refused whole.
+    pub partitions_per_request_max: usize,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        Self {
+            num_partitions: 1,
+            default_replication_factor: 1,
+            config: TopicConfig::default(),
+            partitions_per_request_max: 10_000,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,7 +111,7 @@ impl DataDir {
 
     /// The single-node metadata image file.
     pub fn metadata_image_path(&self) -> PathBuf {
-        self.root.join("metadata").join("image.json")
+        self.root.join("metadata").join("image")
     }
 }
 

@@ -411,7 +411,10 @@ async fn open_broker(config: &NodeConfig, dir: &DataDir) -> Result<BrokerRole, N
             path: dir.metadata_image_path(),
             cluster_id: dir.cluster_id().to_string(),
             broker: advertised.clone(),
-            defaults: broker_config.topic_defaults.clone(),
+            limits: Limits {
+                topics: broker_config.topic_defaults.clone(),
+                ..Limits::default()
+            },
         })
         .map_err(|e| NodeError::DataDir(e.to_string()))?;
         (Arc::new(local), None)

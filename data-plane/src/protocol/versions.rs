@@ -39,6 +39,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeQuorum, 0, 2),
 ];
 
@@ -71,6 +75,10 @@ mod tests {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
             other => panic!("no codec mapping for {other:?}: add it here"),
         }
