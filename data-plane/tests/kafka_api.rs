@@ -724,3 +724,177 @@ async fn metadata_finds_topics_by_id_and_reports_unknown_ids() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn create_partitions_grows_a_topic_and_refuses_to_shrink_it() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "grow", 1, &[]).await, 0);
+    let mut grow = async |topic: &str, count: i32| {
+        let request = CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(name(topic))
+                    .with_count(count),
+            ]);
+        match client
+            .call(
+                ApiKey::CreatePartitions,
+                3,
+                RequestKind::CreatePartitions(request),
+            )
+            .await
+        {
+            ResponseKind::CreatePartitions(r) => r.results[0].error_code,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(grow("grow", 3).await, 0);
+    assert_eq!(
+        grow("grow", 2).await,
+        ResponseError::InvalidPartitions.code()
+    );
+    assert_eq!(
+        grow("missing", 2).await,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        produce(&mut client, "grow", 2, 1, batch(1, 10, 0)).await,
+        (0, 0),
+        "the new partition takes writes"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn topic_configs_change_without_restart_and_describe_shows_their_source() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(
+        create_topic(&mut client, "conf", 1, &[("retention.ms", "60000")]).await,
+        0
+    );
+    let alter = |resource_type: i8, resource: &str, op: i8, key: &str, value: Option<&str>| {
+        RequestKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(StrBytes::from_string(resource.to_string()))
+                    .with_configs(vec![
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(key.to_string()))
+                            .with_config_operation(op)
+                            .with_value(value.map(|v| StrBytes::from_string(v.to_string()))),
+                    ]),
+            ]),
+        )
+    };
+    let mut code_of = async |request: RequestKind| match client
+        .call(ApiKey::IncrementalAlterConfigs, 1, request)
+        .await
+    {
+        ResponseKind::IncrementalAlterConfigs(r) => r.responses[0].error_code,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(
+        code_of(alter(2, "conf", 0, "max.message.bytes", Some("2000"))).await,
+        0
+    );
+    assert_eq!(code_of(alter(2, "conf", 1, "retention.ms", None)).await, 0);
+    assert_eq!(
+        code_of(alter(2, "conf", 0, "retention.ms", Some("soon"))).await,
+        ResponseError::InvalidConfig.code()
+    );
+    assert_eq!(
+        code_of(alter(2, "conf", 0, "no.such.config", Some("1"))).await,
+        ResponseError::InvalidConfig.code()
+    );
+    assert_eq!(
+        code_of(alter(4, "1", 0, "num.partitions", Some("2"))).await,
+        ResponseError::InvalidRequest.code()
+    );
+    // The new max.message.bytes applies at once: a 3,000-byte batch is now too large.
+    assert_eq!(
+        produce(&mut client, "conf", 0, 1, batch(1, 3000, 0))
+            .await
+            .0,
+        ResponseError::MessageTooLarge.code()
+    );
+
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("conf"))
+            .with_configuration_keys(None),
+        DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("missing")),
+    ]);
+    let ResponseKind::DescribeConfigs(r) = client
+        .call(
+            ApiKey::DescribeConfigs,
+            4,
+            RequestKind::DescribeConfigs(describe),
+        )
+        .await
+    else {
+        panic!()
+    };
+    let configs: std::collections::BTreeMap<String, (String, i8)> = r.results[0]
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                (c.value.as_ref().unwrap().to_string(), c.config_source),
+            )
+        })
+        .collect();
+    assert_eq!(
+        configs["max.message.bytes"],
+        ("2000".to_string(), 1),
+        "dynamic topic config"
+    );
+    assert_eq!(
+        configs["retention.ms"],
+        ("604800000".to_string(), 5),
+        "back to the default"
+    );
+    assert!(configs.contains_key("min.insync.replicas"));
+    assert_eq!(
+        r.results[1].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn describe_quorum_reports_the_single_node_as_its_own_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    let ResponseKind::DescribeQuorum(r) = client
+        .call(
+            ApiKey::DescribeQuorum,
+            2,
+            RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
+        )
+        .await
+    else {
+        panic!()
+    };
+    let partition = &r.topics[0].partitions[0];
+    assert_eq!(r.topics[0].topic_name.0.as_str(), "__cluster_metadata");
+    assert_eq!(partition.leader_id.0, 1);
+    assert_eq!(partition.current_voters.len(), 1);
+    assert_eq!(r.nodes.len(), 1);
+    node.shutdown().await;
+}
