@@ -9,8 +9,11 @@
 //!
 //! # Guarantees
 //! - acks=1: answered after the leader's append (page cache; see the flush policy).
-//! - acks=all (-1): answered once the high watermark covers the batch. With this broker as the
-//!   only in-sync replica that is right after the append.
+//! - acks=all (-1): answered once the high watermark covers the batch, or REQUEST_TIMED_OUT
+//!   after the request's `timeout_ms`. With this broker as the only in-sync replica that is
+//!   right after the append. Followers do not replicate yet, so a partition with other
+//!   in-sync replicas times out acks=all writes (and its data stays above the high watermark,
+//!   invisible to consumers) until replication arrives: use replication factor 1 for now.
 //! - acks=0: no response at all, as Kafka does; errors are only logged.
 
 use bytes::BytesMut;
@@ -19,7 +22,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::partition::Partition;
 use super::{Broker, now_ms};
+use crate::log::Offset;
 
 /// acks values Kafka defines.
 const ACKS_NONE: i16 = 0;
@@ -36,10 +44,11 @@ impl Broker {
         let acks = request.acks;
         let mut responses = Vec::with_capacity(request.topic_data.len());
         let mut appended = false;
-        for topic in request.topic_data {
+        let mut waits: Vec<Wait> = Vec::new();
+        for (t, topic) in request.topic_data.into_iter().enumerate() {
             let name = topic.name.0.to_string();
             let mut partitions = Vec::with_capacity(topic.partition_data.len());
-            for data in topic.partition_data {
+            for (p, data) in topic.partition_data.into_iter().enumerate() {
                 let response = if ![ACKS_NONE, ACKS_LEADER, ACKS_ALL].contains(&acks) {
                     error(
                         data.index,
@@ -47,8 +56,16 @@ impl Broker {
                         "acks must be 0, 1 or -1",
                     )
                 } else {
-                    let outcome = self.append(&name, data.index, data.records, acks);
+                    let (outcome, wait) = self.append(&name, data.index, data.records, acks);
                     appended |= outcome.error_code == 0;
+                    if let Some((partition, required)) = wait {
+                        waits.push(Wait {
+                            topic: t,
+                            partition_index: p,
+                            partition,
+                            required,
+                        });
+                    }
                     outcome
                 };
                 if response.error_code != 0 && acks == ACKS_NONE {
@@ -70,37 +87,78 @@ impl Broker {
         if appended {
             self.notify_appended();
         }
+        let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+        for late in self.wait_for_high_watermark(waits, timeout).await {
+            let response = &mut responses[late.topic].partition_responses[late.partition_index];
+            *response = error(
+                response.index,
+                ResponseError::RequestTimedOut,
+                "the in-sync replicas did not acknowledge the write within the request timeout",
+            );
+        }
         (acks != ACKS_NONE).then(|| ProduceResponse::default().with_responses(responses))
     }
 
-    /// Appends one partition's records and builds its response.
+    /// Waits until the high watermark of every partition in `waits` covers its write, for up
+    /// to `timeout`; returns the writes it did not cover. The high watermark moves when
+    /// followers catch up, and whoever moves it notifies `appended`.
+    async fn wait_for_high_watermark(&self, waits: Vec<Wait>, timeout: Duration) -> Vec<Wait> {
+        if waits.is_empty() {
+            return waits;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changed = self.appended.subscribe();
+        let mut pending = waits;
+        loop {
+            changed.borrow_and_update();
+            pending.retain(|w| w.partition.lock().high_watermark < w.required);
+            if pending.is_empty() {
+                return pending;
+            }
+            if tokio::time::timeout_at(deadline, changed.changed())
+                .await
+                .is_err()
+            {
+                return pending;
+            }
+        }
+    }
+
+    /// Appends one partition's records and builds its response, with what an acks=all write
+    /// must wait for (the partition and the high watermark that covers the write).
     fn append(
         &self,
         topic: &str,
         index: i32,
         records: Option<bytes::Bytes>,
         acks: i16,
-    ) -> PartitionProduceResponse {
+    ) -> (PartitionProduceResponse, Option<(Arc<Partition>, Offset)>) {
         let Some(partition) = self.partition(topic, index) else {
-            return error(
-                index,
-                ResponseError::UnknownTopicOrPartition,
-                "unknown topic or partition",
+            return (
+                error(
+                    index,
+                    ResponseError::UnknownTopicOrPartition,
+                    "unknown topic or partition",
+                ),
+                None,
             );
         };
         let Some(records) = records.filter(|r| !r.is_empty()) else {
-            return error(
-                index,
-                ResponseError::CorruptMessage,
-                "the request carries no records",
+            return (
+                error(
+                    index,
+                    ResponseError::CorruptMessage,
+                    "the request carries no records",
+                ),
+                None,
             );
         };
         let mut inner = partition.lock();
         if !inner.is_leader(self.node_id()) {
-            return error(
-                index,
-                ResponseError::NotLeaderOrFollower,
-                "this broker does not lead the partition",
+            let message = "this broker does not lead the partition";
+            return (
+                error(index, ResponseError::NotLeaderOrFollower, message),
+                None,
             );
         }
         if acks == ACKS_ALL && (inner.state.isr.len() as i32) < inner.config.min_insync_replicas {
@@ -109,7 +167,10 @@ impl Broker {
                 inner.state.isr.len(),
                 inner.config.min_insync_replicas
             );
-            return error(index, ResponseError::NotEnoughReplicas, &message);
+            return (
+                error(index, ResponseError::NotEnoughReplicas, &message),
+                None,
+            );
         }
         let epoch = inner.state.leader_epoch;
         match inner
@@ -118,25 +179,42 @@ impl Broker {
         {
             Ok(info) => {
                 inner.after_append(self.node_id());
-                PartitionProduceResponse::default()
+                let required = info.last_offset + 1;
+                let wait = (acks == ACKS_ALL && inner.high_watermark < required)
+                    .then(|| (partition.clone(), required));
+                let response = PartitionProduceResponse::default()
                     .with_index(index)
                     .with_base_offset(info.first_offset)
                     .with_log_append_time_ms(info.log_append_time)
-                    .with_log_start_offset(inner.log.log_start_offset())
+                    .with_log_start_offset(inner.log.log_start_offset());
+                (response, wait)
             }
             Err(e) => {
                 tracing::debug!(topic, partition = index, error = %e, "append refused");
                 let code = e.kafka_code();
-                PartitionProduceResponse::default()
+                let response = PartitionProduceResponse::default()
                     .with_index(index)
                     .with_error_code(code)
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1)
-                    .with_error_message(Some(StrBytes::from_string(e.to_string())))
+                    .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                (response, None)
             }
         }
     }
+}
+
+/// An acks=all write waiting for the high watermark.
+struct Wait {
+    /// Index of the topic in the request (and response).
+    topic: usize,
+    /// Index of the partition within the topic in the request.
+    partition_index: usize,
+    /// The partition written.
+    partition: Arc<Partition>,
+    /// The high watermark that covers the write (last offset + 1).
+    required: Offset,
 }
 
 fn error(index: i32, code: ResponseError, message: &str) -> PartitionProduceResponse {
