@@ -9,16 +9,28 @@
 //! ferry-load consume --bootstrap 127.0.0.1:9092
 //! ferry-load disk --bytes 1000000000 --disk-dir /var/lib/ferry
 //! ferry-load bench --bootstrap 127.0.0.1:9092 --disk-dir /var/lib/ferry --duration-secs 20
+//! ferry-load controller-failover --ferry-bin target/release/ferry --trials 20
+//! ferry-load create-topics --bootstrap 127.0.0.1:9092 --partitions 1000 --replication-factor 3
+//! ferry-load metadata-image --partitions 1000000 --topics 1000 --brokers 60
 //! ```
 //!
 //! `bench` starts nothing itself: it runs produce, then consume of exactly what was produced (from
 //! the page cache), then the disk baseline with the same volume, and prints the ratios against
 //! the goals (produce ≥ ½ the disk's sequential-write rate, consume ≥ 2× produce). Traffic goes
 //! only to the given bootstrap servers.
+//!
+//! The metadata-quorum workloads: `controller-failover` starts its own controller quorum (real
+//! `ferry node` processes on loopback) and kills its leader again and again; `create-topics`
+//! times CreateTopics through a broker of a running cluster; `metadata-image` builds, encodes,
+//! writes and loads a large metadata snapshot in-process.
 
+mod cluster;
 mod consume;
+mod create_topics;
 mod disk;
+mod failover;
 mod kafka;
+mod metadata_image;
 mod payload;
 mod produce;
 mod report;
@@ -32,7 +44,10 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::consume::{Consume, ConsumeOptions, StartAt};
+use crate::create_topics::{CreateTopics, CreateTopicsOptions};
 use crate::disk::{Disk, DiskOptions};
+use crate::failover::{ControllerFailover, FailoverOptions};
+use crate::metadata_image::{ImageBench, ImageOptions};
 use crate::produce::{Acks, Compression, DEFAULT_MAX_IN_FLIGHT, Produce, ProduceOptions};
 use crate::report::{Ratio, Report};
 
@@ -98,6 +113,98 @@ enum Command {
         #[arg(long = "consumer-config", value_name = "NAME=VALUE", value_parser = kafka::parse_setting)]
         consumer_config: Vec<(String, String)>,
     },
+    /// Start a controller quorum, kill its leader repeatedly, time until a write commits.
+    ControllerFailover(FailoverArgs),
+    /// Time CreateTopics (then DeleteTopics) of one many-partition topic through a broker.
+    CreateTopics(CreateTopicsArgs),
+    /// Build a large metadata image in-process; time encode, write+fsync, read+decode.
+    MetadataImage(ImageArgs),
+}
+
+/// Flags of `controller-failover`.
+#[derive(Debug, Clone, Args)]
+struct FailoverArgs {
+    /// The `ferry` binary to start the controllers with.
+    #[arg(long, env = "FERRY_BIN")]
+    ferry_bin: PathBuf,
+    /// Number of kills.
+    #[arg(long, default_value_t = 20)]
+    trials: u32,
+    /// Number of controllers in the quorum.
+    #[arg(long, default_value_t = 3)]
+    voters: i32,
+    /// Parent directory of the controllers' temporary data directories (default: the system
+    /// temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep the data directories and node logs after the run.
+    #[arg(long)]
+    keep_data: bool,
+    /// Milliseconds between polls of the surviving controllers after a kill.
+    #[arg(long, default_value_t = 10)]
+    poll_ms: u64,
+    /// Timeout of each gRPC call in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    call_timeout_ms: u64,
+    /// Give up when no write commits this many seconds after a kill.
+    #[arg(long, default_value_t = 30)]
+    trial_timeout_secs: u64,
+}
+
+/// Flags of `create-topics`.
+#[derive(Debug, Clone, Args)]
+struct CreateTopicsArgs {
+    /// Bootstrap servers of a running cluster, host:port[,host:port...].
+    #[arg(long, env = "FERRY_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Prefix of the created topics' names.
+    #[arg(long, default_value = "ferry-load-create")]
+    topic: String,
+    /// Partitions of the created topic.
+    #[arg(long, default_value_t = 1_000)]
+    partitions: i32,
+    /// Replication factor of the created topic.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
+    /// Number of create/delete rounds.
+    #[arg(long, default_value_t = 5)]
+    trials: u32,
+}
+
+/// Flags of `metadata-image`.
+#[derive(Debug, Clone, Args)]
+struct ImageArgs {
+    /// Total partitions in the image.
+    #[arg(long, default_value_t = 1_000_000)]
+    partitions: u64,
+    /// Topics the partitions are spread over.
+    #[arg(long, default_value_t = 1_000)]
+    topics: u64,
+    /// Registered brokers.
+    #[arg(long, default_value_t = 60)]
+    brokers: i32,
+    /// Replicas per partition.
+    #[arg(long, default_value_t = 3)]
+    replication_factor: i32,
+    /// Directory for the snapshot file (default: the system temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+impl FailoverArgs {
+    fn options(&self) -> FailoverOptions {
+        FailoverOptions {
+            ferry_bin: self.ferry_bin.clone(),
+            trials: self.trials,
+            voters: self.voters,
+            data_parent: self.data_dir.clone(),
+            keep_data: self.keep_data,
+            poll_interval: Duration::from_millis(self.poll_ms),
+            call_timeout: Duration::from_millis(self.call_timeout_ms),
+            trial_timeout: Duration::from_secs(self.trial_timeout_secs),
+            catch_up_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Where the broker is.
@@ -302,6 +409,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client_config: consume.consumer_config,
         }))?,
         Command::Disk { bytes, disk } => workload::run(&mut Disk::new(disk.options(bytes)))?,
+        Command::ControllerFailover(args) => {
+            workload::run(&mut ControllerFailover::new(args.options())?)?
+        }
+        Command::CreateTopics(args) => {
+            workload::run(&mut CreateTopics::new(CreateTopicsOptions {
+                bootstrap: args.bootstrap,
+                topic: args.topic,
+                partitions: args.partitions,
+                replication_factor: args.replication_factor,
+                trials: args.trials,
+            }))?
+        }
+        Command::MetadataImage(args) => workload::run(&mut ImageBench::new(ImageOptions {
+            partitions: args.partitions,
+            topics: args.topics,
+            brokers: args.brokers,
+            replication_factor: args.replication_factor,
+            dir: args.dir.unwrap_or_else(std::env::temp_dir),
+        }))?,
         Command::Bench {
             client,
             produce,
@@ -415,6 +541,41 @@ mod tests {
         assert!(
             Cli::try_parse_from(["ferry-load", "disk"]).is_err(),
             "--bytes is required"
+        );
+    }
+
+    #[test]
+    fn metadata_quorum_workload_defaults() {
+        let cli =
+            Cli::try_parse_from(["ferry-load", "controller-failover", "--ferry-bin", "f"]).unwrap();
+        let Command::ControllerFailover(args) = cli.command else {
+            panic!("not controller-failover");
+        };
+        let options = args.options();
+        assert_eq!((options.trials, options.voters), (20, 3));
+        assert_eq!(options.poll_interval, Duration::from_millis(10));
+
+        let cli = Cli::try_parse_from(["ferry-load", "create-topics"]).unwrap();
+        let Command::CreateTopics(args) = cli.command else {
+            panic!("not create-topics");
+        };
+        assert_eq!(
+            (args.partitions, args.replication_factor, args.trials),
+            (1_000, 1, 5)
+        );
+
+        let cli = Cli::try_parse_from(["ferry-load", "metadata-image"]).unwrap();
+        let Command::MetadataImage(args) = cli.command else {
+            panic!("not metadata-image");
+        };
+        assert_eq!(
+            (args.partitions, args.topics, args.brokers),
+            (1_000_000, 1_000, 60)
+        );
+        assert!(
+            Cli::try_parse_from(["ferry-load", "controller-failover"]).is_err()
+                || std::env::var_os("FERRY_BIN").is_some(),
+            "--ferry-bin is required"
         );
     }
 

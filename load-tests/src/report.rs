@@ -42,6 +42,8 @@ pub struct LatencySummary {
     pub mean_us: f64,
     /// 50th percentile.
     pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
     /// 99th percentile.
     pub p99_us: u64,
     /// 99.9th percentile.
@@ -60,9 +62,45 @@ impl LatencySummary {
             count: histogram.len(),
             mean_us: histogram.mean(),
             p50_us: histogram.value_at_quantile(0.50),
+            p90_us: histogram.value_at_quantile(0.90),
             p99_us: histogram.value_at_quantile(0.99),
             p999_us: histogram.value_at_quantile(0.999),
             max_us: histogram.max(),
+        })
+    }
+}
+
+impl LatencySummary {
+    /// One table line: the percentiles in microseconds.
+    pub fn to_line(&self) -> String {
+        format!(
+            "p50 {} us  p90 {} us  p99 {} us  p99.9 {} us  max {} us  mean {:.0} us  (n={})",
+            self.p50_us,
+            self.p90_us,
+            self.p99_us,
+            self.p999_us,
+            self.max_us,
+            self.mean_us,
+            self.count
+        )
+    }
+}
+
+/// A latency distribution with a name, for reports that measure more than one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedLatency {
+    /// What was measured.
+    pub name: String,
+    /// Its percentiles.
+    pub latency: LatencySummary,
+}
+
+impl NamedLatency {
+    /// The summary of `histogram` under `name`; `None` when it holds no samples.
+    pub fn new(name: impl Into<String>, histogram: &Histogram<u64>) -> Option<NamedLatency> {
+        LatencySummary::from_histogram(histogram).map(|latency| NamedLatency {
+            name: name.into(),
+            latency,
         })
     }
 }
@@ -99,7 +137,8 @@ pub struct Report {
     pub workload: String,
     /// The settings the run used, by name, so a report can be reproduced.
     pub settings: BTreeMap<String, String>,
-    /// Messages moved (0 for the disk baseline).
+    /// Messages moved (0 for the disk baseline); for the controller workloads, operations
+    /// completed (failover trials, topics created, partitions in the image).
     pub messages: u64,
     /// Payload bytes moved.
     pub bytes: u64,
@@ -111,6 +150,8 @@ pub struct Report {
     pub mb_per_sec: f64,
     /// Latency percentiles, for workloads that measure latency.
     pub latency: Option<LatencySummary>,
+    /// Further latency distributions by name (e.g. the parts of a failover).
+    pub latencies: Vec<NamedLatency>,
     /// Further throughput figures.
     pub rates: Vec<Rate>,
     /// Errors seen while running.
@@ -131,6 +172,7 @@ impl Report {
             msgs_per_sec: per_sec(messages, elapsed),
             mb_per_sec: mb_per_sec(bytes, elapsed),
             latency: None,
+            latencies: Vec::new(),
             rates: Vec::new(),
             errors: 0,
             violations: Vec::new(),
@@ -162,28 +204,28 @@ impl Report {
         if self.messages > 0 {
             let _ = writeln!(out, "  messages     {}", self.messages);
         }
-        let _ = writeln!(
-            out,
-            "  bytes        {} ({:.1} MB)",
-            self.bytes,
-            self.bytes as f64 / 1e6
-        );
-        let _ = writeln!(out, "  elapsed      {:.3} s", self.elapsed_secs);
-        if self.messages > 0 {
-            let _ = writeln!(out, "  throughput   {:.0} msgs/s", self.msgs_per_sec);
-        }
-        let _ = writeln!(out, "  throughput   {:.1} MB/s", self.mb_per_sec);
-        if let Some(latency) = &self.latency {
+        // Workloads that move no bytes (the controller ones) count operations, not throughput.
+        if self.bytes > 0 {
             let _ = writeln!(
                 out,
-                "  latency      p50 {} us  p99 {} us  p99.9 {} us  max {} us  mean {:.0} us  (n={})",
-                latency.p50_us,
-                latency.p99_us,
-                latency.p999_us,
-                latency.max_us,
-                latency.mean_us,
-                latency.count
+                "  bytes        {} ({:.1} MB)",
+                self.bytes,
+                self.bytes as f64 / 1e6
             );
+        }
+        let _ = writeln!(out, "  elapsed      {:.3} s", self.elapsed_secs);
+        if self.bytes > 0 {
+            if self.messages > 0 {
+                let _ = writeln!(out, "  throughput   {:.0} msgs/s", self.msgs_per_sec);
+            }
+            let _ = writeln!(out, "  throughput   {:.1} MB/s", self.mb_per_sec);
+        }
+        if let Some(latency) = &self.latency {
+            let _ = writeln!(out, "  latency      {}", latency.to_line());
+        }
+        for named in &self.latencies {
+            let _ = writeln!(out, "  {}", named.name);
+            let _ = writeln!(out, "               {}", named.latency.to_line());
         }
         for rate in &self.rates {
             let _ = writeln!(
@@ -292,6 +334,7 @@ mod tests {
         let summary = LatencySummary::from_histogram(&histogram).unwrap();
         assert_eq!(summary.count, 1001);
         assert_eq!(summary.p50_us, 501);
+        assert_eq!(summary.p90_us, 901);
         assert_eq!(summary.p99_us, 991);
         assert_eq!(summary.p999_us, 1000);
         // Clamped to the tracked range (within the histogram's precision).

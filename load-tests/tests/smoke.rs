@@ -1,6 +1,6 @@
-//! End-to-end smoke test: a real `ferry node` on loopback, driven by the real `ferry-load`
-//! binary with tiny volumes. Checks that every workload runs, verifies and reports sane JSON; it
-//! never asserts on timings.
+//! End-to-end smoke test: a real `ferry node` on loopback (for `controller-failover`, the quorum
+//! the workload starts itself), driven by the real `ferry-load` binary with tiny volumes. Checks
+//! that every workload runs, verifies and reports sane JSON; it never asserts on timings.
 //!
 //! The `ferry` binary belongs to another package, so cargo cannot build it for this test. It is
 //! looked up in `FERRY_BIN`, else next to this test's own target directory (`<target>/debug/ferry`
@@ -189,4 +189,55 @@ fn consume_of_a_missing_topic_fails() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("does not exist"), "{stderr}");
+}
+
+#[test]
+fn metadata_image_at_a_tiny_size() {
+    let (ok, report) = ferry_load(&[
+        "metadata-image",
+        "--partitions",
+        "2000",
+        "--topics",
+        "7",
+        "--brokers",
+        "6",
+    ]);
+    assert!(ok, "metadata-image failed: {report:#}");
+    assert_eq!(report["messages"], 2000);
+    assert!(report["bytes"].as_u64().unwrap() > 2000);
+    let rates: Vec<&str> = report["rates"]
+        .as_array()
+        .expect("rates")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(rates.contains(&"time to load: read+decode"), "{rates:?}");
+}
+
+#[test]
+fn controller_failover_against_real_controllers() {
+    let bin = ferry_bin();
+    assert!(
+        bin.is_file(),
+        "build the ferry binary first (see the module docs)"
+    );
+    let (ok, report) = ferry_load(&[
+        "controller-failover",
+        "--ferry-bin",
+        bin.to_str().expect("a UTF-8 path"),
+        "--trials",
+        "2",
+    ]);
+    assert!(ok, "controller-failover failed: {report:#}");
+    assert_eq!(report["messages"], 2, "both trials completed");
+    let names: Vec<&str> = report["latencies"]
+        .as_array()
+        .expect("latencies")
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"kill -> first committed write"),
+        "{names:?}"
+    );
 }
