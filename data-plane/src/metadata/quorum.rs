@@ -90,17 +90,27 @@ impl ControllerClient {
         let count = self.controllers.len();
         let mut last_error = tonic::Status::unavailable("no controller answered");
         loop {
-            let start = self.preferred.load(Ordering::Relaxed);
-            for i in 0..count {
-                let index = (start + i) % count;
-                let client = self.controllers[index].1.clone();
+            // One round: the preferred controller first, then a hinted one, then the rest.
+            let mut index = self.preferred.load(Ordering::Relaxed);
+            let mut tried = vec![false; count];
+            while let Some(next) = (!tried[index])
+                .then_some(index)
+                .or_else(|| tried.iter().position(|t| !t))
+            {
+                tried[next] = true;
+                let client = self.controllers[next].1.clone();
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(remaining, call(client)).await {
                     Ok(Ok(response)) => {
-                        self.preferred.store(index, Ordering::Relaxed);
+                        self.preferred.store(next, Ordering::Relaxed);
                         return Ok(response.into_inner());
                     }
-                    Ok(Err(status)) if retryable(&status) => last_error = status,
+                    Ok(Err(status)) if retryable(&status) => {
+                        // "not the active controller; the active controller is N at …": ask
+                        // that one next rather than in order.
+                        index = self.hinted_leader(&status).unwrap_or(next);
+                        last_error = status;
+                    }
                     Ok(Err(status)) => return Err(status),
                     Err(_) => return Err(tonic::Status::deadline_exceeded(last_error.message())),
                 }
@@ -110,6 +120,13 @@ impl ControllerClient {
             }
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
+    }
+
+    /// The index of the controller a "not the active controller" answer names, if any.
+    fn hinted_leader(&self, status: &tonic::Status) -> Option<usize> {
+        let rest = status.message().split("the active controller is ").nth(1)?;
+        let id: NodeId = rest.split_whitespace().next()?.parse().ok()?;
+        self.controllers.iter().position(|(c, _)| *c == id)
     }
 
     /// Runs an admin command on the active controller; returns its result and the offset at
