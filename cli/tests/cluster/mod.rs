@@ -402,6 +402,14 @@ impl Drop for Cluster {
                 let _ = child.wait();
             }
         }
+        if std::env::var_os("FERRY_TEST_KEEP").is_some() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            eprintln!(
+                "cluster {} kept in {}",
+                self.cluster_id,
+                dir.keep().display()
+            );
+        }
         if std::thread::panicking() {
             eprintln!(
                 "cluster {} data in {}",
