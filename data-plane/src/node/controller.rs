@@ -162,9 +162,18 @@ impl ControllerRole {
         &self.shared.log
     }
 
-    /// The voter handle.
+    /// The voter handle (set once `start` returns).
     pub fn quorum(&self) -> &QuorumHandle {
         self.shared.quorum.get().expect("set in start")
+    }
+
+    /// The voter handle for request handlers: the service starts serving a moment before
+    /// `start` stores the handle, and a request in that window is told to retry.
+    fn voter(&self) -> Result<&QuorumHandle, Status> {
+        self.shared
+            .quorum
+            .get()
+            .ok_or_else(|| Status::unavailable("the controller is starting"))
     }
 
     /// Fences brokers whose sessions expired, while this controller is active, until
@@ -238,9 +247,10 @@ impl ControllerRole {
     /// The current term if this controller is the active one, else FAILED_PRECONDITION
     /// naming the active controller.
     async fn active_term(&self) -> Result<u64, Status> {
-        let status = self.quorum().status().await.map_err(quorum_status)?;
+        let voter = self.voter()?;
+        let status = voter.status().await.map_err(quorum_status)?;
         match status.leader {
-            Some(leader) if leader == self.quorum().id() => Ok(status.term),
+            Some(leader) if leader == voter.id() => Ok(status.term),
             Some(leader) => {
                 let id = node_id(leader);
                 let addr = self
@@ -285,7 +295,7 @@ impl ControllerRole {
     /// Proposes a command and decodes its result.
     async fn propose(&self, command: &Command) -> Result<CommandResult, Status> {
         let bytes = self
-            .quorum()
+            .voter()?
             .propose(command.encode())
             .await
             .map_err(quorum_status)?;
@@ -385,7 +395,7 @@ impl ControllerRole {
         // Only the active controller knows each voter's progress and the brokers' sessions;
         // the others send the caller on.
         self.active_term().await?;
-        let status = self.quorum().status().await.map_err(quorum_status)?;
+        let status = self.voter()?.status().await.map_err(quorum_status)?;
         let now = now_ms();
         let voters = status
             .voters
@@ -539,14 +549,17 @@ impl ControllerService for ControllerRole {
         let command = self.with_defaults(command);
         // A request that can never succeed (too many partitions) never reaches the log.
         if let Some(refused) = precheck(&command, &self.shared.options.limits) {
-            let offset = self.shared.log.applied_offset();
+            let offset = self.shared.log.image().offset();
             return Ok(Response::new(pb::ExecuteResponse {
                 result: refused.encode(),
                 offset,
             }));
         }
         let result = self.propose(&command).await?;
-        let offset = self.shared.log.applied_offset();
+        // The offset of the image that includes the command's records. (The applied raft
+        // index can be higher — refused commands and a new leader's empty entry write no
+        // records — and brokers never see such offsets in the stream they wait on.)
+        let offset = self.shared.log.image().offset();
         Ok(Response::new(pb::ExecuteResponse {
             result: result.encode(),
             offset,
