@@ -200,15 +200,14 @@ impl Broker {
                     request.validate_only,
                 )
                 .await;
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            responses.push(match outcome {
-                Ok(()) => response,
-                Err(e) => response
-                    .with_error_code(e.code.code())
-                    .with_error_message(Some(StrBytes::from_string(e.message))),
-            });
+            let (code, message) = error_fields(outcome);
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone())
+                    .with_error_code(code)
+                    .with_error_message(message),
+            );
         }
         self.refresh_image();
         AlterConfigsResponse::default().with_responses(responses)
@@ -254,15 +253,14 @@ impl Broker {
                     request.validate_only,
                 )
                 .await;
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            responses.push(match outcome {
-                Ok(()) => response,
-                Err(e) => response
-                    .with_error_code(e.code.code())
-                    .with_error_message(Some(StrBytes::from_string(e.message))),
-            });
+            let (code, message) = error_fields(outcome);
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone())
+                    .with_error_code(code)
+                    .with_error_message(message),
+            );
         }
         self.refresh_image();
         IncrementalAlterConfigsResponse::default().with_responses(responses)
@@ -323,6 +321,14 @@ fn broker_name_of(topic_name: &str) -> String {
         "flush.ms" => "log.flush.interval.ms".into(),
         "max.message.bytes" => "message.max.bytes".into(),
         other => other.into(),
+    }
+}
+
+/// The error code and message of an outcome (0 and null on success).
+fn error_fields(outcome: Result<(), AdminError>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => (e.code.code(), Some(StrBytes::from_string(e.message))),
     }
 }
 
