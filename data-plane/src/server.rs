@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Reply};
 use crate::protocol::frame::{DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError};
 use crate::protocol::request::{self, DecodeError, Decoded};
 use crate::protocol::response::{self, EncodeError};
@@ -156,8 +156,14 @@ async fn serve(
                     _ = cancel.cancelled() => return Ok(()),
                 };
                 match body {
-                    Some(body) => Some(response::encode(correlation_id, api_key, version, &body)?),
-                    None => None,
+                    Reply::Respond(body) => {
+                        Some(response::encode(correlation_id, api_key, version, &body)?)
+                    }
+                    Reply::Silent => None,
+                    Reply::Close(reason) => {
+                        tracing::debug!(%peer, reason, "closing connection");
+                        return Ok(());
+                    }
                 }
             }
         };

@@ -898,3 +898,15 @@ async fn describe_quorum_reports_the_single_node_as_its_own_leader() {
     assert_eq!(r.nodes.len(), 1);
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failed_acks_zero_produce_closes_the_connection_so_the_client_notices() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    let request = produce_request("no-such-topic", 0, 0, batch(1, 8, 0));
+    let (_, frame) = client.frame(ApiKey::Produce, 9, &RequestKind::Produce(request));
+    client.send_raw(&frame).await;
+    assert!(client.is_closed().await);
+    node.shutdown().await;
+}

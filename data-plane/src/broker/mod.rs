@@ -61,6 +61,18 @@ pub enum Error {
     },
 }
 
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Reply {
+    /// Send this response (boxed: responses are large).
+    Respond(Box<ResponseKind>),
+    /// Send nothing (a successful acks=0 produce).
+    Silent,
+    /// Send nothing and close the connection, so the client notices the failure and refreshes
+    /// its metadata (a failed acks=0 produce, as Kafka does).
+    Close(String),
+}
+
 /// Serves Kafka requests for one node. Shared by every connection (`Arc<Broker>`).
 pub struct Broker {
     /// Settings.
@@ -132,10 +144,10 @@ impl Broker {
         all
     }
 
-    /// Handles one request. `None` means no response is sent (Produce with acks=0).
-    pub async fn handle(&self, request: Request) -> Option<ResponseKind> {
+    /// Handles one request.
+    pub async fn handle(&self, request: Request) -> Reply {
         let version = request.version;
-        Some(match request.body {
+        Reply::Respond(Box::new(match request.body {
             RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
             RequestKind::Metadata(r) => ResponseKind::Metadata(self.metadata(r, version).await),
             RequestKind::CreateTopics(r) => {
@@ -144,7 +156,7 @@ impl Broker {
             RequestKind::DeleteTopics(r) => {
                 ResponseKind::DeleteTopics(self.delete_topics(r, version).await)
             }
-            RequestKind::Produce(r) => ResponseKind::Produce(self.produce(r, version).await?),
+            RequestKind::Produce(r) => return self.produce(r, version).await,
             RequestKind::Fetch(r) => ResponseKind::Fetch(self.fetch(r, version).await),
             RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(self.list_offsets(r, version)),
             RequestKind::CreatePartitions(r) => {
@@ -164,7 +176,7 @@ impl Broker {
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",
                 std::mem::discriminant(&other)
             ),
-        })
+        }))
     }
 
     /// Follows the authority: applies every new image until `shutdown` resolves.

@@ -14,19 +14,20 @@
 //!   right after the append. Followers do not replicate yet, so a partition with other
 //!   in-sync replicas times out acks=all writes (and its data stays above the high watermark,
 //!   invisible to consumers) until replication arrives: use replication factor 1 for now.
-//! - acks=0: no response at all, as Kafka does; errors are only logged.
+//! - acks=0: no response at all, as Kafka does; if a partition fails, the connection is closed
+//!   so the client notices and refreshes its metadata (Kafka's behaviour too).
 
 use bytes::BytesMut;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::partition::Partition;
-use super::{Broker, now_ms};
+use super::{Broker, Reply, now_ms};
 use crate::log::Offset;
 
 /// acks values Kafka defines.
@@ -35,12 +36,9 @@ const ACKS_LEADER: i16 = 1;
 const ACKS_ALL: i16 = -1;
 
 impl Broker {
-    /// Answers a Produce request; `None` for acks=0.
-    pub(super) async fn produce(
-        &self,
-        request: ProduceRequest,
-        _version: i16,
-    ) -> Option<ProduceResponse> {
+    /// Answers a Produce request. With acks=0 nothing is sent back, and a failure closes the
+    /// connection instead.
+    pub(super) async fn produce(&self, request: ProduceRequest, _version: i16) -> Reply {
         let acks = request.acks;
         let mut responses = Vec::with_capacity(request.topic_data.len());
         let mut appended = false;
@@ -96,7 +94,22 @@ impl Broker {
                 "the in-sync replicas did not acknowledge the write within the request timeout",
             );
         }
-        (acks != ACKS_NONE).then(|| ProduceResponse::default().with_responses(responses))
+        if acks != ACKS_NONE {
+            return Reply::Respond(Box::new(ResponseKind::Produce(
+                ProduceResponse::default().with_responses(responses),
+            )));
+        }
+        let failed = responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .find(|p| p.error_code != 0);
+        match failed {
+            Some(p) => Reply::Close(format!(
+                "acks=0 produce failed with error code {}",
+                p.error_code
+            )),
+            None => Reply::Silent,
+        }
     }
 
     /// Waits until the high watermark of every partition in `waits` covers its write, for up
