@@ -144,12 +144,40 @@ impl ControllerClient {
         Ok((result, response.offset))
     }
 
-    /// The quorum's state, from whichever controller answers.
+    /// The quorum's state as the active controller sees it (the only one that knows every
+    /// voter's progress and the brokers' sessions). Asks any controller, then the leader its
+    /// answer names (one more call, even when the first answer was the leader's, because
+    /// callers may know controllers only by address); falls back to the first answer if the
+    /// leader cannot be reached.
     pub async fn describe_quorum(&self) -> Result<pb::DescribeQuorumResponse, tonic::Status> {
-        self.call(CONTROLLER_CALL_TIMEOUT, |mut c| async move {
-            c.describe_quorum(pb::DescribeQuorumRequest {}).await
-        })
-        .await
+        let first = self
+            .call(CONTROLLER_CALL_TIMEOUT, |mut c| async move {
+                c.describe_quorum(pb::DescribeQuorumRequest {}).await
+            })
+            .await?;
+        if first.leader_id < 0 {
+            return Ok(first);
+        }
+        // The leader's address comes from the answer itself, so this works also when the
+        // caller only knew some controllers' addresses (`--bootstrap-controller`).
+        let Some(endpoint) = first
+            .endpoints
+            .iter()
+            .find(|e| e.node_id == first.leader_id)
+        else {
+            return Ok(first);
+        };
+        let Ok(endpoint) =
+            Endpoint::from_shared(format!("http://{}:{}", endpoint.host, endpoint.port))
+        else {
+            return Ok(first);
+        };
+        let mut leader = ControllerServiceClient::new(endpoint.connect_lazy());
+        let ask = leader.describe_quorum(pb::DescribeQuorumRequest {});
+        match tokio::time::timeout(Duration::from_secs(5), ask).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            _ => Ok(first),
+        }
     }
 
     /// The channels, for a follower stream that may use any controller.

@@ -392,9 +392,9 @@ impl ControllerRole {
     }
 
     async fn describe(&self) -> Result<pb::DescribeQuorumResponse, Status> {
-        // Only the active controller knows each voter's progress and the brokers' sessions;
-        // the others send the caller on.
-        self.active_term().await?;
+        // Any controller answers with what it knows; only the active one knows each voter's
+        // progress and the brokers' sessions (the others report -1 and no observers), so
+        // clients that want the full picture ask the leader the answer names.
         let status = self.voter()?.status().await.map_err(quorum_status)?;
         let now = now_ms();
         let voters = status
