@@ -1,0 +1,31 @@
+//! Ferry's control plane: the service that turns "I want a cluster like this" into running
+//! `ferry node` processes on registered hosts.
+//!
+//! # What the control plane will be
+//!
+//! One `ferry control-plane` process (three for high availability) serving:
+//!
+//! - the provisioning **API** (gRPC and REST/JSON on one port): clusters, nodes, hosts,
+//!   operations, configurations, tenants and tokens, with MSK's names and rules;
+//! - a **store** of desired and observed state, replicated on `quorum/`;
+//! - **reconcilers**, one per resource, driving observed state toward the desired state: the
+//!   cluster reconciler plans placement, writes per-host assignments for the agents to pull, and
+//!   watches node health;
+//! - **placement**, the pure function deciding which host runs which node.
+//!
+//! # What this crate holds today
+//!
+//! The pure foundations the rest will stand on, each without I/O and fully unit-tested:
+//!
+//! - [`spec`]: the [`spec::ClusterSpec`] and its synchronous validation, which reports every
+//!   field error at once;
+//! - [`placement`]: [`placement::plan`], from a spec's shape, the registered hosts and the
+//!   current placement to one assignment (host, zone, ports, stable node id) per node;
+//! - [`auth`]: JWT bearer tokens (HS256) carrying tenant and role, and the role permission
+//!   table.
+//!
+//! The API services, the store and the reconcilers come with the provisioning issue.
+
+pub mod auth;
+pub mod placement;
+pub mod spec;
