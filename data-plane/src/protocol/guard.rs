@@ -970,7 +970,7 @@ mod tests {
         PartitionProduceData, ProduceRequest, TopicProduceData,
     };
     use kafka_protocol::messages::{BrokerId, RequestKind, TopicName, TransactionalId};
-    use kafka_protocol::protocol::{Encodable, Message, StrBytes, VersionRange};
+    use kafka_protocol::protocol::{Encodable, StrBytes, VersionRange};
     use uuid::Uuid;
 
     /// An unknown tag, which every flexible struct below carries so that skipping is exercised.
@@ -1291,23 +1291,10 @@ mod tests {
         }
     }
 
-    /// The versions the codec decodes for `key`.
+    /// The versions the codec decodes for `key` (one table, shared with the version policy's
+    /// tests).
     fn codec_versions(key: ApiKey) -> VersionRange {
-        match key {
-            ApiKey::Produce => ProduceRequest::VERSIONS,
-            ApiKey::Fetch => FetchRequest::VERSIONS,
-            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
-            ApiKey::Metadata => MetadataRequest::VERSIONS,
-            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
-            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
-            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
-            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
-            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
-            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
-            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
-            ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
-            other => panic!("no codec mapping for {other:?}"),
-        }
+        crate::protocol::versions::codec_versions(key)
     }
 
     /// Every served (api, version) with its test body.

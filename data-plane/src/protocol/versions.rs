@@ -59,30 +59,32 @@ pub fn is_supported(key: ApiKey, version: i16) -> bool {
     supported_versions(key).is_some_and(|range| range.min <= version && version <= range.max)
 }
 
+/// The versions the `kafka-protocol` codec decodes for each request type the broker serves
+/// (`<XRequest as Message>::VERSIONS`); tests check the policy and the guard against it.
+#[cfg(test)]
+pub(crate) fn codec_versions(key: ApiKey) -> VersionRange {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+    match key {
+        ApiKey::Produce => ProduceRequest::VERSIONS,
+        ApiKey::Fetch => FetchRequest::VERSIONS,
+        ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+        ApiKey::Metadata => MetadataRequest::VERSIONS,
+        ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+        ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+        ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+        ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+        ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+        ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+        ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
+        ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
+        other => panic!("no codec mapping for {other:?}: add it here"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::Message;
-
-    /// The versions the codec can decode for each request type we serve.
-    fn codec_versions(key: ApiKey) -> VersionRange {
-        match key {
-            ApiKey::Produce => ProduceRequest::VERSIONS,
-            ApiKey::Fetch => FetchRequest::VERSIONS,
-            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
-            ApiKey::Metadata => MetadataRequest::VERSIONS,
-            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
-            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
-            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
-            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
-            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
-            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
-            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
-            ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
-            other => panic!("no codec mapping for {other:?}: add it here"),
-        }
-    }
 
     #[test]
     fn every_advertised_range_is_decodable_by_the_codec() {
