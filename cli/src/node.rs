@@ -216,7 +216,9 @@ async fn status(admin: &str, output: Output) -> anyhow::Result<()> {
             let json = serde_json::json!({
                 "cluster_id": status.cluster_id, "node_id": status.node_id, "roles": status.roles,
                 "advertised_kafka_address": status.advertised_kafka_address,
-                "uptime_seconds": status.uptime_seconds, "partitions": partitions,
+                "uptime_seconds": status.uptime_seconds, "broker_epoch": status.broker_epoch,
+                "fenced": status.fenced, "metadata_offset": status.metadata_offset,
+                "partitions": partitions,
             });
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
