@@ -45,6 +45,9 @@ pub const CONTROLLER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between two rounds over all controllers when none answered.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How often a broker writes its latest metadata image to disk (when it changed).
+pub const IMAGE_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Kafka's default `broker.heartbeat.interval.ms`.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(2_000);
 
@@ -323,7 +326,7 @@ impl QuorumAuthority {
         }
     }
 
-    /// Applies one delta from the stream, then persists and publishes the image.
+    /// Applies one delta from the stream and publishes the new image.
     fn apply_delta(&self, delta: pb::MetadataDelta) {
         let mut image = self.image.lock().expect("image lock poisoned");
         match delta.delta {
@@ -354,10 +357,44 @@ impl QuorumAuthority {
             }
             None => return,
         }
-        if let Err(e) = write_atomically(&self.options.image_path, &image.encode()) {
-            tracing::warn!(error = %e, "could not keep the metadata image on disk");
-        }
         self.published.send_replace(Arc::new(client_view(&image)));
+    }
+
+    /// Keeps the latest image on disk, at most every [`IMAGE_PERSIST_INTERVAL`] and once more
+    /// at shutdown, so a restarted broker serves from it at once (static stability) and
+    /// resumes following from its offset. Writing on every batch would rewrite a large image
+    /// many times a second.
+    pub async fn run_image_keeper(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut ticker = tokio::time::interval(IMAGE_PERSIST_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut persisted = None;
+        tokio::pin!(shutdown);
+        loop {
+            let stop = tokio::select! {
+                _ = ticker.tick() => false,
+                _ = &mut shutdown => true,
+            };
+            let image = self.image.lock().expect("image lock poisoned").clone();
+            if persisted != Some(image.offset()) {
+                let path = self.options.image_path.clone();
+                let bytes = image.encode();
+                let written =
+                    tokio::task::spawn_blocking(move || write_atomically(&path, &bytes)).await;
+                match written {
+                    Ok(Ok(())) => persisted = Some(image.offset()),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not keep the metadata image on disk")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "image writer panicked"),
+                }
+            }
+            if stop {
+                return;
+            }
+        }
     }
 
     /// Registers, then heartbeats until `shutdown` resolves; registers again whenever the

@@ -299,6 +299,11 @@ impl Node {
             tasks.push(tokio::spawn(
                 quorum
                     .clone()
+                    .run_image_keeper(cancel.clone().cancelled_owned()),
+            ));
+            tasks.push(tokio::spawn(
+                quorum
+                    .clone()
                     .run_heartbeats(cancel.clone().cancelled_owned()),
             ));
         }
