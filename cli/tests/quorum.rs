@@ -583,3 +583,45 @@ async fn acks_all_to_a_replicated_topic_is_consumed_back() {
     assert_eq!(admin.create_topic("replicated", 6, 3).await, Ok(()));
     produce_and_consume_back(&cluster, "replicated", 6, 1_000).await;
 }
+
+/// Static stability: a broker restarted while the whole controller quorum is down serves the
+/// topics and data it had, from the metadata image it kept on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_without_any_controller_serves_from_its_kept_image() {
+    let mut cluster = running(ClusterSpec {
+        name: "static-stability",
+        controllers: 3,
+        broker_racks: &["a"],
+        combined: false,
+        sets: &[],
+    })
+    .await;
+    let admin = Admin::new(&cluster.bootstrap(), ADMIN_TIMEOUT);
+    assert_eq!(admin.create_topic("kept", 1, 1).await, Ok(()));
+    drop(admin);
+    let produced = produce(&cluster.bootstrap(), "kept", 10).await;
+    assert_eq!(produced.values().sum::<usize>(), 10);
+    // The image is written at most once a second: wait until the kept copy names the topic.
+    let image = cluster.data_dir(101).join("metadata").join("image");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read(&image).is_ok_and(|b| b.windows(4).any(|w| w == b"kept")) {
+        assert!(Instant::now() < deadline, "image kept on disk within 20 s");
+        tokio::time::sleep(POLL).await;
+    }
+    for id in cluster.controller_ids() {
+        cluster.kill9(id);
+    }
+    cluster.kill9(101);
+    cluster.restart(101);
+    let metadata = MetadataReader::new(&cluster.bootstrap())
+        .fetch()
+        .await
+        .unwrap();
+    assert!(
+        topic_names(&metadata).contains("kept"),
+        "{:?}",
+        topic_names(&metadata)
+    );
+    let consumed = consume_all(&cluster.bootstrap(), "kept", 1);
+    assert_eq!(consumed.values().map(Vec::len).sum::<usize>(), 10);
+}

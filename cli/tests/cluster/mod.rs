@@ -289,6 +289,11 @@ impl Cluster {
         }
     }
 
+    /// The data directory of node `id`.
+    pub fn data_dir(&self, id: i32) -> std::path::PathBuf {
+        self.dir.path().join(format!("node-{id}"))
+    }
+
     /// Restarts a stopped node over its data directory (same controller port).
     pub fn restart(&mut self, id: i32) {
         self.start_nodes(&[id]);

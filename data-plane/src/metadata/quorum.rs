@@ -264,7 +264,7 @@ impl QuorumAuthority {
                 options.cluster_id
             ));
         }
-        let client_image = Arc::new(client_view(&image));
+        let client_image = Arc::new(client_view(&image, &options.broker));
         let authority = Arc::new(Self {
             options,
             client,
@@ -357,7 +357,8 @@ impl QuorumAuthority {
             }
             None => return,
         }
-        self.published.send_replace(Arc::new(client_view(&image)));
+        self.published
+            .send_replace(Arc::new(client_view(&image, &self.options.broker)));
     }
 
     /// Keeps the latest image on disk, at most every [`IMAGE_PERSIST_INTERVAL`] and once more
@@ -569,15 +570,21 @@ impl Authority for QuorumAuthority {
 }
 
 /// The view clients get: unfenced brokers only; the "controller" is the lowest live broker id
-/// (KRaft names a live broker, since controllers are not reachable on client listeners).
-fn client_view(image: &MetadataImage) -> Image {
+/// (KRaft names a live broker, since controllers are not reachable on client listeners). This
+/// broker always appears with its current address, which the image may not know yet (it
+/// restarted on another port while the quorum was down).
+fn client_view(image: &MetadataImage, me: &BrokerInfo) -> Image {
     let controller = image
         .brokers()
         .filter(|b| !b.fenced)
         .map(|b| b.broker_id)
         .min()
         .unwrap_or(-1);
-    image.to_client_image(controller)
+    let mut view = image.to_client_image(controller);
+    if let Some(entry) = view.brokers.get_mut(&me.node_id) {
+        *entry = me.clone();
+    }
+    view
 }
 
 /// Writes `bytes` to `path` so that a crash leaves the old or the new file.
