@@ -1,8 +1,12 @@
-//! Small checkpoint files in a partition directory, replaced atomically.
+//! Small checkpoint files in a partition directory, replaced atomically, and the fsync calls
+//! of the whole log.
 //!
 //! A checkpoint is written to `<name>.tmp`, fsynced, renamed over `<name>`, and the directory
 //! is fsynced, so a crash leaves either the old or the new contents, never a mix. Leftover
 //! `.tmp` files are removed when the log opens.
+//!
+//! Every fsync of the log goes through [`sync_data`] or [`sync_dir`], which tests count per
+//! thread ([`sync_counts`]) to check which paths stay free of fsyncs.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -18,6 +22,7 @@ pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let mut file = File::create(&tmp)?;
     file.write_all(contents)?;
+    count(|c| c.files += 1);
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, dir.join(name))?;
@@ -35,7 +40,49 @@ pub fn read(dir: &Path, name: &str) -> io::Result<Option<String>> {
 
 /// Fsyncs a directory so that file creations, renames and removals in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    count(|c| c.dirs += 1);
     File::open(dir)?.sync_all()
+}
+
+/// Forces a file's contents (and the metadata needed to read them, such as its length) to
+/// stable storage: `fdatasync`.
+pub fn sync_data(file: &File) -> io::Result<()> {
+    count(|c| c.files += 1);
+    file.sync_data()
+}
+
+/// Fsyncs done by the calling thread so far (tests only count; release builds do not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncCounts {
+    /// `fdatasync` calls on files.
+    pub files: u64,
+    /// `fsync` calls on directories.
+    pub dirs: u64,
+}
+
+#[cfg(test)]
+thread_local! {
+    static SYNC_COUNTS: std::cell::Cell<SyncCounts> = const {
+        std::cell::Cell::new(SyncCounts { files: 0, dirs: 0 })
+    };
+}
+
+#[cfg(test)]
+fn count(f: impl FnOnce(&mut SyncCounts)) {
+    SYNC_COUNTS.with(|cell| {
+        let mut counts = cell.get();
+        f(&mut counts);
+        cell.set(counts);
+    });
+}
+
+#[cfg(not(test))]
+fn count(_f: impl FnOnce(&mut SyncCounts)) {}
+
+/// The fsyncs the calling thread has done so far (always zero outside tests).
+#[cfg(test)]
+pub fn sync_counts() -> SyncCounts {
+    SYNC_COUNTS.with(|cell| cell.get())
 }
 
 /// The text of the log start offset checkpoint.

@@ -210,7 +210,12 @@ impl<E: Entry> Index<E> {
 
     /// Forces the file's contents to disk.
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        super::checkpoint::sync_data(&self.file)
+    }
+
+    /// A second handle on the file, for an fsync on another thread.
+    pub fn try_clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
     }
 
     /// Path of the file.

@@ -25,6 +25,7 @@ impl MemoryLog {
             Vec::new(),
             config,
             0,
+            0,
             LeaderEpochCache::default(),
         )
         .expect("in-memory storage cannot fail")
@@ -58,6 +59,14 @@ impl Storage for MemoryStorage {
     }
 
     fn save_epochs(&mut self, _cache: &LeaderEpochCache) -> Result<()> {
+        Ok(())
+    }
+
+    fn save_recovery_point(&mut self, _offset: Offset) -> Result<()> {
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> Result<()> {
         Ok(())
     }
 
@@ -199,8 +208,12 @@ impl Segment for MemorySegment {
         Ok(())
     }
 
-    fn seal(&mut self) -> Result<()> {
+    fn seal(&mut self, _sync_in_background: bool) -> Result<()> {
         Ok(())
+    }
+
+    fn sync_running(&self) -> bool {
+        false
     }
 
     fn flush(&mut self) -> Result<()> {

@@ -17,6 +17,7 @@
 //!     ...                             the last segment is the active one; only it grows
 //!     log-start-offset                "0\n<offset>\n": log start after DeleteRecords/retention
 //!     leader-epoch-checkpoint         Kafka's format: "0\n<count>\n<epoch> <startOffset>\n..."
+//!     recovery-point                  "0\n<offset>\n": segments ending at or below it are durable
 //!     clean-shutdown                  present only while closed cleanly (skips the CRC scan)
 //! ```
 //!
@@ -36,8 +37,15 @@
 //!   is written. Bad input from the network is an [`Error`], never a panic.
 //! - Appends go to the page cache (no fsync per append unless `flush.messages`/`flush.ms` ask
 //!   for it). After a process crash (kill -9) every append that returned is readable on
-//!   reopen; a torn or corrupt tail of the active segment is cut. A rolled segment is fsynced
-//!   before the next one is created, so only the active segment needs a scan after a crash.
+//!   reopen; a torn or corrupt tail is cut. Rolling does not fsync on the append path: the
+//!   sealed segment syncs in the background and a persisted *recovery point* (as in Kafka)
+//!   says which segments are durable; after a crash every segment after it is scanned
+//!   ([`partition`] has the design, [`file`] what a power loss can lose under each setting).
+//! - A flush (`flush.messages`/`flush.ms`, the broker's shutdown) counts as done only once
+//!   the data of every segment and their directory entries are durable. With
+//!   `flush.messages=1` a power loss loses nothing acknowledged.
+//! - Creating a new partition log does no fsync and writes no checkpoint; the first flush
+//!   makes its directory durable (a crash before that recreates it from metadata).
 //!
 //! # Deliberate simplifications
 //!

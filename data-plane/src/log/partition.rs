@@ -10,6 +10,19 @@
 //! offsets, stamp the epoch (and LogAppendTime) in place -> roll if the active segment is full
 //! or old -> record a new epoch in the cache (persisted before the data) -> write -> maybe
 //! fsync per flush.messages/flush.ms.
+//!
+//! # Recovery point
+//!
+//! Rolling does not fsync the sealed segment (a 1 GiB fsync would stall the append): sealing
+//! starts the fsync on a background thread (at most [`MAX_BACKGROUND_SYNCS`] running per log)
+//! and returns. The log keeps a *recovery point*, as Kafka does: every segment that ends at or
+//! below it is durable, data and directory entry. It only moves forward when sealed segments
+//! are made durable, oldest first: by [`PartitionLog::maybe_roll`] (the broker's periodic
+//! tick; it takes the segments whose background sync has finished and never waits) and by
+//! [`PartitionLog::flush`] (waits for all of them; flush.messages/flush.ms, shutdown). Each
+//! move fsyncs the directory and then persists the new point ([`Storage::save_recovery_point`]),
+//! so recovery after a crash scans every segment after the persisted point, not only the
+//! active one. A truncation below the point lowers it (persisted at once).
 
 use bytes::{Bytes, BytesMut};
 
@@ -20,6 +33,10 @@ use super::error::{Error, Result};
 use super::policy;
 use super::storage::{Segment, Storage};
 use super::{AppendInfo, LeaderEpoch, Offset, PartitionLog, ReadResult, RetentionOutcome};
+
+/// Background fsyncs of sealed segments that may run at once per log. A roll beyond this
+/// starts none: that segment is fsynced synchronously by the next `maybe_roll` or `flush`.
+pub const MAX_BACKGROUND_SYNCS: usize = 4;
 
 /// A partition log: segments from a [`Storage`], plus the log start offset and the
 /// leader-epoch cache. See [`super::FileLog`] and [`super::MemoryLog`].
@@ -34,6 +51,8 @@ pub struct Log<S: Storage> {
     log_start_offset: Offset,
     /// Leader epochs and their start offsets.
     epochs: LeaderEpochCache,
+    /// Every segment that ends at or below this offset is durable; the value last persisted.
+    recovery_point: Offset,
     /// Records appended since the last fsync (flush.messages).
     unflushed_records: i64,
     /// Time of the last fsync (flush.ms); the first `now_ms` seen counts as one.
@@ -57,12 +76,13 @@ impl<S: Storage> std::fmt::Debug for Log<S> {
 impl<S: Storage> Log<S> {
     /// Assembles a log from loaded parts and restores its invariants: at least one segment,
     /// contiguous segments, log start within the log, no segment wholly below the log start,
-    /// an epoch cache trimmed to the log.
+    /// an epoch cache trimmed to the log, a recovery point at most the active segment's base.
     pub fn from_parts(
         mut storage: S,
         mut segments: Vec<S::Segment>,
         config: LogConfig,
         log_start_offset: Offset,
+        recovery_point: Offset,
         epochs: LeaderEpochCache,
     ) -> Result<Log<S>> {
         if segments.is_empty() {
@@ -81,6 +101,7 @@ impl<S: Storage> Log<S> {
             config,
             log_start_offset: 0,
             epochs,
+            recovery_point,
             unflushed_records: 0,
             last_flush_ms: None,
             last_now_ms: i64::MIN,
@@ -96,6 +117,7 @@ impl<S: Storage> Log<S> {
             );
         }
         log.log_start_offset = start;
+        log.lower_recovery_point(log.active_ref().base_offset())?;
         log.delete_segments_below_log_start()?;
         let end = log.log_end_offset();
         if log.epochs.truncate_from_end(end) | log.epochs.truncate_from_start(start) {
@@ -117,6 +139,17 @@ impl<S: Storage> Log<S> {
         &self.epochs
     }
 
+    /// The storage under the log.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// The recovery point: every segment that ends at or below it is durable (see the module
+    /// docs). At most the active segment's base offset.
+    pub fn recovery_point(&self) -> Offset {
+        self.recovery_point
+    }
+
     fn active(&mut self) -> &mut S::Segment {
         self.segments
             .last_mut()
@@ -132,14 +165,53 @@ impl<S: Storage> Log<S> {
         self.last_flush_ms.get_or_insert(now_ms);
     }
 
-    /// Seals the active segment and starts a new one at the log end offset.
+    /// Seals the active segment and starts a new one at the log end offset. No fsync here:
+    /// the sealed segment syncs in the background (within [`MAX_BACKGROUND_SYNCS`]) and the
+    /// recovery point passes it at a later `maybe_roll` or `flush`. Its records still count
+    /// as unflushed for flush.messages.
     fn roll(&mut self) -> Result<()> {
         let end = self.log_end_offset();
-        self.active().seal()?;
+        let running = self.segments.iter().filter(|s| s.sync_running()).count();
+        self.active().seal(running < MAX_BACKGROUND_SYNCS)?;
         let segment = self.storage.create_segment(end)?;
         self.segments.push(segment);
-        self.unflushed_records = 0;
         tracing::debug!(base_offset = end, "rolled a new segment");
+        Ok(())
+    }
+
+    /// Makes sealed segments after the recovery point durable, oldest first, then fsyncs the
+    /// directory and persists the recovery point past them. With `wait` every sealed segment
+    /// is done; without, it stops at the first whose background sync is still running.
+    fn sync_sealed(&mut self, wait: bool) -> Result<()> {
+        let sealed = self.segments.len() - 1;
+        let mut point = self.recovery_point;
+        for segment in &mut self.segments[..sealed] {
+            if segment.next_offset() <= point {
+                continue;
+            }
+            if !wait && segment.sync_running() {
+                break;
+            }
+            segment.flush()?;
+            point = segment.next_offset();
+        }
+        if point > self.recovery_point {
+            self.storage.sync_dir()?;
+            self.storage.save_recovery_point(point)?;
+            self.recovery_point = point;
+        }
+        Ok(())
+    }
+
+    /// Lowers the recovery point to `base` if it lies beyond it, persisting the lower value
+    /// at once. A truncation calls it with the base of the segment that becomes active
+    /// before it changes any file (that segment will change and is scanned after a crash
+    /// anyway); opening calls it with the active segment's base.
+    fn lower_recovery_point(&mut self, base: Offset) -> Result<()> {
+        if self.recovery_point > base {
+            self.storage.save_recovery_point(base)?;
+            self.recovery_point = base;
+        }
         Ok(())
     }
 
@@ -468,6 +540,7 @@ impl<S: Storage> PartitionLog for Log<S> {
         if rolled {
             self.roll()?;
         }
+        self.sync_sealed(false)?;
         self.maybe_flush_by_time(now_ms)?;
         Ok(rolled)
     }
@@ -496,6 +569,7 @@ impl<S: Storage> PartitionLog for Log<S> {
         if offset < self.segments[0].base_offset() || offset < self.log_start_offset {
             // Nothing below `offset` may stay: restart the log empty at `offset`.
             tracing::warn!(offset, "truncating the whole log");
+            self.lower_recovery_point(offset)?;
             let fresh = self.storage.create_segment(offset);
             for segment in std::mem::take(&mut self.segments) {
                 if segment.base_offset() != offset {
@@ -509,6 +583,8 @@ impl<S: Storage> PartitionLog for Log<S> {
             }
             return Ok(());
         }
+        let new_active = self.segments[self.segment_index(offset)].base_offset();
+        self.lower_recovery_point(new_active)?;
         while self.segments.len() > 1 && self.active_ref().base_offset() > offset {
             let segment = self.segments.pop().expect("more than one segment");
             self.storage.delete_segment(segment)?;
@@ -533,7 +609,10 @@ impl<S: Storage> PartitionLog for Log<S> {
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.sync_sealed(true)?;
         self.active().flush()?;
+        // The active segment's directory entry too (a no-op unless a segment was created).
+        self.storage.sync_dir()?;
         self.unflushed_records = 0;
         self.last_flush_ms = Some(self.last_now_ms);
         Ok(())

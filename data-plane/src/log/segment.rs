@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Writes are positional (`write_all_at` at the current size) into the page cache; `flush`
-//! fsyncs. Reads are positional (`read_exact_at`) into fresh buffers, so a fetch never decodes
+//! fsyncs. Sealing does not: it may start the fsync on a background thread instead (a
+//! `std::thread` with cloned file handles, so no runtime worker blocks), which `flush` joins.
+//! Reads are positional (`read_exact_at`) into fresh buffers, so a fetch never decodes
 //! or re-encodes a batch.
 //!
 //! Opening a segment either trusts its indexes ([`OpenMode::Trust`]: a sealed segment, or the
@@ -21,12 +23,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 
 use super::Offset;
 use super::batch::{self, BatchHeader, BatchInfo, HEADER_LEN};
+use super::checkpoint;
 use super::error::{Error, Result};
 use super::index::{Index, OffsetEntry, TimeEntry};
 use super::policy::SegmentStats;
@@ -95,6 +99,9 @@ pub struct FileSegment {
     roll_base_ms: Option<i64>,
     /// Last write time, the retention clock for batches without timestamps.
     last_write_ms: i64,
+    /// The background fsync started by `seal`, if any, until `flush` joins it. It covers
+    /// everything written before the seal; a truncation detaches it (the next flush syncs).
+    sync: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl FileSegment {
@@ -124,6 +131,7 @@ impl FileSegment {
             bytes_since_index: 0,
             roll_base_ms: None,
             last_write_ms: -1,
+            sync: None,
         })
     }
 
@@ -158,6 +166,7 @@ impl FileSegment {
             bytes_since_index: 0,
             roll_base_ms: None,
             last_write_ms: modified_ms,
+            sync: None,
         };
         let trusted = mode == OpenMode::Trust
             && offset_clean
@@ -412,6 +421,32 @@ impl FileSegment {
         Ok(Some(ts))
     }
 
+    /// Starts fsyncing the segment's three files on a thread of its own. `None` (logged) if
+    /// the handles cannot be cloned or the thread cannot start: the next flush syncs instead.
+    fn spawn_sync(&self) -> Option<JoinHandle<io::Result<()>>> {
+        let files = [
+            self.log.try_clone(),
+            self.offset_index.try_clone_file(),
+            self.time_index.try_clone_file(),
+        ];
+        let spawned = files
+            .into_iter()
+            .collect::<io::Result<Vec<File>>>()
+            .and_then(|files| {
+                std::thread::Builder::new()
+                    .name("segment-sync".to_string())
+                    .spawn(move || files.iter().try_for_each(checkpoint::sync_data))
+            });
+        match spawned {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(path = ?self.log_path, %error,
+                    "cannot sync sealed segment in the background; the next flush will");
+                None
+            }
+        }
+    }
+
     /// Walks every batch header, oldest first (used to rebuild the leader-epoch cache).
     pub fn for_each_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<()> {
         let mut position = 0;
@@ -466,6 +501,7 @@ impl Segment for FileSegment {
         let Some(first) = batches.first() else {
             return Ok(());
         };
+        assert!(self.sync.is_none(), "append to a sealed segment");
         assert_eq!(
             first.header.base_offset, self.next_offset,
             "append must continue the segment"
@@ -562,6 +598,8 @@ impl Segment for FileSegment {
             return Ok(());
         };
         let new_next = header.base_offset;
+        // A background sync no longer covers the file once it changes; the next flush syncs.
+        self.sync = None;
         self.log.set_len(cut)?;
         self.offset_index
             .truncate_where(|e| u64::from(e.position) < cut)?;
@@ -583,15 +621,32 @@ impl Segment for FileSegment {
         Ok(())
     }
 
-    fn seal(&mut self) -> Result<()> {
+    fn seal(&mut self, sync_in_background: bool) -> Result<()> {
         if self.size > 0 {
             self.maybe_append_time_entry()?;
         }
-        self.flush()
+        if sync_in_background && self.sync.is_none() {
+            self.sync = self.spawn_sync();
+        }
+        Ok(())
+    }
+
+    fn sync_running(&self) -> bool {
+        self.sync
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished())
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.log.sync_data()?;
+        if let Some(handle) = self.sync.take() {
+            match handle.join() {
+                // Nothing is written to a sealed segment, so that sync covers it all.
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(error)) => return Err(error.into()),
+                Err(_) => panic!("segment sync thread of {:?} panicked", self.log_path),
+            }
+        }
+        checkpoint::sync_data(&self.log)?;
         self.offset_index.sync()?;
         self.time_index.sync()?;
         Ok(())

@@ -73,10 +73,16 @@ pub trait Segment: Send {
     /// Removes every batch containing an offset at or after `offset`.
     fn truncate_to(&mut self, offset: Offset) -> Result<()>;
 
-    /// Called when the segment stops being active: final index entries, then durable.
-    fn seal(&mut self) -> Result<()>;
+    /// Called when the segment stops being active: writes its final index entries. It does
+    /// not wait for stable storage (the log flushes sealed segments later, see
+    /// [`super::partition`]); with `sync_in_background` it starts forcing the segment to
+    /// stable storage on a thread of its own, which [`Segment::flush`] then waits for.
+    fn seal(&mut self, sync_in_background: bool) -> Result<()>;
 
-    /// Forces the segment to stable storage.
+    /// Whether a background sync started by [`Segment::seal`] is still running.
+    fn sync_running(&self) -> bool;
+
+    /// Forces the segment to stable storage (after waiting for a background sync, if any).
     fn flush(&mut self) -> Result<()>;
 }
 
@@ -96,6 +102,14 @@ pub trait Storage: Send {
 
     /// Persists the leader-epoch cache.
     fn save_epochs(&mut self, cache: &LeaderEpochCache) -> Result<()>;
+
+    /// Persists the recovery point: every segment that ends at or below it is durable, so
+    /// recovery after a crash only scans the segments after it.
+    fn save_recovery_point(&mut self, offset: Offset) -> Result<()>;
+
+    /// Makes the directory entries of segments created since the last call durable (a no-op
+    /// when there are none). Called by a flush before it counts as done.
+    fn sync_dir(&mut self) -> Result<()>;
 
     /// Called after a clean close has flushed every segment.
     fn mark_clean_shutdown(&mut self) -> Result<()>;
