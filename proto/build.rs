@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ferry/node/v1/node.proto",
         "proto/ferry/controller/v1/controller.proto",
         "proto/ferry/quorum/v1/quorum.proto",
+        "proto/ferry/controlplane/v1/controlplane.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

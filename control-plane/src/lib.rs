@@ -24,8 +24,21 @@
 //! - [`auth`]: JWT bearer tokens (HS256) carrying tenant and role, and the role permission
 //!   table.
 //!
-//! The API services, the store and the reconcilers come with the provisioning issue.
+//! And the state they persist:
+//!
+//! - [`model`]: the resources (clusters, operations, hosts), each a desired and an observed
+//!   part;
+//! - [`store`]: the [`store::Store`] trait over one deterministic state machine, in memory
+//!   (tests) or replicated on `ferry-quorum`;
+//! - [`Error`]: the crate's error categories.
+//!
+//! The API services and the reconcilers come next.
 
 pub mod auth;
+mod error;
+pub mod model;
 pub mod placement;
 pub mod spec;
+pub mod store;
+
+pub use error::{Conflict, Error, Result};

@@ -59,7 +59,10 @@ const _: () = assert!(FIRST_CONTROLLER_ID + 5 <= FIRST_BROKER_ID);
 pub type HostId = String;
 
 /// What a node does in its cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// A member of the cluster's KRaft-style metadata quorum.
     Controller,
@@ -77,7 +80,7 @@ impl fmt::Display for Role {
 }
 
 /// An inclusive range of ports, `lo..=hi`, that a host offers to nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortRange {
     /// The lowest port offered.
     pub lo: u16,
@@ -148,7 +151,7 @@ impl Request {
 }
 
 /// Where one node runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Assignment {
     /// The node's id in its cluster; never changes.
     pub node_id: NodeId,

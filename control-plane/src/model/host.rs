@@ -1,0 +1,130 @@
+//! A host: a machine running one agent, what it offers, what it should run and what it
+//! reports.
+//!
+//! Hosts are not tenant resources: every tenant's nodes share them, and only operators (the
+//! admin role) see them through the API.
+
+use std::collections::BTreeMap;
+
+use crate::placement::{HostId, NodeId, PortRange, Role};
+
+use super::{ClusterId, TimestampMs};
+
+/// A host as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Host {
+    /// Its id, as its agent registered it.
+    pub id: HostId,
+    /// Its failure domain.
+    pub zone: String,
+    /// The address its nodes listen on.
+    pub address: String,
+    /// The ports nodes may use.
+    pub ports: PortRange,
+    /// How much it can take.
+    pub capacity: HostCapacity,
+    /// Whether its agent is heard from.
+    pub health: HostHealth,
+    /// When it first registered.
+    pub registered_at_ms: TimestampMs,
+    /// When its agent last registered or reported.
+    pub last_seen_at_ms: TimestampMs,
+    /// The nodes it should run (desired), sorted by cluster id then node id.
+    pub assignments: Vec<HostAssignment>,
+    /// Increases whenever `assignments` change, so agents can poll cheaply.
+    pub generation: u64,
+    /// The generation the agent last said it applied.
+    pub applied_generation: u64,
+    /// The nodes as the agent last reported them (observed), sorted by cluster id then node id.
+    pub nodes: Vec<NodeReport>,
+}
+
+/// What an agent says about its host when it registers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostRegistration {
+    /// The host's id, stable across agent restarts.
+    pub id: HostId,
+    /// Its failure domain.
+    pub zone: String,
+    /// The address its nodes listen on.
+    pub address: String,
+    /// The ports nodes may use.
+    pub ports: PortRange,
+    /// How much it can take.
+    pub capacity: HostCapacity,
+}
+
+/// What a host can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostCapacity {
+    /// Most nodes (all clusters) at once.
+    pub max_nodes: u32,
+    /// Storage offered to node data directories, in bytes.
+    pub storage_bytes: u64,
+}
+
+/// Whether a host's agent is heard from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HostHealth {
+    /// Registered, no report yet.
+    Unknown,
+    /// Reports regularly.
+    Healthy,
+    /// Silent too long (judged by the host reconciler, which has a clock).
+    Unreachable,
+}
+
+/// One node a host should run, with everything its agent needs to write the node's config.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostAssignment {
+    /// The node's cluster.
+    pub cluster_id: ClusterId,
+    /// The node's id in its cluster.
+    pub node_id: NodeId,
+    /// Broker or controller.
+    pub role: Role,
+    /// The address it listens on.
+    pub address: String,
+    /// Its Kafka listener port (brokers).
+    pub kafka_port: Option<u16>,
+    /// Its controller port (controllers).
+    pub controller_port: Option<u16>,
+    /// The Kafka version it presents.
+    pub kafka_version: String,
+    /// Storage reserved for its data directory, in bytes.
+    pub storage_bytes: u64,
+    /// Broker config overrides by Kafka name.
+    pub broker_config: BTreeMap<String, String>,
+    /// The cluster's controller quorum, `id@host:port` per controller, sorted by id.
+    pub controller_quorum_voters: Vec<String>,
+}
+
+/// How a node is, as its agent reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NodeState {
+    /// Assigned, not started yet.
+    Pending,
+    /// Running but not ready.
+    Starting,
+    /// Ready and serving.
+    Running,
+    /// Down or unhealthy.
+    Unhealthy,
+    /// Stopped on purpose.
+    Stopped,
+}
+
+/// One node in an agent's report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeReport {
+    /// Its cluster.
+    pub cluster_id: ClusterId,
+    /// Its node id.
+    pub node_id: NodeId,
+    /// How it is.
+    pub state: NodeState,
+    /// Why, in a sentence.
+    pub message: String,
+}

@@ -1,0 +1,396 @@
+//! The store: the only place the control plane persists anything.
+//!
+//! Clusters (spec, status, version), operations, hosts and their assignments live in one
+//! deterministic state machine, [`state::State`]. Two implementations of [`Store`] run it:
+//!
+//! - [`memory::MemoryStore`]: the state behind a mutex, for tests and reconciler unit tests.
+//! - [`quorum::QuorumStore`]: the state replicated by `ferry-quorum` (1 voter in dev, 3 for high
+//!   availability), durable across restarts; commands are proposed through the raft log and
+//!   reads are linearizable.
+//!
+//! Both go through the same bytes ([`state::Command`] and [`state::Query`] as JSON), so a test
+//! against the memory store exercises exactly what the quorum applies.
+//!
+//! # The trait
+//!
+//! Implementations provide three things: [`Store::execute`] (apply a command),
+//! [`Store::query`] (answer a query) and [`Store::now_ms`] (the proposer's clock, carried in
+//! commands because the state machine never reads one). Everything else is a typed provided
+//! method the API and reconcilers call.
+//!
+//! Methods fall into two groups:
+//!
+//! - **Tenant-scoped** (every method taking a `tenant`): a resource of another tenant is
+//!   [`Error::NotFound`], exactly like a missing one. The API passes the caller's tenant;
+//!   reconcilers pass the resource's own tenant.
+//! - **Operator/reconciler-wide**: [`Store::active_operations`] (what to resume after a restart
+//!   or a leader change) and the host methods (hosts serve every tenant).
+//!
+//! # Rules the store enforces
+//!
+//! - A cluster's name is unique within its tenant ([`Conflict::NameTaken`]); other tenants may
+//!   reuse it.
+//! - A create with a `client_request_id` already used returns the same cluster and operation if
+//!   the spec is the same, else [`Conflict::RequestIdReused`].
+//! - One operation at a time per cluster ([`Conflict::OperationInProgress`]).
+//! - Updates with an expected version are refused when the resource moved on
+//!   ([`Conflict::VersionMismatch`]).
+//!
+//! Spec validation (field rules, zones with hosts, known versions) is the API's job, before
+//! the store; the store only checks what needs its state.
+//!
+//! # Errors
+//!
+//! [`Error::Unavailable`] (nothing changed; retry) and [`Error::Indeterminate`] (maybe changed)
+//! come only from the quorum store. A create with a `client_request_id` is safe to retry after
+//! either.
+
+pub mod memory;
+pub mod quorum;
+pub mod state;
+
+use std::future::Future;
+
+pub use memory::MemoryStore;
+pub use quorum::QuorumStore;
+pub use state::{Command, Query, Response, State};
+
+pub use crate::error::{Conflict, Error, Result};
+use crate::model::{
+    Cluster, ClusterStatus, Host, HostAssignment, HostHealth, HostRegistration, NodeReport,
+    Operation, OperationType, OperationUpdate, Page, PageRequest, TimestampMs,
+};
+use crate::spec::ClusterSpec;
+
+/// Panics on a response of the wrong kind: the state machine answers each command with one
+/// kind, so anything else is a bug.
+fn unexpected(what: &str, response: Response) -> ! {
+    panic!("the store answered {what} with {response:?}")
+}
+
+/// Executes a command that is answered with [`Response::Host`].
+async fn host_response<S: Store + ?Sized>(
+    store: &S,
+    what: &'static str,
+    command: Command,
+) -> Result<Host> {
+    match store.execute(command).await? {
+        Response::Host(host) => Ok(host),
+        other => unexpected(what, other),
+    }
+}
+
+/// The control-plane store. See the module docs.
+pub trait Store: Send + Sync + 'static {
+    /// Applies `command` and returns its outcome.
+    fn execute(&self, command: Command) -> impl Future<Output = Result<Response>> + Send;
+
+    /// Answers `query` linearizably.
+    fn query(&self, query: Query) -> impl Future<Output = Result<Response>> + Send;
+
+    /// The current time, put into commands by the proposer.
+    fn now_ms(&self) -> TimestampMs;
+
+    /// Creates a cluster in CREATING with its CREATE operation (PENDING). With a
+    /// `client_request_id`, a retry with the same spec returns the same cluster and operation.
+    ///
+    /// Errors: [`Conflict::NameTaken`], [`Conflict::RequestIdReused`], [`Error::InvalidInput`]
+    /// (empty tenant or name, bad request id).
+    fn create_cluster(
+        &self,
+        tenant: &str,
+        spec: ClusterSpec,
+        client_request_id: Option<String>,
+    ) -> impl Future<Output = Result<(Cluster, Operation)>> + Send {
+        let command = Command::CreateCluster {
+            tenant: tenant.to_owned(),
+            spec,
+            client_request_id,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Started { cluster, operation } => Ok((cluster, operation)),
+                other => unexpected("CreateCluster", other),
+            }
+        }
+    }
+
+    /// The tenant's cluster `cluster_id`. Errors: [`Error::NotFound`].
+    fn get_cluster(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+    ) -> impl Future<Output = Result<Cluster>> + Send {
+        let query = Query::GetCluster {
+            tenant: tenant.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Cluster(cluster) => Ok(cluster),
+                other => unexpected("GetCluster", other),
+            }
+        }
+    }
+
+    /// One page of the tenant's clusters whose name starts with `name_prefix`, sorted by name.
+    fn list_clusters(
+        &self,
+        tenant: &str,
+        name_prefix: &str,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Cluster>>> + Send {
+        let query = Query::ListClusters {
+            tenant: tenant.to_owned(),
+            name_prefix: name_prefix.to_owned(),
+            page,
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Clusters(page) => Ok(page),
+                other => unexpected("ListClusters", other),
+            }
+        }
+    }
+
+    /// Starts an operation of `kind` (not CREATE) on the cluster and puts the cluster in that
+    /// operation's state. Errors: [`Error::NotFound`], [`Conflict::OperationInProgress`],
+    /// [`Conflict::VersionMismatch`], [`Conflict::WrongState`] (a cluster being deleted takes
+    /// only DELETE).
+    fn begin_operation(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+        kind: OperationType,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<(Cluster, Operation)>> + Send {
+        let command = Command::BeginOperation {
+            tenant: tenant.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+            kind,
+            expected_version,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Started { cluster, operation } => Ok((cluster, operation)),
+                other => unexpected("BeginOperation", other),
+            }
+        }
+    }
+
+    /// Starts deleting the cluster: [`Store::begin_operation`] with DELETE.
+    fn delete_cluster(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<(Cluster, Operation)>> + Send {
+        self.begin_operation(tenant, cluster_id, OperationType::Delete, expected_version)
+    }
+
+    /// Replaces the cluster's status if it is still at `expected_version`; returns the cluster
+    /// at its new version. Errors: [`Error::NotFound`], [`Conflict::VersionMismatch`].
+    fn update_cluster_status(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+        expected_version: u64,
+        status: ClusterStatus,
+    ) -> impl Future<Output = Result<Cluster>> + Send {
+        let command = Command::UpdateClusterStatus {
+            tenant: tenant.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+            expected_version,
+            status,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Cluster(cluster) => Ok(cluster),
+                other => unexpected("UpdateClusterStatus", other),
+            }
+        }
+    }
+
+    /// Forgets a cluster whose deletion finished (DELETING, no running operation); its
+    /// operations stay readable. Errors: [`Error::NotFound`], [`Conflict::WrongState`],
+    /// [`Conflict::VersionMismatch`].
+    fn remove_cluster(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let command = Command::RemoveCluster {
+            tenant: tenant.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+            expected_version,
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Done => Ok(()),
+                other => unexpected("RemoveCluster", other),
+            }
+        }
+    }
+
+    /// The tenant's operation `operation_id`. Errors: [`Error::NotFound`].
+    fn get_operation(
+        &self,
+        tenant: &str,
+        operation_id: &str,
+    ) -> impl Future<Output = Result<Operation>> + Send {
+        let query = Query::GetOperation {
+            tenant: tenant.to_owned(),
+            operation_id: operation_id.to_owned(),
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Operation(operation) => Ok(operation),
+                other => unexpected("GetOperation", other),
+            }
+        }
+    }
+
+    /// One page of the cluster's operations, newest first. Errors: [`Error::NotFound`].
+    fn list_operations(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Operation>>> + Send {
+        let query = Query::ListOperations {
+            tenant: tenant.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+            page,
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Operations(page) => Ok(page),
+                other => unexpected("ListOperations", other),
+            }
+        }
+    }
+
+    /// Records progress on an operation; SUCCEEDED or FAILED ends it and frees its cluster
+    /// for the next one. Errors: [`Error::NotFound`], [`Conflict::WrongState`] (already
+    /// ended), [`Error::InvalidInput`] (progress above 100, an error without FAILED or FAILED
+    /// without one, back to PENDING).
+    fn update_operation(
+        &self,
+        tenant: &str,
+        operation_id: &str,
+        update: OperationUpdate,
+    ) -> impl Future<Output = Result<Operation>> + Send {
+        let command = Command::UpdateOperation {
+            tenant: tenant.to_owned(),
+            operation_id: operation_id.to_owned(),
+            update,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Operation(operation) => Ok(operation),
+                other => unexpected("UpdateOperation", other),
+            }
+        }
+    }
+
+    /// Every operation not yet ended, of every tenant, oldest first: what reconcilers resume
+    /// after a restart or a leader change.
+    fn active_operations(&self) -> impl Future<Output = Result<Vec<Operation>>> + Send {
+        async move {
+            match self.query(Query::ActiveOperations).await? {
+                Response::Operations(page) => Ok(page.items),
+                other => unexpected("ActiveOperations", other),
+            }
+        }
+    }
+
+    /// Registers a host, or updates its registration (assignments stay).
+    /// Errors: [`Error::InvalidInput`].
+    fn register_host(
+        &self,
+        registration: HostRegistration,
+    ) -> impl Future<Output = Result<Host>> + Send {
+        let command = Command::RegisterHost {
+            registration,
+            now_ms: self.now_ms(),
+        };
+        async move { host_response(self, "RegisterHost", command).await }
+    }
+
+    /// Records an agent's report: the host is HEALTHY, last seen now, with these nodes.
+    /// Errors: [`Error::NotFound`].
+    fn report_host(
+        &self,
+        host_id: &str,
+        applied_generation: u64,
+        nodes: Vec<NodeReport>,
+    ) -> impl Future<Output = Result<Host>> + Send {
+        let command = Command::ReportHost {
+            host_id: host_id.to_owned(),
+            applied_generation,
+            nodes,
+            now_ms: self.now_ms(),
+        };
+        async move { host_response(self, "ReportHost", command).await }
+    }
+
+    /// Sets a host's health. Errors: [`Error::NotFound`].
+    fn set_host_health(
+        &self,
+        host_id: &str,
+        health: HostHealth,
+    ) -> impl Future<Output = Result<Host>> + Send {
+        let command = Command::SetHostHealth {
+            host_id: host_id.to_owned(),
+            health,
+        };
+        async move { host_response(self, "SetHostHealth", command).await }
+    }
+
+    /// Replaces the nodes a host should run (its generation increases if they changed).
+    /// Errors: [`Error::NotFound`], [`Conflict::VersionMismatch`] on `expected_generation`.
+    fn set_assignments(
+        &self,
+        host_id: &str,
+        assignments: Vec<HostAssignment>,
+        expected_generation: Option<u64>,
+    ) -> impl Future<Output = Result<Host>> + Send {
+        let command = Command::SetAssignments {
+            host_id: host_id.to_owned(),
+            assignments,
+            expected_generation,
+        };
+        async move { host_response(self, "SetAssignments", command).await }
+    }
+
+    /// One host. Errors: [`Error::NotFound`].
+    fn get_host(&self, host_id: &str) -> impl Future<Output = Result<Host>> + Send {
+        let query = Query::GetHost {
+            host_id: host_id.to_owned(),
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Host(host) => Ok(host),
+                other => unexpected("GetHost", other),
+            }
+        }
+    }
+
+    /// One page of hosts, sorted by id.
+    fn list_hosts(&self, page: PageRequest) -> impl Future<Output = Result<Page<Host>>> + Send {
+        async move {
+            match self.query(Query::ListHosts { page }).await? {
+                Response::Hosts(page) => Ok(page),
+                other => unexpected("ListHosts", other),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

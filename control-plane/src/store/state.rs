@@ -1,0 +1,1054 @@
+//! The store's replicated state machine: [`Command`]s in, state changes, a response out.
+//!
+//! [`State`] holds every cluster, operation and host. It is a deterministic function of the
+//! commands applied to it, in order, so every voter of the control-plane quorum reaches the same
+//! state, and the memory store runs the very same code.
+//!
+//! # Determinism
+//!
+//! - Ids come from the raft log index of the command that creates the resource
+//!   (`cl-<index as 16 hex digits>`, `op-...`), never from randomness, and sort in creation
+//!   order.
+//! - Timestamps come in the command (`now_ms`), chosen by the proposer; the state machine never
+//!   reads a clock.
+//! - Everything is kept in `BTreeMap`s and sorted `Vec`s; commands, responses and snapshots are
+//!   JSON of those, so equal states have byte-equal snapshots.
+//! - A refused command (a name in use, a stale version) is not a failure of the state machine:
+//!   the refusal is the response, identical on every voter, and the state is unchanged. A
+//!   command that does not decode, or an index that does not increase, is a bug and panics.
+//!
+//! # Wire format
+//!
+//! ```text
+//! command  = JSON of Command              (StateMachine::apply)
+//! query    = JSON of Query                (StateMachine::query)
+//! response = JSON of Result<Response, Error>
+//! snapshot = JSON of State
+//! ```
+//!
+//! # Caveats
+//!
+//! - Operations outlive their cluster (so a finished DELETE stays readable) and are never
+//!   pruned yet; listing a cluster's operations scans all operations.
+//! - A `client_request_id` is remembered as long as its cluster exists.
+//! - JSON is chosen for readability of snapshots and easy evolution with serde defaults, not
+//!   for size; the control-plane state is small (clusters and hosts, not Kafka data).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use ferry_quorum::StateMachine;
+
+use crate::error::{Conflict, Error, Result};
+use crate::model::{
+    Cluster, ClusterId, ClusterStatus, Host, HostAssignment, HostHealth, HostRegistration,
+    NodeReport, Operation, OperationId, OperationState, OperationType, OperationUpdate, Page,
+    PageRequest, Step, Tenant, TimestampMs,
+};
+use crate::placement::HostId;
+use crate::spec::ClusterSpec;
+
+/// Longest `client_request_id` accepted.
+pub const CLIENT_REQUEST_ID_LEN_MAX: usize = 64;
+
+/// A change to the store, proposed through the quorum (or applied directly by the memory store).
+///
+/// Every command that names a cluster or operation carries the tenant: a resource of another
+/// tenant is [`Error::NotFound`]. Reconcilers, which act for every tenant, pass the resource's
+/// own tenant.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Command {
+    /// Creates a cluster in CREATING with its CREATE operation. Idempotent by
+    /// `client_request_id`. Responds [`Response::Started`].
+    CreateCluster {
+        /// The owning tenant.
+        tenant: Tenant,
+        /// The desired cluster (already validated by the API).
+        spec: ClusterSpec,
+        /// The client's idempotency key, if any.
+        client_request_id: Option<String>,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Starts an operation (not CREATE) on a cluster and puts the cluster in the operation's
+    /// state. Refused while another operation runs. Responds [`Response::Started`].
+    BeginOperation {
+        /// The cluster's tenant.
+        tenant: Tenant,
+        /// The cluster.
+        cluster_id: ClusterId,
+        /// What the operation does.
+        kind: OperationType,
+        /// If set, refused unless the cluster is at this version.
+        expected_version: Option<u64>,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Replaces a cluster's status (state, state info, placement). Responds
+    /// [`Response::Cluster`].
+    UpdateClusterStatus {
+        /// The cluster's tenant.
+        tenant: Tenant,
+        /// The cluster.
+        cluster_id: ClusterId,
+        /// Refused unless the cluster is at this version.
+        expected_version: u64,
+        /// The new status.
+        status: ClusterStatus,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Forgets a cluster whose deletion finished (it must be DELETING with no running
+    /// operation). Its operations stay readable. Responds [`Response::Done`].
+    RemoveCluster {
+        /// The cluster's tenant.
+        tenant: Tenant,
+        /// The cluster.
+        cluster_id: ClusterId,
+        /// If set, refused unless the cluster is at this version.
+        expected_version: Option<u64>,
+    },
+    /// Records a reconciler's progress on an operation. Responds [`Response::Operation`].
+    UpdateOperation {
+        /// The operation's tenant.
+        tenant: Tenant,
+        /// The operation.
+        operation_id: OperationId,
+        /// What changes.
+        update: OperationUpdate,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Registers a host or updates its registration (its assignments stay). Responds
+    /// [`Response::Host`].
+    RegisterHost {
+        /// What the agent says about its host.
+        registration: HostRegistration,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// An agent's report: the host is alive, and this is how its nodes are. Responds
+    /// [`Response::Host`].
+    ReportHost {
+        /// The reporting host.
+        host_id: HostId,
+        /// The assignment generation the agent applied.
+        applied_generation: u64,
+        /// Every node the agent runs or was told to run.
+        nodes: Vec<NodeReport>,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Sets a host's health (the host reconciler marks silent hosts UNREACHABLE). Responds
+    /// [`Response::Host`].
+    SetHostHealth {
+        /// The host.
+        host_id: HostId,
+        /// Its new health.
+        health: HostHealth,
+    },
+    /// Replaces the nodes a host should run; bumps its generation if they changed. Responds
+    /// [`Response::Host`].
+    SetAssignments {
+        /// The host.
+        host_id: HostId,
+        /// Every node it should run.
+        assignments: Vec<HostAssignment>,
+        /// If set, refused unless the host's generation is this.
+        expected_generation: Option<u64>,
+    },
+}
+
+/// A read of the store, answered linearizably by the quorum.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Query {
+    /// One cluster. Responds [`Response::Cluster`].
+    GetCluster {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// The cluster.
+        cluster_id: ClusterId,
+    },
+    /// The tenant's clusters by name. Responds [`Response::Clusters`].
+    ListClusters {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// Only names starting with this.
+        name_prefix: String,
+        /// Which page.
+        page: PageRequest,
+    },
+    /// One operation. Responds [`Response::Operation`].
+    GetOperation {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// The operation.
+        operation_id: OperationId,
+    },
+    /// A cluster's operations, newest first. Responds [`Response::Operations`].
+    ListOperations {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// The cluster.
+        cluster_id: ClusterId,
+        /// Which page.
+        page: PageRequest,
+    },
+    /// Every operation not yet ended, all tenants, oldest first: what the reconcilers resume
+    /// after a restart or a leader change. Responds [`Response::Operations`] (one page).
+    ActiveOperations,
+    /// One host. Responds [`Response::Host`].
+    GetHost {
+        /// The host.
+        host_id: HostId,
+    },
+    /// Every host by id. Responds [`Response::Hosts`].
+    ListHosts {
+        /// Which page.
+        page: PageRequest,
+    },
+}
+
+/// What a command or query answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[allow(clippy::large_enum_variant)] // Built once per request; boxing would only add noise.
+pub enum Response {
+    /// A cluster and the operation just started on it.
+    Started {
+        /// The cluster after the change.
+        cluster: Cluster,
+        /// The operation.
+        operation: Operation,
+    },
+    /// A cluster.
+    Cluster(Cluster),
+    /// A page of clusters.
+    Clusters(Page<Cluster>),
+    /// An operation.
+    Operation(Operation),
+    /// A page of operations.
+    Operations(Page<Operation>),
+    /// A host.
+    Host(Host),
+    /// A page of hosts.
+    Hosts(Page<Host>),
+    /// Nothing to say.
+    Done,
+}
+
+/// The whole control-plane state. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct State {
+    /// The log index of the last applied command (0 before the first).
+    applied_index: u64,
+    /// Every cluster by id.
+    clusters: BTreeMap<ClusterId, Cluster>,
+    /// Cluster names per tenant: name → id. Names are unique within a tenant.
+    names: BTreeMap<Tenant, BTreeMap<String, ClusterId>>,
+    /// Creates' idempotency keys per tenant: key → (cluster, its CREATE operation).
+    request_ids: BTreeMap<Tenant, BTreeMap<String, (ClusterId, OperationId)>>,
+    /// Every operation by id (ids sort in creation order).
+    operations: BTreeMap<OperationId, Operation>,
+    /// Every host by id.
+    hosts: BTreeMap<HostId, Host>,
+}
+
+/// The id of a cluster created at `index`.
+fn cluster_id(index: u64) -> ClusterId {
+    format!("cl-{index:016x}")
+}
+
+/// The id of an operation created at `index`.
+fn operation_id(index: u64) -> OperationId {
+    format!("op-{index:016x}")
+}
+
+/// Refuses unless `current` equals `expected` (when given).
+fn check_version(expected: Option<u64>, current: u64) -> Result<()> {
+    match expected {
+        Some(expected) if expected != current => {
+            Err(Conflict::VersionMismatch { expected, current }.into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Takes one page from `items` (already in the list's order and past the page token), with
+/// `token_of` giving the next page's token from the last item.
+fn page<T: Clone>(
+    items: impl Iterator<Item = T>,
+    request: &PageRequest,
+    token_of: impl Fn(&T) -> String,
+) -> Page<T> {
+    let size = request.size();
+    let mut items: Vec<T> = items.take(size + 1).collect();
+    let next_page_token = if items.len() > size {
+        items.truncate(size);
+        items.last().map(&token_of)
+    } else {
+        None
+    };
+    Page {
+        items,
+        next_page_token,
+    }
+}
+
+impl State {
+    /// An empty state.
+    pub fn new() -> Self {
+        State::default()
+    }
+
+    /// The log index of the last applied command.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Applies `command` at log `index` and returns its outcome. Panics if `index` does not
+    /// increase (a bug in the caller).
+    pub fn execute(&mut self, index: u64, command: Command) -> Result<Response> {
+        assert!(
+            index > self.applied_index,
+            "store command index {index} is not above the applied index {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+        match command {
+            Command::CreateCluster {
+                tenant,
+                spec,
+                client_request_id,
+                now_ms,
+            } => self.create_cluster(index, tenant, spec, client_request_id, now_ms),
+            Command::BeginOperation {
+                tenant,
+                cluster_id,
+                kind,
+                expected_version,
+                now_ms,
+            } => self.begin_operation(index, &tenant, &cluster_id, kind, expected_version, now_ms),
+            Command::UpdateClusterStatus {
+                tenant,
+                cluster_id,
+                expected_version,
+                status,
+                now_ms,
+            } => {
+                let cluster = self.cluster_mut(&tenant, &cluster_id)?;
+                check_version(Some(expected_version), cluster.current_version)?;
+                cluster.status = status;
+                cluster.current_version += 1;
+                cluster.updated_at_ms = now_ms;
+                Ok(Response::Cluster(cluster.clone()))
+            }
+            Command::RemoveCluster {
+                tenant,
+                cluster_id,
+                expected_version,
+            } => self.remove_cluster(&tenant, &cluster_id, expected_version),
+            Command::UpdateOperation {
+                tenant,
+                operation_id,
+                update,
+                now_ms,
+            } => self.update_operation(&tenant, &operation_id, update, now_ms),
+            Command::RegisterHost {
+                registration,
+                now_ms,
+            } => self.register_host(registration, now_ms),
+            Command::ReportHost {
+                host_id,
+                applied_generation,
+                mut nodes,
+                now_ms,
+            } => {
+                let host = self.host_mut(&host_id)?;
+                nodes.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+                host.nodes = nodes;
+                host.applied_generation = applied_generation;
+                host.last_seen_at_ms = now_ms;
+                host.health = HostHealth::Healthy;
+                Ok(Response::Host(host.clone()))
+            }
+            Command::SetHostHealth { host_id, health } => {
+                let host = self.host_mut(&host_id)?;
+                host.health = health;
+                Ok(Response::Host(host.clone()))
+            }
+            Command::SetAssignments {
+                host_id,
+                mut assignments,
+                expected_generation,
+            } => {
+                let host = self.host_mut(&host_id)?;
+                check_version(expected_generation, host.generation)?;
+                assignments
+                    .sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+                if host.assignments != assignments {
+                    host.assignments = assignments;
+                    host.generation += 1;
+                }
+                Ok(Response::Host(host.clone()))
+            }
+        }
+    }
+
+    /// Answers `query`; never changes the state.
+    pub fn query(&self, query: &Query) -> Result<Response> {
+        match query {
+            Query::GetCluster { tenant, cluster_id } => {
+                Ok(Response::Cluster(self.cluster(tenant, cluster_id)?.clone()))
+            }
+            Query::ListClusters {
+                tenant,
+                name_prefix,
+                page: request,
+            } => {
+                let empty = BTreeMap::new();
+                let names = self.names.get(tenant).unwrap_or(&empty);
+                // Names with the prefix are one contiguous range starting at the prefix; a page
+                // token (the last name of the previous page) starts after itself.
+                let start = match &request.page_token {
+                    Some(token) if token >= name_prefix => Bound::Excluded(token.clone()),
+                    _ => Bound::Included(name_prefix.clone()),
+                };
+                let items = names
+                    .range((start, Bound::Unbounded))
+                    .take_while(|(name, _)| name.starts_with(name_prefix.as_str()))
+                    .map(|(_, id)| self.clusters[id].clone());
+                Ok(Response::Clusters(page(items, request, |c| {
+                    c.spec.name.clone()
+                })))
+            }
+            Query::GetOperation {
+                tenant,
+                operation_id,
+            } => match self.operations.get(operation_id) {
+                Some(op) if op.tenant == *tenant => Ok(Response::Operation(op.clone())),
+                _ => Err(Error::NotFound(format!("operation {operation_id}"))),
+            },
+            Query::ListOperations {
+                tenant,
+                cluster_id,
+                page: request,
+            } => {
+                let mut ops = self
+                    .operations
+                    .values()
+                    .rev()
+                    .filter(|op| op.cluster_id == *cluster_id && op.tenant == *tenant)
+                    .peekable();
+                if ops.peek().is_none() {
+                    // Tells "no such cluster" from "no operations" (a cluster always has its
+                    // CREATE operation, so the second cannot happen for a live cluster).
+                    self.cluster(tenant, cluster_id)?;
+                }
+                let token = request.page_token.clone();
+                let items = ops
+                    .filter(|op| token.as_ref().is_none_or(|t| op.id < *t))
+                    .cloned();
+                Ok(Response::Operations(page(items, request, |op| {
+                    op.id.clone()
+                })))
+            }
+            Query::ActiveOperations => Ok(Response::Operations(Page {
+                items: self
+                    .operations
+                    .values()
+                    .filter(|op| op.is_active())
+                    .cloned()
+                    .collect(),
+                next_page_token: None,
+            })),
+            Query::GetHost { host_id } => Ok(Response::Host(
+                self.hosts
+                    .get(host_id)
+                    .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?
+                    .clone(),
+            )),
+            Query::ListHosts { page: request } => {
+                let start = match &request.page_token {
+                    Some(token) => Bound::Excluded(token.clone()),
+                    None => Bound::Unbounded,
+                };
+                let items = self
+                    .hosts
+                    .range((start, Bound::Unbounded))
+                    .map(|(_, host)| host.clone());
+                Ok(Response::Hosts(page(items, request, |h| h.id.clone())))
+            }
+        }
+    }
+
+    /// The tenant's cluster `id`; another tenant's is [`Error::NotFound`].
+    fn cluster(&self, tenant: &str, id: &str) -> Result<&Cluster> {
+        match self.clusters.get(id) {
+            Some(cluster) if cluster.tenant == tenant => Ok(cluster),
+            _ => Err(Error::NotFound(format!("cluster {id}"))),
+        }
+    }
+
+    /// Like [`State::cluster`], mutable.
+    fn cluster_mut(&mut self, tenant: &str, id: &str) -> Result<&mut Cluster> {
+        match self.clusters.get_mut(id) {
+            Some(cluster) if cluster.tenant == tenant => Ok(cluster),
+            _ => Err(Error::NotFound(format!("cluster {id}"))),
+        }
+    }
+
+    /// The host `id`, mutable.
+    fn host_mut(&mut self, id: &str) -> Result<&mut Host> {
+        self.hosts
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("host {id}")))
+    }
+
+    /// A new operation of `kind` on `cluster`, PENDING with its type's steps.
+    fn new_operation(
+        index: u64,
+        cluster: &Cluster,
+        kind: OperationType,
+        now_ms: TimestampMs,
+    ) -> Operation {
+        Operation {
+            id: operation_id(index),
+            cluster_id: cluster.id.clone(),
+            tenant: cluster.tenant.clone(),
+            kind,
+            state: OperationState::Pending,
+            steps: kind
+                .step_names()
+                .iter()
+                .map(|n| Step::pending(*n))
+                .collect(),
+            progress_percent: 0,
+            error: None,
+            started_at_ms: now_ms,
+            ended_at_ms: None,
+        }
+    }
+
+    /// See [`Command::CreateCluster`].
+    fn create_cluster(
+        &mut self,
+        index: u64,
+        tenant: Tenant,
+        spec: ClusterSpec,
+        client_request_id: Option<String>,
+        now_ms: TimestampMs,
+    ) -> Result<Response> {
+        if tenant.is_empty() {
+            return Err(Error::InvalidInput("the tenant is empty".into()));
+        }
+        if spec.name.is_empty() {
+            return Err(Error::InvalidInput("the cluster name is empty".into()));
+        }
+        if let Some(request_id) = &client_request_id {
+            if request_id.is_empty() || request_id.len() > CLIENT_REQUEST_ID_LEN_MAX {
+                return Err(Error::InvalidInput(format!(
+                    "client_request_id must be 1 to {CLIENT_REQUEST_ID_LEN_MAX} characters"
+                )));
+            }
+            let seen = self
+                .request_ids
+                .get(&tenant)
+                .and_then(|r| r.get(request_id));
+            if let Some((cluster_id, operation_id)) = seen {
+                let cluster = &self.clusters[cluster_id];
+                if cluster.spec != spec {
+                    return Err(Conflict::RequestIdReused {
+                        client_request_id: request_id.clone(),
+                    }
+                    .into());
+                }
+                return Ok(Response::Started {
+                    cluster: cluster.clone(),
+                    operation: self.operations[operation_id].clone(),
+                });
+            }
+        }
+        if let Some(existing) = self.names.get(&tenant).and_then(|n| n.get(&spec.name)) {
+            return Err(Conflict::NameTaken {
+                name: spec.name,
+                cluster_id: existing.clone(),
+            }
+            .into());
+        }
+
+        let mut cluster = Cluster {
+            id: cluster_id(index),
+            tenant: tenant.clone(),
+            spec,
+            status: ClusterStatus::new(OperationType::Create.cluster_state()),
+            current_version: 1,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            active_operation: None,
+            client_request_id: client_request_id.clone(),
+        };
+        let operation = Self::new_operation(index, &cluster, OperationType::Create, now_ms);
+        cluster.active_operation = Some(operation.id.clone());
+
+        self.names
+            .entry(tenant.clone())
+            .or_default()
+            .insert(cluster.spec.name.clone(), cluster.id.clone());
+        if let Some(request_id) = client_request_id {
+            self.request_ids
+                .entry(tenant)
+                .or_default()
+                .insert(request_id, (cluster.id.clone(), operation.id.clone()));
+        }
+        self.clusters.insert(cluster.id.clone(), cluster.clone());
+        self.operations
+            .insert(operation.id.clone(), operation.clone());
+        Ok(Response::Started { cluster, operation })
+    }
+
+    /// See [`Command::BeginOperation`].
+    fn begin_operation(
+        &mut self,
+        index: u64,
+        tenant: &str,
+        cluster_id: &str,
+        kind: OperationType,
+        expected_version: Option<u64>,
+        now_ms: TimestampMs,
+    ) -> Result<Response> {
+        if kind == OperationType::Create {
+            return Err(Error::InvalidInput(
+                "CREATE operations start only with the cluster".into(),
+            ));
+        }
+        let cluster = self.cluster_mut(tenant, cluster_id)?;
+        check_version(expected_version, cluster.current_version)?;
+        if let Some(operation_id) = &cluster.active_operation {
+            return Err(Conflict::OperationInProgress {
+                operation_id: operation_id.clone(),
+            }
+            .into());
+        }
+        if cluster.status.state == OperationType::Delete.cluster_state()
+            && kind != OperationType::Delete
+        {
+            return Err(Conflict::WrongState(format!(
+                "cluster {cluster_id} is being deleted; only DELETE may be retried"
+            ))
+            .into());
+        }
+        let operation = Self::new_operation(index, cluster, kind, now_ms);
+        cluster.active_operation = Some(operation.id.clone());
+        cluster.status.state = kind.cluster_state();
+        cluster.status.state_info = Default::default();
+        cluster.current_version += 1;
+        cluster.updated_at_ms = now_ms;
+        let cluster = cluster.clone();
+        self.operations
+            .insert(operation.id.clone(), operation.clone());
+        Ok(Response::Started { cluster, operation })
+    }
+
+    /// See [`Command::RemoveCluster`].
+    fn remove_cluster(
+        &mut self,
+        tenant: &str,
+        cluster_id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Response> {
+        let cluster = self.cluster(tenant, cluster_id)?;
+        check_version(expected_version, cluster.current_version)?;
+        if cluster.status.state != OperationType::Delete.cluster_state()
+            || cluster.active_operation.is_some()
+        {
+            return Err(Conflict::WrongState(format!(
+                "cluster {cluster_id} can be removed only once its deletion has finished"
+            ))
+            .into());
+        }
+        let cluster = self.clusters.remove(cluster_id).expect("checked above");
+        if let Some(names) = self.names.get_mut(tenant) {
+            names.remove(&cluster.spec.name);
+            if names.is_empty() {
+                self.names.remove(tenant);
+            }
+        }
+        if let Some(request_id) = &cluster.client_request_id
+            && let Some(ids) = self.request_ids.get_mut(tenant)
+        {
+            ids.remove(request_id);
+            if ids.is_empty() {
+                self.request_ids.remove(tenant);
+            }
+        }
+        Ok(Response::Done)
+    }
+
+    /// See [`Command::UpdateOperation`].
+    fn update_operation(
+        &mut self,
+        tenant: &str,
+        operation_id: &str,
+        update: OperationUpdate,
+        now_ms: TimestampMs,
+    ) -> Result<Response> {
+        let operation = match self.operations.get_mut(operation_id) {
+            Some(op) if op.tenant == tenant => op,
+            _ => return Err(Error::NotFound(format!("operation {operation_id}"))),
+        };
+        if operation.state.is_terminal() {
+            return Err(Conflict::WrongState(format!(
+                "operation {operation_id} has already ended"
+            ))
+            .into());
+        }
+        if update.progress_percent.is_some_and(|p| p > 100) {
+            return Err(Error::InvalidInput(
+                "progress_percent must be at most 100".into(),
+            ));
+        }
+        let failing = update.state == Some(OperationState::Failed);
+        if failing != update.error.is_some() {
+            return Err(Error::InvalidInput(
+                "an error must be given exactly when the operation fails".into(),
+            ));
+        }
+        if update.state == Some(OperationState::Pending)
+            && operation.state != OperationState::Pending
+        {
+            return Err(Error::InvalidInput(
+                "a started operation cannot go back to PENDING".into(),
+            ));
+        }
+        if let Some(steps) = update.steps {
+            operation.steps = steps;
+        }
+        if let Some(progress) = update.progress_percent {
+            operation.progress_percent = progress;
+        }
+        if let Some(state) = update.state {
+            operation.state = state;
+        }
+        operation.error = update.error;
+        if operation.state.is_terminal() {
+            operation.ended_at_ms = Some(now_ms);
+            if operation.state == OperationState::Succeeded {
+                operation.progress_percent = 100;
+            }
+            let operation = operation.clone();
+            // The cluster may be gone only if a bug removed it mid-operation; that is not a
+            // reason to diverge, so a missing cluster is simply skipped.
+            if let Some(cluster) = self.clusters.get_mut(&operation.cluster_id)
+                && cluster.active_operation.as_deref() == Some(operation_id)
+            {
+                cluster.active_operation = None;
+                cluster.current_version += 1;
+                cluster.updated_at_ms = now_ms;
+            }
+            return Ok(Response::Operation(operation));
+        }
+        Ok(Response::Operation(operation.clone()))
+    }
+
+    /// See [`Command::RegisterHost`].
+    fn register_host(
+        &mut self,
+        registration: HostRegistration,
+        now_ms: TimestampMs,
+    ) -> Result<Response> {
+        let HostRegistration {
+            id,
+            zone,
+            address,
+            ports,
+            capacity,
+        } = registration;
+        if id.is_empty() || zone.is_empty() || address.is_empty() {
+            return Err(Error::InvalidInput(
+                "a host needs an id, a zone and an address".into(),
+            ));
+        }
+        if ports.lo == 0 || ports.lo > ports.hi {
+            return Err(Error::InvalidInput(format!(
+                "port range {ports} is empty or starts at 0"
+            )));
+        }
+        let host = self.hosts.entry(id.clone()).or_insert_with(|| Host {
+            id,
+            zone: String::new(),
+            address: String::new(),
+            ports,
+            capacity,
+            health: HostHealth::Unknown,
+            registered_at_ms: now_ms,
+            last_seen_at_ms: now_ms,
+            assignments: Vec::new(),
+            generation: 0,
+            applied_generation: 0,
+            nodes: Vec::new(),
+        });
+        host.zone = zone;
+        host.address = address;
+        host.ports = ports;
+        host.capacity = capacity;
+        host.last_seen_at_ms = now_ms;
+        Ok(Response::Host(host.clone()))
+    }
+}
+
+/// Encodes a command for [`StateMachine::apply`].
+pub fn encode_command(command: &Command) -> Vec<u8> {
+    serde_json::to_vec(command).expect("commands always serialize")
+}
+
+/// Encodes a query for [`StateMachine::query`].
+pub fn encode_query(query: &Query) -> Vec<u8> {
+    serde_json::to_vec(query).expect("queries always serialize")
+}
+
+/// Decodes a response of [`StateMachine::apply`] or [`StateMachine::query`]. A response that
+/// does not decode means corrupt data or mismatched versions: [`Error::Io`].
+pub fn decode_response(bytes: &[u8]) -> Result<Response> {
+    serde_json::from_slice::<Result<Response>>(bytes)
+        .map_err(|err| Error::Io(format!("undecodable store response: {err}")))?
+}
+
+/// Encodes an outcome as a response.
+fn encode_response(response: &Result<Response>) -> Vec<u8> {
+    serde_json::to_vec(response).expect("responses always serialize")
+}
+
+impl StateMachine for State {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        // A command that does not decode came from a different binary or a bug; applying
+        // nothing on some voters and something on others would diverge, so stop here.
+        let command: Command = serde_json::from_slice(command)
+            .unwrap_or_else(|err| panic!("undecodable store command at index {index}: {err}"));
+        encode_response(&self.execute(index, command))
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the state always serializes")
+    }
+
+    fn restore(&mut self, data: &[u8]) {
+        *self = serde_json::from_slice(data)
+            .unwrap_or_else(|err| panic!("undecodable store snapshot: {err}"));
+    }
+
+    fn query(&self, query: &[u8]) -> Vec<u8> {
+        // A bad query changes nothing, so it is answered with an error rather than a panic.
+        let response = match serde_json::from_slice::<Query>(query) {
+            Ok(query) => State::query(self, &query),
+            Err(err) => Err(Error::InvalidInput(format!(
+                "undecodable store query: {err}"
+            ))),
+        };
+        encode_response(&response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ClusterState, HostCapacity, OperationError, StateInfo};
+    use crate::placement::PortRange;
+
+    /// A mixed history touching every command, including refused ones.
+    fn commands() -> Vec<Command> {
+        let spec = |name: &str| ClusterSpec {
+            name: name.into(),
+            kafka_version: "3.9.0".into(),
+            broker_count: 3,
+            controller_count: 3,
+            zones: vec!["a".into(), "b".into(), "c".into()],
+            storage_per_broker_bytes: 1 << 30,
+            broker_config: BTreeMap::from([("log.retention.ms".into(), "1000".into())]),
+            tags: BTreeMap::from([("team".into(), "payments".into())]),
+        };
+        let create =
+            |tenant: &str, name: &str, request: Option<&str>, now_ms| Command::CreateCluster {
+                tenant: tenant.into(),
+                spec: spec(name),
+                client_request_id: request.map(Into::into),
+                now_ms,
+            };
+        vec![
+            Command::RegisterHost {
+                registration: HostRegistration {
+                    id: "h1".into(),
+                    zone: "a".into(),
+                    address: "10.0.0.1".into(),
+                    ports: PortRange { lo: 9000, hi: 9100 },
+                    capacity: HostCapacity {
+                        max_nodes: 4,
+                        storage_bytes: 1 << 40,
+                    },
+                },
+                now_ms: 10,
+            },
+            create("t1", "orders", Some("r1"), 20),
+            create("t1", "orders", Some("r1"), 21),
+            create("t1", "orders", None, 22),
+            create("t2", "orders", None, 23),
+            Command::UpdateOperation {
+                tenant: "t1".into(),
+                operation_id: operation_id(2),
+                update: OperationUpdate {
+                    state: Some(OperationState::Failed),
+                    error: Some(OperationError {
+                        code: "INSUFFICIENT_CAPACITY".into(),
+                        message: "zone b has no hosts".into(),
+                    }),
+                    ..Default::default()
+                },
+                now_ms: 30,
+            },
+            Command::UpdateClusterStatus {
+                tenant: "t1".into(),
+                cluster_id: cluster_id(2),
+                expected_version: 2,
+                status: ClusterStatus {
+                    state: ClusterState::Failed,
+                    state_info: StateInfo::new("INSUFFICIENT_CAPACITY", "zone b has no hosts"),
+                    placement: Vec::new(),
+                },
+                now_ms: 31,
+            },
+            Command::BeginOperation {
+                tenant: "t1".into(),
+                cluster_id: cluster_id(2),
+                kind: OperationType::Delete,
+                expected_version: Some(3),
+                now_ms: 40,
+            },
+            Command::ReportHost {
+                host_id: "h1".into(),
+                applied_generation: 0,
+                nodes: Vec::new(),
+                now_ms: 41,
+            },
+            Command::SetAssignments {
+                host_id: "h1".into(),
+                assignments: Vec::new(),
+                expected_generation: Some(0),
+            },
+            Command::SetHostHealth {
+                host_id: "h1".into(),
+                health: HostHealth::Unreachable,
+            },
+            Command::UpdateOperation {
+                tenant: "t1".into(),
+                operation_id: operation_id(8),
+                update: OperationUpdate {
+                    state: Some(OperationState::Succeeded),
+                    ..Default::default()
+                },
+                now_ms: 50,
+            },
+            Command::RemoveCluster {
+                tenant: "t1".into(),
+                cluster_id: cluster_id(2),
+                expected_version: None,
+            },
+            create("t1", "orders", Some("r1"), 60),
+        ]
+    }
+
+    /// Applies `commands` from log index `first`, returning the responses.
+    fn apply_all(state: &mut State, first: u64, commands: &[Command]) -> Vec<Vec<u8>> {
+        commands
+            .iter()
+            .zip(first..)
+            .map(|(command, index)| state.apply(index, &encode_command(command)))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_commands_give_identical_states_and_responses() {
+        let commands = commands();
+        let (mut a, mut b) = (State::new(), State::new());
+        let responses_a = apply_all(&mut a, 1, &commands);
+        let responses_b = apply_all(&mut b, 1, &commands);
+        assert_eq!(responses_a, responses_b);
+        assert_eq!(a.snapshot(), b.snapshot());
+        assert_eq!(a, b);
+        // The history did what it says: the re-created cluster exists, and the removed one's
+        // operations are still there.
+        assert_eq!(a.clusters.len(), 2);
+        assert_eq!(a.operations.len(), 4);
+        let last = decode_response(responses_a.last().unwrap()).unwrap();
+        let Response::Started { cluster, .. } = last else {
+            panic!("{last:?}")
+        };
+        assert_eq!(cluster.id, cluster_id(commands.len() as u64));
+    }
+
+    #[test]
+    fn snapshot_then_restore_then_continue_equals_no_snapshot() {
+        let commands = commands();
+        let mut straight = State::new();
+        let straight_responses = apply_all(&mut straight, 1, &commands);
+        for cut in 0..=commands.len() {
+            let mut before = State::new();
+            let mut responses = apply_all(&mut before, 1, &commands[..cut]);
+            let mut after = State::new();
+            after.restore(&before.snapshot());
+            assert_eq!(after, before);
+            responses.extend(apply_all(&mut after, cut as u64 + 1, &commands[cut..]));
+            assert_eq!(responses, straight_responses, "cut at {cut}");
+            assert_eq!(after.snapshot(), straight.snapshot(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn ids_come_from_the_log_index() {
+        let mut state = State::new();
+        let command = &commands()[1];
+        let response = decode_response(&state.apply(42, &encode_command(command))).unwrap();
+        let Response::Started { cluster, operation } = response else {
+            panic!("{response:?}")
+        };
+        assert_eq!(cluster.id, "cl-000000000000002a");
+        assert_eq!(operation.id, "op-000000000000002a");
+        assert_eq!(state.applied_index(), 42);
+    }
+
+    #[test]
+    #[should_panic(expected = "is not above the applied index")]
+    fn an_index_that_does_not_increase_panics() {
+        let mut state = State::new();
+        let command = encode_command(&commands()[0]);
+        state.apply(5, &command);
+        state.apply(5, &command);
+    }
+
+    #[test]
+    #[should_panic(expected = "undecodable store command")]
+    fn an_undecodable_command_panics() {
+        State::new().apply(1, b"not json");
+    }
+
+    #[test]
+    fn an_undecodable_query_is_refused() {
+        let response = decode_response(&StateMachine::query(&State::new(), b"{"));
+        assert!(matches!(response, Err(Error::InvalidInput(_))));
+    }
+
+    #[test]
+    fn a_refused_command_changes_nothing_but_the_applied_index() {
+        let commands = commands();
+        let mut state = State::new();
+        apply_all(&mut state, 1, &commands[..2]);
+        let before = state.clone();
+        // The same name without a request id: NameTaken.
+        let response = decode_response(&state.apply(3, &encode_command(&commands[3])));
+        assert!(matches!(
+            response,
+            Err(Error::Conflict(Conflict::NameTaken { .. }))
+        ));
+        assert_eq!(state.applied_index(), 3);
+        state.applied_index = before.applied_index;
+        assert_eq!(state, before);
+    }
+}
