@@ -259,6 +259,7 @@ impl Broker {
             .collect();
         for id in stale {
             if let Some(partition) = partitions.remove(&id) {
+                partition.lock().log.discard();
                 drop(partition);
                 self.delete_partition_dir(&id)?;
                 tracing::info!(partition = ?id, "deleted partition");

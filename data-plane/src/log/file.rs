@@ -765,6 +765,31 @@ mod tests {
     }
 
     #[test]
+    fn a_discarded_log_is_dropped_without_flushing() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = partition_dir(root.path(), "doomed", 0);
+        let mut log = FileLog::open(&dir, config(), 0).unwrap();
+        fill(&mut log, 2);
+        let before = checkpoint::sync_counts();
+        log.discard();
+        drop(log);
+        assert_eq!(
+            checkpoint::sync_counts(),
+            before,
+            "no fsync for a log about to be deleted"
+        );
+        assert!(!dir.join(CLEAN_SHUTDOWN_FILE).exists());
+        let mut kept = FileLog::open(&partition_dir(root.path(), "kept", 0), config(), 0).unwrap();
+        fill(&mut kept, 2);
+        let before = checkpoint::sync_counts();
+        drop(kept);
+        assert!(
+            checkpoint::sync_counts() != before,
+            "an ordinary close still flushes"
+        );
+    }
+
+    #[test]
     fn partition_dirs() {
         let root = tempfile::tempdir().unwrap();
         let dir = partition_dir(root.path(), "orders", 3);

@@ -256,4 +256,8 @@ pub trait PartitionLog: Send {
 
     /// Number of segments, the active one included (always at least 1).
     fn segment_count(&self) -> usize;
+
+    /// Marks the log as being deleted: dropping it then skips the final flush and the
+    /// clean-shutdown marker (its files are about to be removed; syncing them is wasted I/O).
+    fn discard(&mut self);
 }

@@ -633,6 +633,10 @@ impl<S: Storage> PartitionLog for Log<S> {
     fn segment_count(&self) -> usize {
         self.segments.len()
     }
+
+    fn discard(&mut self) {
+        self.closed = true;
+    }
 }
 
 impl<S: Storage> Drop for Log<S> {
