@@ -32,8 +32,14 @@
 //!   (tests) or replicated on `ferry-quorum`;
 //! - [`Error`]: the crate's error categories.
 //!
-//! The API services and the reconcilers come next.
+//! And the edge:
+//!
+//! - [`api`]: the gRPC services (clusters, operations, hosts) over any store: authenticate,
+//!   authorize, validate, call the store, translate errors to statuses.
+//!
+//! The reconcilers come next.
 
+pub mod api;
 pub mod auth;
 mod error;
 pub mod model;

@@ -1,0 +1,241 @@
+//! `ClusterService`: create, read, list and delete the tenant's clusters.
+
+use ferry_proto::controlplane::v1 as pb;
+use ferry_proto::controlplane::v1::cluster_service_server::ClusterService;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, NodeStates};
+use super::{Api, page_request, require_id, status, violation};
+use crate::auth::Action;
+use crate::model::{Host, HostHealth, PageRequest};
+use crate::placement::{self, Occupant, Placement};
+use crate::spec::{self, ValidationContext};
+use crate::store::Store;
+use crate::store::state::CLIENT_REQUEST_ID_LEN_MAX;
+
+impl<S: Store> Api<S> {
+    /// The node states the agents reported, over every host.
+    async fn node_states(&self) -> Result<NodeStates, Status> {
+        Ok(convert::node_states(&self.all_hosts().await?))
+    }
+}
+
+/// The hosts placement may use: every registered host not known to be unreachable, with the
+/// nodes already assigned to it as occupants.
+fn placement_hosts(hosts: &[Host]) -> Vec<placement::Host> {
+    hosts
+        .iter()
+        .filter(|h| h.health != HostHealth::Unreachable)
+        .map(|h| placement::Host {
+            id: h.id.clone(),
+            zone: h.zone.clone(),
+            address: h.address.clone(),
+            ports: h.ports,
+            max_nodes: h.capacity.max_nodes,
+            storage_bytes: h.capacity.storage_bytes,
+            occupants: h
+                .assignments
+                .iter()
+                .map(|a| Occupant {
+                    ports: a.kafka_port.into_iter().chain(a.controller_port).collect(),
+                    storage_bytes: a.storage_bytes,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl<S: Store> ClusterService for Api<S> {
+    async fn create_cluster(
+        &self,
+        request: Request<pb::CreateClusterRequest>,
+    ) -> Result<Response<pb::CreateClusterResponse>, Status> {
+        let principal = self.authorize(&request, Action::Create)?;
+        let request = request.into_inner();
+
+        let hosts = self.all_hosts().await?;
+        let context = ValidationContext {
+            zones_with_hosts: hosts.iter().map(|h| h.zone.clone()).collect(),
+            kafka_versions: self.inner.config.kafka_versions.clone(),
+        };
+        let mut violations = Vec::new();
+        let spec = match request.spec {
+            None => {
+                violations.push(violation("spec", "is required"));
+                None
+            }
+            Some(spec) => {
+                let spec = convert::spec_from_proto(spec);
+                if let Err(found) = spec::validate(&spec, &context) {
+                    violations.extend(found);
+                }
+                Some(spec)
+            }
+        };
+        if request.client_request_id.chars().count() > CLIENT_REQUEST_ID_LEN_MAX {
+            violations.push(violation(
+                "client_request_id",
+                format!("must be at most {CLIENT_REQUEST_ID_LEN_MAX} characters"),
+            ));
+        }
+        let spec = match spec {
+            Some(spec) if violations.is_empty() => spec,
+            _ => return Err(status::invalid_argument(&violations)),
+        };
+
+        let shape = placement::Request::for_spec(&spec, self.inner.config.controller_storage_bytes);
+        match placement::plan(&shape, &placement_hosts(&hosts), &Placement::default()) {
+            Ok(_) => {}
+            Err(placement::Error::Insufficient(shortage)) => {
+                return Err(status::insufficient_capacity(&shortage));
+            }
+            Err(err @ placement::Error::InvalidRequest(_)) => {
+                // Validation refuses every request placement calls invalid; reaching here means
+                // the two disagree.
+                return Err(Status::internal(err.to_string()));
+            }
+        }
+
+        let client_request_id =
+            (!request.client_request_id.is_empty()).then_some(request.client_request_id);
+        let (cluster, operation) = self
+            .store()
+            .create_cluster(&principal.tenant, spec, client_request_id)
+            .await?;
+        Ok(Response::new(pb::CreateClusterResponse {
+            cluster: Some(convert::cluster_to_proto(&cluster, &NodeStates::new())),
+            operation: Some(convert::operation_to_proto(&operation)),
+        }))
+    }
+
+    async fn get_cluster(
+        &self,
+        request: Request<pb::GetClusterRequest>,
+    ) -> Result<Response<pb::Cluster>, Status> {
+        let principal = self.authorize(&request, Action::Read)?;
+        let request = request.into_inner();
+        require_id("cluster_id", &request.cluster_id)?;
+        let cluster = self
+            .store()
+            .get_cluster(&principal.tenant, &request.cluster_id)
+            .await?;
+        let states = self.node_states().await?;
+        Ok(Response::new(convert::cluster_to_proto(&cluster, &states)))
+    }
+
+    async fn list_clusters(
+        &self,
+        request: Request<pb::ListClustersRequest>,
+    ) -> Result<Response<pb::ListClustersResponse>, Status> {
+        let principal = self.authorize(&request, Action::Read)?;
+        let request = request.into_inner();
+        let page = self
+            .store()
+            .list_clusters(
+                &principal.tenant,
+                &request.name_prefix,
+                page_request(request.page_size, request.page_token),
+            )
+            .await?;
+        let states = self.node_states().await?;
+        Ok(Response::new(pb::ListClustersResponse {
+            clusters: page
+                .items
+                .iter()
+                .map(|c| convert::cluster_to_proto(c, &states))
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete_cluster(
+        &self,
+        request: Request<pb::DeleteClusterRequest>,
+    ) -> Result<Response<pb::DeleteClusterResponse>, Status> {
+        let principal = self.authorize(&request, Action::Delete)?;
+        let request = request.into_inner();
+        require_id("cluster_id", &request.cluster_id)?;
+        let expected_version = (request.current_version != 0).then_some(request.current_version);
+        let (cluster, operation) = self
+            .store()
+            .delete_cluster(&principal.tenant, &request.cluster_id, expected_version)
+            .await?;
+        let states = self.node_states().await?;
+        Ok(Response::new(pb::DeleteClusterResponse {
+            cluster: Some(convert::cluster_to_proto(&cluster, &states)),
+            operation: Some(convert::operation_to_proto(&operation)),
+        }))
+    }
+
+    async fn get_bootstrap_brokers(
+        &self,
+        request: Request<pb::GetBootstrapBrokersRequest>,
+    ) -> Result<Response<pb::GetBootstrapBrokersResponse>, Status> {
+        let principal = self.authorize(&request, Action::Read)?;
+        let request = request.into_inner();
+        require_id("cluster_id", &request.cluster_id)?;
+        let cluster = self
+            .store()
+            .get_cluster(&principal.tenant, &request.cluster_id)
+            .await?;
+        Ok(Response::new(pb::GetBootstrapBrokersResponse {
+            bootstrap_brokers: cluster.bootstrap_brokers(),
+        }))
+    }
+
+    async fn list_nodes(
+        &self,
+        request: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let principal = self.authorize(&request, Action::Read)?;
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        if request.cluster_id.is_empty() {
+            violations.push(violation("cluster_id", "is required"));
+        }
+        // The token is the last node id of the previous page.
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => match token.parse::<placement::NodeId>() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    violations.push(violation("page_token", "is not a token this API gave"));
+                    None
+                }
+            },
+        };
+        if !violations.is_empty() {
+            return Err(status::invalid_argument(&violations));
+        }
+        let cluster = self
+            .store()
+            .get_cluster(&principal.tenant, &request.cluster_id)
+            .await?;
+        let states = self.node_states().await?;
+        let size = PageRequest::first(request.page_size).size();
+        let mut nodes: Vec<_> = cluster
+            .status
+            .placement
+            .iter()
+            .filter(|a| after.is_none_or(|after| a.node_id > after))
+            .take(size + 1)
+            .collect();
+        let next_page_token = if nodes.len() > size {
+            nodes.truncate(size);
+            nodes
+                .last()
+                .map(|a| a.node_id.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes: nodes
+                .into_iter()
+                .map(|a| convert::node_to_proto(&cluster.id, a, &states))
+                .collect(),
+            next_page_token,
+        }))
+    }
+}
