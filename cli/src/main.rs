@@ -2,15 +2,20 @@
 //!
 //! Server roles parse their configuration here and hand typed options to the libraries:
 //! - `ferry node`: one data-plane node (see `ferry_data_plane::node`);
-//! - `ferry dev`: the local stack for trying Ferry (today: one node on loopback).
+//! - `ferry dev`: the local stack for trying Ferry (today: one node on loopback);
+//! - `ferry control-plane`: the control plane's API and store (see
+//!   `ferry_control_plane::server`).
 //!
 //! Client commands talk to running processes:
 //! - `ferry node status`: what a node reports on its admin endpoint;
-//! - `ferry quorum describe`: the metadata quorum, as `kafka-metadata-quorum` shows it.
+//! - `ferry quorum describe`: the metadata quorum, as `kafka-metadata-quorum` shows it;
+//! - `ferry token create`: mint an API token with the control plane's secret.
 
+mod control_plane;
 mod dev;
 mod node;
 mod quorum;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +37,10 @@ enum Command {
     Dev(dev::DevArgs),
     /// Inspect a cluster's metadata quorum.
     Quorum(quorum::QuorumArgs),
+    /// Run the control plane (API and store).
+    ControlPlane(control_plane::ControlPlaneArgs),
+    /// Mint API tokens.
+    Token(token::TokenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +60,8 @@ fn main() -> anyhow::Result<()> {
             Command::Node(args) => node::run(*args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Quorum(args) => quorum::run(args).await,
+            Command::ControlPlane(args) => control_plane::run(args).await,
+            Command::Token(args) => token::run(args),
         }
     })
 }

@@ -35,7 +35,8 @@
 //! And the edge:
 //!
 //! - [`api`]: the gRPC services (clusters, operations, hosts) over any store: authenticate,
-//!   authorize, validate, call the store, translate errors to statuses.
+//!   authorize, validate, call the store, translate errors to statuses;
+//! - [`server`]: one control-plane process, the API and a single-voter store on one port.
 //!
 //! The reconcilers come next.
 
@@ -44,6 +45,7 @@ pub mod auth;
 mod error;
 pub mod model;
 pub mod placement;
+pub mod server;
 pub mod spec;
 pub mod store;
 

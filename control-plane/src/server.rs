@@ -1,0 +1,199 @@
+//! [`Server`]: one control-plane process — a single-voter quorum holding the store, and the
+//! gRPC API ([`crate::api`]) served on the same port as raft.
+//!
+//! The binary parses its configuration into [`ServerOptions`]; this module takes them typed.
+//! The store lives in `<data_dir>/store`, so a restart on the same directory finds the same
+//! clusters, operations and hosts.
+//!
+//! Hosts register through the store ([`crate::store::Store::register_host`]) only: no
+//! `AgentService` is served yet, so until one is, CreateCluster refuses for lack of capacity.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_quorum::{Quorum, QuorumHandle};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use crate::api::{Api, ApiConfig};
+use crate::auth::TokenIssuer;
+use crate::model::TimestampMs;
+use crate::store::quorum::system_now_ms;
+use crate::store::state::{Command, Query, Response, State};
+use crate::store::{QuorumStore, Store};
+use crate::{Error, Result};
+
+/// The issuer (`iss`) of the tokens a control plane mints and accepts.
+pub const ISSUER: &str = "ferry-control-plane";
+/// The audience (`aud`) of the tokens a control plane mints and accepts.
+pub const AUDIENCE: &str = "ferry-api";
+/// The raft id of the single voter.
+pub const RAFT_ID: u64 = 1;
+/// Subdirectory of the data directory holding the store's raft log and snapshots.
+pub const STORE_DIR: &str = "store";
+/// How long [`Server::bind`] waits for the single voter to elect itself.
+pub const LEADER_WAIT: Duration = Duration::from_secs(30);
+/// Pause between checks while waiting for the voter to become leader.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// How a control-plane server runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Directory for everything the control plane persists (the store is in
+    /// `<data_dir>/store`).
+    pub data_dir: PathBuf,
+    /// Address of the one listener serving the API and raft (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The HS256 secret tokens are signed with; at least
+    /// [`crate::auth::SECRET_LEN_MIN`] bytes.
+    pub token_secret: Vec<u8>,
+    /// The tokens' issuer; [`ISSUER`] unless tokens come from elsewhere.
+    pub issuer: String,
+    /// The tokens' audience; [`AUDIENCE`] unless tokens come from elsewhere.
+    pub audience: String,
+    /// What the API needs to know about the deployment.
+    pub api: ApiConfig,
+}
+
+impl ServerOptions {
+    /// Options for `data_dir` and `listen` with the given secret and every other field at its
+    /// default ([`ISSUER`], [`AUDIENCE`], [`ApiConfig::default`]).
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr, token_secret: Vec<u8>) -> Self {
+        ServerOptions {
+            data_dir: data_dir.into(),
+            listen,
+            token_secret,
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+/// A running control plane: the store's quorum and the API on one listener.
+pub struct Server {
+    /// The quorum member under the store (and the server of every service).
+    quorum: QuorumHandle,
+    /// The address the listener is bound to.
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds the listener, opens (or bootstraps) the store in `<data_dir>/store`, starts the
+    /// single-voter quorum serving the API services next to raft, and waits for the voter to
+    /// lead, so the API answers as soon as this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a secret that is too short, [`Error::Io`] when the directory
+    /// or the listener cannot be opened, [`Error::Unavailable`] when the voter does not become
+    /// leader within [`LEADER_WAIT`].
+    pub async fn bind(options: ServerOptions) -> Result<Server> {
+        let issuer = TokenIssuer::new(&options.token_secret, &options.issuer, &options.audience)
+            .map_err(|err| Error::InvalidInput(format!("token secret: {err}")))?;
+        let dir = options.data_dir.join(STORE_DIR);
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| Error::Io(format!("creating {}: {err}", dir.display())))?;
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(|err| Error::Io(format!("binding {}: {err}", options.listen)))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|err| Error::Io(format!("listener address: {err}")))?;
+
+        // The store is built over a handle that exists only once the quorum started, but the
+        // services must be given to the quorum to start it: they share a cell, set below.
+        let store = Arc::new(LateStore::default());
+        let api = Api::new(Arc::clone(&store), issuer, options.api);
+        let services = Routes::new(api.cluster_service())
+            .add_service(api.operation_service())
+            .add_service(api.host_service());
+        let quorum_options = ferry_quorum::Options {
+            id: RAFT_ID,
+            peers: BTreeMap::from([(RAFT_ID, local_addr.to_string())]),
+            ..Default::default()
+        };
+        let quorum =
+            Quorum::start_with_services(quorum_options, State::new(), &dir, listener, services)
+                .await?;
+        store
+            .0
+            .set(QuorumStore::new(quorum.clone()))
+            .unwrap_or_else(|_| unreachable!("set once, here"));
+
+        let server = Server { quorum, local_addr };
+        if let Err(err) = server.wait_for_leader().await {
+            server.quorum.shutdown().await;
+            return Err(err);
+        }
+        Ok(server)
+    }
+
+    /// The address the API (and raft) listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops the quorum and its server. Everything
+    /// acknowledged is on disk.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        self.quorum.shutdown().await;
+    }
+
+    /// Waits until the single voter leads (it elects itself after an election timeout).
+    async fn wait_for_leader(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            if self.quorum.status().await?.role == ferry_quorum::Role::Leader {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "the store's voter did not become leader within {LEADER_WAIT:?}"
+                )));
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+    }
+}
+
+/// A [`QuorumStore`] set once the quorum has started; requests in the moment before are
+/// UNAVAILABLE.
+#[derive(Default)]
+struct LateStore(std::sync::OnceLock<QuorumStore>);
+
+impl LateStore {
+    /// The store, once set.
+    fn get(&self) -> Result<&QuorumStore> {
+        self.0
+            .get()
+            .ok_or_else(|| Error::Unavailable("the control plane is starting".into()))
+    }
+}
+
+impl Store for LateStore {
+    async fn execute(&self, command: Command) -> Result<Response> {
+        self.get()?.execute(command).await
+    }
+
+    async fn query(&self, query: Query) -> Result<Response> {
+        self.get()?.query(query).await
+    }
+
+    fn now_ms(&self) -> TimestampMs {
+        system_now_ms()
+    }
+}
