@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
+use super::local::write_atomically;
 use super::{AdminError, Authority, BrokerInfo, Image, NodeId};
 use crate::controller::records::decode_batch;
 use crate::controller::{Command, CommandResult, Listener, MetadataImage};
@@ -585,17 +586,4 @@ fn client_view(image: &MetadataImage, me: &BrokerInfo) -> Image {
         *entry = me.clone();
     }
     view
-}
-
-/// Writes `bytes` to `path` so that a crash leaves the old or the new file.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_data()?;
-    std::fs::rename(&tmp, path)
 }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ferry_proto::controller::v1 as pb;
 use ferry_proto::controller::v1::controller_service_server::{
@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
+use crate::broker::now_ms;
 use crate::controller::heartbeat::heartbeat;
 use crate::controller::records::encode_batch;
 use crate::controller::{
@@ -585,11 +586,4 @@ fn quorum_status(error: ferry_quorum::Error) -> Status {
         Error::InvalidInput(_) => Status::invalid_argument(error.to_string()),
         Error::Io(_) | Error::Corrupt(_) => Status::internal(error.to_string()),
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
