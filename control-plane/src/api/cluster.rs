@@ -37,7 +37,12 @@ fn placement_hosts(hosts: &[Host]) -> Vec<placement::Host> {
                 .assignments
                 .iter()
                 .map(|a| Occupant {
-                    ports: a.kafka_port.into_iter().chain(a.controller_port).collect(),
+                    ports: a
+                        .kafka_port
+                        .into_iter()
+                        .chain(a.controller_port)
+                        .chain(std::iter::once(a.admin_port))
+                        .collect(),
                     storage_bytes: a.storage_bytes,
                 })
                 .collect(),

@@ -90,6 +90,8 @@ pub struct HostAssignment {
     pub kafka_port: Option<u16>,
     /// Its controller port (controllers).
     pub controller_port: Option<u16>,
+    /// Its admin port: the health endpoint the agent polls.
+    pub admin_port: u16,
     /// The Kafka version it presents.
     pub kafka_version: String,
     /// Storage reserved for its data directory, in bytes.

@@ -619,6 +619,7 @@ async fn hosts_register_report_and_take_assignments() {
         address: "127.0.0.1".into(),
         kafka_port: Some(9000),
         controller_port: None,
+        admin_port: 9001,
         kafka_version: "3.9.0".into(),
         storage_bytes: 1 << 30,
         broker_config: BTreeMap::new(),
