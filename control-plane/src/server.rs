@@ -5,8 +5,8 @@
 //! The store lives in `<data_dir>/store`, so a restart on the same directory finds the same
 //! clusters, operations and hosts.
 //!
-//! Hosts register through the store ([`crate::store::Store::register_host`]) only: no
-//! `AgentService` is served yet, so until one is, CreateCluster refuses for lack of capacity.
+//! The [`Reconciler`] runs beside the API on the same store, acting only while this process
+//! leads the store, and stops with the server.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,6 +22,7 @@ use tonic::service::Routes;
 use crate::api::{Api, ApiConfig};
 use crate::auth::TokenIssuer;
 use crate::model::TimestampMs;
+use crate::reconcile::{Reconciler, ReconcilerOptions};
 use crate::store::quorum::system_now_ms;
 use crate::store::state::{Command, Query, Response, State};
 use crate::store::{QuorumStore, Store};
@@ -57,6 +58,8 @@ pub struct ServerOptions {
     pub audience: String,
     /// What the API needs to know about the deployment.
     pub api: ApiConfig,
+    /// How the reconciler runs.
+    pub reconciler: ReconcilerOptions,
 }
 
 impl ServerOptions {
@@ -70,6 +73,7 @@ impl ServerOptions {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
             api: ApiConfig::default(),
+            reconciler: ReconcilerOptions::default(),
         }
     }
 }
@@ -78,6 +82,10 @@ impl ServerOptions {
 pub struct Server {
     /// The quorum member under the store (and the server of every service).
     quorum: QuorumHandle,
+    /// The reconciler task, stopped by cancelling `stop_reconciler`.
+    reconciler: tokio::task::JoinHandle<()>,
+    /// Stops the reconciler.
+    stop_reconciler: tokio::sync::watch::Sender<bool>,
     /// The address the listener is bound to.
     local_addr: SocketAddr,
 }
@@ -133,9 +141,19 @@ impl Server {
             .set(QuorumStore::new(quorum.clone()))
             .unwrap_or_else(|_| unreachable!("set once, here"));
 
-        let server = Server { quorum, local_addr };
+        let (stop_reconciler, mut stopped) = tokio::sync::watch::channel(false);
+        let reconciler = Reconciler::new(store, quorum.clone(), options.reconciler);
+        let reconciler = tokio::spawn(reconciler.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        let server = Server {
+            quorum,
+            reconciler,
+            stop_reconciler,
+            local_addr,
+        };
         if let Err(err) = server.wait_for_leader().await {
-            server.quorum.shutdown().await;
+            server.stop().await;
             return Err(err);
         }
         Ok(server)
@@ -150,6 +168,13 @@ impl Server {
     /// acknowledged is on disk.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         shutdown.await;
+        self.stop().await;
+    }
+
+    /// Stops the reconciler, then the quorum and its server.
+    async fn stop(self) {
+        let _ = self.stop_reconciler.send(true);
+        let _ = self.reconciler.await;
         self.quorum.shutdown().await;
     }
 
