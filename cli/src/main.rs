@@ -9,8 +9,11 @@
 //! Client commands talk to running processes:
 //! - `ferry node status`: what a node reports on its admin endpoint;
 //! - `ferry quorum describe`: the metadata quorum, as `kafka-metadata-quorum` shows it;
-//! - `ferry token create`: mint an API token with the control plane's secret.
+//! - `ferry token create`: mint an API token with the control plane's secret;
+//! - `ferry cluster …`, `ferry operation …`, `ferry host …`: the control plane's API (see
+//!   `client`).
 
+mod client;
 mod control_plane;
 mod dev;
 mod node;
@@ -41,6 +44,12 @@ enum Command {
     ControlPlane(control_plane::ControlPlaneArgs),
     /// Mint API tokens.
     Token(token::TokenArgs),
+    /// Create, inspect and delete clusters through the control plane.
+    Cluster(client::ClusterArgs),
+    /// Inspect operations (long-running changes to clusters).
+    Operation(client::OperationArgs),
+    /// Inspect the hosts agents registered (admin role).
+    Host(client::HostArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +71,9 @@ fn main() -> anyhow::Result<()> {
             Command::Quorum(args) => quorum::run(args).await,
             Command::ControlPlane(args) => control_plane::run(args).await,
             Command::Token(args) => token::run(args),
+            Command::Cluster(args) => client::cluster(args).await,
+            Command::Operation(args) => client::operation(args).await,
+            Command::Host(args) => client::host(args).await,
         }
     })
 }
