@@ -221,11 +221,10 @@ impl Client {
             return Ok(reference.to_string());
         }
         let clusters = self.all_clusters(reference).await?;
-        match clusters.into_iter().find(|c| {
-            c.spec
-                .as_ref()
-                .is_some_and(|spec| spec.name == reference)
-        }) {
+        match clusters
+            .into_iter()
+            .find(|c| c.spec.as_ref().is_some_and(|spec| spec.name == reference))
+        {
             Some(cluster) => Ok(cluster.id),
             None => bail!("no cluster named {reference:?} in this tenant"),
         }
@@ -289,7 +288,9 @@ impl Client {
             if output == Output::Table {
                 for step in &operation.steps {
                     let now = (step.state, step.message.clone());
-                    if shown.get(&step.name) != Some(&now) && step.state != pb::StepState::Pending as i32 {
+                    if shown.get(&step.name) != Some(&now)
+                        && step.state != pb::StepState::Pending as i32
+                    {
                         eprintln!(
                             "  [{:>3}%] {:<20} {:<8} {}",
                             operation.progress_percent,
@@ -331,7 +332,10 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
     }
     if let Some(bad) = details.bad_request() {
         for violation in &bad.field_violations {
-            text.push_str(&format!("\n  {}: {}", violation.field, violation.description));
+            text.push_str(&format!(
+                "\n  {}: {}",
+                violation.field, violation.description
+            ));
         }
     }
     anyhow::anyhow!(text)
@@ -376,7 +380,9 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             let cluster = response.cluster.context("the API returned no cluster")?;
-            let operation = response.operation.context("the API returned no operation")?;
+            let operation = response
+                .operation
+                .context("the API returned no operation")?;
             if !create.wait {
                 return print_cluster(&cluster, output);
             }
@@ -444,10 +450,16 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            let operation = response.operation.context("the API returned no operation")?;
+            let operation = response
+                .operation
+                .context("the API returned no operation")?;
             if wait {
                 let ended = client
-                    .wait(&operation.id, Duration::from_secs(wait_timeout_secs), output)
+                    .wait(
+                        &operation.id,
+                        Duration::from_secs(wait_timeout_secs),
+                        output,
+                    )
                     .await?;
                 if let Some(error) = &ended.error {
                     bail!("deletion failed: {}: {}", error.code, error.message);
@@ -473,9 +485,9 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
             let id = client.cluster_id(&cluster).await?;
             let response = client
                 .clusters()
-                .get_bootstrap_brokers(client.request(pb::GetBootstrapBrokersRequest {
-                    cluster_id: id,
-                }))
+                .get_bootstrap_brokers(
+                    client.request(pb::GetBootstrapBrokersRequest { cluster_id: id }),
+                )
                 .await
                 .map_err(status_error)?
                 .into_inner();
@@ -556,9 +568,7 @@ pub async fn operation(args: OperationArgs) -> anyhow::Result<()> {
                 page_token = page.next_page_token;
             }
             match output {
-                Output::Json => {
-                    print_json(&operations.iter().map(to_json).collect::<Vec<_>>())
-                }
+                Output::Json => print_json(&operations.iter().map(to_json).collect::<Vec<_>>()),
                 Output::Table => {
                     let rows = operations
                         .iter()
@@ -576,10 +586,7 @@ pub async fn operation(args: OperationArgs) -> anyhow::Result<()> {
                             ]
                         })
                         .collect();
-                    print_table(
-                        &["ID", "TYPE", "STATE", "PROGRESS", "TOOK", "ERROR"],
-                        rows,
-                    );
+                    print_table(&["ID", "TYPE", "STATE", "PROGRESS", "TOOK", "ERROR"], rows);
                     Ok(())
                 }
             }
@@ -689,7 +696,9 @@ fn print_nodes(nodes: &[pb::Node]) {
         })
         .collect();
     print_table(
-        &["NODE", "ROLE", "HOST", "ZONE", "ADDRESS", "STATE", "MESSAGE"],
+        &[
+            "NODE", "ROLE", "HOST", "ZONE", "ADDRESS", "STATE", "MESSAGE",
+        ],
         rows,
     );
 }
@@ -752,7 +761,7 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -762,9 +771,13 @@ fn to_json<T: serde::Serialize>(message: &T) -> serde_json::Value {
     serde_json::to_value(message).unwrap_or(serde_json::Value::Null)
 }
 
-fn enum_name<E: TryFrom<i32>>(value: i32, name: impl Fn(E) -> &'static str, prefix: &str) -> String {
+fn enum_name<E: TryFrom<i32>>(
+    value: i32,
+    name: impl Fn(&E) -> &'static str,
+    prefix: &str,
+) -> String {
     match E::try_from(value) {
-        Ok(e) => name(e).trim_start_matches(prefix).to_string(),
+        Ok(e) => name(&e).trim_start_matches(prefix).to_string(),
         Err(_) => format!("UNKNOWN({value})"),
     }
 }

@@ -36,6 +36,8 @@
 //!
 //! - [`api`]: the gRPC services (clusters, operations, hosts) over any store: authenticate,
 //!   authorize, validate, call the store, translate errors to statuses;
+//! - [`rest`]: the same services as REST/JSON under `/v1/...` and their OpenAPI document,
+//!   generated from the proto definitions, on the gRPC port;
 //! - [`server`]: one control-plane process, the API and a single-voter store on one port.
 //!
 //! And the loop that makes clusters exist:
@@ -51,6 +53,7 @@ mod error;
 pub mod model;
 pub mod placement;
 pub mod reconcile;
+pub mod rest;
 pub mod server;
 pub mod spec;
 pub mod store;

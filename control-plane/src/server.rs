@@ -1,5 +1,6 @@
 //! [`Server`]: one control-plane process — a single-voter quorum holding the store, and the
-//! gRPC API ([`crate::api`]) served on the same port as raft.
+//! gRPC API ([`crate::api`]) served on the same port as raft, with its REST/JSON face
+//! ([`crate::rest`]) on that port too.
 //!
 //! The binary parses its configuration into [`ServerOptions`]; this module takes them typed.
 //! The store lives in `<data_dir>/store`, so a restart on the same directory finds the same
@@ -125,9 +126,10 @@ impl Server {
         // services must be given to the quorum to start it: they share a cell, set below.
         let store = Arc::new(LateStore::default());
         let api = Api::new(Arc::clone(&store), issuer, options.api);
-        let services = Routes::new(api.cluster_service())
+        let grpc = Routes::new(api.cluster_service())
             .add_service(api.operation_service())
             .add_service(api.host_service());
+        let services = crate::rest::with_rest(api, grpc);
         let quorum_options = ferry_quorum::Options {
             id: RAFT_ID,
             peers: BTreeMap::from([(RAFT_ID, local_addr.to_string())]),
