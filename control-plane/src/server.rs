@@ -1,6 +1,11 @@
-//! [`Server`]: one control-plane process — a single-voter quorum holding the store, and the
+//! [`Server`]: one control-plane process — a voter of the quorum holding the store, and the
 //! gRPC API ([`crate::api`]) served on the same port as raft, with its REST/JSON face
 //! ([`crate::rest`]) on that port too.
+//!
+//! A control plane runs alone (one voter, the default) or as one of three for high
+//! availability ([`ServerOptions::peers`]): every member serves the whole API (a follower
+//! forwards writes to the leader and answers reads with ReadIndex), and only the leader
+//! reconciles.
 //!
 //! The binary parses its configuration into [`ServerOptions`]; this module takes them typed.
 //! The store lives in `<data_dir>/store`, so a restart on the same directory finds the same
@@ -33,7 +38,7 @@ use crate::{Error, Result};
 pub const ISSUER: &str = "ferry-control-plane";
 /// The audience (`aud`) of the tokens a control plane mints and accepts.
 pub const AUDIENCE: &str = "ferry-api";
-/// The raft id of the single voter.
+/// The raft id of a control plane running alone.
 pub const RAFT_ID: u64 = 1;
 /// Subdirectory of the data directory holding the store's raft log and snapshots.
 pub const STORE_DIR: &str = "store";
@@ -61,6 +66,12 @@ pub struct ServerOptions {
     pub api: ApiConfig,
     /// How the reconciler runs.
     pub reconciler: ReconcilerOptions,
+    /// Every member's raft id and `host:port` (this one included), for a replicated control
+    /// plane; empty to run alone as [`RAFT_ID`] on the listener's address. Fixed when the
+    /// store's directory is first created.
+    pub peers: BTreeMap<u64, String>,
+    /// This member's raft id among `peers`.
+    pub raft_id: u64,
 }
 
 impl ServerOptions {
@@ -75,6 +86,8 @@ impl ServerOptions {
             audience: AUDIENCE.into(),
             api: ApiConfig::default(),
             reconciler: ReconcilerOptions::default(),
+            peers: BTreeMap::new(),
+            raft_id: RAFT_ID,
         }
     }
 }
@@ -101,8 +114,8 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Binds the listener, opens (or bootstraps) the store in `<data_dir>/store`, starts the
-    /// single-voter quorum serving the API services next to raft, and waits for the voter to
-    /// lead, so the API answers as soon as this returns.
+    /// store's voter serving the API services next to raft, and waits until the quorum has a
+    /// leader, so the API answers as soon as this returns.
     ///
     /// # Errors
     ///
@@ -130,9 +143,20 @@ impl Server {
             .add_service(api.operation_service())
             .add_service(api.host_service());
         let services = crate::rest::with_rest(api, grpc);
+        let (raft_id, peers) = if options.peers.is_empty() {
+            (RAFT_ID, BTreeMap::from([(RAFT_ID, local_addr.to_string())]))
+        } else {
+            if !options.peers.contains_key(&options.raft_id) {
+                return Err(Error::InvalidInput(format!(
+                    "raft id {} is not among the peers {:?}",
+                    options.raft_id, options.peers
+                )));
+            }
+            (options.raft_id, options.peers.clone())
+        };
         let quorum_options = ferry_quorum::Options {
-            id: RAFT_ID,
-            peers: BTreeMap::from([(RAFT_ID, local_addr.to_string())]),
+            id: raft_id,
+            peers,
             ..Default::default()
         };
         let quorum =
@@ -180,16 +204,17 @@ impl Server {
         self.quorum.shutdown().await;
     }
 
-    /// Waits until the single voter leads (it elects itself after an election timeout).
+    /// Waits until the quorum has a leader (a lone voter elects itself after an election
+    /// timeout).
     async fn wait_for_leader(&self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            if self.quorum.status().await?.role == ferry_quorum::Role::Leader {
+            if self.quorum.status().await?.leader.is_some() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Unavailable(format!(
-                    "the store's voter did not become leader within {LEADER_WAIT:?}"
+                    "the store's quorum elected no leader within {LEADER_WAIT:?}"
                 )));
             }
             tokio::time::sleep(LEADER_POLL).await;
