@@ -5,8 +5,8 @@
 //! The store lives in `<data_dir>/store`, so a restart on the same directory finds the same
 //! clusters, operations and hosts.
 //!
-//! Hosts register through the store ([`crate::store::Store::register_host`]) only: no
-//! `AgentService` is served yet, so until one is, CreateCluster refuses for lack of capacity.
+//! Host agents register, pull their assignments and report through `AgentService`
+//! ([`crate::api::agent`]), served on the same port with agent-role tokens.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -119,7 +119,8 @@ impl Server {
         let api = Api::new(Arc::clone(&store), issuer, options.api);
         let services = Routes::new(api.cluster_service())
             .add_service(api.operation_service())
-            .add_service(api.host_service());
+            .add_service(api.host_service())
+            .add_service(api.agent_service());
         let quorum_options = ferry_quorum::Options {
             id: RAFT_ID,
             peers: BTreeMap::from([(RAFT_ID, local_addr.to_string())]),
@@ -144,6 +145,12 @@ impl Server {
     /// The address the API (and raft) listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The store the API serves, for in-process users (reconcilers, tests that write host
+    /// assignments directly).
+    pub fn store(&self) -> QuorumStore {
+        QuorumStore::new(self.quorum.clone())
     }
 
     /// Serves until `shutdown` resolves, then stops the quorum and its server. Everything
