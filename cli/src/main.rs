@@ -4,7 +4,9 @@
 //! - `ferry node`: one data-plane node (see `ferry_data_plane::node`);
 //! - `ferry dev`: the local stack for trying Ferry (today: one node on loopback);
 //! - `ferry control-plane`: the control plane's API and store (see
-//!   `ferry_control_plane::server`).
+//!   `ferry_control_plane::server`);
+//! - `ferry agent`: the host agent running the nodes the control plane assigns (see
+//!   `ferry_agent`).
 //!
 //! Client commands talk to running processes:
 //! - `ferry node status`: what a node reports on its admin endpoint;
@@ -13,6 +15,7 @@
 //! - `ferry cluster …`, `ferry operation …`, `ferry host …`: the control plane's API (see
 //!   `client`).
 
+mod agent;
 mod client;
 mod control_plane;
 mod dev;
@@ -44,6 +47,8 @@ enum Command {
     ControlPlane(control_plane::ControlPlaneArgs),
     /// Mint API tokens.
     Token(token::TokenArgs),
+    /// Run the host agent.
+    Agent(Box<agent::AgentArgs>),
     /// Create, inspect and delete clusters through the control plane.
     Cluster(client::ClusterArgs),
     /// Inspect operations (long-running changes to clusters).
@@ -71,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             Command::Quorum(args) => quorum::run(args).await,
             Command::ControlPlane(args) => control_plane::run(args).await,
             Command::Token(args) => token::run(args),
+            Command::Agent(args) => agent::run(*args).await,
             Command::Cluster(args) => client::cluster(args).await,
             Command::Operation(args) => client::operation(args).await,
             Command::Host(args) => client::host(args).await,

@@ -11,6 +11,9 @@
 //! The store lives in `<data_dir>/store`, so a restart on the same directory finds the same
 //! clusters, operations and hosts.
 //!
+//! Host agents register, pull their assignments and report through `AgentService`
+//! ([`crate::api::agent`]), served on the same port with agent-role tokens.
+//!
 //! The [`Reconciler`] runs beside the API on the same store, acting only while this process
 //! leads the store, and stops with the server.
 
@@ -141,7 +144,8 @@ impl Server {
         let api = Api::new(Arc::clone(&store), issuer, options.api);
         let grpc = Routes::new(api.cluster_service())
             .add_service(api.operation_service())
-            .add_service(api.host_service());
+            .add_service(api.host_service())
+            .add_service(api.agent_service());
         let services = crate::rest::with_rest(api, grpc);
         let (raft_id, peers) = if options.peers.is_empty() {
             (RAFT_ID, BTreeMap::from([(RAFT_ID, local_addr.to_string())]))
@@ -188,6 +192,12 @@ impl Server {
     /// The address the API (and raft) listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The store the API serves, for in-process users (reconcilers, tests that write host
+    /// assignments directly).
+    pub fn store(&self) -> QuorumStore {
+        QuorumStore::new(self.quorum.clone())
     }
 
     /// Serves until `shutdown` resolves, then stops the quorum and its server. Everything
