@@ -196,11 +196,7 @@ impl Client {
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Ok(value) = format!("Bearer {}", self.token).parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        request
+        authorized(&self.token, message)
     }
 
     fn clusters(&self) -> ClusterServiceClient<Channel> {
@@ -320,6 +316,15 @@ impl Client {
             tokio::time::sleep(WAIT_POLL).await;
         }
     }
+}
+
+/// A request carrying `token` as its bearer token.
+pub fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }
 
 /// An error for a failed call: the status code and message, then every field violation.

@@ -67,7 +67,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the token secret from `path`, creating it (random, hex, mode 0600) if it is missing.
-fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     if !path.exists() {
         create_secret(path)?;
     }
