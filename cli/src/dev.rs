@@ -162,9 +162,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     println!("  export FERRY_API={api} FERRY_TOKEN={admin_token}");
     println!("  ferry cluster create demo --wait      # 3 brokers + 3 controllers");
     println!("  ferry cluster list; ferry host list");
-    println!(
-        "  curl -H \"Authorization: Bearer $FERRY_TOKEN\" {api}/v1/clusters"
-    );
+    println!("  curl -H \"Authorization: Bearer $FERRY_TOKEN\" {api}/v1/clusters");
     println!();
 
     let outcome = match &args.cluster {
@@ -215,24 +213,32 @@ async fn demo_cluster(api: &str, token: &str, name: &str) -> anyhow::Result<bool
         ..Default::default()
     };
     let created = clusters
-        .create_cluster(request(token, pb::CreateClusterRequest {
-            spec: Some(spec),
-            client_request_id: format!("ferry-dev-{name}"),
-        }))
+        .create_cluster(request(
+            token,
+            pb::CreateClusterRequest {
+                spec: Some(spec),
+                client_request_id: format!("ferry-dev-{name}"),
+            },
+        ))
         .await;
     let id = match created {
-        Ok(response) => response
-            .into_inner()
-            .cluster
-            .context("no cluster in the response")?
-            .id,
+        Ok(response) => {
+            response
+                .into_inner()
+                .cluster
+                .context("no cluster in the response")?
+                .id
+        }
         Err(status) if status.code() == tonic::Code::AlreadyExists => {
             // Made by an earlier run (or by hand): find it by name.
             let page = clusters
-                .list_clusters(request(token, pb::ListClustersRequest {
-                    name_prefix: name.to_string(),
-                    ..Default::default()
-                }))
+                .list_clusters(request(
+                    token,
+                    pb::ListClustersRequest {
+                        name_prefix: name.to_string(),
+                        ..Default::default()
+                    },
+                ))
                 .await?
                 .into_inner();
             page.clusters
@@ -247,9 +253,12 @@ async fn demo_cluster(api: &str, token: &str, name: &str) -> anyhow::Result<bool
     let started = tokio::time::Instant::now();
     loop {
         let cluster = clusters
-            .get_cluster(request(token, pb::GetClusterRequest {
-                cluster_id: id.clone(),
-            }))
+            .get_cluster(request(
+                token,
+                pb::GetClusterRequest {
+                    cluster_id: id.clone(),
+                },
+            ))
             .await?
             .into_inner();
         let status = cluster.status.unwrap_or_default();
