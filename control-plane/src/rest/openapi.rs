@@ -33,7 +33,7 @@ use prost_types::{
 };
 use serde_json::{Map, Value, json};
 
-use super::routes::{ROUTES, Route, Rpc};
+use super::routes::{LINKS, ROUTES, Route, Rpc};
 
 /// The proto package of the control-plane API.
 pub const PACKAGE: &str = "ferry.controlplane.v1";
@@ -413,7 +413,7 @@ impl Builder<'_> {
                 method.name()
             ),
             "parameters": parameters,
-            "responses": responses(component_name(method.output_type())),
+            "responses": responses(component_name(method.output_type()), route.rpc),
         });
         if route.body {
             operation["requestBody"] = json!({
@@ -495,16 +495,30 @@ impl Builder<'_> {
     }
 }
 
-/// A route's responses: 200 with `output`, and the error statuses with the error body.
-fn responses(output: &str) -> Value {
+/// A route's responses: 200 with `output` (and the [`LINKS`] from `rpc`), and the error
+/// statuses with the error body.
+fn responses(output: &str, rpc: Rpc) -> Value {
     let mut responses = Map::new();
-    responses.insert(
-        "200".into(),
-        json!({
-            "description": "OK",
-            "content": { "application/json": { "schema": schema_ref(output) } },
-        }),
-    );
+    let mut ok = json!({
+        "description": "OK",
+        "content": { "application/json": { "schema": schema_ref(output) } },
+    });
+    let links: Map<String, Value> = LINKS
+        .iter()
+        .filter(|link| link.from == rpc)
+        .map(|link| {
+            let target = link.to.proto_name().1;
+            let link = json!({
+                "operationId": target,
+                "parameters": { link.field: format!("$response.body#{}", link.pointer) },
+            });
+            (target.to_string(), link)
+        })
+        .collect();
+    if !links.is_empty() {
+        ok["links"] = Value::Object(links);
+    }
+    responses.insert("200".into(), ok);
     let error = json!({ "$ref": format!("#/components/responses/{ERROR_SCHEMA}") });
     for status in [
         "400", "401", "403", "404", "409", "413", "415", "429", "503",
@@ -605,6 +619,21 @@ mod tests {
         assert_eq!(delete[0]["in"], "path");
         assert_eq!(delete[1]["name"], "currentVersion");
         assert_eq!(delete[1]["schema"]["type"], "string");
+    }
+
+    #[test]
+    fn a_created_cluster_links_to_the_calls_about_it() {
+        let doc = document(&Descriptors::load());
+        let links = &doc["paths"]["/v1/clusters"]["post"]["responses"]["200"]["links"];
+        assert_eq!(links["GetCluster"]["operationId"], "GetCluster");
+        assert_eq!(
+            links["GetCluster"]["parameters"]["cluster_id"],
+            "$response.body#/cluster/id"
+        );
+        assert_eq!(
+            links["GetOperation"]["parameters"]["operation_id"],
+            "$response.body#/operation/id"
+        );
     }
 
     #[test]
