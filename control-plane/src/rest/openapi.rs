@@ -88,10 +88,11 @@ impl Descriptors {
             .iter()
             .flat_map(|info| &info.location)
             .filter_map(|loc| {
-                let text = if loc.path == [FILE_SYNTAX] {
-                    loc.leading_detached_comments.first()
-                } else {
-                    loc.leading_comments.as_ref()
+                // The file's opening comment sits before `syntax`, attached to it or, after a
+                // blank line, detached.
+                let text = match &loc.leading_comments {
+                    None if loc.path == [FILE_SYNTAX] => loc.leading_detached_comments.first(),
+                    text => text.as_ref(),
                 };
                 Some((loc.path.clone(), clean_comment(text?)))
             })
@@ -214,6 +215,15 @@ fn clean_comment(text: &str) -> String {
         .join("\n")
         .trim()
         .to_string()
+}
+
+/// The first sentence of a comment, on one line.
+fn first_sentence(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.find(". ") {
+        Some(end) => line[..=end].to_string(),
+        None => line,
+    }
 }
 
 /// A field's JSON name: the descriptor's `json_name`, else lowerCamelCase of its name.
@@ -366,7 +376,9 @@ impl Builder<'_> {
     fn operation(&mut self, route: &Route) -> Value {
         let descriptors = self.descriptors;
         let (service, method, path) = descriptors.method(route.rpc);
-        self.reach(method.input_type());
+        if route.body {
+            self.reach(method.input_type());
+        }
         self.reach(method.output_type());
         let (request_path, request) = descriptors.message(method.input_type());
         let description = descriptors.comment(&path);
@@ -406,7 +418,7 @@ impl Builder<'_> {
         let mut operation = json!({
             "operationId": method.name(),
             "tags": [service.name()],
-            "summary": description.lines().next().unwrap_or_default(),
+            "summary": first_sentence(&description),
             "description": format!(
                 "{description}\n\nCalls gRPC `{PACKAGE}.{}/{}`.",
                 service.name(),
@@ -634,6 +646,26 @@ mod tests {
             links["GetOperation"]["parameters"]["operation_id"],
             "$response.body#/operation/id"
         );
+    }
+
+    #[test]
+    fn the_file_comment_and_the_method_comments_become_descriptions() {
+        let doc = document(&Descriptors::load());
+        let info = doc["info"]["description"].as_str().unwrap();
+        assert!(info.starts_with("The control-plane API"), "{info}");
+        let delete = &doc["paths"]["/v1/clusters/{cluster_id}"]["delete"];
+        assert_eq!(
+            delete["summary"],
+            "Starts the DELETE operation: the cluster goes to DELETING, its nodes are stopped and \
+             their data removed, then the cluster disappears."
+        );
+        // Requests that travel in the path and query are no components.
+        assert!(
+            doc["components"]["schemas"]
+                .get("GetClusterRequest")
+                .is_none()
+        );
+        assert!(doc["components"]["schemas"]["CreateClusterRequest"].is_object());
     }
 
     #[test]
