@@ -11,7 +11,7 @@
 //! - `pbjson-build`, which derives serde for the control-plane messages following the proto3
 //!   JSON mapping (lowerCamelCase names, enums by name, 64-bit integers as strings);
 //! - the control plane's OpenAPI document (`ferry_control_plane::rest::openapi`), through
-//!   [`FILE_DESCRIPTOR_SET`](../src/lib.rs).
+//!   `ferry_proto::FILE_DESCRIPTOR_SET` (`src/lib.rs`), which embeds the file.
 
 use std::path::PathBuf;
 

@@ -57,7 +57,7 @@
 //! - No content negotiation: responses are always `application/json`; request bodies must be
 //!   JSON (`Content-Type: application/json`, or none).
 
-mod error;
+pub mod error;
 pub mod openapi;
 pub mod routes;
 

@@ -33,7 +33,7 @@ use prost_types::{
 };
 use serde_json::{Map, Value, json};
 
-use super::routes::{ROUTES, Route, Rpc};
+use super::routes::{LINKS, ROUTES, Route, Rpc};
 
 /// The proto package of the control-plane API.
 pub const PACKAGE: &str = "ferry.controlplane.v1";
@@ -88,10 +88,11 @@ impl Descriptors {
             .iter()
             .flat_map(|info| &info.location)
             .filter_map(|loc| {
-                let text = if loc.path == [FILE_SYNTAX] {
-                    loc.leading_detached_comments.first()
-                } else {
-                    loc.leading_comments.as_ref()
+                // The file's opening comment sits before `syntax`, attached to it or, after a
+                // blank line, detached.
+                let text = match &loc.leading_comments {
+                    None if loc.path == [FILE_SYNTAX] => loc.leading_detached_comments.first(),
+                    text => text.as_ref(),
                 };
                 Some((loc.path.clone(), clean_comment(text?)))
             })
@@ -214,6 +215,15 @@ fn clean_comment(text: &str) -> String {
         .join("\n")
         .trim()
         .to_string()
+}
+
+/// The first sentence of a comment, on one line.
+fn first_sentence(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.find(". ") {
+        Some(end) => line[..=end].to_string(),
+        None => line,
+    }
 }
 
 /// A field's JSON name: the descriptor's `json_name`, else lowerCamelCase of its name.
@@ -366,7 +376,9 @@ impl Builder<'_> {
     fn operation(&mut self, route: &Route) -> Value {
         let descriptors = self.descriptors;
         let (service, method, path) = descriptors.method(route.rpc);
-        self.reach(method.input_type());
+        if route.body {
+            self.reach(method.input_type());
+        }
         self.reach(method.output_type());
         let (request_path, request) = descriptors.message(method.input_type());
         let description = descriptors.comment(&path);
@@ -406,14 +418,14 @@ impl Builder<'_> {
         let mut operation = json!({
             "operationId": method.name(),
             "tags": [service.name()],
-            "summary": description.lines().next().unwrap_or_default(),
+            "summary": first_sentence(&description),
             "description": format!(
                 "{description}\n\nCalls gRPC `{PACKAGE}.{}/{}`.",
                 service.name(),
                 method.name()
             ),
             "parameters": parameters,
-            "responses": responses(component_name(method.output_type())),
+            "responses": responses(component_name(method.output_type()), route.rpc),
         });
         if route.body {
             operation["requestBody"] = json!({
@@ -495,16 +507,30 @@ impl Builder<'_> {
     }
 }
 
-/// A route's responses: 200 with `output`, and the error statuses with the error body.
-fn responses(output: &str) -> Value {
+/// A route's responses: 200 with `output` (and the [`LINKS`] from `rpc`), and the error
+/// statuses with the error body.
+fn responses(output: &str, rpc: Rpc) -> Value {
     let mut responses = Map::new();
-    responses.insert(
-        "200".into(),
-        json!({
-            "description": "OK",
-            "content": { "application/json": { "schema": schema_ref(output) } },
-        }),
-    );
+    let mut ok = json!({
+        "description": "OK",
+        "content": { "application/json": { "schema": schema_ref(output) } },
+    });
+    let links: Map<String, Value> = LINKS
+        .iter()
+        .filter(|link| link.from == rpc)
+        .map(|link| {
+            let target = link.to.proto_name().1;
+            let link = json!({
+                "operationId": target,
+                "parameters": { link.field: format!("$response.body#{}", link.pointer) },
+            });
+            (target.to_string(), link)
+        })
+        .collect();
+    if !links.is_empty() {
+        ok["links"] = Value::Object(links);
+    }
+    responses.insert("200".into(), ok);
     let error = json!({ "$ref": format!("#/components/responses/{ERROR_SCHEMA}") });
     for status in [
         "400", "401", "403", "404", "409", "413", "415", "429", "503",
@@ -605,6 +631,41 @@ mod tests {
         assert_eq!(delete[0]["in"], "path");
         assert_eq!(delete[1]["name"], "currentVersion");
         assert_eq!(delete[1]["schema"]["type"], "string");
+    }
+
+    #[test]
+    fn a_created_cluster_links_to_the_calls_about_it() {
+        let doc = document(&Descriptors::load());
+        let links = &doc["paths"]["/v1/clusters"]["post"]["responses"]["200"]["links"];
+        assert_eq!(links["GetCluster"]["operationId"], "GetCluster");
+        assert_eq!(
+            links["GetCluster"]["parameters"]["cluster_id"],
+            "$response.body#/cluster/id"
+        );
+        assert_eq!(
+            links["GetOperation"]["parameters"]["operation_id"],
+            "$response.body#/operation/id"
+        );
+    }
+
+    #[test]
+    fn the_file_comment_and_the_method_comments_become_descriptions() {
+        let doc = document(&Descriptors::load());
+        let info = doc["info"]["description"].as_str().unwrap();
+        assert!(info.starts_with("The control-plane API"), "{info}");
+        let delete = &doc["paths"]["/v1/clusters/{cluster_id}"]["delete"];
+        assert_eq!(
+            delete["summary"],
+            "Starts the DELETE operation: the cluster goes to DELETING, its nodes are stopped and \
+             their data removed, then the cluster disappears."
+        );
+        // Requests that travel in the path and query are no components.
+        assert!(
+            doc["components"]["schemas"]
+                .get("GetClusterRequest")
+                .is_none()
+        );
+        assert!(doc["components"]["schemas"]["CreateClusterRequest"].is_object());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! [`ROUTES`] is the one definition both the router ([`find`]) and the OpenAPI document
 //! ([`super::openapi`]) read. A route names its gRPC method; the request and response messages,
 //! the query parameters and the descriptions come from that method's descriptor, so adding a
-//! route is one line here plus one arm in [`super::Rest::call`].
+//! route is one line here plus one arm in `Rest::call` (`rest/mod.rs`).
 //!
 //! Binding rules (those of `google.api.http`, simplified):
 //!
@@ -105,6 +105,83 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/v1/hosts", false, Rpc::ListHosts),
 ];
+
+/// A value one call's response gives a path field of another call: an OpenAPI link, so that
+/// clients and fuzzers (schemathesis' stateful phase) can follow a created cluster to the
+/// calls about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// The call whose 200 response holds the value.
+    pub from: Rpc,
+    /// Where, as a JSON pointer into the response body (`/cluster/id`).
+    pub pointer: &'static str,
+    /// The call that takes it.
+    pub to: Rpc,
+    /// The path field it fills.
+    pub field: &'static str,
+}
+
+/// Every link between routes.
+pub const LINKS: &[Link] = &[
+    link(
+        Rpc::CreateCluster,
+        "/cluster/id",
+        Rpc::GetCluster,
+        "cluster_id",
+    ),
+    link(
+        Rpc::CreateCluster,
+        "/cluster/id",
+        Rpc::DeleteCluster,
+        "cluster_id",
+    ),
+    link(
+        Rpc::CreateCluster,
+        "/cluster/id",
+        Rpc::GetBootstrapBrokers,
+        "cluster_id",
+    ),
+    link(
+        Rpc::CreateCluster,
+        "/cluster/id",
+        Rpc::ListNodes,
+        "cluster_id",
+    ),
+    link(
+        Rpc::CreateCluster,
+        "/cluster/id",
+        Rpc::ListOperations,
+        "cluster_id",
+    ),
+    link(
+        Rpc::CreateCluster,
+        "/operation/id",
+        Rpc::GetOperation,
+        "operation_id",
+    ),
+    link(
+        Rpc::DeleteCluster,
+        "/operation/id",
+        Rpc::GetOperation,
+        "operation_id",
+    ),
+    link(
+        Rpc::ListOperations,
+        "/operations/0/id",
+        Rpc::GetOperation,
+        "operation_id",
+    ),
+];
+
+/// A [`Link`], for the table.
+const fn link(from: Rpc, pointer: &'static str, to: Rpc, field: &'static str) -> Link {
+    Link {
+        from,
+        pointer,
+        to,
+        field,
+    }
+}
 
 /// A [`Route`], for the table.
 const fn route(method: &'static str, path: &'static str, body: bool, rpc: Rpc) -> Route {
@@ -262,6 +339,15 @@ mod tests {
         );
         assert!(parse_query("a=%2").is_err());
         assert!(parse_query("a=%zz").is_err());
+    }
+
+    #[test]
+    fn links_join_routes_that_exist_by_a_path_field() {
+        for link in LINKS {
+            assert!(ROUTES.iter().any(|r| r.rpc == link.from), "{link:?}");
+            let to = ROUTES.iter().find(|r| r.rpc == link.to).expect("a route");
+            assert!(to.path_params().any(|p| p == link.field), "{link:?}");
+        }
     }
 
     #[test]
