@@ -43,6 +43,8 @@ pub const NODES_DIR: &str = "nodes";
 pub const LOG_BYTES_MAX: u64 = 16 << 20;
 /// How much of a node's log is read to find the line explaining its exit.
 const LOG_TAIL_BYTES: u64 = 16 << 10;
+/// Begins the line the agent writes into a node's log before each start.
+const START_MARKER: &str = "--- ferry agent starting";
 /// Longest log line quoted in a report.
 const LOG_LINE_CHARS_MAX: usize = 300;
 
@@ -189,7 +191,7 @@ impl Host for OsHost {
         let mut log = Self::open_log(&paths).map_err(|e| io("opening", &paths.log, e))?;
         let args = assignment.node_args(&paths.data);
         // A line in the log between runs, so a reader sees where each run begins.
-        let _ = writeln!(log, "--- ferry agent starting {key}: {}", args.join(" "));
+        let _ = writeln!(log, "{START_MARKER} {key}: {}", args.join(" "));
         let stdout = log.try_clone().map_err(|e| io("opening", &paths.log, e))?;
         let child = Command::new(&self.binary)
             .args(&args)
@@ -229,17 +231,22 @@ impl Host for OsHost {
 
     fn poll_exit(&mut self, key: &NodeKey, pid: Pid) -> Option<String> {
         let paths = self.paths(key);
-        let how = match self.children.get_mut(&pid) {
+        // A process killed by a signal did not get to explain itself: only an error it
+        // printed before counts, not whatever it last logged.
+        let (how, any_line) = match self.children.get_mut(&pid) {
             Some(child) => match child.try_wait() {
                 Ok(None) => return None,
-                Ok(Some(status)) => describe_exit(status),
-                Err(e) => format!("could not be waited for ({e})"),
+                Ok(Some(status)) => (describe_exit(status), status.code().is_some()),
+                Err(e) => (format!("could not be waited for ({e})"), true),
             },
             None if Self::is_node_process(pid, &paths.data) => return None,
-            None => "exited while the agent was not its parent (exit status unknown)".into(),
+            None => (
+                "exited while the agent was not its parent (exit status unknown)".into(),
+                true,
+            ),
         };
         self.children.remove(&pid);
-        Some(match explaining_line(&paths.log) {
+        Some(match explaining_line(&paths.log, any_line) {
             Some(line) => format!("{how}: {line}"),
             None => how,
         })
@@ -320,9 +327,10 @@ pub fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
-/// The log line that best explains an exit: the last `Error: ...` line (what `ferry node`
-/// prints when it fails), else the last non-empty line; terminal colours removed.
-pub fn explaining_line(log: &Path) -> Option<String> {
+/// The log line of the latest run (after the agent's last start marker) that best explains
+/// its exit: the last `Error: ...` line (what `ferry node` prints when it fails), else, if
+/// `any_line`, the last non-empty line; terminal colours removed.
+pub fn explaining_line(log: &Path, any_line: bool) -> Option<String> {
     let mut file = File::open(log).ok()?;
     let len = file.metadata().ok()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)))
@@ -330,16 +338,17 @@ pub fn explaining_line(log: &Path) -> Option<String> {
     let mut tail = Vec::new();
     file.read_to_end(&mut tail).ok()?;
     let text = strip_ansi(&String::from_utf8_lossy(&tail));
-    let lines: Vec<&str> = text
+    let run = text
+        .rsplit_once(START_MARKER)
+        .map_or(text.as_str(), |(_, run)| run);
+    let lines: Vec<&str> = run
         .lines()
+        .skip(usize::from(run.len() != text.len())) // the rest of the marker's line
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("--- ferry agent"))
+        .filter(|l| !l.is_empty())
         .collect();
-    let line = lines
-        .iter()
-        .rev()
-        .find(|l| l.starts_with("Error:"))
-        .or(lines.last())?;
+    let error = lines.iter().rev().find(|l| l.starts_with("Error:"));
+    let line = error.or(lines.last().filter(|_| any_line))?;
     Some(line.chars().take(LOG_LINE_CHARS_MAX).collect())
 }
 
@@ -381,12 +390,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            explaining_line(&log).unwrap(),
+            explaining_line(&log, true).unwrap(),
             "Error: cannot listen on 127.0.0.1:40002: Address already in use (os error 98)"
         );
         fs::write(&log, "\u{1b}[31mERROR\u{1b}[0m disk full\n").unwrap();
-        assert_eq!(explaining_line(&log).unwrap(), "ERROR disk full");
-        assert_eq!(explaining_line(&dir.path().join("missing")), None);
+        assert_eq!(explaining_line(&log, true).unwrap(), "ERROR disk full");
+        assert_eq!(
+            explaining_line(&log, false),
+            None,
+            "only errors after a signal"
+        );
+        // Only the latest run counts.
+        fs::write(
+            &log,
+            format!("Error: old\n{START_MARKER} node 1: node --x\nINFO serving\n"),
+        )
+        .unwrap();
+        assert_eq!(explaining_line(&log, true).unwrap(), "INFO serving");
+        assert_eq!(explaining_line(&log, false), None);
+        assert_eq!(explaining_line(&dir.path().join("missing"), true), None);
     }
 
     #[test]
@@ -461,7 +483,7 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        assert_eq!(exit.unwrap(), "was killed by signal 9 (SIGKILL): starting");
+        assert_eq!(exit.unwrap(), "was killed by signal 9 (SIGKILL)");
         host.remove(&key).unwrap();
         assert!(!paths.dir.exists());
         assert!(!paths.dir.parent().unwrap().exists());

@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cluster::{Admin, MetadataReader, consume_all, free_port, partitions, produce};
-use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
+use ferry_control_plane::auth::{Role, TokenIssuer};
 use ferry_control_plane::model::{Host, HostAssignment, NodeState};
 use ferry_control_plane::placement::Role as NodeRole;
 use ferry_control_plane::server::{AUDIENCE, ISSUER, Server, ServerOptions};
@@ -136,25 +136,44 @@ impl Drop for ControlPlane {
     }
 }
 
-/// A token with the agent role, written to a file for `--token-file`.
+/// A token with the agent role minted by `ferry token create --role agent` from the control
+/// plane's secret, written to a file for `--token-file`.
 fn agent_token_file(dir: &Path) -> PathBuf {
-    let issuer = TokenIssuer::new(SECRET, ISSUER, AUDIENCE).unwrap();
-    let token = issuer.mint(
-        &Principal {
-            subject: "agent".into(),
-            tenant: String::new(),
-            role: Role::Agent,
-        },
-        Duration::from_secs(3600),
-    );
+    let secret = dir.join("token-secret");
+    fs::write(&secret, SECRET).unwrap();
+    let output = Command::new(ferry_binary(dir))
+        .args(["token", "create", "--role", "agent", "--token-secret-file"])
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap();
+    let claims = TokenIssuer::new(SECRET, ISSUER, AUDIENCE)
+        .unwrap()
+        .verify(Some(&format!("Bearer {}", token.trim())))
+        .unwrap();
+    assert_eq!((claims.role, claims.tenant.as_str()), (Role::Agent, ""));
     let path = dir.join("agent-token");
     fs::write(&path, token).unwrap();
     path
 }
 
+/// The `ferry` binary under test, hard-linked into `dir` once: agents run nodes from their own
+/// executable, and this keeps them on the binary of this build even if the build directory is
+/// rebuilt while the test runs (a shared target directory).
+fn ferry_binary(dir: &Path) -> PathBuf {
+    let link = dir.join("ferry");
+    if !link.exists() && fs::hard_link(env!("CARGO_BIN_EXE_ferry"), &link).is_err() {
+        fs::copy(env!("CARGO_BIN_EXE_ferry"), &link).unwrap();
+    }
+    link
+}
+
 /// A `ferry agent` process; killed (-9) on drop.
 struct AgentProcess {
     child: Child,
+    /// The binary it runs (and its nodes run).
+    binary: PathBuf,
     /// The arguments it was started with, to restart it alike.
     args: Vec<String>,
     /// Its stderr.
@@ -170,7 +189,18 @@ impl AgentProcess {
         data_dir: &Path,
         host_id: &str,
     ) -> AgentProcess {
-        let args = vec![
+        Self::start_with(control_plane, token_file, data_dir, host_id, &[])
+    }
+
+    /// [`AgentProcess::start`] with extra flags.
+    fn start_with(
+        control_plane: &str,
+        token_file: &Path,
+        data_dir: &Path,
+        host_id: &str,
+        extra: &[&str],
+    ) -> AgentProcess {
+        let mut args = vec![
             "agent".to_string(),
             "--control-plane".into(),
             control_plane.into(),
@@ -189,17 +219,19 @@ impl AgentProcess {
             "--stop-timeout-ms".into(),
             "5000".into(),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         let log = data_dir.with_extension("log");
-        Self::spawn(args, log)
+        let binary = ferry_binary(data_dir.parent().unwrap());
+        Self::spawn(binary, args, log)
     }
 
-    fn spawn(args: Vec<String>, log: PathBuf) -> AgentProcess {
+    fn spawn(binary: PathBuf, args: Vec<String>, log: PathBuf) -> AgentProcess {
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut child = Command::new(&binary)
             .args(&args)
             .env("FERRY_LOG", "info")
             .env_remove("FERRY_TOKEN")
@@ -217,7 +249,12 @@ impl AgentProcess {
             }
         });
         let ready = rx.recv_timeout(READY);
-        let mut agent = AgentProcess { child, args, log };
+        let mut agent = AgentProcess {
+            child,
+            binary,
+            args,
+            log,
+        };
         if ready.is_err() {
             panic!(
                 "ferry agent ready within {READY:?}; log:\n{}",
@@ -232,7 +269,27 @@ impl AgentProcess {
     fn restart(mut self) -> AgentProcess {
         self.kill9();
         let (args, log) = (std::mem::take(&mut self.args), self.log.clone());
-        Self::spawn(args, log)
+        Self::spawn(self.binary.clone(), args, log)
+    }
+
+    /// SIGTERM, then a clean exit (bounded).
+    fn terminate(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "ferry agent exits 0 on SIGTERM: {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferry agent exits within 60 s of SIGTERM"
+            );
+            std::thread::sleep(POLL);
+        }
     }
 
     fn kill9(&mut self) {
@@ -544,7 +601,7 @@ async fn a_node_that_cannot_start_is_unhealthy_with_the_cause_until_it_can() {
     let _reaper = NodeReaper(agent_dir.clone());
     let cp = ControlPlane::start(&dir.path().join("cp"), "127.0.0.1:0".parse().unwrap()).await;
     let token = agent_token_file(dir.path());
-    let _agent = AgentProcess::start(&cp.url(), &token, &agent_dir, "host-b");
+    let agent = AgentProcess::start(&cp.url(), &token, &agent_dir, "host-b");
     cp.wait_for("host-b", "the agent registers", READY, |_| true)
         .await;
 
@@ -586,4 +643,33 @@ async fn a_node_that_cannot_start_is_unhealthy_with_the_cause_until_it_can() {
     // The port is freed: the next restart succeeds.
     drop(taken);
     cp.wait_running("host-b", 1, 0).await;
+
+    // A stopped agent leaves its node running (static stability) ...
+    let pids = node_pids(&agent_dir);
+    assert_eq!(pids.len(), 1);
+    agent.terminate();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = *pids.values().next().unwrap();
+    assert!(
+        is_node_of(pid, &agent_dir),
+        "the node outlives a stopped agent"
+    );
+
+    // ... unless told to stop it: the node stops (its directory stays, still assigned).
+    let restarted_at = now_ms();
+    let agent = AgentProcess::start_with(
+        &cp.url(),
+        &token,
+        &agent_dir,
+        "host-b",
+        &["--stop-nodes-on-exit"],
+    );
+    cp.wait_running("host-b", 1, restarted_at).await;
+    assert_eq!(node_pids(&agent_dir), pids, "re-adopted, not restarted");
+    agent.terminate();
+    assert!(
+        !is_node_of(pid, &agent_dir),
+        "the node stopped with its agent"
+    );
+    assert!(agent_dir.join("nodes/cl-taken/1/data").is_dir());
 }
