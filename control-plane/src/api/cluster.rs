@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, NodeStates};
 use super::{Api, page_request, require_id, status, violation};
 use crate::auth::Action;
-use crate::model::{Host, HostHealth, PageRequest};
-use crate::placement::{self, Occupant, Placement};
+use crate::model::{PageRequest, placement_hosts};
+use crate::placement::{self, Placement};
 use crate::spec::{self, ValidationContext};
 use crate::store::Store;
 use crate::store::state::CLIENT_REQUEST_ID_LEN_MAX;
@@ -18,36 +18,6 @@ impl<S: Store> Api<S> {
     async fn node_states(&self) -> Result<NodeStates, Status> {
         Ok(convert::node_states(&self.all_hosts().await?))
     }
-}
-
-/// The hosts placement may use: every registered host not known to be unreachable, with the
-/// nodes already assigned to it as occupants.
-fn placement_hosts(hosts: &[Host]) -> Vec<placement::Host> {
-    hosts
-        .iter()
-        .filter(|h| h.health != HostHealth::Unreachable)
-        .map(|h| placement::Host {
-            id: h.id.clone(),
-            zone: h.zone.clone(),
-            address: h.address.clone(),
-            ports: h.ports,
-            max_nodes: h.capacity.max_nodes,
-            storage_bytes: h.capacity.storage_bytes,
-            occupants: h
-                .assignments
-                .iter()
-                .map(|a| Occupant {
-                    ports: a
-                        .kafka_port
-                        .into_iter()
-                        .chain(a.controller_port)
-                        .chain(std::iter::once(a.admin_port))
-                        .collect(),
-                    storage_bytes: a.storage_bytes,
-                })
-                .collect(),
-        })
-        .collect()
 }
 
 #[tonic::async_trait]
@@ -90,7 +60,11 @@ impl<S: Store> ClusterService for Api<S> {
         };
 
         let shape = placement::Request::for_spec(&spec, self.inner.config.controller_storage_bytes);
-        match placement::plan(&shape, &placement_hosts(&hosts), &Placement::default()) {
+        match placement::plan(
+            &shape,
+            &placement_hosts(&hosts, None),
+            &Placement::default(),
+        ) {
             Ok(_) => {}
             Err(placement::Error::Insufficient(shortage)) => {
                 return Err(status::insufficient_capacity(&shortage));

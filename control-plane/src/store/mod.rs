@@ -214,8 +214,9 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// Forgets a cluster whose deletion finished (DELETING, no running operation); its
-    /// operations stay readable. Errors: [`Error::NotFound`], [`Conflict::WrongState`],
+    /// Forgets a cluster being deleted and ends its running DELETE operation as SUCCEEDED, in
+    /// one step; its operations stay readable. Errors: [`Error::NotFound`],
+    /// [`Conflict::WrongState`] (not DELETING, or another operation runs),
     /// [`Conflict::VersionMismatch`].
     fn remove_cluster(
         &self,
@@ -227,6 +228,7 @@ pub trait Store: Send + Sync + 'static {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
             expected_version,
+            now_ms: self.now_ms(),
         };
         async move {
             match self.execute(command).await? {

@@ -43,7 +43,7 @@ use crate::error::{Conflict, Error, Result};
 use crate::model::{
     Cluster, ClusterId, ClusterStatus, Host, HostAssignment, HostHealth, HostRegistration,
     NodeReport, Operation, OperationId, OperationState, OperationType, OperationUpdate, Page,
-    PageRequest, Step, Tenant, TimestampMs,
+    PageRequest, Step, StepState, Tenant, TimestampMs,
 };
 use crate::placement::HostId;
 use crate::spec::ClusterSpec;
@@ -98,8 +98,10 @@ pub enum Command {
         /// The proposer's clock.
         now_ms: TimestampMs,
     },
-    /// Forgets a cluster whose deletion finished (it must be DELETING with no running
-    /// operation). Its operations stay readable. Responds [`Response::Done`].
+    /// Forgets a cluster being deleted (DELETING, with its DELETE operation running or ended)
+    /// and ends a running DELETE operation as SUCCEEDED in the same step, so no crash can
+    /// leave a deleted cluster behind without an operation to finish it. Its operations stay
+    /// readable. Responds [`Response::Done`].
     RemoveCluster {
         /// The cluster's tenant.
         tenant: Tenant,
@@ -107,6 +109,9 @@ pub enum Command {
         cluster_id: ClusterId,
         /// If set, refused unless the cluster is at this version.
         expected_version: Option<u64>,
+        /// The proposer's clock (when the DELETE operation ends).
+        #[serde(default)]
+        now_ms: TimestampMs,
     },
     /// Records a reconciler's progress on an operation. Responds [`Response::Operation`].
     UpdateOperation {
@@ -346,7 +351,8 @@ impl State {
                 tenant,
                 cluster_id,
                 expected_version,
-            } => self.remove_cluster(&tenant, &cluster_id, expected_version),
+                now_ms,
+            } => self.remove_cluster(&tenant, &cluster_id, expected_version, now_ms),
             Command::UpdateOperation {
                 tenant,
                 operation_id,
@@ -655,16 +661,34 @@ impl State {
         tenant: &str,
         cluster_id: &str,
         expected_version: Option<u64>,
+        now_ms: TimestampMs,
     ) -> Result<Response> {
         let cluster = self.cluster(tenant, cluster_id)?;
         check_version(expected_version, cluster.current_version)?;
-        if cluster.status.state != OperationType::Delete.cluster_state()
-            || cluster.active_operation.is_some()
-        {
+        let deleting = cluster.status.state == OperationType::Delete.cluster_state();
+        let running = cluster
+            .active_operation
+            .as_ref()
+            .and_then(|id| self.operations.get(id));
+        if !deleting || running.is_some_and(|op| op.kind != OperationType::Delete) {
             return Err(Conflict::WrongState(format!(
-                "cluster {cluster_id} can be removed only once its deletion has finished"
+                "cluster {cluster_id} can be removed only while it is being deleted"
             ))
             .into());
+        }
+        if let Some(id) = cluster.active_operation.clone()
+            && let Some(operation) = self.operations.get_mut(&id)
+        {
+            operation.state = OperationState::Succeeded;
+            operation.progress_percent = 100;
+            operation.ended_at_ms = Some(now_ms);
+            for step in &mut operation.steps {
+                if !matches!(step.state, StepState::Done | StepState::Skipped) {
+                    step.state = StepState::Done;
+                    step.started_at_ms.get_or_insert(now_ms);
+                    step.ended_at_ms = Some(now_ms);
+                }
+            }
         }
         let cluster = self.clusters.remove(cluster_id).expect("checked above");
         if let Some(names) = self.names.get_mut(tenant) {
@@ -950,6 +974,7 @@ mod tests {
                 tenant: "t1".into(),
                 cluster_id: cluster_id(2),
                 expected_version: None,
+                now_ms: 55,
             },
             create("t1", "orders", Some("r1"), 60),
         ]
