@@ -7,7 +7,7 @@
 //!     data/              the node's --data-dir (owned by `ferry node`)
 //!     assignment.json    the assignment it was started with (written atomically)
 //!     node.pid           its process id (written atomically after the spawn)
-//!     node.log           its stdout and stderr (the previous one kept as node.log.1)
+//!     node.log           its stdout and stderr, bounded (the previous part kept as node.log.1)
 //! ```
 //!
 //! Nodes run `ferry node` in their own process group, so a signal to the agent's group
@@ -39,7 +39,9 @@ use crate::store::write_atomically;
 
 /// Subdirectory of the agent's data directory holding the node directories.
 pub const NODES_DIR: &str = "nodes";
-/// A node's log beyond this size is rotated (to `node.log.1`) when the node starts.
+/// A node's log beyond this size is rotated: copied to `node.log.1`, then truncated (the node
+/// appends, so it writes on at the new end). Checked at each start and every probe round, so
+/// a log may pass the bound by what the node writes in between.
 pub const LOG_BYTES_MAX: u64 = 16 << 20;
 /// How much of a node's log is read to find the line explaining its exit.
 const LOG_TAIL_BYTES: u64 = 16 << 10;
@@ -81,6 +83,8 @@ pub trait Host: Send {
     fn remove(&mut self, key: &NodeKey) -> Result<(), String>;
     /// Every node directory on disk, with its process if it runs.
     fn discover(&mut self) -> Vec<Found>;
+    /// Keeps the node's log within [`LOG_BYTES_MAX`].
+    fn trim_log(&mut self, key: &NodeKey);
 }
 
 /// Paths of one node's directory.
@@ -168,9 +172,7 @@ impl OsHost {
 
     /// Opens the node's log for appending, rotating it first when it is too big.
     fn open_log(paths: &NodePaths) -> std::io::Result<File> {
-        if fs::metadata(&paths.log).is_ok_and(|m| m.len() > LOG_BYTES_MAX) {
-            fs::rename(&paths.log, paths.log.with_extension("log.1"))?;
-        }
+        rotate_log(&paths.log)?;
         OpenOptions::new()
             .create(true)
             .append(true)
@@ -266,6 +268,13 @@ impl Host for OsHost {
         Ok(())
     }
 
+    fn trim_log(&mut self, key: &NodeKey) {
+        let log = self.paths(key).log;
+        if let Err(e) = rotate_log(&log) {
+            tracing::warn!(%key, error = %e, "could not rotate the node's log");
+        }
+    }
+
     fn discover(&mut self) -> Vec<Found> {
         let mut found = Vec::new();
         let Ok(clusters) = fs::read_dir(self.root.join(NODES_DIR)) else {
@@ -305,6 +314,16 @@ impl Host for OsHost {
         found.sort_by(|a, b| a.key.cmp(&b.key));
         found
     }
+}
+
+/// If `log` is above [`LOG_BYTES_MAX`], copies it to `<log>.1` and empties it. Copy and
+/// truncate rather than rename, because a running node keeps writing to the open file.
+fn rotate_log(log: &Path) -> std::io::Result<()> {
+    if fs::metadata(log).is_ok_and(|m| m.len() > LOG_BYTES_MAX) {
+        fs::copy(log, log.with_extension("log.1"))?;
+        OpenOptions::new().write(true).open(log)?.set_len(0)?;
+    }
+    Ok(())
 }
 
 /// `exited with status N` or `was killed by signal N (SIGKILL)`.
