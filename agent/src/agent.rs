@@ -71,7 +71,8 @@ pub struct AgentOptions {
     pub storage_bytes: Option<u64>,
     /// The `ferry` binary nodes run; by default the current executable.
     pub node_binary: Option<PathBuf>,
-    /// Extra environment for node processes (e.g. `FERRY_LOG`).
+    /// Extra environment for node processes (e.g. `FERRY_LOG`). Of the agent's own
+    /// environment, nodes inherit everything but the `FERRY_*` variables (`FERRY_LOG` passes).
     pub node_env: Vec<(String, String)>,
     /// Restart backoff and stop timeout.
     pub supervisor: SupervisorOptions,

@@ -195,7 +195,16 @@ impl Host for OsHost {
         // A line in the log between runs, so a reader sees where each run begins.
         let _ = writeln!(log, "{START_MARKER} {key}: {}", args.join(" "));
         let stdout = log.try_clone().map_err(|e| io("opening", &paths.log, e))?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        // `ferry node` reads FERRY_* variables as flag defaults, and the agent's own (its
+        // token, its data dir) must not leak into a node: only FERRY_LOG passes.
+        for (name, _) in std::env::vars_os() {
+            let name_str = name.to_string_lossy();
+            if name_str.starts_with("FERRY_") && name_str != "FERRY_LOG" {
+                command.env_remove(&name);
+            }
+        }
+        let child = command
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -208,7 +217,10 @@ impl Host for OsHost {
         self.children.insert(pid, child);
         if let Err(e) = write_atomically(&paths.pid, format!("{pid}\n").as_bytes()) {
             // Without its pid file a restarted agent could not adopt the node: do not run it.
-            self.signal(&key, pid, StopSignal::Kill);
+            if let Some(mut child) = self.children.remove(&pid) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
             return Err(io("writing", &paths.pid, e));
         }
         Ok(pid)

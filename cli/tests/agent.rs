@@ -163,9 +163,22 @@ fn agent_token_file(dir: &Path) -> PathBuf {
 /// rebuilt while the test runs (a shared target directory).
 fn ferry_binary(dir: &Path) -> PathBuf {
     let link = dir.join("ferry");
-    if !link.exists() && fs::hard_link(env!("CARGO_BIN_EXE_ferry"), &link).is_err() {
+    if link.exists() {
+        return link;
+    }
+    if fs::hard_link(env!("CARGO_BIN_EXE_ferry"), &link).is_err() {
         fs::copy(env!("CARGO_BIN_EXE_ferry"), &link).unwrap();
     }
+    let help = Command::new(&link)
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success(),
+        "{} has no `agent` command: another build replaced it (shared target directory?); \
+         rebuild and rerun",
+        env!("CARGO_BIN_EXE_ferry")
+    );
     link
 }
 
