@@ -144,7 +144,11 @@ impl Client {
         let mut attempt = 0;
         loop {
             // UNAVAILABLE means nothing happened, and the request id makes a repeat safe anyway.
-            match self.clusters().create_cluster(self.request(request.clone())).await {
+            match self
+                .clusters()
+                .create_cluster(self.request(request.clone()))
+                .await
+            {
                 Err(s) if s.code() == Code::Unavailable && attempt < 5 => {
                     attempt += 1;
                     tokio::time::sleep(POLL * attempt).await;
@@ -159,7 +163,11 @@ impl Client {
         let request = pb::GetClusterRequest {
             cluster_id: id.to_string(),
         };
-        Ok(self.clusters().get_cluster(self.request(request)).await?.into_inner())
+        Ok(self
+            .clusters()
+            .get_cluster(self.request(request))
+            .await?
+            .into_inner())
     }
 
     /// The cluster named exactly `name`, if any.
@@ -171,7 +179,11 @@ impl Client {
                 page_size: 0,
                 page_token,
             };
-            let page = self.clusters().list_clusters(self.request(request)).await?.into_inner();
+            let page = self
+                .clusters()
+                .list_clusters(self.request(request))
+                .await?
+                .into_inner();
             if let Some(found) = page
                 .clusters
                 .into_iter()
@@ -192,7 +204,11 @@ impl Client {
             cluster_id: id.to_string(),
             current_version: 0,
         };
-        Ok(self.clusters().delete_cluster(self.request(request)).await?.into_inner())
+        Ok(self
+            .clusters()
+            .delete_cluster(self.request(request))
+            .await?
+            .into_inner())
     }
 
     /// UpdateBrokerCount (grow only).
@@ -224,7 +240,11 @@ impl Client {
             current_version: 0,
             tags,
         };
-        Ok(self.clusters().update_tags(self.request(request)).await?.into_inner())
+        Ok(self
+            .clusters()
+            .update_tags(self.request(request))
+            .await?
+            .into_inner())
     }
 
     /// GetBootstrapBrokers.

@@ -54,7 +54,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 pub fn validate(config: &Value) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let invalid = |out: &mut Vec<Diagnostic>, path: AttributePath, detail: String| {
-        out.push(diag::error_at(path, "Invalid ferry_cluster configuration", detail));
+        out.push(diag::error_at(
+            path,
+            "Invalid ferry_cluster configuration",
+            detail,
+        ));
     };
     if let Some(name) = v::as_str(get(config, "name")) {
         let ok = (1..=64).contains(&name.len())
@@ -70,7 +74,11 @@ pub fn validate(config: &Value) -> Vec<Diagnostic> {
     let zones = v::as_strings(get(config, "zones"));
     if let Some(zones) = &zones {
         if zones.is_empty() {
-            invalid(&mut out, diag::attribute("zones"), "zones: must name at least one zone".into());
+            invalid(
+                &mut out,
+                diag::attribute("zones"),
+                "zones: must name at least one zone".into(),
+            );
         }
         let mut seen = BTreeSet::new();
         for (i, zone) in zones.iter().enumerate() {
@@ -92,7 +100,9 @@ pub fn validate(config: &Value) -> Vec<Diagnostic> {
                 format!("broker_count: must be between 1 and {BROKER_COUNT_MAX}, not {count}"),
             );
         }
-        let distinct = zones.as_ref().map(|z| z.iter().collect::<BTreeSet<_>>().len() as i64);
+        let distinct = zones
+            .as_ref()
+            .map(|z| z.iter().collect::<BTreeSet<_>>().len() as i64);
         if let Some(zones) = distinct
             && zones > 0
             && count > 0
@@ -148,12 +158,19 @@ pub fn validate(config: &Value) -> Vec<Diagnostic> {
 fn validate_tags(tags: &BTreeMap<String, String>, out: &mut Vec<Diagnostic>) {
     let mut invalid = |field: String, detail: String| {
         let path = diag::path(&field).expect("tags is an attribute");
-        out.push(diag::error_at(path, "Invalid ferry_cluster configuration", detail));
+        out.push(diag::error_at(
+            path,
+            "Invalid ferry_cluster configuration",
+            detail,
+        ));
     };
     if tags.len() > TAGS_MAX {
         invalid(
             "tags".into(),
-            format!("tags: at most {TAGS_MAX} tags are allowed, not {}", tags.len()),
+            format!(
+                "tags: at most {TAGS_MAX} tags are allowed, not {}",
+                tags.len()
+            ),
         );
     }
     for (key, value) in tags {
@@ -244,7 +261,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// Computed-only attributes, filled by the provider.
-const COMPUTED: [&str; 5] = ["id", "state", "current_version", "bootstrap_brokers", "nodes"];
+const COMPUTED: [&str; 5] = [
+    "id",
+    "state",
+    "current_version",
+    "bootstrap_brokers",
+    "nodes",
+];
 
 /// A planned change: the planned state, the attributes that force a replacement and any errors.
 pub struct Plan {
@@ -272,8 +295,14 @@ pub fn plan(prior: &Value, proposed: &Value) -> Plan {
     let planned = &mut result.planned;
     let defaults = [
         ("kafka_version", Value::from(schema::DEFAULT_KAFKA_VERSION)),
-        ("controller_count", Value::from(schema::DEFAULT_CONTROLLER_COUNT)),
-        ("storage_per_broker_bytes", Value::from(schema::DEFAULT_STORAGE_PER_BROKER_BYTES)),
+        (
+            "controller_count",
+            Value::from(schema::DEFAULT_CONTROLLER_COUNT),
+        ),
+        (
+            "storage_per_broker_bytes",
+            Value::from(schema::DEFAULT_STORAGE_PER_BROKER_BYTES),
+        ),
         ("deletion_protection", Value::from(true)),
     ];
     for (name, default) in defaults {
@@ -330,7 +359,9 @@ fn same(a: &Value, b: &Value) -> bool {
         return false;
     }
     let empty = |x: &Value| {
-        x.is_nil() || x.as_map().is_some_and(Vec::is_empty) || x.as_array().is_some_and(Vec::is_empty)
+        x.is_nil()
+            || x.as_map().is_some_and(Vec::is_empty)
+            || x.as_array().is_some_and(Vec::is_empty)
     };
     if empty(a) && empty(b) {
         return true;
@@ -387,7 +418,9 @@ pub async fn apply(client: &Client, prior: &Value, planned: &Value) -> Applied {
 }
 
 async fn create(client: &Client, planned: &Value, timeout: Duration) -> Applied {
-    let name = v::as_str(get(planned, "name")).unwrap_or_default().to_string();
+    let name = v::as_str(get(planned, "name"))
+        .unwrap_or_default()
+        .to_string();
     let summary = format!("Creating cluster {name:?} failed");
     let request_id = format!("terraform-{}", uuid::Uuid::new_v4());
     let created = match client.create(spec(planned), &request_id).await {
@@ -423,8 +456,10 @@ async fn update(client: &Client, prior: &Value, planned: &Value, timeout: Durati
     let summary = format!("Updating cluster {id} failed");
     let mut diagnostics = Vec::new();
     if !same(get(prior, "tags"), get(planned, "tags")) {
-        let tags: HashMap<String, String> =
-            v::as_string_map(get(planned, "tags")).unwrap_or_default().into_iter().collect();
+        let tags: HashMap<String, String> = v::as_string_map(get(planned, "tags"))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         if let Err(e) = client.update_tags(&id, tags).await {
             diagnostics.extend(e.diagnostics(&summary));
         }
@@ -487,7 +522,12 @@ async fn delete(client: &Client, prior: &Value) -> Applied {
         .unwrap_or(DEFAULT_TIMEOUT);
     let operation = match client.delete(&id).await {
         Ok(response) => response.operation.map(|o| o.id).unwrap_or_default(),
-        Err(e) if e.is_not_found() => return Applied { state: Value::Nil, diagnostics: vec![] },
+        Err(e) if e.is_not_found() => {
+            return Applied {
+                state: Value::Nil,
+                diagnostics: vec![],
+            };
+        }
         Err(e) => return failed(prior.clone(), e.diagnostics(&summary)),
     };
     match client.wait(&operation, timeout).await {
@@ -519,9 +559,16 @@ pub async fn read(client: &Client, current: &Value) -> Result<Value, Vec<Diagnos
 pub async fn import(client: &Client, reference: &str) -> Result<Value, Vec<Diagnostic>> {
     let summary = format!("Importing cluster {reference:?} failed");
     let cluster = if reference.starts_with("cl-") {
-        client.get(reference).await.map_err(|e| e.diagnostics(&summary))?
+        client
+            .get(reference)
+            .await
+            .map_err(|e| e.diagnostics(&summary))?
     } else {
-        match client.find_by_name(reference).await.map_err(|e| e.diagnostics(&summary))? {
+        match client
+            .find_by_name(reference)
+            .await
+            .map_err(|e| e.diagnostics(&summary))?
+        {
             Some(cluster) => cluster,
             None => {
                 return Err(vec![diag::error(
@@ -539,11 +586,18 @@ pub async fn import(client: &Client, reference: &str) -> Result<Value, Vec<Diagn
 /// The ClusterSpec a planned state asks for.
 fn spec(planned: &Value) -> pb::ClusterSpec {
     let map = |name: &str| -> HashMap<String, String> {
-        v::as_string_map(get(planned, name)).unwrap_or_default().into_iter().collect()
+        v::as_string_map(get(planned, name))
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
     };
     pb::ClusterSpec {
-        name: v::as_str(get(planned, "name")).unwrap_or_default().to_string(),
-        kafka_version: v::as_str(get(planned, "kafka_version")).unwrap_or_default().to_string(),
+        name: v::as_str(get(planned, "name"))
+            .unwrap_or_default()
+            .to_string(),
+        kafka_version: v::as_str(get(planned, "kafka_version"))
+            .unwrap_or_default()
+            .to_string(),
         broker_count: v::as_u64(get(planned, "broker_count")).unwrap_or(0) as u32,
         controller_count: v::as_u64(get(planned, "controller_count")).unwrap_or(0) as u32,
         zones: v::as_strings(get(planned, "zones")).unwrap_or_default(),
@@ -569,7 +623,8 @@ pub fn state_from_cluster(cluster: &pb::Cluster, template: &Value) -> Value {
     };
     let zones = match v::as_strings(get(template, "zones")) {
         Some(mine)
-            if mine.iter().collect::<BTreeSet<_>>() == spec.zones.iter().collect::<BTreeSet<_>>()
+            if mine.iter().collect::<BTreeSet<_>>()
+                == spec.zones.iter().collect::<BTreeSet<_>>()
                 && mine.len() == spec.zones.len() =>
         {
             mine
@@ -587,31 +642,47 @@ pub fn state_from_cluster(cluster: &pb::Cluster, template: &Value) -> Value {
         ("broker_count", Value::from(spec.broker_count)),
         ("controller_count", Value::from(spec.controller_count)),
         ("zones", v::strings(&zones)),
-        ("storage_per_broker_bytes", Value::from(spec.storage_per_broker_bytes)),
+        (
+            "storage_per_broker_bytes",
+            Value::from(spec.storage_per_broker_bytes),
+        ),
         ("broker_config", map("broker_config", &spec.broker_config)),
         ("tags", map("tags", &spec.tags)),
         ("deletion_protection", deletion_protection),
         ("state", Value::from(cluster_state(status.state()))),
         ("current_version", Value::from(cluster.current_version)),
-        ("bootstrap_brokers", Value::from(sorted_brokers(&status.bootstrap_brokers))),
+        (
+            "bootstrap_brokers",
+            Value::from(sorted_brokers(&status.bootstrap_brokers)),
+        ),
         ("nodes", nodes(&status.nodes)),
         ("timeouts", timeouts_or_nil(get(template, "timeouts"))),
     ])
 }
 
 fn timeouts_or_nil(value: &Value) -> Value {
-    if value.is_map() { value.clone() } else { Value::Nil }
+    if value.is_map() {
+        value.clone()
+    } else {
+        Value::Nil
+    }
 }
 
 /// `CLUSTER_STATE_ACTIVE` -> `ACTIVE`.
 pub fn cluster_state(state: pb::ClusterState) -> String {
     let name = state.as_str_name();
-    name.strip_prefix("CLUSTER_STATE_").unwrap_or(name).to_string()
+    name.strip_prefix("CLUSTER_STATE_")
+        .unwrap_or(name)
+        .to_string()
 }
 
 /// `b:1,a:2` -> `a:2,b:1`: the API's order is not a contract, so the state keeps it sorted.
 pub fn sorted_brokers(brokers: &str) -> String {
-    let mut list: Vec<&str> = brokers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let mut list: Vec<&str> = brokers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     list.sort_unstable();
     list.join(",")
 }
@@ -628,11 +699,17 @@ pub fn nodes(nodes: &[pb::Node]) -> Value {
                 let state = n.state().as_str_name();
                 v::object(vec![
                     ("node_id", Value::from(n.node_id)),
-                    ("role", Value::from(role.strip_prefix("NODE_ROLE_").unwrap_or(role))),
+                    (
+                        "role",
+                        Value::from(role.strip_prefix("NODE_ROLE_").unwrap_or(role)),
+                    ),
                     ("zone", Value::from(n.zone.as_str())),
                     ("address", Value::from(n.address.as_str())),
                     ("kafka_port", Value::from(n.kafka_port)),
-                    ("state", Value::from(state.strip_prefix("NODE_STATE_").unwrap_or(state))),
+                    (
+                        "state",
+                        Value::from(state.strip_prefix("NODE_STATE_").unwrap_or(state)),
+                    ),
                 ])
             })
             .collect(),
@@ -647,7 +724,10 @@ mod tests {
         v::object(vec![
             ("name", Value::from("orders")),
             ("broker_count", Value::from(brokers)),
-            ("zones", Value::Array(zones.iter().map(|z| Value::from(*z)).collect())),
+            (
+                "zones",
+                Value::Array(zones.iter().map(|z| Value::from(*z)).collect()),
+            ),
             ("tags", Value::Nil),
             ("timeouts", Value::Nil),
         ])
@@ -723,7 +803,11 @@ mod tests {
     fn spec_fields_the_api_cannot_change_force_replacement() {
         let prior = state();
         let mut proposed = prior.clone();
-        set(&mut proposed, "zones", v::strings(&["a".into(), "b".into()]));
+        set(
+            &mut proposed,
+            "zones",
+            v::strings(&["a".into(), "b".into()]),
+        );
         let plan = plan(&prior, &proposed);
         assert_eq!(plan.requires_replace, vec![diag::attribute("zones")]);
     }
@@ -761,7 +845,10 @@ mod tests {
             ..Default::default()
         };
         let s = state_from_cluster(&cluster, &state());
-        assert_eq!(v::as_strings(get(&s, "zones")).unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(
+            v::as_strings(get(&s, "zones")).unwrap(),
+            vec!["a", "b", "c"]
+        );
         assert_eq!(get(&s, "tags"), &Value::Nil);
         assert_eq!(get(&s, "bootstrap_brokers"), &Value::from("a:1,b:2"));
     }

@@ -24,7 +24,11 @@ pub fn validate_cluster(config: &Value) -> Vec<Diagnostic> {
 }
 
 /// Reads data source `type_name` for `config`.
-pub async fn read(client: &Client, type_name: &str, config: &Value) -> Result<Value, Vec<Diagnostic>> {
+pub async fn read(
+    client: &Client,
+    type_name: &str,
+    config: &Value,
+) -> Result<Value, Vec<Diagnostic>> {
     match type_name {
         schema::CLUSTER => read_cluster(client, config).await,
         schema::BOOTSTRAP_BROKERS => {
@@ -36,7 +40,10 @@ pub async fn read(client: &Client, type_name: &str, config: &Value) -> Result<Va
                 .map_err(|e| e.diagnostics(&summary))?;
             Ok(v::object(vec![
                 ("cluster_id", Value::from(id)),
-                ("bootstrap_brokers", Value::from(cluster::sorted_brokers(&brokers))),
+                (
+                    "bootstrap_brokers",
+                    Value::from(cluster::sorted_brokers(&brokers)),
+                ),
             ]))
         }
         other => Err(vec![diag::error(
@@ -57,7 +64,12 @@ async fn read_cluster(client: &Client, config: &Value) -> Result<Value, Vec<Diag
             .find_by_name(name)
             .await
             .map_err(|e| e.diagnostics(&summary))?
-            .ok_or_else(|| vec![diag::error(summary, format!("no cluster is named {name:?}"))])?
+            .ok_or_else(|| {
+                vec![diag::error(
+                    summary,
+                    format!("no cluster is named {name:?}"),
+                )]
+            })?
     };
     // Computed maps are always maps here (empty rather than null).
     let template = v::object(vec![

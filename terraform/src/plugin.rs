@@ -90,7 +90,9 @@ impl Tls {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "terraform-provider-ferry");
-        let cert = params.self_signed(&key).context("self-signing the server certificate")?;
+        let cert = params
+            .self_signed(&key)
+            .context("self-signing the server certificate")?;
         let server_cert = cert.der().clone();
         let server_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
 

@@ -203,7 +203,9 @@ impl Provider for FerryProvider {
                 }
             }
         }
-        Ok(Response::new(tf::configure_provider::Response { diagnostics }))
+        Ok(Response::new(tf::configure_provider::Response {
+            diagnostics,
+        }))
     }
 
     async fn read_resource(
@@ -315,7 +317,10 @@ impl Provider for FerryProvider {
             Ok(state) => (Some(v::encode(&state)), vec![]),
             Err(d) => (None, d),
         };
-        Ok(Response::new(tf::read_data_source::Response { state, diagnostics }))
+        Ok(Response::new(tf::read_data_source::Response {
+            state,
+            diagnostics,
+        }))
     }
 
     async fn get_functions(

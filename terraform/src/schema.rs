@@ -122,7 +122,12 @@ pub fn cluster_resource() -> Schema {
             "A Kafka cluster run by Ferry. Creation waits until the cluster is ACTIVE and fails \
              with the operation's error if it does not get there.",
             vec![
-                attr("id", r#""string""#, Mode::Computed, "The cluster id (`cl-...`)."),
+                attr(
+                    "id",
+                    r#""string""#,
+                    Mode::Computed,
+                    "The cluster id (`cl-...`).",
+                ),
                 attr(
                     "name",
                     r#""string""#,
@@ -159,9 +164,7 @@ pub fn cluster_resource() -> Schema {
                     "storage_per_broker_bytes",
                     r#""number""#,
                     Mode::OptionalComputed,
-                    &format!(
-                        "Storage reserved per broker, 1 GiB-16 TiB. Default 1 GiB.{replaces}"
-                    ),
+                    &format!("Storage reserved per broker, 1 GiB-16 TiB. Default 1 GiB.{replaces}"),
                 ),
                 attr(
                     "broker_config",
@@ -200,7 +203,12 @@ pub fn cluster_resource() -> Schema {
                     Mode::Computed,
                     "Kafka bootstrap servers, `host:port,host:port` (sorted).",
                 ),
-                attr("nodes", NODE_TYPE, Mode::Computed, "Brokers and controllers, by node id."),
+                attr(
+                    "nodes",
+                    NODE_TYPE,
+                    Mode::Computed,
+                    "Brokers and controllers, by node id.",
+                ),
             ],
             vec![timeouts],
         )),
@@ -215,18 +223,40 @@ pub fn cluster_data_source() -> Schema {
         block: Some(block(
             "Looks up one cluster by `id` or by `name` (exactly one of them).",
             vec![
-                attr("id", r#""string""#, Mode::OptionalComputed, "The cluster id."),
-                attr("name", r#""string""#, Mode::OptionalComputed, "The cluster name."),
+                attr(
+                    "id",
+                    r#""string""#,
+                    Mode::OptionalComputed,
+                    "The cluster id.",
+                ),
+                attr(
+                    "name",
+                    r#""string""#,
+                    Mode::OptionalComputed,
+                    "The cluster name.",
+                ),
                 computed("kafka_version", r#""string""#, "Kafka version."),
                 computed("broker_count", r#""number""#, "Number of brokers."),
                 computed("controller_count", r#""number""#, "Number of controllers."),
                 computed("zones", r#"["list","string"]"#, "Zones."),
-                computed("storage_per_broker_bytes", r#""number""#, "Storage per broker."),
-                computed("broker_config", r#"["map","string"]"#, "Broker config overrides."),
+                computed(
+                    "storage_per_broker_bytes",
+                    r#""number""#,
+                    "Storage per broker.",
+                ),
+                computed(
+                    "broker_config",
+                    r#"["map","string"]"#,
+                    "Broker config overrides.",
+                ),
                 computed("tags", r#"["map","string"]"#, "Tags."),
                 computed("state", r#""string""#, "Cluster state."),
                 computed("current_version", r#""number""#, "The cluster's version."),
-                computed("bootstrap_brokers", r#""string""#, "Kafka bootstrap servers."),
+                computed(
+                    "bootstrap_brokers",
+                    r#""string""#,
+                    "Kafka bootstrap servers.",
+                ),
                 computed("nodes", NODE_TYPE, "Brokers and controllers."),
             ],
             vec![],
@@ -241,7 +271,12 @@ pub fn bootstrap_brokers_data_source() -> Schema {
         block: Some(block(
             "The Kafka bootstrap servers of a cluster.",
             vec![
-                attr("cluster_id", r#""string""#, Mode::Required, "The cluster id."),
+                attr(
+                    "cluster_id",
+                    r#""string""#,
+                    Mode::Required,
+                    "The cluster id.",
+                ),
                 attr(
                     "bootstrap_brokers",
                     r#""string""#,
@@ -263,7 +298,12 @@ mod tests {
         let schema = cluster_resource();
         for a in &schema.block.unwrap().attributes {
             let replaces = a.description.contains("replaces the cluster");
-            assert_eq!(replaces, REPLACE_ON_CHANGE.contains(&a.name.as_str()), "{}", a.name);
+            assert_eq!(
+                replaces,
+                REPLACE_ON_CHANGE.contains(&a.name.as_str()),
+                "{}",
+                a.name
+            );
         }
     }
 

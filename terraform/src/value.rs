@@ -100,7 +100,12 @@ pub fn set(value: &mut Value, name: &str, new: Value) {
 
 /// An object from `(name, value)` pairs.
 pub fn object(fields: Vec<(&str, Value)>) -> Value {
-    Value::Map(fields.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    Value::Map(
+        fields
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
 }
 
 /// A known string, or None for null/unknown/other types.

@@ -171,7 +171,11 @@ impl Dev {
     }
 
     async fn clusters(&self) -> ClusterServiceClient<Channel> {
-        ClusterServiceClient::new(Channel::from_shared(self.api.clone()).unwrap().connect_lazy())
+        ClusterServiceClient::new(
+            Channel::from_shared(self.api.clone())
+                .unwrap()
+                .connect_lazy(),
+        )
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -187,7 +191,12 @@ impl Dev {
         let request = self.request(pb::GetClusterRequest {
             cluster_id: id.into(),
         });
-        Ok(self.clusters().await.get_cluster(request).await?.into_inner())
+        Ok(self
+            .clusters()
+            .await
+            .get_cluster(request)
+            .await?
+            .into_inner())
     }
 }
 
@@ -270,7 +279,11 @@ impl Workspace {
     /// Runs and asserts success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
-        assert!(output.status.success(), "terraform {args:?} failed:\n{}", text(&output));
+        assert!(
+            output.status.success(),
+            "terraform {args:?} failed:\n{}",
+            text(&output)
+        );
         String::from_utf8_lossy(&output.stdout).to_string()
     }
 
@@ -384,12 +397,19 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     let started = Instant::now();
     let output = ws.run(&["plan", "-no-color"]);
     let shown = text(&output);
-    assert!(!output.status.success(), "4 brokers over 3 zones must fail:\n{shown}");
+    assert!(
+        !output.status.success(),
+        "4 brokers over 3 zones must fail:\n{shown}"
+    );
     assert!(
         shown.contains("must be a multiple of the number of zones (3)"),
         "the message names the rule:\n{shown}"
     );
-    assert!(started.elapsed() < VALIDATION_FAST, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < VALIDATION_FAST,
+        "took {:?}",
+        started.elapsed()
+    );
 
     // Create: apply waits until ACTIVE; the cluster takes Kafka traffic.
     ws.write(&config("orders", 3, true));
@@ -400,7 +420,10 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     let bootstrap = ws.output("bootstrap_brokers");
     assert_eq!(ws.output("data_bootstrap_brokers"), bootstrap);
     let cluster = dev.cluster(&id).await.unwrap();
-    assert_eq!(cluster.status.as_ref().unwrap().state(), pb::ClusterState::Active);
+    assert_eq!(
+        cluster.status.as_ref().unwrap().state(),
+        pb::ClusterState::Active
+    );
     produce(&bootstrap).await;
 
     // No perpetual diff.
@@ -427,7 +450,11 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     ws.write(&config("orders", 3, true));
     let output = ws.run(&["plan", "-no-color"]);
     assert!(!output.status.success());
-    assert!(text(&output).contains("must be above the current 6"), "{}", text(&output));
+    assert!(
+        text(&output).contains("must be above the current 6"),
+        "{}",
+        text(&output)
+    );
     ws.write(&config("orders", 6, true));
 
     // Import a cluster created outside Terraform: the plan is then empty.
@@ -460,7 +487,11 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     // Destroy is refused while deletion_protection is on, and nothing is deleted.
     let output = ws.run(&["destroy", "-auto-approve", "-no-color"]);
     assert!(!output.status.success(), "destroy must be refused");
-    assert!(text(&output).contains("deletion_protection"), "{}", text(&output));
+    assert!(
+        text(&output).contains("deletion_protection"),
+        "{}",
+        text(&output)
+    );
     assert!(dev.cluster(&id).await.is_ok(), "still there");
 
     // Turned off (an in-place, state-only change), destroy succeeds.
