@@ -35,6 +35,15 @@ pub enum Error {
         /// The operation's error message.
         message: String,
     },
+    /// Terraform called StopProvider (e.g. Ctrl-C) during the wait; the operation goes on.
+    #[error(
+        "Terraform asked the provider to stop while it waited for operation {id}; the operation \
+         goes on in the control plane"
+    )]
+    Stopped {
+        /// The operation id.
+        id: String,
+    },
     /// The wait hit its timeout; the operation goes on.
     #[error(
         "operation {id} did not finish within {timeout:?} (last: {last}); it goes on in the \
@@ -99,11 +108,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Client {
     channel: Channel,
     token: String,
+    /// Becomes true when Terraform calls StopProvider: waits end early.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Client {
     /// A client for `endpoint`; connects lazily, so a wrong address fails at the first call.
-    pub fn new(endpoint: &str, token: &str) -> std::result::Result<Client, String> {
+    pub fn new(
+        endpoint: &str,
+        token: &str,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> std::result::Result<Client, String> {
         let channel = Endpoint::from_shared(endpoint.to_string())
             .map_err(|e| format!("invalid endpoint {endpoint:?}: {e}"))?
             .connect_timeout(Duration::from_secs(10))
@@ -111,6 +126,7 @@ impl Client {
         Ok(Client {
             channel,
             token: token.to_string(),
+            stop,
         })
     }
 
@@ -299,7 +315,13 @@ impl Client {
                     last,
                 });
             }
-            tokio::time::sleep(POLL).await;
+            let mut stop = self.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.wait_for(|stopped| *stopped) => {
+                    return Err(Error::Stopped { id: id.to_string() });
+                }
+            }
         }
     }
 }
@@ -317,4 +339,41 @@ fn describe(operation: &pb::Operation) -> String {
         operation.state().as_str_name(),
         operation.progress_percent
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::{ErrorDetails, FieldViolation};
+
+    #[test]
+    fn field_violations_become_one_diagnostic_each_on_its_attribute() {
+        let details = ErrorDetails::with_bad_request(vec![
+            FieldViolation::new("broker_count", "must be a multiple of the number of zones"),
+            FieldViolation::new("zones[2]", "no registered host serves zone \"z\""),
+        ]);
+        let status = Status::with_error_details(Code::InvalidArgument, "bad", details);
+        let diagnostics = Error::from(status).diagnostics("Creating cluster \"x\" failed");
+        assert_eq!(diagnostics.len(), 2);
+        assert_eq!(diagnostics[0].attribute, diag::path("broker_count"));
+        assert_eq!(diagnostics[1].attribute, diag::path("zones[2]"));
+        assert_eq!(
+            diagnostics[1].detail,
+            "zones[2]: no registered host serves zone \"z\""
+        );
+    }
+
+    #[test]
+    fn a_failed_operation_reports_its_code_and_message() {
+        let error = Error::OperationFailed {
+            id: "op-1".into(),
+            code: "NODE_START_FAILED".into(),
+            message: "node 101 exited: address in use".into(),
+        };
+        let diagnostics = error.diagnostics("Creating cluster \"x\" failed");
+        assert_eq!(
+            diagnostics[0].detail,
+            "operation op-1 failed: NODE_START_FAILED: node 101 exited: address in use"
+        );
+    }
 }

@@ -15,9 +15,20 @@ use crate::value::{self as v, get};
 use crate::{cluster, data, diag, schema};
 
 /// The provider: the API client once `ConfigureProvider` has run.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FerryProvider {
     client: Arc<RwLock<Option<Client>>>,
+    /// Set by StopProvider; every client's waits watch it.
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for FerryProvider {
+    fn default() -> Self {
+        FerryProvider {
+            client: Arc::default(),
+            stop: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
 }
 
 impl FerryProvider {
@@ -178,14 +189,16 @@ impl Provider for FerryProvider {
         let endpoint = setting(&config, "endpoint", "FERRY_ENDPOINT");
         let token = setting(&config, "token", "FERRY_TOKEN");
         match (endpoint, token) {
-            (Some(endpoint), Some(token)) => match Client::new(&endpoint, &token) {
-                Ok(client) => *self.client.write().unwrap() = Some(client),
-                Err(e) => diagnostics.push(diag::error_at(
-                    diag::attribute("endpoint"),
-                    "Invalid endpoint",
-                    e,
-                )),
-            },
+            (Some(endpoint), Some(token)) => {
+                match Client::new(&endpoint, &token, self.stop.subscribe()) {
+                    Ok(client) => *self.client.write().unwrap() = Some(client),
+                    Err(e) => diagnostics.push(diag::error_at(
+                        diag::attribute("endpoint"),
+                        "Invalid endpoint",
+                        e,
+                    )),
+                }
+            }
             (endpoint, token) => {
                 if endpoint.is_none() {
                     diagnostics.push(diag::error(
@@ -336,8 +349,9 @@ impl Provider for FerryProvider {
         &self,
         _request: Request<tf::stop_provider::Request>,
     ) -> Result<Response<tf::stop_provider::Response>, Status> {
-        // In-flight waits end at their timeouts; the API operations go on regardless, so
-        // there is nothing to undo here.
+        // In-flight waits end now with an error saying so; the API operations go on, so
+        // there is nothing to undo.
+        self.stop.send_replace(true);
         Ok(Response::new(tf::stop_provider::Response {
             error: String::new(),
         }))
