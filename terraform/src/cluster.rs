@@ -372,6 +372,14 @@ fn same(a: &Value, b: &Value) -> bool {
     if let (Some(a), Some(b)) = (v::as_u64(a), v::as_u64(b)) {
         return a == b;
     }
+    // Lists of strings (zones) compare as sets: the API spreads brokers over the zones evenly
+    // whatever their order, so reordering them changes nothing and must not replace the
+    // cluster.
+    if let (Some(mut a), Some(mut b)) = (v::as_strings(a), v::as_strings(b)) {
+        a.sort_unstable();
+        b.sort_unstable();
+        return a == b;
+    }
     a == b
 }
 
@@ -810,6 +818,18 @@ mod tests {
         );
         let plan = plan(&prior, &proposed);
         assert_eq!(plan.requires_replace, vec![diag::attribute("zones")]);
+    }
+
+    #[test]
+    fn reordering_zones_is_not_a_replacement() {
+        let prior = state();
+        let mut proposed = prior.clone();
+        set(
+            &mut proposed,
+            "zones",
+            v::strings(&["c".into(), "a".into(), "b".into()]),
+        );
+        assert!(plan(&prior, &proposed).requires_replace.is_empty());
     }
 
     #[test]
