@@ -31,7 +31,7 @@ use std::time::Duration;
 use ferry_proto::controlplane::v1 as pb;
 use rmpv::Value;
 
-use crate::api::Client;
+use crate::api::{self, Client};
 use crate::diag;
 use crate::proto::tfplugin6::{AttributePath, Diagnostic};
 use crate::schema::{self, REPLACE_ON_CHANGE};
@@ -455,7 +455,31 @@ async fn create(client: &Client, planned: &Value, timeout: Duration) -> Applied 
             state,
             diagnostics: Vec::new(),
         },
-        Err(e) => failed(state, e.diagnostics(&summary)),
+        Err(e) => {
+            let mut state = state;
+            let mut diagnostics = e.diagnostics(&summary);
+            let advice = if matches!(e, api::Error::OperationFailed { .. }) {
+                // A failed cluster is of no use: let the next apply replace it (Terraform
+                // marks it tainted) or a destroy remove it, without a protection step first.
+                // Terraform skips its plan-vs-result check when apply reports errors.
+                set(&mut state, "deletion_protection", Value::Boolean(false));
+                "The failed cluster is kept in the state (tainted) with deletion_protection \
+                 off: the next apply replaces it, `terraform destroy` removes it."
+                    .to_string()
+            } else {
+                // A slow create may still succeed: keep it, and let deletion protection stop
+                // Terraform from replacing a cluster that is about to work.
+                format!(
+                    "The cluster {id} is kept in the state, tainted. If it becomes ACTIVE, \
+                     `terraform untaint` keeps it; otherwise the next apply replaces it \
+                     (after deletion_protection is set to false)."
+                )
+            };
+            if let Some(last) = diagnostics.last_mut() {
+                last.detail = format!("{}\n\n{advice}", last.detail);
+            }
+            failed(state, diagnostics)
+        }
     }
 }
 

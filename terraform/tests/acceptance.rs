@@ -484,6 +484,46 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     let (code, shown) = imported.plan_exit_code();
     assert_eq!(code, 0, "empty plan after import:\n{shown}");
 
+    // A create that outlives its timeout fails the apply, quickly, saying so; the cluster is
+    // kept (tainted), and `terraform untaint` adopts it once it is ACTIVE: an empty plan.
+    let slow = Workspace::new(&dev, "tf-timeout");
+    slow.write(&config("slow", 3, true).replace("create = \"3m\"", "create = \"1s\""));
+    let started = Instant::now();
+    let output = slow.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!output.status.success(), "a 1s create timeout fails");
+    assert!(
+        text(&output).contains("did not finish within 1s"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let slow_id = slow
+        .ok(&["state", "show", "-no-color", "ferry_cluster.main"])
+        .lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("id").map(|v| {
+                v.trim_start_matches([' ', '='])
+                    .trim_matches('"')
+                    .to_string()
+            })
+        })
+        .expect("the timed-out cluster is in the state");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while dev.cluster(&slow_id).await.unwrap().status.unwrap().state() != pb::ClusterState::Active {
+        assert!(Instant::now() < deadline, "{slow_id} never became ACTIVE");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    slow.ok(&["untaint", "-no-color", "ferry_cluster.main"]);
+    // The failed apply never saved the outputs: this apply does, and changes no resource.
+    let shown = slow.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(shown.contains("0 added, 0 changed, 0 destroyed"), "{shown}");
+    let (code, shown) = slow.plan_exit_code();
+    assert_eq!(code, 0, "empty plan after untaint:\n{shown}");
+
     // Destroy is refused while deletion_protection is on, and nothing is deleted.
     let output = ws.run(&["destroy", "-auto-approve", "-no-color"]);
     assert!(!output.status.success(), "destroy must be refused");
@@ -495,12 +535,16 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     assert!(dev.cluster(&id).await.is_ok(), "still there");
 
     // Turned off (an in-place, state-only change), destroy succeeds.
-    for (workspace, name, brokers) in [(&ws, "orders", 6), (&imported, "imported", 3)] {
-        workspace.write(&config_with(name, brokers, false, name == "orders"));
+    for (workspace, name, brokers) in [
+        (&ws, "orders", 6),
+        (&imported, "imported", 3),
+        (&slow, "slow", 3),
+    ] {
+        workspace.write(&config_with(name, brokers, false, name != "imported"));
         workspace.ok(&["apply", "-auto-approve", "-no-color"]);
         workspace.ok(&["destroy", "-auto-approve", "-no-color"]);
     }
-    for gone in [&id, &imported_id] {
+    for gone in [&id, &imported_id, &slow_id] {
         let result = dev.cluster(gone).await;
         assert!(
             matches!(&result, Err(s) if s.code() == tonic::Code::NotFound)
