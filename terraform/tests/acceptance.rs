@@ -564,3 +564,28 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The quickstart example stays valid against the provider's schema (no stack needed).
+#[test]
+fn the_quickstart_example_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/main.tf");
+    std::fs::copy(example, dir.path().join("main.tf")).unwrap();
+    std::fs::write(
+        dir.path().join("cli.tfrc"),
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"ferry.dev/ferry/ferry\" = \"{}\"\n  \
+             }}\n  direct {{}}\n}}\n",
+            provider_dir().display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(terraform_bin())
+        .args(["validate", "-no-color"])
+        .current_dir(dir.path())
+        .env("TF_CLI_CONFIG_FILE", dir.path().join("cli.tfrc"))
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .expect("run terraform");
+    assert!(output.status.success(), "{}", text(&output));
+}
