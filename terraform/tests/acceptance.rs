@@ -446,6 +446,17 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     assert_eq!(code, 0, "empty plan after the grow:\n{shown}");
     produce(&ws.output("bootstrap_brokers")).await;
 
+    // Tags change in place too, immediately.
+    ws.write(&config("orders", 6, true).replace("team = \"payments\"", "team = \"orders\""));
+    let (code, shown) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("updated in-place") && !shown.contains("must be replaced"));
+    ws.ok(&["apply", "-auto-approve", "-no-color"]);
+    let cluster = dev.cluster(&id).await.unwrap();
+    assert_eq!(cluster.spec.as_ref().unwrap().tags["team"], "orders");
+    let (code, shown) = ws.plan_exit_code();
+    assert_eq!(code, 0, "empty plan after the tag change:\n{shown}");
+
     // Shrinking is refused at plan time with the reason.
     ws.write(&config("orders", 3, true));
     let output = ws.run(&["plan", "-no-color"]);
