@@ -87,8 +87,8 @@ pub fn provider() -> Schema {
                     "endpoint",
                     r#""string""#,
                     Mode::Optional,
-                    "The control-plane API URL, e.g. `http://127.0.0.1:8080`. Defaults to \
-                     `FERRY_ENDPOINT`.",
+                    "The control-plane API URL, e.g. `http://127.0.0.1:7070` (plain HTTP/2; TLS \
+                     is not supported yet). Defaults to `FERRY_ENDPOINT`.",
                 ),
                 token,
             ],
