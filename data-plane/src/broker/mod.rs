@@ -17,10 +17,12 @@ mod create_topics;
 mod delete_topics;
 mod describe_quorum;
 mod fetch;
+pub mod fetcher;
 mod list_offsets;
 mod metadata;
 pub mod partition;
 mod produce;
+pub mod replica;
 
 use std::collections::HashMap;
 use std::fs;
@@ -287,6 +289,9 @@ impl Broker {
             }
         }
         *self.image.write().expect("image lock poisoned") = image.clone();
+        drop(partitions);
+        // Leadership or ISR may have changed: waiting acks=all writes re-check their outcome.
+        self.notify_appended();
         Ok(())
     }
 

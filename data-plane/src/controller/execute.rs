@@ -33,7 +33,7 @@ use uuid::Uuid;
 use super::command::{ApiError, Command, CommandResult, ProducerIdBlock};
 use super::image::{BrokerRegistration, MetadataImage};
 use super::records::{BrokerEpoch, LeaderChange, Listener, NO_LEADER, Record};
-use super::topics;
+use super::{replication, topics};
 use crate::metadata::NodeId;
 use crate::metadata::topic_config::TopicDefaults;
 
@@ -131,6 +131,32 @@ pub fn execute(
         )),
         Command::SetFeatureLevel { name, level } => {
             CommandResult::SetFeatureLevel(set_feature_level(image, name, *level, out))
+        }
+        Command::AlterPartition {
+            broker_id,
+            broker_epoch,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            new_isr,
+        } => {
+            let request = replication::AlterPartition {
+                broker_id: *broker_id,
+                broker_epoch: *broker_epoch,
+                topic_id: *topic_id,
+                partition: *partition,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                new_isr,
+            };
+            CommandResult::AlterPartition(replication::alter_partition(image, &request, out))
+        }
+        Command::ElectPreferredLeaders => {
+            let changes = replication::preferred_leader_changes(image);
+            let count = changes.len();
+            out.extend(changes);
+            CommandResult::ElectPreferredLeaders(count)
         }
         Command::NoOp => {
             out.push(Record::NoOp);
