@@ -148,6 +148,25 @@ impl Node {
         self.admin = None;
     }
 
+    /// Sends a signal (`STOP`, `CONT`, …) to the running process.
+    fn signal(&self, name: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {} is not running", self.id))
+            .id();
+        let status = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// Whether the node's log contains `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        std::fs::read_to_string(&self.log_path).is_ok_and(|text| text.contains(needle))
+    }
+
     fn log_tail(&self, lines: usize) -> String {
         let Ok(mut file) = File::open(&self.log_path) else {
             return String::new();
@@ -302,6 +321,16 @@ impl Cluster {
     /// kill -9 one node.
     pub fn kill9(&mut self, id: i32) {
         self.node_mut(id).kill9();
+    }
+
+    /// SIGSTOP one node: it stays up but does nothing (a long GC pause, a stuck disk).
+    pub fn pause(&mut self, id: i32) {
+        self.node(id).signal("STOP");
+    }
+
+    /// SIGCONT a paused node.
+    pub fn resume(&mut self, id: i32) {
+        self.node(id).signal("CONT");
     }
 
     pub fn node(&self, id: i32) -> &Node {
@@ -624,6 +653,25 @@ pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i3
         }
         contents
     })
+}
+
+/// (log end offset, high watermark) of one partition as `ferry node status` reports it.
+pub fn partition_offsets(admin: &str, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "status", "--admin", admin, "--output", "json"])
+        .output()
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    json["partitions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["topic"] == topic && p["partition"] == partition)
+        .map(|p| {
+            (
+                p["log_end_offset"].as_i64().unwrap_or(-1),
+                p["high_watermark"].as_i64().unwrap_or(-1),
+            )
+        })
 }
 
 /// `ferry node status --output json` of a running node, as text (for failure reports).

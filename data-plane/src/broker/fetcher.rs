@@ -16,7 +16,8 @@
 //! NONE + DivergingEpoch{e, end}  -> truncate to min(end, local end of epoch e), refetch
 //! NONE + records                 -> append_as_follower, then high watermark = min(leader's, LEO)
 //! OFFSET_OUT_OF_RANGE            -> truncate to the leader's high watermark (committed data)
-//! NOT_LEADER / FENCED / UNKNOWN  -> skip the partition until the metadata changes
+//! NOT_LEADER / FENCED / UNKNOWN  -> skip the partition until the metadata changes, or for
+//!                                   FETCH_BACKOFF (the leader may lag behind the metadata)
 //! ```
 //!
 //! The requests are built from the partition's own state under its lock (fetch offset = log
@@ -247,23 +248,31 @@ impl Broker {
     ) {
         let mut connection: Option<(String, Connection)> = None;
         let mut rotation = 0usize;
-        // Partitions answered with a leadership error, skipped until the metadata changes.
-        let mut parked: BTreeSet<TopicPartition> = BTreeSet::new();
+        // Partitions answered with an error, skipped until the metadata changes or for
+        // FETCH_BACKOFF (the leader may not have installed the metadata that makes it leader).
+        let mut parked: BTreeMap<TopicPartition, tokio::time::Instant> = BTreeMap::new();
         loop {
             match assignment.has_changed() {
                 Err(_) => return, // the owner dropped this fetcher
                 Ok(true) => parked.clear(),
                 Ok(false) => {}
             }
+            let now = tokio::time::Instant::now();
+            parked.retain(|_, until| *until > now);
             let current = assignment.borrow_and_update().clone();
             let partitions: Vec<Arc<Partition>> = current
                 .partitions
                 .iter()
-                .filter(|id| !parked.contains(*id))
+                .filter(|id| !parked.contains_key(*id))
                 .filter_map(|id| self.partition(&id.topic, id.partition))
                 .collect();
             if partitions.is_empty() {
-                if assignment.changed().await.is_err() {
+                let wake = parked
+                    .values()
+                    .min()
+                    .copied()
+                    .unwrap_or(now + FETCH_BACKOFF);
+                if let Ok(Err(_)) = tokio::time::timeout_at(wake, assignment.changed()).await {
                     return;
                 }
                 continue;
@@ -310,7 +319,7 @@ impl Broker {
                         Applied::Progress => any_progress = true,
                         Applied::Nothing => {}
                         Applied::Park => {
-                            parked.insert(id);
+                            parked.insert(id, tokio::time::Instant::now() + FETCH_BACKOFF);
                         }
                     }
                 }
