@@ -20,6 +20,7 @@ mod fetch;
 pub mod fetcher;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 pub mod partition;
 mod produce;
 pub mod replica;
@@ -170,6 +171,9 @@ impl Broker {
             RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(self.alter_configs(r).await),
             RequestKind::IncrementalAlterConfigs(r) => {
                 ResponseKind::IncrementalAlterConfigs(self.incremental_alter_configs(r).await)
+            }
+            RequestKind::OffsetForLeaderEpoch(r) => {
+                ResponseKind::OffsetForLeaderEpoch(self.offset_for_leader_epoch(r))
             }
             RequestKind::DescribeQuorum(r) => {
                 ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
