@@ -444,7 +444,7 @@ impl Broker {
                 Ok(_) => progress = true,
                 Err(e) => {
                     tracing::warn!(partition = ?partition.id, error = %e, "follower append failed");
-                    return Applied::Nothing;
+                    return Applied::Park;
                 }
             }
         }
