@@ -278,6 +278,66 @@ fn check(acks: &[Ack], failed: usize, read: &BTreeMap<(i32, i64), String>) -> Re
     report
 }
 
+/// Most sends of [`spawn_numbered_producer`] awaiting their acknowledgement at once.
+const IN_FLIGHT_MAX: usize = 500;
+
+/// A client task sending messages `m-0`, `m-1`, … round-robin to `partitions` partitions of
+/// `topic` (acks=all, idempotence off, paced every 2 ms, at most [`IN_FLIGHT_MAX`]
+/// outstanding) until `stop` is set and every send has an answer. Returns the acknowledged
+/// sends, the number that failed, and the number sent.
+fn spawn_numbered_producer(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(Vec<Ack>, usize, u64)> {
+    let producer = acks_all_producer(bootstrap, true);
+    let topic = topic.to_string();
+    tokio::spawn(async move {
+        let mut acks = Vec::new();
+        let mut failed = 0usize;
+        // Each send's (number, (partition, offset) if acknowledged).
+        let mut in_flight: tokio::task::JoinSet<(u64, Option<(i32, i64)>)> =
+            tokio::task::JoinSet::new();
+        let mut n = 0u64;
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            if stopping && in_flight.is_empty() {
+                break;
+            }
+            let room = !stopping && in_flight.len() < IN_FLIGHT_MAX;
+            tokio::select! {
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    match joined.expect("delivery task") {
+                        (n, Some((partition, offset))) => acks.push(Ack { n, partition, offset }),
+                        (_, None) => failed += 1,
+                    }
+                }
+                // Paced, so faults see writes before, during and after them.
+                _ = tokio::time::sleep(Duration::from_millis(2)), if room => {
+                    let payload = format!("m-{n}");
+                    let partition = (n % partitions as u64) as i32;
+                    let record = FutureRecord::<(), _>::to(&topic)
+                        .partition(partition)
+                        .payload(&payload);
+                    if let Ok(delivery) = producer.send_result(record) {
+                        in_flight.spawn(async move {
+                            let acked = match delivery.await {
+                                Ok(Ok(d)) => Some((d.partition, d.offset)),
+                                _ => None,
+                            };
+                            (n, acked)
+                        });
+                        n += 1;
+                    }
+                }
+                else => {}
+            }
+        }
+        (acks, failed, n)
+    })
+}
+
 /// Kafka's guarantee under test: with acks=all and min.insync.replicas=2 on 3 replicas, an
 /// acknowledged message survives the crash of any one replica, leader included, and stays
 /// at the offset it was acknowledged at.
@@ -285,8 +345,6 @@ fn check(acks: &[Ack], failed: usize, read: &BTreeMap<(i32, i64), String>) -> Re
 async fn acknowledged_writes_survive_repeated_leader_kills() {
     const PARTITIONS: i32 = 3;
     const ROUNDS: usize = 4;
-    /// Most sends awaiting their acknowledgement at once.
-    const IN_FLIGHT_MAX: usize = 500;
     let started = Instant::now();
     let mut cluster = three_brokers(
         "leader-kills",
@@ -302,60 +360,9 @@ async fn acknowledged_writes_survive_repeated_leader_kills() {
     assert_eq!(admin.create_topic("jepsen", PARTITIONS, 3).await, Ok(()));
     wait_for_full_isr(&cluster, "jepsen").await;
 
-    // The client: numbered messages, round-robin over the partitions, as fast as the
-    // acknowledgements allow (at most IN_FLIGHT_MAX outstanding).
+    // The client: numbered messages, round-robin over the partitions.
     let stop = Arc::new(AtomicBool::new(false));
-    let client = {
-        let producer = acks_all_producer(&cluster.bootstrap(), true);
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut acks = Vec::new();
-            let mut failed = 0usize;
-            // Each send's (number, (partition, offset) if acknowledged).
-            let mut in_flight: tokio::task::JoinSet<(u64, Option<(i32, i64)>)> =
-                tokio::task::JoinSet::new();
-            let mut n = 0u64;
-            loop {
-                let stopping = stop.load(Ordering::SeqCst);
-                if stopping && in_flight.is_empty() {
-                    break;
-                }
-                let room = !stopping && in_flight.len() < IN_FLIGHT_MAX;
-                tokio::select! {
-                    Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                        match joined.expect("delivery task") {
-                            (n, Some((partition, offset))) => acks.push(Ack {
-                                n,
-                                partition,
-                                offset,
-                            }),
-                            (_, _) => failed += 1,
-                        }
-                    }
-                    // Paced, so the rounds see writes before, during and after each kill.
-                    _ = tokio::time::sleep(Duration::from_millis(2)), if room => {
-                        let payload = format!("m-{n}");
-                        let partition = (n % PARTITIONS as u64) as i32;
-                        let record = FutureRecord::<(), _>::to("jepsen")
-                            .partition(partition)
-                            .payload(&payload);
-                        if let Ok(delivery) = producer.send_result(record) {
-                            in_flight.spawn(async move {
-                                let acked = match delivery.await {
-                                    Ok(Ok(d)) => Some((d.partition, d.offset)),
-                                    _ => None,
-                                };
-                                (n, acked)
-                            });
-                            n += 1;
-                        }
-                    }
-                    else => {}
-                }
-            }
-            (acks, failed, n)
-        })
-    };
+    let client = spawn_numbered_producer(&cluster.bootstrap(), "jepsen", PARTITIONS, stop.clone());
 
     for round in 0..ROUNDS {
         let views = wait_for_full_isr(&cluster, "jepsen").await;
@@ -678,4 +685,273 @@ async fn a_former_leader_truncates_its_unreplicated_tail_when_it_rejoins() {
         "no unreplicated write survives: {read:?}"
     );
     assert_eq!(read.len() as u64, COMMITTED + AFTER);
+}
+
+/// A bridge and one network namespace per host, joined by veth pairs: the multi-host tier of
+/// the test plan on one machine. Everything is removed on drop (also on panic).
+struct Network {
+    /// The bridge in the root namespace (its address is the test client's).
+    bridge: String,
+    /// Namespaces created, by name.
+    namespaces: Vec<String>,
+    /// The first three octets of the subnet, e.g. `10.201.7`.
+    subnet: String,
+}
+
+impl Network {
+    /// Whether this process may create namespaces (root with `ip` and `iptables`).
+    fn available() -> bool {
+        let ok = |program: &str, args: &[&str]| {
+            std::process::Command::new(program)
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        ok("ip", &["netns", "list"]) && ok("iptables", &["-V"]) && ok("id", &["-u"]) && {
+            let out = std::process::Command::new("id").arg("-u").output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim() == "0"
+        }
+    }
+
+    /// A bridge with address `<subnet>.1/24`; names carry the process id so that concurrent
+    /// runs do not collide.
+    fn new() -> Network {
+        let tag = std::process::id() % 10_000;
+        let network = Network {
+            bridge: format!("fbr{tag}"),
+            namespaces: Vec::new(),
+            subnet: format!("10.201.{}", tag % 250),
+        };
+        run("ip", &["link", "add", &network.bridge, "type", "bridge"]);
+        let address = format!("{}.1/24", network.subnet);
+        run("ip", &["addr", "add", &address, "dev", &network.bridge]);
+        run("ip", &["link", "set", &network.bridge, "up"]);
+        network
+    }
+
+    /// A namespace `name` with address `<subnet>.<host>` on the bridge; returns the address.
+    fn host(&mut self, name: &str, host: u8) -> String {
+        let tag = std::process::id() % 10_000;
+        let netns = format!("{name}-{tag}");
+        run("ip", &["netns", "add", &netns]);
+        self.namespaces.push(netns.clone());
+        let veth = format!("fv{host}-{tag}");
+        run(
+            "ip",
+            &[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+            ],
+        );
+        run("ip", &["link", "set", &veth, "master", &self.bridge]);
+        run("ip", &["link", "set", &veth, "up"]);
+        let address = format!("{}.{host}", self.subnet);
+        let cidr = format!("{address}/24");
+        run_in(&netns, "ip", &["addr", "add", &cidr, "dev", "eth0"]);
+        run_in(&netns, "ip", &["link", "set", "eth0", "up"]);
+        run_in(&netns, "ip", &["link", "set", "lo", "up"]);
+        address
+    }
+
+    /// The namespace called `name` (as passed to [`Network::host`]).
+    fn netns(&self, name: &str) -> String {
+        format!("{name}-{}", std::process::id() % 10_000)
+    }
+
+    /// Drops every packet between namespace `netns` and `peers` (both directions), with
+    /// iptables inside that namespace.
+    fn cut(&self, netns: &str, peers: &[String]) {
+        for peer in peers {
+            run_in(
+                netns,
+                "iptables",
+                &["-A", "INPUT", "-s", peer, "-j", "DROP"],
+            );
+            run_in(
+                netns,
+                "iptables",
+                &["-A", "OUTPUT", "-d", peer, "-j", "DROP"],
+            );
+        }
+    }
+
+    /// Removes every cut made in `netns`.
+    fn heal(&self, netns: &str) {
+        run_in(netns, "iptables", &["-F"]);
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for netns in &self.namespaces {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", netns])
+                .status();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// Runs a command that must succeed.
+fn run(program: &str, args: &[&str]) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs a command inside network namespace `netns`.
+fn run_in(netns: &str, program: &str, args: &[&str]) {
+    let mut all = vec!["netns", "exec", netns, program];
+    all.extend_from_slice(args);
+    run("ip", &all);
+}
+
+/// Jepsen's partition nemesis: the leader of a partition is cut off from the controllers and
+/// the other brokers (iptables in its network namespace) while clients still reach it. It
+/// must stop acknowledging acks=all writes (its followers are gone), the rest of the cluster
+/// elects a new leader from the ISR, and after healing no acknowledged write is lost: the old
+/// leader truncates what only it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_lost() {
+    if !Network::available() {
+        eprintln!("skipped: needs root, `ip netns` and iptables");
+        return;
+    }
+    let started = Instant::now();
+    let mut network = Network::new();
+    let controllers_ip = network.host("fctl", 2);
+    let mut broker_ips = BTreeMap::new();
+    for (i, id) in [101, 102, 103].into_iter().enumerate() {
+        broker_ips.insert(id, network.host(&format!("fb{id}"), 11 + i as u8));
+    }
+    let placement = {
+        let ctl = (network.netns("fctl"), controllers_ip.clone());
+        let brokers: BTreeMap<i32, (String, String)> = broker_ips
+            .iter()
+            .map(|(id, ip)| (*id, (network.netns(&format!("fb{id}")), ip.clone())))
+            .collect();
+        move |id: i32| {
+            if id < 100 {
+                Some(ctl.clone())
+            } else {
+                brokers.get(&id).cloned()
+            }
+        }
+    };
+    let cluster = Cluster::start_placed(
+        ClusterSpec {
+            name: "partition",
+            controllers: 3,
+            broker_racks: &["a", "b", "c"],
+            combined: false,
+            sets: &[
+                "min.insync.replicas=2",
+                "broker.session.timeout.ms=3000",
+                "broker.heartbeat.interval.ms=500",
+                "replica.lag.time.max.ms=3000",
+            ],
+        },
+        placement,
+    );
+    cluster.wait_for_leader(STARTUP).await;
+    cluster
+        .wait_for_brokers(&cluster.bootstrap(), &cluster.broker_ids(), STARTUP)
+        .await;
+    let admin = Admin::new(&cluster.bootstrap(), ADMIN_TIMEOUT);
+    assert_eq!(admin.create_topic("split", 1, 3).await, Ok(()));
+    let view = wait_for_full_isr(&cluster, "split").await.remove(0);
+    let leader = view.leader;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = spawn_numbered_producer(&cluster.bootstrap(), "split", 1, stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Cut the leader off from the controllers and the other brokers, not from clients.
+    let netns = network.netns(&format!("fb{leader}"));
+    let peers: Vec<String> = std::iter::once(controllers_ip.clone())
+        .chain(
+            broker_ips
+                .iter()
+                .filter(|(id, _)| **id != leader)
+                .map(|(_, ip)| ip.clone()),
+        )
+        .collect();
+    eprintln!("isolating broker {leader} from {peers:?}");
+    network.cut(&netns, &peers);
+    let others: String = cluster
+        .broker_ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .map(|id| cluster.bootstrap_of(id))
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_for_partitions_via(&cluster, &others, "split", CONVERGE, "a new leader", |v| {
+        (v[0].leader >= 0 && v[0].leader != leader).then_some(())
+    })
+    .await;
+
+    // A client that only knows the old leader still reaches it, and is not acknowledged.
+    let stale: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_of(leader))
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("request.timeout.ms", "5000")
+        .set("message.timeout.ms", "8000")
+        .create()
+        .unwrap();
+    let record = FutureRecord::<(), _>::to("split")
+        .partition(0)
+        .payload("stale");
+    let answer = stale.send(record, Duration::from_secs(5)).await;
+    assert!(
+        answer.is_err(),
+        "the isolated old leader acknowledged an acks=all write: {answer:?}"
+    );
+    drop(stale);
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!("healing broker {leader}");
+    network.heal(&netns);
+    wait_for_partitions_via(&cluster, &others, "split", CONVERGE, "a full ISR", |v| {
+        (v[0].isr.len() == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut acks, failed, sent) = client.await.expect("client finished");
+    acks.sort();
+    let read = read_back(&others, "split", 1, &ends(&acks));
+    let report = check(&acks, failed, &read);
+    eprintln!(
+        "isolated leader {leader} in {:?}: sent {sent}, acknowledged {}, failed {}, read back \
+         {}, lost {}, moved {}, duplicated {}, reordered {}; old leader truncated: {}",
+        started.elapsed(),
+        report.acknowledged,
+        report.failed,
+        read.len(),
+        report.lost.len(),
+        report.moved.len(),
+        report.duplicated,
+        report.reordered,
+        cluster.node(leader).log_contains("truncating")
+    );
+    assert!(
+        read.values().all(|p| p != "stale"),
+        "the stale write is not committed"
+    );
+    assert_eq!(report.lost, vec![], "no acknowledged message is lost");
+    assert_eq!(
+        report.moved,
+        vec![],
+        "acknowledged messages stay at their offsets"
+    );
+    drop(cluster);
+    drop(network);
 }

@@ -163,12 +163,15 @@ impl<'a> LeaderFailover<'a> {
         let bootstrap = self.cluster.bootstrap();
         let leader = wait_for(CONVERGE_TIMEOUT, || {
             let views = partitions_of(&bootstrap, &topic)?;
+            // Led by its preferred replica with a full ISR: leadership is at rest, so the
+            // next change seen is the failover, not a preferred-leader move.
             Ok(views
                 .first()
-                .filter(|p| p.leader >= 0 && p.isr.len() == p.replicas.len())
+                .filter(|p| p.isr.len() == p.replicas.len())
+                .filter(|p| p.replicas.first() == Some(&p.leader))
                 .map(|p| p.leader))
         })
-        .context("a led partition with a full ISR before the kill")?;
+        .context("a partition led by its preferred replica with a full ISR before the kill")?;
         let survivors: String = self
             .cluster
             .broker_ids()
