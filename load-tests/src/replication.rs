@@ -160,16 +160,30 @@ impl<'a> LeaderFailover<'a> {
     /// One trial: returns the time from the kill to a new leader in Metadata.
     fn trial(&mut self, number: u32) -> anyhow::Result<Duration> {
         let topic = self.options.topic.clone();
-        let bootstrap = self.cluster.bootstrap();
+        let brokers: Vec<String> = self
+            .cluster
+            .broker_ids()
+            .into_iter()
+            .filter_map(|id| self.cluster.broker_addr(id))
+            .collect();
+        // Leadership at rest: every broker's Metadata (asked one by one, since a restarted
+        // broker answers from its kept image until it has caught up) shows the partition led
+        // by its preferred replica with a full ISR, so the next change seen is the failover,
+        // not a preferred-leader move or a stale view.
         let leader = wait_for(CONVERGE_TIMEOUT, || {
-            let views = partitions_of(&bootstrap, &topic)?;
-            // Led by its preferred replica with a full ISR: leadership is at rest, so the
-            // next change seen is the failover, not a preferred-leader move.
-            Ok(views
-                .first()
-                .filter(|p| p.isr.len() == p.replicas.len())
-                .filter(|p| p.replicas.first() == Some(&p.leader))
-                .map(|p| p.leader))
+            let mut leaders = std::collections::BTreeSet::new();
+            for broker in &brokers {
+                let views = partitions_of(broker, &topic)?;
+                let Some(p) = views
+                    .first()
+                    .filter(|p| p.isr.len() == p.replicas.len())
+                    .filter(|p| p.replicas.first() == Some(&p.leader))
+                else {
+                    return Ok(None);
+                };
+                leaders.insert(p.leader);
+            }
+            Ok((leaders.len() == 1).then(|| leaders.pop_first()).flatten())
         })
         .context("a partition led by its preferred replica with a full ISR before the kill")?;
         let survivors: String = self

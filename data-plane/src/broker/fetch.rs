@@ -22,7 +22,8 @@
 //! by answering session id 0, which every client handles by sending full fetches.
 //!
 //! # Errors (per partition, as response data)
-//! UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER, OFFSET_OUT_OF_RANGE (outside
+//! UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER (with the current leader and epoch in
+//! `CurrentLeader`, v12+, KIP-951), OFFSET_OUT_OF_RANGE (outside
 //! `[log_start_offset, high_watermark]`), FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (KIP-320),
 //! and at the top level FETCH_SESSION_ID_NOT_FOUND for a session this broker never created.
 
@@ -30,9 +31,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
@@ -159,7 +161,11 @@ impl Broker {
         };
         let mut inner = partition.lock();
         if let Err(code) = inner.check_leader(self.node_id(), asked.current_leader_epoch) {
-            return error(code);
+            // KIP-951: tell the client who leads now, so it need not wait for Metadata.
+            let current = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(inner.state.leader))
+                .with_leader_epoch(inner.state.leader_epoch);
+            return error(code).with_current_leader(current);
         }
         let follower = replica >= 0;
         if follower && !inner.state.replicas.contains(&replica) {
