@@ -351,6 +351,11 @@ impl Cluster {
         self.node_mut(id).kill9();
     }
 
+    /// The process id of a running node.
+    pub fn pid(&self, id: i32) -> Option<u32> {
+        self.node(id).child.as_ref().map(|c| c.id())
+    }
+
     /// SIGSTOP one node: it stays up but does nothing (a long GC pause, a stuck disk).
     pub fn pause(&mut self, id: i32) {
         self.node(id).signal("STOP");
