@@ -30,6 +30,14 @@ pub struct ControlPlaneArgs {
     /// directory). Created with 32 random bytes, hex, mode 0600 when it does not exist.
     #[arg(long, env = "FERRY_TOKEN_SECRET_FILE")]
     pub token_secret_file: Option<PathBuf>,
+    /// For a replicated control plane (3 members): every member as ID@HOST:PORT, this one
+    /// included, the same list on each. Omit to run alone. Every member needs the same token
+    /// secret file.
+    #[arg(long, env = "FERRY_CONTROL_PLANE_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// This member's id among --peers.
+    #[arg(long, env = "FERRY_CONTROL_PLANE_ID", default_value_t = 1)]
+    pub id: u64,
 }
 
 /// Runs `ferry control-plane` until SIGINT or SIGTERM.
@@ -41,7 +49,15 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.data_dir.join(SECRET_FILE_DEFAULT));
     let secret = read_or_create_secret(&secret_file)?;
-    let options = ServerOptions::new(args.data_dir.clone(), args.listen, secret);
+    let mut options = ServerOptions::new(args.data_dir.clone(), args.listen, secret);
+    options.raft_id = args.id;
+    options.peers = crate::node::parse_voters(&args.peers)?
+        .into_iter()
+        .map(|(id, addr)| match u64::try_from(id) {
+            Ok(raft_id) if raft_id > 0 => Ok((raft_id, addr)),
+            _ => anyhow::bail!("--peers: member id {id} must be positive"),
+        })
+        .collect::<anyhow::Result<_>>()?;
     let server = Server::bind(options).await?;
     // One line on stdout that scripts and tests wait for.
     println!("ferry control-plane ready: api={}", server.local_addr());
@@ -51,7 +67,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the token secret from `path`, creating it (random, hex, mode 0600) if it is missing.
-fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     if !path.exists() {
         create_secret(path)?;
     }

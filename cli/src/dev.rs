@@ -1,30 +1,53 @@
 //! `ferry dev`: the one-command local start.
 //!
-//! By default it runs one node (a broker that is its own metadata authority) on loopback, with
-//! its data under `--data-dir`, and prints the bootstrap address. With `--nodes N` it runs a
-//! real cluster in this one process: 3 controllers forming the raft metadata quorum and N
-//! brokers in racks `a`, `b`, `c`, … following it. Stopping it (Ctrl-C) makes each broker hand
-//! off leadership and flushes every log; running it again with the same directory serves the
-//! same cluster, topics and data. The control plane and agents join this command as they are
-//! built.
+//! By default it runs the whole managed service on loopback in this one process: a control
+//! plane (API on `--api-port`, gRPC and REST) and three agents in zones `a`, `b` and `c`, each
+//! with its own data directory and port range. It prints the API URL and an admin token; with
+//! `--cluster NAME` it also creates a 3-broker / 3-controller cluster through the API and
+//! prints its bootstrap servers once it is ACTIVE. The agents run the nodes as `ferry node`
+//! processes. Ctrl-C stops the agents with their nodes (brokers first), then the control
+//! plane; running it again with the same directory brings the same clusters back.
+//!
+//! Two smaller modes skip the control plane: `--single-node` runs one node that is its own
+//! metadata authority, and `--nodes N` runs 3 controllers and N brokers in this process.
 //!
 //! ```text
-//! ports (with the default --port 9092):
-//!   brokers       9092, 9093, …            (Kafka)
-//!   controllers   --port + 100 + 1..=3     (9193, 9194, 9195: raft + controller API)
-//!   admin         --admin-port + node id   (node status of each broker)
+//! ports (defaults):
+//!   control plane   7070                     (gRPC + REST /v1 + /openapi.json)
+//!   agents          a: 19000-19199, b: 19200-19399, c: 19400-19599 (nodes' ports)
+//!   --single-node   9092 (Kafka), 9192 (node status)
+//!   --nodes N       brokers 9092.., controllers --port + 100 + 1..=3, admin --admin-port + n
 //! ```
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use ferry_agent::{Agent, AgentOptions};
+use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
+use ferry_control_plane::server::{AUDIENCE, ISSUER, Server, ServerOptions};
 use ferry_data_plane::node::Node;
+use ferry_proto::controlplane::v1 as pb;
+use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
 
 use crate::node::RunArgs;
 
 /// Controllers in a `--nodes` cluster.
 const DEV_CONTROLLERS: u16 = 3;
+/// The zones of the dev agents, one agent each.
+const DEV_ZONES: [&str; 3] = ["a", "b", "c"];
+/// Ports each dev agent offers its nodes; agent `i` starts at `--agent-ports + i * this`.
+const AGENT_PORT_SPAN: u16 = 200;
+/// The tenant of the admin token `ferry dev` prints.
+const DEV_TENANT: &str = "dev";
+/// How long the printed admin token is valid.
+const DEV_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long `--cluster` waits for the agents to register.
+const HOSTS_WAIT: Duration = Duration::from_secs(60);
+/// How long `--cluster` waits for the cluster to be ACTIVE.
+const CLUSTER_WAIT: Duration = Duration::from_secs(300);
 
 /// Arguments of `ferry dev`.
 #[derive(Debug, Args)]
@@ -32,20 +55,312 @@ pub struct DevArgs {
     /// Where the local stack keeps its data.
     #[arg(long, env = "FERRY_DEV_DIR", default_value = ".ferry-dev")]
     data_dir: PathBuf,
-    /// Kafka port on 127.0.0.1 (of the first broker; the others follow). 0 picks free ports
-    /// (single-node mode only).
+    /// Port of the control plane's API on 127.0.0.1 (gRPC and REST).
+    #[arg(long, default_value_t = 7070)]
+    api_port: u16,
+    /// First port of the agents' node port ranges (200 ports per agent).
+    #[arg(long, default_value_t = 19000)]
+    agent_ports: u16,
+    /// Agents (simulated hosts) per zone.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    hosts_per_zone: u16,
+    /// Most nodes each agent runs (60 brokers + 5 controllers need 22 per host over 3 hosts).
+    #[arg(long, default_value_t = 32)]
+    max_nodes_per_host: u32,
+    /// Also create (or reuse) a 3-broker / 3-controller cluster with this name and print its
+    /// bootstrap servers once it is ACTIVE.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Run one node that is its own metadata authority instead of the managed service.
+    #[arg(long, conflicts_with_all = ["nodes", "cluster"])]
+    single_node: bool,
+    /// Run 3 controllers and this many brokers in this process instead of the managed service.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9), conflicts_with = "cluster")]
+    nodes: Option<u16>,
+    /// Kafka port on 127.0.0.1 (--single-node and --nodes; the first broker, the others
+    /// follow). 0 picks free ports (--single-node only).
     #[arg(long, default_value_t = 9092)]
     port: u16,
-    /// Admin (node status) port on 127.0.0.1; with --nodes, broker n uses this + n.
+    /// Admin (node status) port on 127.0.0.1 (--single-node and --nodes; broker n uses this +
+    /// n).
     #[arg(long, default_value_t = 9192)]
     admin_port: u16,
-    /// Run a cluster of 3 controllers and this many brokers instead of a single node.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9))]
-    nodes: Option<u16>,
 }
 
 /// Runs `ferry dev`.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    if args.single_node || args.nodes.is_some() {
+        return run_local(args).await;
+    }
+    run_stack(args).await
+}
+
+/// The managed service on loopback: a control plane and three agents.
+async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
+    let cp_dir = args.data_dir.join("control-plane");
+    std::fs::create_dir_all(&cp_dir).with_context(|| format!("creating {}", cp_dir.display()))?;
+    let secret_file = cp_dir.join("token-secret");
+    let secret = crate::control_plane::read_or_create_secret(&secret_file)?;
+    let listen: SocketAddr = ([127, 0, 0, 1], args.api_port).into();
+    let server = Server::bind(ServerOptions::new(&cp_dir, listen, secret.clone()))
+        .await
+        .with_context(|| format!("starting the control plane on {listen}"))?;
+    let api = format!("http://{}", server.local_addr());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_task = tokio::spawn(server.run(async {
+        let _ = server_stopped.await;
+    }));
+
+    let issuer = TokenIssuer::new(&secret, ISSUER, AUDIENCE)?;
+    let admin_token = issuer.mint(
+        &Principal {
+            subject: format!("admin@{DEV_TENANT}"),
+            tenant: DEV_TENANT.into(),
+            role: Role::Admin,
+        },
+        DEV_TOKEN_TTL,
+    );
+    let agent_token = issuer.mint(
+        &Principal {
+            subject: "agent".into(),
+            tenant: String::new(),
+            role: Role::Agent,
+        },
+        DEV_TOKEN_TTL,
+    );
+
+    let mut agents = Vec::new();
+    let hosts = (0..args.hosts_per_zone).flat_map(|n| DEV_ZONES.iter().map(move |zone| (n, *zone)));
+    for (i, (n, zone)) in hosts.enumerate() {
+        let lo = args
+            .agent_ports
+            .checked_add(AGENT_PORT_SPAN * i as u16)
+            .context("--agent-ports is too high")?;
+        let hi = lo
+            .checked_add(AGENT_PORT_SPAN - 1)
+            .context("--agent-ports is too high")?;
+        let mut options = AgentOptions::new(
+            api.clone(),
+            agent_token.clone(),
+            args.data_dir.join(match n {
+                0 => format!("agent-{zone}"),
+                n => format!("agent-{zone}{n}"),
+            }),
+            zone,
+            "127.0.0.1",
+        );
+        options.host_id = Some(match n {
+            0 => format!("dev-{zone}"),
+            n => format!("dev-{zone}{n}"),
+        });
+        options.max_nodes = args.max_nodes_per_host;
+        options.ports_lo = lo;
+        options.ports_hi = hi;
+        options.stop_nodes_on_shutdown = true;
+        if let Ok(level) = std::env::var("FERRY_LOG") {
+            options.node_env.push(("FERRY_LOG".into(), level));
+        }
+        let agent = Agent::start(options)
+            .await
+            .with_context(|| format!("starting the agent of zone {zone}"))?;
+        agents.push(agent);
+    }
+
+    println!(
+        "Ferry dev is running (Ctrl-C to stop; data is kept in {}).",
+        args.data_dir.display()
+    );
+    println!();
+    println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
+    println!(
+        "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
+        agents.len()
+    );
+    println!("  admin token:        {admin_token}");
+    println!();
+    println!("  export FERRY_API={api} FERRY_TOKEN={admin_token}");
+    println!("  ferry cluster create demo --wait      # 3 brokers + 3 controllers");
+    println!("  ferry cluster list; ferry host list");
+    println!("  curl -H \"Authorization: Bearer $FERRY_TOKEN\" {api}/v1/clusters");
+    println!();
+
+    let outcome = match &args.cluster {
+        Some(name) => tokio::select! {
+            result = demo_cluster(&api, &admin_token, name, args.hosts_per_zone) => result,
+            _ = crate::shutdown_signal() => Ok(false),
+        },
+        None => Ok(true),
+    };
+    let keep_running = match outcome {
+        Ok(keep_running) => keep_running,
+        Err(err) => {
+            eprintln!("ferry dev: {err:#}");
+            true
+        }
+    };
+    if keep_running {
+        crate::shutdown_signal().await;
+    }
+
+    println!("Stopping the agents and their nodes...");
+    futures::future::join_all(agents.into_iter().map(Agent::shutdown)).await;
+    let _ = stop_server.send(());
+    let _ = server_task.await;
+    println!(
+        "Ferry dev stopped; data kept in {}.",
+        args.data_dir.display()
+    );
+    Ok(())
+}
+
+/// Creates (or finds) the cluster `name` through the API, waits until it is ACTIVE and prints
+/// its bootstrap servers. Returns whether to keep running (false if it failed for good).
+async fn demo_cluster(
+    api: &str,
+    token: &str,
+    name: &str,
+    hosts_per_zone: u16,
+) -> anyhow::Result<bool> {
+    let channel = tonic::transport::Endpoint::from_shared(api.to_string())?
+        .connect()
+        .await
+        .context("connecting to the local control plane")?;
+    use crate::client::authorized as request;
+    wait_for_hosts(&channel, token, hosts_per_zone).await?;
+    let mut clusters = ClusterServiceClient::new(channel);
+    let spec = pb::ClusterSpec {
+        name: name.to_string(),
+        kafka_version: "3.9.0".into(),
+        broker_count: 3,
+        controller_count: 3,
+        zones: DEV_ZONES.map(String::from).to_vec(),
+        storage_per_broker_bytes: 1 << 30,
+        ..Default::default()
+    };
+    let created = clusters
+        .create_cluster(request(
+            token,
+            pb::CreateClusterRequest {
+                spec: Some(spec),
+                client_request_id: format!("ferry-dev-{name}"),
+            },
+        ))
+        .await;
+    let id = match created {
+        Ok(response) => {
+            response
+                .into_inner()
+                .cluster
+                .context("no cluster in the response")?
+                .id
+        }
+        Err(status) if status.code() == tonic::Code::AlreadyExists => {
+            // Made by an earlier run (or by hand): find it by name.
+            let page = clusters
+                .list_clusters(request(
+                    token,
+                    pb::ListClustersRequest {
+                        name_prefix: name.to_string(),
+                        ..Default::default()
+                    },
+                ))
+                .await?
+                .into_inner();
+            page.clusters
+                .into_iter()
+                .find(|c| c.spec.as_ref().is_some_and(|s| s.name == name))
+                .with_context(|| format!("cluster {name:?} exists but cannot be listed"))?
+                .id
+        }
+        Err(status) => anyhow::bail!("creating cluster {name:?}: {}", status.message()),
+    };
+    println!("  cluster {name} ({id}): creating 3 controllers and 3 brokers...");
+    let started = tokio::time::Instant::now();
+    loop {
+        let cluster = clusters
+            .get_cluster(request(
+                token,
+                pb::GetClusterRequest {
+                    cluster_id: id.clone(),
+                },
+            ))
+            .await?
+            .into_inner();
+        let status = cluster.status.unwrap_or_default();
+        let all_running = !status.nodes.is_empty()
+            && status
+                .nodes
+                .iter()
+                .all(|n| n.state == pb::NodeState::Running as i32);
+        match pb::ClusterState::try_from(status.state) {
+            // An ACTIVE cluster from an earlier run is served once its nodes are back.
+            Ok(pb::ClusterState::Active) if all_running => {
+                println!(
+                    "  cluster {name} is ACTIVE after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                println!("  bootstrap servers:  {}", status.bootstrap_brokers);
+                println!("  try:  kcat -b {} -L", status.bootstrap_brokers);
+                return Ok(true);
+            }
+            Ok(pb::ClusterState::Failed) => {
+                let info = status.state_info.unwrap_or_default();
+                anyhow::bail!("cluster {name} FAILED: {}: {}", info.code, info.message);
+            }
+            _ => {}
+        }
+        if started.elapsed() > CLUSTER_WAIT {
+            anyhow::bail!(
+                "cluster {name} is not ACTIVE after {} s; see `ferry operation list {name}`",
+                CLUSTER_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until every dev agent's host is registered and has reported since this run started,
+/// so the zones have hosts and node states are this run's, not the last run's.
+async fn wait_for_hosts(
+    channel: &tonic::transport::Channel,
+    token: &str,
+    hosts_per_zone: u16,
+) -> anyhow::Result<()> {
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    use ferry_proto::controlplane::v1::host_service_client::HostServiceClient;
+    let mut hosts = HostServiceClient::new(channel.clone());
+    let deadline = tokio::time::Instant::now() + HOSTS_WAIT;
+    loop {
+        let page = hosts
+            .list_hosts(crate::client::authorized(
+                token,
+                pb::ListHostsRequest::default(),
+            ))
+            .await?
+            .into_inner();
+        let healthy = page
+            .hosts
+            .iter()
+            .filter(|h| h.health == pb::HostHealth::Healthy as i32 && h.last_seen_at > started_ms)
+            .count();
+        if healthy >= DEV_ZONES.len() * usize::from(hosts_per_zone) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "only {healthy} of {} agents registered within {} s",
+                DEV_ZONES.len() * usize::from(hosts_per_zone),
+                HOSTS_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `--single-node` and `--nodes N`: data-plane nodes in this process, no control plane.
+async fn run_local(args: DevArgs) -> anyhow::Result<()> {
     let configs = match args.nodes {
         None => vec![single_node(&args)],
         Some(brokers) => cluster(&args, brokers)?,

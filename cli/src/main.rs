@@ -4,13 +4,19 @@
 //! - `ferry node`: one data-plane node (see `ferry_data_plane::node`);
 //! - `ferry dev`: the local stack for trying Ferry (today: one node on loopback);
 //! - `ferry control-plane`: the control plane's API and store (see
-//!   `ferry_control_plane::server`).
+//!   `ferry_control_plane::server`);
+//! - `ferry agent`: the host agent running the nodes the control plane assigns (see
+//!   `ferry_agent`).
 //!
 //! Client commands talk to running processes:
 //! - `ferry node status`: what a node reports on its admin endpoint;
 //! - `ferry quorum describe`: the metadata quorum, as `kafka-metadata-quorum` shows it;
-//! - `ferry token create`: mint an API token with the control plane's secret.
+//! - `ferry token create`: mint an API token with the control plane's secret;
+//! - `ferry cluster …`, `ferry operation …`, `ferry host …`: the control plane's API (see
+//!   `client`).
 
+mod agent;
+mod client;
 mod control_plane;
 mod dev;
 mod node;
@@ -41,6 +47,14 @@ enum Command {
     ControlPlane(control_plane::ControlPlaneArgs),
     /// Mint API tokens.
     Token(token::TokenArgs),
+    /// Run the host agent.
+    Agent(Box<agent::AgentArgs>),
+    /// Create, inspect and delete clusters through the control plane.
+    Cluster(client::ClusterArgs),
+    /// Inspect operations (long-running changes to clusters).
+    Operation(client::OperationArgs),
+    /// Inspect the hosts agents registered (admin role).
+    Host(client::HostArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +76,10 @@ fn main() -> anyhow::Result<()> {
             Command::Quorum(args) => quorum::run(args).await,
             Command::ControlPlane(args) => control_plane::run(args).await,
             Command::Token(args) => token::run(args),
+            Command::Agent(args) => agent::run(*args).await,
+            Command::Cluster(args) => client::cluster(args).await,
+            Command::Operation(args) => client::operation(args).await,
+            Command::Host(args) => client::host(args).await,
         }
     })
 }

@@ -20,13 +20,14 @@ pub struct TokenArgs {
 enum TokenCommand {
     /// Mint a token and print it on stdout.
     Create {
-        /// The tenant every call with the token acts in.
+        /// The tenant every call with the token acts in (not for `--role agent`: agents act in
+        /// no tenant).
         #[arg(long)]
-        tenant: String,
-        /// The role in that tenant: admin, operator or viewer.
+        tenant: Option<String>,
+        /// The role in that tenant: admin, operator or viewer; or agent, for host agents.
         #[arg(long, value_parser = parse_role)]
         role: Role,
-        /// The token's subject (user or service); defaults to `<role>@<tenant>`.
+        /// The token's subject (user or service); defaults to `<role>@<tenant>`, or `agent`.
         #[arg(long)]
         subject: Option<String>,
         /// Hours until the token expires.
@@ -53,12 +54,23 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
             ttl_hours,
             token_secret_file,
         } => {
-            anyhow::ensure!(!tenant.is_empty(), "--tenant must not be empty");
+            let tenant = match (role.has_tenant(), tenant) {
+                (true, Some(tenant)) if !tenant.is_empty() => tenant,
+                (true, _) => anyhow::bail!("--tenant is required for the {role} role"),
+                (false, None) => String::new(),
+                (false, Some(_)) => anyhow::bail!("agent tokens act in no tenant: drop --tenant"),
+            };
             anyhow::ensure!(ttl_hours > 0, "--ttl-hours must be positive");
             let secret = crate::control_plane::read_secret(&token_secret_file)?;
             let issuer = TokenIssuer::new(&secret, ISSUER, AUDIENCE)?;
             let principal = Principal {
-                subject: subject.unwrap_or_else(|| format!("{role}@{tenant}")),
+                subject: subject.unwrap_or_else(|| {
+                    if tenant.is_empty() {
+                        role.to_string()
+                    } else {
+                        format!("{role}@{tenant}")
+                    }
+                }),
                 tenant,
                 role,
             };

@@ -6,6 +6,15 @@
 //! [`Role::allows`] whether the role may perform the call's [`Action`] (→ 403 if not). Admins
 //! mint tokens with [`TokenIssuer::mint`].
 //!
+//! # Agents
+//!
+//! Host agents authenticate with the same kind of token, with the role [`Role::Agent`] and an
+//! empty tenant: an agent acts for the fleet, not for a tenant. The agent role allows no
+//! tenant [`Action`] at all, and only the agent role may call `AgentService`, so a tenant
+//! token cannot pose as a host and an agent token cannot read any tenant's clusters. One
+//! agent token serves every host for now; per-host credentials (client certificates issued at
+//! enrollment, DESIGN.md section 8) will replace it.
+//!
 //! # Token format
 //!
 //! ```text
@@ -60,19 +69,31 @@ pub enum Role {
     Operator,
     /// Everything, including creating and deleting clusters and minting tokens.
     Admin,
+    /// A host agent: calls `AgentService` only, in no tenant (its tokens carry an empty
+    /// tenant).
+    Agent,
 }
 
 impl Role {
-    /// Every role, least powerful first.
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+    /// Every role: the tenant roles least powerful first, then the agent role.
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Admin, Role::Agent];
 
     /// Whether this role may perform `action`. The whole permission table is this match.
     pub fn allows(self, action: Action) -> bool {
+        if self == Role::Agent {
+            // Agents act in no tenant, so no tenant action is theirs.
+            return false;
+        }
         match action {
             Action::Read => true,
             Action::Update | Action::Reboot => matches!(self, Role::Operator | Role::Admin),
             Action::Create | Action::Delete | Action::MintToken => self == Role::Admin,
         }
+    }
+
+    /// Whether tokens of this role name a tenant (every role but [`Role::Agent`]).
+    pub fn has_tenant(self) -> bool {
+        self != Role::Agent
     }
 
     /// The role's name in tokens and in the API.
@@ -81,6 +102,7 @@ impl Role {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
+            Role::Agent => "agent",
         }
     }
 }
@@ -98,7 +120,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?} (expected viewer, operator or admin)"))
+            .ok_or_else(|| {
+                format!("unknown role {s:?} (expected viewer, operator, admin or agent)")
+            })
     }
 }
 
@@ -136,7 +160,7 @@ impl Action {
 pub struct Principal {
     /// The user or service the token was minted for (`sub`).
     pub subject: String,
-    /// The tenant every call with this token acts in.
+    /// The tenant every call with this token acts in; empty for [`Role::Agent`].
     pub tenant: String,
     /// The caller's role in that tenant.
     pub role: Role,
@@ -316,10 +340,21 @@ impl TokenIssuer {
         if now.saturating_add(LEEWAY_SECS) < claims.nbf {
             return Err(AuthError::NotYetValid);
         }
-        if claims.sub.is_empty() || claims.tenant.is_empty() {
-            return Err(AuthError::Malformed("empty subject or tenant".into()));
+        if claims.sub.is_empty() {
+            return Err(AuthError::Malformed("empty subject".into()));
         }
-        let role = claims.role.parse().map_err(AuthError::Malformed)?;
+        let role: Role = claims.role.parse().map_err(AuthError::Malformed)?;
+        // Tenant roles need a tenant; an agent token must not name one, so that no code path
+        // can ever mistake an agent for a member of some tenant.
+        match (role.has_tenant(), claims.tenant.is_empty()) {
+            (true, true) => return Err(AuthError::Malformed("empty tenant".into())),
+            (false, false) => {
+                return Err(AuthError::Malformed(
+                    "an agent token must not name a tenant".into(),
+                ));
+            }
+            _ => {}
+        }
         Ok(Principal {
             subject: claims.sub,
             tenant: claims.tenant,
@@ -417,7 +452,12 @@ mod tests {
     fn a_minted_token_verifies_to_the_same_principal() {
         let issuer = issuer();
         for role in Role::ALL {
-            let principal = Principal { role, ..alice() };
+            let tenant = if role.has_tenant() { "acme" } else { "" };
+            let principal = Principal {
+                role,
+                tenant: tenant.into(),
+                ..alice()
+            };
             let token = issuer.mint_at(&principal, HOUR, NOW);
             assert_eq!(
                 issuer.verify_at(Some(&bearer(&token)), NOW + 10),
@@ -585,6 +625,30 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_token_names_no_tenant_and_a_tenant_token_names_one() {
+        let issuer = issuer();
+        let agent_in_tenant = Principal {
+            role: Role::Agent,
+            ..alice()
+        };
+        let token = bearer(&issuer.mint_at(&agent_in_tenant, HOUR, NOW));
+        assert!(matches!(
+            issuer.verify_at(Some(&token), NOW),
+            Err(AuthError::Malformed(_))
+        ));
+        let admin_without_tenant = Principal {
+            role: Role::Admin,
+            tenant: String::new(),
+            ..alice()
+        };
+        let token = bearer(&issuer.mint_at(&admin_without_tenant, HOUR, NOW));
+        assert!(matches!(
+            issuer.verify_at(Some(&token), NOW),
+            Err(AuthError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn short_secrets_are_refused() {
         assert_eq!(
             TokenIssuer::new(b"short", "i", "a").unwrap_err(),
@@ -601,13 +665,14 @@ mod tests {
     #[test]
     fn role_permissions_table() {
         use Action::*;
-        let table: [(Role, &[Action]); 3] = [
+        let table: [(Role, &[Action]); 4] = [
             (Role::Viewer, &[Read]),
             (Role::Operator, &[Read, Update, Reboot]),
             (
                 Role::Admin,
                 &[Read, Update, Reboot, Create, Delete, MintToken],
             ),
+            (Role::Agent, &[]),
         ];
         for (role, allowed) in table {
             for action in Action::ALL {

@@ -36,15 +36,24 @@
 //!
 //! - [`api`]: the gRPC services (clusters, operations, hosts) over any store: authenticate,
 //!   authorize, validate, call the store, translate errors to statuses;
+//! - [`rest`]: the same services as REST/JSON under `/v1/...` and their OpenAPI document,
+//!   generated from the proto definitions, on the gRPC port;
 //! - [`server`]: one control-plane process, the API and a single-voter store on one port.
 //!
-//! The reconcilers come next.
+//! And the loop that makes clusters exist:
+//!
+//! - [`reconcile`]: the reconciler, which on the store's leader drives every running
+//!   operation through its steps (placement, per-host assignments for the agents, waiting on
+//!   their reports) and marks silent hosts unreachable; its decisions are the pure
+//!   [`reconcile::plan::decide`].
 
 pub mod api;
 pub mod auth;
 mod error;
 pub mod model;
 pub mod placement;
+pub mod reconcile;
+pub mod rest;
 pub mod server;
 pub mod spec;
 pub mod store;

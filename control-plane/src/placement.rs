@@ -28,7 +28,8 @@
 //! - **Ports** are allocated per host *address*, not per host: hosts that share an address (the
 //!   agents of `ferry dev` all listen on loopback) share its ports. A node takes the lowest port
 //!   of its host's range that no node of any cluster uses on that address. Brokers get a Kafka
-//!   port, controllers a controller port.
+//!   port, controllers a controller port, and every node an admin port (its health endpoint,
+//!   which the agent polls): two ports per node.
 //!
 //! # Caveats
 //!
@@ -167,12 +168,17 @@ pub struct Assignment {
     pub kafka_port: Option<u16>,
     /// The controller (quorum) port (controllers).
     pub controller_port: Option<u16>,
+    /// The admin port: the node's health endpoint, which its agent polls.
+    pub admin_port: u16,
 }
 
 impl Assignment {
     /// The ports this node takes on its address.
     pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.kafka_port.into_iter().chain(self.controller_port)
+        self.kafka_port
+            .into_iter()
+            .chain(self.controller_port)
+            .chain(std::iter::once(self.admin_port))
     }
 }
 
@@ -501,12 +507,14 @@ impl<'a> State<'a> {
         Ok(())
     }
 
-    /// The lowest port in `host`'s range that nothing uses on its address.
-    fn free_port(&self, host: usize) -> Option<u16> {
+    /// The two lowest ports in `host`'s range that nothing uses on its address: a node's main
+    /// port and its admin port.
+    fn free_ports(&self, host: usize) -> Option<(u16, u16)> {
         let host_ref = self.hosts[host];
         let in_use = self.ports.get(host_ref.address.as_str());
-        (host_ref.ports.lo..=host_ref.ports.hi)
-            .find(|port| in_use.is_none_or(|used| !used.contains(port)))
+        let mut free = (host_ref.ports.lo..=host_ref.ports.hi)
+            .filter(|port| in_use.is_none_or(|used| !used.contains(port)));
+        Some((free.next()?, free.next()?))
     }
 
     /// Places one new node in `zone`: the best host with a free slot, storage and a port.
@@ -535,7 +543,7 @@ impl<'a> State<'a> {
             if free < needed_bytes {
                 continue;
             }
-            let Some(port) = self.free_port(host) else {
+            let Some((port, admin_port)) = self.free_ports(host) else {
                 let h = self.hosts[host];
                 port_shortage.get_or_insert(Shortage::NoFreePort {
                     host: h.id.clone(),
@@ -557,8 +565,9 @@ impl<'a> State<'a> {
                 address: h.address.clone(),
                 kafka_port,
                 controller_port,
+                admin_port,
             };
-            self.take(host, role, std::iter::once(port));
+            self.take(host, role, [port, admin_port].into_iter());
             return Ok(assignment);
         }
         Err(Error::Insufficient(port_shortage.unwrap_or(
@@ -706,12 +715,14 @@ mod tests {
                 (103, "c", "h3"),
             ]
         );
-        // Each host runs a controller (first port) and a broker (next port).
+        // Each host runs a controller (first two ports: main, admin) and a broker (next two).
         let h1: Vec<_> = placement.on_host("h1").collect();
         assert_eq!(h1[0].controller_port, Some(40000));
         assert_eq!(h1[0].kafka_port, None);
-        assert_eq!(h1[1].kafka_port, Some(40001));
+        assert_eq!(h1[0].admin_port, 40001);
+        assert_eq!(h1[1].kafka_port, Some(40002));
         assert_eq!(h1[1].controller_port, None);
+        assert_eq!(h1[1].admin_port, 40003);
         assert_ports_unique(&placement, &hosts);
     }
 
@@ -808,11 +819,17 @@ mod tests {
         let placement = plan(&request(3, 3), &hosts, &Placement::default()).unwrap();
 
         // The less loaded h9 takes the controller, then the broker goes to h1 (fewer nodes of
-        // this cluster beats lower load) on the first port the others leave free.
+        // this cluster beats lower load) on the first ports the others leave free.
         let c1 = placement.node(1).unwrap();
-        assert_eq!((c1.host.as_str(), c1.controller_port), ("h9", Some(40000)));
+        assert_eq!(
+            (c1.host.as_str(), c1.controller_port, c1.admin_port),
+            ("h9", Some(40000), 40001)
+        );
         let b101 = placement.node(101).unwrap();
-        assert_eq!((b101.host.as_str(), b101.kafka_port), ("h1", Some(40003)));
+        assert_eq!(
+            (b101.host.as_str(), b101.kafka_port, b101.admin_port),
+            ("h1", Some(40003), 40004)
+        );
         assert_ports_unique(&placement, &hosts);
     }
 
@@ -829,9 +846,10 @@ mod tests {
         }];
         let placement = plan(&request(3, 3), &hosts, &Placement::default()).unwrap();
 
+        // Two ports per node (main and admin), six nodes: 40001-40012.
         let mut ports: Vec<u16> = placement.nodes.iter().flat_map(|a| a.ports()).collect();
         ports.sort();
-        assert_eq!(ports, (40001..=40006).collect::<Vec<_>>());
+        assert_eq!(ports, (40001..=40012).collect::<Vec<_>>());
         assert_ports_unique(&placement, &hosts);
     }
 
@@ -884,6 +902,7 @@ mod tests {
     #[test]
     fn port_exhaustion_names_the_host_and_its_range() {
         let mut hosts = hosts(1, 4);
+        // One port, but a node needs two (its main port and its admin port).
         hosts[2].ports = PortRange {
             lo: 40000,
             hi: 40000,

@@ -1,12 +1,21 @@
-//! [`Server`]: one control-plane process — a single-voter quorum holding the store, and the
-//! gRPC API ([`crate::api`]) served on the same port as raft.
+//! [`Server`]: one control-plane process — a voter of the quorum holding the store, and the
+//! gRPC API ([`crate::api`]) served on the same port as raft, with its REST/JSON face
+//! ([`crate::rest`]) on that port too.
+//!
+//! A control plane runs alone (one voter, the default) or as one of three for high
+//! availability ([`ServerOptions::peers`]): every member serves the whole API (a follower
+//! forwards writes to the leader and answers reads with ReadIndex), and only the leader
+//! reconciles.
 //!
 //! The binary parses its configuration into [`ServerOptions`]; this module takes them typed.
 //! The store lives in `<data_dir>/store`, so a restart on the same directory finds the same
 //! clusters, operations and hosts.
 //!
-//! Hosts register through the store ([`crate::store::Store::register_host`]) only: no
-//! `AgentService` is served yet, so until one is, CreateCluster refuses for lack of capacity.
+//! Host agents register, pull their assignments and report through `AgentService`
+//! ([`crate::api::agent`]), served on the same port with agent-role tokens.
+//!
+//! The [`Reconciler`] runs beside the API on the same store, acting only while this process
+//! leads the store, and stops with the server.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,6 +31,7 @@ use tonic::service::Routes;
 use crate::api::{Api, ApiConfig};
 use crate::auth::TokenIssuer;
 use crate::model::TimestampMs;
+use crate::reconcile::{Reconciler, ReconcilerOptions};
 use crate::store::quorum::system_now_ms;
 use crate::store::state::{Command, Query, Response, State};
 use crate::store::{QuorumStore, Store};
@@ -31,7 +41,7 @@ use crate::{Error, Result};
 pub const ISSUER: &str = "ferry-control-plane";
 /// The audience (`aud`) of the tokens a control plane mints and accepts.
 pub const AUDIENCE: &str = "ferry-api";
-/// The raft id of the single voter.
+/// The raft id of a control plane running alone.
 pub const RAFT_ID: u64 = 1;
 /// Subdirectory of the data directory holding the store's raft log and snapshots.
 pub const STORE_DIR: &str = "store";
@@ -57,6 +67,14 @@ pub struct ServerOptions {
     pub audience: String,
     /// What the API needs to know about the deployment.
     pub api: ApiConfig,
+    /// How the reconciler runs.
+    pub reconciler: ReconcilerOptions,
+    /// Every member's raft id and `host:port` (this one included), for a replicated control
+    /// plane; empty to run alone as [`RAFT_ID`] on the listener's address. Fixed when the
+    /// store's directory is first created.
+    pub peers: BTreeMap<u64, String>,
+    /// This member's raft id among `peers`.
+    pub raft_id: u64,
 }
 
 impl ServerOptions {
@@ -70,6 +88,9 @@ impl ServerOptions {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
             api: ApiConfig::default(),
+            reconciler: ReconcilerOptions::default(),
+            peers: BTreeMap::new(),
+            raft_id: RAFT_ID,
         }
     }
 }
@@ -78,6 +99,10 @@ impl ServerOptions {
 pub struct Server {
     /// The quorum member under the store (and the server of every service).
     quorum: QuorumHandle,
+    /// The reconciler task, stopped by cancelling `stop_reconciler`.
+    reconciler: tokio::task::JoinHandle<()>,
+    /// Stops the reconciler.
+    stop_reconciler: tokio::sync::watch::Sender<bool>,
     /// The address the listener is bound to.
     local_addr: SocketAddr,
 }
@@ -92,8 +117,8 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Binds the listener, opens (or bootstraps) the store in `<data_dir>/store`, starts the
-    /// single-voter quorum serving the API services next to raft, and waits for the voter to
-    /// lead, so the API answers as soon as this returns.
+    /// store's voter serving the API services next to raft, and waits until the quorum has a
+    /// leader, so the API answers as soon as this returns.
     ///
     /// # Errors
     ///
@@ -117,12 +142,25 @@ impl Server {
         // services must be given to the quorum to start it: they share a cell, set below.
         let store = Arc::new(LateStore::default());
         let api = Api::new(Arc::clone(&store), issuer, options.api);
-        let services = Routes::new(api.cluster_service())
+        let grpc = Routes::new(api.cluster_service())
             .add_service(api.operation_service())
-            .add_service(api.host_service());
+            .add_service(api.host_service())
+            .add_service(api.agent_service());
+        let services = crate::rest::with_rest(api, grpc);
+        let (raft_id, peers) = if options.peers.is_empty() {
+            (RAFT_ID, BTreeMap::from([(RAFT_ID, local_addr.to_string())]))
+        } else {
+            if !options.peers.contains_key(&options.raft_id) {
+                return Err(Error::InvalidInput(format!(
+                    "raft id {} is not among the peers {:?}",
+                    options.raft_id, options.peers
+                )));
+            }
+            (options.raft_id, options.peers.clone())
+        };
         let quorum_options = ferry_quorum::Options {
-            id: RAFT_ID,
-            peers: BTreeMap::from([(RAFT_ID, local_addr.to_string())]),
+            id: raft_id,
+            peers,
             ..Default::default()
         };
         let quorum =
@@ -133,9 +171,19 @@ impl Server {
             .set(QuorumStore::new(quorum.clone()))
             .unwrap_or_else(|_| unreachable!("set once, here"));
 
-        let server = Server { quorum, local_addr };
+        let (stop_reconciler, mut stopped) = tokio::sync::watch::channel(false);
+        let reconciler = Reconciler::new(store, quorum.clone(), options.reconciler);
+        let reconciler = tokio::spawn(reconciler.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        let server = Server {
+            quorum,
+            reconciler,
+            stop_reconciler,
+            local_addr,
+        };
         if let Err(err) = server.wait_for_leader().await {
-            server.quorum.shutdown().await;
+            server.stop().await;
             return Err(err);
         }
         Ok(server)
@@ -146,23 +194,37 @@ impl Server {
         self.local_addr
     }
 
+    /// The store the API serves, for in-process users (reconcilers, tests that write host
+    /// assignments directly).
+    pub fn store(&self) -> QuorumStore {
+        QuorumStore::new(self.quorum.clone())
+    }
+
     /// Serves until `shutdown` resolves, then stops the quorum and its server. Everything
     /// acknowledged is on disk.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         shutdown.await;
+        self.stop().await;
+    }
+
+    /// Stops the reconciler, then the quorum and its server.
+    async fn stop(self) {
+        let _ = self.stop_reconciler.send(true);
+        let _ = self.reconciler.await;
         self.quorum.shutdown().await;
     }
 
-    /// Waits until the single voter leads (it elects itself after an election timeout).
+    /// Waits until the quorum has a leader (a lone voter elects itself after an election
+    /// timeout).
     async fn wait_for_leader(&self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            if self.quorum.status().await?.role == ferry_quorum::Role::Leader {
+            if self.quorum.status().await?.leader.is_some() {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Unavailable(format!(
-                    "the store's voter did not become leader within {LEADER_WAIT:?}"
+                    "the store's quorum elected no leader within {LEADER_WAIT:?}"
                 )));
             }
             tokio::time::sleep(LEADER_POLL).await;

@@ -194,7 +194,12 @@ fn serve(
         let signal = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
+        // HTTP/1.1 too, not only h2c: processes that serve other services next to raft may
+        // serve REST on them (the control plane's REST API), which curl and browsers reach
+        // over HTTP/1.1. gRPC clients still speak h2c; the server tells them apart per
+        // connection.
         let result = tonic::transport::Server::builder()
+            .accept_http1(true)
             .add_routes(services.add_service(service))
             .serve_with_incoming_shutdown(incoming, signal)
             .await;

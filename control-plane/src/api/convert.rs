@@ -113,6 +113,7 @@ pub fn node_to_proto(cluster_id: &str, node: &Assignment, states: &NodeStates) -
         address: node.address.clone(),
         kafka_port: node.kafka_port.map_or(0, u32::from),
         controller_port: node.controller_port.map_or(0, u32::from),
+        admin_port: u32::from(node.admin_port),
         state: node_state_to_proto(state) as i32,
         state_message: message,
     }
@@ -176,6 +177,7 @@ pub fn host_to_proto(host: &Host) -> pb::Host {
                     address: a.address.clone(),
                     kafka_port: a.kafka_port,
                     controller_port: a.controller_port,
+                    admin_port: a.admin_port,
                 };
                 pb::HostNode {
                     cluster_id: a.cluster_id.clone(),

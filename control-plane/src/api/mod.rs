@@ -24,7 +24,11 @@
 //!
 //! [`Api`] implements the three service traits; serve it with
 //! [`Api::cluster_service`], [`Api::operation_service`] and [`Api::host_service`].
+//!
+//! It also implements `AgentService` ([`agent`]), the host agents' door, served with
+//! [`Api::agent_service`]: only agent tokens may call it, and they may call nothing else.
 
+pub mod agent;
 mod cluster;
 pub mod convert;
 mod host;
@@ -34,6 +38,7 @@ pub mod status;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use ferry_proto::controlplane::v1::agent_service_server::AgentServiceServer;
 use ferry_proto::controlplane::v1::cluster_service_server::ClusterServiceServer;
 use ferry_proto::controlplane::v1::host_service_server::HostServiceServer;
 use ferry_proto::controlplane::v1::operation_service_server::OperationServiceServer;
@@ -113,6 +118,11 @@ impl<S: Store> Api<S> {
     /// `HostService`, ready to add to a tonic server.
     pub fn host_service(&self) -> HostServiceServer<Self> {
         HostServiceServer::new(self.clone())
+    }
+
+    /// `AgentService`, ready to add to a tonic server.
+    pub fn agent_service(&self) -> AgentServiceServer<Self> {
+        AgentServiceServer::new(self.clone())
     }
 
     fn store(&self) -> &S {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::placement::{HostId, NodeId, PortRange, Role};
+use crate::placement::{self, HostId, NodeId, Occupant, PortRange, Role};
 
 use super::{ClusterId, TimestampMs};
 
@@ -90,6 +90,8 @@ pub struct HostAssignment {
     pub kafka_port: Option<u16>,
     /// Its controller port (controllers).
     pub controller_port: Option<u16>,
+    /// Its admin port: the health endpoint the agent polls.
+    pub admin_port: u16,
     /// The Kafka version it presents.
     pub kafka_version: String,
     /// Storage reserved for its data directory, in bytes.
@@ -98,6 +100,16 @@ pub struct HostAssignment {
     pub broker_config: BTreeMap<String, String>,
     /// The cluster's controller quorum, `id@host:port` per controller, sorted by id.
     pub controller_quorum_voters: Vec<String>,
+}
+
+impl HostAssignment {
+    /// The ports the node takes on its host's address.
+    pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.kafka_port
+            .into_iter()
+            .chain(self.controller_port)
+            .chain(std::iter::once(self.admin_port))
+    }
 }
 
 /// How a node is, as its agent reports it.
@@ -127,4 +139,31 @@ pub struct NodeReport {
     pub state: NodeState,
     /// Why, in a sentence.
     pub message: String,
+}
+
+/// The hosts placement may use: every registered host not known to be unreachable, with the
+/// nodes already assigned to it as occupants, except those of `except_cluster` (the cluster
+/// being placed, whose own nodes are not in its way).
+pub fn placement_hosts(hosts: &[Host], except_cluster: Option<&str>) -> Vec<placement::Host> {
+    hosts
+        .iter()
+        .filter(|h| h.health != HostHealth::Unreachable)
+        .map(|h| placement::Host {
+            id: h.id.clone(),
+            zone: h.zone.clone(),
+            address: h.address.clone(),
+            ports: h.ports,
+            max_nodes: h.capacity.max_nodes,
+            storage_bytes: h.capacity.storage_bytes,
+            occupants: h
+                .assignments
+                .iter()
+                .filter(|a| Some(a.cluster_id.as_str()) != except_cluster)
+                .map(|a| Occupant {
+                    ports: a.ports().collect(),
+                    storage_bytes: a.storage_bytes,
+                })
+                .collect(),
+        })
+        .collect()
 }

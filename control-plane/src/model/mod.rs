@@ -22,6 +22,7 @@ pub mod operation;
 pub use cluster::{Cluster, ClusterId, ClusterState, ClusterStatus, StateInfo};
 pub use host::{
     Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeReport, NodeState,
+    placement_hosts,
 };
 pub use operation::{
     Operation, OperationError, OperationId, OperationState, OperationType, OperationUpdate, Step,

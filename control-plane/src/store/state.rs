@@ -41,9 +41,9 @@ use ferry_quorum::StateMachine;
 
 use crate::error::{Conflict, Error, Result};
 use crate::model::{
-    Cluster, ClusterId, ClusterStatus, Host, HostAssignment, HostHealth, HostRegistration,
-    NodeReport, Operation, OperationId, OperationState, OperationType, OperationUpdate, Page,
-    PageRequest, Step, Tenant, TimestampMs,
+    Cluster, ClusterId, ClusterState, ClusterStatus, Host, HostAssignment, HostHealth,
+    HostRegistration, NodeReport, Operation, OperationId, OperationState, OperationType,
+    OperationUpdate, Page, PageRequest, Step, StepState, Tenant, TimestampMs,
 };
 use crate::placement::HostId;
 use crate::spec::ClusterSpec;
@@ -81,6 +81,24 @@ pub enum Command {
         kind: OperationType,
         /// If set, refused unless the cluster is at this version.
         expected_version: Option<u64>,
+        /// The new desired spec the operation brings about (an update), set in the same step;
+        /// `None` keeps the spec (delete, reboot).
+        #[serde(default)]
+        spec: Option<ClusterSpec>,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Replaces a cluster's tags (no operation: tags do not touch the nodes). Refused while
+    /// the cluster is being deleted. Responds [`Response::Cluster`].
+    UpdateTags {
+        /// The cluster's tenant.
+        tenant: Tenant,
+        /// The cluster.
+        cluster_id: ClusterId,
+        /// If set, refused unless the cluster is at this version.
+        expected_version: Option<u64>,
+        /// The new tags.
+        tags: BTreeMap<String, String>,
         /// The proposer's clock.
         now_ms: TimestampMs,
     },
@@ -98,8 +116,10 @@ pub enum Command {
         /// The proposer's clock.
         now_ms: TimestampMs,
     },
-    /// Forgets a cluster whose deletion finished (it must be DELETING with no running
-    /// operation). Its operations stay readable. Responds [`Response::Done`].
+    /// Forgets a cluster being deleted (DELETING, with its DELETE operation running or ended)
+    /// and ends a running DELETE operation as SUCCEEDED in the same step, so no crash can
+    /// leave a deleted cluster behind without an operation to finish it. Its operations stay
+    /// readable. Responds [`Response::Done`].
     RemoveCluster {
         /// The cluster's tenant.
         tenant: Tenant,
@@ -107,6 +127,9 @@ pub enum Command {
         cluster_id: ClusterId,
         /// If set, refused unless the cluster is at this version.
         expected_version: Option<u64>,
+        /// The proposer's clock (when the DELETE operation ends).
+        #[serde(default)]
+        now_ms: TimestampMs,
     },
     /// Records a reconciler's progress on an operation. Responds [`Response::Operation`].
     UpdateOperation {
@@ -326,8 +349,36 @@ impl State {
                 cluster_id,
                 kind,
                 expected_version,
+                spec,
                 now_ms,
-            } => self.begin_operation(index, &tenant, &cluster_id, kind, expected_version, now_ms),
+            } => self.begin_operation(
+                index,
+                &tenant,
+                &cluster_id,
+                (kind, spec),
+                expected_version,
+                now_ms,
+            ),
+            Command::UpdateTags {
+                tenant,
+                cluster_id,
+                expected_version,
+                tags,
+                now_ms,
+            } => {
+                let cluster = self.cluster_mut(&tenant, &cluster_id)?;
+                check_version(expected_version, cluster.current_version)?;
+                if cluster.status.state == OperationType::Delete.cluster_state() {
+                    return Err(Conflict::WrongState(format!(
+                        "cluster {cluster_id} is being deleted"
+                    ))
+                    .into());
+                }
+                cluster.spec.tags = tags;
+                cluster.current_version += 1;
+                cluster.updated_at_ms = now_ms;
+                Ok(Response::Cluster(cluster.clone()))
+            }
             Command::UpdateClusterStatus {
                 tenant,
                 cluster_id,
@@ -346,7 +397,8 @@ impl State {
                 tenant,
                 cluster_id,
                 expected_version,
-            } => self.remove_cluster(&tenant, &cluster_id, expected_version),
+                now_ms,
+            } => self.remove_cluster(&tenant, &cluster_id, expected_version, now_ms),
             Command::UpdateOperation {
                 tenant,
                 operation_id,
@@ -612,7 +664,7 @@ impl State {
         index: u64,
         tenant: &str,
         cluster_id: &str,
-        kind: OperationType,
+        (kind, spec): (OperationType, Option<ClusterSpec>),
         expected_version: Option<u64>,
         now_ms: TimestampMs,
     ) -> Result<Response> {
@@ -637,6 +689,19 @@ impl State {
             ))
             .into());
         }
+        if kind != OperationType::Delete && cluster.status.state != ClusterState::Active {
+            return Err(Conflict::WrongState(format!(
+                "cluster {cluster_id} is {:?}; only an ACTIVE cluster can be updated",
+                cluster.status.state
+            ))
+            .into());
+        }
+        if let Some(spec) = spec {
+            if spec.name != cluster.spec.name {
+                return Err(Error::InvalidInput("a cluster's name cannot change".into()));
+            }
+            cluster.spec = spec;
+        }
         let operation = Self::new_operation(index, cluster, kind, now_ms);
         cluster.active_operation = Some(operation.id.clone());
         cluster.status.state = kind.cluster_state();
@@ -655,16 +720,34 @@ impl State {
         tenant: &str,
         cluster_id: &str,
         expected_version: Option<u64>,
+        now_ms: TimestampMs,
     ) -> Result<Response> {
         let cluster = self.cluster(tenant, cluster_id)?;
         check_version(expected_version, cluster.current_version)?;
-        if cluster.status.state != OperationType::Delete.cluster_state()
-            || cluster.active_operation.is_some()
-        {
+        let deleting = cluster.status.state == OperationType::Delete.cluster_state();
+        let running = cluster
+            .active_operation
+            .as_ref()
+            .and_then(|id| self.operations.get(id));
+        if !deleting || running.is_some_and(|op| op.kind != OperationType::Delete) {
             return Err(Conflict::WrongState(format!(
-                "cluster {cluster_id} can be removed only once its deletion has finished"
+                "cluster {cluster_id} can be removed only while it is being deleted"
             ))
             .into());
+        }
+        if let Some(id) = cluster.active_operation.clone()
+            && let Some(operation) = self.operations.get_mut(&id)
+        {
+            operation.state = OperationState::Succeeded;
+            operation.progress_percent = 100;
+            operation.ended_at_ms = Some(now_ms);
+            for step in &mut operation.steps {
+                if !matches!(step.state, StepState::Done | StepState::Skipped) {
+                    step.state = StepState::Done;
+                    step.started_at_ms.get_or_insert(now_ms);
+                    step.ended_at_ms = Some(now_ms);
+                }
+            }
         }
         let cluster = self.clusters.remove(cluster_id).expect("checked above");
         if let Some(names) = self.names.get_mut(tenant) {
@@ -851,7 +934,7 @@ impl StateMachine for State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ClusterState, HostCapacity, OperationError, StateInfo};
+    use crate::model::{HostCapacity, OperationError, StateInfo};
     use crate::placement::PortRange;
 
     /// A mixed history touching every command, including refused ones.
@@ -920,6 +1003,7 @@ mod tests {
                 cluster_id: cluster_id(2),
                 kind: OperationType::Delete,
                 expected_version: Some(3),
+                spec: None,
                 now_ms: 40,
             },
             Command::ReportHost {
@@ -950,6 +1034,7 @@ mod tests {
                 tenant: "t1".into(),
                 cluster_id: cluster_id(2),
                 expected_version: None,
+                now_ms: 55,
             },
             create("t1", "orders", Some("r1"), 60),
         ]

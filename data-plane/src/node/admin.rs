@@ -1,7 +1,8 @@
 //! The node's admin endpoint: the `ferry.node.v1.NodeService` gRPC service.
 //!
 //! It reports what the node is and holds (`ferry node status`, readiness checks in `ferry dev`
-//! and the tests; the agent's health reports later).
+//! and the tests, and the host agent's health reports: a broker is ready when registered and
+//! unfenced, a controller when its voter knows a quorum leader).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use super::Role;
+use super::controller::{ControllerRole, node_id};
 use crate::broker::Broker;
 use crate::metadata::NodeId;
 use crate::metadata::quorum::QuorumAuthority;
@@ -24,6 +26,8 @@ pub struct StatusSource {
     pub broker: Option<Arc<Broker>>,
     /// The broker's quorum-backed authority, in quorum mode.
     pub quorum: Option<Arc<QuorumAuthority>>,
+    /// The controller role, in quorum mode.
+    pub controller: Option<ControllerRole>,
     /// The cluster.
     pub cluster_id: String,
     /// This node.
@@ -78,6 +82,17 @@ impl NodeService for StatusSource {
                 self.broker.as_ref().map_or(0, |b| b.image().offset),
             ),
         };
+        let (quorum_role, quorum_leader_id, quorum_term) = match &self.controller {
+            Some(controller) => match controller.quorum().status().await {
+                Ok(status) => (
+                    quorum_role_name(status.role).to_string(),
+                    status.leader.map_or(-1, node_id),
+                    status.term,
+                ),
+                Err(e) => return Err(Status::unavailable(format!("quorum status: {e}"))),
+            },
+            None => (String::new(), -1, 0),
+        };
         Ok(Response::new(NodeStatus {
             cluster_id: self.cluster_id.clone(),
             node_id: self.node_id,
@@ -88,7 +103,20 @@ impl NodeService for StatusSource {
             metadata_offset,
             uptime_seconds: self.started.elapsed().as_secs(),
             partitions,
+            quorum_role,
+            quorum_leader_id,
+            quorum_term,
         }))
+    }
+}
+
+/// The wire name of a voter's role.
+fn quorum_role_name(role: ferry_quorum::Role) -> &'static str {
+    match role {
+        ferry_quorum::Role::Leader => "leader",
+        ferry_quorum::Role::Follower => "follower",
+        ferry_quorum::Role::Candidate => "candidate",
+        ferry_quorum::Role::PreCandidate => "pre-candidate",
     }
 }
 

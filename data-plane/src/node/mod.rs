@@ -330,6 +330,7 @@ impl Node {
             let status = admin::StatusSource {
                 broker: broker.clone(),
                 quorum: quorum.clone(),
+                controller: self.controller.clone(),
                 cluster_id: self.dir.cluster_id().to_string(),
                 node_id: self.dir.node_id(),
                 roles: self.roles.clone(),

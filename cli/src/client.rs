@@ -1,0 +1,816 @@
+//! The control plane's command-line client: `ferry cluster …`, `ferry operation …` and
+//! `ferry host …`.
+//!
+//! Each command is one or a few gRPC calls to `ferry.controlplane.v1` with the caller's bearer
+//! token, printed as a human table (default) or as the API's JSON (`--output json`, the same
+//! shapes as the REST API). Errors print the status code, its message and every field
+//! violation, and exit nonzero.
+//!
+//! A cluster is named by its id (`cl-…`) or by its name, which is looked up in the tenant.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use ferry_proto::controlplane::v1 as pb;
+use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
+use ferry_proto::controlplane::v1::host_service_client::HostServiceClient;
+use ferry_proto::controlplane::v1::operation_service_client::OperationServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// The API address `ferry dev` and `ferry control-plane` listen on by default.
+pub const API_DEFAULT: &str = "http://127.0.0.1:7070";
+/// How often `--wait` polls an operation.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+/// How long `--wait` waits at most by default.
+const WAIT_DEFAULT_SECS: u64 = 600;
+
+/// Output formats of client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A human-readable table.
+    Table,
+    /// The API's JSON.
+    Json,
+}
+
+/// How to reach the control plane, shared by every client command.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The control plane's API URL.
+    #[arg(long, env = "FERRY_API", default_value = API_DEFAULT, global = true)]
+    pub api: String,
+    /// The bearer token (see `ferry token create`; `ferry dev` prints one).
+    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+/// `ferry cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+/// `ferry cluster` subcommands.
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Create a cluster (and wait until it is ACTIVE with --wait).
+    Create(CreateArgs),
+    /// Show one cluster.
+    Get {
+        /// The cluster's id or name.
+        cluster: String,
+    },
+    /// List the tenant's clusters.
+    List {
+        /// Only clusters whose name starts with this.
+        #[arg(long, default_value = "")]
+        name_prefix: String,
+    },
+    /// Delete a cluster: stop its nodes and remove their data.
+    Delete {
+        /// The cluster's id or name.
+        cluster: String,
+        /// Wait until the deletion has finished.
+        #[arg(long)]
+        wait: bool,
+        /// Most seconds to wait.
+        #[arg(long, default_value_t = WAIT_DEFAULT_SECS)]
+        wait_timeout_secs: u64,
+    },
+    /// Print the cluster's bootstrap brokers (host:port,...).
+    Bootstrap {
+        /// The cluster's id or name.
+        cluster: String,
+    },
+    /// List the cluster's nodes: where each runs and how it is.
+    Nodes {
+        /// The cluster's id or name.
+        cluster: String,
+    },
+}
+
+/// `ferry cluster create`.
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// The cluster's name: 1-64 of [A-Za-z0-9-], unique in the tenant.
+    name: String,
+    /// Number of brokers (a multiple of the number of zones).
+    #[arg(long, default_value_t = 3)]
+    brokers: u32,
+    /// Number of controllers: 3 or 5.
+    #[arg(long, default_value_t = 3)]
+    controllers: u32,
+    /// The zones to spread over.
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+    zones: Vec<String>,
+    /// Storage per broker, in GiB.
+    #[arg(long, default_value_t = 10)]
+    storage_gib: u64,
+    /// The Kafka version the brokers present.
+    #[arg(long, default_value = "3.9.0")]
+    kafka_version: String,
+    /// A broker config override by Kafka name (repeatable): --set num.partitions=6.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// A tag (repeatable): --tag team=payments.
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    tags: Vec<String>,
+    /// An idempotency key: retrying with the same key returns the same cluster.
+    #[arg(long, default_value = "")]
+    client_request_id: String,
+    /// Wait until the cluster is ACTIVE (or FAILED), showing progress.
+    #[arg(long)]
+    wait: bool,
+    /// Most seconds to wait.
+    #[arg(long, default_value_t = WAIT_DEFAULT_SECS)]
+    wait_timeout_secs: u64,
+}
+
+/// `ferry operation`.
+#[derive(Debug, Args)]
+pub struct OperationArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: OperationCommand,
+}
+
+/// `ferry operation` subcommands.
+#[derive(Debug, Subcommand)]
+enum OperationCommand {
+    /// Show one operation with its steps.
+    Get {
+        /// The operation's id.
+        operation: String,
+    },
+    /// List a cluster's operations, newest first.
+    List {
+        /// The cluster's id or name.
+        cluster: String,
+    },
+}
+
+/// `ferry host`.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: HostCommand,
+}
+
+/// `ferry host` subcommands.
+#[derive(Debug, Subcommand)]
+enum HostCommand {
+    /// List the registered hosts (admin role).
+    List,
+}
+
+/// The three API clients over one channel, with the token attached to every call.
+struct Client {
+    channel: Channel,
+    token: String,
+}
+
+impl Client {
+    async fn connect(connection: &Connection) -> anyhow::Result<Client> {
+        let token = connection
+            .token
+            .clone()
+            .context("no token: pass --token or set FERRY_TOKEN (ferry dev prints one)")?;
+        let channel = Endpoint::from_shared(connection.api.clone())
+            .with_context(|| format!("bad --api URL {:?}", connection.api))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the control plane at {}", connection.api))?;
+        Ok(Client { channel, token })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        authorized(&self.token, message)
+    }
+
+    fn clusters(&self) -> ClusterServiceClient<Channel> {
+        ClusterServiceClient::new(self.channel.clone())
+    }
+
+    fn operations(&self) -> OperationServiceClient<Channel> {
+        OperationServiceClient::new(self.channel.clone())
+    }
+
+    fn hosts(&self) -> HostServiceClient<Channel> {
+        HostServiceClient::new(self.channel.clone())
+    }
+
+    /// The id of the cluster named `reference` (an id is returned as is).
+    async fn cluster_id(&self, reference: &str) -> anyhow::Result<String> {
+        if reference.starts_with("cl-") {
+            return Ok(reference.to_string());
+        }
+        let clusters = self.all_clusters(reference).await?;
+        match clusters
+            .into_iter()
+            .find(|c| c.spec.as_ref().is_some_and(|spec| spec.name == reference))
+        {
+            Some(cluster) => Ok(cluster.id),
+            None => bail!("no cluster named {reference:?} in this tenant"),
+        }
+    }
+
+    async fn all_clusters(&self, name_prefix: &str) -> anyhow::Result<Vec<pb::Cluster>> {
+        let mut clusters = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .clusters()
+                .list_clusters(self.request(pb::ListClustersRequest {
+                    name_prefix: name_prefix.to_string(),
+                    page_size: 0,
+                    page_token,
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            clusters.extend(page.clusters);
+            if page.next_page_token.is_empty() {
+                return Ok(clusters);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    async fn operation(&self, operation_id: &str) -> anyhow::Result<pb::Operation> {
+        Ok(self
+            .operations()
+            .get_operation(self.request(pb::GetOperationRequest {
+                operation_id: operation_id.to_string(),
+            }))
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
+    async fn cluster(&self, cluster_id: &str) -> anyhow::Result<pb::Cluster> {
+        Ok(self
+            .clusters()
+            .get_cluster(self.request(pb::GetClusterRequest {
+                cluster_id: cluster_id.to_string(),
+            }))
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
+    /// Polls `operation_id` until it ends, printing each step as it changes (table output).
+    async fn wait(
+        &self,
+        operation_id: &str,
+        timeout: Duration,
+        output: Output,
+    ) -> anyhow::Result<pb::Operation> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut shown: BTreeMap<String, (i32, String)> = BTreeMap::new();
+        loop {
+            let operation = self.operation(operation_id).await?;
+            if output == Output::Table {
+                for step in &operation.steps {
+                    let now = (step.state, step.message.clone());
+                    if shown.get(&step.name) != Some(&now)
+                        && step.state != pb::StepState::Pending as i32
+                    {
+                        eprintln!(
+                            "  [{:>3}%] {:<20} {:<8} {}",
+                            operation.progress_percent,
+                            step.name,
+                            step_state(step.state),
+                            step.message
+                        );
+                        shown.insert(step.name.clone(), now);
+                    }
+                }
+            }
+            let state = pb::OperationState::try_from(operation.state)
+                .unwrap_or(pb::OperationState::Unspecified);
+            if matches!(
+                state,
+                pb::OperationState::Succeeded | pb::OperationState::Failed
+            ) {
+                return Ok(operation);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "operation {operation_id} did not finish within {} s (it goes on; see \
+                     `ferry operation get {operation_id}`)",
+                    timeout.as_secs()
+                );
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+}
+
+/// A request carrying `token` as its bearer token.
+pub fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// An error for a failed call: the status code and message, then every field violation.
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let details = status.get_error_details();
+    if let Some(info) = details.error_info() {
+        text.push_str(&format!(" [{}]", info.reason));
+    }
+    if let Some(bad) = details.bad_request() {
+        for violation in &bad.field_violations {
+            text.push_str(&format!(
+                "\n  {}: {}",
+                violation.field, violation.description
+            ));
+        }
+    }
+    anyhow::anyhow!(text)
+}
+
+/// Parses `NAME=VALUE` items into a map, naming the flag in errors.
+fn pairs(flag: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|item| {
+            let (k, v) = item
+                .split_once('=')
+                .with_context(|| format!("{flag} {item:?}: expected NAME=VALUE"))?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Runs `ferry cluster`.
+pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    let output = args.connection.output;
+    let client = Client::connect(&args.connection).await?;
+    match args.command {
+        ClusterCommand::Create(create) => {
+            let spec = pb::ClusterSpec {
+                name: create.name,
+                kafka_version: create.kafka_version,
+                broker_count: create.brokers,
+                controller_count: create.controllers,
+                zones: create.zones,
+                storage_per_broker_bytes: create.storage_gib.saturating_mul(1 << 30),
+                broker_config: pairs("--set", &create.set)?.into_iter().collect(),
+                tags: pairs("--tag", &create.tags)?.into_iter().collect(),
+            };
+            let response = client
+                .clusters()
+                .create_cluster(client.request(pb::CreateClusterRequest {
+                    spec: Some(spec),
+                    client_request_id: create.client_request_id,
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let cluster = response.cluster.context("the API returned no cluster")?;
+            let operation = response
+                .operation
+                .context("the API returned no operation")?;
+            if !create.wait {
+                return print_cluster(&cluster, output);
+            }
+            if output == Output::Table {
+                eprintln!("creating {} (operation {})", cluster.id, operation.id);
+            }
+            let ended = client
+                .wait(
+                    &operation.id,
+                    Duration::from_secs(create.wait_timeout_secs),
+                    output,
+                )
+                .await?;
+            let cluster = client.cluster(&cluster.id).await?;
+            print_cluster(&cluster, output)?;
+            if let Some(error) = ended.error {
+                bail!("creation failed: {}: {}", error.code, error.message);
+            }
+            Ok(())
+        }
+        ClusterCommand::Get { cluster } => {
+            let id = client.cluster_id(&cluster).await?;
+            print_cluster(&client.cluster(&id).await?, output)
+        }
+        ClusterCommand::List { name_prefix } => {
+            let clusters = client.all_clusters(&name_prefix).await?;
+            match output {
+                Output::Json => print_json(&clusters.iter().map(to_json).collect::<Vec<_>>()),
+                Output::Table => {
+                    let rows = clusters
+                        .iter()
+                        .map(|c| {
+                            let spec = c.spec.clone().unwrap_or_default();
+                            let status = c.status.clone().unwrap_or_default();
+                            vec![
+                                c.id.clone(),
+                                spec.name,
+                                cluster_state(status.state),
+                                spec.broker_count.to_string(),
+                                spec.controller_count.to_string(),
+                                spec.zones.join(","),
+                            ]
+                        })
+                        .collect();
+                    print_table(
+                        &["ID", "NAME", "STATE", "BROKERS", "CONTROLLERS", "ZONES"],
+                        rows,
+                    );
+                    Ok(())
+                }
+            }
+        }
+        ClusterCommand::Delete {
+            cluster,
+            wait,
+            wait_timeout_secs,
+        } => {
+            let id = client.cluster_id(&cluster).await?;
+            let response = client
+                .clusters()
+                .delete_cluster(client.request(pb::DeleteClusterRequest {
+                    cluster_id: id.clone(),
+                    current_version: 0,
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let operation = response
+                .operation
+                .context("the API returned no operation")?;
+            if wait {
+                let ended = client
+                    .wait(
+                        &operation.id,
+                        Duration::from_secs(wait_timeout_secs),
+                        output,
+                    )
+                    .await?;
+                if let Some(error) = &ended.error {
+                    bail!("deletion failed: {}: {}", error.code, error.message);
+                }
+                match output {
+                    Output::Json => print_json(&to_json(&ended)),
+                    Output::Table => {
+                        println!("deleted {id}");
+                        Ok(())
+                    }
+                }
+            } else {
+                match output {
+                    Output::Json => print_json(&to_json(&operation)),
+                    Output::Table => {
+                        println!("deleting {id} (operation {})", operation.id);
+                        Ok(())
+                    }
+                }
+            }
+        }
+        ClusterCommand::Bootstrap { cluster } => {
+            let id = client.cluster_id(&cluster).await?;
+            let response = client
+                .clusters()
+                .get_bootstrap_brokers(
+                    client.request(pb::GetBootstrapBrokersRequest { cluster_id: id }),
+                )
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            match output {
+                Output::Json => print_json(&to_json(&response)),
+                Output::Table => {
+                    println!("{}", response.bootstrap_brokers);
+                    Ok(())
+                }
+            }
+        }
+        ClusterCommand::Nodes { cluster } => {
+            let id = client.cluster_id(&cluster).await?;
+            let mut nodes = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .clusters()
+                    .list_nodes(client.request(pb::ListNodesRequest {
+                        cluster_id: id.clone(),
+                        page_size: 0,
+                        page_token,
+                    }))
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                nodes.extend(page.nodes);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            match output {
+                Output::Json => print_json(&nodes.iter().map(to_json).collect::<Vec<_>>()),
+                Output::Table => {
+                    print_nodes(&nodes);
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Runs `ferry operation`.
+pub async fn operation(args: OperationArgs) -> anyhow::Result<()> {
+    let output = args.connection.output;
+    let client = Client::connect(&args.connection).await?;
+    match args.command {
+        OperationCommand::Get { operation } => {
+            let operation = client.operation(&operation).await?;
+            match output {
+                Output::Json => print_json(&to_json(&operation)),
+                Output::Table => {
+                    print_operation(&operation);
+                    Ok(())
+                }
+            }
+        }
+        OperationCommand::List { cluster } => {
+            let id = client.cluster_id(&cluster).await?;
+            let mut operations = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .operations()
+                    .list_operations(client.request(pb::ListOperationsRequest {
+                        cluster_id: id.clone(),
+                        page_size: 0,
+                        page_token,
+                    }))
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                operations.extend(page.operations);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            match output {
+                Output::Json => print_json(&operations.iter().map(to_json).collect::<Vec<_>>()),
+                Output::Table => {
+                    let rows = operations
+                        .iter()
+                        .map(|op| {
+                            vec![
+                                op.id.clone(),
+                                operation_type(op.r#type),
+                                operation_state(op.state),
+                                format!("{}%", op.progress_percent),
+                                duration(op.started_at, op.ended_at),
+                                op.error
+                                    .as_ref()
+                                    .map(|e| format!("{}: {}", e.code, e.message))
+                                    .unwrap_or_default(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["ID", "TYPE", "STATE", "PROGRESS", "TOOK", "ERROR"], rows);
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// Runs `ferry host`.
+pub async fn host(args: HostArgs) -> anyhow::Result<()> {
+    let output = args.connection.output;
+    let client = Client::connect(&args.connection).await?;
+    match args.command {
+        HostCommand::List => {
+            let mut hosts = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = client
+                    .hosts()
+                    .list_hosts(client.request(pb::ListHostsRequest {
+                        page_size: 0,
+                        page_token,
+                    }))
+                    .await
+                    .map_err(status_error)?
+                    .into_inner();
+                hosts.extend(page.hosts);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            match output {
+                Output::Json => print_json(&hosts.iter().map(to_json).collect::<Vec<_>>()),
+                Output::Table => {
+                    let rows = hosts
+                        .iter()
+                        .map(|h| {
+                            let ports = h.ports.unwrap_or_default();
+                            let capacity = h.capacity.unwrap_or_default();
+                            vec![
+                                h.id.clone(),
+                                h.zone.clone(),
+                                h.address.clone(),
+                                format!("{}-{}", ports.lo, ports.hi),
+                                format!("{}/{}", h.nodes.len(), capacity.max_nodes),
+                                host_health(h.health),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["ID", "ZONE", "ADDRESS", "PORTS", "NODES", "HEALTH"], rows);
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn print_cluster(cluster: &pb::Cluster, output: Output) -> anyhow::Result<()> {
+    if output == Output::Json {
+        return print_json(&to_json(cluster));
+    }
+    let spec = cluster.spec.clone().unwrap_or_default();
+    let status = cluster.status.clone().unwrap_or_default();
+    let info = status.state_info.unwrap_or_default();
+    println!("id:                {}", cluster.id);
+    println!("name:              {}", spec.name);
+    println!("state:             {}", cluster_state(status.state));
+    if !info.code.is_empty() || !info.message.is_empty() {
+        println!("state info:        {}: {}", info.code, info.message);
+    }
+    println!("kafka version:     {}", spec.kafka_version);
+    println!(
+        "shape:             {} brokers, {} controllers over zones {}",
+        spec.broker_count,
+        spec.controller_count,
+        spec.zones.join(",")
+    );
+    println!("bootstrap brokers: {}", status.bootstrap_brokers);
+    if !cluster.active_operation_id.is_empty() {
+        println!("operation:         {}", cluster.active_operation_id);
+    }
+    if !status.nodes.is_empty() {
+        println!();
+        print_nodes(&status.nodes);
+    }
+    Ok(())
+}
+
+fn print_nodes(nodes: &[pb::Node]) {
+    let rows = nodes
+        .iter()
+        .map(|n| {
+            let port = if n.kafka_port != 0 {
+                n.kafka_port
+            } else {
+                n.controller_port
+            };
+            vec![
+                n.node_id.to_string(),
+                node_role(n.role),
+                n.host_id.clone(),
+                n.zone.clone(),
+                format!("{}:{port}", n.address),
+                node_state(n.state),
+                n.state_message.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NODE", "ROLE", "HOST", "ZONE", "ADDRESS", "STATE", "MESSAGE",
+        ],
+        rows,
+    );
+}
+
+fn print_operation(op: &pb::Operation) {
+    println!("id:       {}", op.id);
+    println!("cluster:  {}", op.cluster_id);
+    println!("type:     {}", operation_type(op.r#type));
+    println!("state:    {}", operation_state(op.state));
+    println!("progress: {}%", op.progress_percent);
+    println!("took:     {}", duration(op.started_at, op.ended_at));
+    if let Some(error) = &op.error {
+        println!("error:    {}: {}", error.code, error.message);
+    }
+    println!();
+    let rows = op
+        .steps
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                step_state(s.state),
+                duration(s.started_at, s.ended_at),
+                s.message.clone(),
+            ]
+        })
+        .collect();
+    print_table(&["STEP", "STATE", "TOOK", "MESSAGE"], rows);
+}
+
+/// `1.234 s` between two millisecond timestamps, `-` before the start, `running` before the
+/// end.
+fn duration(started_at: i64, ended_at: i64) -> String {
+    match (started_at, ended_at) {
+        (0, _) => "-".into(),
+        (_, 0) => "running".into(),
+        (start, end) => format!("{:.3} s", (end - start) as f64 / 1000.0),
+    }
+}
+
+/// Prints rows under headers, columns padded to their widest cell.
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// The API's JSON for a message (the proto3 JSON mapping, as the REST API serves it).
+fn to_json<T: serde::Serialize>(message: &T) -> serde_json::Value {
+    serde_json::to_value(message).unwrap_or(serde_json::Value::Null)
+}
+
+fn enum_name<E: TryFrom<i32>>(
+    value: i32,
+    name: impl Fn(&E) -> &'static str,
+    prefix: &str,
+) -> String {
+    match E::try_from(value) {
+        Ok(e) => name(&e).trim_start_matches(prefix).to_string(),
+        Err(_) => format!("UNKNOWN({value})"),
+    }
+}
+
+fn cluster_state(v: i32) -> String {
+    enum_name(v, pb::ClusterState::as_str_name, "CLUSTER_STATE_")
+}
+
+fn node_state(v: i32) -> String {
+    enum_name(v, pb::NodeState::as_str_name, "NODE_STATE_")
+}
+
+fn node_role(v: i32) -> String {
+    enum_name(v, pb::NodeRole::as_str_name, "NODE_ROLE_")
+}
+
+fn step_state(v: i32) -> String {
+    enum_name(v, pb::StepState::as_str_name, "STEP_STATE_")
+}
+
+fn operation_state(v: i32) -> String {
+    enum_name(v, pb::OperationState::as_str_name, "OPERATION_STATE_")
+}
+
+fn operation_type(v: i32) -> String {
+    enum_name(v, pb::OperationType::as_str_name, "OPERATION_TYPE_")
+}
+
+fn host_health(v: i32) -> String {
+    enum_name(v, pb::HostHealth::as_str_name, "HOST_HEALTH_")
+}

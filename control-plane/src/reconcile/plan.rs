@@ -1,0 +1,695 @@
+//! The cluster reconciler's decisions, without I/O: from what the store holds now (a cluster,
+//! its running operation, the hosts with their assignments and their agents' reports, the
+//! time) to the next [`Effect`]s that move the cluster toward what the operation asks.
+//!
+//! [`decide`] is called again after its effects are applied, and after every restart or
+//! leader change: it derives everything from the store, so an interrupted operation resumes
+//! where the store says it is. Each call makes one transition (place, write assignments, mark
+//! progress, finish), so the shell applies a short list and reads back before the next.
+//!
+//! # CREATE
+//!
+//! | step | done when |
+//! |---|---|
+//! | plan placement | the cluster's status holds a placement ([`crate::placement::plan`] over the healthy hosts) |
+//! | write assignments | every host of the placement lists the cluster's nodes on it |
+//! | start controllers | every controller reports RUNNING (its agent saw a quorum leader) |
+//! | start brokers | every broker reports RUNNING (registered and unfenced) |
+//! | wait until healthy | all of the above at once: the cluster becomes ACTIVE |
+//!
+//! It fails, with the cluster FAILED and a code a program can branch on, when placement finds
+//! the hosts short (`INSUFFICIENT_CAPACITY`), a node stays UNHEALTHY for the grace period
+//! (`NODE_START_FAILED`, naming the node, its host and its agent's reason), a host of the
+//! placement disappears (`HOST_LOST`), or the nodes are not all ready within the start timeout
+//! (`NODE_START_TIMEOUT`, naming every node not ready and how it is).
+//!
+//! # DELETE
+//!
+//! | step | done when |
+//! |---|---|
+//! | stop nodes | no host lists a node of the cluster any more |
+//! | remove data | no reachable host reports a node of the cluster (agents report a node until they stopped it and removed its directory) |
+//! | release placement | the cluster is removed, which ends the operation |
+//!
+//! An unreachable host is not waited for: its agent drops the nodes when it returns, since its
+//! assignments no longer list them. The step's message says so.
+
+use std::collections::BTreeMap;
+
+use crate::model::{
+    Cluster, ClusterState, ClusterStatus, Host, HostAssignment, HostHealth, NodeReport, NodeState,
+    Operation, OperationError, OperationState, OperationType, OperationUpdate, StateInfo, Step,
+    StepState, TimestampMs, placement_hosts,
+};
+use crate::placement::{self, Assignment, HostId, NodeId, Placement, Role};
+
+/// What the decisions need to know besides the store's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Storage each controller takes on its host (placement).
+    pub controller_storage_bytes: u64,
+    /// How long a node may stay UNHEALTHY while its cluster is created before the operation
+    /// fails (its agent restarts it meanwhile).
+    pub unhealthy_grace_ms: i64,
+    /// How long an operation may wait for its nodes to start or stop before it fails.
+    pub node_timeout_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            controller_storage_bytes: crate::api::CONTROLLER_STORAGE_BYTES_DEFAULT,
+            unhealthy_grace_ms: 10_000,
+            node_timeout_ms: 300_000,
+        }
+    }
+}
+
+/// What [`decide`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// The cluster the operation changes.
+    pub cluster: &'a Cluster,
+    /// The cluster's running operation.
+    pub operation: &'a Operation,
+    /// Every registered host.
+    pub hosts: &'a [Host],
+    /// Now, by the reconciler's clock.
+    pub now_ms: TimestampMs,
+    /// Since when each node of the cluster has been reported UNHEALTHY without a break (the
+    /// shell remembers it between calls; after a restart the grace starts over).
+    pub unhealthy_since: &'a BTreeMap<NodeId, TimestampMs>,
+}
+
+/// One change for the shell to make, in order; if one is refused, the rest are dropped and
+/// [`decide`] runs again on fresh state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Replace the cluster's status (at the version the shell last saw).
+    SetStatus(ClusterStatus),
+    /// Replace what a host should run.
+    SetAssignments {
+        /// The host.
+        host_id: HostId,
+        /// Everything it should run, all clusters.
+        assignments: Vec<HostAssignment>,
+        /// The host's generation the decision was made on.
+        expected_generation: u64,
+    },
+    /// Record progress on the operation (or end it).
+    UpdateOperation(OperationUpdate),
+    /// Forget the cluster, ending its DELETE operation.
+    RemoveCluster,
+}
+
+/// The next effects for the view's operation; empty while waiting on agents.
+pub fn decide(view: &View<'_>, settings: &Settings) -> Vec<Effect> {
+    let progress = Progress::new(view.operation, view.now_ms);
+    match view.operation.kind {
+        OperationType::Create => converge(view, settings, progress, CREATE_STEPS),
+        OperationType::UpdateBrokerCount => {
+            converge(view, settings, progress, UPDATE_BROKER_COUNT_STEPS)
+        }
+        OperationType::Delete => delete(view, settings, progress),
+        other => progress.fail(
+            0,
+            "NOT_SUPPORTED",
+            format!("{other:?} operations are not supported by this control plane yet"),
+        ),
+    }
+}
+
+/// The steps of the operation as they change during one decision.
+struct Progress {
+    steps: Vec<Step>,
+    percent: u32,
+    now_ms: TimestampMs,
+    changed: bool,
+}
+
+impl Progress {
+    fn new(operation: &Operation, now_ms: TimestampMs) -> Self {
+        Progress {
+            steps: operation.steps.clone(),
+            percent: operation.progress_percent,
+            now_ms,
+            changed: operation.state == OperationState::Pending,
+        }
+    }
+
+    fn step(&mut self, index: usize) -> Option<&mut Step> {
+        self.steps.get_mut(index)
+    }
+
+    /// Marks step `index` running (if it was not) with `message`.
+    fn run(&mut self, index: usize, message: impl Into<String>) {
+        let now = self.now_ms;
+        let message = message.into();
+        let Some(step) = self.step(index) else { return };
+        let before = step.clone();
+        if step.state == StepState::Pending {
+            step.state = StepState::Running;
+            step.started_at_ms = Some(now);
+        }
+        step.message = message;
+        let changed = *step != before;
+        self.changed |= changed;
+    }
+
+    /// Marks step `index` done (if it was not) with `message`.
+    fn done(&mut self, index: usize, message: impl Into<String>) {
+        let now = self.now_ms;
+        let message = message.into();
+        let Some(step) = self.step(index) else { return };
+        if step.state == StepState::Done {
+            return;
+        }
+        step.started_at_ms.get_or_insert(now);
+        step.state = StepState::Done;
+        step.ended_at_ms = Some(now);
+        step.message = message;
+        self.changed = true;
+    }
+
+    fn is_done(&self, index: usize) -> bool {
+        self.steps
+            .get(index)
+            .is_some_and(|s| s.state == StepState::Done)
+    }
+
+    fn set_percent(&mut self, percent: u32) {
+        let percent = percent.min(100);
+        if percent != self.percent {
+            self.percent = percent;
+            self.changed = true;
+        }
+    }
+
+    /// The operation update recording the steps so far (RUNNING), if anything changed.
+    fn update(&self) -> Option<Effect> {
+        self.changed.then(|| {
+            Effect::UpdateOperation(OperationUpdate {
+                state: Some(OperationState::Running),
+                steps: Some(self.steps.clone()),
+                progress_percent: Some(self.percent),
+                error: None,
+            })
+        })
+    }
+
+    /// `effects` followed by the progress update, if any.
+    fn with(self, mut effects: Vec<Effect>) -> Vec<Effect> {
+        effects.extend(self.update());
+        effects
+    }
+
+    /// Fails step `index` and the operation with `code` and `message`.
+    fn fail(mut self, index: usize, code: &str, message: String) -> Vec<Effect> {
+        let now = self.now_ms;
+        if let Some(step) = self.step(index) {
+            step.started_at_ms.get_or_insert(now);
+            step.state = StepState::Failed;
+            step.ended_at_ms = Some(now);
+            step.message = message.clone();
+        }
+        vec![Effect::UpdateOperation(OperationUpdate {
+            state: Some(OperationState::Failed),
+            steps: Some(self.steps),
+            progress_percent: Some(self.percent),
+            error: Some(OperationError {
+                code: code.into(),
+                message,
+            }),
+        })]
+    }
+
+    /// Fails the operation and puts the cluster in FAILED with the same code and message.
+    fn fail_cluster(
+        self,
+        view: &View<'_>,
+        index: usize,
+        code: &str,
+        message: String,
+    ) -> Vec<Effect> {
+        let status = ClusterStatus {
+            state: ClusterState::Failed,
+            state_info: StateInfo {
+                code: code.into(),
+                message: message.clone(),
+            },
+            placement: view.cluster.status.placement.clone(),
+        };
+        let mut effects = vec![Effect::SetStatus(status)];
+        effects.extend(self.fail(index, code, message));
+        effects
+    }
+}
+
+/// Where the steps of an operation that converges on the spec's placement are, matching its
+/// type's `step_names()`.
+#[derive(Clone, Copy)]
+struct ConvergeSteps {
+    plan: usize,
+    assign: usize,
+    /// The controllers' own step (CREATE only; an update leaves them as they are).
+    controllers: Option<usize>,
+    brokers: usize,
+    healthy: usize,
+}
+
+const CREATE_STEPS: ConvergeSteps = ConvergeSteps {
+    plan: 0,
+    assign: 1,
+    controllers: Some(2),
+    brokers: 3,
+    healthy: 4,
+};
+
+const UPDATE_BROKER_COUNT_STEPS: ConvergeSteps = ConvergeSteps {
+    plan: 0,
+    assign: 1,
+    controllers: None,
+    brokers: 2,
+    healthy: 3,
+};
+
+/// The node ids the spec asks for: controllers `1..=C`, brokers `101..`.
+fn wanted_ids(cluster: &Cluster) -> Vec<NodeId> {
+    let spec = &cluster.spec;
+    (0..spec.controller_count as NodeId)
+        .map(|k| placement::FIRST_CONTROLLER_ID + k)
+        .chain((0..spec.broker_count as NodeId).map(|i| placement::FIRST_BROKER_ID + i))
+        .collect()
+}
+
+/// CREATE and UPDATE_BROKER_COUNT: place what the spec asks for (keeping every placed node
+/// where it is), tell the hosts, and wait until every node runs.
+fn converge(
+    view: &View<'_>,
+    settings: &Settings,
+    mut progress: Progress,
+    steps: ConvergeSteps,
+) -> Vec<Effect> {
+    let cluster = view.cluster;
+    let spec = &cluster.spec;
+
+    // Plan placement.
+    let placed: Vec<NodeId> = cluster.status.placement.iter().map(|a| a.node_id).collect();
+    if placed != wanted_ids(cluster) {
+        progress.run(steps.plan, "placing nodes");
+        let request = placement::Request::for_spec(spec, settings.controller_storage_bytes);
+        let hosts = placement_hosts(view.hosts, Some(&cluster.id));
+        let current = Placement {
+            nodes: cluster.status.placement.clone(),
+        };
+        return match placement::plan(&request, &hosts, &current) {
+            Ok(planned) => {
+                let host_count = planned
+                    .nodes
+                    .iter()
+                    .map(|a| a.host.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                progress.done(
+                    steps.plan,
+                    format!("{} nodes on {host_count} hosts", planned.nodes.len()),
+                );
+                progress.set_percent(10);
+                let status = ClusterStatus {
+                    state: cluster.status.state,
+                    state_info: StateInfo::default(),
+                    placement: planned.nodes,
+                };
+                progress.with(vec![Effect::SetStatus(status)])
+            }
+            Err(placement::Error::Insufficient(shortage)) => progress.fail_cluster(
+                view,
+                steps.plan,
+                "INSUFFICIENT_CAPACITY",
+                shortage.to_string(),
+            ),
+            Err(err @ placement::Error::InvalidRequest(_)) => {
+                progress.fail_cluster(view, steps.plan, "INVALID_SPEC", err.to_string())
+            }
+        };
+    }
+    progress.done(steps.plan, "placed");
+
+    // Write assignments.
+    let placement = &cluster.status.placement;
+    let writes = match assignment_writes(view, settings, placement) {
+        Ok(writes) => writes,
+        Err(message) => return progress.fail_cluster(view, steps.assign, "HOST_LOST", message),
+    };
+    if !writes.is_empty() {
+        progress.run(
+            steps.assign,
+            format!("writing assignments to {} hosts", writes.len()),
+        );
+        return progress.with(writes);
+    }
+    let hosts_used = placement
+        .iter()
+        .map(|a| a.host.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    progress.done(
+        steps.assign,
+        format!("assignments written to {hosts_used} hosts"),
+    );
+
+    // Start the nodes: the agents start them all at once; brokers become ready after the
+    // controllers elect a leader.
+    let reports = reports_of(view.hosts, &cluster.id);
+    for node in placement {
+        if let Some(&since) = view.unhealthy_since.get(&node.node_id)
+            && view.now_ms - since >= settings.unhealthy_grace_ms
+        {
+            let why = reports
+                .get(&node.node_id)
+                .map(|r| r.message.as_str())
+                .filter(|m| !m.is_empty())
+                .unwrap_or("no reason given");
+            return progress.fail_cluster(
+                view,
+                match (node.role, steps.controllers) {
+                    (Role::Controller, Some(index)) => index,
+                    _ => steps.brokers,
+                },
+                "NODE_START_FAILED",
+                format!("{} could not start: {why}", describe(node)),
+            );
+        }
+    }
+    let ready = |role: Role| -> (usize, usize) {
+        let nodes: Vec<&Assignment> = placement.iter().filter(|a| a.role == role).collect();
+        let running = nodes
+            .iter()
+            .filter(|a| {
+                reports
+                    .get(&a.node_id)
+                    .is_some_and(|r| r.state == NodeState::Running)
+            })
+            .count();
+        (running, nodes.len())
+    };
+    let (controllers_up, controllers) = ready(Role::Controller);
+    let (brokers_up, brokers) = ready(Role::Broker);
+    let all = controllers + brokers;
+    progress.set_percent(20 + (70 * (controllers_up + brokers_up) / all.max(1)) as u32);
+
+    if let Some(index) = steps.controllers {
+        if controllers_up == controllers {
+            progress.done(
+                index,
+                format!("{controllers} controllers running with a quorum leader"),
+            );
+        } else {
+            progress.run(
+                index,
+                format!("{controllers_up} of {controllers} controllers ready"),
+            );
+        }
+    }
+    if brokers_up == brokers {
+        progress.done(
+            steps.brokers,
+            format!("{brokers} brokers registered and unfenced"),
+        );
+    } else {
+        progress.run(
+            steps.brokers,
+            format!("{brokers_up} of {brokers} brokers ready"),
+        );
+    }
+
+    if controllers_up == controllers && progress.is_done(steps.brokers) {
+        progress.done(steps.healthy, "every node is running");
+        let status = ClusterStatus {
+            state: ClusterState::Active,
+            state_info: StateInfo::default(),
+            placement: placement.clone(),
+        };
+        let mut done = progress.steps.clone();
+        for step in &mut done {
+            if step.state != StepState::Done {
+                step.state = StepState::Done;
+                step.started_at_ms.get_or_insert(view.now_ms);
+                step.ended_at_ms = Some(view.now_ms);
+            }
+        }
+        return vec![
+            Effect::SetStatus(status),
+            Effect::UpdateOperation(OperationUpdate {
+                state: Some(OperationState::Succeeded),
+                steps: Some(done),
+                progress_percent: Some(100),
+                error: None,
+            }),
+        ];
+    }
+
+    if view.now_ms - view.operation.started_at_ms > settings.node_timeout_ms {
+        let waiting: Vec<String> = placement
+            .iter()
+            .filter_map(|node| {
+                let report = reports.get(&node.node_id);
+                match report {
+                    Some(r) if r.state == NodeState::Running => None,
+                    Some(r) if !r.message.is_empty() => Some(format!(
+                        "{} is {:?}: {}",
+                        describe(node),
+                        r.state,
+                        r.message
+                    )),
+                    Some(r) => Some(format!("{} is {:?}", describe(node), r.state)),
+                    None => Some(format!(
+                        "{} was never reported by its agent",
+                        describe(node)
+                    )),
+                }
+            })
+            .collect();
+        let index = match steps.controllers {
+            Some(index) if controllers_up < controllers => index,
+            _ => steps.brokers,
+        };
+        return progress.fail_cluster(
+            view,
+            index,
+            "NODE_START_TIMEOUT",
+            format!(
+                "not every node was ready after {} s: {}",
+                settings.node_timeout_ms / 1000,
+                waiting.join("; ")
+            ),
+        );
+    }
+    progress.with(Vec::new())
+}
+
+// DELETE step indexes, matching `OperationType::Delete.step_names()`.
+const STOP: usize = 0;
+const REMOVE_DATA: usize = 1;
+const RELEASE: usize = 2;
+
+fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<Effect> {
+    let cluster_id = &view.cluster.id;
+
+    // Stop nodes: take the cluster's nodes out of every host's assignments.
+    let writes: Vec<Effect> = view
+        .hosts
+        .iter()
+        .filter(|h| h.assignments.iter().any(|a| &a.cluster_id == cluster_id))
+        .map(|h| Effect::SetAssignments {
+            host_id: h.id.clone(),
+            assignments: h
+                .assignments
+                .iter()
+                .filter(|a| &a.cluster_id != cluster_id)
+                .cloned()
+                .collect(),
+            expected_generation: h.generation,
+        })
+        .collect();
+    if !writes.is_empty() {
+        progress.run(
+            STOP,
+            format!("telling {} hosts to stop the nodes", writes.len()),
+        );
+        progress.set_percent(10);
+        return progress.with(writes);
+    }
+    progress.done(STOP, "no host runs the cluster's nodes any more");
+
+    // Remove data: wait until reachable agents no longer report the cluster's nodes.
+    let reporting = |h: &&Host| h.nodes.iter().any(|n| &n.cluster_id == cluster_id);
+    let waiting: Vec<&Host> = view
+        .hosts
+        .iter()
+        .filter(reporting)
+        .filter(|h| h.health != HostHealth::Unreachable)
+        .collect();
+    let unreachable: Vec<&str> = view
+        .hosts
+        .iter()
+        .filter(reporting)
+        .filter(|h| h.health == HostHealth::Unreachable)
+        .map(|h| h.id.as_str())
+        .collect();
+    if !waiting.is_empty() {
+        if view.now_ms - view.operation.started_at_ms > settings.node_timeout_ms {
+            let ids: Vec<&str> = waiting.iter().map(|h| h.id.as_str()).collect();
+            return progress.fail(
+                REMOVE_DATA,
+                "NODE_STOP_TIMEOUT",
+                format!(
+                    "hosts {} still report nodes of the cluster after {} s",
+                    ids.join(", "),
+                    settings.node_timeout_ms / 1000
+                ),
+            );
+        }
+        let nodes: usize = waiting
+            .iter()
+            .map(|h| {
+                h.nodes
+                    .iter()
+                    .filter(|n| &n.cluster_id == cluster_id)
+                    .count()
+            })
+            .sum();
+        progress.run(
+            REMOVE_DATA,
+            format!(
+                "waiting for {} hosts to stop {nodes} nodes and remove their data",
+                waiting.len()
+            ),
+        );
+        progress.set_percent(40);
+        return progress.with(Vec::new());
+    }
+    if unreachable.is_empty() {
+        progress.done(REMOVE_DATA, "every node stopped and its data removed");
+    } else {
+        progress.done(
+            REMOVE_DATA,
+            format!(
+                "hosts {} are unreachable; their agents remove the nodes when they return",
+                unreachable.join(", ")
+            ),
+        );
+    }
+
+    // Release placement: forget the cluster (this ends the operation).
+    progress.run(RELEASE, "removing the cluster");
+    progress.set_percent(90);
+    progress
+        .with(Vec::new())
+        .into_iter()
+        .chain([Effect::RemoveCluster])
+        .collect()
+}
+
+/// The assignment writes that make every host of `placement` list exactly the cluster's nodes
+/// placed on it (leaving other clusters' nodes alone). Errors name a host that is gone.
+fn assignment_writes(
+    view: &View<'_>,
+    settings: &Settings,
+    placement: &[Assignment],
+) -> Result<Vec<Effect>, String> {
+    let cluster = view.cluster;
+    let mut by_host: BTreeMap<&str, Vec<HostAssignment>> = BTreeMap::new();
+    let voters = controller_quorum_voters(placement);
+    for node in placement {
+        by_host
+            .entry(node.host.as_str())
+            .or_default()
+            .push(host_assignment(cluster, settings, node, &voters));
+    }
+    let mut writes = Vec::new();
+    for (host_id, mine) in by_host {
+        let Some(host) = view.hosts.iter().find(|h| h.id == host_id) else {
+            let nodes: Vec<String> = mine.iter().map(|a| a.node_id.to_string()).collect();
+            return Err(format!(
+                "host {host_id} of nodes {} is no longer registered",
+                nodes.join(", ")
+            ));
+        };
+        let mut want: Vec<HostAssignment> = host
+            .assignments
+            .iter()
+            .filter(|a| a.cluster_id != cluster.id)
+            .cloned()
+            .chain(mine)
+            .collect();
+        want.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+        if want != host.assignments {
+            writes.push(Effect::SetAssignments {
+                host_id: host.id.clone(),
+                assignments: want,
+                expected_generation: host.generation,
+            });
+        }
+    }
+    Ok(writes)
+}
+
+/// The cluster's controller quorum as Kafka's `controller.quorum.voters`: `id@host:port`, by id.
+pub fn controller_quorum_voters(placement: &[Assignment]) -> Vec<String> {
+    placement
+        .iter()
+        .filter_map(|a| {
+            a.controller_port
+                .map(|port| format!("{}@{}:{port}", a.node_id, a.address))
+        })
+        .collect()
+}
+
+/// What the agent of `node`'s host needs to run it.
+fn host_assignment(
+    cluster: &Cluster,
+    settings: &Settings,
+    node: &Assignment,
+    voters: &[String],
+) -> HostAssignment {
+    let spec = &cluster.spec;
+    HostAssignment {
+        cluster_id: cluster.id.clone(),
+        node_id: node.node_id,
+        role: node.role,
+        address: node.address.clone(),
+        kafka_port: node.kafka_port,
+        controller_port: node.controller_port,
+        admin_port: node.admin_port,
+        kafka_version: spec.kafka_version.clone(),
+        storage_bytes: match node.role {
+            Role::Broker => spec.storage_per_broker_bytes,
+            Role::Controller => settings.controller_storage_bytes,
+        },
+        broker_config: spec.broker_config.clone(),
+        controller_quorum_voters: voters.to_vec(),
+    }
+}
+
+/// The latest report of each node of `cluster_id`, over every host.
+fn reports_of<'a>(hosts: &'a [Host], cluster_id: &str) -> BTreeMap<NodeId, &'a NodeReport> {
+    hosts
+        .iter()
+        .flat_map(|h| &h.nodes)
+        .filter(|n| n.cluster_id == cluster_id)
+        .map(|n| (n.node_id, n))
+        .collect()
+}
+
+/// "broker 102 on host h2 (10.0.0.2:40002)".
+fn describe(node: &Assignment) -> String {
+    let port = node
+        .kafka_port
+        .or(node.controller_port)
+        .unwrap_or(node.admin_port);
+    format!(
+        "{} {} on host {} ({}:{port})",
+        node.role, node.node_id, node.host, node.address
+    )
+}

@@ -1,0 +1,501 @@
+//! The reconciler over a [`MemoryStore`], with the test playing the agents: it reads each
+//! host's assignments and reports node states, as `ferry agent` does, on a pinned clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::*;
+use crate::model::{
+    Cluster, ClusterState, HostAssignment, HostCapacity, HostRegistration, NodeReport,
+    OperationState, OperationType, StepState,
+};
+use crate::placement::{PortRange, Role};
+use crate::spec::ClusterSpec;
+use crate::store::MemoryStore;
+
+const T0: TimestampMs = 1_000_000;
+
+fn spec(name: &str) -> ClusterSpec {
+    ClusterSpec {
+        name: name.into(),
+        kafka_version: "3.9.0".into(),
+        broker_count: 3,
+        controller_count: 3,
+        zones: vec!["a".into(), "b".into(), "c".into()],
+        storage_per_broker_bytes: 1 << 30,
+        broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
+        tags: BTreeMap::new(),
+    }
+}
+
+/// A store with one host per zone (h-a, h-b, h-c), each with room for 4 nodes.
+async fn store_with_hosts() -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new());
+    store.set_now_ms(T0);
+    for zone in ["a", "b", "c"] {
+        store
+            .register_host(HostRegistration {
+                id: format!("h-{zone}"),
+                zone: zone.into(),
+                address: format!("10.0.0.{}", zone.as_bytes()[0] - b'a' + 1),
+                ports: PortRange {
+                    lo: 40000,
+                    hi: 40099,
+                },
+                capacity: HostCapacity {
+                    max_nodes: 4,
+                    storage_bytes: 100 << 30,
+                },
+            })
+            .await
+            .unwrap();
+    }
+    store
+}
+
+fn reconciler(store: &Arc<MemoryStore>) -> Reconciler<MemoryStore, AlwaysLeader> {
+    Reconciler::new(
+        Arc::clone(store),
+        AlwaysLeader,
+        ReconcilerOptions::default(),
+    )
+}
+
+/// Passes until nothing changes (bounded).
+async fn settle(reconciler: &mut Reconciler<MemoryStore, AlwaysLeader>) {
+    for _ in 0..20 {
+        if !reconciler.pass().await.unwrap() {
+            return;
+        }
+    }
+    panic!("the reconciler kept changing things for 20 passes");
+}
+
+/// Every host's agent reports each assigned node in `state` (as decided by `state_of`).
+async fn agents_report(store: &MemoryStore, state_of: impl Fn(&HostAssignment) -> NodeState) {
+    for host in store
+        .list_hosts(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+    {
+        let nodes = host
+            .assignments
+            .iter()
+            .map(|a| NodeReport {
+                cluster_id: a.cluster_id.clone(),
+                node_id: a.node_id,
+                state: state_of(a),
+                message: match state_of(a) {
+                    NodeState::Unhealthy => "exited with status 1: port 40002 in use".into(),
+                    _ => String::new(),
+                },
+            })
+            .collect();
+        store
+            .report_host(&host.id, host.generation, nodes)
+            .await
+            .unwrap();
+    }
+}
+
+async fn cluster(store: &MemoryStore, id: &str) -> Cluster {
+    store.get_cluster("t1", id).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_created_cluster_becomes_active_once_every_node_runs() {
+    let store = store_with_hosts().await;
+    let (created, op) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+
+    // Placed one controller and one broker per zone, and told every host.
+    let placed = cluster(&store, &created.id).await;
+    assert_eq!(placed.status.state, ClusterState::Creating);
+    assert_eq!(placed.status.placement.len(), 6);
+    for host in store
+        .list_hosts(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+    {
+        let roles: Vec<Role> = host.assignments.iter().map(|a| a.role).collect();
+        assert_eq!(roles, vec![Role::Controller, Role::Broker], "{}", host.id);
+        let controller = &host.assignments[0];
+        assert_eq!(controller.controller_quorum_voters.len(), 3);
+        assert_eq!(controller.broker_config["num.partitions"], "3");
+    }
+    let running = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(running.state, OperationState::Running);
+    let states: Vec<StepState> = running.steps.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            StepState::Done,
+            StepState::Done,
+            StepState::Running,
+            StepState::Running,
+            StepState::Pending
+        ]
+    );
+    assert_eq!(running.progress_percent, 20);
+
+    // Controllers up first: the controllers step is done, the brokers still start.
+    agents_report(&store, |a| match a.role {
+        Role::Controller => NodeState::Running,
+        Role::Broker => NodeState::Starting,
+    })
+    .await;
+    settle(&mut reconciler).await;
+    let halfway = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(halfway.steps[2].state, StepState::Done);
+    assert_eq!(halfway.steps[3].message, "0 of 3 brokers ready");
+    assert_eq!(halfway.progress_percent, 55);
+    assert_eq!(
+        cluster(&store, &created.id).await.status.state,
+        ClusterState::Creating
+    );
+
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    let active = cluster(&store, &created.id).await;
+    assert_eq!(active.status.state, ClusterState::Active);
+    assert_eq!(active.active_operation, None);
+    assert_eq!(
+        active.bootstrap_brokers(),
+        "10.0.0.1:40002,10.0.0.2:40002,10.0.0.3:40002"
+    );
+    let done = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded);
+    assert_eq!(done.progress_percent, 100);
+    assert!(done.steps.iter().all(|s| s.state == StepState::Done));
+    assert!(done.steps.iter().all(|s| s.ended_at_ms.is_some()));
+}
+
+#[tokio::test]
+async fn a_new_reconciler_resumes_an_interrupted_creation() {
+    let store = store_with_hosts().await;
+    let (created, op) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    // The first reconciler plans and writes assignments, then "crashes".
+    settle(&mut reconciler(&store)).await;
+    let before = cluster(&store, &created.id).await;
+
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler(&store)).await;
+
+    let after = cluster(&store, &created.id).await;
+    assert_eq!(after.status.state, ClusterState::Active);
+    assert_eq!(
+        after.status.placement, before.status.placement,
+        "not placed twice"
+    );
+    let done = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded);
+}
+
+#[tokio::test]
+async fn a_follower_control_plane_does_not_reconcile() {
+    struct Follower;
+    impl Leadership for Follower {
+        async fn is_leader(&self) -> bool {
+            false
+        }
+    }
+    let store = store_with_hosts().await;
+    let (created, _) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    let options = ReconcilerOptions {
+        tick: Duration::from_millis(1),
+        ..ReconcilerOptions::default()
+    };
+    let follower = Reconciler::new(Arc::clone(&store), Follower, options);
+    follower
+        .run(tokio::time::sleep(Duration::from_millis(50)))
+        .await;
+    assert!(
+        cluster(&store, &created.id)
+            .await
+            .status
+            .placement
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_node_unhealthy_past_the_grace_fails_the_creation_naming_it() {
+    let store = store_with_hosts().await;
+    let (created, op) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+    agents_report(&store, |a| {
+        if a.node_id == 102 {
+            NodeState::Unhealthy
+        } else {
+            NodeState::Running
+        }
+    })
+    .await;
+
+    // Within the grace, the agent may still bring it up.
+    settle(&mut reconciler).await;
+    assert_eq!(
+        cluster(&store, &created.id).await.status.state,
+        ClusterState::Creating
+    );
+
+    store.set_now_ms(T0 + Settings::default().unhealthy_grace_ms);
+    settle(&mut reconciler).await;
+    let failed = cluster(&store, &created.id).await;
+    assert_eq!(failed.status.state, ClusterState::Failed);
+    assert_eq!(failed.status.state_info.code, "NODE_START_FAILED");
+    assert_eq!(
+        failed.status.state_info.message,
+        "broker 102 on host h-b (10.0.0.2:40002) could not start: exited with status 1: port \
+         40002 in use"
+    );
+    let op = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Failed);
+    assert_eq!(op.error.unwrap().code, "NODE_START_FAILED");
+    assert_eq!(op.steps[3].state, StepState::Failed);
+}
+
+#[tokio::test]
+async fn nodes_not_ready_in_time_fail_the_creation_with_each_ones_state() {
+    let store = store_with_hosts().await;
+    let (created, op) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+    agents_report(&store, |a| match a.role {
+        Role::Controller => NodeState::Running,
+        Role::Broker => NodeState::Starting,
+    })
+    .await;
+    store.set_now_ms(T0 + Settings::default().node_timeout_ms + 1);
+    settle(&mut reconciler).await;
+
+    let failed = cluster(&store, &created.id).await;
+    assert_eq!(failed.status.state_info.code, "NODE_START_TIMEOUT");
+    assert!(
+        failed
+            .status
+            .state_info
+            .message
+            .contains("broker 101 on host h-a (10.0.0.1:40002) is Starting"),
+        "{}",
+        failed.status.state_info.message
+    );
+    let op = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Failed);
+}
+
+#[tokio::test]
+async fn a_creation_that_no_longer_fits_fails_with_insufficient_capacity() {
+    let store = store_with_hosts().await;
+    let (created, op) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    // Zone c's only host went silent before the reconciler placed anything.
+    store.set_now_ms(T0 + 60_000);
+    for zone in ["a", "b"] {
+        store
+            .report_host(&format!("h-{zone}"), 0, vec![])
+            .await
+            .unwrap();
+    }
+    settle(&mut reconciler(&store)).await;
+
+    let host = store.get_host("h-c").await.unwrap();
+    assert_eq!(host.health, HostHealth::Unreachable);
+    let failed = cluster(&store, &created.id).await;
+    assert_eq!(failed.status.state, ClusterState::Failed);
+    assert_eq!(failed.status.state_info.code, "INSUFFICIENT_CAPACITY");
+    assert_eq!(
+        failed.status.state_info.message,
+        "no registered host is in zone c"
+    );
+    let op = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(op.error.unwrap().message, "no registered host is in zone c");
+}
+
+#[tokio::test]
+async fn deleting_stops_every_node_waits_for_the_agents_and_forgets_the_cluster() {
+    let store = store_with_hosts().await;
+    let (created, _) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    let (other, _) = store
+        .create_cluster("t1", spec("payments"), None)
+        .await
+        .unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    assert_eq!(
+        cluster(&store, &created.id).await.status.state,
+        ClusterState::Active
+    );
+
+    let (_, delete) = store.delete_cluster("t1", &created.id, None).await.unwrap();
+    settle(&mut reconciler).await;
+    // The cluster's nodes are gone from every host's assignments; the other cluster's stay.
+    for host in store
+        .list_hosts(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+    {
+        assert!(host.assignments.iter().all(|a| a.cluster_id == other.id));
+        assert_eq!(host.assignments.len(), 2);
+    }
+    // Until the agents stop the nodes, the cluster stays, DELETING.
+    let waiting = store.get_operation("t1", &delete.id).await.unwrap();
+    assert_eq!(waiting.steps[1].state, StepState::Running);
+    assert_eq!(
+        cluster(&store, &created.id).await.status.state,
+        ClusterState::Deleting
+    );
+
+    // The agents apply the new assignments: they report only what they still run.
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    assert!(matches!(
+        store.get_cluster("t1", &created.id).await,
+        Err(Error::NotFound(_))
+    ));
+    let done = store.get_operation("t1", &delete.id).await.unwrap();
+    assert_eq!(done.kind, OperationType::Delete);
+    assert_eq!(done.state, OperationState::Succeeded);
+    assert!(done.steps.iter().all(|s| s.state == StepState::Done));
+    assert_eq!(
+        cluster(&store, &other.id).await.status.state,
+        ClusterState::Active
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_cluster_that_never_placed_anything_finishes_at_once() {
+    let store = store_with_hosts().await;
+    let mut unplaceable = spec("orders");
+    unplaceable.zones = vec!["a".into(), "b".into(), "z".into()];
+    let (created, _) = store.create_cluster("t1", unplaceable, None).await.unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+    assert_eq!(
+        cluster(&store, &created.id).await.status.state,
+        ClusterState::Failed
+    );
+
+    let (_, delete) = store.delete_cluster("t1", &created.id, None).await.unwrap();
+    settle(&mut reconciler).await;
+    assert!(store.get_cluster("t1", &created.id).await.is_err());
+    assert_eq!(
+        store.get_operation("t1", &delete.id).await.unwrap().state,
+        OperationState::Succeeded
+    );
+}
+
+#[test]
+fn only_hosts_silent_past_the_timeout_and_not_yet_unreachable_are_reported() {
+    let host = |id: &str, last_seen_at_ms, health| Host {
+        id: id.into(),
+        zone: "a".into(),
+        address: "10.0.0.1".into(),
+        ports: PortRange { lo: 1, hi: 2 },
+        capacity: HostCapacity {
+            max_nodes: 1,
+            storage_bytes: 1,
+        },
+        health,
+        registered_at_ms: 0,
+        last_seen_at_ms,
+        assignments: vec![],
+        generation: 0,
+        applied_generation: 0,
+        nodes: vec![],
+    };
+    let hosts = [
+        host("fresh", 95_000, HostHealth::Healthy),
+        host("silent", 80_000, HostHealth::Healthy),
+        host("never-reported", 80_000, HostHealth::Unknown),
+        host("already", 0, HostHealth::Unreachable),
+    ];
+    assert_eq!(
+        silent_hosts(&hosts, 100_000, 15_000),
+        vec!["silent".to_string(), "never-reported".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn adding_brokers_places_only_the_new_ones_and_returns_to_active_once_they_run() {
+    let store = store_with_hosts().await;
+    let (created, _) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    let before = cluster(&store, &created.id).await;
+    assert_eq!(before.status.state, ClusterState::Active);
+
+    let mut bigger = before.spec.clone();
+    bigger.broker_count = 6;
+    let (_, op) = store
+        .update_spec(
+            "t1",
+            &created.id,
+            OperationType::UpdateBrokerCount,
+            bigger,
+            None,
+        )
+        .await
+        .unwrap();
+    settle(&mut reconciler).await;
+    let updating = cluster(&store, &created.id).await;
+    assert_eq!(updating.status.state, ClusterState::Updating);
+    assert_eq!(updating.status.placement.len(), 9);
+    // Every node placed before keeps its host and ports.
+    for node in &before.status.placement {
+        assert!(updating.status.placement.contains(node), "{node:?} moved");
+    }
+    // The new brokers are still starting: the operation waits for them.
+    agents_report(&store, |a| {
+        if a.node_id > 103 {
+            NodeState::Starting
+        } else {
+            NodeState::Running
+        }
+    })
+    .await;
+    settle(&mut reconciler).await;
+    let waiting = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(waiting.steps[2].message, "3 of 6 brokers ready");
+
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    let after = cluster(&store, &created.id).await;
+    assert_eq!(after.status.state, ClusterState::Active);
+    assert_eq!(after.bootstrap_brokers().split(',').count(), 6);
+    let done = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded);
+    assert_eq!(done.kind, OperationType::UpdateBrokerCount);
+}
