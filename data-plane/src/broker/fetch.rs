@@ -39,7 +39,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
-use super::{Broker, now_ms};
+use super::{Broker, divergence, now_ms};
 use crate::metadata::NodeId;
 
 /// Longest a fetch may wait, whatever the client asks: bounds how long a connection is parked.
@@ -175,15 +175,13 @@ impl Broker {
         let log_start = inner.log.log_start_offset();
         let log_end = inner.log.log_end_offset();
         if follower && asked.last_fetched_epoch >= 0 {
-            let diverging = match inner.log.end_offset_for_epoch(asked.last_fetched_epoch) {
-                Some((epoch, end))
-                    if epoch == asked.last_fetched_epoch && end >= asked.fetch_offset =>
-                {
-                    None
-                }
-                Some((epoch, end)) => Some((epoch, end)),
-                None => Some((-1, -1)),
-            };
+            let diverging = divergence::diverging_epoch(
+                asked.last_fetched_epoch,
+                asked.fetch_offset,
+                inner.log.end_offset_for_epoch(asked.last_fetched_epoch),
+                inner.log.latest_epoch(),
+                log_end,
+            );
             if let Some((epoch, end_offset)) = diverging {
                 let high_watermark = inner.high_watermark;
                 return empty

@@ -14,6 +14,7 @@
 //!
 //! ```text
 //! NONE + DivergingEpoch{e, end}  -> truncate to min(end, local end of epoch e), refetch
+//!                                   ([`super::divergence`])
 //! NONE + records                 -> append_as_follower, then high watermark = min(leader's, LEO)
 //! OFFSET_OUT_OF_RANGE            -> truncate to the leader's high watermark (committed data)
 //! NOT_LEADER / FENCED / UNKNOWN  -> skip the partition until the metadata changes, or for
@@ -54,7 +55,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::partition::{Partition, TopicPartition};
-use super::{Broker, now_ms};
+use super::{Broker, divergence, now_ms};
 use crate::controller::{Command, CommandResult};
 use crate::log::Offset;
 use crate::metadata::{Image, NodeId};
@@ -417,19 +418,14 @@ impl Broker {
         let diverging = &data.diverging_epoch;
         if diverging.epoch >= 0 || diverging.end_offset >= 0 {
             let end = inner.log.log_end_offset();
-            let local = inner
-                .log
-                .end_offset_for_epoch(diverging.epoch)
-                .map_or(end, |(_, local_end)| local_end);
-            let mut to = diverging.end_offset.min(local).min(end);
-            if to >= end {
-                // Nothing to cut by the epochs, yet the leader sees a divergence: keep only
-                // what is known committed.
-                to = inner.high_watermark.min(end);
-                if to >= end {
-                    return Applied::Park;
-                }
-            }
+            let Some(to) = divergence::truncation_offset(
+                (diverging.epoch, diverging.end_offset),
+                inner.log.end_offset_for_epoch(diverging.epoch),
+                end,
+                inner.high_watermark,
+            ) else {
+                return Applied::Park;
+            };
             tracing::info!(partition = ?partition.id, from = end, to,
                 epoch = diverging.epoch, "truncating a divergent tail");
             return truncate(partition, &mut inner, to);

@@ -4,6 +4,12 @@
 //! handler in the file named after the API (`produce.rs`, `fetch.rs`, …). Adding an API means a
 //! new file, a new arm, and a line in [`crate::protocol::versions::SUPPORTED_APIS`].
 //!
+//! # Replication
+//! - [`replica`]: the leader's sans-IO view of its followers (high watermark, ISR changes).
+//! - [`divergence`]: the sans-IO truncation decisions after a leader change.
+//! - [`fetcher`]: followers' fetcher tasks and the leader's ISR checks (the I/O shell);
+//!   `fetch.rs` serves followers with the same handler as consumers.
+//!
 //! The broker follows the metadata [`Authority`]: every new image is reconciled into the set of
 //! local partitions ([`Broker::apply_image`]), creating logs for partitions assigned here and
 //! deleting the logs of topics that are gone. Admin requests go to the authority and are answered
@@ -16,6 +22,7 @@ mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_quorum;
+pub mod divergence;
 mod fetch;
 pub mod fetcher;
 mod list_offsets;
