@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Both decisions are pure functions of the two caches' answers, tested below; the Fetch
-//! handler ([`super::fetch`]) and the fetcher ([`super::fetcher`]) only look the caches up.
+//! handler (`fetch.rs`) and the fetcher ([`super::fetcher`]) only look the caches up.
 
 use crate::log::{LeaderEpoch, Offset};
 

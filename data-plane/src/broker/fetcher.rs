@@ -30,7 +30,7 @@
 //! - [`FETCH_PARTITIONS_MAX`] partitions per request; a fetcher with more rotates through them.
 //! - [`REPLICA_FETCH_MAX_BYTES`] per partition and [`REPLICA_FETCH_RESPONSE_MAX_BYTES`] per
 //!   response (Kafka's `replica.fetch.max.bytes` and `replica.fetch.response.max.bytes`).
-//! - [`RESPONSE_TIMEOUT`] per request; on any I/O error the connection is dropped and retried
+//! - `RESPONSE_TIMEOUT` (10 s) per request; on any I/O error the connection is dropped and retried
 //!   after [`FETCH_BACKOFF`] (Kafka's `replica.fetch.backoff.ms`).
 //!
 //! # Simplifications

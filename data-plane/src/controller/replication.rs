@@ -29,7 +29,7 @@
 //!
 //! The first replica of a partition is its preferred leader: placement spreads those evenly,
 //! so leadership returning to them keeps the load balanced after failovers.
-//! [`Command::ElectPreferredLeaders`] moves leadership of every partition whose preferred
+//! [`super::Command::ElectPreferredLeaders`] moves leadership of every partition whose preferred
 //! replica is in the ISR, usable, and not leading; the active controller proposes it
 //! periodically when [`preferred_leader_changes`] finds work.
 
