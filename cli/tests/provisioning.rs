@@ -426,3 +426,32 @@ async fn the_cli_creates_inspects_tags_and_deletes_a_cluster_by_name() {
     assert!(!cli(&stack, &["cluster", "list"]).contains("cli-made"));
     assert_nothing_left(&stack);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_control_plane_that_lost_its_store_does_not_stop_the_nodes_agents_run() {
+    let mut stack = Stack::start(&["a", "b", "c"]);
+    let (id, _) = create(&stack, "precious").await;
+    let active = stack.wait_for_state(&id, pb::ClusterState::Active).await;
+    let bootstrap = active.status.unwrap().bootstrap_brokers;
+    let pids = stack.node_pids();
+    assert_eq!(pids.len(), 6);
+
+    // A control plane restarted on an empty store (a lost disk, a wrong directory): it knows
+    // no host and no cluster, so it would assign nothing to anyone.
+    stack.kill_control_plane();
+    std::fs::remove_dir_all(stack.dir.path().join("control-plane")).unwrap();
+    stack.start_control_plane();
+    stack.wait_for_hosts();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The agents refuse to go back to an older generation: every node keeps running.
+    assert_eq!(stack.node_pids(), pids);
+    produce_and_consume(&bootstrap).await;
+    for agent in &stack.agents {
+        assert!(
+            agent.dir.join("control-plane-diverged").exists(),
+            "agent {} recorded the divergence",
+            agent.zone
+        );
+    }
+}
