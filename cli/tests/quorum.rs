@@ -171,8 +171,8 @@ async fn rdkafka_creates_topics_and_produces_through_3_controllers_and_3_brokers
         "leaders spread over every broker: {views:?}"
     );
 
-    // Partition data is not replicated yet (README): acks=all to replication factor 3 times
-    // out, so data goes through a replication-factor-1 topic, led by every broker.
+    // Data through a replication-factor-1 topic, led by every broker (replicated topics are
+    // covered by acks_all_to_a_replicated_topic_is_consumed_back and tests/replication.rs).
     assert_eq!(admin.create_topic("payments", 6, 1).await, Ok(()));
     let views = wait_for_metadata(
         &cluster.bootstrap(),
@@ -568,8 +568,6 @@ async fn creating_an_existing_topic_is_refused_promptly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "partition data is not replicated yet: acks=all to replication factor 3 times out \
-            (README); run with --ignored once replication lands"]
 async fn acks_all_to_a_replicated_topic_is_consumed_back() {
     let cluster = running(ClusterSpec {
         name: "replicated-data",

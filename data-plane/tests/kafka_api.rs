@@ -910,3 +910,59 @@ async fn a_failed_acks_zero_produce_closes_the_connection_so_the_client_notices(
     assert!(client.is_closed().await);
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn offset_for_leader_epoch_answers_from_the_leader_epoch_cache() {
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    assert_eq!(create_topic(&mut client, "epochs", 1, &[]).await, 0);
+    assert_eq!(
+        produce(&mut client, "epochs", 0, 1, batch(5, 10, 1)).await,
+        (0, 0)
+    );
+    // (current leader epoch the client believes, epoch asked) -> (error, epoch, end offset)
+    let cases = [
+        ((-1, 0), (0, 0, 5)),
+        ((0, 0), (0, 0, 5)),
+        ((-1, 7), (0, -1, -1)),
+        ((3, 0), (ResponseError::UnknownLeaderEpoch.code(), -1, -1)),
+    ];
+    for ((current, asked), expected) in cases {
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(name("epochs"))
+                    .with_partitions(vec![
+                        OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(current)
+                            .with_leader_epoch(asked),
+                    ]),
+            ]);
+        for version in 2..=4 {
+            let response = client
+                .call(
+                    ApiKey::OffsetForLeaderEpoch,
+                    version,
+                    RequestKind::OffsetForLeaderEpoch(request.clone()),
+                )
+                .await;
+            let ResponseKind::OffsetForLeaderEpoch(response) = response else {
+                panic!("unexpected {response:?}")
+            };
+            let p = &response.topics[0].partitions[0];
+            assert_eq!(
+                (p.error_code, p.leader_epoch, p.end_offset),
+                expected,
+                "v{version} current {current} asked {asked}"
+            );
+        }
+    }
+    node.shutdown().await;
+}

@@ -1,5 +1,5 @@
-//! Real `ferry node` controller processes on loopback, for the workloads that start their own
-//! quorum (`controller-failover`).
+//! Real `ferry node` processes on loopback, for the workloads that start their own cluster:
+//! a controller quorum (`controller-failover`), optionally with brokers (`replication`).
 //!
 //! Every controller gets a free loopback port (chosen up front, because each voter must know
 //! every other voter's address) and a data directory under one temporary directory. A
@@ -26,12 +26,17 @@ const START_ATTEMPTS: u32 = 5;
 /// The prefix of the line `ferry node` prints on stdout once it serves.
 const READY_PREFIX: &str = "ferry node ready:";
 
-/// One controller process (or its slot while it is down).
+/// One node process (or its slot while it is down): a controller, or a broker when it has a
+/// rack.
 struct Controller {
     id: i32,
+    /// The controller listener, or the broker's Kafka listener (fixed across restarts, so
+    /// bootstrap lists stay valid).
     addr: SocketAddr,
     dir: PathBuf,
     child: Option<Child>,
+    /// `Some(rack)` for a broker.
+    rack: Option<String>,
 }
 
 /// A quorum of controller processes. See the module docs.
@@ -39,6 +44,8 @@ pub struct Quorum {
     ferry_bin: PathBuf,
     cluster_id: String,
     controllers: Vec<Controller>,
+    /// `--set NAME=VALUE` given to every node.
+    settings: Vec<String>,
     /// Holds the data directories; removed on drop unless kept.
     base: Option<tempfile::TempDir>,
     base_dir: PathBuf,
@@ -91,12 +98,14 @@ impl Quorum {
                 addr,
                 dir: base_dir.join(format!("controller-{id}")),
                 child: None,
+                rack: None,
             });
         }
         Ok(Quorum {
             ferry_bin: ferry_bin.to_path_buf(),
             cluster_id: cluster_id.to_string(),
             controllers,
+            settings: Vec::new(),
             base: Some(base),
             base_dir,
         })
@@ -106,8 +115,67 @@ impl Quorum {
     pub fn voters(&self) -> BTreeMap<i32, String> {
         self.controllers
             .iter()
+            .filter(|c| c.rack.is_none())
             .map(|c| (c.id, c.addr.to_string()))
             .collect()
+    }
+
+    /// Plans one broker per rack, with node ids 101, 102, … and fixed Kafka ports. Starts
+    /// nothing yet.
+    pub fn add_brokers(&mut self, racks: &[&str]) -> anyhow::Result<()> {
+        for (i, rack) in racks.iter().enumerate() {
+            let id = 101 + i as i32;
+            let addr = loop {
+                let addr = free_port()?;
+                if self
+                    .controllers
+                    .iter()
+                    .all(|c| c.addr.port() != addr.port())
+                {
+                    break addr;
+                }
+            };
+            self.controllers.push(Controller {
+                id,
+                addr,
+                dir: self.base_dir.join(format!("broker-{id}")),
+                child: None,
+                rack: Some(rack.to_string()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives every node `--set NAME=VALUE` for each of `settings` (from its next start).
+    pub fn set(&mut self, settings: &[&str]) {
+        self.settings.extend(settings.iter().map(|s| s.to_string()));
+    }
+
+    /// Node ids of the brokers.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.controllers
+            .iter()
+            .filter(|c| c.rack.is_some())
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// Kafka bootstrap list of the brokers (running or not: their ports are fixed).
+    pub fn bootstrap(&self) -> String {
+        self.controllers
+            .iter()
+            .filter(|c| c.rack.is_some())
+            .map(|c| c.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The Kafka address of broker `id`.
+    pub fn broker_addr(&self, id: i32) -> Option<String> {
+        self.controllers
+            .iter()
+            .find(|c| c.id == id && c.rack.is_some())
+            .map(|c| c.addr.to_string())
     }
 
     /// Where the data directories and node logs are.
@@ -119,6 +187,7 @@ impl Quorum {
     fn quorum_flag(&self) -> String {
         self.controllers
             .iter()
+            .filter(|c| c.rack.is_none())
             .map(|c| format!("{}@{}", c.id, c.addr))
             .collect::<Vec<_>>()
             .join(",")
@@ -172,19 +241,34 @@ impl Quorum {
             .iter()
             .find(|c| c.id == id)
             .with_context(|| format!("no controller {id}"))?;
-        let log_path = self.base_dir.join(format!("controller-{id}.log"));
+        let kind = if controller.rack.is_some() {
+            "broker"
+        } else {
+            "controller"
+        };
+        let log_path = self.base_dir.join(format!("{kind}-{id}.log"));
         let log = File::options()
             .create(true)
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        let mut child = Command::new(&self.ferry_bin)
+        let mut command = Command::new(&self.ferry_bin);
+        command
             .arg("node")
             .args(["--node-id", &id.to_string()])
-            .args(["--roles", "controller"])
+            .args(["--roles", kind])
             .args(["--cluster-id", &self.cluster_id])
-            .args(["--controller-quorum", quorum_flag])
-            .args(["--controller-listen", &controller.addr.to_string()])
+            .args(["--controller-quorum", quorum_flag]);
+        match &controller.rack {
+            Some(rack) => command
+                .args(["--listen", &controller.addr.to_string()])
+                .args(["--rack", rack]),
+            None => command.args(["--controller-listen", &controller.addr.to_string()]),
+        };
+        for setting in &self.settings {
+            command.args(["--set", setting]);
+        }
+        let mut child = command
             .arg("--data-dir")
             .arg(&controller.dir)
             .stdin(Stdio::null())

@@ -12,7 +12,13 @@
 //! ferry-load controller-failover --ferry-bin target/release/ferry --trials 20
 //! ferry-load create-topics --bootstrap 127.0.0.1:9092 --partitions 1000 --replication-factor 3
 //! ferry-load metadata-image --partitions 1000000 --topics 1000 --brokers 60
+//! ferry-load replication --ferry-bin target/release/ferry --duration-secs 20 --trials 5
 //! ```
+//!
+//! `replication` starts its own cluster (3 controllers, 3 brokers), produces to a topic of
+//! replication factor 1 with acks=1 and to one of replication factor 3 with acks=all in the
+//! same run (the ratio is the cost of replication), then kills partition leaders with kill -9
+//! and times until a new leader is in Metadata.
 //!
 //! `bench` starts nothing itself: it runs produce, then consume of exactly what was produced (from
 //! the page cache), then the disk baseline with the same volume, and prints the ratios against
@@ -34,6 +40,7 @@ mod metadata_image;
 mod payload;
 mod produce;
 mod provision;
+mod replication;
 mod report;
 mod workload;
 
@@ -121,9 +128,40 @@ enum Command {
     CreateTopics(CreateTopicsArgs),
     /// Build a large metadata image in-process; time encode, write+fsync, read+decode.
     MetadataImage(ImageArgs),
+    /// Start 3 controllers and 3 brokers; produce RF=1 acks=1 vs RF=3 acks=all; time leader
+    /// failover after kill -9.
+    Replication(ReplicationArgs),
     /// Through a control plane (e.g. `ferry dev`): time CreateCluster to ACTIVE by step, API
     /// latency under concurrent clients, and DeleteCluster to gone.
     Provision(ProvisionArgs),
+}
+
+/// Flags of `replication`.
+#[derive(Debug, Clone, Args)]
+struct ReplicationArgs {
+    /// The `ferry` binary to start the nodes with.
+    #[arg(long, env = "FERRY_BIN")]
+    ferry_bin: PathBuf,
+    /// Producer settings of both produce runs (`--acks` is ignored: the RF=1 run uses 1, the
+    /// RF=3 run all).
+    #[command(flatten)]
+    produce: ProduceArgs,
+    /// Leader kills.
+    #[arg(long, default_value_t = 5)]
+    trials: u32,
+    /// `broker.session.timeout.ms` of the cluster (Kafka's default 9000): how long the
+    /// controller waits for a silent broker before fencing it and moving its leadership.
+    #[arg(long, default_value_t = 9_000)]
+    session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms` of the cluster (Kafka's default 2000).
+    #[arg(long, default_value_t = 2_000)]
+    heartbeat_interval_ms: u64,
+    /// Parent directory of the nodes' temporary data directories.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep the data directories and node logs after the run.
+    #[arg(long)]
+    keep_data: bool,
 }
 
 /// Flags of `provision`.
@@ -413,6 +451,97 @@ fn run_bench(
     })
 }
 
+fn run_replication(args: &ReplicationArgs) -> anyhow::Result<BenchReport> {
+    use crate::produce::Acks as A;
+    use crate::replication::{
+        FailoverOptions as LeaderFailoverOptions, LeaderFailover, create_topic, wait_for_brokers,
+    };
+    let mut cluster = cluster::Quorum::plan(
+        &args.ferry_bin,
+        3,
+        "ferry-load-replication",
+        args.data_dir.as_deref(),
+    )?;
+    cluster.add_brokers(&["a", "b", "c"])?;
+    cluster.set(&[
+        &format!("broker.session.timeout.ms={}", args.session_timeout_ms),
+        &format!(
+            "broker.heartbeat.interval.ms={}",
+            args.heartbeat_interval_ms
+        ),
+    ]);
+    if args.keep_data {
+        eprintln!("node data and logs in {}", cluster.keep().display());
+    }
+    cluster.start_all()?;
+    let bootstrap = cluster.bootstrap();
+    wait_for_brokers(&bootstrap, 3)?;
+    let partitions = args.produce.partitions;
+    create_topic(&bootstrap, "rf1", partitions, 1, &[])?;
+    create_topic(
+        &bootstrap,
+        "rf3",
+        partitions,
+        3,
+        &[("min.insync.replicas", "2")],
+    )?;
+
+    let mut runs = Vec::new();
+    for (topic, acks, name) in [
+        ("rf1", A::Leader, "produce RF=1 acks=1"),
+        ("rf3", A::All, "produce RF=3 acks=all"),
+    ] {
+        let client = ClientArgs {
+            bootstrap: bootstrap.clone(),
+            topic: topic.to_string(),
+        };
+        let mut produce = args.produce.clone();
+        produce.acks = acks;
+        let mut report = workload::run(&mut Produce::new(produce.options(&client)))?;
+        report.workload = name.to_string();
+        runs.push(report);
+    }
+    let failover = workload::run(&mut LeaderFailover::new(
+        &mut cluster,
+        LeaderFailoverOptions {
+            topic: "rf3".into(),
+            trials: args.trials,
+            session_timeout_ms: args.session_timeout_ms,
+        },
+    ))?;
+    let ratios = replication_ratios(&runs[0], &runs[1]);
+    runs.push(failover);
+    Ok(BenchReport {
+        reports: runs,
+        ratios,
+    })
+}
+
+/// RF=3 acks=all against RF=1 acks=1: throughput and latency percentiles.
+fn replication_ratios(rf1: &Report, rf3: &Report) -> Vec<Ratio> {
+    let mut ratios = vec![Ratio::new(
+        "produce MB/s, RF=3 acks=all / RF=1 acks=1",
+        rf3.mb_per_sec,
+        rf1.mb_per_sec,
+        None,
+    )];
+    if let (Some(a), Some(b)) = (&rf3.latency, &rf1.latency) {
+        for (name, x, y) in [
+            ("p50", a.p50_us, b.p50_us),
+            ("p99", a.p99_us, b.p99_us),
+            ("p99.9", a.p999_us, b.p999_us),
+        ] {
+            ratios.push(Ratio::new(
+                format!("produce latency {name}, RF=3 acks=all / RF=1 acks=1"),
+                x as f64,
+                y as f64,
+                None,
+            ));
+        }
+    }
+    ratios
+}
+
 fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(report)?);
@@ -476,6 +605,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             replication_factor: args.replication_factor,
             dir: args.dir.unwrap_or_else(std::env::temp_dir),
         }))?,
+        Command::Replication(args) => {
+            let bench = run_replication(&args)?;
+            let verified = bench.reports.iter().all(Report::verified);
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&bench)?);
+            } else {
+                for report in &bench.reports {
+                    print!("{}", report.to_table());
+                }
+                println!("== ratios ==");
+                for ratio in &bench.ratios {
+                    println!("{}", ratio.to_line());
+                }
+            }
+            return Ok(exit_code(verified));
+        }
         Command::Bench {
             client,
             produce,

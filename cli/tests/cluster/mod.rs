@@ -74,6 +74,8 @@ pub struct Node {
     /// The controller listener (fixed: the quorum list names it).
     pub controller_addr: Option<String>,
     args: Vec<String>,
+    /// The network namespace the process runs in (`ip netns exec`), if any.
+    pub netns: Option<String>,
     log_path: PathBuf,
     child: Option<Child>,
     /// Kafka listener of the running broker (port 0 each start, so it changes on restart).
@@ -95,7 +97,15 @@ impl Node {
             .open(&self.log_path)
             .expect("open node log");
         let level = std::env::var("FERRY_TEST_LOG").unwrap_or_else(|_| "info".into());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ferry")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_ferry")),
+        };
+        let mut child = command
             .args(&self.args)
             .env("FERRY_LOG", level)
             .env("NO_COLOR", "1")
@@ -148,6 +158,25 @@ impl Node {
         self.admin = None;
     }
 
+    /// Sends a signal (`STOP`, `CONT`, …) to the running process.
+    fn signal(&self, name: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {} is not running", self.id))
+            .id();
+        let status = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// Whether the node's log contains `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        std::fs::read_to_string(&self.log_path).is_ok_and(|text| text.contains(needle))
+    }
+
     fn log_tail(&self, lines: usize) -> String {
         let Ok(mut file) = File::open(&self.log_path) else {
             return String::new();
@@ -195,6 +224,16 @@ pub struct ClusterSpec<'a> {
 impl Cluster {
     /// Starts every node and waits for their ready lines (not for an elected leader).
     pub fn start(spec: ClusterSpec<'_>) -> Cluster {
+        Self::start_placed(spec, |_| None)
+    }
+
+    /// [`Cluster::start`] with each node placed by `place(id)`: `Some((netns, ip))` runs it in
+    /// that network namespace, listening on that address (multi-host tests); `None` on
+    /// loopback.
+    pub fn start_placed(
+        spec: ClusterSpec<'_>,
+        place: impl Fn(i32) -> Option<(String, String)>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let cluster_id = format!("ferry-test-{}", spec.name);
         let racks = ["a", "b", "c", "d", "e"];
@@ -214,7 +253,10 @@ impl Cluster {
         let controller_addrs: BTreeMap<i32, String> = plan
             .iter()
             .filter(|(_, roles, _)| roles.is_controller())
-            .map(|(id, _, _)| (*id, format!("127.0.0.1:{}", free_port())))
+            .map(|(id, _, _)| {
+                let ip = place(*id).map_or("127.0.0.1".to_string(), |(_, ip)| ip);
+                (*id, format!("{ip}:{}", free_port()))
+            })
             .collect();
         let quorum = controller_addrs
             .iter()
@@ -237,6 +279,10 @@ impl Cluster {
                 "--data-dir".into(),
                 data_dir.display().to_string(),
             ];
+            let placed = place(id);
+            let ip = placed
+                .as_ref()
+                .map_or("127.0.0.1".to_string(), |(_, ip)| ip.clone());
             let controller_addr = controller_addrs.get(&id).cloned();
             if let Some(addr) = &controller_addr {
                 args.extend(["--controller-listen".into(), addr.clone()]);
@@ -244,9 +290,9 @@ impl Cluster {
             if roles.is_broker() {
                 args.extend([
                     "--listen".into(),
-                    "127.0.0.1:0".into(),
+                    format!("{ip}:0"),
                     "--admin-listen".into(),
-                    "127.0.0.1:0".into(),
+                    format!("{ip}:0"),
                 ]);
             }
             if let Some(rack) = &rack {
@@ -262,6 +308,7 @@ impl Cluster {
                 rack,
                 controller_addr,
                 args,
+                netns: placed.map(|(netns, _)| netns),
                 log_path,
                 child: None,
                 bootstrap: None,
@@ -302,6 +349,21 @@ impl Cluster {
     /// kill -9 one node.
     pub fn kill9(&mut self, id: i32) {
         self.node_mut(id).kill9();
+    }
+
+    /// The process id of a running node.
+    pub fn pid(&self, id: i32) -> Option<u32> {
+        self.node(id).child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGSTOP one node: it stays up but does nothing (a long GC pause, a stuck disk).
+    pub fn pause(&mut self, id: i32) {
+        self.node(id).signal("STOP");
+    }
+
+    /// SIGCONT a paused node.
+    pub fn resume(&mut self, id: i32) {
+        self.node(id).signal("CONT");
     }
 
     pub fn node(&self, id: i32) -> &Node {
@@ -624,6 +686,25 @@ pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i3
         }
         contents
     })
+}
+
+/// (log end offset, high watermark) of one partition as `ferry node status` reports it.
+pub fn partition_offsets(admin: &str, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "status", "--admin", admin, "--output", "json"])
+        .output()
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    json["partitions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["topic"] == topic && p["partition"] == partition)
+        .map(|p| {
+            (
+                p["log_end_offset"].as_i64().unwrap_or(-1),
+                p["high_watermark"].as_i64().unwrap_or(-1),
+            )
+        })
 }
 
 /// `ferry node status --output json` of a running node, as text (for failure reports).

@@ -25,6 +25,9 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicDefaults,
     /// `log.retention.check.interval.ms`: how often retention and time-based rolls run.
     pub retention_check_interval: Duration,
+    /// `replica.lag.time.max.ms` (Kafka's default 30 s): a follower that has not been caught
+    /// up to its leader's log end for this long is removed from the ISR.
+    pub replica_lag_time_max: Duration,
 }
 
 impl BrokerConfig {
@@ -36,6 +39,7 @@ impl BrokerConfig {
             auto_create_topics_enable: true,
             topic_defaults: TopicDefaults::default(),
             retention_check_interval: Duration::from_millis(300_000),
+            replica_lag_time_max: Duration::from_millis(30_000),
         }
     }
 }
@@ -96,6 +100,14 @@ impl BrokerConfig {
                         .ok_or_else(|| bad("expected an integer > 0"))?;
                     self.retention_check_interval = Duration::from_millis(ms);
                 }
+                "replica.lag.time.max.ms" => {
+                    let ms: u64 = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("expected an integer > 0"))?;
+                    self.replica_lag_time_max = Duration::from_millis(ms);
+                }
                 _ => match TOPIC_DEFAULT_NAMES
                     .iter()
                     .find(|(broker, _)| *broker == name)
@@ -130,8 +142,10 @@ mod tests {
                 ("log.retention.ms", "60000"),
                 ("min.insync.replicas", "2"),
                 ("log.retention.check.interval.ms", "1000"),
+                ("replica.lag.time.max.ms", "5000"),
             ])
             .unwrap();
+        assert_eq!(config.replica_lag_time_max, Duration::from_secs(5));
         assert_eq!(config.topic_defaults.num_partitions, 3);
         assert!(!config.auto_create_topics_enable);
         assert_eq!(config.topic_defaults.config.min_insync_replicas, 2);

@@ -4,6 +4,12 @@
 //! handler in the file named after the API (`produce.rs`, `fetch.rs`, …). Adding an API means a
 //! new file, a new arm, and a line in [`crate::protocol::versions::SUPPORTED_APIS`].
 //!
+//! # Replication
+//! - [`replica`]: the leader's sans-IO view of its followers (high watermark, ISR changes).
+//! - [`divergence`]: the sans-IO truncation decisions after a leader change.
+//! - [`fetcher`]: followers' fetcher tasks and the leader's ISR checks (the I/O shell);
+//!   `fetch.rs` serves followers with the same handler as consumers.
+//!
 //! The broker follows the metadata [`Authority`]: every new image is reconciled into the set of
 //! local partitions ([`Broker::apply_image`]), creating logs for partitions assigned here and
 //! deleting the logs of topics that are gone. Admin requests go to the authority and are answered
@@ -16,11 +22,15 @@ mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_quorum;
+pub mod divergence;
 mod fetch;
+pub mod fetcher;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 pub mod partition;
 mod produce;
+pub mod replica;
 
 use std::collections::HashMap;
 use std::fs;
@@ -169,6 +179,9 @@ impl Broker {
             RequestKind::IncrementalAlterConfigs(r) => {
                 ResponseKind::IncrementalAlterConfigs(self.incremental_alter_configs(r).await)
             }
+            RequestKind::OffsetForLeaderEpoch(r) => {
+                ResponseKind::OffsetForLeaderEpoch(self.offset_for_leader_epoch(r))
+            }
             RequestKind::DescribeQuorum(r) => {
                 ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
             }
@@ -287,6 +300,9 @@ impl Broker {
             }
         }
         *self.image.write().expect("image lock poisoned") = image.clone();
+        drop(partitions);
+        // Leadership or ISR may have changed: waiting acks=all writes re-check their outcome.
+        self.notify_appended();
         Ok(())
     }
 

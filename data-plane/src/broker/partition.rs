@@ -4,11 +4,20 @@
 //! and the in-memory one. A single mutex guards the log together with the state derived from it
 //! (high watermark, leader epoch), so readers never see a high watermark the log has not reached.
 //! Critical sections are short: an append writes to the page cache, a read copies from it.
+//!
+//! # Roles
+//! The metadata image says who leads. On the leader the partition carries a
+//! [`ReplicaTracker`] (followers' log end offsets, the high watermark rule, ISR changes to ask
+//! for); it is created afresh in every leader epoch. On a follower there is none: the fetcher
+//! appends what the leader sends and takes the leader's high watermark, capped by its own log
+//! end offset.
 
 use std::sync::{Mutex, MutexGuard};
 
 use kafka_protocol::ResponseError;
 
+use super::now_ms;
+use super::replica::ReplicaTracker;
 use crate::log::{Offset, PartitionLog};
 use crate::metadata::topic_config::TopicConfig;
 use crate::metadata::{NodeId, PartitionState, TopicId};
@@ -32,6 +41,8 @@ pub struct PartitionInner {
     pub state: PartitionState,
     /// Offsets below this are committed and visible to consumers.
     pub high_watermark: Offset,
+    /// Followers' progress, on the leader only (see the module docs).
+    pub tracker: Option<ReplicaTracker>,
 }
 
 /// A partition replica on this broker.
@@ -59,10 +70,11 @@ impl Partition {
         let mut inner = PartitionInner {
             log,
             config,
-            state,
+            state: state.clone(),
             high_watermark: 0,
+            tracker: None,
         };
-        inner.high_watermark = inner.committed_end(node_id);
+        inner.install(node_id, state);
         Self {
             id,
             topic_id,
@@ -81,9 +93,7 @@ impl Partition {
         let mut inner = self.lock();
         inner.log.set_config(config.log.clone());
         inner.config = config;
-        inner.state = state;
-        let committed = inner.committed_end(self.node_id);
-        inner.high_watermark = inner.high_watermark.max(committed);
+        inner.install(self.node_id, state);
     }
 }
 
@@ -93,15 +103,56 @@ impl PartitionInner {
         self.state.leader == node
     }
 
-    /// The offset up to which the log is known committed: with this broker as the only
-    /// in-sync replica, everything it holds. With followers, replication advances the high
-    /// watermark instead (it stays where it is here).
-    fn committed_end(&self, node: NodeId) -> Offset {
-        if self.state.isr == [node] {
-            self.log.log_end_offset()
-        } else {
-            self.high_watermark
+    /// Takes a new partition state: becoming leader (a new leader epoch) starts a fresh
+    /// [`ReplicaTracker`] from the log end offset; becoming a follower drops it and caps the
+    /// high watermark at the log end offset; within the same epoch the tracker follows the
+    /// replica list and settles an AlterPartition the new partition epoch answers.
+    fn install(&mut self, node: NodeId, state: PartitionState) {
+        let now = now_ms();
+        let new_epoch = state.leader_epoch != self.state.leader_epoch;
+        let leads = state.leader == node;
+        self.state = state;
+        match (&mut self.tracker, leads) {
+            (Some(tracker), true) if !new_epoch => {
+                tracker.set_replicas(&self.state.replicas, &self.state.isr, now);
+                tracker.observe_partition_epoch(self.state.partition_epoch);
+            }
+            (_, true) => {
+                let end = self.log.log_end_offset();
+                self.tracker = Some(ReplicaTracker::new(
+                    node,
+                    &self.state.replicas,
+                    &self.state.isr,
+                    end,
+                    now,
+                ));
+            }
+            (_, false) => {
+                self.tracker = None;
+                self.high_watermark = self.high_watermark.min(self.log.log_end_offset());
+            }
         }
+        self.advance_high_watermark();
+    }
+
+    /// On the leader, moves the high watermark to what the maximal ISR holds; returns whether
+    /// it moved (the caller wakes waiting produce and fetch requests).
+    pub fn advance_high_watermark(&mut self) -> bool {
+        let Some(tracker) = &self.tracker else {
+            return false;
+        };
+        let end = self.log.log_end_offset();
+        let next = tracker
+            .high_watermark(&self.state.isr, end, self.high_watermark)
+            .min(end);
+        let moved = next > self.high_watermark;
+        self.high_watermark = next;
+        moved
+    }
+
+    /// On a follower, takes the leader's high watermark, capped by the local log end offset.
+    pub fn follow_high_watermark(&mut self, leader_high_watermark: Offset) {
+        self.high_watermark = leader_high_watermark.min(self.log.log_end_offset()).max(0);
     }
 
     /// Checks that `node` leads the partition in the leader epoch the client believes current
@@ -118,8 +169,8 @@ impl PartitionInner {
         }
     }
 
-    /// Advances the high watermark after a local append.
-    pub fn after_append(&mut self, node: NodeId) {
-        self.high_watermark = self.committed_end(node);
+    /// Advances the high watermark after a local append (a lone leader commits at once).
+    pub fn after_append(&mut self) {
+        self.advance_high_watermark();
     }
 }

@@ -9,11 +9,13 @@
 //!
 //! # Guarantees
 //! - acks=1: answered after the leader's append (page cache; see the flush policy).
-//! - acks=all (-1): answered once the high watermark covers the batch, or REQUEST_TIMED_OUT
-//!   after the request's `timeout_ms`. With this broker as the only in-sync replica that is
-//!   right after the append. Followers do not replicate yet, so a partition with other
-//!   in-sync replicas times out acks=all writes (and its data stays above the high watermark,
-//!   invisible to consumers) until replication arrives: use replication factor 1 for now.
+//! - acks=all (-1): answered once the high watermark covers the batch, that is once every
+//!   member of the (maximal) ISR has copied it, or REQUEST_TIMED_OUT after the request's
+//!   `timeout_ms`. With this broker as the only in-sync replica that is right after the
+//!   append. If the ISR shrank below `min.insync.replicas` meanwhile the answer is
+//!   NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka; if this broker lost the leadership (a new
+//!   leader epoch) it is NOT_LEADER_OR_FOLLOWER, because its tail may be truncated and the high
+//!   watermark it later learns as a follower says nothing about *this* batch.
 //! - acks=0: no response at all, as Kafka does; if a partition fails, the connection is closed
 //!   so the client notices and refreshes its metadata (Kafka's behaviour too).
 
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use super::partition::Partition;
 use super::{Broker, Reply, now_ms};
-use crate::log::Offset;
+use crate::log::{LeaderEpoch, Offset};
 
 /// acks values Kafka defines.
 const ACKS_NONE: i16 = 0;
@@ -56,12 +58,13 @@ impl Broker {
                 } else {
                     let (outcome, wait) = self.append(&name, data.index, data.records, acks);
                     appended |= outcome.error_code == 0;
-                    if let Some((partition, required)) = wait {
+                    if let Some((partition, required, leader_epoch)) = wait {
                         waits.push(Wait {
                             topic: t,
                             partition_index: p,
                             partition,
                             required,
+                            leader_epoch,
                         });
                     }
                     outcome
@@ -86,13 +89,18 @@ impl Broker {
             self.notify_appended();
         }
         let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-        for late in self.wait_for_high_watermark(waits, timeout).await {
-            let response = &mut responses[late.topic].partition_responses[late.partition_index];
-            *response = error(
-                response.index,
-                ResponseError::RequestTimedOut,
-                "the in-sync replicas did not acknowledge the write within the request timeout",
-            );
+        for (failed, code) in self.wait_for_high_watermark(waits, timeout).await {
+            let response = &mut responses[failed.topic].partition_responses[failed.partition_index];
+            let message = match code {
+                ResponseError::RequestTimedOut => {
+                    "the in-sync replicas did not acknowledge the write within the request timeout"
+                }
+                ResponseError::NotLeaderOrFollower => {
+                    "this broker lost the leadership before the write was replicated"
+                }
+                _ => "the in-sync replica set shrank below min.insync.replicas after the append",
+            };
+            *response = error(response.index, code, message);
         }
         if acks != ACKS_NONE {
             return Reply::Respond(Box::new(ResponseKind::Produce(
@@ -113,26 +121,45 @@ impl Broker {
     }
 
     /// Waits until the high watermark of every partition in `waits` covers its write, for up
-    /// to `timeout`; returns the writes it did not cover. The high watermark moves when
-    /// followers catch up, and whoever moves it notifies `appended`.
-    async fn wait_for_high_watermark(&self, waits: Vec<Wait>, timeout: Duration) -> Vec<Wait> {
+    /// to `timeout`; returns the writes that failed, with the error to answer. The high
+    /// watermark moves when followers catch up, and whoever moves it (or installs new
+    /// metadata) notifies `appended`.
+    async fn wait_for_high_watermark(
+        &self,
+        waits: Vec<Wait>,
+        timeout: Duration,
+    ) -> Vec<(Wait, ResponseError)> {
+        let mut failed = Vec::new();
         if waits.is_empty() {
-            return waits;
+            return failed;
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut changed = self.appended.subscribe();
         let mut pending = waits;
         loop {
             changed.borrow_and_update();
-            pending.retain(|w| w.partition.lock().high_watermark < w.required);
+            let mut still = Vec::with_capacity(pending.len());
+            for wait in pending {
+                match wait.outcome(self.node_id()) {
+                    None => still.push(wait),
+                    Some(Ok(())) => {}
+                    Some(Err(code)) => failed.push((wait, code)),
+                }
+            }
+            pending = still;
             if pending.is_empty() {
-                return pending;
+                return failed;
             }
             if tokio::time::timeout_at(deadline, changed.changed())
                 .await
                 .is_err()
             {
-                return pending;
+                failed.extend(
+                    pending
+                        .into_iter()
+                        .map(|w| (w, ResponseError::RequestTimedOut)),
+                );
+                return failed;
             }
         }
     }
@@ -145,7 +172,10 @@ impl Broker {
         index: i32,
         records: Option<bytes::Bytes>,
         acks: i16,
-    ) -> (PartitionProduceResponse, Option<(Arc<Partition>, Offset)>) {
+    ) -> (
+        PartitionProduceResponse,
+        Option<(Arc<Partition>, Offset, LeaderEpoch)>,
+    ) {
         let Some(partition) = self.partition(topic, index) else {
             return (
                 error(
@@ -191,10 +221,10 @@ impl Broker {
             .append_as_leader(BytesMut::from(records), epoch, now_ms())
         {
             Ok(info) => {
-                inner.after_append(self.node_id());
+                inner.after_append();
                 let required = info.last_offset + 1;
                 let wait = (acks == ACKS_ALL && inner.high_watermark < required)
-                    .then(|| (partition.clone(), required));
+                    .then(|| (partition.clone(), required, epoch));
                 let response = PartitionProduceResponse::default()
                     .with_index(index)
                     .with_base_offset(info.first_offset)
@@ -228,6 +258,26 @@ struct Wait {
     partition: Arc<Partition>,
     /// The high watermark that covers the write (last offset + 1).
     required: Offset,
+    /// The leader epoch the write was appended in.
+    leader_epoch: LeaderEpoch,
+}
+
+impl Wait {
+    /// `None` while the write waits; `Ok` once the high watermark covers it in the same
+    /// leader epoch with enough in-sync replicas; the error to answer otherwise.
+    fn outcome(&self, node: crate::metadata::NodeId) -> Option<Result<(), ResponseError>> {
+        let inner = self.partition.lock();
+        if !inner.is_leader(node) || inner.state.leader_epoch != self.leader_epoch {
+            return Some(Err(ResponseError::NotLeaderOrFollower));
+        }
+        if inner.high_watermark < self.required {
+            return None;
+        }
+        if (inner.state.isr.len() as i32) < inner.config.min_insync_replicas {
+            return Some(Err(ResponseError::NotEnoughReplicasAfterAppend));
+        }
+        Some(Ok(()))
+    }
 }
 
 fn error(index: i32, code: ResponseError, message: &str) -> PartitionProduceResponse {

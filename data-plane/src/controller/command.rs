@@ -14,7 +14,9 @@ use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{BrokerEpoch, ConfigResource, Listener, ProducerId};
+use super::records::{
+    BrokerEpoch, ConfigResource, LeaderEpoch, Listener, PartitionEpoch, ProducerId,
+};
 use crate::metadata::{AdminError, NewTopic, NodeId, Topic, TopicId, TopicRef};
 
 /// How one config changes.
@@ -120,6 +122,27 @@ pub enum Command {
         /// New level.
         level: i16,
     },
+    /// A partition leader asks to change its ISR (Kafka's AlterPartition); see
+    /// [`super::replication`].
+    AlterPartition {
+        /// The leader.
+        broker_id: NodeId,
+        /// Its broker epoch.
+        broker_epoch: BrokerEpoch,
+        /// The partition's topic.
+        topic_id: TopicId,
+        /// The partition's index.
+        partition: i32,
+        /// The leader epoch the leader is in.
+        leader_epoch: LeaderEpoch,
+        /// The partition epoch the new ISR was computed from.
+        partition_epoch: PartitionEpoch,
+        /// The ISR asked for.
+        new_isr: Vec<NodeId>,
+    },
+    /// Move leadership back to each partition's preferred replica where it is in the ISR and
+    /// usable; proposed periodically by the active controller.
+    ElectPreferredLeaders,
     /// Advance the metadata offset (the active controller's idle heartbeat).
     NoOp,
 }
@@ -167,6 +190,17 @@ pub struct ProducerIdBlock {
     pub size: i32,
 }
 
+/// A partition after an accepted AlterPartition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlteredPartition {
+    /// The ISR now.
+    pub isr: Vec<NodeId>,
+    /// The leader epoch (unchanged by AlterPartition).
+    pub leader_epoch: LeaderEpoch,
+    /// The partition epoch now.
+    pub partition_epoch: PartitionEpoch,
+}
+
 /// The outcome of a [`Command`], one variant per command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResult {
@@ -193,6 +227,10 @@ pub enum CommandResult {
     AllocateProducerIds(Result<ProducerIdBlock, ApiError>),
     /// The feature level is set.
     SetFeatureLevel(Result<(), ApiError>),
+    /// The partition's ISR as committed, or why the request was refused.
+    AlterPartition(Result<AlteredPartition, ApiError>),
+    /// How many partitions changed leader.
+    ElectPreferredLeaders(usize),
     /// Nothing to report.
     NoOp,
 }

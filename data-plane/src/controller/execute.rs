@@ -23,6 +23,11 @@
 //!   ISR and usable (unfenced, not shutting down). When the broker is the last ISR member it
 //!   stays in the ISR and the partition's leader becomes -1, as Kafka does without ELR. Every
 //!   such change is one `PartitionChange`, written before the broker's own record.
+//! - **Unclean leader election** (`unclean.leader.election.enable`, per topic, off by
+//!   default): when the leader goes and no usable ISR member is left, a usable replica outside
+//!   the ISR is elected and becomes the whole ISR; and a leaderless partition takes a returning
+//!   replica that is not in its ISR. Acknowledged writes the old ISR held beyond that
+//!   replica's log are lost, which is why it is off by default.
 //! - A broker in controlled shutdown may stop once it leads nothing
 //!   ([`MetadataImage::leader_count`]); with the rules above that is as soon as the command
 //!   commits.
@@ -32,10 +37,10 @@ use uuid::Uuid;
 
 use super::command::{ApiError, Command, CommandResult, ProducerIdBlock};
 use super::image::{BrokerRegistration, MetadataImage};
-use super::records::{BrokerEpoch, LeaderChange, Listener, NO_LEADER, Record};
-use super::topics;
+use super::records::{BrokerEpoch, ConfigResource, LeaderChange, Listener, NO_LEADER, Record};
+use super::{replication, topics};
 use crate::metadata::NodeId;
-use crate::metadata::topic_config::TopicDefaults;
+use crate::metadata::topic_config::{TopicDefaults, UNCLEAN_LEADER_ELECTION_ENABLE};
 
 /// Producer ids handed out per AllocateProducerIds, as Kafka's controller does.
 pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
@@ -97,16 +102,30 @@ pub fn execute(
                 rack,
                 cluster_id,
             };
-            CommandResult::RegisterBroker(register_broker(image, offset, &registration, out))
+            CommandResult::RegisterBroker(register_broker(
+                image,
+                offset,
+                &registration,
+                limits,
+                out,
+            ))
         }
         Command::UnfenceBroker {
             broker_id,
             broker_epoch,
-        } => CommandResult::UnfenceBroker(unfence_broker(image, *broker_id, *broker_epoch, out)),
+        } => CommandResult::UnfenceBroker(unfence_broker(
+            image,
+            *broker_id,
+            *broker_epoch,
+            limits,
+            out,
+        )),
         Command::FenceBroker {
             broker_id,
             broker_epoch,
-        } => CommandResult::FenceBroker(fence_broker(image, *broker_id, *broker_epoch, out)),
+        } => {
+            CommandResult::FenceBroker(fence_broker(image, *broker_id, *broker_epoch, limits, out))
+        }
         Command::ControlledShutdown {
             broker_id,
             broker_epoch,
@@ -114,10 +133,11 @@ pub fn execute(
             image,
             *broker_id,
             *broker_epoch,
+            limits,
             out,
         )),
         Command::UnregisterBroker { broker_id } => {
-            CommandResult::UnregisterBroker(unregister_broker(image, *broker_id, out))
+            CommandResult::UnregisterBroker(unregister_broker(image, *broker_id, limits, out))
         }
         Command::AllocateProducerIds {
             broker_id,
@@ -131,6 +151,32 @@ pub fn execute(
         )),
         Command::SetFeatureLevel { name, level } => {
             CommandResult::SetFeatureLevel(set_feature_level(image, name, *level, out))
+        }
+        Command::AlterPartition {
+            broker_id,
+            broker_epoch,
+            topic_id,
+            partition,
+            leader_epoch,
+            partition_epoch,
+            new_isr,
+        } => {
+            let request = replication::AlterPartition {
+                broker_id: *broker_id,
+                broker_epoch: *broker_epoch,
+                topic_id: *topic_id,
+                partition: *partition,
+                leader_epoch: *leader_epoch,
+                partition_epoch: *partition_epoch,
+                new_isr,
+            };
+            CommandResult::AlterPartition(replication::alter_partition(image, &request, out))
+        }
+        Command::ElectPreferredLeaders => {
+            let changes = replication::preferred_leader_changes(image);
+            let count = changes.len();
+            out.extend(changes);
+            CommandResult::ElectPreferredLeaders(count)
         }
         Command::NoOp => {
             out.push(Record::NoOp);
@@ -171,6 +217,7 @@ fn register_broker(
     image: &MetadataImage,
     offset: u64,
     request: &Registration,
+    limits: &Limits,
     out: &mut Vec<Record>,
 ) -> Result<BrokerEpoch, ApiError> {
     if request.cluster_id != image.cluster_id() {
@@ -200,7 +247,7 @@ fn register_broker(
             ));
         }
         if !existing.fenced {
-            move_leadership_away(image, request.broker_id, out);
+            move_leadership_away(image, request.broker_id, limits, out);
         }
     }
     let broker_epoch = BrokerEpoch::try_from(offset).expect("metadata offsets fit in an i64");
@@ -244,6 +291,7 @@ fn unfence_broker(
     image: &MetadataImage,
     id: NodeId,
     epoch: BrokerEpoch,
+    limits: &Limits,
     out: &mut Vec<Record>,
 ) -> Result<(), ApiError> {
     if !current_broker(image, id, epoch)?.fenced {
@@ -255,15 +303,25 @@ fn unfence_broker(
     });
     for topic in image.topics() {
         for (index, partition) in topic.partitions.iter().enumerate() {
-            if partition.leader == NO_LEADER && partition.isr.contains(&id) {
-                out.push(Record::PartitionChange {
-                    topic_id: topic.id,
-                    partition: index as i32,
-                    isr: None,
-                    leader: LeaderChange::Broker(id),
-                    replicas: None,
-                });
+            if partition.leader != NO_LEADER || !partition.replicas.contains(&id) {
+                continue;
             }
+            let isr = if partition.isr.contains(&id) {
+                None
+            } else if unclean_election_enabled(image, limits, &topic.name) {
+                // Unclean: a replica outside the ISR leads, and alone is the new ISR. What the
+                // last ISR members held beyond its log is lost.
+                Some(vec![id])
+            } else {
+                continue;
+            };
+            out.push(Record::PartitionChange {
+                topic_id: topic.id,
+                partition: index as i32,
+                isr,
+                leader: LeaderChange::Broker(id),
+                replicas: None,
+            });
         }
     }
     Ok(())
@@ -274,12 +332,13 @@ fn fence_broker(
     image: &MetadataImage,
     id: NodeId,
     epoch: BrokerEpoch,
+    limits: &Limits,
     out: &mut Vec<Record>,
 ) -> Result<(), ApiError> {
     if current_broker(image, id, epoch)?.fenced {
         return Ok(());
     }
-    move_leadership_away(image, id, out);
+    move_leadership_away(image, id, limits, out);
     out.push(Record::FenceBroker {
         broker_id: id,
         broker_epoch: epoch,
@@ -293,6 +352,7 @@ fn controlled_shutdown(
     image: &MetadataImage,
     id: NodeId,
     epoch: BrokerEpoch,
+    limits: &Limits,
     out: &mut Vec<Record>,
 ) -> Result<(), ApiError> {
     let broker = current_broker(image, id, epoch)?;
@@ -303,7 +363,7 @@ fn controlled_shutdown(
         broker_id: id,
         broker_epoch: epoch,
     });
-    move_leadership_away(image, id, out);
+    move_leadership_away(image, id, limits, out);
     Ok(())
 }
 
@@ -311,6 +371,7 @@ fn controlled_shutdown(
 fn unregister_broker(
     image: &MetadataImage,
     id: NodeId,
+    limits: &Limits,
     out: &mut Vec<Record>,
 ) -> Result<(), ApiError> {
     let broker = image.broker(id).ok_or_else(|| {
@@ -319,7 +380,7 @@ fn unregister_broker(
             format!("Broker {id} is not registered."),
         )
     })?;
-    move_leadership_away(image, id, out);
+    move_leadership_away(image, id, limits, out);
     out.push(Record::UnregisterBroker {
         broker_id: id,
         broker_epoch: broker.broker_epoch,
@@ -329,7 +390,12 @@ fn unregister_broker(
 
 /// Takes `broker` out of every ISR it is in and moves the leadership it holds, as described in
 /// the module docs.
-fn move_leadership_away(image: &MetadataImage, broker: NodeId, out: &mut Vec<Record>) {
+fn move_leadership_away(
+    image: &MetadataImage,
+    broker: NodeId,
+    limits: &Limits,
+    out: &mut Vec<Record>,
+) {
     let usable = |id: NodeId| id != broker && image.broker(id).is_some_and(|b| b.is_usable());
     for topic in image.topics() {
         for (index, partition) in topic.partitions.iter().enumerate() {
@@ -342,6 +408,32 @@ fn move_leadership_away(image: &MetadataImage, broker: NodeId, out: &mut Vec<Rec
                 .copied()
                 .filter(|&id| id != broker)
                 .collect();
+            let unclean = || {
+                unclean_election_enabled(image, limits, &topic.name)
+                    .then(|| {
+                        partition
+                            .replicas
+                            .iter()
+                            .copied()
+                            .find(|id| !partition.isr.contains(id) && usable(*id))
+                    })
+                    .flatten()
+            };
+            if partition.leader == broker
+                && !isr.iter().any(|id| usable(*id))
+                && let Some(elected) = unclean()
+            {
+                // Unclean election: no usable ISR member is left, and the topic allows an
+                // out-of-sync replica to lead (alone in the new ISR).
+                out.push(Record::PartitionChange {
+                    topic_id: topic.id,
+                    partition: index as i32,
+                    isr: Some(vec![elected]),
+                    leader: LeaderChange::Broker(elected),
+                    replicas: None,
+                });
+                continue;
+            }
             if isr.is_empty() {
                 // The last ISR member stays (Kafka without ELR); the partition goes offline.
                 if partition.leader == broker {
@@ -378,6 +470,18 @@ fn move_leadership_away(image: &MetadataImage, broker: NodeId, out: &mut Vec<Rec
             });
         }
     }
+}
+
+/// Whether topic `name` allows unclean leader election: its
+/// `unclean.leader.election.enable` override, else the cluster default.
+fn unclean_election_enabled(image: &MetadataImage, limits: &Limits, name: &str) -> bool {
+    image
+        .configs(&ConfigResource::Topic(name.to_string()))
+        .and_then(|configs| configs.get(UNCLEAN_LEADER_ELECTION_ENABLE))
+        .map_or(
+            limits.topics.config.unclean_leader_election_enable,
+            |value| value.trim() == "true",
+        )
 }
 
 /// Hands the broker the next block of producer ids.
@@ -643,6 +747,43 @@ mod tests {
         let (records, _) = cluster.fence(2);
         assert_eq!(records.len(), 1, "{records:?}");
         assert!(!cluster.image.broker(2).unwrap().in_controlled_shutdown);
+    }
+
+    #[test]
+    fn unclean_election_lets_an_out_of_sync_replica_lead_only_where_the_topic_allows_it() {
+        let mut cluster = three_racks();
+        for name in ["clean", "unclean"] {
+            cluster.create(name, 1, 3);
+        }
+        cluster.run(Command::AlterConfigs {
+            resource: ConfigResource::Topic("unclean".into()),
+            changes: vec![(
+                UNCLEAN_LEADER_ELECTION_ENABLE.into(),
+                crate::controller::ConfigOp::Set("true".into()),
+            )],
+            incremental: true,
+            validate_only: false,
+        });
+        // Brokers 2 and 3 leave the ISRs (their sessions expire, then they return), so 1 is
+        // the last in-sync replica of both partitions; then 1 goes too.
+        for broker in [2, 3] {
+            cluster.fence(broker);
+            cluster.run(register(broker, Some("x")));
+            cluster.unfence(broker);
+        }
+        for name in ["clean", "unclean"] {
+            assert_eq!(cluster.partitions(name)[0].isr, vec![1], "{name}");
+        }
+        cluster.fence(1);
+        let clean = &cluster.partitions("clean")[0];
+        assert_eq!((clean.leader, &clean.isr[..]), (NO_LEADER, &[1][..]));
+        let unclean = &cluster.partitions("unclean")[0];
+        assert_eq!((unclean.leader, &unclean.isr[..]), (2, &[2][..]));
+        // A leaderless clean partition waits for its last ISR member; an unclean one would
+        // take the first replica to return.
+        cluster.run(register(1, Some("a")));
+        cluster.unfence(1);
+        assert_eq!(cluster.partitions("clean")[0].leader, 1);
     }
 
     #[test]

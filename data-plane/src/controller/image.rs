@@ -499,6 +499,7 @@ impl MetadataImage {
                         isr: p.isr.clone(),
                         leader: p.leader,
                         leader_epoch: p.leader_epoch,
+                        partition_epoch: p.partition_epoch,
                     })
                     .collect();
                 let configs = self

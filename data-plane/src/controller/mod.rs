@@ -21,6 +21,7 @@
 //!
 //! - [`command`]: what is proposed ([`Command`]) and answered ([`CommandResult`]).
 //! - [`execute()`]: validation and the broker lifecycle; [`topics`] for topics and configs.
+//! - [`replication`]: AlterPartition (ISR changes from leaders) and preferred-leader election.
 //! - [`heartbeat()`]: the pure part of a broker heartbeat (unfence when caught up, shut down).
 //! - [`placement`]: rack-aware, balanced replica placement.
 //! - [`records`]: the typed metadata records ([`Record`]), after KIP-631.
@@ -50,8 +51,10 @@
 //!   (no uncommitted-state overlay on the leader), at a price: the log is replayed with the
 //!   replaying process's [`Limits`], so the shell fills in defaults before proposing.
 //! - Records are JSON, not Kafka's binary framing; snapshots are one JSON image, not records.
-//! - No eligible leader replicas (KIP-966), no unclean election, no preferred-leader
-//!   rebalancing, no reassignment (adding/removing replicas), no AlterPartition yet.
+//! - No eligible leader replicas (KIP-966), no unclean election, no reassignment
+//!   (adding/removing replicas). Preferred-leader rebalancing moves a leader back as soon as
+//!   its preferred replica is in the ISR (Kafka waits for a 10 % imbalance, checked every
+//!   5 minutes).
 //! - Duplicate-registration detection uses the fenced flag, not session liveness, because
 //!   sessions are timing and timing is not in the log.
 
@@ -61,12 +64,13 @@ pub mod heartbeat;
 pub mod image;
 pub mod placement;
 pub mod records;
+pub mod replication;
 pub mod state_machine;
 #[cfg(test)]
 mod testing;
 pub mod topics;
 
-pub use command::{ApiError, Command, CommandResult, ConfigOp, ProducerIdBlock};
+pub use command::{AlteredPartition, ApiError, Command, CommandResult, ConfigOp, ProducerIdBlock};
 pub use execute::{Limits, PRODUCER_ID_BLOCK_SIZE, execute, precheck};
 pub use heartbeat::{Heartbeat, heartbeat};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, SnapshotError, TopicImage};

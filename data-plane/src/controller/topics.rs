@@ -228,6 +228,7 @@ fn new_partition(replicas: Vec<NodeId>, isr: Vec<NodeId>) -> PartitionState {
         isr,
         replicas,
         leader_epoch: 0,
+        partition_epoch: 0,
     }
 }
 

@@ -27,7 +27,7 @@
 //! [`Storage`]: [`FileLog`] (= `Log<FileStorage>`, segment files in a directory) and
 //! [`MemoryLog`] (= `Log<MemoryStorage>`, for broker unit tests). Policies (when to roll, what
 //! retention deletes) are sans-IO functions in [`policy`]; the segment file format is in
-//! [`segment`] and [`index`]; crash recovery in [`file`].
+//! [`segment`] and [`index`]; crash recovery in [`mod@file`].
 //!
 //! # Guarantees
 //!
@@ -40,7 +40,7 @@
 //!   reopen; a torn or corrupt tail is cut. Rolling does not fsync on the append path: the
 //!   sealed segment syncs in the background and a persisted *recovery point* (as in Kafka)
 //!   says which segments are durable; after a crash every segment after it is scanned
-//!   ([`partition`] has the design, [`file`] what a power loss can lose under each setting).
+//!   ([`partition`] has the design, [`mod@file`] what a power loss can lose under each setting).
 //! - A flush (`flush.messages`/`flush.ms`, the broker's shutdown) counts as done only once
 //!   the data of every segment and their directory entries are durable. With
 //!   `flush.messages=1` a power loss loses nothing acknowledged.

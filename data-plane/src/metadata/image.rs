@@ -39,6 +39,10 @@ pub struct PartitionState {
     pub leader: NodeId,
     /// Increases every time the leader changes; stamped into every batch the leader appends.
     pub leader_epoch: i32,
+    /// Increases on every change of the partition (leader, ISR, replicas); an AlterPartition
+    /// names the epoch it was computed from, so the controller refuses a stale one.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 /// A topic and its partitions.

@@ -1,7 +1,7 @@
 //! The single-node metadata authority: a controller without a quorum.
 //!
 //! Used when a node runs alone (`ferry node` without `--controller-quorum`, `ferry dev`). It
-//! runs the same deterministic controller logic as the quorum ([`crate::controller::execute`]
+//! runs the same deterministic controller logic as the quorum ([`crate::controller::execute()`]
 //! over a [`MetadataImage`]), so validation, placement and records are identical; only the
 //! replication is missing. The image lives in one file in the node's data directory, replaced
 //! atomically (write to a temporary file, fsync, rename, fsync the directory) on every change,

@@ -97,6 +97,12 @@ pub trait Authority: Send + Sync + 'static {
     /// The state of the metadata quorum (DescribeQuorum).
     fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumState, AdminError>>;
 
+    /// This broker's epoch (the offset of its registration), which commands that speak for
+    /// the broker carry (AlterPartition); -1 when unknown or not registered.
+    fn broker_epoch(&self) -> i64 {
+        -1
+    }
+
     /// Creates topics, one result per topic in request order. With `validate_only`, checks
     /// everything and changes nothing.
     fn create_topics(

@@ -568,6 +568,10 @@ impl Authority for QuorumAuthority {
     fn describe_quorum(&self) -> BoxFuture<'_, Result<super::QuorumState, AdminError>> {
         Box::pin(self.quorum_state())
     }
+
+    fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Relaxed)
+    }
 }
 
 /// The view clients get: unfenced brokers only; the "controller" is the lowest live broker id

@@ -229,6 +229,13 @@ impl ControllerRole {
             })
             .await?;
         }
+        // Preferred-leader rebalancing: proposed only when the committed image has work, so an
+        // idle cluster writes nothing.
+        let image = self.shared.log.image();
+        if !crate::controller::replication::preferred_leader_changes(&image).is_empty() {
+            tracing::info!("moving leadership back to preferred replicas");
+            self.propose(&Command::ElectPreferredLeaders).await?;
+        }
         Ok(())
     }
 

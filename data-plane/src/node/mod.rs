@@ -316,6 +316,9 @@ impl Node {
                 b.clone()
                     .run_log_maintenance(cancel.clone().cancelled_owned()),
             ));
+            tasks.push(tokio::spawn(
+                b.clone().run_replication(cancel.clone().cancelled_owned()),
+            ));
             tasks.push(tokio::spawn(server::run(
                 role.kafka,
                 b,

@@ -34,7 +34,8 @@ use kafka_protocol::messages::ApiKey;
 
 use schema::{
     ALTER_CONFIGS, API_VERSIONS, CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS,
-    DESCRIBE_QUORUM, FETCH, INCREMENTAL_ALTER_CONFIGS, LIST_OFFSETS, METADATA, PRODUCE,
+    DESCRIBE_QUORUM, FETCH, INCREMENTAL_ALTER_CONFIGS, LIST_OFFSETS, METADATA,
+    OFFSET_FOR_LEADER_EPOCH, PRODUCE,
 };
 
 /// Why [`check_body`] refused a request body.
@@ -292,6 +293,12 @@ const APIS: &[Api] = &[
     api(ApiKey::ApiVersions, between(0, 4), 3, &API_VERSIONS),
     api(ApiKey::CreateTopics, between(2, 7), 5, &CREATE_TOPICS),
     api(ApiKey::DeleteTopics, between(1, 6), 4, &DELETE_TOPICS),
+    api(
+        ApiKey::OffsetForLeaderEpoch,
+        between(2, 4),
+        4,
+        &OFFSET_FOR_LEADER_EPOCH,
+    ),
     api(ApiKey::DescribeConfigs, between(1, 4), 4, &DESCRIBE_CONFIGS),
     api(ApiKey::AlterConfigs, between(0, 2), 2, &ALTER_CONFIGS),
     api(
@@ -477,6 +484,38 @@ mod schema {
         &[
             field("topic_id", Uuid, since(10)),
             field("name", String, ALL),
+        ],
+    );
+
+    /// `OffsetForLeaderEpochRequest`, versions 2-4, flexible from 4.
+    pub(super) const OFFSET_FOR_LEADER_EPOCH: Schema = plain(
+        "OffsetForLeaderEpochRequest",
+        &[
+            field("replica_id", Int32, since(3)),
+            field("topics", Array(&Struct(&OFFSET_FOR_LEADER_TOPIC)), ALL),
+        ],
+    );
+
+    /// `OffsetForLeaderEpochRequest.topics` elements.
+    const OFFSET_FOR_LEADER_TOPIC: Schema = plain(
+        "OffsetForLeaderTopic",
+        &[
+            field("topic", String, ALL),
+            field(
+                "partitions",
+                Array(&Struct(&OFFSET_FOR_LEADER_PARTITION)),
+                ALL,
+            ),
+        ],
+    );
+
+    /// `OffsetForLeaderTopic.partitions` elements.
+    const OFFSET_FOR_LEADER_PARTITION: Schema = plain(
+        "OffsetForLeaderPartition",
+        &[
+            field("partition", Int32, ALL),
+            field("current_leader_epoch", Int32, ALL),
+            field("leader_epoch", Int32, ALL),
         ],
     );
 
@@ -1255,6 +1294,28 @@ mod tests {
         encode(&request, v)
     }
 
+    fn offset_for_leader_epoch(v: i16) -> Bytes {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderEpochRequest, OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(topic("orders"))
+                    .with_partitions(vec![
+                        OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(3)
+                            .with_leader_epoch(2)
+                            .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+                    ])
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
     fn describe_quorum(v: i16) -> Bytes {
         use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
         let request = DescribeQuorumRequest::default()
@@ -1287,6 +1348,7 @@ mod tests {
             ApiKey::CreatePartitions => create_partitions(v),
             ApiKey::IncrementalAlterConfigs => incremental_alter_configs(v),
             ApiKey::DescribeQuorum => describe_quorum(v),
+            ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch(v),
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -1331,7 +1393,10 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 11 + 15 + 10 + 14 + 5 + 6 + 6 + 4 + 3 + 4 + 2 + 3);
+        assert_eq!(
+            checked,
+            11 + 15 + 10 + 14 + 5 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
+        );
     }
 
     #[test]
@@ -1342,7 +1407,7 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            10 + 9 + 7 + 13 + 5 + 6 + 6 + 4 + 3 + 4 + 2 + 3
+            10 + 9 + 7 + 13 + 5 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
         );
     }
 
