@@ -31,6 +31,11 @@ pub struct Host {
     pub last_seen_at_ms: TimestampMs,
     /// The nodes it should run (desired), sorted by cluster id then node id.
     pub assignments: Vec<HostAssignment>,
+    /// Nodes taken off the host that its agent still reports (stopping, or removing their
+    /// data): their ports and storage stay taken, so placement gives them to no new node
+    /// until the agent stops reporting them.
+    #[serde(default)]
+    pub releasing: Vec<HostAssignment>,
     /// Increases whenever `assignments` change, so agents can poll cheaply.
     pub generation: u64,
     /// The generation the agent last said it applied.
@@ -158,6 +163,7 @@ pub fn placement_hosts(hosts: &[Host], except_cluster: Option<&str>) -> Vec<plac
             occupants: h
                 .assignments
                 .iter()
+                .chain(&h.releasing)
                 .filter(|a| Some(a.cluster_id.as_str()) != except_cluster)
                 .map(|a| Occupant {
                     ports: a.ports().collect(),

@@ -459,6 +459,7 @@ fn only_hosts_silent_past_the_timeout_and_not_yet_unreachable_are_reported() {
         registered_at_ms: 0,
         last_seen_at_ms,
         assignments: vec![],
+        releasing: vec![],
         generation: 0,
         applied_generation: 0,
         nodes: vec![],
@@ -530,4 +531,58 @@ async fn adding_brokers_places_only_the_new_ones_and_returns_to_active_once_they
     let done = store.get_operation("t1", &op.id).await.unwrap();
     assert_eq!(done.state, OperationState::Succeeded);
     assert_eq!(done.kind, OperationType::UpdateBrokerCount);
+}
+
+#[tokio::test]
+async fn a_deleted_clusters_ports_stay_taken_until_its_agents_stop_reporting_its_nodes() {
+    let store = store_with_hosts().await;
+    let (old, _) = store.create_cluster("t1", spec("old"), None).await.unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    let old_ports: Vec<u16> = cluster(&store, &old.id)
+        .await
+        .status
+        .placement
+        .iter()
+        .flat_map(|a| a.ports().collect::<Vec<_>>())
+        .collect();
+
+    // Deleted, but its agents have not stopped the nodes yet (they still report them).
+    store.delete_cluster("t1", &old.id, None).await.unwrap();
+    settle(&mut reconciler).await;
+    settle(&mut reconciler).await;
+    let (new, _) = store.create_cluster("t1", spec("new"), None).await.unwrap();
+    settle(&mut reconciler).await;
+    let new_ports: Vec<u16> = cluster(&store, &new.id)
+        .await
+        .status
+        .placement
+        .iter()
+        .flat_map(|a| a.ports().collect::<Vec<_>>())
+        .collect();
+    for port in &new_ports {
+        assert!(
+            !old_ports.contains(port),
+            "port {port} given while still held"
+        );
+    }
+
+    // Once the agents stop reporting the old nodes, their ports are free again.
+    let host = store.get_host("h-a").await.unwrap();
+    assert!(!host.releasing.is_empty());
+    store
+        .report_host(
+            "h-a",
+            host.generation,
+            host.nodes
+                .iter()
+                .filter(|n| n.cluster_id != old.id)
+                .cloned()
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert!(store.get_host("h-a").await.unwrap().releasing.is_empty());
 }

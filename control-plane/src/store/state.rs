@@ -417,6 +417,12 @@ impl State {
             } => {
                 let host = self.host_mut(&host_id)?;
                 nodes.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+                // A released node is gone once its agent no longer reports it.
+                host.releasing.retain(|a| {
+                    nodes
+                        .iter()
+                        .any(|n| n.cluster_id == a.cluster_id && n.node_id == a.node_id)
+                });
                 host.nodes = nodes;
                 host.applied_generation = applied_generation;
                 host.last_seen_at_ms = now_ms;
@@ -438,6 +444,19 @@ impl State {
                 assignments
                     .sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
                 if host.assignments != assignments {
+                    let removed: Vec<HostAssignment> = host
+                        .assignments
+                        .iter()
+                        .filter(|old| {
+                            !assignments.iter().any(|new| {
+                                new.cluster_id == old.cluster_id && new.node_id == old.node_id
+                            })
+                        })
+                        .cloned()
+                        .collect();
+                    // They hold on to their ports and storage until the agent's next report
+                    // that no longer lists them.
+                    host.releasing.extend(removed);
                     host.assignments = assignments;
                     host.generation += 1;
                 }
@@ -866,6 +885,7 @@ impl State {
             registered_at_ms: now_ms,
             last_seen_at_ms: now_ms,
             assignments: Vec::new(),
+            releasing: Vec::new(),
             generation: 0,
             applied_generation: 0,
             nodes: Vec::new(),
