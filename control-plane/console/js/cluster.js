@@ -9,6 +9,7 @@ import { api, session } from "./api.js";
 import {
   announce, clusterBadge, clusterStateLabel, copyButton, errorAlert, formatBytes, formatDuration,
   h, isChanging, nodeBadge, operationBadge, operationTypeLabel, pageTitle, roleLabel, stepBadge, timeEl,
+  setChildren,
 } from "./ui.js";
 
 /** How often the page refreshes while the cluster changes, and otherwise. */
@@ -71,7 +72,7 @@ export function renderCluster(main, id) {
         showGone(main, cluster, id);
         return;
       }
-      problem.replaceChildren(errorAlert(err, "The cluster could not be read; retrying"));
+      setChildren(problem, errorAlert(err, "The cluster could not be read; retrying"));
       timer = setTimeout(poll, REFRESH_IDLE_MS);
       return;
     }
@@ -89,9 +90,9 @@ export function renderCluster(main, id) {
     title.textContent = name;
     document.title = `${name} · Ferry console`;
     crumbName.textContent = name;
-    badgeSlot.replaceChildren(clusterBadge(state));
+    setChildren(badgeSlot, clusterBadge(state));
     const info = c.status?.stateInfo;
-    stateInfo.replaceChildren(info && (info.code || info.message)
+    setChildren(stateInfo, info && (info.code || info.message)
       ? h("p", { class: state === "CLUSTER_STATE_FAILED" ? "alert" : "muted", id: "state-reason" },
         info.code ? h("code", {}, info.code) : null, info.code && info.message ? ": " : "", info.message || "")
       : h("p", { class: "muted", id: "state-reason" }, stateSentence(state)));
@@ -127,7 +128,7 @@ function renderSummary(target, c) {
   const s = c.spec || {};
   const config = Object.entries(s.brokerConfig || {});
   const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
-  target.replaceChildren(h("section", { class: "panel", "aria-labelledby": "summary-title" },
+  setChildren(target, h("section", { class: "panel", "aria-labelledby": "summary-title" },
     h("h2", { id: "summary-title" }, "Cluster summary"),
     h("dl", { class: "summary" },
       row("Cluster id", h("code", {}, c.id)),
@@ -149,23 +150,23 @@ function renderOperation(target, op, active, seen) {
   target.hidden = false;
   const steps = op.steps || [];
   const progress = Number(op.progressPercent || 0);
-  const label = `${operationTypeLabel(op.type)} operation`;
+  const label = operationTypeLabel(op.type);
   // Announce steps that changed state since the last refresh (not on the first render).
   for (const step of steps) {
     const before = seen.steps.get(`${op.id}/${step.name}`);
     if (before && before !== step.state && active) announce(`${step.name}: ${stepBadge(step.state).textContent}`);
     seen.steps.set(`${op.id}/${step.name}`, step.state);
   }
-  target.replaceChildren(
+  setChildren(target, 
     h("h2", { id: "operation-title" }, active ? `Current operation: ${label}` : `Latest operation: ${label}`),
     h("div", { class: "progress-row" },
-      h("progress", { id: "operation-progress", max: 100, value: progress, "aria-label": `${label} progress` }),
+      h("progress", { id: "operation-progress", max: 100, value: progress, "aria-label": `${label} operation progress` }),
       h("span", { role: "status", id: "operation-status" }, `${progress}% · `, operationBadge(op.state),
         ` · ${formatDuration(op.startedAt, op.endedAt)}`)),
-    op.error && (op.error.code || op.error.message)
+    op.error?.code || op.error?.message
       ? h("p", { class: "alert", id: "operation-error" }, h("code", {}, op.error.code), ": ", op.error.message)
       : null,
-    h("ol", { class: "op-steps", id: "operation-steps", "aria-label": `Steps of the ${label}` },
+    h("ol", { class: "op-steps", id: "operation-steps", "aria-label": `Steps of the ${label} operation` },
       steps.map((step) => h("li", { "data-step": step.name },
         h("span", {}, stepBadge(step.state)),
         h("span", {}, step.name, step.startedAt && Number(step.startedAt) ? h("span", { class: "muted" }, ` (${formatDuration(step.startedAt, step.endedAt)})`) : null),
@@ -179,7 +180,7 @@ function renderNodes(target, nodes) {
     zones.get(node.zone).push(node);
   }
   const healthy = nodes.filter((n) => n.state === "NODE_STATE_RUNNING").length;
-  target.replaceChildren(
+  setChildren(target, 
     h("h2", { id: "nodes-title" }, "Nodes"),
     nodes.length
       ? h("p", { class: "muted" }, `${healthy} of ${nodes.length} nodes running.`)
@@ -203,7 +204,7 @@ function renderNodes(target, nodes) {
 }
 
 function renderHistory(target, operations) {
-  target.replaceChildren(
+  setChildren(target, 
     h("h2", { id: "operations-title" }, "Operations"),
     operations.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "operations-table" },
@@ -227,19 +228,19 @@ function renderHistory(target, operations) {
 /** Client configurations for `bootstrap`, by client. */
 function clientConfigs(bootstrap) {
   return [
-    ["java", "Java client (client.properties)",
-      `bootstrap.servers=${bootstrap}\nsecurity.protocol=PLAINTEXT\n# Durable writes: wait for every in-sync replica.\nacks=all\n`],
-    ["librdkafka", "librdkafka (confluent-kafka, kcat -F, rdkafka)",
-      `bootstrap.servers=${bootstrap}\nsecurity.protocol=plaintext\nacks=all\n`],
-    ["python", "Python (confluent-kafka)",
-      `from confluent_kafka import Producer\n\nproducer = Producer({\n    "bootstrap.servers": "${bootstrap}",\n    "security.protocol": "plaintext",\n    "acks": "all",\n})\nproducer.produce("my-topic", b"hello")\nproducer.flush(10)\n`],
-    ["kcat", "Try it with kcat",
+    ["java", "Java client (client.properties)", "Copy Java config",
+      `bootstrap.servers=${bootstrap}\nsecurity.protocol=PLAINTEXT\n`],
+    ["librdkafka", "librdkafka (confluent-kafka, kcat -F, rdkafka)", "Copy librdkafka config",
+      `bootstrap.servers=${bootstrap}\nsecurity.protocol=plaintext\n`],
+    ["python", "Python (confluent-kafka)", "Copy Python example",
+      `from confluent_kafka import Producer\n\nproducer = Producer({\n    "bootstrap.servers": "${bootstrap}",\n    "security.protocol": "plaintext",\n})\nproducer.produce("my-topic", b"hello")\nproducer.flush(10)\n`],
+    ["kcat", "Try it with kcat", "Copy kcat commands",
       `kcat -b ${bootstrap} -L\necho hello | kcat -b ${bootstrap} -t my-topic -P\nkcat -b ${bootstrap} -t my-topic -C -e\n`],
   ];
 }
 
 function renderClientInfo(target, c) {
-  target.replaceChildren(
+  setChildren(target, 
     h("h2", { id: "client-info-title", tabindex: "-1" }, "Client information"),
     h("p", {}, "Clients connect to these bootstrap servers and discover every broker from them. Listeners are PLAINTEXT: no TLS and no SASL yet."),
     h("div", { id: "client-info-body" }));
@@ -261,20 +262,20 @@ async function refreshBootstrap(target, c) {
   if (body.dataset.bootstrap === bootstrap && body.childElementCount) return;
   body.dataset.bootstrap = bootstrap;
   if (!bootstrap) {
-    body.replaceChildren(h("p", { class: "muted" }, "Bootstrap servers appear once the brokers are placed."));
+    setChildren(body, h("p", { class: "muted" }, "Bootstrap servers appear once the brokers are placed."));
     return;
   }
   const input = h("input", { type: "text", id: "bootstrap-servers", readonly: true, value: bootstrap, "aria-describedby": "bootstrap-hint" });
   input.addEventListener("focus", () => input.select());
-  body.replaceChildren(
+  setChildren(body, 
     h("div", { class: "field" },
       h("label", { for: "bootstrap-servers" }, "Bootstrap servers (PLAINTEXT)"),
       h("div", { class: "copy-row" }, input, copyButton("Copy bootstrap servers", () => bootstrap, { id: "copy-bootstrap" })),
       h("p", { class: "hint", id: "bootstrap-hint" }, `${bootstrap.split(",").length} brokers, host:port separated by commas.`)),
-    clientConfigs(bootstrap).map(([key, heading, text]) => h("div", { class: "client-config" },
+    clientConfigs(bootstrap).map(([key, heading, copyLabel, text]) => h("div", { class: "client-config" },
       h("h3", { id: `config-${key}-title` }, heading),
       h("pre", { class: "config", id: `config-${key}`, tabindex: "0", "aria-labelledby": `config-${key}-title` }, text),
-      copyButton(`Copy ${heading.split(" (")[0]} config`, () => text, { id: `copy-${key}` }))));
+      copyButton(copyLabel, () => text, { id: `copy-${key}` }))));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -314,7 +315,7 @@ function openDeleteDialog(main, c, after) {
       dialog.close();
       after();
     } catch (err) {
-      error.replaceChildren(errorAlert(err, "The cluster was not deleted"));
+      setChildren(error, errorAlert(err, "The cluster was not deleted"));
       confirm.disabled = false;
       confirm.textContent = "Delete cluster";
     }
@@ -327,7 +328,7 @@ function openDeleteDialog(main, c, after) {
 function showGone(main, c, id) {
   const name = c?.spec?.name || id;
   document.getElementById("delete-dialog")?.remove();
-  main.replaceChildren(
+  setChildren(main, 
     h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" },
       h("ol", {}, h("li", {}, h("a", { href: "#/clusters" }, "Clusters")), h("li", { "aria-current": "page" }, name))),
     pageTitle(name),

@@ -2,7 +2,7 @@
 // refreshes by itself while any cluster is changing (creating, deleting, ...).
 
 import { api, session } from "./api.js";
-import { clusterBadge, errorAlert, h, isChanging, pageTitle, timeEl } from "./ui.js";
+import { clusterBadge, errorAlert, h, isChanging, pageTitle, timeEl, setChildren } from "./ui.js";
 
 /** How often the list refreshes while something changes, and otherwise. */
 const REFRESH_CHANGING_MS = 2000;
@@ -46,12 +46,12 @@ export function renderClusters(main) {
       clusters = await api.listClusters(filter.value.trim());
     } catch (err) {
       if (stopped || mine !== generation) return;
-      body.replaceChildren(errorAlert(err, "The clusters could not be listed"));
+      setChildren(body, errorAlert(err, "The clusters could not be listed"));
       timer = setTimeout(load, REFRESH_IDLE_MS);
       return;
     }
     if (stopped || mine !== generation) return;
-    body.replaceChildren(table(clusters, filter.value.trim()));
+    setChildren(body, table(clusters, filter.value.trim()));
     const changing = clusters.filter((c) => isChanging(c.status?.state)).length;
     status.textContent = changing
       ? `${changing} cluster${changing > 1 ? "s" : ""} changing; refreshing every ${REFRESH_CHANGING_MS / 1000} s.`

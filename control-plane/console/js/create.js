@@ -7,7 +7,7 @@
 // which are shown beside the fields they concern, with a summary above the form.
 
 import { api, session } from "./api.js";
-import { announce, errorAlert, formatBytes, h, pageTitle } from "./ui.js";
+import { announce, errorAlert, formatBytes, h, pageTitle, setChildren } from "./ui.js";
 
 /** The API's rules (control-plane/src/spec.rs), checked here before submitting. */
 const NAME_LEN_MAX = 64;
@@ -37,9 +37,9 @@ export function renderCreate(main) {
   let alive = true;
   Promise.all([api.consoleConfig(), api.listHosts()])
     .then(([config, hosts]) => {
-      if (alive) body.replaceChildren(createForm(deployment(config, hosts)));
+      if (alive) setChildren(body, createForm(deployment(config, hosts)));
     })
-    .catch((err) => alive && body.replaceChildren(errorAlert(err, "The zones and versions on offer could not be read")));
+    .catch((err) => alive && setChildren(body, errorAlert(err, "The zones and versions on offer could not be read")));
   return () => (alive = false);
 }
 
@@ -185,7 +185,7 @@ function createForm(dep) {
         method("quick", "Quick create", "Sensible defaults you can read before confirming; only the name to choose.", true),
         method("custom", "Custom create", "Choose the version, zones, broker and controller counts, storage and broker configuration."))),
     content);
-  const show = (which) => content.replaceChildren(which === "quick" ? quickCreate(dep) : customCreate(dep));
+  const show = (which) => setChildren(content, which === "quick" ? quickCreate(dep) : customCreate(dep));
   show("quick");
   return root;
 }
@@ -276,10 +276,9 @@ function customCreate(dep) {
   fields.add("zones", { control: zonesSet, error: zonesError, read: chosenZones, check: () => (chosenZones().length ? "" : "Choose at least one zone.") });
 
   const perZone = h("input", { type: "number", id: "brokers-per-zone", name: "brokersPerZone", min: 1, max: BROKER_COUNT_MAX, step: 1, value: d.brokersPerZone, inputmode: "numeric" });
-  const perZoneField = field("brokers-per-zone", "Brokers per zone", perZone, "");
   const total = h("span", { id: "broker-total" });
-  perZoneField.hint.replaceWith(h("p", { class: "hint", id: "brokers-per-zone-hint" }, total,
-    " Brokers are spread evenly, so the total is always a multiple of the number of zones; a cluster has 1 to 60 brokers."));
+  const perZoneField = field("brokers-per-zone", "Brokers per zone", perZone, [total,
+    " Brokers are spread evenly, so the total is always a multiple of the number of zones; a cluster has 1 to 60 brokers."]);
   const brokersCheck = () => {
     const raw = perZone.value.trim();
     const n = Number(raw);
@@ -429,7 +428,7 @@ function renderReview(target, name, s, go) {
   const request = buildRequest(name, s);
   const configLines = Object.entries(s.config).map(([k, v]) => `${k}=${v}`);
   const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
-  target.replaceChildren(
+  setChildren(target, 
     h("h3", {}, "Cluster settings ", h("button", { type: "button", class: "link", onclick: () => go(0) }, "Edit", h("span", { class: "visually-hidden" }, " cluster settings"))),
     h("dl", { class: "summary", id: "review-settings" },
       row("Name", name),
@@ -448,7 +447,7 @@ function renderReview(target, name, s, go) {
 
 /** Lists `failed` ([[key, message]]) above the form; each entry moves focus to its field. */
 function showSummary(summary, fields, failed, title = "Fix these before creating the cluster") {
-  summary.replaceChildren(h("div", { class: "alert", role: "alert" },
+  setChildren(summary, h("div", { class: "alert", role: "alert" },
     h("h2", {}, title),
     h("ul", {}, failed.map(([key, message]) =>
       h("li", {}, h("button", { type: "button", class: "link", onclick: () => fields.focus(key) }, message))))));
@@ -508,7 +507,7 @@ async function submitCreate({ fields, summary, submit, request, onFieldErrors })
       showSummary(summary, fields, listed, "The API refused the cluster");
       if (unplaced.length) summary.firstChild.append(h("p", {}, unplaced.join(" ")));
     } else {
-      summary.replaceChildren(errorAlert(err, "The cluster could not be created"));
+      setChildren(summary, errorAlert(err, "The cluster could not be created"));
       summary.focus();
     }
   } finally {

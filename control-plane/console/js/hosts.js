@@ -3,7 +3,7 @@
 // role for it.
 
 import { api, session } from "./api.js";
-import { errorAlert, formatBytes, h, hostBadge, nodeBadge, pageTitle, roleLabel, timeEl } from "./ui.js";
+import { errorAlert, formatBytes, h, hostBadge, nodeBadge, pageTitle, roleLabel, timeEl, setChildren } from "./ui.js";
 
 const REFRESH_MS = 5000;
 
@@ -20,7 +20,7 @@ export function renderHosts(main) {
   async function load() {
     clearTimeout(timer);
     if (!session.canChange) {
-      body.replaceChildren(h("div", { class: "alert info", role: "note" },
+      setChildren(body, h("div", { class: "alert info", role: "note" },
         h("p", {}, `The hosts page needs the admin role; you are signed in as ${session.claims?.role ?? "unknown"}.`)));
       return;
     }
@@ -28,10 +28,10 @@ export function renderHosts(main) {
       const [hosts, clusters] = await Promise.all([api.listHosts(), api.listClusters().catch(() => [])]);
       if (stopped) return;
       const names = new Map(clusters.map((c) => [c.id, c.spec?.name]));
-      body.replaceChildren(render(hosts, names));
+      setChildren(body, render(hosts, names));
     } catch (err) {
       if (stopped) return;
-      body.replaceChildren(errorAlert(err, "The hosts could not be listed"));
+      setChildren(body, errorAlert(err, "The hosts could not be listed"));
     }
     timer = setTimeout(load, REFRESH_MS);
   }

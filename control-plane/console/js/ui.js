@@ -190,3 +190,10 @@ export function pageTitle(text) {
   document.title = `${text} · Ferry console`;
   return h("h1", { tabindex: "-1" }, text);
 }
+
+/** Replaces `el`'s children with `children` (flattening arrays, skipping null/false). */
+export function setChildren(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
