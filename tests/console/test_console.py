@@ -7,6 +7,7 @@ Screenshots of every page go to tests/artifacts/console/.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -268,7 +269,7 @@ def test_invalid_choices_are_explained_beside_their_fields_before_and_after_subm
     page.get_by_label("Custom create").check()
     name = page.get_by_label("Cluster name")
     name.fill("bad name!")
-    assert "only letters, digits and '-'" in page.locator("#name-error").inner_text()
+    assert "only letters, digits and '-', not a space" in page.locator("#name-error").inner_text()
     assert name.get_attribute("aria-invalid") == "true"
     page.get_by_label("Brokers per zone").fill("25")
     brokers_error = page.locator("#brokers-per-zone-error").inner_text()
@@ -334,3 +335,30 @@ def test_a_viewer_sees_no_create_or_delete_and_the_api_refuses_it(stack, page):
     finally:
         wait_until(lambda: stack.request("DELETE", f"/v1/clusters/{cluster_id}", token=stack.admin_token)[0] in (200, 404),
                    timeout_s=120, what="the viewed cluster to be deletable", interval_s=1.0)
+
+
+def test_an_api_field_error_on_the_broker_count_appears_beside_brokers_per_zone(stack, page):
+    """The console cannot send 4 brokers over 3 zones (it asks for brokers per zone), so the
+    request is altered on its way to the API, which refuses it with a `broker_count` field
+    violation that the console must place beside "Brokers per zone"."""
+    sign_in(page, stack.admin_token)
+    sent: list[dict] = []
+
+    def four_brokers(route):
+        body = json.loads(route.request.post_data)
+        body["spec"]["brokerCount"] = 4
+        sent.append(body)
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/v1/clusters", lambda route: four_brokers(route) if route.request.method == "POST" else route.continue_())
+    page.goto("/console#/create")
+    page.get_by_label("Custom create").check()
+    page.get_by_label("Cluster name").fill(unique("four"))
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Create cluster").click()
+    error = page.locator("#brokers-per-zone-error")
+    expect(error).to_contain_text("multiple of the number of zones (3)")
+    assert page.get_by_label("Brokers per zone").get_attribute("aria-invalid") == "true"
+    assert sent and sent[0]["spec"]["zones"] == ["a", "b", "c"]
+    shot(page, "18-api-broker-count-error")

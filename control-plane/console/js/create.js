@@ -136,7 +136,7 @@ function nameField(fields, initial) {
       if (!v) return "Enter a name for the cluster.";
       if (v.length > NAME_LEN_MAX) return `A name has at most ${NAME_LEN_MAX} characters; this one has ${v.length}.`;
       const bad = [...v].find((c) => !/[A-Za-z0-9-]/.test(c));
-      if (bad !== undefined) return `A name may contain only letters, digits and '-', not ${JSON.stringify(bad)}.`;
+      if (bad !== undefined) return `A name may contain only letters, digits and '-', not ${bad === " " ? "a space" : JSON.stringify(bad)}.`;
       return "";
     },
   });
@@ -495,7 +495,8 @@ async function submitCreate({ fields, summary, submit, request, onFieldErrors })
     const unplaced = [];
     for (const v of err.fieldViolations) {
       const key = fieldFor(v.field);
-      const text = `${violationPrefix(v.field)}${v.description}`;
+      const prefix = violationPrefix(v.field);
+      const text = v.description.includes(prefix.slice(0, -2)) ? v.description : `${prefix}${v.description}`;
       if (key && fields.map.has(key)) byField.set(key, [...(byField.get(key) || []), text]);
       else unplaced.push(`${v.field}: ${v.description}`);
     }
