@@ -148,7 +148,9 @@ impl Server {
             .add_service(api.host_service())
             .add_service(api.agent_service());
         // The console's routes sit beside gRPC's; REST answers every other path.
-        let services = crate::rest::with_rest(api, grpc).into_axum_router().merge(console);
+        let services = crate::rest::with_rest(api, grpc)
+            .into_axum_router()
+            .merge(console);
         let services = Routes::from(services);
         let (raft_id, peers) = if options.peers.is_empty() {
             (RAFT_ID, BTreeMap::from([(RAFT_ID, local_addr.to_string())]))

@@ -133,7 +133,10 @@ fn response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> ht
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -158,7 +161,10 @@ mod tests {
             assert!(!asset.bytes.is_empty(), "{} is empty", asset.path);
         }
         // Every `/console/...` reference in any asset names an asset (or config.json).
-        for asset in ASSETS.iter().filter(|a| a.content_type.starts_with("text/")) {
+        for asset in ASSETS
+            .iter()
+            .filter(|a| a.content_type.starts_with("text/"))
+        {
             let text = std::str::from_utf8(asset.bytes).unwrap();
             for (i, _) in text.match_indices("/console/") {
                 let rest = &text[i + "/console/".len()..];
@@ -187,7 +193,11 @@ mod tests {
                 // The SVG's xmlns is a name, not a fetch.
                 let allowed = text.matches("http://www.w3.org/2000/svg").count();
                 let found = text.matches(needle).count();
-                let found = if needle == "http://" { found - allowed } else { found };
+                let found = if needle == "http://" {
+                    found - allowed
+                } else {
+                    found
+                };
                 assert_eq!(found, 0, "{} mentions {needle}", asset.path);
             }
         }
@@ -198,7 +208,10 @@ mod tests {
         assert_eq!(serve("nope.js").status(), StatusCode::NOT_FOUND);
         let css = serve("console.css");
         assert_eq!(css.status(), StatusCode::OK);
-        assert_eq!(css.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        assert_eq!(
+            css.headers()[header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
         assert!(css.headers().contains_key(header::CONTENT_SECURITY_POLICY));
     }
 }
