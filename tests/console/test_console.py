@@ -151,12 +151,16 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     page.locator("#operation-steps li").first.wait_for()
     shot(page, "08-cluster-creating")
     page.locator("#cluster-state [data-state='CLUSTER_STATE_ACTIVE']").wait_for(timeout=ACTIVE_TIMEOUT_MS)
+    # The change was announced to screen readers through the page's aria-live region.
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"
+    expect(page.locator("#announcer")).to_contain_text(f"Cluster {name} is now Active")
     expect(page.locator("#nodes tbody tr")).to_have_count(6)
     assert page.locator("#nodes [data-state='NODE_STATE_RUNNING']").count() == 6
     zones = page.locator("#nodes table").evaluate_all("ts => ts.map(t => t.dataset.zone)")
     assert zones == ["a", "b", "c"]
     history = page.locator("#operations-table").inner_text()
     assert "Create" in history and "Succeeded" in history
+    shot(page, "09-cluster-active")
 
     # Client information: bootstrap servers, copied to the clipboard.
     page.get_by_role("button", name="View client information").click()
@@ -170,7 +174,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     assert f"bootstrap.servers={bootstrap}" in page.locator("#config-librdkafka").inner_text()
     page.get_by_role("button", name="Copy librdkafka config").click()
     librdkafka_config = page.evaluate("navigator.clipboard.readText()")
-    shot(page, "09-cluster-active-client-information")
+    shot(page, "10-client-information")
 
     # Produce to the copied servers with the copied config, and read it back.
     config = dict(line.split("=", 1) for line in librdkafka_config.splitlines() if line and not line.startswith("#"))
@@ -182,7 +186,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     expect(page.locator("#hosts")).to_contain_text(name)
     for zone in "abc":
         assert page.locator(f"[data-host='dev-{zone}']").count() == 1
-    shot(page, "10-hosts")
+    shot(page, "11-hosts")
     page.go_back()
     page.get_by_role("heading", level=1, name=name).wait_for()
 
@@ -192,10 +196,10 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     dialog.get_by_label("Type the cluster name to confirm").fill(name[:-1])
     assert dialog.get_by_role("button", name="Delete cluster").is_disabled()
     dialog.get_by_label("Type the cluster name to confirm").fill(name)
-    shot(page, "11-delete-confirmation")
+    shot(page, "12-delete-confirmation")
     dialog.get_by_role("button", name="Delete cluster").click()
     page.locator("#cluster-gone").wait_for(timeout=DELETED_TIMEOUT_MS)
-    shot(page, "12-cluster-deleted")
+    shot(page, "13-cluster-deleted")
     page.get_by_role("link", name="Back to clusters").click()
     page.get_by_role("heading", level=1, name="Clusters").wait_for()
     expect(page.locator("#list-status")).not_to_have_text("")
@@ -256,7 +260,7 @@ def test_the_list_refreshes_itself_while_a_quick_created_cluster_becomes_active(
     page.get_by_text("No cluster name starts with").wait_for()
     page.get_by_label("Filter by name").fill(name[:8])
     row.wait_for()
-    shot(page, "13-cluster-list")
+    shot(page, "14-cluster-list")
     # Leave the stack as found.
     cluster_id = row.get_attribute("data-id")
     status, _ = stack.request("DELETE", f"/v1/clusters/{cluster_id}", token=stack.admin_token)
@@ -284,7 +288,7 @@ def test_invalid_choices_are_explained_beside_their_fields_before_and_after_subm
     summary = page.locator("#error-summary")
     assert "Fix these" in summary.inner_text()
     assert page.get_by_role("heading", name="Step 1: Cluster settings").is_visible()
-    shot(page, "14-validation-before-submitting")
+    shot(page, "15-validation-before-submitting")
 
     # Fix what the console checks; leave a broker config only the API can judge.
     name.fill(unique("badconfig"))
@@ -299,7 +303,7 @@ def test_invalid_choices_are_explained_beside_their_fields_before_and_after_subm
     assert page.get_by_label("Broker configuration overrides (optional)").get_attribute("aria-invalid") == "true"
     assert "The API refused the cluster" in summary.inner_text()
     assert page.get_by_role("heading", name="Step 1: Cluster settings").is_visible()
-    shot(page, "15-validation-from-the-api")
+    shot(page, "16-validation-from-the-api")
 
 
 def test_a_viewer_sees_no_create_or_delete_and_the_api_refuses_it(stack, page):
@@ -316,12 +320,12 @@ def test_a_viewer_sees_no_create_or_delete_and_the_api_refuses_it(stack, page):
         page.locator(f"tr[data-cluster='{name}']").wait_for()
         assert page.locator("#create-cluster").count() == 0
         assert page.get_by_role("link", name="Create cluster").count() == 0
-        shot(page, "16-viewer-cluster-list")
+        shot(page, "17-viewer-cluster-list")
         page.get_by_role("link", name=name).click()
         page.get_by_role("heading", level=1, name=name).wait_for()
         page.get_by_role("button", name="View client information").wait_for()
         assert page.get_by_role("button", name="Delete").count() == 0
-        shot(page, "17-viewer-cluster-page")
+        shot(page, "18-viewer-cluster-page")
         page.goto("/console#/create")
         assert "cannot create clusters" in page.get_by_role("note").inner_text()
         page.goto("/console#/hosts")
@@ -361,4 +365,4 @@ def test_an_api_field_error_on_the_broker_count_appears_beside_brokers_per_zone(
     expect(error).to_contain_text("multiple of the number of zones (3)")
     assert page.get_by_label("Brokers per zone").get_attribute("aria-invalid") == "true"
     assert sent and sent[0]["spec"]["zones"] == ["a", "b", "c"]
-    shot(page, "18-api-broker-count-error")
+    shot(page, "19-api-broker-count-error")

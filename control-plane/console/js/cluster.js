@@ -21,7 +21,7 @@ export function renderCluster(main, id) {
   let stopped = false;
   let cluster = null;
   /** What was last announced, so that only changes are announced. */
-  const seen = { state: null, steps: new Map() };
+  const seen = { state: null, steps: new Map(), progress: new Map() };
 
   const title = pageTitle("Cluster");
   const badgeSlot = h("span", { id: "cluster-state" });
@@ -151,7 +151,13 @@ function renderOperation(target, op, active, seen) {
   const steps = op.steps || [];
   const progress = Number(op.progressPercent || 0);
   const label = operationTypeLabel(op.type);
-  // Announce steps that changed state since the last refresh (not on the first render).
+  // Announce (through the page's persistent live region, since this panel is rebuilt on
+  // every refresh) progress and steps that changed since the last refresh, not the first
+  // render; the elapsed time is never announced, or it would be read every second.
+  const progressKey = `${progress}% ${operationBadge(op.state).textContent}`;
+  const before = seen.progress.get(op.id);
+  if (before && before !== progressKey) announce(`${label} operation: ${progressKey}`);
+  seen.progress.set(op.id, progressKey);
   for (const step of steps) {
     const before = seen.steps.get(`${op.id}/${step.name}`);
     if (before && before !== step.state && active) announce(`${step.name}: ${stepBadge(step.state).textContent}`);
@@ -161,8 +167,8 @@ function renderOperation(target, op, active, seen) {
     h("h2", { id: "operation-title" }, active ? `Current operation: ${label}` : `Latest operation: ${label}`),
     h("div", { class: "progress-row" },
       h("progress", { id: "operation-progress", max: 100, value: progress, "aria-label": `${label} operation progress` }),
-      h("span", { role: "status", id: "operation-status" }, `${progress}% · `, operationBadge(op.state),
-        ` · ${formatDuration(op.startedAt, op.endedAt)}`)),
+      h("span", { id: "operation-status" }, `${progress}% · `, operationBadge(op.state)),
+      h("span", { class: "muted" }, formatDuration(op.startedAt, op.endedAt))),
     op.error?.code || op.error?.message
       ? h("p", { class: "alert", id: "operation-error" }, h("code", {}, op.error.code), ": ", op.error.message)
       : null,

@@ -429,7 +429,8 @@ function renderReview(target, name, s, go) {
   const configLines = Object.entries(s.config).map(([k, v]) => `${k}=${v}`);
   const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
   setChildren(target, 
-    h("h3", {}, "Cluster settings ", h("button", { type: "button", class: "link", onclick: () => go(0) }, "Edit", h("span", { class: "visually-hidden" }, " cluster settings"))),
+    h("div", { class: "actions" }, h("h3", {}, "Cluster settings"),
+      h("button", { type: "button", class: "link", onclick: () => go(0) }, "Edit", h("span", { class: "visually-hidden" }, " cluster settings"))),
     h("dl", { class: "summary", id: "review-settings" },
       row("Name", name),
       row("Apache Kafka version", s.kafkaVersion),
@@ -438,7 +439,8 @@ function renderReview(target, name, s, go) {
       row("Controllers", String(s.controllers)),
       row("Storage per broker", formatBytes(Number(s.storageGib) * 2 ** 30)),
       row("Broker configuration", configLines.length ? h("code", {}, configLines.join("; ")) : "Kafka's defaults")),
-    h("h3", {}, "Security ", h("button", { type: "button", class: "link", onclick: () => go(1) }, "Edit", h("span", { class: "visually-hidden" }, " security"))),
+    h("div", { class: "actions" }, h("h3", {}, "Security"),
+      h("button", { type: "button", class: "link", onclick: () => go(1) }, "Edit", h("span", { class: "visually-hidden" }, " security"))),
     h("dl", { class: "summary" }, row("Client connections", "PLAINTEXT"), row("API access", "Bearer tokens with roles")),
     h("details", {},
       h("summary", {}, "The equivalent API request"),

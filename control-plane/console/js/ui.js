@@ -31,12 +31,25 @@ function append(el, children) {
   }
 }
 
-/** Announces `text` to screen readers through the page's aria-live region. */
+/** Sentences waiting to be announced, and the timer that will announce them together. */
+let pendingAnnouncements = [];
+let announceTimer = null;
+
+/**
+ * Announces `text` to screen readers through the page's persistent aria-live region. What is
+ * announced within one tick is read as one message, so that no sentence replaces another.
+ */
 export function announce(text) {
+  pendingAnnouncements.push(text);
+  if (announceTimer) return;
   const region = document.getElementById("announcer");
   region.textContent = "";
-  // A fresh text node after a tick so that repeating the same sentence is announced again.
-  setTimeout(() => (region.textContent = text), 50);
+  // Set after a pause, so that repeating the same sentence is announced again.
+  announceTimer = setTimeout(() => {
+    region.textContent = pendingAnnouncements.join(". ");
+    pendingAnnouncements = [];
+    announceTimer = null;
+  }, 100);
 }
 
 const CLUSTER_STATES = {
