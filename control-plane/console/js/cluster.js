@@ -102,6 +102,9 @@ export function renderCluster(main, id) {
     renderSummary(summary, c);
     const active = operations.find((o) => o.id === c.activeOperationId) || operations.find((o) => o.state === "OPERATION_STATE_RUNNING" || o.state === "OPERATION_STATE_PENDING");
     renderOperation(operation, active || operations[0], Boolean(active), seen);
+    // A running operation leads the page; a finished one sits above the history.
+    const anchor = active ? problem.nextSibling : history;
+    if (operation.nextSibling !== anchor && anchor !== operation) anchor.before(operation);
     renderNodes(nodes, c.status?.nodes || []);
     renderHistory(history, operations);
     if (!clientInfo.hidden) refreshBootstrap(clientInfo, c);
