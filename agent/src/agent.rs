@@ -23,7 +23,8 @@
 //!
 //! # Assumptions
 //!
-//! One agent per data directory (nothing locks it), on Linux.
+//! Linux. One agent per data directory: [`Agent::start`] refuses a directory another agent
+//! holds (`agent.lock`).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -70,7 +71,8 @@ pub struct AgentOptions {
     pub storage_bytes: Option<u64>,
     /// The `ferry` binary nodes run; by default the current executable.
     pub node_binary: Option<PathBuf>,
-    /// Extra environment for node processes (e.g. `FERRY_LOG`).
+    /// Extra environment for node processes (e.g. `FERRY_LOG`). Of the agent's own
+    /// environment, nodes inherit everything but the `FERRY_*` variables (`FERRY_LOG` passes).
     pub node_env: Vec<(String, String)>,
     /// Restart backoff and stop timeout.
     pub supervisor: SupervisorOptions,
@@ -227,6 +229,7 @@ impl Agent {
         std::fs::create_dir_all(&options.data_dir).map_err(|e| Error::io(&options.data_dir, e))?;
         let data_dir = std::fs::canonicalize(&options.data_dir)
             .map_err(|e| Error::io(&options.data_dir, e))?;
+        let lock = store::lock(&data_dir)?;
         let host_id = store::host_id(&data_dir, options.host_id.as_deref(), &options.zone)?;
         let kept = store::load_assignments(&data_dir)?;
         let binary = match &options.node_binary {
@@ -249,6 +252,7 @@ impl Agent {
             epoch: Instant::now(),
             applied_generation: kept.generation,
             probe_timeout: options.probe_timeout,
+            _lock: Some(lock),
         };
         shell.adopt(&kept);
         tracing::info!(
@@ -347,6 +351,8 @@ struct Shell<H: Host> {
     applied_generation: u64,
     /// How long a health probe may take.
     probe_timeout: Duration,
+    /// The data directory's lock, held as long as the supervise task runs.
+    _lock: Option<std::fs::File>,
 }
 
 impl<H: Host> Shell<H> {
@@ -410,8 +416,11 @@ impl<H: Host> Shell<H> {
         }
     }
 
-    /// Asks every running node how it is, all at once.
+    /// Asks every running node how it is, all at once; keeps their logs bounded.
     async fn probe(&mut self) {
+        for (key, _) in self.core.watched() {
+            self.host.trim_log(&key);
+        }
         let targets = self.core.probe_targets();
         let probes = join_all(
             targets
@@ -548,7 +557,8 @@ impl Sync {
                     if outage.is_none() {
                         tracing::warn!(
                             code = ?status.code(),
-                            "cannot reach the control plane: {}; nodes keep running, retrying",
+                            "the control plane exchange failed: {}; nodes keep running, \
+                             retrying",
                             status.message()
                         );
                         outage = Some(Instant::now());
@@ -622,5 +632,186 @@ impl Sync {
         self.known = assignments.generation;
         self.desired.send_replace(assignments);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::assignment::tests::{broker, controller};
+    use crate::assignment::{NodeKey, Pid};
+    use crate::host::Found;
+    use crate::supervisor::NodeState;
+
+    /// A host that records what it is asked and exits processes when told to (or signalled).
+    #[derive(Default)]
+    struct FakeHost {
+        /// The pid the next start gets.
+        next_pid: Pid,
+        /// Every call, in order, as a line.
+        calls: Vec<String>,
+        /// Processes that exited, with how.
+        exited: BTreeMap<Pid, String>,
+        /// What discover returns.
+        found: Vec<Found>,
+    }
+
+    impl Host for FakeHost {
+        fn start(&mut self, assignment: &crate::Assignment) -> std::result::Result<Pid, String> {
+            self.next_pid += 1;
+            self.calls
+                .push(format!("start {} as {}", assignment.key(), self.next_pid));
+            Ok(self.next_pid)
+        }
+
+        fn signal(&mut self, key: &NodeKey, pid: Pid, signal: StopSignal) {
+            self.calls.push(format!("{signal:?} {key} ({pid})"));
+            self.exited.insert(pid, format!("stopped by {signal:?}"));
+        }
+
+        fn poll_exit(&mut self, _key: &NodeKey, pid: Pid) -> Option<String> {
+            self.exited.remove(&pid)
+        }
+
+        fn remove(&mut self, key: &NodeKey) -> std::result::Result<(), String> {
+            self.calls.push(format!("remove {key}"));
+            Ok(())
+        }
+
+        fn discover(&mut self) -> Vec<Found> {
+            std::mem::take(&mut self.found)
+        }
+
+        fn trim_log(&mut self, _key: &NodeKey) {}
+    }
+
+    fn shell(host: FakeHost) -> Shell<FakeHost> {
+        Shell {
+            core: Supervisor::new(SupervisorOptions::default()),
+            host,
+            epoch: Instant::now(),
+            applied_generation: 0,
+            probe_timeout: Duration::from_secs(1),
+            _lock: None,
+        }
+    }
+
+    fn key(node_id: i32) -> NodeKey {
+        broker("cl-1", node_id).key()
+    }
+
+    fn take_calls(shell: &mut Shell<FakeHost>) -> Vec<String> {
+        std::mem::take(&mut shell.host.calls)
+    }
+
+    #[test]
+    fn a_restarted_agent_adopts_starts_what_is_missing_and_removes_leftovers() {
+        let host = FakeHost {
+            next_pid: 100,
+            found: vec![
+                Found {
+                    key: key(101),
+                    pid: Some(7),
+                    started_with: Some(broker("cl-1", 101)),
+                },
+                Found {
+                    key: key(102),
+                    pid: None,
+                    started_with: None,
+                },
+            ],
+            ..FakeHost::default()
+        };
+        let mut shell = shell(host);
+        shell.adopt(&Assignments {
+            generation: 3,
+            nodes: vec![controller("cl-1", 1), broker("cl-1", 101)],
+        });
+        shell.step();
+        assert_eq!(
+            take_calls(&mut shell),
+            [
+                "start node 1 of cluster cl-1 as 101",
+                "remove node 102 of cluster cl-1"
+            ]
+        );
+        let status = shell.status();
+        assert_eq!(status.nodes.len(), 2);
+        assert_eq!(status.nodes[1].pid, Some(7), "adopted, not started again");
+
+        // The adopted node dies: reported with its cause, restarted after the backoff.
+        shell
+            .host
+            .exited
+            .insert(7, "exited with status 3: Error: disk full".into());
+        shell.step();
+        let report = &shell.status().nodes[1];
+        assert_eq!(report.state, NodeState::Unhealthy);
+        assert!(
+            report
+                .message
+                .starts_with("node 101 of cluster cl-1 exited with status 3: Error: disk full"),
+            "{}",
+            report.message
+        );
+        assert!(take_calls(&mut shell).is_empty());
+        // Time passes for the core: move its epoch back.
+        shell.epoch -= SupervisorOptions::default().restart_backoff_initial;
+        shell.step();
+        assert_eq!(
+            take_calls(&mut shell),
+            ["start node 101 of cluster cl-1 as 102"]
+        );
+    }
+
+    #[tokio::test]
+    async fn stopping_with_the_nodes_stops_brokers_before_controllers() {
+        let mut shell = shell(FakeHost::default());
+        shell.adopt(&Assignments {
+            generation: 1,
+            nodes: vec![controller("cl-1", 1), broker("cl-1", 101)],
+        });
+        shell.step();
+        take_calls(&mut shell);
+        let options = AgentOptions::new("http://x", "t", "/tmp", "a", "127.0.0.1");
+        let (status, _) = watch::channel(HostStatus::default());
+        shell.stop_all(&options, &status).await;
+        assert_eq!(
+            take_calls(&mut shell),
+            [
+                "Terminate node 101 of cluster cl-1 (2)",
+                "Terminate node 1 of cluster cl-1 (1)"
+            ]
+        );
+        assert!(
+            status
+                .borrow()
+                .nodes
+                .iter()
+                .all(|n| n.state == NodeState::Stopped && n.pid.is_none())
+        );
+    }
+
+    #[test]
+    fn options_are_checked_all_at_once() {
+        let mut options = AgentOptions::new("127.0.0.1:7070", " ", "/tmp", "a/b", "localhost");
+        options.ports_lo = 10;
+        options.ports_hi = 5;
+        options.max_nodes = 0;
+        let err = options.validate().unwrap_err().to_string();
+        for part in [
+            "must start with http://",
+            "a token is required",
+            "the zone \"a/b\"",
+            "not an IP address",
+            "port range 10-5",
+            "max nodes",
+        ] {
+            assert!(err.contains(part), "{part:?} in {err}");
+        }
+        let ok = AgentOptions::new("http://127.0.0.1:7070", "t", "/tmp", "a", "127.0.0.1");
+        ok.validate().unwrap();
     }
 }

@@ -7,7 +7,7 @@
 //!     data/              the node's --data-dir (owned by `ferry node`)
 //!     assignment.json    the assignment it was started with (written atomically)
 //!     node.pid           its process id (written atomically after the spawn)
-//!     node.log           its stdout and stderr (the previous one kept as node.log.1)
+//!     node.log           its stdout and stderr, bounded (the previous part kept as node.log.1)
 //! ```
 //!
 //! Nodes run `ferry node` in their own process group, so a signal to the agent's group
@@ -39,10 +39,14 @@ use crate::store::write_atomically;
 
 /// Subdirectory of the agent's data directory holding the node directories.
 pub const NODES_DIR: &str = "nodes";
-/// A node's log beyond this size is rotated (to `node.log.1`) when the node starts.
+/// A node's log beyond this size is rotated: copied to `node.log.1`, then truncated (the node
+/// appends, so it writes on at the new end). Checked at each start and every probe round, so
+/// a log may pass the bound by what the node writes in between.
 pub const LOG_BYTES_MAX: u64 = 16 << 20;
 /// How much of a node's log is read to find the line explaining its exit.
 const LOG_TAIL_BYTES: u64 = 16 << 10;
+/// Begins the line the agent writes into a node's log before each start.
+const START_MARKER: &str = "--- ferry agent starting";
 /// Longest log line quoted in a report.
 const LOG_LINE_CHARS_MAX: usize = 300;
 
@@ -79,6 +83,8 @@ pub trait Host: Send {
     fn remove(&mut self, key: &NodeKey) -> Result<(), String>;
     /// Every node directory on disk, with its process if it runs.
     fn discover(&mut self) -> Vec<Found>;
+    /// Keeps the node's log within [`LOG_BYTES_MAX`].
+    fn trim_log(&mut self, key: &NodeKey);
 }
 
 /// Paths of one node's directory.
@@ -166,9 +172,7 @@ impl OsHost {
 
     /// Opens the node's log for appending, rotating it first when it is too big.
     fn open_log(paths: &NodePaths) -> std::io::Result<File> {
-        if fs::metadata(&paths.log).is_ok_and(|m| m.len() > LOG_BYTES_MAX) {
-            fs::rename(&paths.log, paths.log.with_extension("log.1"))?;
-        }
+        rotate_log(&paths.log)?;
         OpenOptions::new()
             .create(true)
             .append(true)
@@ -189,9 +193,18 @@ impl Host for OsHost {
         let mut log = Self::open_log(&paths).map_err(|e| io("opening", &paths.log, e))?;
         let args = assignment.node_args(&paths.data);
         // A line in the log between runs, so a reader sees where each run begins.
-        let _ = writeln!(log, "--- ferry agent starting {key}: {}", args.join(" "));
+        let _ = writeln!(log, "{START_MARKER} {key}: {}", args.join(" "));
         let stdout = log.try_clone().map_err(|e| io("opening", &paths.log, e))?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        // `ferry node` reads FERRY_* variables as flag defaults, and the agent's own (its
+        // token, its data dir) must not leak into a node: only FERRY_LOG passes.
+        for (name, _) in std::env::vars_os() {
+            let name_str = name.to_string_lossy();
+            if name_str.starts_with("FERRY_") && name_str != "FERRY_LOG" {
+                command.env_remove(&name);
+            }
+        }
+        let child = command
             .args(&args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -204,7 +217,10 @@ impl Host for OsHost {
         self.children.insert(pid, child);
         if let Err(e) = write_atomically(&paths.pid, format!("{pid}\n").as_bytes()) {
             // Without its pid file a restarted agent could not adopt the node: do not run it.
-            self.signal(&key, pid, StopSignal::Kill);
+            if let Some(mut child) = self.children.remove(&pid) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
             return Err(io("writing", &paths.pid, e));
         }
         Ok(pid)
@@ -229,17 +245,22 @@ impl Host for OsHost {
 
     fn poll_exit(&mut self, key: &NodeKey, pid: Pid) -> Option<String> {
         let paths = self.paths(key);
-        let how = match self.children.get_mut(&pid) {
+        // A process killed by a signal did not get to explain itself: only an error it
+        // printed before counts, not whatever it last logged.
+        let (how, any_line) = match self.children.get_mut(&pid) {
             Some(child) => match child.try_wait() {
                 Ok(None) => return None,
-                Ok(Some(status)) => describe_exit(status),
-                Err(e) => format!("could not be waited for ({e})"),
+                Ok(Some(status)) => (describe_exit(status), status.code().is_some()),
+                Err(e) => (format!("could not be waited for ({e})"), true),
             },
             None if Self::is_node_process(pid, &paths.data) => return None,
-            None => "exited while the agent was not its parent (exit status unknown)".into(),
+            None => (
+                "exited while the agent was not its parent (exit status unknown)".into(),
+                true,
+            ),
         };
         self.children.remove(&pid);
-        Some(match explaining_line(&paths.log) {
+        Some(match explaining_line(&paths.log, any_line) {
             Some(line) => format!("{how}: {line}"),
             None => how,
         })
@@ -257,6 +278,13 @@ impl Host for OsHost {
             let _ = fs::remove_dir(cluster_dir);
         }
         Ok(())
+    }
+
+    fn trim_log(&mut self, key: &NodeKey) {
+        let log = self.paths(key).log;
+        if let Err(e) = rotate_log(&log) {
+            tracing::warn!(%key, error = %e, "could not rotate the node's log");
+        }
     }
 
     fn discover(&mut self) -> Vec<Found> {
@@ -300,6 +328,16 @@ impl Host for OsHost {
     }
 }
 
+/// If `log` is above [`LOG_BYTES_MAX`], copies it to `<log>.1` and empties it. Copy and
+/// truncate rather than rename, because a running node keeps writing to the open file.
+fn rotate_log(log: &Path) -> std::io::Result<()> {
+    if fs::metadata(log).is_ok_and(|m| m.len() > LOG_BYTES_MAX) {
+        fs::copy(log, log.with_extension("log.1"))?;
+        OpenOptions::new().write(true).open(log)?.set_len(0)?;
+    }
+    Ok(())
+}
+
 /// `exited with status N` or `was killed by signal N (SIGKILL)`.
 pub fn describe_exit(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
@@ -320,9 +358,10 @@ pub fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
-/// The log line that best explains an exit: the last `Error: ...` line (what `ferry node`
-/// prints when it fails), else the last non-empty line; terminal colours removed.
-pub fn explaining_line(log: &Path) -> Option<String> {
+/// The log line of the latest run (after the agent's last start marker) that best explains
+/// its exit: the last `Error: ...` line (what `ferry node` prints when it fails), else, if
+/// `any_line`, the last non-empty line; terminal colours removed.
+pub fn explaining_line(log: &Path, any_line: bool) -> Option<String> {
     let mut file = File::open(log).ok()?;
     let len = file.metadata().ok()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)))
@@ -330,16 +369,17 @@ pub fn explaining_line(log: &Path) -> Option<String> {
     let mut tail = Vec::new();
     file.read_to_end(&mut tail).ok()?;
     let text = strip_ansi(&String::from_utf8_lossy(&tail));
-    let lines: Vec<&str> = text
+    let run = text
+        .rsplit_once(START_MARKER)
+        .map_or(text.as_str(), |(_, run)| run);
+    let lines: Vec<&str> = run
         .lines()
+        .skip(usize::from(run.len() != text.len())) // the rest of the marker's line
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("--- ferry agent"))
+        .filter(|l| !l.is_empty())
         .collect();
-    let line = lines
-        .iter()
-        .rev()
-        .find(|l| l.starts_with("Error:"))
-        .or(lines.last())?;
+    let error = lines.iter().rev().find(|l| l.starts_with("Error:"));
+    let line = error.or(lines.last().filter(|_| any_line))?;
     Some(line.chars().take(LOG_LINE_CHARS_MAX).collect())
 }
 
@@ -381,12 +421,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            explaining_line(&log).unwrap(),
+            explaining_line(&log, true).unwrap(),
             "Error: cannot listen on 127.0.0.1:40002: Address already in use (os error 98)"
         );
         fs::write(&log, "\u{1b}[31mERROR\u{1b}[0m disk full\n").unwrap();
-        assert_eq!(explaining_line(&log).unwrap(), "ERROR disk full");
-        assert_eq!(explaining_line(&dir.path().join("missing")), None);
+        assert_eq!(explaining_line(&log, true).unwrap(), "ERROR disk full");
+        assert_eq!(
+            explaining_line(&log, false),
+            None,
+            "only errors after a signal"
+        );
+        // Only the latest run counts.
+        fs::write(
+            &log,
+            format!("Error: old\n{START_MARKER} node 1: node --x\nINFO serving\n"),
+        )
+        .unwrap();
+        assert_eq!(explaining_line(&log, true).unwrap(), "INFO serving");
+        assert_eq!(explaining_line(&log, false), None);
+        assert_eq!(explaining_line(&dir.path().join("missing"), true), None);
     }
 
     #[test]
@@ -461,7 +514,7 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        assert_eq!(exit.unwrap(), "was killed by signal 9 (SIGKILL): starting");
+        assert_eq!(exit.unwrap(), "was killed by signal 9 (SIGKILL)");
         host.remove(&key).unwrap();
         assert!(!paths.dir.exists());
         assert!(!paths.dir.parent().unwrap().exists());

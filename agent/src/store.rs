@@ -1,6 +1,7 @@
 //! What the agent keeps in its data directory, so it can run without the control plane:
 //!
 //! ```text
+//! <data dir>/agent.lock         locked by the running agent: one agent per data directory
 //! <data dir>/host-id            the host's id, chosen once (or given) and kept
 //! <data dir>/assignments.json   the last assignments received, with their generation
 //! <data dir>/nodes/...          one directory per node (see crate::host)
@@ -16,6 +17,8 @@ use std::path::Path;
 use crate::assignment::{Assignments, is_safe_name};
 use crate::error::{Error, Result};
 
+/// The lock file's name.
+pub const LOCK_FILE: &str = "agent.lock";
 /// The host id file's name.
 pub const HOST_ID_FILE: &str = "host-id";
 /// The assignments file's name.
@@ -36,6 +39,31 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+/// Takes the data directory `dir` for this agent: an exclusive lock on its lock file, held
+/// until the returned file is closed (the kernel releases it when the agent dies).
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] when another agent holds it, [`Error::Io`] when it cannot be
+/// opened.
+pub fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::InvalidInput(format!(
+            "another agent is running on the data directory {}",
+            dir.display()
+        ))),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
 }
 
 /// The host's id: the one kept in `dir`, else `given`, else a new random one, kept from now
@@ -129,6 +157,16 @@ mod tests {
             host_id(unsafe_dir.path(), Some("../h1"), "a"),
             Err(Error::InvalidInput(_))
         ));
+    }
+
+    #[test]
+    fn one_agent_at_a_time_holds_a_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).unwrap();
+        let err = lock(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("another agent"), "{err}");
+        drop(held);
+        lock(dir.path()).unwrap();
     }
 
     #[test]

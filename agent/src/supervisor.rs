@@ -19,7 +19,8 @@
 //!
 //! - **Down** and desired: started at once the first time, after a backoff once it failed. The
 //!   backoff doubles from `restart_backoff_initial` per consecutive failure, capped at
-//!   `restart_backoff_max`; a node that becomes ready resets the count.
+//!   `restart_backoff_max`; a node that becomes ready resets the count, and so does a new
+//!   assignment for it (started at once: the change may be the fix).
 //! - **Up**: watched for exit and probed for health. Restarted when its assignment changes
 //!   (stop, then start with the new one) and stopped when no longer assigned.
 //! - **Stopping**: asked to stop (SIGTERM); killed (SIGKILL) after `stop_timeout`.
@@ -250,7 +251,15 @@ impl Supervisor {
             }
         }
         for (key, a) in wanted {
-            self.slots.entry(key).or_insert_with(Slot::new).desired = Some(a.clone());
+            let slot = self.slots.entry(key).or_insert_with(Slot::new);
+            if slot.desired.as_ref() != Some(a) && matches!(slot.process, Process::Down { .. }) {
+                // A new assignment (a moved port, a changed setting) may be the fix for what
+                // kept the node failing: try it at once, with a fresh count.
+                slot.process = Process::Down { not_before: 0 };
+                slot.failures = 0;
+                slot.last_failure = None;
+            }
+            slot.desired = Some(a.clone());
         }
     }
 
@@ -711,6 +720,27 @@ mod tests {
         s.exited(&key(101), 1101, "exited with status 0", 20);
         assert_eq!(tick(&mut s, 20), vec![Action::Start(changed)]);
         assert_eq!(state(&s, 101, 20).0, NodeState::Starting);
+    }
+
+    #[test]
+    fn a_new_assignment_for_a_failing_node_is_tried_at_once() {
+        let mut s = Supervisor::new(options());
+        s.set_desired(&[broker("cl-1", 101)]);
+        tick(&mut s, 0);
+        for now in [0, 100, 300, 700] {
+            s.exited(&key(101), 1101, "exited with status 1: port in use", now);
+            tick(&mut s, now + 10_000);
+        }
+        s.exited(&key(101), 1101, "exited with status 1: port in use", 20_000);
+        assert!(tick(&mut s, 20_001).is_empty(), "backing off");
+        // The same assignment again changes nothing.
+        s.set_desired(&[broker("cl-1", 101)]);
+        assert!(tick(&mut s, 20_002).is_empty(), "still backing off");
+        let mut moved = broker("cl-1", 101);
+        moved.kafka_port = Some(9200);
+        s.set_desired(std::slice::from_ref(&moved));
+        assert_eq!(state(&s, 101, 20_003).0, NodeState::Pending);
+        assert_eq!(tick(&mut s, 20_003), vec![Action::Start(moved)]);
     }
 
     #[test]

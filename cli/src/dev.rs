@@ -44,6 +44,8 @@ const AGENT_PORT_SPAN: u16 = 200;
 const DEV_TENANT: &str = "dev";
 /// How long the printed admin token is valid.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long `--cluster` waits for the agents to register.
+const HOSTS_WAIT: Duration = Duration::from_secs(60);
 /// How long `--cluster` waits for the cluster to be ACTIVE.
 const CLUSTER_WAIT: Duration = Duration::from_secs(300);
 
@@ -202,8 +204,9 @@ async fn demo_cluster(api: &str, token: &str, name: &str) -> anyhow::Result<bool
         .connect()
         .await
         .context("connecting to the local control plane")?;
-    let mut clusters = ClusterServiceClient::new(channel);
     use crate::client::authorized as request;
+    wait_for_hosts(&channel, token).await?;
+    let mut clusters = ClusterServiceClient::new(channel);
     let spec = pb::ClusterSpec {
         name: name.to_string(),
         kafka_version: "3.9.0".into(),
@@ -263,8 +266,14 @@ async fn demo_cluster(api: &str, token: &str, name: &str) -> anyhow::Result<bool
             .await?
             .into_inner();
         let status = cluster.status.unwrap_or_default();
+        let all_running = !status.nodes.is_empty()
+            && status
+                .nodes
+                .iter()
+                .all(|n| n.state == pb::NodeState::Running as i32);
         match pb::ClusterState::try_from(status.state) {
-            Ok(pb::ClusterState::Active) => {
+            // An ACTIVE cluster from an earlier run is served once its nodes are back.
+            Ok(pb::ClusterState::Active) if all_running => {
                 println!(
                     "  cluster {name} is ACTIVE after {:.1} s",
                     started.elapsed().as_secs_f64()
@@ -286,6 +295,42 @@ async fn demo_cluster(api: &str, token: &str, name: &str) -> anyhow::Result<bool
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until every dev agent's host is registered and has reported since this run started,
+/// so the zones have hosts and node states are this run's, not the last run's.
+async fn wait_for_hosts(channel: &tonic::transport::Channel, token: &str) -> anyhow::Result<()> {
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    use ferry_proto::controlplane::v1::host_service_client::HostServiceClient;
+    let mut hosts = HostServiceClient::new(channel.clone());
+    let deadline = tokio::time::Instant::now() + HOSTS_WAIT;
+    loop {
+        let page = hosts
+            .list_hosts(crate::client::authorized(
+                token,
+                pb::ListHostsRequest::default(),
+            ))
+            .await?
+            .into_inner();
+        let healthy = page
+            .hosts
+            .iter()
+            .filter(|h| h.health == pb::HostHealth::Healthy as i32 && h.last_seen_at > started_ms)
+            .count();
+        if healthy >= DEV_ZONES.len() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "only {healthy} of {} agents registered within {} s",
+                DEV_ZONES.len(),
+                HOSTS_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

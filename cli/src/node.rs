@@ -218,6 +218,8 @@ async fn status(admin: &str, output: Output) -> anyhow::Result<()> {
                 "advertised_kafka_address": status.advertised_kafka_address,
                 "uptime_seconds": status.uptime_seconds, "broker_epoch": status.broker_epoch,
                 "fenced": status.fenced, "metadata_offset": status.metadata_offset,
+                "quorum_role": status.quorum_role, "quorum_leader_id": status.quorum_leader_id,
+                "quorum_term": status.quorum_term,
                 "partitions": partitions,
             });
             println!("{}", serde_json::to_string_pretty(&json)?);
@@ -232,6 +234,16 @@ async fn status(admin: &str, output: Output) -> anyhow::Result<()> {
                 status.broker_epoch,
                 if status.fenced { ", fenced" } else { "" }
             );
+            if !status.quorum_role.is_empty() {
+                let leader = match status.quorum_leader_id {
+                    -1 => "no leader".to_string(),
+                    id => format!("leader {id}"),
+                };
+                println!(
+                    "quorum:   {} ({leader}, term {})",
+                    status.quorum_role, status.quorum_term
+                );
+            }
             println!("uptime:   {}s", status.uptime_seconds);
             println!();
             println!(

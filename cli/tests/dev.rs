@@ -1,4 +1,6 @@
-//! `ferry dev`: the one-command start serves Kafka clients, and its data survives Ctrl-C.
+//! `ferry dev`: the one-command start serves Kafka clients, and its data survives Ctrl-C —
+//! both the managed service (control plane, three agents and a `--cluster demo` they run) and
+//! `--single-node`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -10,10 +12,14 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-/// Starts `ferry dev` on free ports; returns the child and the bootstrap address it printed.
-fn start_dev(dir: &std::path::Path) -> (Child, String) {
+mod stack;
+
+/// Starts `ferry dev` with `args`; returns the child and the bootstrap address it printed.
+fn start_dev(dir: &std::path::Path, args: &[String]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["dev", "--port", "0", "--admin-port", "0", "--data-dir"])
+        .arg("dev")
+        .args(args)
+        .arg("--data-dir")
         .arg(dir)
         .env("FERRY_LOG", "warn")
         .stdout(Stdio::piped())
@@ -29,27 +35,87 @@ fn start_dev(dir: &std::path::Path) -> (Child, String) {
         }
     });
     let bootstrap = rx
-        .recv_timeout(Duration::from_secs(60))
+        .recv_timeout(Duration::from_secs(120))
         .expect("ferry dev prints its bootstrap");
     (child, bootstrap)
 }
 
-/// Ctrl-C: SIGINT, then a clean exit.
+/// Kills a `ferry dev` left running by a failed test, and every node under its directory.
+struct Cleanup {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in stack::Stack::node_pids_under(&self.dir) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// Ctrl-C: SIGINT, then a clean exit within a minute.
 fn interrupt(mut child: Child) {
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "ferry dev exits 0 on Ctrl-C"
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferry dev did not exit within 60 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "ferry dev exits 0 on Ctrl-C");
+}
+
+/// `--single-node` on free ports.
+fn single_node_args() -> Vec<String> {
+    ["--single-node", "--port", "0", "--admin-port", "0"]
+        .map(String::from)
+        .to_vec()
 }
 
 #[tokio::test]
-async fn ferry_dev_serves_clients_and_keeps_data_across_ctrl_c() {
+async fn ferry_dev_single_node_serves_clients_and_keeps_data_across_ctrl_c() {
+    produce_restart_consume(single_node_args()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ferry_dev_runs_a_demo_cluster_through_the_control_plane_and_keeps_it_across_ctrl_c() {
+    let (agent_ports, _) = stack::free_range(600);
+    let args: Vec<String> = [
+        "--api-port".to_string(),
+        stack::free_port().to_string(),
+        "--agent-ports".into(),
+        agent_ports.to_string(),
+        "--cluster".into(),
+        "demo".into(),
+    ]
+    .to_vec();
+    let dir = produce_restart_consume(args).await;
+    // Ctrl-C stopped the agents' nodes too.
+    assert_eq!(stack::Stack::node_pids_under(dir.path()), Vec::<u32>::new());
+}
+
+/// Produces 10 messages, stops `ferry dev` with Ctrl-C, starts it again on the same directory
+/// and reads them back. Returns the directory.
+async fn produce_restart_consume(args: Vec<String>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let (child, bootstrap) = start_dev(dir.path());
+    let (child, bootstrap) = start_dev(dir.path(), &args);
+    let mut guard = Cleanup {
+        child: Some(child),
+        dir: dir.path().to_path_buf(),
+    };
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
@@ -65,9 +131,13 @@ async fn ferry_dev_serves_clients_and_keeps_data_across_ctrl_c() {
             .unwrap();
     }
     drop(producer);
-    interrupt(child);
+    interrupt(guard.child.take().unwrap());
 
-    let (child, bootstrap) = start_dev(dir.path());
+    let (child, bootstrap) = start_dev(dir.path(), &args);
+    let mut guard = Cleanup {
+        child: Some(child),
+        dir: dir.path().to_path_buf(),
+    };
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", "unused")
@@ -94,5 +164,7 @@ async fn ferry_dev_serves_clients_and_keeps_data_across_ctrl_c() {
     // Close the client while the broker is up: librdkafka's close waits for it otherwise.
     drop(consumer);
     assert_eq!(got, expected);
-    interrupt(child);
+    interrupt(guard.child.take().unwrap());
+    drop(guard);
+    dir
 }

@@ -117,6 +117,34 @@ async fn a_cluster_created_through_grpc_serves_kafka_and_leaves_nothing_once_del
     produce_and_consume(&bootstrap).await;
     assert_eq!(stack.node_pids().len(), 6);
 
+    // Three more brokers, one per zone, in place: the old nodes keep running.
+    let before = stack.node_pids();
+    let updated = stack
+        .clusters()
+        .await
+        .update_broker_count(stack.request(pb::UpdateBrokerCountRequest {
+            cluster_id: id.clone(),
+            current_version: 0,
+            broker_count: 6,
+        }))
+        .await
+        .expect("UpdateBrokerCount accepted")
+        .into_inner();
+    assert_eq!(
+        updated.cluster.unwrap().status.unwrap().state,
+        pb::ClusterState::Updating as i32
+    );
+    let grown = stack.wait_for_state(&id, pb::ClusterState::Active).await;
+    let status = grown.status.unwrap();
+    assert_eq!(status.bootstrap_brokers.split(',').count(), 6);
+    assert!(before.iter().all(|pid| stack.node_pids().contains(pid)));
+    assert_eq!(stack.node_pids().len(), 9);
+    cluster::MetadataReader::new(&status.bootstrap_brokers)
+        .fetch()
+        .await
+        .map(|metadata| assert_eq!(cluster::broker_ids(&metadata).len(), 6))
+        .expect("metadata from the grown cluster");
+
     stack
         .clusters()
         .await

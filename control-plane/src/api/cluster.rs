@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, NodeStates};
 use super::{Api, page_request, require_id, status, violation};
 use crate::auth::Action;
-use crate::model::{PageRequest, placement_hosts};
+use crate::model::{OperationType, PageRequest, placement_hosts};
 use crate::placement::{self, Placement};
 use crate::spec::{self, ValidationContext};
 use crate::store::Store;
@@ -216,5 +216,131 @@ impl<S: Store> ClusterService for Api<S> {
                 .collect(),
             next_page_token,
         }))
+    }
+
+    async fn update_broker_count(
+        &self,
+        request: Request<pb::UpdateBrokerCountRequest>,
+    ) -> Result<Response<pb::UpdateClusterResponse>, Status> {
+        let principal = self.authorize(&request, Action::Update)?;
+        let request = request.into_inner();
+        require_id("cluster_id", &request.cluster_id)?;
+        let cluster = self
+            .store()
+            .get_cluster(&principal.tenant, &request.cluster_id)
+            .await?;
+        let mut spec = cluster.spec.clone();
+        spec.broker_count = request.broker_count;
+
+        let hosts = self.all_hosts().await?;
+        let mut violations = self.spec_violations(&spec, &hosts, "broker_count");
+        if violations.is_empty() && request.broker_count <= cluster.spec.broker_count {
+            violations.push(violation(
+                "broker_count",
+                format!(
+                    "must be above the current {} (removing brokers is not supported yet)",
+                    cluster.spec.broker_count
+                ),
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(status::invalid_argument(&violations));
+        }
+        // The new brokers must fit, next to the nodes already placed.
+        let shape = placement::Request::for_spec(&spec, self.inner.config.controller_storage_bytes);
+        let current = Placement {
+            nodes: cluster.status.placement.clone(),
+        };
+        match placement::plan(
+            &shape,
+            &placement_hosts(&hosts, Some(&cluster.id)),
+            &current,
+        ) {
+            Ok(_) => {}
+            Err(placement::Error::Insufficient(shortage)) => {
+                return Err(status::insufficient_capacity(&shortage));
+            }
+            Err(err @ placement::Error::InvalidRequest(_)) => {
+                return Err(Status::internal(err.to_string()));
+            }
+        }
+
+        let expected_version = (request.current_version != 0).then_some(request.current_version);
+        let (cluster, operation) = self
+            .store()
+            .update_spec(
+                &principal.tenant,
+                &request.cluster_id,
+                OperationType::UpdateBrokerCount,
+                spec,
+                expected_version,
+            )
+            .await?;
+        let states = convert::node_states(&hosts);
+        Ok(Response::new(pb::UpdateClusterResponse {
+            cluster: Some(convert::cluster_to_proto(&cluster, &states)),
+            operation: Some(convert::operation_to_proto(&operation)),
+        }))
+    }
+
+    async fn update_tags(
+        &self,
+        request: Request<pb::UpdateTagsRequest>,
+    ) -> Result<Response<pb::Cluster>, Status> {
+        let principal = self.authorize(&request, Action::Update)?;
+        let request = request.into_inner();
+        require_id("cluster_id", &request.cluster_id)?;
+        let cluster = self
+            .store()
+            .get_cluster(&principal.tenant, &request.cluster_id)
+            .await?;
+        let mut spec = cluster.spec.clone();
+        spec.tags = request.tags.into_iter().collect();
+        let hosts = self.all_hosts().await?;
+        let violations = self.spec_violations(&spec, &hosts, "tags");
+        if !violations.is_empty() {
+            return Err(status::invalid_argument(&violations));
+        }
+        let expected_version = (request.current_version != 0).then_some(request.current_version);
+        let cluster = self
+            .store()
+            .update_tags(
+                &principal.tenant,
+                &request.cluster_id,
+                spec.tags,
+                expected_version,
+            )
+            .await?;
+        Ok(Response::new(convert::cluster_to_proto(
+            &cluster,
+            &convert::node_states(&hosts),
+        )))
+    }
+}
+
+impl<S: Store> Api<S> {
+    /// The violations of `spec` about `field` (an update changes one field; the others were
+    /// valid when stored and a host going away since is not this request's fault).
+    fn spec_violations(
+        &self,
+        spec: &spec::ClusterSpec,
+        hosts: &[crate::model::Host],
+        field: &str,
+    ) -> Vec<spec::FieldViolation> {
+        let context = ValidationContext {
+            zones_with_hosts: hosts.iter().map(|h| h.zone.clone()).collect(),
+            kafka_versions: self.inner.config.kafka_versions.clone(),
+        };
+        match spec::validate(spec, &context) {
+            Ok(()) => Vec::new(),
+            Err(found) => found
+                .into_iter()
+                .filter(|v| {
+                    v.field == field
+                        || v.field.starts_with(&format!("{field}."))
+                        || v.field.starts_with(&format!("{field}["))
+                })
+                .collect(),
+        }
     }
 }

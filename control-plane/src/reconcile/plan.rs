@@ -106,7 +106,10 @@ pub enum Effect {
 pub fn decide(view: &View<'_>, settings: &Settings) -> Vec<Effect> {
     let progress = Progress::new(view.operation, view.now_ms);
     match view.operation.kind {
-        OperationType::Create => create(view, settings, progress),
+        OperationType::Create => converge(view, settings, progress, CREATE_STEPS),
+        OperationType::UpdateBrokerCount => {
+            converge(view, settings, progress, UPDATE_BROKER_COUNT_STEPS)
+        }
         OperationType::Delete => delete(view, settings, progress),
         other => progress.fail(
             0,
@@ -242,23 +245,64 @@ impl Progress {
     }
 }
 
-// CREATE step indexes, matching `OperationType::Create.step_names()`.
-const PLAN: usize = 0;
-const ASSIGN: usize = 1;
-const CONTROLLERS: usize = 2;
-const BROKERS: usize = 3;
-const HEALTHY: usize = 4;
+/// Where the steps of an operation that converges on the spec's placement are, matching its
+/// type's `step_names()`.
+#[derive(Clone, Copy)]
+struct ConvergeSteps {
+    plan: usize,
+    assign: usize,
+    /// The controllers' own step (CREATE only; an update leaves them as they are).
+    controllers: Option<usize>,
+    brokers: usize,
+    healthy: usize,
+}
 
-fn create(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<Effect> {
+const CREATE_STEPS: ConvergeSteps = ConvergeSteps {
+    plan: 0,
+    assign: 1,
+    controllers: Some(2),
+    brokers: 3,
+    healthy: 4,
+};
+
+const UPDATE_BROKER_COUNT_STEPS: ConvergeSteps = ConvergeSteps {
+    plan: 0,
+    assign: 1,
+    controllers: None,
+    brokers: 2,
+    healthy: 3,
+};
+
+/// The node ids the spec asks for: controllers `1..=C`, brokers `101..`.
+fn wanted_ids(cluster: &Cluster) -> Vec<NodeId> {
+    let spec = &cluster.spec;
+    (0..spec.controller_count as NodeId)
+        .map(|k| placement::FIRST_CONTROLLER_ID + k)
+        .chain((0..spec.broker_count as NodeId).map(|i| placement::FIRST_BROKER_ID + i))
+        .collect()
+}
+
+/// CREATE and UPDATE_BROKER_COUNT: place what the spec asks for (keeping every placed node
+/// where it is), tell the hosts, and wait until every node runs.
+fn converge(
+    view: &View<'_>,
+    settings: &Settings,
+    mut progress: Progress,
+    steps: ConvergeSteps,
+) -> Vec<Effect> {
     let cluster = view.cluster;
     let spec = &cluster.spec;
 
     // Plan placement.
-    if cluster.status.placement.is_empty() {
-        progress.run(PLAN, "placing nodes");
+    let placed: Vec<NodeId> = cluster.status.placement.iter().map(|a| a.node_id).collect();
+    if placed != wanted_ids(cluster) {
+        progress.run(steps.plan, "placing nodes");
         let request = placement::Request::for_spec(spec, settings.controller_storage_bytes);
         let hosts = placement_hosts(view.hosts, Some(&cluster.id));
-        return match placement::plan(&request, &hosts, &Placement::default()) {
+        let current = Placement {
+            nodes: cluster.status.placement.clone(),
+        };
+        return match placement::plan(&request, &hosts, &current) {
             Ok(planned) => {
                 let host_count = planned
                     .nodes
@@ -267,36 +311,39 @@ fn create(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
                     .collect::<std::collections::BTreeSet<_>>()
                     .len();
                 progress.done(
-                    PLAN,
+                    steps.plan,
                     format!("{} nodes on {host_count} hosts", planned.nodes.len()),
                 );
                 progress.set_percent(10);
                 let status = ClusterStatus {
-                    state: ClusterState::Creating,
+                    state: cluster.status.state,
                     state_info: StateInfo::default(),
                     placement: planned.nodes,
                 };
                 progress.with(vec![Effect::SetStatus(status)])
             }
-            Err(placement::Error::Insufficient(shortage)) => {
-                progress.fail_cluster(view, PLAN, "INSUFFICIENT_CAPACITY", shortage.to_string())
-            }
+            Err(placement::Error::Insufficient(shortage)) => progress.fail_cluster(
+                view,
+                steps.plan,
+                "INSUFFICIENT_CAPACITY",
+                shortage.to_string(),
+            ),
             Err(err @ placement::Error::InvalidRequest(_)) => {
-                progress.fail_cluster(view, PLAN, "INVALID_SPEC", err.to_string())
+                progress.fail_cluster(view, steps.plan, "INVALID_SPEC", err.to_string())
             }
         };
     }
-    progress.done(PLAN, "placed");
+    progress.done(steps.plan, "placed");
 
     // Write assignments.
     let placement = &cluster.status.placement;
     let writes = match assignment_writes(view, settings, placement) {
         Ok(writes) => writes,
-        Err(message) => return progress.fail_cluster(view, ASSIGN, "HOST_LOST", message),
+        Err(message) => return progress.fail_cluster(view, steps.assign, "HOST_LOST", message),
     };
     if !writes.is_empty() {
         progress.run(
-            ASSIGN,
+            steps.assign,
             format!("writing assignments to {} hosts", writes.len()),
         );
         return progress.with(writes);
@@ -306,7 +353,10 @@ fn create(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
         .map(|a| a.host.as_str())
         .collect::<std::collections::BTreeSet<_>>()
         .len();
-    progress.done(ASSIGN, format!("assignments written to {hosts_used} hosts"));
+    progress.done(
+        steps.assign,
+        format!("assignments written to {hosts_used} hosts"),
+    );
 
     // Start the nodes: the agents start them all at once; brokers become ready after the
     // controllers elect a leader.
@@ -322,10 +372,9 @@ fn create(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
                 .unwrap_or("no reason given");
             return progress.fail_cluster(
                 view,
-                if node.role == Role::Controller {
-                    CONTROLLERS
-                } else {
-                    BROKERS
+                match (node.role, steps.controllers) {
+                    (Role::Controller, Some(index)) => index,
+                    _ => steps.brokers,
                 },
                 "NODE_START_FAILED",
                 format!("{} could not start: {why}", describe(node)),
@@ -349,35 +398,40 @@ fn create(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
     let all = controllers + brokers;
     progress.set_percent(20 + (70 * (controllers_up + brokers_up) / all.max(1)) as u32);
 
-    if controllers_up == controllers {
-        progress.done(
-            CONTROLLERS,
-            format!("{controllers} controllers running with a quorum leader"),
-        );
-    } else {
-        progress.run(
-            CONTROLLERS,
-            format!("{controllers_up} of {controllers} controllers ready"),
-        );
+    if let Some(index) = steps.controllers {
+        if controllers_up == controllers {
+            progress.done(
+                index,
+                format!("{controllers} controllers running with a quorum leader"),
+            );
+        } else {
+            progress.run(
+                index,
+                format!("{controllers_up} of {controllers} controllers ready"),
+            );
+        }
     }
     if brokers_up == brokers {
         progress.done(
-            BROKERS,
+            steps.brokers,
             format!("{brokers} brokers registered and unfenced"),
         );
     } else {
-        progress.run(BROKERS, format!("{brokers_up} of {brokers} brokers ready"));
+        progress.run(
+            steps.brokers,
+            format!("{brokers_up} of {brokers} brokers ready"),
+        );
     }
 
-    if progress.is_done(CONTROLLERS) && progress.is_done(BROKERS) {
-        progress.done(HEALTHY, "every node is running");
+    if controllers_up == controllers && progress.is_done(steps.brokers) {
+        progress.done(steps.healthy, "every node is running");
         let status = ClusterStatus {
             state: ClusterState::Active,
             state_info: StateInfo::default(),
             placement: placement.clone(),
         };
-        let mut steps = progress.steps.clone();
-        for step in &mut steps {
+        let mut done = progress.steps.clone();
+        for step in &mut done {
             if step.state != StepState::Done {
                 step.state = StepState::Done;
                 step.started_at_ms.get_or_insert(view.now_ms);
@@ -388,7 +442,7 @@ fn create(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
             Effect::SetStatus(status),
             Effect::UpdateOperation(OperationUpdate {
                 state: Some(OperationState::Succeeded),
-                steps: Some(steps),
+                steps: Some(done),
                 progress_percent: Some(100),
                 error: None,
             }),
@@ -416,10 +470,9 @@ fn create(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
                 }
             })
             .collect();
-        let index = if controllers_up < controllers {
-            CONTROLLERS
-        } else {
-            BROKERS
+        let index = match steps.controllers {
+            Some(index) if controllers_up < controllers => index,
+            _ => steps.brokers,
         };
         return progress.fail_cluster(
             view,

@@ -442,3 +442,60 @@ fn only_hosts_silent_past_the_timeout_and_not_yet_unreachable_are_reported() {
         vec!["silent".to_string(), "never-reported".to_string()]
     );
 }
+
+#[tokio::test]
+async fn adding_brokers_places_only_the_new_ones_and_returns_to_active_once_they_run() {
+    let store = store_with_hosts().await;
+    let (created, _) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    let mut reconciler = reconciler(&store);
+    settle(&mut reconciler).await;
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    let before = cluster(&store, &created.id).await;
+    assert_eq!(before.status.state, ClusterState::Active);
+
+    let mut bigger = before.spec.clone();
+    bigger.broker_count = 6;
+    let (_, op) = store
+        .update_spec(
+            "t1",
+            &created.id,
+            OperationType::UpdateBrokerCount,
+            bigger,
+            None,
+        )
+        .await
+        .unwrap();
+    settle(&mut reconciler).await;
+    let updating = cluster(&store, &created.id).await;
+    assert_eq!(updating.status.state, ClusterState::Updating);
+    assert_eq!(updating.status.placement.len(), 9);
+    // Every node placed before keeps its host and ports.
+    for node in &before.status.placement {
+        assert!(updating.status.placement.contains(node), "{node:?} moved");
+    }
+    // The new brokers are still starting: the operation waits for them.
+    agents_report(&store, |a| {
+        if a.node_id > 103 {
+            NodeState::Starting
+        } else {
+            NodeState::Running
+        }
+    })
+    .await;
+    settle(&mut reconciler).await;
+    let waiting = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(waiting.steps[2].message, "3 of 6 brokers ready");
+
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    let after = cluster(&store, &created.id).await;
+    assert_eq!(after.status.state, ClusterState::Active);
+    assert_eq!(after.bootstrap_brokers().split(',').count(), 6);
+    let done = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded);
+    assert_eq!(done.kind, OperationType::UpdateBrokerCount);
+}

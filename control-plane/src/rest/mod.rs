@@ -291,6 +291,8 @@ impl<S: Store> Rest<S> {
             Rpc::DeleteCluster => unary(fields, auth, |r| api.delete_cluster(r)).await,
             Rpc::GetBootstrapBrokers => unary(fields, auth, |r| api.get_bootstrap_brokers(r)).await,
             Rpc::ListNodes => unary(fields, auth, |r| api.list_nodes(r)).await,
+            Rpc::UpdateBrokerCount => unary(fields, auth, |r| api.update_broker_count(r)).await,
+            Rpc::UpdateTags => unary(fields, auth, |r| api.update_tags(r)).await,
             Rpc::ListOperations => unary(fields, auth, |r| api.list_operations(r)).await,
             Rpc::GetOperation => unary(fields, auth, |r| api.get_operation(r)).await,
             Rpc::ListHosts => unary(fields, auth, |r| api.list_hosts(r)).await,

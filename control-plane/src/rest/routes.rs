@@ -29,6 +29,10 @@ pub enum Rpc {
     GetBootstrapBrokers,
     /// `ClusterService.ListNodes`.
     ListNodes,
+    /// `ClusterService.UpdateBrokerCount`.
+    UpdateBrokerCount,
+    /// `ClusterService.UpdateTags`.
+    UpdateTags,
     /// `OperationService.ListOperations`.
     ListOperations,
     /// `OperationService.GetOperation`.
@@ -47,6 +51,8 @@ impl Rpc {
             Rpc::DeleteCluster => ("ClusterService", "DeleteCluster"),
             Rpc::GetBootstrapBrokers => ("ClusterService", "GetBootstrapBrokers"),
             Rpc::ListNodes => ("ClusterService", "ListNodes"),
+            Rpc::UpdateBrokerCount => ("ClusterService", "UpdateBrokerCount"),
+            Rpc::UpdateTags => ("ClusterService", "UpdateTags"),
             Rpc::ListOperations => ("OperationService", "ListOperations"),
             Rpc::GetOperation => ("OperationService", "GetOperation"),
             Rpc::ListHosts => ("HostService", "ListHosts"),
@@ -90,6 +96,18 @@ pub const ROUTES: &[Route] = &[
         "/v1/clusters/{cluster_id}/nodes",
         false,
         Rpc::ListNodes,
+    ),
+    route(
+        "PUT",
+        "/v1/clusters/{cluster_id}/broker-count",
+        true,
+        Rpc::UpdateBrokerCount,
+    ),
+    route(
+        "PUT",
+        "/v1/clusters/{cluster_id}/tags",
+        true,
+        Rpc::UpdateTags,
     ),
     route(
         "GET",
@@ -155,6 +173,12 @@ pub const LINKS: &[Link] = &[
     ),
     link(
         Rpc::CreateCluster,
+        "/operation/id",
+        Rpc::GetOperation,
+        "operation_id",
+    ),
+    link(
+        Rpc::UpdateBrokerCount,
         "/operation/id",
         Rpc::GetOperation,
         "operation_id",

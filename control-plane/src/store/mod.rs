@@ -170,12 +170,65 @@ pub trait Store: Send + Sync + 'static {
             cluster_id: cluster_id.to_owned(),
             kind,
             expected_version,
+            spec: None,
             now_ms: self.now_ms(),
         };
         async move {
             match self.execute(command).await? {
                 Response::Started { cluster, operation } => Ok((cluster, operation)),
                 other => unexpected("BeginOperation", other),
+            }
+        }
+    }
+
+    /// Starts an update operation of `kind` that brings the cluster to `spec`, changing the
+    /// desired spec in the same step. Errors as [`Store::begin_operation`], plus
+    /// [`Conflict::WrongState`] unless the cluster is ACTIVE and [`Error::InvalidInput`] for a
+    /// new name.
+    fn update_spec(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+        kind: OperationType,
+        spec: ClusterSpec,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<(Cluster, Operation)>> + Send {
+        let command = Command::BeginOperation {
+            tenant: tenant.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+            kind,
+            expected_version,
+            spec: Some(spec),
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Started { cluster, operation } => Ok((cluster, operation)),
+                other => unexpected("BeginOperation", other),
+            }
+        }
+    }
+
+    /// Replaces the cluster's tags. Errors: [`Error::NotFound`], [`Conflict::VersionMismatch`],
+    /// [`Conflict::WrongState`] (being deleted).
+    fn update_tags(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+        tags: std::collections::BTreeMap<String, String>,
+        expected_version: Option<u64>,
+    ) -> impl Future<Output = Result<Cluster>> + Send {
+        let command = Command::UpdateTags {
+            tenant: tenant.to_owned(),
+            cluster_id: cluster_id.to_owned(),
+            expected_version,
+            tags,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Cluster(cluster) => Ok(cluster),
+                other => unexpected("UpdateTags", other),
             }
         }
     }

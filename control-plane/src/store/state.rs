@@ -41,9 +41,9 @@ use ferry_quorum::StateMachine;
 
 use crate::error::{Conflict, Error, Result};
 use crate::model::{
-    Cluster, ClusterId, ClusterStatus, Host, HostAssignment, HostHealth, HostRegistration,
-    NodeReport, Operation, OperationId, OperationState, OperationType, OperationUpdate, Page,
-    PageRequest, Step, StepState, Tenant, TimestampMs,
+    Cluster, ClusterId, ClusterState, ClusterStatus, Host, HostAssignment, HostHealth,
+    HostRegistration, NodeReport, Operation, OperationId, OperationState, OperationType,
+    OperationUpdate, Page, PageRequest, Step, StepState, Tenant, TimestampMs,
 };
 use crate::placement::HostId;
 use crate::spec::ClusterSpec;
@@ -81,6 +81,24 @@ pub enum Command {
         kind: OperationType,
         /// If set, refused unless the cluster is at this version.
         expected_version: Option<u64>,
+        /// The new desired spec the operation brings about (an update), set in the same step;
+        /// `None` keeps the spec (delete, reboot).
+        #[serde(default)]
+        spec: Option<ClusterSpec>,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Replaces a cluster's tags (no operation: tags do not touch the nodes). Refused while
+    /// the cluster is being deleted. Responds [`Response::Cluster`].
+    UpdateTags {
+        /// The cluster's tenant.
+        tenant: Tenant,
+        /// The cluster.
+        cluster_id: ClusterId,
+        /// If set, refused unless the cluster is at this version.
+        expected_version: Option<u64>,
+        /// The new tags.
+        tags: BTreeMap<String, String>,
         /// The proposer's clock.
         now_ms: TimestampMs,
     },
@@ -331,8 +349,36 @@ impl State {
                 cluster_id,
                 kind,
                 expected_version,
+                spec,
                 now_ms,
-            } => self.begin_operation(index, &tenant, &cluster_id, kind, expected_version, now_ms),
+            } => self.begin_operation(
+                index,
+                &tenant,
+                &cluster_id,
+                (kind, spec),
+                expected_version,
+                now_ms,
+            ),
+            Command::UpdateTags {
+                tenant,
+                cluster_id,
+                expected_version,
+                tags,
+                now_ms,
+            } => {
+                let cluster = self.cluster_mut(&tenant, &cluster_id)?;
+                check_version(expected_version, cluster.current_version)?;
+                if cluster.status.state == OperationType::Delete.cluster_state() {
+                    return Err(Conflict::WrongState(format!(
+                        "cluster {cluster_id} is being deleted"
+                    ))
+                    .into());
+                }
+                cluster.spec.tags = tags;
+                cluster.current_version += 1;
+                cluster.updated_at_ms = now_ms;
+                Ok(Response::Cluster(cluster.clone()))
+            }
             Command::UpdateClusterStatus {
                 tenant,
                 cluster_id,
@@ -618,7 +664,7 @@ impl State {
         index: u64,
         tenant: &str,
         cluster_id: &str,
-        kind: OperationType,
+        (kind, spec): (OperationType, Option<ClusterSpec>),
         expected_version: Option<u64>,
         now_ms: TimestampMs,
     ) -> Result<Response> {
@@ -642,6 +688,19 @@ impl State {
                 "cluster {cluster_id} is being deleted; only DELETE may be retried"
             ))
             .into());
+        }
+        if kind != OperationType::Delete && cluster.status.state != ClusterState::Active {
+            return Err(Conflict::WrongState(format!(
+                "cluster {cluster_id} is {:?}; only an ACTIVE cluster can be updated",
+                cluster.status.state
+            ))
+            .into());
+        }
+        if let Some(spec) = spec {
+            if spec.name != cluster.spec.name {
+                return Err(Error::InvalidInput("a cluster's name cannot change".into()));
+            }
+            cluster.spec = spec;
         }
         let operation = Self::new_operation(index, cluster, kind, now_ms);
         cluster.active_operation = Some(operation.id.clone());
@@ -875,7 +934,7 @@ impl StateMachine for State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ClusterState, HostCapacity, OperationError, StateInfo};
+    use crate::model::{HostCapacity, OperationError, StateInfo};
     use crate::placement::PortRange;
 
     /// A mixed history touching every command, including refused ones.
@@ -944,6 +1003,7 @@ mod tests {
                 cluster_id: cluster_id(2),
                 kind: OperationType::Delete,
                 expected_version: Some(3),
+                spec: None,
                 now_ms: 40,
             },
             Command::ReportHost {

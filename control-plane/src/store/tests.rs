@@ -523,6 +523,17 @@ async fn list_operations_pages_newest_first() {
         .await
         .unwrap();
     for _ in 0..3 {
+        // Updates need an ACTIVE cluster, as the reconciler leaves it after each operation.
+        let current = store.get_cluster("t1", &cluster.id).await.unwrap();
+        store
+            .update_cluster_status(
+                "t1",
+                &cluster.id,
+                current.current_version,
+                ClusterStatus::new(ClusterState::Active),
+            )
+            .await
+            .unwrap();
         let (_, op) = store
             .begin_operation("t1", &cluster.id, OperationType::RebootBroker, None)
             .await
