@@ -366,3 +366,41 @@ def test_an_api_field_error_on_the_broker_count_appears_beside_brokers_per_zone(
     assert page.get_by_label("Brokers per zone").get_attribute("aria-invalid") == "true"
     assert sent and sent[0]["spec"]["zones"] == ["a", "b", "c"]
     shot(page, "19-api-broker-count-error")
+
+
+def test_an_operator_grows_a_cluster_with_edit_number_of_brokers_but_cannot_delete(stack, page):
+    name = unique("grown")
+    spec = {"name": name, "kafkaVersion": "3.9.0", "brokerCount": 3, "controllerCount": 3,
+            "zones": ["a", "b", "c"], "storagePerBrokerBytes": str(1 << 30)}
+    status, created = stack.request("POST", "/v1/clusters", {"spec": spec}, token=stack.admin_token)
+    assert status == 200, created
+    cluster_id = created["cluster"]["id"]
+    try:
+        sign_in(page, stack.mint("operator"))
+        page.goto(f"/console#/clusters/{cluster_id}")
+        page.get_by_role("heading", level=1, name=name).wait_for()
+        assert page.get_by_role("button", name="Delete").count() == 0
+        page.locator("#cluster-state [data-state='CLUSTER_STATE_ACTIVE']").wait_for(timeout=ACTIVE_TIMEOUT_MS)
+        edit = page.get_by_role("button", name="Edit number of brokers")
+        expect(edit).to_be_enabled()
+        edit.click()
+        dialog = page.get_by_role("dialog")
+        per_zone = dialog.get_by_label("Brokers per zone")
+        per_zone.fill("1")
+        expect(dialog.locator("#new-brokers-error")).to_contain_text("more than the current 1 per zone")
+        per_zone.fill("2")
+        expect(dialog.locator("#new-brokers-hint")).to_contain_text("after: 6 brokers")
+        shot(page, "20-edit-number-of-brokers")
+        dialog.get_by_role("button", name="Save changes").click()
+        # UPDATING with an operation, then ACTIVE with 6 brokers, without a reload.
+        page.locator("#cluster-state [data-state='CLUSTER_STATE_UPDATING']").wait_for()
+        expect(edit).to_be_disabled()
+        page.locator("#cluster-state [data-state='CLUSTER_STATE_ACTIVE']").wait_for(timeout=ACTIVE_TIMEOUT_MS)
+        expect(page.locator("#nodes tbody tr")).to_have_count(9)
+        expect(page.locator("#nodes [data-state='NODE_STATE_RUNNING']")).to_have_count(9)
+        expect(page.locator("#cluster-summary")).to_contain_text("6 over zones a, b, c")
+        expect(page.locator("#operations-table")).to_contain_text("Update broker count")
+        shot(page, "21-cluster-grown")
+    finally:
+        wait_until(lambda: stack.request("DELETE", f"/v1/clusters/{cluster_id}", token=stack.admin_token)[0] in (200, 404),
+                   timeout_s=120, what="the grown cluster to be deletable", interval_s=1.0)

@@ -20,6 +20,10 @@ export const session = {
   get claims() {
     return decodeClaims(this.token);
   },
+  /** Whether the role may change running clusters (operator and admin). */
+  get canUpdate() {
+    return ["admin", "operator"].includes(this.claims?.role);
+  },
   /** Whether the role may create and delete clusters (the API's permission table: admin only). */
   get canChange() {
     return this.claims?.role === "admin";
@@ -118,6 +122,8 @@ export const api = {
   createCluster: (request) => call("POST", "/v1/clusters", request),
   deleteCluster: (id, currentVersion) =>
     call("DELETE", `/v1/clusters/${encodeURIComponent(id)}?currentVersion=${encodeURIComponent(currentVersion)}`),
+  updateBrokerCount: (id, currentVersion, brokerCount) =>
+    call("PUT", `/v1/clusters/${encodeURIComponent(id)}/broker-count`, { currentVersion, brokerCount }),
   bootstrapBrokers: (id) => call("GET", `/v1/clusters/${encodeURIComponent(id)}/bootstrap-brokers`),
   listOperations: (id) => listAll(`/v1/clusters/${encodeURIComponent(id)}/operations`, "operations", 5),
   getOperation: (id) => call("GET", `/v1/operations/${encodeURIComponent(id)}`),

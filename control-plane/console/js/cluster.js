@@ -29,6 +29,10 @@ export function renderCluster(main, id) {
   const infoButton = h("button", {
     type: "button", class: "secondary", id: "client-info-button", "aria-expanded": "false", "aria-controls": "client-info",
   }, "View client information");
+  const editButton = session.canUpdate
+    ? h("button", { type: "button", class: "secondary", id: "edit-brokers", "aria-describedby": "edit-brokers-why" }, "Edit number of brokers")
+    : null;
+  const editWhy = h("span", { class: "visually-hidden", id: "edit-brokers-why" });
   const deleteButton = session.canChange
     ? h("button", { type: "button", class: "danger secondary", id: "delete-cluster" }, "Delete")
     : null;
@@ -45,7 +49,7 @@ export function renderCluster(main, id) {
       h("ol", {}, h("li", {}, h("a", { href: "#/clusters" }, "Clusters")), crumbName)),
     h("div", { class: "page-head" },
       h("div", {}, h("div", { class: "actions" }, title, badgeSlot), stateInfo),
-      h("div", { class: "actions" }, infoButton, deleteButton)),
+      h("div", { class: "actions" }, infoButton, editButton, editWhy, deleteButton)),
     problem, operation, clientInfo, summary, nodes, history);
 
   infoButton.addEventListener("click", () => {
@@ -58,6 +62,7 @@ export function renderCluster(main, id) {
     }
   });
   if (deleteButton) deleteButton.addEventListener("click", () => openDeleteDialog(main, cluster, () => poll()));
+  if (editButton) editButton.addEventListener("click", () => openBrokerCountDialog(main, cluster, () => poll()));
 
   async function poll() {
     clearTimeout(timer);
@@ -100,6 +105,12 @@ export function renderCluster(main, id) {
     seen.state = state;
 
     renderSummary(summary, c);
+    if (editButton) {
+      // The API takes updates only on an ACTIVE cluster (one operation at a time).
+      const ready = state === "CLUSTER_STATE_ACTIVE";
+      editButton.disabled = !ready;
+      editWhy.textContent = ready ? "" : "Available when the cluster is Active.";
+    }
     const active = operations.find((o) => o.id === c.activeOperationId) || operations.find((o) => o.state === "OPERATION_STATE_RUNNING" || o.state === "OPERATION_STATE_PENDING");
     renderOperation(operation, active || operations[0], Boolean(active), seen);
     // A running operation leads the page; a finished one sits above the history.
@@ -115,6 +126,7 @@ export function renderCluster(main, id) {
     stopped = true;
     clearTimeout(timer);
     document.getElementById("delete-dialog")?.remove();
+    document.getElementById("brokers-dialog")?.remove();
   };
 }
 
@@ -285,6 +297,71 @@ async function refreshBootstrap(target, c) {
       h("h3", { id: `config-${key}-title` }, heading),
       h("pre", { class: "config", id: `config-${key}`, tabindex: "0", "aria-labelledby": `config-${key}-title` }, text),
       copyButton(copyLabel, () => text, { id: `copy-${key}` }))));
+}
+
+// ---------------------------------------------------------------------------------------
+// Edit number of brokers (MSK's "Edit number of brokers": per zone, growing only)
+
+function openBrokerCountDialog(main, c, after) {
+  if (!c) return;
+  document.getElementById("brokers-dialog")?.remove();
+  const zones = (c.spec.zones || []).length;
+  const current = c.spec.brokerCount / zones;
+  const max = Math.floor(60 / zones);
+  const input = h("input", { type: "number", id: "new-brokers-per-zone", min: current + 1, max, step: 1, value: current + 1, inputmode: "numeric", "aria-describedby": "new-brokers-hint new-brokers-error" });
+  const hint = h("p", { class: "hint", id: "new-brokers-hint" });
+  const error = h("p", { class: "field-error", id: "new-brokers-error" });
+  const problem = h("div", {});
+  const submit = h("button", { type: "submit", id: "confirm-brokers" }, "Save changes");
+  const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+  const check = () => {
+    const raw = input.value.trim();
+    const n = Number(raw);
+    hint.textContent = `Now ${current} per zone × ${zones} zones = ${c.spec.brokerCount} brokers; ` +
+      `after: ${Number.isInteger(n) ? n * zones : "?"} brokers. New brokers join empty: move partitions to them to use them.`;
+    let message = "";
+    if (!raw || !Number.isInteger(n)) message = "Enter a whole number of brokers per zone.";
+    else if (n <= current) message = `Choose more than the current ${current} per zone: removing brokers is not supported yet.`;
+    else if (n * zones > 60) message = `${n} per zone × ${zones} zones = ${n * zones} brokers, but a cluster has at most 60. Choose at most ${max} per zone.`;
+    error.textContent = message;
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    return message;
+  };
+  const dialog = h("dialog", { id: "brokers-dialog", "aria-labelledby": "brokers-title" },
+    h("form", { novalidate: true },
+      h("h2", { id: "brokers-title" }, `Edit number of brokers of ${c.spec.name}`),
+      h("div", { class: "field" }, h("label", { for: "new-brokers-per-zone" }, "Brokers per zone"), input, hint, error),
+      problem,
+      h("div", { class: "actions" }, submit, cancel)));
+  input.addEventListener("input", check);
+  cancel.addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => dialog.remove());
+  dialog.querySelector("form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (check()) return input.focus();
+    submit.disabled = true;
+    try {
+      await api.updateBrokerCount(c.id, c.currentVersion, Number(input.value) * zones);
+      announce(`Adding brokers to ${c.spec.name}`);
+      dialog.close();
+      after();
+    } catch (err) {
+      const mine = err.fieldViolations.filter((v) => /broker_?count/i.test(v.field));
+      if (mine.length) {
+        error.textContent = mine.map((v) => v.description).join(" ");
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      } else {
+        setChildren(problem, errorAlert(err, "The brokers were not added"));
+      }
+      submit.disabled = false;
+    }
+  });
+  check();
+  main.append(dialog);
+  dialog.showModal();
+  input.focus();
 }
 
 // ---------------------------------------------------------------------------------------
