@@ -129,6 +129,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     page.get_by_label("3", exact=True).check()
     page.get_by_label("Storage per broker (GiB)").fill("2")
     page.get_by_label("Broker configuration overrides (optional)").fill("num.partitions=3\n")
+    page.get_by_label("Tags (optional)").fill("team=console\n")
     shot(page, "05-custom-create-settings")
     page.get_by_role("button", name="Next").click()
 
@@ -142,7 +143,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     # Step 3: review, then create.
     page.get_by_role("heading", name="Step 3: Review and create").wait_for()
     review = page.locator("#review-settings").inner_text()
-    assert name in review and "3 (1 per zone)" in review and "num.partitions=3" in review
+    assert name in review and "3 (1 per zone)" in review and "num.partitions=3" in review and "team=console" in review
     shot(page, "07-custom-create-review")
     page.get_by_role("button", name="Create cluster").click()
 
@@ -158,6 +159,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     assert page.locator("#nodes [data-state='NODE_STATE_RUNNING']").count() == 6
     zones = page.locator("#nodes table").evaluate_all("ts => ts.map(t => t.dataset.zone)")
     assert zones == ["a", "b", "c"]
+    expect(page.locator("#cluster-summary")).to_contain_text("team=console")
     history = page.locator("#operations-table").inner_text()
     assert "Create" in history and "Succeeded" in history
     shot(page, "09-cluster-active")
@@ -283,8 +285,10 @@ def test_invalid_choices_are_explained_beside_their_fields_before_and_after_subm
     assert page.locator("#brokers-per-zone-error").inner_text() == ""
     assert "Total: 50 brokers" in page.locator("#broker-total").inner_text()
     page.locator("#zone-c").check()
+    page.get_by_label("Tags (optional)").fill("ferry:owner=me")
+    assert "reserved" in page.locator("#tags-error").inner_text()
     page.get_by_role("button", name="Next").click()
-    # Still on step 1, with a summary naming both problems.
+    # Still on step 1, with a summary naming every problem.
     summary = page.locator("#error-summary")
     assert "Fix these" in summary.inner_text()
     assert page.get_by_role("heading", name="Step 1: Cluster settings").is_visible()
@@ -292,6 +296,7 @@ def test_invalid_choices_are_explained_beside_their_fields_before_and_after_subm
 
     # Fix what the console checks; leave a broker config only the API can judge.
     name.fill(unique("badconfig"))
+    page.get_by_label("Tags (optional)").fill("")
     page.get_by_label("Brokers per zone").fill("1")
     page.get_by_label("Broker configuration overrides (optional)").fill("num.partitions=zero\n")
     page.get_by_role("button", name="Next").click()

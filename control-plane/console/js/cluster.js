@@ -152,6 +152,7 @@ function renderSummary(target, c) {
       row("Controllers", String(s.controllerCount)),
       row("Storage per broker", formatBytes(s.storagePerBrokerBytes)),
       row("Broker configuration", config.length ? h("code", {}, config.map(([k, v]) => `${k}=${v}`).join("; ")) : "Kafka's defaults"),
+      row("Tags", Object.keys(s.tags || {}).length ? h("code", {}, Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join("; ")) : "None"),
       row("Client connections", "PLAINTEXT"),
       row("Created", timeEl(c.createdAt)),
       row("Last changed", timeEl(c.updatedAt)))));

@@ -213,6 +213,7 @@ function buildRequest(name, s) {
       zones: s.zones,
       storagePerBrokerBytes: (BigInt(s.storageGib) << 30n).toString(),
       brokerConfig: s.config,
+      tags: s.tags || {},
     },
     clientRequestId: requestId(),
   };
@@ -323,7 +324,21 @@ function customCreate(dep) {
     "One Kafka broker setting per line, as name=value (a properties file). Lines starting with # are ignored. Anything not set keeps Kafka's default.");
   fields.add("broker-config", { control: config, error: configField.error, read: () => parseConfig(config.value).config, check: () => parseConfig(config.value).problems.join(" ") });
 
-  for (const [key, control] of [["brokers-per-zone", perZone], ["storage", storage], ["broker-config", config]]) {
+  const tags = h("textarea", { id: "tags", name: "tags", spellcheck: "false", class: "short", placeholder: "team=payments\nenv=staging" });
+  const tagsField = field("tags", "Tags (optional)", tags,
+    "Your labels for the cluster, one key=value per line; at most 50, keys starting with ferry: are reserved.");
+  fields.add("tags", {
+    control: tags, error: tagsField.error, read: () => parseConfig(tags.value).config,
+    check: () => {
+      const { config: parsed, problems } = parseConfig(tags.value);
+      if (Object.keys(parsed).length > 50) problems.push(`At most 50 tags; these are ${Object.keys(parsed).length}.`);
+      const reserved = Object.keys(parsed).filter((k) => k.startsWith("ferry:"));
+      if (reserved.length) problems.push(`Keys starting with ferry: are reserved (${reserved.join(", ")}).`);
+      return problems.join(" ");
+    },
+  });
+
+  for (const [key, control] of [["brokers-per-zone", perZone], ["storage", storage], ["broker-config", config], ["tags", tags]]) {
     control.addEventListener("input", () => fields.checkOne(key));
   }
   perZone.addEventListener("input", updateTotal);
@@ -334,7 +349,7 @@ function customCreate(dep) {
   });
   updateTotal();
 
-  const settingsKeys = ["name", "kafka-version", "zones", "brokers-per-zone", "controllers", "storage", "broker-config"];
+  const settingsKeys = ["name", "kafka-version", "zones", "brokers-per-zone", "controllers", "storage", "broker-config", "tags"];
   const panels = [
     h("section", { class: "panel", "aria-labelledby": "step-1-title" },
       h("h2", { id: "step-1-title" }, "Step 1: Cluster settings"),
@@ -344,7 +359,8 @@ function customCreate(dep) {
       perZoneField.el,
       controllersSet,
       storageField.el,
-      configField.el),
+      configField.el,
+      tagsField.el),
     h("section", { class: "panel", "aria-labelledby": "step-2-title" },
       h("h2", { id: "step-2-title" }, "Step 2: Security"),
       h("p", {}, "What Ferry offers today, stated plainly:"),
@@ -378,6 +394,7 @@ function customCreate(dep) {
     controllers: fields.value("controllers"),
     storageGib: fields.value("storage"),
     config: fields.value("broker-config"),
+    tags: fields.value("tags"),
   });
 
   function go(to, { focus = true } = {}) {
@@ -438,7 +455,8 @@ function renderReview(target, name, s, go) {
       row("Brokers", `${s.brokersPerZone * s.zones.length} (${s.brokersPerZone} per zone)`),
       row("Controllers", String(s.controllers)),
       row("Storage per broker", formatBytes(Number(s.storageGib) * 2 ** 30)),
-      row("Broker configuration", configLines.length ? h("code", {}, configLines.join("; ")) : "Kafka's defaults")),
+      row("Broker configuration", configLines.length ? h("code", {}, configLines.join("; ")) : "Kafka's defaults"),
+      row("Tags", Object.keys(s.tags).length ? h("code", {}, Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join("; ")) : "None")),
     h("div", { class: "actions" }, h("h3", {}, "Security"),
       h("button", { type: "button", class: "link", onclick: () => go(1) }, "Edit", h("span", { class: "visually-hidden" }, " security"))),
     h("dl", { class: "summary" }, row("Client connections", "PLAINTEXT"), row("API access", "Bearer tokens with roles")),
@@ -468,6 +486,7 @@ function fieldFor(apiField) {
     zones: "zones",
     storage_per_broker_bytes: "storage",
     broker_config: "broker-config",
+    tags: "tags",
   }[base] || null;
 }
 

@@ -39,7 +39,11 @@ export function renderSignIn(main, done) {
       input.focus();
     };
     if (!token) return fail("Paste a token.");
-    if (!decodeClaims(token)) return fail("This is not a token: a token has three dot-separated parts.");
+    const claims = decodeClaims(token);
+    if (!claims) return fail("This is not a token: a token has three dot-separated parts.");
+    if (claims.exp && claims.exp * 1000 < Date.now()) {
+      return fail(`This token expired on ${new Date(claims.exp * 1000).toISOString()}; mint a new one.`);
+    }
     submit.disabled = true;
     try {
       // Any read proves the token: the API authenticates before anything else.
