@@ -319,7 +319,7 @@ function openBrokerCountDialog(main, c, after) {
     const raw = input.value.trim();
     const n = Number(raw);
     hint.textContent = `Now ${current} per zone × ${zones} zones = ${c.spec.brokerCount} brokers; ` +
-      `after: ${Number.isInteger(n) ? n * zones : "?"} brokers. New brokers join empty: move partitions to them to use them.`;
+      `after: ${Number.isInteger(n) ? n * zones : "?"} brokers. Existing partitions stay where they are; new topics can use the new brokers.`;
     let message = "";
     if (!raw || !Number.isInteger(n)) message = "Enter a whole number of brokers per zone.";
     else if (n <= current) message = `Choose more than the current ${current} per zone: removing brokers is not supported yet.`;
