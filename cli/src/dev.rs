@@ -61,6 +61,12 @@ pub struct DevArgs {
     /// First port of the agents' node port ranges (200 ports per agent).
     #[arg(long, default_value_t = 19000)]
     agent_ports: u16,
+    /// Agents (simulated hosts) per zone.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    hosts_per_zone: u16,
+    /// Most nodes each agent runs (60 brokers + 5 controllers need 22 per host over 3 hosts).
+    #[arg(long, default_value_t = 32)]
+    max_nodes_per_host: u32,
     /// Also create (or reuse) a 3-broker / 3-controller cluster with this name and print its
     /// bootstrap servers once it is ACTIVE.
     #[arg(long)]
@@ -124,7 +130,8 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     );
 
     let mut agents = Vec::new();
-    for (i, zone) in DEV_ZONES.iter().enumerate() {
+    let hosts = (0..args.hosts_per_zone).flat_map(|n| DEV_ZONES.iter().map(move |zone| (n, *zone)));
+    for (i, (n, zone)) in hosts.enumerate() {
         let lo = args
             .agent_ports
             .checked_add(AGENT_PORT_SPAN * i as u16)
@@ -135,11 +142,18 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         let mut options = AgentOptions::new(
             api.clone(),
             agent_token.clone(),
-            args.data_dir.join(format!("agent-{zone}")),
-            *zone,
+            args.data_dir.join(match n {
+                0 => format!("agent-{zone}"),
+                n => format!("agent-{zone}{n}"),
+            }),
+            zone,
             "127.0.0.1",
         );
-        options.host_id = Some(format!("dev-{zone}"));
+        options.host_id = Some(match n {
+            0 => format!("dev-{zone}"),
+            n => format!("dev-{zone}{n}"),
+        });
+        options.max_nodes = args.max_nodes_per_host;
         options.ports_lo = lo;
         options.ports_hi = hi;
         options.stop_nodes_on_shutdown = true;
@@ -159,7 +173,10 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     println!();
     println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
     println!("  console:            {api}/console  (sign in with the admin token)");
-    println!("  hosts:              3 agents on 127.0.0.1 in zones a, b, c");
+    println!(
+        "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
+        agents.len()
+    );
     println!("  admin token:        {admin_token}");
     println!();
     println!("  export FERRY_API={api} FERRY_TOKEN={admin_token}");
@@ -170,7 +187,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
 
     let outcome = match &args.cluster {
         Some(name) => tokio::select! {
-            result = demo_cluster(&api, &admin_token, name) => result,
+            result = demo_cluster(&api, &admin_token, name, args.hosts_per_zone) => result,
             _ = crate::shutdown_signal() => Ok(false),
         },
         None => Ok(true),
@@ -199,13 +216,18 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
 
 /// Creates (or finds) the cluster `name` through the API, waits until it is ACTIVE and prints
 /// its bootstrap servers. Returns whether to keep running (false if it failed for good).
-async fn demo_cluster(api: &str, token: &str, name: &str) -> anyhow::Result<bool> {
+async fn demo_cluster(
+    api: &str,
+    token: &str,
+    name: &str,
+    hosts_per_zone: u16,
+) -> anyhow::Result<bool> {
     let channel = tonic::transport::Endpoint::from_shared(api.to_string())?
         .connect()
         .await
         .context("connecting to the local control plane")?;
     use crate::client::authorized as request;
-    wait_for_hosts(&channel, token).await?;
+    wait_for_hosts(&channel, token, hosts_per_zone).await?;
     let mut clusters = ClusterServiceClient::new(channel);
     let spec = pb::ClusterSpec {
         name: name.to_string(),
@@ -300,7 +322,11 @@ async fn demo_cluster(api: &str, token: &str, name: &str) -> anyhow::Result<bool
 
 /// Waits until every dev agent's host is registered and has reported since this run started,
 /// so the zones have hosts and node states are this run's, not the last run's.
-async fn wait_for_hosts(channel: &tonic::transport::Channel, token: &str) -> anyhow::Result<()> {
+async fn wait_for_hosts(
+    channel: &tonic::transport::Channel,
+    token: &str,
+    hosts_per_zone: u16,
+) -> anyhow::Result<()> {
     let started_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -320,13 +346,13 @@ async fn wait_for_hosts(channel: &tonic::transport::Channel, token: &str) -> any
             .iter()
             .filter(|h| h.health == pb::HostHealth::Healthy as i32 && h.last_seen_at > started_ms)
             .count();
-        if healthy >= DEV_ZONES.len() {
+        if healthy >= DEV_ZONES.len() * usize::from(hosts_per_zone) {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             anyhow::bail!(
                 "only {healthy} of {} agents registered within {} s",
-                DEV_ZONES.len(),
+                DEV_ZONES.len() * usize::from(hosts_per_zone),
                 HOSTS_WAIT.as_secs()
             );
         }

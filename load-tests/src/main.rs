@@ -33,6 +33,7 @@ mod kafka;
 mod metadata_image;
 mod payload;
 mod produce;
+mod provision;
 mod report;
 mod workload;
 
@@ -49,6 +50,7 @@ use crate::disk::{Disk, DiskOptions};
 use crate::failover::{ControllerFailover, FailoverOptions};
 use crate::metadata_image::{ImageBench, ImageOptions};
 use crate::produce::{Acks, Compression, DEFAULT_MAX_IN_FLIGHT, Produce, ProduceOptions};
+use crate::provision::{Provision, ProvisionOptions};
 use crate::report::{Ratio, Report};
 
 /// Goal: produce MB/s at least this fraction of the disk's sequential-write rate (with fsync).
@@ -119,6 +121,41 @@ enum Command {
     CreateTopics(CreateTopicsArgs),
     /// Build a large metadata image in-process; time encode, write+fsync, read+decode.
     MetadataImage(ImageArgs),
+    /// Through a control plane (e.g. `ferry dev`): time CreateCluster to ACTIVE by step, API
+    /// latency under concurrent clients, and DeleteCluster to gone.
+    Provision(ProvisionArgs),
+}
+
+/// Flags of `provision`.
+#[derive(Debug, Clone, Args)]
+struct ProvisionArgs {
+    /// The control plane's API URL.
+    #[arg(long, env = "FERRY_API", default_value = "http://127.0.0.1:7070")]
+    api: String,
+    /// A token with the admin role (`ferry dev` prints one).
+    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Brokers per cluster.
+    #[arg(long, default_value_t = 3)]
+    brokers: u32,
+    /// Controllers per cluster.
+    #[arg(long, default_value_t = 3)]
+    controllers: u32,
+    /// Zones to spread over.
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+    zones: Vec<String>,
+    /// Create/delete rounds.
+    #[arg(long, default_value_t = 3)]
+    trials: u32,
+    /// Concurrent API clients while each cluster exists.
+    #[arg(long, default_value_t = 50)]
+    api_clients: u32,
+    /// GetCluster and ListClusters calls per client per trial.
+    #[arg(long, default_value_t = 100)]
+    api_requests: u32,
+    /// Give up on one creation or deletion after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
 }
 
 /// Flags of `controller-failover`.
@@ -421,6 +458,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 trials: args.trials,
             }))?
         }
+        Command::Provision(args) => workload::run(&mut Provision::new(ProvisionOptions {
+            api: args.api,
+            token: args.token,
+            brokers: args.brokers,
+            controllers: args.controllers,
+            zones: args.zones,
+            trials: args.trials,
+            api_clients: args.api_clients,
+            api_requests: args.api_requests,
+            timeout: Duration::from_secs(args.timeout_secs),
+        })?)?,
         Command::MetadataImage(args) => workload::run(&mut ImageBench::new(ImageOptions {
             partitions: args.partitions,
             topics: args.topics,
