@@ -166,6 +166,51 @@ class Stack:
             text = err.read().decode()
             return err.code, (json.loads(text) if text else {})
 
+    def delete_cluster_and_wait(self, cluster_id: str, timeout_s: float = 120.0) -> None:
+        """Deletes the cluster (retrying while another operation runs), waits until it is gone,
+        then until every port its nodes had is free again.
+
+        Why the last wait: the control plane may hand a deleted cluster's ports to the next
+        cluster while the old node processes are still exiting, and a node that cannot bind
+        fails its cluster after a few restarts (reported; not the console's to fix). Tests
+        run one after another on one stack, so each leaves its ports free for the next."""
+        status, cluster = self.request("GET", f"/v1/clusters/{cluster_id}", token=self.admin_token)
+        if status == 404:
+            return
+        ports = set()
+        for node in cluster.get("status", {}).get("nodes", []):
+            for key in ("kafkaPort", "controllerPort", "adminPort"):
+                if node.get(key):
+                    ports.add(int(node[key]))
+        deadline = time.monotonic() + timeout_s
+
+        def wait(what: str, predicate) -> None:
+            while not predicate():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"cluster {cluster_id}: timed out after {timeout_s}s waiting for {what}")
+                time.sleep(0.5)
+
+        wait("the DELETE to be accepted", lambda: self.request(
+            "DELETE", f"/v1/clusters/{cluster_id}", token=self.admin_token)[0] in (200, 404))
+        wait("the cluster to be gone", lambda: self.request(
+            "GET", f"/v1/clusters/{cluster_id}", token=self.admin_token)[0] == 404)
+        wait(f"its ports {sorted(ports)} to be free", lambda: all(port_free(p) for p in ports))
+
+    def wait_cluster_gone(self, cluster_id: str, ports: set[int], timeout_s: float = 120.0) -> None:
+        """Waits until a cluster deleted elsewhere (the console) is gone and its ports are free."""
+        deadline = time.monotonic() + timeout_s
+        while self.request("GET", f"/v1/clusters/{cluster_id}", token=self.admin_token)[0] != 404 \
+                or not all(port_free(p) for p in ports):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"cluster {cluster_id} still present or its ports busy after {timeout_s}s")
+            time.sleep(0.5)
+
+    def cluster_ports(self, cluster_id: str) -> set[int]:
+        """Every port the cluster's nodes listen on."""
+        _, cluster = self.request("GET", f"/v1/clusters/{cluster_id}", token=self.admin_token)
+        return {int(n[k]) for n in cluster.get("status", {}).get("nodes", [])
+                for k in ("kafkaPort", "controllerPort", "adminPort") if n.get(k)}
+
     def node_pids(self) -> list[int]:
         """Pids of every process whose command line names this stack's directory."""
         pids = []

@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from playwright.sync_api import expect
 
-from conftest import shot, sign_in, wait_until
+from conftest import shot, sign_in
 
 # Bounds: a 3+3 cluster is ACTIVE in ~6 s on the dev stack; deleting takes a few seconds.
 ACTIVE_TIMEOUT_MS = 120_000
@@ -193,6 +193,8 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     page.get_by_role("heading", level=1, name=name).wait_for()
 
     # Delete: the button stays disabled until the name is typed exactly.
+    cluster_id = page.url.rsplit("/", 1)[1]
+    ports = stack.cluster_ports(cluster_id)
     page.get_by_role("button", name="Delete").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Type the cluster name to confirm").fill(name[:-1])
@@ -208,6 +210,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     assert page.locator(f"tr[data-cluster='{name}']").count() == 0
     status, body = stack.request("GET", f"/v1/clusters?namePrefix={name}", token=stack.admin_token)
     assert status == 200 and not body.get("clusters")
+    stack.wait_cluster_gone(cluster_id, ports)
 
 
 def produce_and_consume(config: dict, topic: str) -> None:
@@ -264,9 +267,7 @@ def test_the_list_refreshes_itself_while_a_quick_created_cluster_becomes_active(
     row.wait_for()
     shot(page, "14-cluster-list")
     # Leave the stack as found.
-    cluster_id = row.get_attribute("data-id")
-    status, _ = stack.request("DELETE", f"/v1/clusters/{cluster_id}", token=stack.admin_token)
-    assert status == 200
+    stack.delete_cluster_and_wait(row.get_attribute("data-id"))
 
 
 def test_invalid_choices_are_explained_beside_their_fields_before_and_after_submitting(stack, page):
@@ -342,8 +343,7 @@ def test_a_viewer_sees_no_create_or_delete_and_the_api_refuses_it(stack, page):
         status, body = stack.request("DELETE", f"/v1/clusters/{cluster_id}", token=stack.viewer_token)
         assert status == 403, body
     finally:
-        wait_until(lambda: stack.request("DELETE", f"/v1/clusters/{cluster_id}", token=stack.admin_token)[0] in (200, 404),
-                   timeout_s=120, what="the viewed cluster to be deletable", interval_s=1.0)
+        stack.delete_cluster_and_wait(cluster_id)
 
 
 def test_an_api_field_error_on_the_broker_count_appears_beside_brokers_per_zone(stack, page):
@@ -407,5 +407,4 @@ def test_an_operator_grows_a_cluster_with_edit_number_of_brokers_but_cannot_dele
         expect(page.locator("#operations-table")).to_contain_text("Update broker count")
         shot(page, "21-cluster-grown")
     finally:
-        wait_until(lambda: stack.request("DELETE", f"/v1/clusters/{cluster_id}", token=stack.admin_token)[0] in (200, 404),
-                   timeout_s=120, what="the grown cluster to be deletable", interval_s=1.0)
+        stack.delete_cluster_and_wait(cluster_id)
