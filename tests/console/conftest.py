@@ -64,7 +64,10 @@ def ferry_bin() -> Path:
 
 
 def port_free(port: int) -> bool:
+    """Whether a listener could bind `port` now. SO_REUSEADDR, as the nodes set it (Rust's
+    std and tokio do): connections in TIME_WAIT do not make a port busy, only a listener."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -109,9 +109,6 @@ class Fields {
     const target = f.control.matches("fieldset") ? f.control.querySelector("input") : f.control;
     target.focus();
   }
-  label(key) {
-    return this.map.get(key).labelText || key;
-  }
 }
 
 /** A labelled field: label, control, hint, error, in one div. */
@@ -140,7 +137,6 @@ function nameField(fields, initial) {
       return "";
     },
   });
-  fields.map.get("name").labelText = "Cluster name";
   input.addEventListener("input", () => fields.checkOne("name"));
   return f.el;
 }
