@@ -15,7 +15,9 @@
 #   fmt      cargo fmt --all -- --check
 #   clippy   cargo clippy --workspace --all-targets -- -D warnings
 #   build    cargo build --workspace --all-targets (builds target/debug/ferry for the clients)
-#   rust     cargo nextest run --workspace --no-fail-fast (cargo test --workspace without nextest)
+#   rust     cargo nextest run --workspace --no-fail-fast (cargo test --workspace without nextest);
+#            includes terraform/tests/acceptance.rs, which needs `terraform` (1.11) on PATH
+#            (or TERRAFORM_BIN) and finds ferry through FERRY_BIN below
 #   kcat     tests/clients/shell/test_kcat.sh
 #   js       node --test tests/clients/js/*.test.mjs (kafkajs)
 #   python   pytest tests/clients/python (kafka-python 3.x, confluent-kafka)

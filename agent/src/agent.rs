@@ -281,6 +281,14 @@ impl Agent {
             max_nodes: options.max_nodes,
             storage_bytes,
         };
+        let diverged = data_dir.join(store::DIVERGED_FILE).exists();
+        if diverged {
+            tracing::error!(
+                "this host's control plane lost its store earlier ({} exists): applying no \
+                 assignments until an operator removes it",
+                store::DIVERGED_FILE
+            );
+        }
         let sync = tokio::spawn(
             Sync {
                 control_plane,
@@ -288,6 +296,7 @@ impl Agent {
                 data_dir,
                 known: kept.generation,
                 registered: false,
+                diverged,
                 desired: desired_tx,
                 status: status_rx.clone(),
             }
@@ -523,6 +532,9 @@ struct Sync {
     known: u64,
     /// Whether the control plane knows the host (false again if it forgets it).
     registered: bool,
+    /// Whether the control plane's generations went backwards (see
+    /// [`store::DIVERGED_FILE`]): then no assignment is applied.
+    diverged: bool,
     /// New assignments, to the supervise task.
     desired: watch::Sender<Assignments>,
     /// The latest status, from the supervise task.
@@ -620,6 +632,33 @@ impl Sync {
         else {
             return Ok(());
         };
+        if self.diverged || (assignments.generation < self.known) {
+            // A control plane that lost its store answers with an older generation (usually
+            // 0, nothing assigned). Applying it would stop and delete every node here: keep
+            // running what this host runs and say so, until an operator decides.
+            if !self.diverged {
+                self.diverged = true;
+                let marker = self.data_dir.join(store::DIVERGED_FILE);
+                let note = format!(
+                    "the control plane went back from assignment generation {} to {}\n",
+                    self.known, assignments.generation
+                );
+                if let Err(e) = store::write_atomically(&marker, note.as_bytes()) {
+                    tracing::error!(error = %e, "could not record the divergence on disk");
+                }
+            }
+            tracing::error!(
+                kept = self.known,
+                offered = assignments.generation,
+                "the control plane's assignments for this host went back to an older \
+                 generation: it has lost its store. Keeping every node as it runs and \
+                 applying nothing; to accept the new control plane, stop the agent, remove \
+                 {} and {} from its data directory, and start it again",
+                store::DIVERGED_FILE,
+                store::ASSIGNMENTS_FILE
+            );
+            return Ok(());
+        }
         if let Err(e) = store::save_assignments(&self.data_dir, &assignments) {
             // Run them anyway; only a restart before the next successful save loses them.
             tracing::error!(error = %e, "could not keep the assignments on disk");

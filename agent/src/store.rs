@@ -23,6 +23,10 @@ pub const LOCK_FILE: &str = "agent.lock";
 pub const HOST_ID_FILE: &str = "host-id";
 /// The assignments file's name.
 pub const ASSIGNMENTS_FILE: &str = "assignments.json";
+/// Written when the control plane's assignments for this host went back to an older
+/// generation (it lost its store): while it exists the agent applies no assignments. An
+/// operator removes it (and `assignments.json`) to accept the new control plane.
+pub const DIVERGED_FILE: &str = "control-plane-diverged";
 
 /// Replaces `path` with `bytes` atomically.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -85,6 +85,28 @@ enum ClusterCommand {
         #[arg(long, default_value_t = WAIT_DEFAULT_SECS)]
         wait_timeout_secs: u64,
     },
+    /// Add brokers to a cluster in place (evenly over its zones).
+    Grow {
+        /// The cluster's id or name.
+        cluster: String,
+        /// The new number of brokers (above the current one, a multiple of the zones).
+        #[arg(long)]
+        brokers: u32,
+        /// Wait until the new brokers run, showing progress.
+        #[arg(long)]
+        wait: bool,
+        /// Most seconds to wait.
+        #[arg(long, default_value_t = WAIT_DEFAULT_SECS)]
+        wait_timeout_secs: u64,
+    },
+    /// Replace a cluster's tags.
+    Tag {
+        /// The cluster's id or name.
+        cluster: String,
+        /// A tag (repeatable): --tag team=payments. None clears them.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+    },
     /// Print the cluster's bootstrap brokers (host:port,...).
     Bootstrap {
         /// The cluster's id or name.
@@ -486,6 +508,66 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        ClusterCommand::Grow {
+            cluster,
+            brokers,
+            wait,
+            wait_timeout_secs,
+        } => {
+            let id = client.cluster_id(&cluster).await?;
+            let response = client
+                .clusters()
+                .update_broker_count(client.request(pb::UpdateBrokerCountRequest {
+                    cluster_id: id.clone(),
+                    current_version: 0,
+                    broker_count: brokers,
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let operation = response
+                .operation
+                .context("the API returned no operation")?;
+            if wait {
+                let ended = client
+                    .wait(
+                        &operation.id,
+                        Duration::from_secs(wait_timeout_secs),
+                        output,
+                    )
+                    .await?;
+                print_cluster(&client.cluster(&id).await?, output)?;
+                if let Some(error) = ended.error {
+                    bail!("growing failed: {}: {}", error.code, error.message);
+                }
+                Ok(())
+            } else {
+                match output {
+                    Output::Json => print_json(&to_json(&operation)),
+                    Output::Table => {
+                        println!(
+                            "growing {id} to {brokers} brokers (operation {})",
+                            operation.id
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        }
+        ClusterCommand::Tag { cluster, tags } => {
+            let id = client.cluster_id(&cluster).await?;
+            let cluster = client
+                .clusters()
+                .update_tags(client.request(pb::UpdateTagsRequest {
+                    cluster_id: id,
+                    current_version: 0,
+                    tags: pairs("--tag", &tags)?.into_iter().collect(),
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            print_cluster(&cluster, output)
+        }
         ClusterCommand::Bootstrap { cluster } => {
             let id = client.cluster_id(&cluster).await?;
             let response = client
@@ -670,6 +752,11 @@ fn print_cluster(cluster: &pb::Cluster, output: Output) -> anyhow::Result<()> {
         spec.zones.join(",")
     );
     println!("bootstrap brokers: {}", status.bootstrap_brokers);
+    if !spec.tags.is_empty() {
+        let mut tags: Vec<String> = spec.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        tags.sort();
+        println!("tags:              {}", tags.join(", "));
+    }
     if !cluster.active_operation_id.is_empty() {
         println!("operation:         {}", cluster.active_operation_id);
     }

@@ -326,3 +326,132 @@ async fn a_node_that_cannot_start_fails_the_cluster_with_a_message_naming_it() {
     assert_eq!(operation.state, pb::OperationState::Failed as i32);
     assert_eq!(operation.error.unwrap().code, "NODE_START_FAILED");
 }
+
+/// Runs `ferry <args>` against the stack with its admin token; returns stdout, panicking with
+/// stderr on failure.
+fn cli(stack: &Stack, args: &[&str]) -> String {
+    let output = stack::ferry()
+        .args(args)
+        .args(["--api", &stack.api()])
+        .env("FERRY_TOKEN", &stack.admin_token)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ferry {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cli_creates_inspects_tags_and_deletes_a_cluster_by_name() {
+    let stack = Stack::start(&["a", "b", "c"]);
+    let created: serde_json::Value = serde_json::from_str(&cli(
+        &stack,
+        &[
+            "cluster",
+            "create",
+            "cli-made",
+            "--wait",
+            "--tag",
+            "team=data",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(created["status"]["state"], "CLUSTER_STATE_ACTIVE");
+    assert_eq!(created["spec"]["tags"]["team"], "data");
+
+    let table = cli(&stack, &["cluster", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID"), "{table}");
+    assert!(
+        lines[1].contains("cli-made") && lines[1].contains("ACTIVE"),
+        "{table}"
+    );
+    let nodes = cli(&stack, &["cluster", "nodes", "cli-made"]);
+    assert_eq!(
+        nodes.lines().filter(|l| l.contains("RUNNING")).count(),
+        6,
+        "{nodes}"
+    );
+    let bootstrap = cli(&stack, &["cluster", "bootstrap", "cli-made"]);
+    assert_eq!(bootstrap.trim().split(',').count(), 3);
+    let operations = cli(&stack, &["operation", "list", "cli-made"]);
+    assert!(
+        operations.contains("CREATE") && operations.contains("SUCCEEDED"),
+        "{operations}"
+    );
+    let hosts = cli(&stack, &["host", "list"]);
+    assert_eq!(
+        hosts.lines().filter(|l| l.contains("HEALTHY")).count(),
+        3,
+        "{hosts}"
+    );
+
+    let tagged = cli(
+        &stack,
+        &["cluster", "tag", "cli-made", "--tag", "team=platform"],
+    );
+    assert!(
+        tagged.contains("tags:              team=platform"),
+        "{tagged}"
+    );
+
+    // A bad request prints every field error and exits nonzero.
+    let refused = stack::ferry()
+        .args([
+            "cluster",
+            "create",
+            "bad name!",
+            "--brokers",
+            "4",
+            "--api",
+            &stack.api(),
+        ])
+        .env("FERRY_TOKEN", &stack.admin_token)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("InvalidArgument"), "{stderr}");
+    assert!(
+        stderr.contains("name:") && stderr.contains("broker_count:"),
+        "{stderr}"
+    );
+
+    cli(&stack, &["cluster", "delete", "cli-made", "--wait"]);
+    assert!(!cli(&stack, &["cluster", "list"]).contains("cli-made"));
+    assert_nothing_left(&stack);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_control_plane_that_lost_its_store_does_not_stop_the_nodes_agents_run() {
+    let mut stack = Stack::start(&["a", "b", "c"]);
+    let (id, _) = create(&stack, "precious").await;
+    let active = stack.wait_for_state(&id, pb::ClusterState::Active).await;
+    let bootstrap = active.status.unwrap().bootstrap_brokers;
+    let pids = stack.node_pids();
+    assert_eq!(pids.len(), 6);
+
+    // A control plane restarted on an empty store (a lost disk, a wrong directory): it knows
+    // no host and no cluster, so it would assign nothing to anyone.
+    stack.kill_control_plane();
+    std::fs::remove_dir_all(stack.dir.path().join("control-plane")).unwrap();
+    stack.start_control_plane();
+    stack.wait_for_hosts();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The agents refuse to go back to an older generation: every node keeps running.
+    assert_eq!(stack.node_pids(), pids);
+    produce_and_consume(&bootstrap).await;
+    for agent in &stack.agents {
+        assert!(
+            agent.dir.join("control-plane-diverged").exists(),
+            "agent {} recorded the divergence",
+            agent.zone
+        );
+    }
+}

@@ -111,12 +111,22 @@ impl<S: Store, L: Leadership> Reconciler<S, L> {
     /// Runs passes every tick until `shutdown` resolves.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut leading = false;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(self.options.tick) => {}
             }
-            if !self.leadership.is_leader().await {
+            let leader = self.leadership.is_leader().await;
+            if leader != leading {
+                leading = leader;
+                if leader {
+                    tracing::info!("this control plane leads the store: reconciling");
+                } else {
+                    tracing::info!("this control plane no longer leads the store");
+                }
+            }
+            if !leader {
                 self.unhealthy_since.clear();
                 continue;
             }

@@ -496,29 +496,61 @@ const RELEASE: usize = 2;
 fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<Effect> {
     let cluster_id = &view.cluster.id;
 
-    // Stop nodes: take the cluster's nodes out of every host's assignments.
+    // Stop nodes: take the cluster's nodes out of every host's assignments, brokers first, so
+    // their controlled shutdown still finds the controllers; the controllers go once no
+    // reachable host reports a broker of the cluster any more.
+    let brokers_left = view.hosts.iter().any(|h| {
+        h.health != HostHealth::Unreachable
+            && h.nodes
+                .iter()
+                .any(|n| &n.cluster_id == cluster_id && n.node_id >= placement::FIRST_BROKER_ID)
+    });
+    let assigned_brokers = view.hosts.iter().any(|h| {
+        h.assignments
+            .iter()
+            .any(|a| &a.cluster_id == cluster_id && a.role == Role::Broker)
+    });
+    let remove = |a: &HostAssignment| {
+        &a.cluster_id == cluster_id && (a.role == Role::Broker || !brokers_left)
+    };
     let writes: Vec<Effect> = view
         .hosts
         .iter()
-        .filter(|h| h.assignments.iter().any(|a| &a.cluster_id == cluster_id))
+        .filter(|h| h.assignments.iter().any(remove))
         .map(|h| Effect::SetAssignments {
             host_id: h.id.clone(),
             assignments: h
                 .assignments
                 .iter()
-                .filter(|a| &a.cluster_id != cluster_id)
+                .filter(|a| !remove(a))
                 .cloned()
                 .collect(),
             expected_generation: h.generation,
         })
         .collect();
     if !writes.is_empty() {
+        let what = if assigned_brokers {
+            "brokers"
+        } else {
+            "controllers"
+        };
         progress.run(
             STOP,
-            format!("telling {} hosts to stop the nodes", writes.len()),
+            format!("telling {} hosts to stop the {what}", writes.len()),
         );
-        progress.set_percent(10);
+        progress.set_percent(if assigned_brokers { 10 } else { 30 });
         return progress.with(writes);
+    }
+    let controllers_assigned = view
+        .hosts
+        .iter()
+        .any(|h| h.assignments.iter().any(|a| &a.cluster_id == cluster_id));
+    if controllers_assigned {
+        progress.run(
+            STOP,
+            "waiting for the brokers to stop before the controllers",
+        );
+        return progress.with(Vec::new());
     }
     progress.done(STOP, "no host runs the cluster's nodes any more");
 

@@ -355,7 +355,39 @@ async fn deleting_stops_every_node_waits_for_the_agents_and_forgets_the_cluster(
 
     let (_, delete) = store.delete_cluster("t1", &created.id, None).await.unwrap();
     settle(&mut reconciler).await;
-    // The cluster's nodes are gone from every host's assignments; the other cluster's stay.
+    // Brokers go first: the controllers stay assigned while any broker is still reported, so
+    // the brokers' controlled shutdown finds them.
+    for host in store
+        .list_hosts(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+    {
+        let roles: Vec<(bool, Role)> = host
+            .assignments
+            .iter()
+            .map(|a| (a.cluster_id == created.id, a.role))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                (true, Role::Controller),
+                (false, Role::Controller),
+                (false, Role::Broker)
+            ],
+            "{}",
+            host.id
+        );
+    }
+    let stopping = store.get_operation("t1", &delete.id).await.unwrap();
+    assert_eq!(
+        stopping.steps[0].message,
+        "waiting for the brokers to stop before the controllers"
+    );
+    agents_report(&store, |_| NodeState::Running).await;
+    settle(&mut reconciler).await;
+    // Then the controllers: the cluster's nodes are gone from every host's assignments; the
+    // other cluster's stay.
     for host in store
         .list_hosts(PageRequest::default())
         .await

@@ -1,0 +1,244 @@
+//! A replicated control plane: three `ferry control-plane` members on one raft-rs store. Every
+//! member serves the API (a follower forwards writes to the leader); only the leader
+//! reconciles. The leader is killed with kill -9 in the middle of a cluster's creation: another
+//! member takes over and the operation completes, with nothing started twice.
+
+mod stack;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferry_proto::controlplane::v1 as pb;
+use stack::{Stack, ferry, free_port, free_range};
+
+/// The members, their agents, and who said they lead.
+struct Members {
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    processes: Vec<Option<Child>>,
+    agents: Vec<Child>,
+    /// Member ids (1-based) in the order their reconcilers started leading.
+    leaders: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Members {
+    fn start() -> Members {
+        let dir = tempfile::tempdir().unwrap();
+        // One token secret for all members, written before any starts.
+        std::fs::write(
+            dir.path().join("token-secret"),
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
+            .collect();
+        let leaders = Arc::new(Mutex::new(Vec::new()));
+        let mut processes = Vec::new();
+        let mut ready = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+                .args(["control-plane", "--listen", &format!("127.0.0.1:{port}")])
+                .arg("--data-dir")
+                .arg(dir.path().join(format!("member-{}", i + 1)))
+                .arg("--token-secret-file")
+                .arg(dir.path().join("token-secret"))
+                .args(["--peers", &peers.join(","), "--id", &(i + 1).to_string()])
+                .env("FERRY_LOG", "ferry_control_plane=info,warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stderr = child.stderr.take().unwrap();
+            let log = Arc::clone(&leaders);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("leads the store: reconciling") {
+                        log.lock().unwrap().push(i + 1);
+                    }
+                }
+            });
+            let stdout = child.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.starts_with("ferry control-plane ready:") {
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            ready.push(rx);
+            processes.push(Some(child));
+        }
+        for rx in ready {
+            rx.recv_timeout(stack::READY).expect("every member ready");
+        }
+        Members {
+            dir,
+            ports,
+            processes,
+            agents: Vec::new(),
+            leaders,
+        }
+    }
+
+    fn api(&self, member: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[member - 1])
+    }
+
+    fn token(&self, args: &[&str]) -> String {
+        let out = ferry()
+            .args(["token", "create"])
+            .args(args)
+            .arg("--token-secret-file")
+            .arg(self.dir.path().join("token-secret"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// The member whose reconciler leads now (the last to say so), waiting for one.
+    fn leader(&self) -> usize {
+        let deadline = Instant::now() + stack::READY;
+        loop {
+            if let Some(&member) = self.leaders.lock().unwrap().last() {
+                return member;
+            }
+            assert!(Instant::now() < deadline, "no member started reconciling");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self, member: usize) {
+        if let Some(mut child) = self.processes[member - 1].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Members {
+    fn drop(&mut self) {
+        for child in self
+            .agents
+            .iter_mut()
+            .chain(self.processes.iter_mut().flatten())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in Stack::node_pids_under(self.dir.path()) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() {
+    let mut members = Members::start();
+    let leader = members.leader();
+    let follower = (1..=3).find(|m| *m != leader).unwrap();
+    let admin = members.token(&["--tenant", "acme", "--role", "admin"]);
+    let agent = members.token(&["--role", "agent"]);
+
+    // Agents talk to a follower, which forwards their writes to the leader.
+    for zone in ["a", "b", "c"] {
+        let (lo, hi) = free_range(100);
+        let mut child = ferry()
+            .args([
+                "agent",
+                "--control-plane",
+                &members.api(follower),
+                "--zone",
+                zone,
+            ])
+            .args([
+                "--address",
+                "127.0.0.1",
+                "--host-id",
+                &format!("host-{zone}"),
+            ])
+            .args(["--ports", &format!("{lo}-{hi}")])
+            .arg("--data-dir")
+            .arg(members.dir.path().join(format!("agent-{zone}")))
+            .env("FERRY_TOKEN", &agent)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Nothing to read: readiness is the host showing up below.
+        let _ = child.stdin.take();
+        members.agents.push(child);
+    }
+
+    let channel = tonic::transport::Channel::from_shared(members.api(follower))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut clusters =
+        ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient::new(channel);
+    let request = |message: pb::CreateClusterRequest| {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+        request
+    };
+    let deadline = Instant::now() + stack::READY;
+    let created = loop {
+        match clusters
+            .create_cluster(request(pb::CreateClusterRequest {
+                spec: Some(stack::spec("ha")),
+                client_request_id: "ha-1".into(),
+            }))
+            .await
+        {
+            Ok(response) => break response.into_inner(),
+            Err(status) if Instant::now() < deadline => {
+                eprintln!("waiting for the agents: {}", status.message());
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(status) => panic!("CreateCluster through a follower: {status}"),
+        }
+    };
+    let cluster_id = created.cluster.unwrap().id;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    members.kill(leader);
+
+    let deadline = Instant::now() + stack::ACTIVE_WAIT;
+    loop {
+        let mut get = tonic::Request::new(pb::GetClusterRequest {
+            cluster_id: cluster_id.clone(),
+        });
+        get.metadata_mut()
+            .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+        if let Ok(cluster) = clusters.get_cluster(get).await {
+            let status = cluster.into_inner().status.unwrap();
+            assert_ne!(
+                status.state,
+                pb::ClusterState::Failed as i32,
+                "{:?}",
+                status.state_info
+            );
+            if status.state == pb::ClusterState::Active as i32 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ACTIVE after the leader's death"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let new_leader = members.leader();
+    assert_ne!(new_leader, leader, "another member took over reconciling");
+    // One process per node: the new leader resumed the operation, it did not start it again.
+    assert_eq!(Stack::node_pids_under(members.dir.path()).len(), 6);
+}
