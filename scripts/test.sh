@@ -6,7 +6,8 @@
 # Works from any directory, on a fresh Debian 12 machine as root (or with sudo) that has the
 # Rust toolchain, python3 (3.11+) with pip and node 20 with npm. It installs what it needs,
 # idempotently (a second run installs nothing and spends well under a second on this):
-#   * Debian packages: kcat (apt-get update runs once, only when something is missing);
+#   * Debian packages: kcat, and chromium for the console stage (apt-get update runs once,
+#     only when something is missing);
 #   * a Python venv at .venv (gitignored) from tests/clients/python/requirements.txt;
 #   * npm packages in tests/clients/js/node_modules from the committed package-lock.json (npm ci).
 # Then it runs these stages, in this order, stopping at the first failure (non-zero exit):
@@ -20,12 +21,16 @@
 #   kcat     tests/clients/shell/test_kcat.sh
 #   js       node --test tests/clients/js/*.test.mjs (kafkajs)
 #   python   pytest tests/clients/python (kafka-python 3.x, confluent-kafka)
+#   console  pytest tests/console: the web console in headless Chromium (Playwright driving
+#            Debian's /usr/bin/chromium) against a real `ferry dev` stack; screenshots of
+#            every page in tests/artifacts/console/
 # and ends with a per-stage timing/count table and one closing line `N passed, M failed`
 # summing what the test runners reported.
 #
 # Environment:
 #   FERRY_TEST_ONLY   comma-separated stages (names above) or groups to run instead of all:
-#                     `clients` = kcat,js,python (+ deps, + a build of just the ferry binary),
+#                     `clients` = kcat,js,python,console (+ deps, + a build of just the ferry
+#                     binary),
 #                     `lint` = fmt,clippy, `rustall` = fmt,clippy,build,rust.
 #                     E.g. FERRY_TEST_ONLY=clients bash scripts/test.sh
 #   CARGO_TARGET_DIR  default $HOME/.cache/ferry-target (outside the clone; exported).
@@ -50,7 +55,7 @@ trap 'rm -rf "$LOG_DIR"' EXIT
 
 # ---------------------------------------------------------------------------------------
 # Stage selection
-ALL_STAGES=(deps fmt clippy build rust kcat js python)
+ALL_STAGES=(deps fmt clippy build rust kcat js python console)
 declare -A SELECTED=()
 select_stages() {
   local item
@@ -60,15 +65,15 @@ select_stages() {
     case "$item" in
       "" ) ;;
       all) for s in "${ALL_STAGES[@]}"; do SELECTED[$s]=1; done ;;
-      clients) SELECTED[deps]=1 SELECTED[kcat]=1 SELECTED[js]=1 SELECTED[python]=1 ;;
+      clients) SELECTED[deps]=1 SELECTED[kcat]=1 SELECTED[js]=1 SELECTED[python]=1 SELECTED[console]=1 ;;
       lint) SELECTED[fmt]=1 SELECTED[clippy]=1 ;;
       rustall) SELECTED[fmt]=1 SELECTED[clippy]=1 SELECTED[build]=1 SELECTED[rust]=1 ;;
-      deps|fmt|clippy|build|rust|kcat|js|python) SELECTED[$item]=1 ;;
+      deps|fmt|clippy|build|rust|kcat|js|python|console) SELECTED[$item]=1 ;;
       *) echo "scripts/test.sh: unknown stage '$item' in FERRY_TEST_ONLY (stages: ${ALL_STAGES[*]}; groups: all, clients, lint, rustall)" >&2; exit 2 ;;
     esac
   done
   # Client stages need their tools installed and the ferry binary built.
-  if [[ -n "${SELECTED[kcat]:-}${SELECTED[js]:-}${SELECTED[python]:-}" ]]; then
+  if [[ -n "${SELECTED[kcat]:-}${SELECTED[js]:-}${SELECTED[python]:-}${SELECTED[console]:-}" ]]; then
     SELECTED[deps]=1
   fi
 }
@@ -164,6 +169,8 @@ ensure_debian_packages() {
   command -v kcat >/dev/null || missing+=(kcat)
   command -v timeout >/dev/null || missing+=(coreutils)
   command -v diff >/dev/null && command -v cmp >/dev/null || missing+=(diffutils)
+  # The console's browser tests drive Debian's chromium (Playwright cannot download its own).
+  if selected console && [[ ! -x /usr/bin/chromium ]]; then missing+=(chromium); fi
   if (( ${#missing[@]} )); then
     apt_install "${missing[@]}"
   else
@@ -187,7 +194,7 @@ ensure_python_venv() {
     fi
   fi
   local want; want="$(cat "$PY_REQS" <(.venv/bin/python --version) | sha256sum | cut -d' ' -f1)"
-  local versions=(.venv/bin/python -c 'import importlib.metadata as m; print(" ".join(f"{d}=={m.version(d)}" for d in ("kafka-python", "confluent-kafka", "pytest", "pytest-timeout")))')
+  local versions=(.venv/bin/python -c 'import importlib.metadata as m; print(" ".join(f"{d}=={m.version(d)}" for d in ("kafka-python", "confluent-kafka", "pytest", "pytest-timeout", "playwright")))')
   local have
   if [[ "$(cat .venv/.ferry-deps 2>/dev/null)" == "$want" ]] && have="$("${versions[@]}" 2>/dev/null)"; then
     echo "Python venv .venv: up to date ($have)"
@@ -304,6 +311,22 @@ stage_python() {
   record_counts python "$passed" "$failed" "$extra"
 }
 
+stage_console() {
+  require_ferry_bin
+  # Fresh screenshots each run (tests/artifacts is gitignored).
+  rm -rf tests/artifacts/console
+  mkdir -p tests/artifacts/console
+  with_log console .venv/bin/python -m pytest tests/console || return $?
+  local line; line="$(grep -E '^=+ .*[0-9]+ (passed|failed).* in [0-9.]+s' "$LOG_DIR/console.log" | tail -n 1 || true)"
+  local passed failed extra
+  passed="$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)"
+  failed="$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)"
+  extra="$(grep -oE '[0-9]+ (xfailed|xpassed|skipped)' <<<"$line" | paste -sd, - | sed 's/,/, /g' || true)"
+  (( passed > 0 )) || { echo "scripts/test.sh: pytest reported no passed console tests" >&2; return 1; }
+  echo "screenshots: $(ls tests/artifacts/console/*.png 2>/dev/null | wc -l) in tests/artifacts/console/"
+  record_counts console "$passed" "$failed" "$extra"
+}
+
 # ---------------------------------------------------------------------------------------
 header "Ferry tests in $REPO_ROOT (stages: $(for s in "${ALL_STAGES[@]}"; do selected "$s" && printf '%s ' "$s"; done)| CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 echo "rustc: $(rustc --version 2>/dev/null || echo missing); python3: $(python3 --version 2>&1); node: $(node --version 2>/dev/null || echo missing)"
@@ -313,17 +336,18 @@ selected fmt && run_stage fmt "cargo fmt --all -- --check" stage_fmt
 selected clippy && run_stage clippy "cargo clippy --workspace --all-targets -- -D warnings" stage_clippy
 if selected build; then
   run_stage build "cargo build --workspace --all-targets" stage_build
-elif selected kcat || selected js || selected python; then
+elif selected kcat || selected js || selected python || selected console; then
   run_stage build-bin "cargo build -p ferry-cli --bin ferry (for the client tests)" stage_build_bin
 fi
 selected rust && run_stage rust "Rust tests (cargo nextest run --workspace)" stage_rust
-if selected kcat || selected js || selected python; then
+if selected kcat || selected js || selected python || selected console; then
   mkdir -p tests/artifacts
   rm -f tests/artifacts/*.node.log
 fi
 selected kcat && run_stage kcat "kcat (tests/clients/shell/test_kcat.sh)" stage_kcat
 selected js && run_stage js "kafkajs (node --test tests/clients/js)" stage_js
 selected python && run_stage python "kafka-python + confluent-kafka (pytest tests/clients/python)" stage_python
+selected console && run_stage console "web console in headless Chromium (pytest tests/console)" stage_console
 
 header "Summary"
 for s in "${STAGE_NAMES[@]}"; do

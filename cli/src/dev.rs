@@ -172,6 +172,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
+    println!("  console:            {api}/console  (sign in with the admin token)");
     println!(
         "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
         agents.len()

@@ -38,6 +38,7 @@
 //!   authorize, validate, call the store, translate errors to statuses;
 //! - [`rest`]: the same services as REST/JSON under `/v1/...` and their OpenAPI document,
 //!   generated from the proto definitions, on the gRPC port;
+//! - [`console`]: the web console, static pages over the REST API, at `/console`;
 //! - [`server`]: one control-plane process, the API and a single-voter store on one port.
 //!
 //! And the loop that makes clusters exist:
@@ -49,6 +50,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 mod error;
 pub mod model;
 pub mod placement;

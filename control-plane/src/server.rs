@@ -1,6 +1,6 @@
 //! [`Server`]: one control-plane process — a voter of the quorum holding the store, and the
 //! gRPC API ([`crate::api`]) served on the same port as raft, with its REST/JSON face
-//! ([`crate::rest`]) on that port too.
+//! ([`crate::rest`]) and the web console ([`crate::console`]) on that port too.
 //!
 //! A control plane runs alone (one voter, the default) or as one of three for high
 //! availability ([`ServerOptions::peers`]): every member serves the whole API (a follower
@@ -141,12 +141,17 @@ impl Server {
         // The store is built over a handle that exists only once the quorum started, but the
         // services must be given to the quorum to start it: they share a cell, set below.
         let store = Arc::new(LateStore::default());
+        let console = crate::console::router(&options.api);
         let api = Api::new(Arc::clone(&store), issuer, options.api);
         let grpc = Routes::new(api.cluster_service())
             .add_service(api.operation_service())
             .add_service(api.host_service())
             .add_service(api.agent_service());
-        let services = crate::rest::with_rest(api, grpc);
+        // The console's routes sit beside gRPC's; REST answers every other path.
+        let services = crate::rest::with_rest(api, grpc)
+            .into_axum_router()
+            .merge(console);
+        let services = Routes::from(services);
         let (raft_id, peers) = if options.peers.is_empty() {
             (RAFT_ID, BTreeMap::from([(RAFT_ID, local_addr.to_string())]))
         } else {
