@@ -6,10 +6,10 @@
 //! ```text
 //! {
 //!   "code": "INVALID_ARGUMENT",              the gRPC code's name
-//!   "message": "spec.name: is empty; ...",   the status message, a human sentence
+//!   "message": "name: is empty; ...",       the status message, a human sentence
 //!   "reason": "FIELD_VIOLATIONS",            google.rpc.ErrorInfo reason ("" if none)
 //!   "fieldViolations": [                     google.rpc.BadRequest ([] if none)
-//!     {"field": "spec.name", "description": "is empty"}
+//!     {"field": "name", "description": "is empty"}
 //!   ]
 //! }
 //! ```
@@ -68,7 +68,8 @@ pub struct ErrorBody {
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldViolation {
-    /// The field's path in the request, e.g. `spec.zones[1]`.
+    /// The field's path in the request, e.g. `zones[1]` or `broker_config[num.partitions]`
+    /// (a spec's fields by their own names).
     pub field: String,
     /// What is wrong with it.
     pub description: String,

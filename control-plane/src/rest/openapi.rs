@@ -563,7 +563,7 @@ fn error_schema() -> Value {
                     "required": ["field", "description"],
                     "properties": {
                         "field": { "type": "string",
-                                   "description": "The field's path, e.g. `spec.zones[1]`." },
+                                   "description": "The field's path, e.g. `zones[1]` or `broker_config[num.partitions]` (spec fields by their own names)." },
                         "description": { "type": "string",
                                          "description": "What is wrong with it." },
                     },
