@@ -72,8 +72,9 @@ select_stages() {
       *) echo "scripts/test.sh: unknown stage '$item' in FERRY_TEST_ONLY (stages: ${ALL_STAGES[*]}; groups: all, clients, lint, rustall)" >&2; exit 2 ;;
     esac
   done
-  # Client stages need their tools installed and the ferry binary built.
-  if [[ -n "${SELECTED[kcat]:-}${SELECTED[js]:-}${SELECTED[python]:-}${SELECTED[console]:-}" ]]; then
+  # Client stages need their tools installed and the ferry binary built; the Rust tests use
+  # kcat and iptables (multi-host and network-partition tests).
+  if [[ -n "${SELECTED[rust]:-}${SELECTED[kcat]:-}${SELECTED[js]:-}${SELECTED[python]:-}${SELECTED[console]:-}" ]]; then
     SELECTED[deps]=1
   fi
 }
@@ -167,6 +168,9 @@ apt_install() { # apt_install PACKAGE...
 ensure_debian_packages() {
   local missing=()
   command -v kcat >/dev/null || missing+=(kcat)
+  # The multi-host and network-partition tests: namespaces, veth, bridges, iptables.
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v iptables >/dev/null || missing+=(iptables)
   command -v timeout >/dev/null || missing+=(coreutils)
   command -v diff >/dev/null && command -v cmp >/dev/null || missing+=(diffutils)
   # The console's browser tests drive Debian's chromium (Playwright cannot download its own).

@@ -820,10 +820,10 @@ fn run_in(netns: &str, program: &str, args: &[&str]) {
 /// leader truncates what only it held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_lost() {
-    if !Network::available() {
-        eprintln!("skipped: needs root, `ip netns` and iptables");
-        return;
-    }
+    assert!(
+        Network::available(),
+        "this test needs root, `ip netns` and iptables (bash scripts/test.sh installs iptables)"
+    );
     let started = Instant::now();
     let mut network = Network::new();
     let controllers_ip = network.host("fctl", 2);
