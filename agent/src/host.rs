@@ -462,6 +462,9 @@ mod tests {
         let mut child = Command::new("sh")
             .args(["-c", "sleep 5; :", "fake-node", DATA_DIR_FLAG])
             .arg(&data)
+            // Its `sleep` outlives the kill below: it must not hold the test's output open.
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let pid = child.id();
