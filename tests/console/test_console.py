@@ -180,6 +180,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
 
     # Produce to the copied servers with the copied config, and read it back.
     config = dict(line.split("=", 1) for line in librdkafka_config.splitlines() if line and not line.startswith("#"))
+    assert config.get("acks") == "all", config
     produce_and_consume(config, topic=f"console-{uuid.uuid4().hex[:8]}")
 
     # The hosts page shows what runs where.
@@ -215,9 +216,9 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
 
 def produce_and_consume(config: dict, topic: str) -> None:
     admin = AdminClient(config)
-    # Partition data is not replicated yet (README), so acks=all to 3 replicas would time out:
-    # one replica per partition, and 3 partitions so that every broker leads one.
-    futures = admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)], request_timeout=30)
+    # Three replicas of each of 3 partitions (every broker leads one), written with the
+    # copied config's acks=all.
+    futures = admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=3)], request_timeout=30)
     futures[topic].result(timeout=KAFKA_TIMEOUT_S)
     producer = Producer({**config, "message.timeout.ms": 30000})
     delivered = []

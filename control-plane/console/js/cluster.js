@@ -251,11 +251,11 @@ function renderHistory(target, operations) {
 function clientConfigs(bootstrap) {
   return [
     ["java", "Java client (client.properties)", "Copy Java config",
-      `bootstrap.servers=${bootstrap}\nsecurity.protocol=PLAINTEXT\n`],
+      `bootstrap.servers=${bootstrap}\nsecurity.protocol=PLAINTEXT\nacks=all\n# The idempotent producer (Java's default) needs InitProducerId, not served yet.\nenable.idempotence=false\n`],
     ["librdkafka", "librdkafka (confluent-kafka, kcat -F, rdkafka)", "Copy librdkafka config",
-      `bootstrap.servers=${bootstrap}\nsecurity.protocol=plaintext\n`],
+      `bootstrap.servers=${bootstrap}\nsecurity.protocol=plaintext\nacks=all\n`],
     ["python", "Python (confluent-kafka)", "Copy Python example",
-      `from confluent_kafka import Producer\n\nproducer = Producer({\n    "bootstrap.servers": "${bootstrap}",\n    "security.protocol": "plaintext",\n})\nproducer.produce("my-topic", b"hello")\nproducer.flush(10)\n`],
+      `from confluent_kafka import Producer\n\nproducer = Producer({\n    "bootstrap.servers": "${bootstrap}",\n    "security.protocol": "plaintext",\n    "acks": "all",\n})\nproducer.produce("my-topic", b"hello")\nproducer.flush(10)\n`],
     ["kcat", "Try it with kcat", "Copy kcat commands",
       `kcat -b ${bootstrap} -L\necho hello | kcat -b ${bootstrap} -t my-topic -P\nkcat -b ${bootstrap} -t my-topic -C -e\n`],
   ];
