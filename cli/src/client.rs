@@ -249,25 +249,21 @@ impl Client {
     }
 
     async fn all_clusters(&self, name_prefix: &str) -> anyhow::Result<Vec<pb::Cluster>> {
-        let mut clusters = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .clusters()
-                .list_clusters(self.request(pb::ListClustersRequest {
+        all_pages(|page_token| {
+            let (mut clusters, request) = (
+                self.clusters(),
+                self.request(pb::ListClustersRequest {
                     name_prefix: name_prefix.to_string(),
                     page_size: 0,
                     page_token,
-                }))
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            clusters.extend(page.clusters);
-            if page.next_page_token.is_empty() {
-                return Ok(clusters);
+                }),
+            );
+            async move {
+                let page = clusters.list_clusters(request).await?.into_inner();
+                Ok((page.clusters, page.next_page_token))
             }
-            page_token = page.next_page_token;
-        }
+        })
+        .await
     }
 
     async fn operation(&self, operation_id: &str) -> anyhow::Result<pb::Operation> {
@@ -337,6 +333,25 @@ impl Client {
             }
             tokio::time::sleep(WAIT_POLL).await;
         }
+    }
+}
+
+/// Every item of a paged list: `fetch(page_token)` gets one page and the next page's token
+/// (empty after the last page), starting from the empty token.
+async fn all_pages<T, F, Fut>(mut fetch: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (page, next) = fetch(page_token).await.map_err(status_error)?;
+        items.extend(page);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        page_token = next;
     }
 }
 
@@ -588,25 +603,21 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
         }
         ClusterCommand::Nodes { cluster } => {
             let id = client.cluster_id(&cluster).await?;
-            let mut nodes = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = client
-                    .clusters()
-                    .list_nodes(client.request(pb::ListNodesRequest {
+            let nodes = all_pages(|page_token| {
+                let (mut clusters, request) = (
+                    client.clusters(),
+                    client.request(pb::ListNodesRequest {
                         cluster_id: id.clone(),
                         page_size: 0,
                         page_token,
-                    }))
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                nodes.extend(page.nodes);
-                if page.next_page_token.is_empty() {
-                    break;
+                    }),
+                );
+                async move {
+                    let page = clusters.list_nodes(request).await?.into_inner();
+                    Ok((page.nodes, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             match output {
                 Output::Json => print_json(&nodes.iter().map(to_json).collect::<Vec<_>>()),
                 Output::Table => {
@@ -635,25 +646,21 @@ pub async fn operation(args: OperationArgs) -> anyhow::Result<()> {
         }
         OperationCommand::List { cluster } => {
             let id = client.cluster_id(&cluster).await?;
-            let mut operations = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = client
-                    .operations()
-                    .list_operations(client.request(pb::ListOperationsRequest {
+            let operations = all_pages(|page_token| {
+                let (mut operations, request) = (
+                    client.operations(),
+                    client.request(pb::ListOperationsRequest {
                         cluster_id: id.clone(),
                         page_size: 0,
                         page_token,
-                    }))
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                operations.extend(page.operations);
-                if page.next_page_token.is_empty() {
-                    break;
+                    }),
+                );
+                async move {
+                    let page = operations.list_operations(request).await?.into_inner();
+                    Ok((page.operations, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             match output {
                 Output::Json => print_json(&operations.iter().map(to_json).collect::<Vec<_>>()),
                 Output::Table => {
@@ -687,24 +694,20 @@ pub async fn host(args: HostArgs) -> anyhow::Result<()> {
     let client = Client::connect(&args.connection).await?;
     match args.command {
         HostCommand::List => {
-            let mut hosts = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = client
-                    .hosts()
-                    .list_hosts(client.request(pb::ListHostsRequest {
+            let hosts = all_pages(|page_token| {
+                let (mut hosts, request) = (
+                    client.hosts(),
+                    client.request(pb::ListHostsRequest {
                         page_size: 0,
                         page_token,
-                    }))
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                hosts.extend(page.hosts);
-                if page.next_page_token.is_empty() {
-                    break;
+                    }),
+                );
+                async move {
+                    let page = hosts.list_hosts(request).await?.into_inner();
+                    Ok((page.hosts, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             match output {
                 Output::Json => print_json(&hosts.iter().map(to_json).collect::<Vec<_>>()),
                 Output::Table => {
