@@ -451,31 +451,27 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
         }
         ClusterCommand::List { name_prefix } => {
             let clusters = client.all_clusters(&name_prefix).await?;
-            match output {
-                Output::Json => print_json(&clusters.iter().map(to_json).collect::<Vec<_>>()),
-                Output::Table => {
-                    let rows = clusters
-                        .iter()
-                        .map(|c| {
-                            let spec = c.spec.clone().unwrap_or_default();
-                            let status = c.status.clone().unwrap_or_default();
-                            vec![
-                                c.id.clone(),
-                                spec.name,
-                                cluster_state(status.state),
-                                spec.broker_count.to_string(),
-                                spec.controller_count.to_string(),
-                                spec.zones.join(","),
-                            ]
-                        })
-                        .collect();
-                    print_table(
-                        &["ID", "NAME", "STATE", "BROKERS", "CONTROLLERS", "ZONES"],
-                        rows,
-                    );
-                    Ok(())
-                }
-            }
+            show(output, &clusters, || {
+                let rows = clusters
+                    .iter()
+                    .map(|c| {
+                        let spec = c.spec.clone().unwrap_or_default();
+                        let status = c.status.clone().unwrap_or_default();
+                        vec![
+                            c.id.clone(),
+                            spec.name,
+                            cluster_state(status.state),
+                            spec.broker_count.to_string(),
+                            spec.controller_count.to_string(),
+                            spec.zones.join(","),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["ID", "NAME", "STATE", "BROKERS", "CONTROLLERS", "ZONES"],
+                    rows,
+                );
+            })
         }
         ClusterCommand::Delete {
             cluster,
@@ -506,21 +502,13 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 if let Some(error) = &ended.error {
                     bail!("deletion failed: {}: {}", error.code, error.message);
                 }
-                match output {
-                    Output::Json => print_json(&to_json(&ended)),
-                    Output::Table => {
-                        println!("deleted {id}");
-                        Ok(())
-                    }
-                }
+                show(output, &ended, || {
+                    println!("deleted {id}");
+                })
             } else {
-                match output {
-                    Output::Json => print_json(&to_json(&operation)),
-                    Output::Table => {
-                        println!("deleting {id} (operation {})", operation.id);
-                        Ok(())
-                    }
-                }
+                show(output, &operation, || {
+                    println!("deleting {id} (operation {})", operation.id);
+                })
             }
         }
         ClusterCommand::Grow {
@@ -557,16 +545,12 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 }
                 Ok(())
             } else {
-                match output {
-                    Output::Json => print_json(&to_json(&operation)),
-                    Output::Table => {
-                        println!(
-                            "growing {id} to {brokers} brokers (operation {})",
-                            operation.id
-                        );
-                        Ok(())
-                    }
-                }
+                show(output, &operation, || {
+                    println!(
+                        "growing {id} to {brokers} brokers (operation {})",
+                        operation.id
+                    );
+                })
             }
         }
         ClusterCommand::Tag { cluster, tags } => {
@@ -593,13 +577,9 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            match output {
-                Output::Json => print_json(&to_json(&response)),
-                Output::Table => {
-                    println!("{}", response.bootstrap_brokers);
-                    Ok(())
-                }
-            }
+            show(output, &response, || {
+                println!("{}", response.bootstrap_brokers);
+            })
         }
         ClusterCommand::Nodes { cluster } => {
             let id = client.cluster_id(&cluster).await?;
@@ -618,13 +598,9 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 }
             })
             .await?;
-            match output {
-                Output::Json => print_json(&nodes.iter().map(to_json).collect::<Vec<_>>()),
-                Output::Table => {
-                    print_nodes(&nodes);
-                    Ok(())
-                }
-            }
+            show(output, &nodes, || {
+                print_nodes(&nodes);
+            })
         }
     }
 }
@@ -636,13 +612,9 @@ pub async fn operation(args: OperationArgs) -> anyhow::Result<()> {
     match args.command {
         OperationCommand::Get { operation } => {
             let operation = client.operation(&operation).await?;
-            match output {
-                Output::Json => print_json(&to_json(&operation)),
-                Output::Table => {
-                    print_operation(&operation);
-                    Ok(())
-                }
-            }
+            show(output, &operation, || {
+                print_operation(&operation);
+            })
         }
         OperationCommand::List { cluster } => {
             let id = client.cluster_id(&cluster).await?;
@@ -661,29 +633,25 @@ pub async fn operation(args: OperationArgs) -> anyhow::Result<()> {
                 }
             })
             .await?;
-            match output {
-                Output::Json => print_json(&operations.iter().map(to_json).collect::<Vec<_>>()),
-                Output::Table => {
-                    let rows = operations
-                        .iter()
-                        .map(|op| {
-                            vec![
-                                op.id.clone(),
-                                operation_type(op.r#type),
-                                operation_state(op.state),
-                                format!("{}%", op.progress_percent),
-                                duration(op.started_at, op.ended_at),
-                                op.error
-                                    .as_ref()
-                                    .map(|e| format!("{}: {}", e.code, e.message))
-                                    .unwrap_or_default(),
-                            ]
-                        })
-                        .collect();
-                    print_table(&["ID", "TYPE", "STATE", "PROGRESS", "TOOK", "ERROR"], rows);
-                    Ok(())
-                }
-            }
+            show(output, &operations, || {
+                let rows = operations
+                    .iter()
+                    .map(|op| {
+                        vec![
+                            op.id.clone(),
+                            operation_type(op.r#type),
+                            operation_state(op.state),
+                            format!("{}%", op.progress_percent),
+                            duration(op.started_at, op.ended_at),
+                            op.error
+                                .as_ref()
+                                .map(|e| format!("{}: {}", e.code, e.message))
+                                .unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "TYPE", "STATE", "PROGRESS", "TOOK", "ERROR"], rows);
+            })
         }
     }
 }
@@ -708,35 +676,31 @@ pub async fn host(args: HostArgs) -> anyhow::Result<()> {
                 }
             })
             .await?;
-            match output {
-                Output::Json => print_json(&hosts.iter().map(to_json).collect::<Vec<_>>()),
-                Output::Table => {
-                    let rows = hosts
-                        .iter()
-                        .map(|h| {
-                            let ports = h.ports.unwrap_or_default();
-                            let capacity = h.capacity.unwrap_or_default();
-                            vec![
-                                h.id.clone(),
-                                h.zone.clone(),
-                                h.address.clone(),
-                                format!("{}-{}", ports.lo, ports.hi),
-                                format!("{}/{}", h.nodes.len(), capacity.max_nodes),
-                                host_health(h.health),
-                            ]
-                        })
-                        .collect();
-                    print_table(&["ID", "ZONE", "ADDRESS", "PORTS", "NODES", "HEALTH"], rows);
-                    Ok(())
-                }
-            }
+            show(output, &hosts, || {
+                let rows = hosts
+                    .iter()
+                    .map(|h| {
+                        let ports = h.ports.unwrap_or_default();
+                        let capacity = h.capacity.unwrap_or_default();
+                        vec![
+                            h.id.clone(),
+                            h.zone.clone(),
+                            h.address.clone(),
+                            format!("{}-{}", ports.lo, ports.hi),
+                            format!("{}/{}", h.nodes.len(), capacity.max_nodes),
+                            host_health(h.health),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "ZONE", "ADDRESS", "PORTS", "NODES", "HEALTH"], rows);
+            })
         }
     }
 }
 
 fn print_cluster(cluster: &pb::Cluster, output: Output) -> anyhow::Result<()> {
     if output == Output::Json {
-        return print_json(&to_json(cluster));
+        return print_json(cluster);
     }
     let spec = cluster.spec.clone().unwrap_or_default();
     let status = cluster.status.clone().unwrap_or_default();
@@ -861,9 +825,19 @@ fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API's JSON for a message (the proto3 JSON mapping, as the REST API serves it).
-fn to_json<T: serde::Serialize>(message: &T) -> serde_json::Value {
-    serde_json::to_value(message).unwrap_or(serde_json::Value::Null)
+/// Prints `value` as the API's JSON, or runs `table` to print it for people.
+fn show<T: serde::Serialize + ?Sized>(
+    output: Output,
+    value: &T,
+    table: impl FnOnce(),
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => print_json(value),
+        Output::Table => {
+            table();
+            Ok(())
+        }
+    }
 }
 
 fn enum_name<E: TryFrom<i32>>(

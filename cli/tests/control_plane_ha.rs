@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_proto::controlplane::v1 as pb;
-use stack::{Stack, ferry, free_port, free_range};
+use stack::{Stack, authorized, ferry, free_port, free_range};
 
 /// The members, their agents, and who said they lead.
 struct Members {
@@ -183,20 +183,16 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
         .unwrap();
     let mut clusters =
         ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient::new(channel);
-    let request = |message: pb::CreateClusterRequest| {
-        let mut request = tonic::Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {admin}").parse().unwrap());
-        request
-    };
     let deadline = Instant::now() + stack::READY;
     let created = loop {
         match clusters
-            .create_cluster(request(pb::CreateClusterRequest {
-                spec: Some(stack::spec("ha")),
-                client_request_id: "ha-1".into(),
-            }))
+            .create_cluster(authorized(
+                &admin,
+                pb::CreateClusterRequest {
+                    spec: Some(stack::spec("ha")),
+                    client_request_id: "ha-1".into(),
+                },
+            ))
             .await
         {
             Ok(response) => break response.into_inner(),
@@ -214,11 +210,12 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
 
     let deadline = Instant::now() + stack::ACTIVE_WAIT;
     loop {
-        let mut get = tonic::Request::new(pb::GetClusterRequest {
-            cluster_id: cluster_id.clone(),
-        });
-        get.metadata_mut()
-            .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+        let get = authorized(
+            &admin,
+            pb::GetClusterRequest {
+                cluster_id: cluster_id.clone(),
+            },
+        );
         if let Ok(cluster) = clusters.get_cluster(get).await {
             let status = cluster.into_inner().status.unwrap();
             assert_ne!(

@@ -13,15 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
-
-/// A request with `token` as its bearer token.
-fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
+use stack::authorized;
 
 /// The namespaces: the control plane, one host per zone, and the client.
 const ROLES: [&str; 5] = ["cp", "a", "b", "c", "cl"];

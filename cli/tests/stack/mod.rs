@@ -276,12 +276,7 @@ impl Stack {
     }
 
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.admin_token).parse().unwrap(),
-        );
-        request
+        authorized(&self.admin_token, message)
     }
 
     pub async fn clusters(&self) -> ClusterServiceClient<Channel> {
@@ -361,6 +356,15 @@ impl Drop for Stack {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
+}
+
+/// A request with `token` as its bearer token.
+pub fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
 }
 
 /// A 3-broker / 3-controller spec over zones a, b, c.

@@ -13,7 +13,22 @@ use crate::spec::{self, ValidationContext};
 use crate::store::Store;
 use crate::store::state::CLIENT_REQUEST_ID_LEN_MAX;
 
+/// A request's `current_version`: 0 means "whatever the current version is".
+fn expected_version(current_version: u64) -> Option<u64> {
+    (current_version != 0).then_some(current_version)
+}
+
 impl<S: Store> Api<S> {
+    /// The tenant's cluster `cluster_id`, which must be given.
+    async fn tenant_cluster(
+        &self,
+        tenant: &str,
+        cluster_id: &str,
+    ) -> Result<crate::model::Cluster, Status> {
+        require_id("cluster_id", cluster_id)?;
+        Ok(self.store().get_cluster(tenant, cluster_id).await?)
+    }
+
     /// The node states the agents reported, over every host.
     async fn node_states(&self) -> Result<NodeStates, Status> {
         Ok(convert::node_states(&self.all_hosts().await?))
@@ -94,10 +109,8 @@ impl<S: Store> ClusterService for Api<S> {
     ) -> Result<Response<pb::Cluster>, Status> {
         let principal = self.authorize(&request, Action::Read)?;
         let request = request.into_inner();
-        require_id("cluster_id", &request.cluster_id)?;
         let cluster = self
-            .store()
-            .get_cluster(&principal.tenant, &request.cluster_id)
+            .tenant_cluster(&principal.tenant, &request.cluster_id)
             .await?;
         let states = self.node_states().await?;
         Ok(Response::new(convert::cluster_to_proto(&cluster, &states)))
@@ -135,7 +148,7 @@ impl<S: Store> ClusterService for Api<S> {
         let principal = self.authorize(&request, Action::Delete)?;
         let request = request.into_inner();
         require_id("cluster_id", &request.cluster_id)?;
-        let expected_version = (request.current_version != 0).then_some(request.current_version);
+        let expected_version = expected_version(request.current_version);
         let (cluster, operation) = self
             .store()
             .delete_cluster(&principal.tenant, &request.cluster_id, expected_version)
@@ -153,10 +166,8 @@ impl<S: Store> ClusterService for Api<S> {
     ) -> Result<Response<pb::GetBootstrapBrokersResponse>, Status> {
         let principal = self.authorize(&request, Action::Read)?;
         let request = request.into_inner();
-        require_id("cluster_id", &request.cluster_id)?;
         let cluster = self
-            .store()
-            .get_cluster(&principal.tenant, &request.cluster_id)
+            .tenant_cluster(&principal.tenant, &request.cluster_id)
             .await?;
         Ok(Response::new(pb::GetBootstrapBrokersResponse {
             bootstrap_brokers: cluster.bootstrap_brokers(),
@@ -224,10 +235,8 @@ impl<S: Store> ClusterService for Api<S> {
     ) -> Result<Response<pb::UpdateClusterResponse>, Status> {
         let principal = self.authorize(&request, Action::Update)?;
         let request = request.into_inner();
-        require_id("cluster_id", &request.cluster_id)?;
         let cluster = self
-            .store()
-            .get_cluster(&principal.tenant, &request.cluster_id)
+            .tenant_cluster(&principal.tenant, &request.cluster_id)
             .await?;
         let mut spec = cluster.spec.clone();
         spec.broker_count = request.broker_count;
@@ -265,7 +274,7 @@ impl<S: Store> ClusterService for Api<S> {
             }
         }
 
-        let expected_version = (request.current_version != 0).then_some(request.current_version);
+        let expected_version = expected_version(request.current_version);
         let (cluster, operation) = self
             .store()
             .update_spec(
@@ -289,10 +298,8 @@ impl<S: Store> ClusterService for Api<S> {
     ) -> Result<Response<pb::Cluster>, Status> {
         let principal = self.authorize(&request, Action::Update)?;
         let request = request.into_inner();
-        require_id("cluster_id", &request.cluster_id)?;
         let cluster = self
-            .store()
-            .get_cluster(&principal.tenant, &request.cluster_id)
+            .tenant_cluster(&principal.tenant, &request.cluster_id)
             .await?;
         let mut spec = cluster.spec.clone();
         spec.tags = request.tags.into_iter().collect();
@@ -301,7 +308,7 @@ impl<S: Store> ClusterService for Api<S> {
         if !violations.is_empty() {
             return Err(status::invalid_argument(&violations));
         }
-        let expected_version = (request.current_version != 0).then_some(request.current_version);
+        let expected_version = expected_version(request.current_version);
         let cluster = self
             .store()
             .update_tags(

@@ -99,6 +99,17 @@ async fn agents_report(store: &MemoryStore, state_of: impl Fn(&HostAssignment) -
     }
 }
 
+/// Places and assigns what is pending, then has every agent report every node RUNNING and
+/// lets the reconciler act on it.
+async fn run_until_every_node_runs(
+    store: &MemoryStore,
+    reconciler: &mut Reconciler<MemoryStore, AlwaysLeader>,
+) {
+    settle(reconciler).await;
+    agents_report(store, |_| NodeState::Running).await;
+    settle(reconciler).await;
+}
+
 async fn cluster(store: &MemoryStore, id: &str) -> Cluster {
     store.get_cluster("t1", id).await.unwrap()
 }
@@ -345,9 +356,7 @@ async fn deleting_stops_every_node_waits_for_the_agents_and_forgets_the_cluster(
         .await
         .unwrap();
     let mut reconciler = reconciler(&store);
-    settle(&mut reconciler).await;
-    agents_report(&store, |_| NodeState::Running).await;
-    settle(&mut reconciler).await;
+    run_until_every_node_runs(&store, &mut reconciler).await;
     assert_eq!(
         cluster(&store, &created.id).await.status.state,
         ClusterState::Active
@@ -484,9 +493,7 @@ async fn adding_brokers_places_only_the_new_ones_and_returns_to_active_once_they
         .await
         .unwrap();
     let mut reconciler = reconciler(&store);
-    settle(&mut reconciler).await;
-    agents_report(&store, |_| NodeState::Running).await;
-    settle(&mut reconciler).await;
+    run_until_every_node_runs(&store, &mut reconciler).await;
     let before = cluster(&store, &created.id).await;
     assert_eq!(before.status.state, ClusterState::Active);
 
@@ -538,9 +545,7 @@ async fn a_deleted_clusters_ports_stay_taken_until_its_agents_stop_reporting_its
     let store = store_with_hosts().await;
     let (old, _) = store.create_cluster("t1", spec("old"), None).await.unwrap();
     let mut reconciler = reconciler(&store);
-    settle(&mut reconciler).await;
-    agents_report(&store, |_| NodeState::Running).await;
-    settle(&mut reconciler).await;
+    run_until_every_node_runs(&store, &mut reconciler).await;
     let old_ports: Vec<u16> = cluster(&store, &old.id)
         .await
         .status
