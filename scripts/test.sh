@@ -4,10 +4,12 @@
 #     bash scripts/test.sh
 #
 # Works from any directory, on a fresh Debian 12 machine as root (or with sudo) that has the
-# Rust toolchain, python3 (3.11+) with pip and node 20 with npm. It installs what it needs,
-# idempotently (a second run installs nothing and spends well under a second on this):
-#   * Debian packages: kcat, and chromium for the console stage (apt-get update runs once,
-#     only when something is missing);
+# Rust toolchain, python3 (3.11+) with pip, node 20 with npm and terraform 1.11 (no package
+# source for it is reachable from these machines, so it is checked, not installed). It
+# installs what it needs, idempotently (a second run installs nothing and spends well under a
+# second on this):
+#   * Debian packages: kcat, iproute2, iptables, and chromium for the console stage (apt-get
+#     update runs once, only when something is missing);
 #   * a Python venv at .venv (gitignored) from tests/clients/python/requirements.txt;
 #   * npm packages in tests/clients/js/node_modules from the committed package-lock.json (npm ci).
 # Then it runs these stages, in this order, stopping at the first failure (non-zero exit):
@@ -171,6 +173,12 @@ ensure_debian_packages() {
   # The multi-host and network-partition tests: namespaces, veth, bridges, iptables.
   command -v ip >/dev/null || missing+=(iproute2)
   command -v iptables >/dev/null || missing+=(iptables)
+  # The Terraform provider's acceptance test drives the real binary; say so up front.
+  if selected rust && ! command -v "${TERRAFORM_BIN:-terraform}" >/dev/null; then
+    echo "scripts/test.sh: terraform 1.11 is needed on PATH (or TERRAFORM_BIN) for" \
+      "terraform/tests/acceptance.rs; install it from HashiCorp's releases" >&2
+    return 1
+  fi
   command -v timeout >/dev/null || missing+=(coreutils)
   command -v diff >/dev/null && command -v cmp >/dev/null || missing+=(diffutils)
   # The console's browser tests drive Debian's chromium (Playwright cannot download its own).
