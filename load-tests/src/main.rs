@@ -13,7 +13,12 @@
 //! ferry-load create-topics --bootstrap 127.0.0.1:9092 --partitions 1000 --replication-factor 3
 //! ferry-load metadata-image --partitions 1000000 --topics 1000 --brokers 60
 //! ferry-load replication --ferry-bin target/release/ferry --duration-secs 20 --trials 5
+//! ferry-load groups --ferry-bin target/release/ferry --rate 1000 --duration-secs 20 --trials 5
 //! ```
+//!
+//! `groups` starts its own cluster the same way, then measures end-to-end latency (produce to a
+//! consumer-group member, against a manually assigned consumer in the same run) and the time a
+//! 3-member group takes to rebalance when one member leaves and when one joins.
 //!
 //! `replication` starts its own cluster (3 controllers, 3 brokers), produces to a topic of
 //! replication factor 1 with acks=1 and to one of replication factor 3 with acks=all in the
@@ -35,6 +40,7 @@ mod consume;
 mod create_topics;
 mod disk;
 mod failover;
+mod groups;
 mod kafka;
 mod metadata_image;
 mod payload;
@@ -134,6 +140,44 @@ enum Command {
     /// Through a control plane (e.g. `ferry dev`): time CreateCluster to ACTIVE by step, API
     /// latency under concurrent clients, and DeleteCluster to gone.
     Provision(ProvisionArgs),
+    /// Start 3 controllers and 3 brokers; end-to-end latency through a consumer group vs a
+    /// manually assigned consumer; rebalance time of a 3-member group.
+    Groups(GroupsArgs),
+}
+
+/// Flags of `groups`.
+#[derive(Debug, Clone, Args)]
+struct GroupsArgs {
+    /// The `ferry` binary to start the nodes with.
+    #[arg(long, env = "FERRY_BIN")]
+    ferry_bin: PathBuf,
+    /// Partitions of each topic.
+    #[arg(long, default_value_t = 12)]
+    partitions: i32,
+    /// Messages per second in the latency phases.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Seconds each latency phase produces.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Rebalance trials (each: one member leaves, one joins).
+    #[arg(long, default_value_t = 5)]
+    trials: u32,
+    /// The consumers' heartbeat.interval.ms (librdkafka's default 3000).
+    #[arg(long, default_value_t = 3_000)]
+    heartbeat_interval_ms: u64,
+    /// The consumers' session.timeout.ms (librdkafka's default 45000).
+    #[arg(long, default_value_t = 45_000)]
+    session_timeout_ms: u64,
+    /// The brokers' group.initial.rebalance.delay.ms (Kafka's default 3000).
+    #[arg(long, default_value_t = 3_000)]
+    initial_rebalance_delay_ms: u64,
+    /// Parent directory of the nodes' temporary data directories.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep the data directories and node logs after the run.
+    #[arg(long)]
+    keep_data: bool,
 }
 
 /// Flags of `replication`.
@@ -517,6 +561,50 @@ fn run_replication(args: &ReplicationArgs) -> anyhow::Result<BenchReport> {
     })
 }
 
+fn run_groups(args: &GroupsArgs) -> anyhow::Result<BenchReport> {
+    use crate::groups::{GroupLatency, GroupOptions, Rebalance};
+    let mut cluster = cluster::Quorum::plan(
+        &args.ferry_bin,
+        3,
+        "ferry-load-groups",
+        args.data_dir.as_deref(),
+    )?;
+    cluster.add_brokers(&["a", "b", "c"])?;
+    cluster.set(&[&format!(
+        "group.initial.rebalance.delay.ms={}",
+        args.initial_rebalance_delay_ms
+    )]);
+    if args.keep_data {
+        eprintln!("node data and logs in {}", cluster.keep().display());
+    }
+    cluster.start_all()?;
+    let bootstrap = cluster.bootstrap();
+    replication::wait_for_brokers(&bootstrap, 3)?;
+    let options = GroupOptions {
+        bootstrap,
+        partitions: args.partitions,
+        rate: args.rate,
+        duration: Duration::from_secs(args.duration_secs),
+        trials: args.trials,
+        heartbeat_interval_ms: args.heartbeat_interval_ms,
+        session_timeout_ms: args.session_timeout_ms,
+    };
+    let mut latency = GroupLatency::new(options.clone());
+    let latency_report = workload::run(&mut latency)?;
+    let mut rebalance = Rebalance::new(options);
+    let mut rebalance_report = workload::run(&mut rebalance)?;
+    rebalance_report.setting(
+        "group.initial.rebalance.delay.ms",
+        args.initial_rebalance_delay_ms,
+    );
+    let mut ratios = latency.ratios();
+    ratios.extend(rebalance.ratios());
+    Ok(BenchReport {
+        reports: vec![latency_report, rebalance_report],
+        ratios,
+    })
+}
+
 /// RF=3 acks=all against RF=1 acks=1: throughput and latency percentiles.
 fn replication_ratios(rf1: &Report, rf3: &Report) -> Vec<Ratio> {
     let mut ratios = vec![Ratio::new(
@@ -606,20 +694,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir: args.dir.unwrap_or_else(std::env::temp_dir),
         }))?,
         Command::Replication(args) => {
-            let bench = run_replication(&args)?;
-            let verified = bench.reports.iter().all(Report::verified);
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&bench)?);
-            } else {
-                for report in &bench.reports {
-                    print!("{}", report.to_table());
-                }
-                println!("== ratios ==");
-                for ratio in &bench.ratios {
-                    println!("{}", ratio.to_line());
-                }
-            }
-            return Ok(exit_code(verified));
+            return print_bench(&run_replication(&args)?, cli.json);
+        }
+        Command::Groups(args) => {
+            return print_bench(&run_groups(&args)?, cli.json);
         }
         Command::Bench {
             client,
@@ -635,23 +713,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(consume_timeout_secs),
                 consumer_config,
             )?;
-            let verified = bench.reports.iter().all(Report::verified);
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&bench)?);
-            } else {
-                for report in &bench.reports {
-                    print!("{}", report.to_table());
-                }
-                println!("== ratios ==");
-                for ratio in &bench.ratios {
-                    println!("{}", ratio.to_line());
-                }
-            }
-            return Ok(exit_code(verified));
+            return print_bench(&bench, cli.json);
         }
     };
     print_report(&report, cli.json)?;
     Ok(exit_code(report.verified()))
+}
+
+/// Prints a multi-report run with its ratios; the exit code says whether every report verified.
+fn print_bench(bench: &BenchReport, json: bool) -> anyhow::Result<ExitCode> {
+    let verified = bench.reports.iter().all(Report::verified);
+    if json {
+        println!("{}", serde_json::to_string_pretty(bench)?);
+    } else {
+        for report in &bench.reports {
+            print!("{}", report.to_table());
+        }
+        println!("== ratios ==");
+        for ratio in &bench.ratios {
+            println!("{}", ratio.to_line());
+        }
+    }
+    Ok(exit_code(verified))
 }
 
 fn main() -> ExitCode {
