@@ -49,8 +49,9 @@
 //!
 //! # Deliberate simplifications
 //!
-//! - No compaction (`cleanup.policy=compact` is refused), no transactions index, no producer
-//!   state snapshots, no tiered storage.
+//! - No compaction (`cleanup.policy=compact` is refused), no transactions index, no tiered
+//!   storage. Idempotent producers' state ([`producer_state`]) and its snapshot files
+//!   ([`producer_snapshot`], `<offset>.snapshot`) are kept beside the log by the broker.
 //! - Indexes grow by plain writes instead of being preallocated and memory-mapped.
 //! - Records inside a batch are not validated one by one (Kafka's `LogValidator` does for
 //!   uncompressed batches); the batch CRC, counts and sizes are.
@@ -66,6 +67,8 @@ pub mod index;
 pub mod memory;
 pub mod partition;
 pub mod policy;
+pub mod producer_snapshot;
+pub mod producer_state;
 pub mod segment;
 pub mod storage;
 
