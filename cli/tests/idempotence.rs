@@ -3,9 +3,12 @@
 //!
 //! Three controllers and three brokers run on loopback; a producer streams numbered messages
 //! to an RF3 topic while the leader of one partition after another is killed with kill -9 and
-//! restarted. librdkafka retries every batch whose answer was lost with the same producer id
-//! and sequence, so a new leader that built the producer state from the replicated batches
-//! answers those retries as duplicates. The check, after Jepsen's queue checker: every
+//! restarted. Before each kill one in-sync follower is stopped (SIGSTOP) for a second, which
+//! holds the high watermark back: the leader and the other follower then hold batches that
+//! were never acknowledged, and the other follower becomes the new leader. librdkafka retries
+//! every unacknowledged batch with the same producer id and sequence, so only a new leader that
+//! built the producer state from the replicated batches answers those retries as duplicates
+//! instead of writing them twice (without deduplication this test sees duplicates). The check, after Jepsen's queue checker: every
 //! acknowledged message is read back at its acknowledged offset, no message appears twice, and
 //! each partition holds its messages in the order they were sent.
 //!
@@ -154,7 +157,8 @@ fn spawn_idempotent_producer(
             }
         }
         if let Some((code, reason)) = producer.client().fatal_error() {
-            sent.failures.push(format!("fatal producer error {code:?}: {reason}"));
+            sent.failures
+                .push(format!("fatal producer error {code:?}: {reason}"));
         }
         sent
     })
@@ -222,7 +226,11 @@ struct Report {
 }
 
 fn check(acks: &[Ack], read: &BTreeMap<(i32, i64), String>) -> Report {
-    let number = |payload: &str| payload.strip_prefix("m-").and_then(|n| n.parse::<u64>().ok());
+    let number = |payload: &str| {
+        payload
+            .strip_prefix("m-")
+            .and_then(|n| n.parse::<u64>().ok())
+    };
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
     for payload in read.values() {
         let n = number(payload).unwrap_or_else(|| panic!("unexpected payload {payload:?}"));
@@ -292,17 +300,36 @@ async fn idempotent_producer_survives_leader_kills_without_duplicates_loss_or_re
     for round in 0..ROUNDS {
         let views = wait_for_full_isr(&cluster, TOPIC).await;
         let victim = (round % PARTITIONS as usize) as i32;
-        let leader = views[victim as usize].leader;
+        let view = &views[victim as usize];
+        let leader = view.leader;
+        let followers: Vec<i32> = view
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != leader)
+            .collect();
+        let (survivor, stalled) = (followers[0], followers[1]);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        eprintln!("round {round}: kill -9 broker {leader}, leader of {TOPIC}-{victim}");
+        // A stopped in-sync follower holds the high watermark back, so for a second the leader
+        // and the survivor append batches nobody acknowledges; then the leader dies. The
+        // stalled follower is fenced first (its heartbeats stopped first), so the survivor
+        // takes over holding every unacknowledged batch, and the producer's retries of them
+        // are duplicates only the producer state can recognise.
+        eprintln!(
+            "round {round}: SIGSTOP broker {stalled}, then kill -9 broker {leader}, \
+             leader of {TOPIC}-{victim}; {survivor} should take over"
+        );
+        cluster.pause(stalled);
+        tokio::time::sleep(Duration::from_secs(1)).await;
         cluster.kill9(leader);
-        wait_for_partitions(&cluster, TOPIC, "a new leader", |views| {
-            let p = &views[victim as usize];
-            (p.leader >= 0 && p.leader != leader).then_some(())
+        wait_for_partitions(&cluster, TOPIC, "the survivor leads", |views| {
+            (views[victim as usize].leader == survivor).then_some(())
         })
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
+        cluster.kill9(stalled);
         cluster.restart(leader);
+        cluster.restart(stalled);
     }
     wait_for_full_isr(&cluster, TOPIC).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -340,8 +367,24 @@ async fn idempotent_producer_survives_leader_kills_without_duplicates_loss_or_re
     );
     assert_eq!(acks.len() as u64, sent, "every message was acknowledged");
     assert_eq!(report.lost, vec![], "no acknowledged message is lost");
-    assert_eq!(report.moved, vec![], "acknowledged messages stay at their offsets");
-    assert_eq!(report.duplicated, BTreeMap::new(), "no message is written twice");
-    assert_eq!(report.reordered, vec![], "each partition keeps the send order");
-    assert_eq!(read.len(), acks.len(), "the log holds exactly the acknowledged messages");
+    assert_eq!(
+        report.moved,
+        vec![],
+        "acknowledged messages stay at their offsets"
+    );
+    assert_eq!(
+        report.duplicated,
+        BTreeMap::new(),
+        "no message is written twice"
+    );
+    assert_eq!(
+        report.reordered,
+        vec![],
+        "each partition keeps the send order"
+    );
+    assert_eq!(
+        read.len(),
+        acks.len(),
+        "the log holds exactly the acknowledged messages"
+    );
 }
