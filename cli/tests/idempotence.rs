@@ -94,6 +94,9 @@ struct Sent {
     sent: u64,
 }
 
+/// A send's outcome: its (partition, offset), or librdkafka's error.
+type Delivery = Result<(i32, i64), String>;
+
 /// Sends `m-0`, `m-1`, … round-robin to `partitions` partitions with an idempotent producer,
 /// paced every 2 ms, until `stop` is set and every send has an answer.
 fn spawn_idempotent_producer(
@@ -119,8 +122,7 @@ fn spawn_idempotent_producer(
             failures: Vec::new(),
             sent: 0,
         };
-        let mut in_flight: tokio::task::JoinSet<(u64, Result<(i32, i64), String>)> =
-            tokio::task::JoinSet::new();
+        let mut in_flight: tokio::task::JoinSet<(u64, Delivery)> = tokio::task::JoinSet::new();
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             if stopping && in_flight.is_empty() {
@@ -199,11 +201,12 @@ fn read_back(
                     next.insert(m.partition(), m.offset() + 1);
                     at_end.remove(&m.partition());
                 }
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    if next.get(&p).copied().unwrap_or(0) >= ends.get(&p).copied().unwrap_or(0) {
-                        at_end.insert(p);
-                    }
+                Some(Err(KafkaError::PartitionEOF(p)))
+                    if next.get(&p).copied().unwrap_or(0) >= ends.get(&p).copied().unwrap_or(0) =>
+                {
+                    at_end.insert(p);
                 }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(e)) => eprintln!("consumer error (retried): {e}"),
                 None => {}
             }

@@ -164,15 +164,8 @@ impl PartitionInner {
         self.rebuild_producers();
     }
 
-    /// Rebuilds the producer state after the log was truncated: snapshots above the new log
-    /// end describe batches that are gone.
+    /// Rebuilds the producer state after the log was truncated.
     pub fn producers_after_truncation(&mut self) {
-        let end = self.log.log_end_offset();
-        if let Some(dir) = &self.producers.snapshot_dir {
-            if let Err(e) = producer_snapshot::remove_above(dir, end) {
-                tracing::warn!(error = %e, "could not remove producer snapshots past the log end");
-            }
-        }
         self.rebuild_producers();
     }
 
@@ -192,8 +185,17 @@ impl PartitionInner {
         self.producers.snapshot(end, true);
     }
 
+    /// Loads the newest snapshot at or below the log end and replays the log after it. Snapshots
+    /// above the log end are deleted first: they describe batches that are gone (truncated, or
+    /// lost with an unflushed tail in a crash), and once the log grew past them again they would
+    /// be mistaken for the state of the new batches.
     fn rebuild_producers(&mut self) {
         let end = self.log.log_end_offset();
+        if let Some(dir) = &self.producers.snapshot_dir
+            && let Err(e) = producer_snapshot::remove_above(dir, end)
+        {
+            tracing::warn!(error = %e, "could not remove producer snapshots past the log end");
+        }
         let (from, states) = match &self.producers.snapshot_dir {
             Some(dir) => match producer_snapshot::latest_at_or_below(dir, end) {
                 Ok(Some((offset, states))) => (offset, states),

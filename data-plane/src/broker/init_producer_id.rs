@@ -73,7 +73,7 @@ impl Broker {
         let presented = (request.producer_id.0, request.producer_epoch);
         let (producer_id, epoch) = match presented {
             (-1, -1) => (None, 0),
-            (id, epoch) if id >= 0 && epoch >= 0 && epoch < MAX_EPOCH => (Some(id), epoch + 1),
+            (id, epoch) if id >= 0 && (0..MAX_EPOCH).contains(&epoch) => (Some(id), epoch + 1),
             (id, epoch) if id >= 0 && epoch >= MAX_EPOCH => (None, 0),
             _ => return refused(ResponseError::InvalidRequest),
         };

@@ -19,6 +19,8 @@
 //!     leader-epoch-checkpoint         Kafka's format: "0\n<count>\n<epoch> <startOffset>\n..."
 //!     recovery-point                  "0\n<offset>\n": segments ending at or below it are durable
 //!     clean-shutdown                  present only while closed cleanly (skips the CRC scan)
+//!     00000000000000004096.snapshot   idempotent producers' state below that offset, written
+//!                                     by the broker at rolls and shutdown ([`producer_snapshot`])
 //! ```
 //!
 //! # Structure

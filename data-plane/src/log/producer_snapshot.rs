@@ -108,10 +108,11 @@ pub fn list(dir: &Path) -> Result<Vec<Offset>, SnapshotError> {
         let Some(digits) = name.strip_suffix(SNAPSHOT_SUFFIX) else {
             continue;
         };
-        if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(offset) = digits.parse() {
-                offsets.push(offset);
-            }
+        if digits.len() == 20
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(offset) = digits.parse()
+        {
+            offsets.push(offset);
         }
     }
     offsets.sort_unstable();
@@ -255,7 +256,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), 10, &states(1), false).unwrap();
         write(dir.path(), 20, &states(2), false).unwrap();
-        // Newer than the log end: skipped (but kept until truncation removes it).
+        // Newer than the log end: skipped (the broker deletes it with `remove_above`).
         let found = latest_at_or_below(dir.path(), 15).unwrap().unwrap();
         assert_eq!(found, (10, states(1)));
         // A torn newest snapshot is deleted and the older one used.
