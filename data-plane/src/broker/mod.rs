@@ -9,6 +9,9 @@
 //! - [`divergence`]: the sans-IO truncation decisions after a leader change.
 //! - [`fetcher`]: followers' fetcher tasks and the leader's ISR checks (the I/O shell);
 //!   `fetch.rs` serves followers with the same handler as consumers.
+//! - [`idempotence`]: idempotent producers' per-partition state on every replica (checked on
+//!   produce, rebuilt from replicated batches, snapshots and truncations); ids come from
+//!   `init_producer_id.rs`.
 //!
 //! The broker follows the metadata [`Authority`]: every new image is reconciled into the set of
 //! local partitions ([`Broker::apply_image`]), creating logs for partitions assigned here and

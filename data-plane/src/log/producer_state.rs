@@ -226,9 +226,9 @@ impl ProducerStates {
             // A new epoch starts its sequences again at 0.
             (true, _) => 0,
             (false, Some(last)) => increment_sequence(last, 1),
-            // The epoch is known but none of its batches: accept any sequence, as for an
-            // unknown producer.
-            (false, None) => batch.first_seq,
+            // The epoch is known but none of its batches (a snapshot written by another
+            // version could hold such an entry): Kafka expects the epoch's first batch.
+            (false, None) => 0,
         };
         if batch.first_seq != expected {
             return Err(SequenceError::OutOfOrder {
