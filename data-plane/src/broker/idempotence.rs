@@ -379,6 +379,16 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_forgets_producers_idle_past_the_expiration() {
+        let mut inner = partition();
+        produce(&mut inner, idempotent_batch(1, 0, 0, 1)); // batch timestamps are 1_000
+        inner.maintain_producers(1_000 + 59_999, 60_000);
+        assert_eq!(inner.producers.states.len(), 1);
+        inner.maintain_producers(1_000 + 60_000, 60_000);
+        assert!(inner.producers.states.is_empty());
+    }
+
+    #[test]
     fn a_follower_builds_the_leaders_state_from_replicated_bytes() {
         let mut leader = partition();
         for seq in [0, 3, 6] {
