@@ -172,7 +172,11 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     page.get_by_role("button", name="Copy bootstrap servers").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == bootstrap
-    assert f"bootstrap.servers={bootstrap}" in page.locator("#config-java").inner_text()
+    java_config = page.locator("#config-java").inner_text()
+    assert f"bootstrap.servers={bootstrap}" in java_config
+    # The idempotent producer is served, so the Java snippet keeps Kafka's default.
+    assert "enable.idempotence=true" in java_config, java_config
+    assert "enable.idempotence=false" not in java_config, java_config
     assert f"bootstrap.servers={bootstrap}" in page.locator("#config-librdkafka").inner_text()
     page.get_by_role("button", name="Copy librdkafka config").click()
     librdkafka_config = page.evaluate("navigator.clipboard.readText()")

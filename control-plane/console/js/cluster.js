@@ -251,7 +251,7 @@ function renderHistory(target, operations) {
 function clientConfigs(bootstrap) {
   return [
     ["java", "Java client (client.properties)", "Copy Java config",
-      `bootstrap.servers=${bootstrap}\nsecurity.protocol=PLAINTEXT\nacks=all\n# The idempotent producer (Java's default) needs InitProducerId, not served yet.\nenable.idempotence=false\n`],
+      `bootstrap.servers=${bootstrap}\nsecurity.protocol=PLAINTEXT\nacks=all\n# Kafka's default: retries never duplicate or reorder messages.\nenable.idempotence=true\n`],
     ["librdkafka", "librdkafka (confluent-kafka, kcat -F, rdkafka)", "Copy librdkafka config",
       `bootstrap.servers=${bootstrap}\nsecurity.protocol=plaintext\nacks=all\n`],
     ["python", "Python (confluent-kafka)", "Copy Python example",

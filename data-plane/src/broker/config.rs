@@ -28,6 +28,9 @@ pub struct BrokerConfig {
     /// `replica.lag.time.max.ms` (Kafka's default 30 s): a follower that has not been caught
     /// up to its leader's log end for this long is removed from the ISR.
     pub replica_lag_time_max: Duration,
+    /// `producer.id.expiration.ms` (Kafka's default one day): a partition forgets an
+    /// idempotent producer this long after its last batch.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl BrokerConfig {
@@ -40,6 +43,8 @@ impl BrokerConfig {
             topic_defaults: TopicDefaults::default(),
             retention_check_interval: Duration::from_millis(300_000),
             replica_lag_time_max: Duration::from_millis(30_000),
+            producer_id_expiration_ms:
+                crate::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }
@@ -108,6 +113,14 @@ impl BrokerConfig {
                         .ok_or_else(|| bad("expected an integer > 0"))?;
                     self.replica_lag_time_max = Duration::from_millis(ms);
                 }
+                "producer.id.expiration.ms" => {
+                    self.producer_id_expiration_ms =
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|n: &i64| *n >= 1)
+                            .ok_or_else(|| bad("expected an integer >= 1"))?;
+                }
                 _ => match TOPIC_DEFAULT_NAMES
                     .iter()
                     .find(|(broker, _)| *broker == name)
@@ -143,9 +156,11 @@ mod tests {
                 ("min.insync.replicas", "2"),
                 ("log.retention.check.interval.ms", "1000"),
                 ("replica.lag.time.max.ms", "5000"),
+                ("producer.id.expiration.ms", "60000"),
             ])
             .unwrap();
         assert_eq!(config.replica_lag_time_max, Duration::from_secs(5));
+        assert_eq!(config.producer_id_expiration_ms, 60_000);
         assert_eq!(config.topic_defaults.num_partitions, 3);
         assert!(!config.auto_create_topics_enable);
         assert_eq!(config.topic_defaults.config.min_insync_replicas, 2);

@@ -435,9 +435,12 @@ impl Broker {
         if !records.is_empty() {
             match inner
                 .log
-                .append_as_follower(BytesMut::from(records), now_ms())
+                .append_as_follower(BytesMut::from(records.clone()), now_ms())
             {
-                Ok(_) => progress = true,
+                Ok(_) => {
+                    inner.record_replicated(&records);
+                    progress = true
+                }
                 Err(e) => {
                     tracing::warn!(partition = ?partition.id, error = %e, "follower append failed");
                     return Applied::Park;
@@ -474,6 +477,7 @@ fn truncate(
         tracing::error!(partition = ?partition.id, error = %e, "truncation failed");
         return Applied::Park;
     }
+    inner.producers_after_truncation();
     let end = inner.log.log_end_offset();
     inner.high_watermark = inner.high_watermark.min(end);
     Applied::Progress

@@ -9,6 +9,9 @@
 //! - [`divergence`]: the sans-IO truncation decisions after a leader change.
 //! - [`fetcher`]: followers' fetcher tasks and the leader's ISR checks (the I/O shell);
 //!   `fetch.rs` serves followers with the same handler as consumers.
+//! - [`idempotence`]: idempotent producers' per-partition state on every replica (checked on
+//!   produce, rebuilt from replicated batches, snapshots and truncations); ids come from
+//!   `init_producer_id.rs`.
 //!
 //! The broker follows the metadata [`Authority`]: every new image is reconciled into the set of
 //! local partitions ([`Broker::apply_image`]), creating logs for partitions assigned here and
@@ -25,6 +28,8 @@ mod describe_quorum;
 pub mod divergence;
 mod fetch;
 pub mod fetcher;
+pub mod idempotence;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
@@ -95,6 +100,8 @@ pub struct Broker {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append, so long-polling fetches wake up.
     appended: watch::Sender<u64>,
+    /// Producer ids for InitProducerId, in blocks from the authority.
+    producer_ids: Arc<init_producer_id::ProducerIdAllocator>,
 }
 
 impl Broker {
@@ -106,12 +113,18 @@ impl Broker {
             source,
         })?;
         let image = authority.image();
+        let authority_for_ids = authority.clone();
+        let config_node_id = config.node_id;
         let broker = Arc::new(Self {
             config,
             authority,
             image: RwLock::new(image.clone()),
             partitions: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
+            producer_ids: Arc::new(init_producer_id::ProducerIdAllocator::new(
+                authority_for_ids,
+                config_node_id,
+            )),
         });
         broker.apply_image(&image)?;
         broker.remove_stray_logs(&image)?;
@@ -182,6 +195,9 @@ impl Broker {
             RequestKind::OffsetForLeaderEpoch(r) => {
                 ResponseKind::OffsetForLeaderEpoch(self.offset_for_leader_epoch(r))
             }
+            RequestKind::InitProducerId(r) => {
+                ResponseKind::InitProducerId(self.init_producer_id(r, version).await)
+            }
             RequestKind::DescribeQuorum(r) => {
                 ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
             }
@@ -233,6 +249,7 @@ impl Broker {
             if let Err(e) = inner.log.maybe_roll(now) {
                 tracing::warn!(partition = ?partition.id, error = %e, "segment roll failed");
             }
+            inner.maintain_producers(now, self.config.producer_id_expiration_ms);
             let high_watermark = inner.high_watermark;
             match inner.log.enforce_retention(now, high_watermark) {
                 Ok(outcome) => tracing::debug!(partition = ?partition.id, ?outcome, "retention"),
@@ -244,9 +261,11 @@ impl Broker {
     /// Flushes every partition's log to disk (clean shutdown).
     pub fn flush_all(&self) {
         for partition in self.partitions() {
-            if let Err(e) = partition.lock().log.flush() {
+            let mut inner = partition.lock();
+            if let Err(e) = inner.log.flush() {
                 tracing::error!(partition = ?partition.id, error = %e, "flush failed");
             }
+            inner.snapshot_producers();
         }
     }
 
@@ -295,6 +314,9 @@ impl Broker {
                     let log = self.open_log(&id, topic.id, &config)?;
                     let partition =
                         Partition::new(id.clone(), topic.id, self.node_id(), log, config, state);
+                    partition
+                        .lock()
+                        .recover_producers(Some(self.partition_dir(&id)));
                     partitions.insert(id, Arc::new(partition));
                 }
             }

@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use kafka_protocol::ResponseError;
 
+use super::idempotence::Producers;
 use super::now_ms;
 use super::replica::ReplicaTracker;
 use crate::log::{Offset, PartitionLog};
@@ -43,6 +44,9 @@ pub struct PartitionInner {
     pub high_watermark: Offset,
     /// Followers' progress, on the leader only (see the module docs).
     pub tracker: Option<ReplicaTracker>,
+    /// Idempotent producers' state, built from the log on every replica
+    /// ([`super::idempotence`]).
+    pub producers: Producers,
 }
 
 /// A partition replica on this broker.
@@ -73,6 +77,7 @@ impl Partition {
             state: state.clone(),
             high_watermark: 0,
             tracker: None,
+            producers: Producers::default(),
         };
         inner.install(node_id, state);
         Self {
@@ -98,6 +103,25 @@ impl Partition {
 }
 
 impl PartitionInner {
+    /// A follower replica over `log` with no placement, for unit tests of per-partition logic.
+    #[cfg(test)]
+    pub fn for_tests(log: Box<dyn PartitionLog>) -> Self {
+        Self {
+            log,
+            config: TopicConfig::default(),
+            state: PartitionState {
+                replicas: vec![],
+                isr: vec![],
+                leader: -1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+            high_watermark: 0,
+            tracker: None,
+            producers: Producers::default(),
+        }
+    }
+
     /// Whether `node` leads this partition.
     pub fn is_leader(&self, node: NodeId) -> bool {
         self.state.leader == node

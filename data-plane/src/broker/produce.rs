@@ -16,6 +16,12 @@
 //!   NOT_ENOUGH_REPLICAS_AFTER_APPEND, as in Kafka; if this broker lost the leadership (a new
 //!   leader epoch) it is NOT_LEADER_OR_FOLLOWER, because its tail may be truncated and the high
 //!   watermark it later learns as a follower says nothing about *this* batch.
+//! - Idempotent producers (a producer id in the batch): the batch's sequence is checked
+//!   under the partition lock before the append ([`super::idempotence`]). A retry of one of the
+//!   producer's last five batches is answered with the original base offset and appends
+//!   nothing (with acks=all it still waits until the original is replicated); a gap is
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER, a fenced epoch INVALID_PRODUCER_EPOCH, and more than one
+//!   batch in the partition's records INVALID_RECORD, all with nothing appended.
 //! - acks=0: no response at all, as Kafka does; if a partition fails, the connection is closed
 //!   so the client notices and refreshes its metadata (Kafka's behaviour too).
 
@@ -28,6 +34,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::idempotence::ProducerCheck;
 use super::partition::Partition;
 use super::{Broker, Reply, now_ms};
 use crate::log::{LeaderEpoch, Offset};
@@ -216,11 +223,40 @@ impl Broker {
             );
         }
         let epoch = inner.state.leader_epoch;
+        // Idempotent producers: checked under the partition lock, right before the append.
+        let producer_check = inner.check_producer_batch(&records);
+        match producer_check {
+            ProducerCheck::Refused(refusal) => {
+                tracing::debug!(topic, partition = index, error = %refusal, "idempotent produce refused");
+                let code = ResponseError::try_from_code(refusal.kafka_code())
+                    .expect("producer refusals use known codes");
+                return (error(index, code, &refusal.to_string()), None);
+            }
+            ProducerCheck::Duplicate {
+                first_offset,
+                last_offset,
+            } => {
+                // Answered like the original write, once the original is replicated as well.
+                let required = last_offset + 1;
+                let wait = (acks == ACKS_ALL && inner.high_watermark < required)
+                    .then(|| (partition.clone(), required, epoch));
+                let response = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(first_offset)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(inner.log.log_start_offset());
+                return (response, wait);
+            }
+            ProducerCheck::Plain | ProducerCheck::Append(_) => {}
+        }
         match inner
             .log
             .append_as_leader(BytesMut::from(records), epoch, now_ms())
         {
             Ok(info) => {
+                if let ProducerCheck::Append(batch) = &producer_check {
+                    inner.record_appended(batch, &info);
+                }
                 inner.after_append();
                 let required = info.last_offset + 1;
                 let wait = (acks == ACKS_ALL && inner.high_watermark < required)

@@ -19,6 +19,8 @@
 //!     leader-epoch-checkpoint         Kafka's format: "0\n<count>\n<epoch> <startOffset>\n..."
 //!     recovery-point                  "0\n<offset>\n": segments ending at or below it are durable
 //!     clean-shutdown                  present only while closed cleanly (skips the CRC scan)
+//!     00000000000000004096.snapshot   idempotent producers' state below that offset, written
+//!                                     by the broker at rolls and shutdown ([`producer_snapshot`])
 //! ```
 //!
 //! # Structure
@@ -49,8 +51,9 @@
 //!
 //! # Deliberate simplifications
 //!
-//! - No compaction (`cleanup.policy=compact` is refused), no transactions index, no producer
-//!   state snapshots, no tiered storage.
+//! - No compaction (`cleanup.policy=compact` is refused), no transactions index, no tiered
+//!   storage. Idempotent producers' state ([`producer_state`]) and its snapshot files
+//!   ([`producer_snapshot`], `<offset>.snapshot`) are kept beside the log by the broker.
 //! - Indexes grow by plain writes instead of being preallocated and memory-mapped.
 //! - Records inside a batch are not validated one by one (Kafka's `LogValidator` does for
 //!   uncompressed batches); the batch CRC, counts and sizes are.
@@ -66,6 +69,8 @@ pub mod index;
 pub mod memory;
 pub mod partition;
 pub mod policy;
+pub mod producer_snapshot;
+pub mod producer_state;
 pub mod segment;
 pub mod storage;
 

@@ -166,6 +166,14 @@ impl Authority for LocalAuthority {
         Box::pin(async move { self.run(&command) })
     }
 
+    /// The epoch of this node's own registration (it registers itself on open).
+    fn broker_epoch(&self) -> i64 {
+        let image = self.image.lock().expect("metadata lock poisoned");
+        image
+            .broker(self.options.broker.node_id)
+            .map_or(-1, |b| b.broker_epoch)
+    }
+
     /// A single node is a quorum of one: itself, always the leader, in epoch 1.
     fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumState, AdminError>> {
         use ferry_proto::controller::v1::{Endpoint, ReplicaState};

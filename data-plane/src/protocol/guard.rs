@@ -34,7 +34,7 @@ use kafka_protocol::messages::ApiKey;
 
 use schema::{
     ALTER_CONFIGS, API_VERSIONS, CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS,
-    DESCRIBE_QUORUM, FETCH, INCREMENTAL_ALTER_CONFIGS, LIST_OFFSETS, METADATA,
+    DESCRIBE_QUORUM, FETCH, INCREMENTAL_ALTER_CONFIGS, INIT_PRODUCER_ID, LIST_OFFSETS, METADATA,
     OFFSET_FOR_LEADER_EPOCH, PRODUCE,
 };
 
@@ -293,6 +293,7 @@ const APIS: &[Api] = &[
     api(ApiKey::ApiVersions, between(0, 4), 3, &API_VERSIONS),
     api(ApiKey::CreateTopics, between(2, 7), 5, &CREATE_TOPICS),
     api(ApiKey::DeleteTopics, between(1, 6), 4, &DELETE_TOPICS),
+    api(ApiKey::InitProducerId, between(0, 5), 2, &INIT_PRODUCER_ID),
     api(
         ApiKey::OffsetForLeaderEpoch,
         between(2, 4),
@@ -330,6 +331,17 @@ mod schema {
             tagged: &[],
         }
     }
+
+    /// `InitProducerIdRequest`, versions 0-5, flexible from 2.
+    pub(super) const INIT_PRODUCER_ID: Schema = plain(
+        "InitProducerIdRequest",
+        &[
+            field("transactional_id", String, ALL),
+            field("transaction_timeout_ms", Int32, ALL),
+            field("producer_id", Int64, since(3)),
+            field("producer_epoch", Int16, since(3)),
+        ],
+    );
 
     /// `ProduceRequest`, versions 3-13, flexible from 9.
     pub(super) const PRODUCE: Schema = plain(
@@ -1001,6 +1013,7 @@ mod tests {
         FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState,
     };
     use kafka_protocol::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
+    use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
     use kafka_protocol::messages::list_offsets_request::{
         ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
     };
@@ -1333,6 +1346,17 @@ mod tests {
         encode(&request, v)
     }
 
+    fn init_producer_id(v: i16) -> Bytes {
+        let mut request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(text("txn"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        if v >= 3 {
+            request = request.with_producer_id(5.into()).with_producer_epoch(1);
+        }
+        encode(&request, v)
+    }
+
     /// A body of `key` at version `v` with every array non-empty, encoded by the crate.
     fn body(key: ApiKey, v: i16) -> Bytes {
         match key {
@@ -1348,6 +1372,7 @@ mod tests {
             ApiKey::CreatePartitions => create_partitions(v),
             ApiKey::IncrementalAlterConfigs => incremental_alter_configs(v),
             ApiKey::DescribeQuorum => describe_quorum(v),
+            ApiKey::InitProducerId => init_producer_id(v),
             ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch(v),
             other => panic!("no test request for {other:?}"),
         }
@@ -1395,7 +1420,7 @@ mod tests {
         }
         assert_eq!(
             checked,
-            11 + 15 + 10 + 14 + 5 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
+            11 + 15 + 10 + 14 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
         );
     }
 
@@ -1407,7 +1432,7 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            10 + 9 + 7 + 13 + 5 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
+            10 + 9 + 7 + 13 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
         );
     }
 

@@ -186,6 +186,46 @@ describe('kafkajs', { timeout: 180_000 }, () => {
     }
   });
 
+  test('idempotent producer: InitProducerId, each record once, in send order', async () => {
+    const topic = topicName('kafkajs-idem');
+    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
+    const producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    await producer.connect();
+    const sent = [];
+    try {
+      for (let batch = 0; batch < 5; batch++) {
+        const messages = Array.from({ length: 40 }, (_, j) => {
+          const i = batch * 40 + j;
+          return { key: `key-${i % 7}`, value: `idem-${i}` };
+        });
+        const meta = await producer.send({ topic, acks: -1, timeout: TIMEOUT_MS, messages });
+        for (const m of meta) assert.equal(m.errorCode, 0, JSON.stringify(m));
+        sent.push(...messages);
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    const records = await kcatConsume(node.bootstrap, topic);
+    assert.deepEqual(
+      records.map((r) => `${r.key} ${r.value}`).sort(),
+      sent.map((m) => `${m.key} ${m.value}`).sort(),
+      'every record exactly once',
+    );
+    const byKey = new Map();
+    for (const r of records) {
+      if (!byKey.has(r.key)) byKey.set(r.key, []);
+      byKey.get(r.key).push(Number(r.value.split('-')[1]));
+    }
+    for (const [key, seq] of byKey) {
+      assert.deepEqual(seq, [...seq].sort((a, b) => a - b), `key ${key} out of order`);
+    }
+    await admin.deleteTopics({ topics: [topic] });
+  });
+
   test('gzip-compressed batches', async () => {
     const topic = topicName('kafkajs-gzip');
     await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });

@@ -223,3 +223,24 @@ def test_message_larger_than_max_message_bytes_is_rejected_by_broker(ferry_node,
     assert sent[1] is not None and sent[1][1] == 0, sent[1]
     records, _, _ = consume(ferry_node, topic_name, 1, 1, timeout_s=15)
     assert [(k, v) for _, _, k, v in records] == [(b"small", b"ok")]
+
+
+def test_idempotent_producer_keeps_order_without_duplicates(ferry_node, topic_name):
+    """enable.idempotence=true (InitProducerId, sequence numbers, up to 5 requests in flight
+    per partition): every message once, in send order, at the offset it was acknowledged at."""
+    admin = admin_client(ferry_node)
+    create_topic(admin, topic_name, PARTITIONS)
+    messages = [(f"k{i}".encode(), f"idem-{i}".encode()) for i in range(NUM_MESSAGES)]
+    results, errors = produce(
+        ferry_node,
+        topic_name,
+        messages,
+        **{"enable.idempotence": True, "max.in.flight.requests.per.connection": 5},
+    )
+    assert errors == []
+    records, _, _ = consume(ferry_node, topic_name, PARTITIONS, NUM_MESSAGES)
+    assert sorted(records) == sorted(results), "read back exactly what was acknowledged"
+    for p in range(PARTITIONS):
+        acked = [r for r in results if r[0] == p]
+        assert [r[1] for r in acked] == sorted(r[1] for r in acked), "offsets follow send order"
+        assert [r for r in records if r[0] == p] == acked

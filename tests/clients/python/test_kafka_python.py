@@ -36,7 +36,8 @@ def producer_client(node, **overrides) -> KafkaProducer:
         bootstrap_servers=node.bootstrap,
         client_id="ferry-test-producer",
         acks="all",
-        # The broker has no InitProducerId yet; kafka-python 3.x defaults to idempotence.
+        # A plain producer; kafka-python 3.x's idempotent default is covered by
+        # test_default_producer_config and test_idempotent_producer_keeps_order_without_duplicates.
         enable_idempotence=False,
         linger_ms=5,
         request_timeout_ms=CLIENT_TIMEOUT_MS,
@@ -202,14 +203,9 @@ def test_message_larger_than_max_message_bytes_is_rejected_by_broker(ferry_node,
     assert [(r.key, r.value) for r in records] == [(b"small", b"ok")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=errors.IncompatibleBrokerVersion,
-    reason="kafka-python 3.x enables idempotence by default and needs InitProducerId, which "
-    "the broker does not serve yet; remove this mark when it does (strict: an XPASS fails)",
-)
 def test_default_producer_config(ferry_node, topic_name):
-    """A KafkaProducer with kafka-python 3.x defaults (idempotence on by default)."""
+    """A KafkaProducer with kafka-python 3.x defaults (idempotence on by default: InitProducerId
+    and sequence numbers)."""
     producer = KafkaProducer(
         bootstrap_servers=ferry_node.bootstrap,
         request_timeout_ms=CLIENT_TIMEOUT_MS,
@@ -220,3 +216,31 @@ def test_default_producer_config(ferry_node, topic_name):
         assert md.offset == 0
     finally:
         producer.close(timeout=10)
+
+
+def test_idempotent_producer_keeps_order_without_duplicates(ferry_node, topic_name):
+    """enable_idempotence=True: every record once, in send order per partition."""
+    admin = admin_client(ferry_node)
+    try:
+        admin.create_topics({topic_name: {"num_partitions": PARTITIONS, "replication_factor": 1}})
+    finally:
+        admin.close()
+    producer = producer_client(ferry_node, enable_idempotence=True)
+    sent = collections.defaultdict(list)
+    try:
+        futures = []
+        for i in range(NUM_MESSAGES):
+            value = f"idem-{i}".encode()
+            futures.append((value, producer.send(topic_name, value=value, partition=i % PARTITIONS)))
+        for value, fut in futures:
+            md = fut.get(timeout=30)
+            sent[md.partition].append((md.offset, value))
+    finally:
+        producer.close(timeout=10)
+    records = consume_all(ferry_node, topic_name, PARTITIONS, NUM_MESSAGES)
+    got = collections.defaultdict(list)
+    for r in records:
+        got[r.partition].append((r.offset, r.value))
+    for p in range(PARTITIONS):
+        assert sorted(sent[p]) == sent[p], "acknowledged offsets follow the send order"
+        assert got[p] == sent[p], f"partition {p} holds exactly what was acknowledged, in order"
