@@ -446,6 +446,17 @@ impl Broker {
         }
         let before = inner.high_watermark;
         inner.follow_high_watermark(data.high_watermark);
+        // DeleteRecords on the leader: follow its log start offset, never past our own high
+        // watermark (as Kafka's followers; the rest follows once the log catches up).
+        let leader_start = data.log_start_offset.min(inner.high_watermark);
+        if leader_start > inner.log.log_start_offset() {
+            match inner.log.advance_log_start(leader_start) {
+                Ok(()) => progress = true,
+                Err(e) => {
+                    tracing::warn!(partition = ?partition.id, error = %e, "could not advance the log start");
+                }
+            }
+        }
         if progress || inner.high_watermark != before {
             Applied::Progress
         } else {
