@@ -28,6 +28,9 @@ pub struct BrokerConfig {
     /// `replica.lag.time.max.ms` (Kafka's default 30 s): a follower that has not been caught
     /// up to its leader's log end for this long is removed from the ISR.
     pub replica_lag_time_max: Duration,
+    /// The broker configs given at startup by Kafka name, as given (DescribeConfigs reports
+    /// them as STATIC_BROKER_CONFIG).
+    pub static_configs: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -40,6 +43,7 @@ impl BrokerConfig {
             topic_defaults: TopicDefaults::default(),
             retention_check_interval: Duration::from_millis(300_000),
             replica_lag_time_max: Duration::from_millis(30_000),
+            static_configs: BTreeMap::new(),
         }
     }
 }
@@ -72,6 +76,8 @@ impl BrokerConfig {
     ) -> Result<(), String> {
         let mut topic_overrides = BTreeMap::new();
         for (name, value) in configs {
+            self.static_configs
+                .insert(name.to_string(), value.to_string());
             let bad = |why: &str| format!("invalid value {value:?} for {name}: {why}");
             match name {
                 "num.partitions" => {

@@ -106,7 +106,7 @@ impl Broker {
         if version < 5 {
             return result.with_topic_id(topic.id);
         }
-        let defaults = &self.config.topic_defaults.config;
+        let defaults = self.topic_defaults(&self.image());
         let configs = match defaults.with_overrides(&topic.configs) {
             Ok(config) => config
                 .log

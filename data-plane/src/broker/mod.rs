@@ -273,6 +273,7 @@ impl Broker {
             }
         }
         let wanted = self.wanted_partitions(image);
+        let topic_defaults = self.topic_defaults(image);
         let stale: Vec<TopicPartition> = partitions
             .iter()
             .filter(|(id, p)| {
@@ -292,14 +293,11 @@ impl Broker {
         }
         for (id, (topic, index)) in wanted {
             let state = topic.partitions[index].clone();
-            let config = self
-                .config
-                .topic_defaults
-                .config
+            let config = topic_defaults
                 .with_overrides(&topic.configs)
                 .unwrap_or_else(|e| {
                     tracing::warn!(topic = topic.name, error = %e, "invalid topic config; using defaults");
-                    self.config.topic_defaults.config.clone()
+                    topic_defaults.clone()
                 });
             match partitions.get(&id) {
                 Some(existing) => existing.update(state, config),
@@ -316,6 +314,19 @@ impl Broker {
         // Leadership or ISR may have changed: waiting acks=all writes re-check their outcome.
         self.notify_appended();
         Ok(())
+    }
+
+    /// This broker's topic defaults under `image`: its static ones with the dynamic broker
+    /// configs of the image applied (cluster-wide, then its own).
+    fn topic_defaults(&self, image: &Image) -> crate::metadata::topic_config::TopicConfig {
+        let base = &self.config.topic_defaults.config;
+        image
+            .broker_configs
+            .topic_defaults(self.node_id(), base)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "invalid dynamic broker config; using static defaults");
+                base.clone()
+            })
     }
 
     /// The partitions of `image` that have a replica on this broker.
