@@ -401,9 +401,17 @@ impl Broker {
             Some(ResponseError::OffsetOutOfRange) => {
                 let end = inner.log.log_end_offset();
                 if end < data.log_start_offset {
-                    tracing::warn!(partition = ?partition.id, end, leader_start = data.log_start_offset,
-                        "follower is behind the leader's log start; it cannot catch up");
-                    return Applied::Park;
+                    // Deleted on the leader (DeleteRecords, retention) before we copied it:
+                    // start over at the leader's log start, as Kafka's followers do.
+                    let start = data.log_start_offset;
+                    tracing::warn!(partition = ?partition.id, end, leader_start = start,
+                        "follower is behind the leader's log start; restarting its log there");
+                    if let Err(e) = inner.log.restart_at(start) {
+                        tracing::error!(partition = ?partition.id, error = %e, "restart failed");
+                        return Applied::Park;
+                    }
+                    inner.high_watermark = start;
+                    return Applied::Progress;
                 }
                 // Beyond the leader's end: keep only what is committed, then refetch.
                 let to = data.high_watermark.min(end);

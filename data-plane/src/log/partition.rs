@@ -576,19 +576,7 @@ impl<S: Storage> PartitionLog for Log<S> {
         if offset < self.segments[0].base_offset() || offset < self.log_start_offset {
             // Nothing below `offset` may stay: restart the log empty at `offset`.
             tracing::warn!(offset, "truncating the whole log");
-            self.lower_recovery_point(offset)?;
-            let fresh = self.storage.create_segment(offset);
-            for segment in std::mem::take(&mut self.segments) {
-                if segment.base_offset() != offset {
-                    self.storage.delete_segment(segment)?;
-                }
-            }
-            self.segments.push(fresh?);
-            self.set_log_start(offset)?;
-            if self.epochs.clear() {
-                self.storage.save_epochs(&self.epochs)?;
-            }
-            return Ok(());
+            return self.restart_at(offset);
         }
         let new_active = self.segments[self.segment_index(offset)].base_offset();
         self.lower_recovery_point(new_active)?;
@@ -603,6 +591,23 @@ impl<S: Storage> PartitionLog for Log<S> {
         }
         if end < self.log_start_offset {
             self.set_log_start(end)?;
+        }
+        Ok(())
+    }
+
+    fn restart_at(&mut self, offset: Offset) -> Result<()> {
+        let offset = offset.max(0);
+        self.lower_recovery_point(offset)?;
+        let fresh = self.storage.create_segment(offset);
+        for segment in std::mem::take(&mut self.segments) {
+            if segment.base_offset() != offset {
+                self.storage.delete_segment(segment)?;
+            }
+        }
+        self.segments.push(fresh?);
+        self.set_log_start(offset)?;
+        if self.epochs.clear() {
+            self.storage.save_epochs(&self.epochs)?;
         }
         Ok(())
     }
