@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use cluster::{Admin, Cluster, ClusterSpec, MetadataReader, POLL, node_status, partitions};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -20,7 +21,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::ResponseError;
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -74,7 +74,11 @@ async fn three_brokers(name: &str) -> Cluster {
         controllers: 3,
         broker_racks: &["a", "b", "c"],
         combined: false,
-        sets: &["log.retention.check.interval.ms=200"],
+        // A dead follower leaves the ISR after 3 s, so acks=all writes go on without it.
+        sets: &[
+            "log.retention.check.interval.ms=200",
+            "replica.lag.time.max.ms=3000",
+        ],
     });
     cluster.wait_for_leader(STARTUP).await;
     let brokers = cluster.broker_ids();
@@ -103,7 +107,7 @@ async fn broker_config(
     admin: &AdminClient<DefaultClientContext>,
     id: i32,
     name: &str,
-) -> Option<(String, ConfigSource)> {
+) -> Option<(String, String)> {
     let resource = ResourceSpecifier::Broker(id);
     let results = admin
         .describe_configs([&resource], &admin_options())
@@ -111,7 +115,8 @@ async fn broker_config(
         .ok()?;
     let resource = results.into_iter().next()?.ok()?;
     let entry = resource.get(name)?;
-    Some((entry.value.clone()?, entry.source))
+    // ConfigSource is neither Clone nor Copy: compare it by name.
+    Some((entry.value.clone()?, format!("{:?}", entry.source)))
 }
 
 /// The log start offset of `topic`-0 on a broker, from its admin endpoint.
@@ -130,7 +135,8 @@ async fn leader_and_epoch(addr: &str, topic: &str) -> (i32, i32) {
         metadata_request::MetadataRequestTopic::default()
             .with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
     ]));
-    let ResponseKind::Metadata(m) = call(addr, ApiKey::Metadata, 12, RequestKind::Metadata(request)).await
+    let ResponseKind::Metadata(m) =
+        call(addr, ApiKey::Metadata, 12, RequestKind::Metadata(request)).await
     else {
         panic!("a Metadata response")
     };
@@ -189,16 +195,24 @@ async fn admin_apis_across_three_brokers() {
     else {
         panic!()
     };
-    assert_eq!(altered.responses[0].error_code, 0, "{:?}", altered.responses[0]);
+    assert_eq!(
+        altered.responses[0].error_code, 0,
+        "{:?}",
+        altered.responses[0]
+    );
     let admin = admin_client(&cluster.bootstrap());
     for &id in &brokers {
         let deadline = Instant::now() + CONVERGE;
         loop {
             let seen = broker_config(&admin, id, "log.retention.ms").await;
-            if seen == Some(("3600000".into(), ConfigSource::DynamicDefaultBroker)) {
+            let expected = format!("{:?}", ConfigSource::DynamicDefaultBroker);
+            if seen == Some(("3600000".into(), expected)) {
                 break;
             }
-            assert!(Instant::now() < deadline, "broker {id} sees the cluster default; last {seen:?}");
+            assert!(
+                Instant::now() < deadline,
+                "broker {id} sees the cluster default; last {seen:?}"
+            );
             tokio::time::sleep(POLL).await;
         }
     }
@@ -206,7 +220,10 @@ async fn admin_apis_across_three_brokers() {
     // DeleteRecords on a 3-replica partition: success means every replica moved its start.
     let topic = "trim";
     let helper = Admin::new(&cluster.bootstrap(), ADMIN_TIMEOUT);
-    helper.create_topic(topic, 1, 3).await.expect("create topic");
+    helper
+        .create_topic(topic, 1, 3)
+        .await
+        .expect("create topic");
     let acked = cluster::produce(&cluster.bootstrap(), topic, 30).await;
     assert_eq!(acked.values().sum::<usize>(), 30);
     let mut offsets = TopicPartitionList::new();
@@ -230,9 +247,10 @@ async fn admin_apis_across_three_brokers() {
         );
     }
 
-    // A follower keeps the new start across a restart.
+    // A follower keeps the new start across a crash and restart (the start is checkpointed).
     let (leader, _) = leader_and_epoch(&first, topic).await;
     let follower = *brokers.iter().find(|&&id| id != leader).unwrap();
+    cluster.kill9(follower);
     cluster.restart(follower);
     let admin_addr = cluster.node(follower).admin.clone().unwrap();
     let deadline = Instant::now() + CONVERGE;
@@ -275,7 +293,10 @@ async fn admin_apis_across_three_brokers() {
         match consumer.fetch_watermarks(topic, 0, Duration::from_secs(5)) {
             Ok((low, high)) if low == 12 && high == 30 => break,
             other => {
-                assert!(Instant::now() < deadline, "watermarks on the new leader: {other:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "watermarks on the new leader: {other:?}"
+                );
                 tokio::time::sleep(POLL).await;
             }
         }
@@ -317,7 +338,81 @@ async fn admin_apis_across_three_brokers() {
             assert_eq!((p.leader_epoch, p.end_offset), (0, 30), "{p:?}");
         }
     }
-    let reader = MetadataReader::new(&survivor);
-    let view = partitions(&reader.fetch().await.unwrap(), topic).unwrap();
-    assert_eq!(view[0].leader, new_leader);
+
+    // While the old leader is down, more records arrive and are all deleted: its log (ending
+    // at 30) is then below the leader's start, and on return it starts over there.
+    let alive: Vec<String> = brokers
+        .iter()
+        .filter(|&&id| id != leader)
+        .map(|&id| cluster.bootstrap_of(id))
+        .collect();
+    let acked = cluster::produce(&alive.join(","), topic, 10).await;
+    assert_eq!(acked.values().sum::<usize>(), 10);
+    let mut everything = TopicPartitionList::new();
+    everything
+        .add_partition_offset(topic, 0, Offset::Offset(40))
+        .unwrap();
+    let short = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(10)))
+        .operation_timeout(Some(Duration::from_secs(5)));
+    let admin = admin_client(&alive.join(","));
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        // Times out while the dead broker still counts as alive (until its session expires).
+        let answer = admin.delete_records(&everything, &short).await;
+        let done = answer.as_ref().ok().and_then(|list| {
+            let element = list.find_partition(topic, 0)?;
+            (element.error().is_ok() && element.offset() == Offset::Offset(40)).then_some(())
+        });
+        if done.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DeleteRecords to 40: last {answer:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    cluster.restart(leader);
+    let returned = cluster.node(leader).admin.clone().unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let status: Option<serde_json::Value> = serde_json::from_str(&node_status(&returned)).ok();
+        let offsets = status.as_ref().and_then(|s| {
+            let p = s["partitions"]
+                .as_array()?
+                .iter()
+                .find(|p| p["topic"] == topic && p["partition"] == 0)?;
+            Some((
+                p["log_start_offset"].as_i64()?,
+                p["log_end_offset"].as_i64()?,
+            ))
+        });
+        if offsets == Some((40, 40)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the returning broker restarts its log at the leader's start: {}",
+            node_status(&returned)
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let reader = MetadataReader::new(&cluster.bootstrap());
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let view = reader
+            .fetch()
+            .await
+            .ok()
+            .and_then(|m| partitions(&m, topic));
+        if view.as_ref().is_some_and(|v| v[0].isr.contains(&leader)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker {leader} back in the ISR: {view:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }

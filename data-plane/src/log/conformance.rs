@@ -546,7 +546,11 @@ fn restart_past_the_end(make: fn(LogConfig) -> Made) {
     }
     log.restart_at(20).unwrap();
     assert_eq!(
-        (log.log_start_offset(), log.log_end_offset(), log.segment_count()),
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.segment_count()
+        ),
         (20, 20, 1)
     );
     assert_eq!(log.latest_epoch(), None, "the epoch cache starts over too");
