@@ -304,6 +304,9 @@ async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
+/// One config change: a name and its new value (`None` deletes it).
+type Change<'a> = (&'a str, Option<&'a str>);
+
 #[tokio::test]
 async fn describe_cluster_names_the_cluster_its_brokers_and_a_live_controller() {
     let dir = tempfile::tempdir().unwrap();
@@ -409,7 +412,7 @@ async fn bad_broker_config_changes_are_refused_and_change_nothing() {
     let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
     let before = describe(&mut client, BROKER, "1").await.unwrap();
-    let cases: [(&str, &[(&str, Option<&str>)], ResponseError); 6] = [
+    let cases: [(&str, &[Change], ResponseError); 6] = [
         (
             "",
             &[("no.such.config", Some("1"))],

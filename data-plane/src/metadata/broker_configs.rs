@@ -406,11 +406,10 @@ mod tests {
 
     #[test]
     fn broker_values_win_over_cluster_defaults_which_win_over_static_ones() {
-        let mut dynamic = DynamicConfigs::default();
-        dynamic.cluster = map(&[("log.retention.ms", "1000"), ("log.segment.bytes", "2048")]);
-        dynamic
-            .brokers
-            .insert(2, map(&[("log.retention.ms", "5000")]));
+        let dynamic = DynamicConfigs {
+            cluster: map(&[("log.retention.ms", "1000"), ("log.segment.bytes", "2048")]),
+            brokers: BTreeMap::from([(2, map(&[("log.retention.ms", "5000")]))]),
+        };
         let base = TopicConfig::default();
         let one = dynamic.topic_defaults(1, &base).unwrap();
         let two = dynamic.topic_defaults(2, &base).unwrap();
