@@ -855,3 +855,57 @@ async fn list_offsets_max_timestamp_finds_the_newest_record_wherever_it_is() {
     assert_eq!(list_offset(&mut client, "times", -3).await, (4, 5_000));
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn offset_for_leader_epoch_answers_consumers_and_debug_clients_alike() {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    create_topic(&mut client, "epochs", &[]).await;
+    assert_eq!(
+        produce(&mut client, "epochs", batch(3, 10, now_ms())).await,
+        (0, 0)
+    );
+    // Kafka's consumer (-1) and debugging (-2) replica ids: both are answered by the leader
+    // only, with the end offset capped at the high watermark.
+    for replica_id in [-1, -2] {
+        for (current, expected) in [
+            (-1, (0, 0, 3)),
+            (0, (0, 0, 3)),
+            (1, (ResponseError::UnknownLeaderEpoch.code(), -1, -1)),
+        ] {
+            let request = OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(replica_id))
+                .with_topics(vec![
+                    OffsetForLeaderTopic::default()
+                        .with_topic(name("epochs"))
+                        .with_partitions(vec![
+                            OffsetForLeaderPartition::default()
+                                .with_partition(0)
+                                .with_current_leader_epoch(current)
+                                .with_leader_epoch(0),
+                        ]),
+                ]);
+            let ResponseKind::OffsetForLeaderEpoch(r) = client
+                .call(
+                    ApiKey::OffsetForLeaderEpoch,
+                    4,
+                    RequestKind::OffsetForLeaderEpoch(request),
+                )
+                .await
+            else {
+                panic!()
+            };
+            let p = &r.topics[0].partitions[0];
+            assert_eq!(
+                (p.error_code, p.leader_epoch, p.end_offset),
+                expected,
+                "replica {replica_id}, current epoch {current}"
+            );
+        }
+    }
+    node.shutdown().await;
+}
