@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -98,6 +99,49 @@ struct Described {
     doc: Option<&'static str>,
 }
 
+impl Described {
+    /// The wire form at `version`: synonyms and documentation only when asked (and the version
+    /// has them), the config type from v3.
+    fn into_wire(
+        self,
+        version: i16,
+        include_synonyms: bool,
+        include_documentation: bool,
+    ) -> DescribeConfigsResourceResult {
+        let (_, value, source) = self
+            .synonyms
+            .first()
+            .cloned()
+            .expect("every described config has at least its default or static layer");
+        let mut out = DescribeConfigsResourceResult::default()
+            .with_name(StrBytes::from_string(self.name))
+            .with_value(Some(StrBytes::from_string(value)))
+            .with_config_source(source)
+            .with_read_only(self.read_only)
+            .with_is_sensitive(false);
+        if include_synonyms {
+            let synonyms = self
+                .synonyms
+                .into_iter()
+                .map(|(name, value, source)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(StrBytes::from_string(name))
+                        .with_value(Some(StrBytes::from_string(value)))
+                        .with_source(source)
+                })
+                .collect();
+            out = out.with_synonyms(synonyms);
+        }
+        if version >= 3 {
+            out = out.with_config_type(self.config_type);
+        }
+        if include_documentation {
+            out = out.with_documentation(self.doc.map(StrBytes::from_static_str));
+        }
+        out
+    }
+}
+
 impl Broker {
     /// Answers a DescribeConfigs request.
     pub(super) fn describe_configs(
@@ -112,82 +156,57 @@ impl Broker {
             .resources
             .iter()
             .map(|resource| {
+                let result = DescribeConfigsResult::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone());
+                let entries = match self.resource_entries(&image, resource) {
+                    Ok(entries) => entries,
+                    Err((code, message)) => return error_result(result, code, &message),
+                };
                 let keys: Option<BTreeSet<&str>> = resource
                     .configuration_keys
                     .as_ref()
                     .map(|keys| keys.iter().map(|k| k.as_str()).collect());
-                let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.contains(name));
-                let result = DescribeConfigsResult::default()
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone());
-                let entries = match resource.resource_type {
-                    TOPIC => match image.topics.get(resource.resource_name.as_str()) {
-                        Some(topic) => self.topic_entries(&image, &topic.configs),
-                        None => {
-                            return error_result(
-                                result,
-                                ResponseError::UnknownTopicOrPartition,
-                                "Topic does not exist",
-                            );
-                        }
-                    },
-                    BROKER => {
-                        let name = resource.resource_name.as_str();
-                        if name.is_empty() {
-                            self.cluster_default_entries(&image)
-                        } else if name.parse() == Ok(self.node_id()) {
-                            self.broker_entries(&image)
-                        } else {
-                            return error_result(
-                                result,
-                                ResponseError::InvalidRequest,
-                                "DescribeConfigs for another broker must be sent to that broker",
-                            );
-                        }
-                    }
-                    other => {
-                        let message = format!("Unsupported resource type {other}");
-                        return error_result(result, ResponseError::InvalidRequest, &message);
-                    }
-                };
                 let configs = entries
                     .into_iter()
-                    .filter(|entry| wanted(&entry.name))
-                    .map(|entry| {
-                        let (_, value, source) = entry.synonyms[0].clone();
-                        let mut out = DescribeConfigsResourceResult::default()
-                            .with_name(StrBytes::from_string(entry.name))
-                            .with_value(Some(StrBytes::from_string(value)))
-                            .with_config_source(source)
-                            .with_read_only(entry.read_only)
-                            .with_is_sensitive(false);
-                        if include_synonyms {
-                            out = out.with_synonyms(
-                                entry
-                                    .synonyms
-                                    .into_iter()
-                                    .map(|(name, value, source)| {
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(StrBytes::from_string(name))
-                                            .with_value(Some(StrBytes::from_string(value)))
-                                            .with_source(source)
-                                    })
-                                    .collect(),
-                            );
-                        }
-                        if version >= 3 {
-                            out = out.with_config_type(entry.config_type);
-                        }
-                        if include_documentation {
-                            out = out.with_documentation(entry.doc.map(StrBytes::from_static_str));
-                        }
-                        out
+                    .filter(|entry| {
+                        keys.as_ref()
+                            .is_none_or(|k| k.contains(entry.name.as_str()))
                     })
+                    .map(|entry| entry.into_wire(version, include_synonyms, include_documentation))
                     .collect();
                 result.with_configs(configs)
             })
             .collect();
         DescribeConfigsResponse::default().with_results(results)
+    }
+
+    /// Every config of one resource, or why it cannot be described.
+    fn resource_entries(
+        &self,
+        image: &Image,
+        resource: &DescribeConfigsResource,
+    ) -> Result<Vec<Described>, (ResponseError, String)> {
+        let name = resource.resource_name.as_str();
+        match resource.resource_type {
+            TOPIC => match image.topics.get(name) {
+                Some(topic) => Ok(self.topic_entries(image, &topic.configs)),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    "Topic does not exist".into(),
+                )),
+            },
+            BROKER if name.is_empty() => Ok(self.cluster_default_entries(image)),
+            BROKER if name.parse() == Ok(self.node_id()) => Ok(self.broker_entries(image)),
+            BROKER => Err((
+                ResponseError::InvalidRequest,
+                "DescribeConfigs for another broker must be sent to that broker".into(),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        }
     }
 
     /// The layers below a topic override of broker config `def` for this broker: dynamic
