@@ -269,6 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn the_low_watermark_is_the_smallest_log_start_among_live_replicas() {
+        let mut t = leader_of_three();
+        let all_alive = |_: NodeId| true;
+        assert_eq!(
+            t.low_watermark(50, all_alive),
+            -1,
+            "followers not heard from yet"
+        );
+        t.record_log_start(2, 50);
+        t.record_log_start(3, 20);
+        assert_eq!(t.low_watermark(50, all_alive), 20);
+        assert_eq!(
+            t.low_watermark(50, |id| id != 3),
+            50,
+            "a dead broker does not hold it"
+        );
+        t.record_log_start(3, 60);
+        assert_eq!(
+            t.low_watermark(50, all_alive),
+            50,
+            "never above the leader's start"
+        );
+        t.record_log_start(9, 0); // not a replica: ignored
+        assert_eq!(t.low_watermark(50, all_alive), 50);
+    }
+
+    #[test]
     fn the_high_watermark_is_the_smallest_log_end_offset_in_the_isr() {
         let mut t = leader_of_three();
         assert_eq!(
