@@ -585,6 +585,33 @@ async fn dynamic_broker_defaults_apply_to_topics_without_overrides_at_once_and_s
         ),
         ("604800000", 1)
     );
+    // A topic created now reports the dynamic default and its source in CreateTopics v5+.
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name("later"))
+                .with_num_partitions(1)
+                .with_replication_factor(-1),
+        ]);
+    let ResponseKind::CreateTopics(created) = client
+        .call(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request))
+        .await
+    else {
+        panic!()
+    };
+    let created_configs = created.topics[0].configs.as_ref().unwrap();
+    let retention = created_configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(
+        (
+            retention.value.as_ref().unwrap().as_str(),
+            retention.config_source
+        ),
+        ("1", 3)
+    );
     let end = list_offset(&mut client, "plain", -1).await.0;
     assert_eq!(end, 11);
     wait_until(

@@ -242,6 +242,21 @@ impl Broker {
         synonyms
     }
 
+    /// A topic's configs as (name, effective value, source), for CreateTopics v5+.
+    pub(super) fn topic_config_sources(
+        &self,
+        image: &Image,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<(String, String, i8)> {
+        self.topic_entries(image, overrides)
+            .into_iter()
+            .filter_map(|entry| {
+                let (_, value, source) = entry.synonyms.into_iter().next()?;
+                Some((entry.name, value, source))
+            })
+            .collect()
+    }
+
     /// A topic's configs, with the topic's overrides over this broker's layered defaults.
     fn topic_entries(&self, image: &Image, overrides: &BTreeMap<String, String>) -> Vec<Described> {
         let defaults = self.topic_defaults(image);
