@@ -23,8 +23,10 @@
 //!
 //! # Errors
 //! A partition whose followers do not report the new start within `timeout_ms` answers
-//! REQUEST_TIMED_OUT with the low watermark it had reached; the records are deleted on the
-//! leader regardless (Kafka behaves the same: the delayed operation only waits).
+//! REQUEST_TIMED_OUT with the leader's new log start offset as low watermark; the records are
+//! deleted on the leader regardless (Kafka behaves the same: the delayed operation only
+//! waits). A follower on a broker that died but is not fenced yet still counts, so the wait
+//! may time out until its session expires.
 //!
 //! # Caveats
 //! The wait polls the replica state every [`LOW_WATERMARK_POLL`]; Kafka completes its delayed
@@ -54,9 +56,11 @@ const HIGH_WATERMARK: i64 = -1;
 
 /// One partition's answer while the request is in progress.
 struct Pending {
-    /// The offset every replica's log must start at for success.
-    target: Offset,
-    /// The answer so far (error code and low watermark).
+    /// While waiting for the replicas: the offset every live replica's log must start at.
+    /// `None` once the partition is answered.
+    waiting_for: Option<Offset>,
+    /// The answer; while waiting, the one given if the wait times out (REQUEST_TIMED_OUT with
+    /// the leader's new log start offset, as Kafka answers).
     result: DeleteRecordsPartitionResult,
 }
 
@@ -89,17 +93,19 @@ impl Broker {
             let mut waiting = false;
             for (topic, partitions) in &mut answers {
                 for pending in partitions.iter_mut() {
-                    if pending.result.error_code != ResponseError::RequestTimedOut.code() {
+                    let Some(target) = pending.waiting_for else {
                         continue; // answered already (success or a final error)
-                    }
+                    };
                     match self.low_watermark(&topic.0, pending.result.partition_index) {
-                        Some(low) if low >= pending.target => {
+                        Some(low) if low >= target => {
                             pending.result.low_watermark = low;
                             pending.result.error_code = 0;
+                            pending.waiting_for = None;
                         }
                         Some(_) => waiting = true,
                         None => {
                             pending.result.error_code = ResponseError::NotLeaderOrFollower.code();
+                            pending.waiting_for = None;
                         }
                     }
                 }
@@ -120,14 +126,13 @@ impl Broker {
         DeleteRecordsResponse::default().with_topics(topics)
     }
 
-    /// Steps 1–3 of the module docs for one partition. A partition still waiting for its
-    /// followers carries REQUEST_TIMED_OUT, which the wait replaces.
+    /// Steps 1–3 of the module docs for one partition.
     fn delete_partition_records(&self, topic: &StrBytes, index: i32, offset: i64) -> Pending {
         let result = DeleteRecordsPartitionResult::default()
             .with_partition_index(index)
             .with_low_watermark(-1);
         let fail = |code: ResponseError| Pending {
-            target: -1,
+            waiting_for: None,
             result: result.clone().with_error_code(code.code()),
         };
         let Some(partition) = self.partition(topic.as_str(), index) else {
@@ -150,7 +155,7 @@ impl Broker {
         tracing::info!(partition = ?partition.id, log_start = inner.log.log_start_offset(),
             "DeleteRecords advanced the log start offset");
         Pending {
-            target,
+            waiting_for: Some(target),
             result: result
                 .with_low_watermark(inner.log.log_start_offset())
                 .with_error_code(ResponseError::RequestTimedOut.code()),
