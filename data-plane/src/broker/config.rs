@@ -31,6 +31,9 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.ms` (Kafka's default one day): a partition forgets an
     /// idempotent producer this long after its last batch.
     pub producer_id_expiration_ms: i64,
+    /// The broker configs given at startup by Kafka name, as given (DescribeConfigs reports
+    /// them as STATIC_BROKER_CONFIG).
+    pub static_configs: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -45,6 +48,7 @@ impl BrokerConfig {
             replica_lag_time_max: Duration::from_millis(30_000),
             producer_id_expiration_ms:
                 crate::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            static_configs: BTreeMap::new(),
         }
     }
 }
@@ -77,6 +81,8 @@ impl BrokerConfig {
     ) -> Result<(), String> {
         let mut topic_overrides = BTreeMap::new();
         for (name, value) in configs {
+            self.static_configs
+                .insert(name.to_string(), value.to_string());
             let bad = |why: &str| format!("invalid value {value:?} for {name}: {why}");
             match name {
                 "num.partitions" => {

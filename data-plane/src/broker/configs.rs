@@ -1,24 +1,33 @@
 //! DescribeConfigs (key 32), AlterConfigs (key 33) and IncrementalAlterConfigs (key 44).
 //!
-//! Topic configs live in the metadata image as overrides of the broker defaults; changes go
-//! through the metadata authority and take effect on every broker without a restart, when it
-//! applies the new image (the partition logs get their new settings then).
+//! Topic configs live in the metadata image as overrides of the broker defaults; dynamic broker
+//! configs live there too ([`crate::metadata::broker_configs`]). Changes go through the metadata
+//! authority and take effect on every broker without a restart, when it applies the new image
+//! (the partition logs get their new settings then).
 //!
 //! ```text
 //! resource type 2 = TOPIC (name = topic), 4 = BROKER (name = broker id, "" = cluster default)
-//! config source 1 = DYNAMIC_TOPIC_CONFIG, 4 = STATIC_BROKER_CONFIG, 5 = DEFAULT_CONFIG
+//! config source 1 = DYNAMIC_TOPIC_CONFIG, 2 = DYNAMIC_BROKER_CONFIG,
+//!               3 = DYNAMIC_DEFAULT_BROKER_CONFIG, 4 = STATIC_BROKER_CONFIG, 5 = DEFAULT_CONFIG
 //! ```
 //!
+//! A config's synonyms (DescribeConfigs v1+, when asked) are its values at every layer that
+//! sets one, highest precedence first: a topic's `retention.ms` override, then
+//! `log.retention.ms` for this broker, cluster-wide, static and by default. Its source is that
+//! of the first synonym.
+//!
+//! As in Kafka, a BROKER resource names the broker the request is sent to (its id) or the
+//! cluster-wide default (""); describing "" lists only the cluster-wide dynamic configs.
+//!
 //! # Caveats
-//! Dynamic broker configs are not applied yet: altering a BROKER resource is refused with
-//! INVALID_REQUEST, and DescribeConfigs for a broker reports its static configuration.
 //! APPEND and SUBTRACT (for list-valued configs) are refused with INVALID_CONFIG.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
@@ -26,20 +35,17 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::{Broker, BrokerConfig};
 use crate::controller::{Command, CommandResult, ConfigOp, ConfigResource};
-use crate::metadata::AdminError;
+use crate::metadata::broker_configs::{self, BROKER_CONFIGS, BrokerConfigDef, source};
 use crate::metadata::topic_config::{
     COMPRESSION_TYPE, MIN_INSYNC_REPLICAS, TopicConfig, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
+use crate::metadata::{AdminError, Image};
 
 /// Kafka's resource type codes.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-/// Kafka's config source codes.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
 
 /// Every topic config with its effective value.
 fn topic_config_values(config: &TopicConfig) -> Vec<(&'static str, String)> {
@@ -54,6 +60,89 @@ fn topic_config_values(config: &TopicConfig) -> Vec<(&'static str, String)> {
     values
 }
 
+/// The value of `name` in `config`, for the broker configs that are settings of
+/// [`BrokerConfig`]; `None` for a name the catalog does not know.
+fn broker_config_value(config: &BrokerConfig, name: &str) -> Option<String> {
+    let def = broker_configs::find(name)?;
+    if let Some(topic_name) = def.topic_config {
+        return topic_config_values(&config.topic_defaults.config)
+            .into_iter()
+            .find(|(n, _)| *n == topic_name)
+            .map(|(_, v)| v);
+    }
+    Some(match name {
+        "auto.create.topics.enable" => config.auto_create_topics_enable.to_string(),
+        "broker.id" | "node.id" => config.node_id.to_string(),
+        "default.replication.factor" => {
+            config.topic_defaults.default_replication_factor.to_string()
+        }
+        "log.retention.check.interval.ms" => {
+            config.retention_check_interval.as_millis().to_string()
+        }
+        "num.partitions" => config.topic_defaults.num_partitions.to_string(),
+        "producer.id.expiration.ms" => config.producer_id_expiration_ms.to_string(),
+        "replica.lag.time.max.ms" => config.replica_lag_time_max.as_millis().to_string(),
+        other => unreachable!("broker config {other} is in the catalog but has no value"),
+    })
+}
+
+/// One config as DescribeConfigs reports it.
+struct Described {
+    /// Config name.
+    name: String,
+    /// Synonyms, highest precedence first; the first is the effective value and source.
+    synonyms: Vec<(String, String, i8)>,
+    /// Whether it cannot be changed (without a restart).
+    read_only: bool,
+    /// Kafka's config type code.
+    config_type: i8,
+    /// Documentation, if Ferry has some.
+    doc: Option<&'static str>,
+}
+
+impl Described {
+    /// The wire form at `version`: synonyms and documentation only when asked (and the version
+    /// has them), the config type from v3.
+    fn into_wire(
+        self,
+        version: i16,
+        include_synonyms: bool,
+        include_documentation: bool,
+    ) -> DescribeConfigsResourceResult {
+        let (_, value, source) = self
+            .synonyms
+            .first()
+            .cloned()
+            .expect("every described config has at least its default or static layer");
+        let mut out = DescribeConfigsResourceResult::default()
+            .with_name(StrBytes::from_string(self.name))
+            .with_value(Some(StrBytes::from_string(value)))
+            .with_config_source(source)
+            .with_read_only(self.read_only)
+            .with_is_sensitive(false);
+        if include_synonyms {
+            let synonyms = self
+                .synonyms
+                .into_iter()
+                .map(|(name, value, source)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(StrBytes::from_string(name))
+                        .with_value(Some(StrBytes::from_string(value)))
+                        .with_source(source)
+                })
+                .collect();
+            out = out.with_synonyms(synonyms);
+        }
+        if version >= 3 {
+            out = out.with_config_type(self.config_type);
+        }
+        if include_documentation {
+            out = out.with_documentation(self.doc.map(StrBytes::from_static_str));
+        }
+        out
+    }
+}
+
 impl Broker {
     /// Answers a DescribeConfigs request.
     pub(super) fn describe_configs(
@@ -62,59 +151,30 @@ impl Broker {
         version: i16,
     ) -> DescribeConfigsResponse {
         let image = self.image();
+        let include_synonyms = version >= 1 && request.include_synonyms;
+        let include_documentation = version >= 3 && request.include_documentation;
         let results = request
             .resources
             .iter()
             .map(|resource| {
+                let result = DescribeConfigsResult::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone());
+                let entries = match self.resource_entries(&image, resource) {
+                    Ok(entries) => entries,
+                    Err((code, message)) => return error_result(result, code, &message),
+                };
                 let keys: Option<BTreeSet<&str>> = resource
                     .configuration_keys
                     .as_ref()
                     .map(|keys| keys.iter().map(|k| k.as_str()).collect());
-                let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.contains(name));
-                let result = DescribeConfigsResult::default()
-                    .with_resource_type(resource.resource_type)
-                    .with_resource_name(resource.resource_name.clone());
-                let entries = match resource.resource_type {
-                    TOPIC => match image.topics.get(resource.resource_name.as_str()) {
-                        Some(topic) => self.topic_entries(&topic.configs),
-                        None => {
-                            return error_result(
-                                result,
-                                ResponseError::UnknownTopicOrPartition,
-                                "Topic does not exist",
-                            );
-                        }
-                    },
-                    BROKER => {
-                        let name = resource.resource_name.as_str();
-                        if !name.is_empty() && name.parse() != Ok(self.node_id()) {
-                            return error_result(
-                                result,
-                                ResponseError::InvalidRequest,
-                                "DescribeConfigs for another broker must be sent to that broker",
-                            );
-                        }
-                        self.broker_entries()
-                    }
-                    other => {
-                        let message = format!("Unsupported resource type {other}");
-                        return error_result(result, ResponseError::InvalidRequest, &message);
-                    }
-                };
                 let configs = entries
                     .into_iter()
-                    .filter(|(name, _, _)| wanted(name))
-                    .map(|(name, value, source)| {
-                        let entry = DescribeConfigsResourceResult::default()
-                            .with_name(StrBytes::from_string(name))
-                            .with_value(Some(StrBytes::from_string(value)))
-                            .with_config_source(source);
-                        if version >= 3 {
-                            entry.with_config_type(0)
-                        } else {
-                            entry
-                        }
+                    .filter(|entry| {
+                        keys.as_ref()
+                            .is_none_or(|k| k.contains(entry.name.as_str()))
                     })
+                    .map(|entry| entry.into_wire(version, include_synonyms, include_documentation))
                     .collect();
                 result.with_configs(configs)
             })
@@ -122,56 +182,153 @@ impl Broker {
         DescribeConfigsResponse::default().with_results(results)
     }
 
-    /// A topic's configs: (name, effective value, source).
-    fn topic_entries(&self, overrides: &BTreeMap<String, String>) -> Vec<(String, String, i8)> {
-        let defaults = &self.config.topic_defaults.config;
+    /// Every config of one resource, or why it cannot be described.
+    fn resource_entries(
+        &self,
+        image: &Image,
+        resource: &DescribeConfigsResource,
+    ) -> Result<Vec<Described>, (ResponseError, String)> {
+        let name = resource.resource_name.as_str();
+        match resource.resource_type {
+            TOPIC => match image.topics.get(name) {
+                Some(topic) => Ok(self.topic_entries(image, &topic.configs)),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    "Topic does not exist".into(),
+                )),
+            },
+            BROKER if name.is_empty() => Ok(self.cluster_default_entries(image)),
+            BROKER if name.parse() == Ok(self.node_id()) => Ok(self.broker_entries(image)),
+            BROKER => Err((
+                ResponseError::InvalidRequest,
+                "DescribeConfigs for another broker must be sent to that broker".into(),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        }
+    }
+
+    /// The layers below a topic override of broker config `def` for this broker: dynamic
+    /// (own, then cluster-wide), static, default; each with the value it sets.
+    fn broker_synonyms(&self, image: &Image, def: &BrokerConfigDef) -> Vec<(String, String, i8)> {
+        let name = def.name.to_string();
+        let mut synonyms = Vec::new();
+        let dynamic = &image.broker_configs;
+        if let Some(value) = dynamic
+            .brokers
+            .get(&self.node_id())
+            .and_then(|configs| configs.get(def.name))
+        {
+            synonyms.push((name.clone(), value.clone(), source::DYNAMIC_BROKER_CONFIG));
+        }
+        if let Some(value) = dynamic.cluster.get(def.name) {
+            synonyms.push((
+                name.clone(),
+                value.clone(),
+                source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+            ));
+        }
+        let is_id = matches!(def.name, "node.id" | "broker.id");
+        if is_id || self.config.static_configs.contains_key(def.name) {
+            let value = broker_config_value(&self.config, def.name).unwrap_or_default();
+            synonyms.push((name.clone(), value, source::STATIC_BROKER_CONFIG));
+        }
+        if !is_id {
+            let defaults = BrokerConfig::new(self.node_id(), self.config.log_dir.clone());
+            let value = broker_config_value(&defaults, def.name).unwrap_or_default();
+            synonyms.push((name, value, source::DEFAULT_CONFIG));
+        }
+        synonyms
+    }
+
+    /// A topic's configs as (name, effective value, source), for CreateTopics v5+.
+    pub(super) fn topic_config_sources(
+        &self,
+        image: &Image,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<(String, String, i8)> {
+        self.topic_entries(image, overrides)
+            .into_iter()
+            .filter_map(|entry| {
+                let (_, value, source) = entry.synonyms.into_iter().next()?;
+                Some((entry.name, value, source))
+            })
+            .collect()
+    }
+
+    /// A topic's configs, with the topic's overrides over this broker's layered defaults.
+    fn topic_entries(&self, image: &Image, overrides: &BTreeMap<String, String>) -> Vec<Described> {
+        let defaults = self.topic_defaults(image);
         let effective = defaults
             .with_overrides(overrides)
             .unwrap_or_else(|_| defaults.clone());
         topic_config_values(&effective)
             .into_iter()
             .map(|(name, value)| {
-                let source = if overrides.contains_key(name) {
-                    DYNAMIC_TOPIC_CONFIG
-                } else {
-                    DEFAULT_CONFIG
-                };
-                (name.to_string(), value, source)
+                let def = broker_configs::for_topic_config(name);
+                let mut synonyms = Vec::new();
+                if let Some(value) = overrides.get(name) {
+                    synonyms.push((
+                        name.to_string(),
+                        value.clone(),
+                        source::DYNAMIC_TOPIC_CONFIG,
+                    ));
+                }
+                if let Some(def) = def {
+                    synonyms.extend(self.broker_synonyms(image, def));
+                }
+                if synonyms.is_empty() {
+                    synonyms.push((name.to_string(), value.clone(), source::DEFAULT_CONFIG));
+                }
+                // The effective value is authoritative (normalised, e.g. "delete").
+                synonyms[0].1 = value;
+                Described {
+                    name: name.to_string(),
+                    synonyms,
+                    read_only: false,
+                    config_type: def.map_or(broker_configs::config_type::STRING, |d| d.config_type),
+                    doc: def.map(|d| d.doc),
+                }
             })
             .collect()
     }
 
-    /// This broker's static configuration, by Kafka broker config names.
-    fn broker_entries(&self) -> Vec<(String, String, i8)> {
-        let config = &self.config;
-        let defaults = &config.topic_defaults;
-        let mut entries = vec![
-            ("node.id".to_string(), config.node_id.to_string()),
-            ("broker.id".to_string(), config.node_id.to_string()),
-            (
-                "num.partitions".to_string(),
-                defaults.num_partitions.to_string(),
-            ),
-            (
-                "default.replication.factor".to_string(),
-                defaults.default_replication_factor.to_string(),
-            ),
-            (
-                "auto.create.topics.enable".to_string(),
-                config.auto_create_topics_enable.to_string(),
-            ),
-            (
-                "log.retention.check.interval.ms".to_string(),
-                config.retention_check_interval.as_millis().to_string(),
-            ),
-        ];
-        for (name, value) in topic_config_values(&defaults.config) {
-            entries.push((broker_name_of(name), value));
-        }
-        entries.sort();
-        entries
-            .into_iter()
-            .map(|(n, v)| (n, v, STATIC_BROKER_CONFIG))
+    /// Every broker config of this broker, with its layers.
+    fn broker_entries(&self, image: &Image) -> Vec<Described> {
+        BROKER_CONFIGS
+            .iter()
+            .map(|def| Described {
+                name: def.name.to_string(),
+                synonyms: self.broker_synonyms(image, def),
+                read_only: !def.dynamic,
+                config_type: def.config_type,
+                doc: Some(def.doc),
+            })
+            .collect()
+    }
+
+    /// The cluster-wide dynamic broker configs (the BROKER resource named "").
+    fn cluster_default_entries(&self, image: &Image) -> Vec<Described> {
+        image
+            .broker_configs
+            .cluster
+            .iter()
+            .map(|(name, value)| {
+                let def = broker_configs::find(name);
+                Described {
+                    name: name.clone(),
+                    synonyms: vec![(
+                        name.clone(),
+                        value.clone(),
+                        source::DYNAMIC_DEFAULT_BROKER_CONFIG,
+                    )],
+                    read_only: def.is_none_or(|d| !d.dynamic),
+                    config_type: def.map_or(broker_configs::config_type::STRING, |d| d.config_type),
+                    doc: def.map(|d| d.doc),
+                }
+            })
             .collect()
     }
 
@@ -278,12 +435,21 @@ impl Broker {
         let changes = changes.into_iter().collect::<Result<Vec<_>, _>>()?;
         let resource = match resource_type {
             TOPIC => ConfigResource::Topic(resource_name.to_string()),
-            BROKER => {
-                return Err(AdminError::new(
-                    ResponseError::InvalidRequest,
-                    "Dynamic broker configs are not supported yet; set them with --set at startup",
-                ));
-            }
+            BROKER => match resource_name.as_str() {
+                "" => ConfigResource::Cluster,
+                name if name.parse() == Ok(self.node_id()) => {
+                    ConfigResource::Broker(self.node_id())
+                }
+                name => {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidRequest,
+                        format!(
+                            "Unexpected broker id, expected {} or empty string, but received {name}",
+                            self.node_id()
+                        ),
+                    ));
+                }
+            },
             other => {
                 return Err(AdminError::new(
                     ResponseError::InvalidRequest,
@@ -304,23 +470,6 @@ impl Broker {
                 format!("unexpected result {other:?}"),
             )),
         }
-    }
-}
-
-/// The broker-level name of a topic config (`retention.ms` → `log.retention.ms`).
-fn broker_name_of(topic_name: &str) -> String {
-    match topic_name {
-        "segment.bytes" => "log.segment.bytes".into(),
-        "segment.ms" => "log.roll.ms".into(),
-        "retention.ms" => "log.retention.ms".into(),
-        "retention.bytes" => "log.retention.bytes".into(),
-        "cleanup.policy" => "log.cleanup.policy".into(),
-        "index.interval.bytes" => "log.index.interval.bytes".into(),
-        "message.timestamp.type" => "log.message.timestamp.type".into(),
-        "flush.messages" => "log.flush.interval.messages".into(),
-        "flush.ms" => "log.flush.interval.ms".into(),
-        "max.message.bytes" => "message.max.bytes".into(),
-        other => other.into(),
     }
 }
 

@@ -106,25 +106,18 @@ impl Broker {
         if version < 5 {
             return result.with_topic_id(topic.id);
         }
-        let defaults = &self.config.topic_defaults.config;
-        let configs = match defaults.with_overrides(&topic.configs) {
-            Ok(config) => config
-                .log
-                .describe()
-                .into_iter()
-                .map(|(name, value)| {
-                    CreatableTopicConfigs::default()
-                        .with_name(StrBytes::from_static_str(name))
-                        .with_value(Some(StrBytes::from_string(value)))
-                        .with_config_source(if topic.configs.contains_key(name) {
-                            1
-                        } else {
-                            5
-                        })
-                })
-                .collect(),
-            Err(_) => vec![],
-        };
+        // The same values and sources DescribeConfigs reports (topic override, dynamic broker
+        // default, static, default).
+        let configs = self
+            .topic_config_sources(&self.image(), &topic.configs)
+            .into_iter()
+            .map(|(name, value, source)| {
+                CreatableTopicConfigs::default()
+                    .with_name(StrBytes::from_string(name))
+                    .with_value(Some(StrBytes::from_string(value)))
+                    .with_config_source(source)
+            })
+            .collect();
         result
             .with_topic_id(topic.id)
             .with_num_partitions(topic.partitions.len() as i32)

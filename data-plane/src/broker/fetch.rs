@@ -210,10 +210,10 @@ impl Broker {
         }
         if follower {
             let now = now_ms();
-            let recorded = inner
-                .tracker
-                .as_mut()
-                .is_some_and(|t| t.record_fetch(replica, asked.fetch_offset, log_end, now));
+            let recorded = inner.tracker.as_mut().is_some_and(|t| {
+                t.record_log_start(replica, asked.log_start_offset);
+                t.record_fetch(replica, asked.fetch_offset, log_end, now)
+            });
             if recorded && inner.advance_high_watermark() {
                 self.notify_appended();
             }

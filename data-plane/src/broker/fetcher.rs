@@ -401,9 +401,17 @@ impl Broker {
             Some(ResponseError::OffsetOutOfRange) => {
                 let end = inner.log.log_end_offset();
                 if end < data.log_start_offset {
-                    tracing::warn!(partition = ?partition.id, end, leader_start = data.log_start_offset,
-                        "follower is behind the leader's log start; it cannot catch up");
-                    return Applied::Park;
+                    // Deleted on the leader (DeleteRecords, retention) before we copied it:
+                    // start over at the leader's log start, as Kafka's followers do.
+                    let start = data.log_start_offset;
+                    tracing::warn!(partition = ?partition.id, end, leader_start = start,
+                        "follower is behind the leader's log start; restarting its log there");
+                    if let Err(e) = inner.log.restart_at(start) {
+                        tracing::error!(partition = ?partition.id, error = %e, "restart failed");
+                        return Applied::Park;
+                    }
+                    inner.high_watermark = start;
+                    return Applied::Progress;
                 }
                 // Beyond the leader's end: keep only what is committed, then refetch.
                 let to = data.high_watermark.min(end);
@@ -449,6 +457,17 @@ impl Broker {
         }
         let before = inner.high_watermark;
         inner.follow_high_watermark(data.high_watermark);
+        // DeleteRecords on the leader: follow its log start offset, never past our own high
+        // watermark (as Kafka's followers; the rest follows once the log catches up).
+        let leader_start = data.log_start_offset.min(inner.high_watermark);
+        if leader_start > inner.log.log_start_offset() {
+            match inner.log.advance_log_start(leader_start) {
+                Ok(()) => progress = true,
+                Err(e) => {
+                    tracing::warn!(partition = ?partition.id, error = %e, "could not advance the log start");
+                }
+            }
+        }
         if progress || inner.high_watermark != before {
             Applied::Progress
         } else {

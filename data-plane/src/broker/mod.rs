@@ -23,7 +23,10 @@ mod config;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_log_dirs;
 mod describe_quorum;
 pub mod divergence;
 mod fetch;
@@ -201,6 +204,15 @@ impl Broker {
             RequestKind::DescribeQuorum(r) => {
                 ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
             }
+            RequestKind::DeleteRecords(r) => {
+                ResponseKind::DeleteRecords(self.delete_records(r).await)
+            }
+            RequestKind::DescribeLogDirs(r) => {
+                ResponseKind::DescribeLogDirs(self.describe_log_dirs(r, version))
+            }
+            RequestKind::DescribeCluster(r) => {
+                ResponseKind::DescribeCluster(self.describe_cluster(r))
+            }
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",
                 std::mem::discriminant(&other)
@@ -280,6 +292,7 @@ impl Broker {
             }
         }
         let wanted = self.wanted_partitions(image);
+        let topic_defaults = self.topic_defaults(image);
         let stale: Vec<TopicPartition> = partitions
             .iter()
             .filter(|(id, p)| {
@@ -299,14 +312,11 @@ impl Broker {
         }
         for (id, (topic, index)) in wanted {
             let state = topic.partitions[index].clone();
-            let config = self
-                .config
-                .topic_defaults
-                .config
+            let config = topic_defaults
                 .with_overrides(&topic.configs)
                 .unwrap_or_else(|e| {
                     tracing::warn!(topic = topic.name, error = %e, "invalid topic config; using defaults");
-                    self.config.topic_defaults.config.clone()
+                    topic_defaults.clone()
                 });
             match partitions.get(&id) {
                 Some(existing) => existing.update(state, config),
@@ -326,6 +336,19 @@ impl Broker {
         // Leadership or ISR may have changed: waiting acks=all writes re-check their outcome.
         self.notify_appended();
         Ok(())
+    }
+
+    /// This broker's topic defaults under `image`: its static ones with the dynamic broker
+    /// configs of the image applied (cluster-wide, then its own).
+    fn topic_defaults(&self, image: &Image) -> crate::metadata::topic_config::TopicConfig {
+        let base = &self.config.topic_defaults.config;
+        image
+            .broker_configs
+            .topic_defaults(self.node_id(), base)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "invalid dynamic broker config; using static defaults");
+                base.clone()
+            })
     }
 
     /// The partitions of `image` that have a replica on this broker.

@@ -37,6 +37,9 @@ pub struct FollowerState {
     pub last_fetch_ms: i64,
     /// The leader's log end offset at the follower's last fetch.
     pub leader_end_at_last_fetch: Offset,
+    /// The follower's log start offset, as its last fetch reported it; -1 until it fetches.
+    /// DeleteRecords waits for it (the partition's low watermark).
+    pub log_start_offset: Offset,
 }
 
 /// An AlterPartition sent to the controller and not yet answered or committed.
@@ -92,6 +95,7 @@ impl ReplicaTracker {
                 last_caught_up_ms: if isr.contains(&id) { now_ms } else { -1 },
                 last_fetch_ms: -1,
                 leader_end_at_last_fetch: -1,
+                log_start_offset: -1,
             });
         }
     }
@@ -141,6 +145,24 @@ impl ReplicaTracker {
         state.last_fetch_ms = now_ms;
         state.leader_end_at_last_fetch = leader_end;
         true
+    }
+
+    /// Records the log start offset a follower reported in its fetch (DeleteRecords).
+    pub fn record_log_start(&mut self, follower: NodeId, log_start_offset: Offset) {
+        if let Some(state) = self.followers.get_mut(&follower) {
+            state.log_start_offset = log_start_offset;
+        }
+    }
+
+    /// Kafka's low watermark: the smallest log start offset among the leader (`leader_start`)
+    /// and the followers on brokers that are `alive`; a live follower that has not fetched yet
+    /// counts as -1. DeleteRecords is done once it reaches the requested offset.
+    pub fn low_watermark(&self, leader_start: Offset, alive: impl Fn(NodeId) -> bool) -> Offset {
+        self.followers
+            .iter()
+            .filter(|(id, _)| alive(**id))
+            .map(|(_, state)| state.log_start_offset)
+            .fold(leader_start, Offset::min)
     }
 
     /// The ISR the high watermark and acks=all count: the committed ISR plus the members an
@@ -244,6 +266,33 @@ mod tests {
     /// Broker 1 leads replicas [1, 2, 3], all in the ISR, from offset 100 at time 0.
     fn leader_of_three() -> ReplicaTracker {
         ReplicaTracker::new(1, &[1, 2, 3], &[1, 2, 3], 100, 0)
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_smallest_log_start_among_live_replicas() {
+        let mut t = leader_of_three();
+        let all_alive = |_: NodeId| true;
+        assert_eq!(
+            t.low_watermark(50, all_alive),
+            -1,
+            "followers not heard from yet"
+        );
+        t.record_log_start(2, 50);
+        t.record_log_start(3, 20);
+        assert_eq!(t.low_watermark(50, all_alive), 20);
+        assert_eq!(
+            t.low_watermark(50, |id| id != 3),
+            50,
+            "a dead broker does not hold it"
+        );
+        t.record_log_start(3, 60);
+        assert_eq!(
+            t.low_watermark(50, all_alive),
+            50,
+            "never above the leader's start"
+        );
+        t.record_log_start(9, 0); // not a replica: ignored
+        assert_eq!(t.low_watermark(50, all_alive), 50);
     }
 
     #[test]

@@ -473,11 +473,17 @@ fn move_leadership_away(
 }
 
 /// Whether topic `name` allows unclean leader election: its
-/// `unclean.leader.election.enable` override, else the cluster default.
+/// `unclean.leader.election.enable` override, else the dynamic cluster-wide default, else the
+/// static default.
 fn unclean_election_enabled(image: &MetadataImage, limits: &Limits, name: &str) -> bool {
     image
         .configs(&ConfigResource::Topic(name.to_string()))
         .and_then(|configs| configs.get(UNCLEAN_LEADER_ELECTION_ENABLE))
+        .or_else(|| {
+            image
+                .configs(&ConfigResource::Cluster)
+                .and_then(|configs| configs.get(UNCLEAN_LEADER_ELECTION_ENABLE))
+        })
         .map_or(
             limits.topics.config.unclean_leader_election_enable,
             |value| value.trim() == "true",

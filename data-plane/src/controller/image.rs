@@ -30,6 +30,7 @@ use super::records::{
     BrokerEpoch, ConfigResource, LeaderChange, LeaderEpoch, Listener, NO_LEADER, PartitionEpoch,
     ProducerId, Record,
 };
+use crate::metadata::broker_configs::DynamicConfigs;
 use crate::metadata::{BrokerInfo, Image, NodeId, PartitionState, Topic, TopicId};
 
 /// Version byte of the snapshot encoding written by [`MetadataImage::encode`].
@@ -517,12 +518,23 @@ impl MetadataImage {
                 (t.name.clone(), topic)
             })
             .collect();
+        let mut broker_configs = DynamicConfigs::default();
+        for (resource, configs) in &self.configs {
+            match resource {
+                ConfigResource::Cluster => broker_configs.cluster = configs.clone(),
+                ConfigResource::Broker(id) => {
+                    broker_configs.brokers.insert(*id, configs.clone());
+                }
+                ConfigResource::Topic(_) => {}
+            }
+        }
         Image {
             cluster_id: self.cluster_id.clone(),
             offset: self.offset,
             controller_id,
             brokers,
             topics,
+            broker_configs,
         }
     }
 

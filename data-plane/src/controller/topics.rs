@@ -21,6 +21,7 @@ use super::execute::Limits;
 use super::image::MetadataImage;
 use super::placement::Placer;
 use super::records::{ConfigResource, Record};
+use crate::metadata::broker_configs;
 use crate::metadata::{NewTopic, NodeId, PartitionState, Topic, TopicId, TopicRef, validate};
 
 /// [`super::execute()`] for topic, partition and config commands.
@@ -511,8 +512,14 @@ fn alter_configs(
             ConfigOp::Delete => new.remove(name),
         };
     }
-    if let ConfigResource::Topic(_) = resource {
-        limits.topics.config.with_overrides(&new)?;
+    match resource {
+        ConfigResource::Topic(_) => {
+            limits.topics.config.with_overrides(&new)?;
+        }
+        ConfigResource::Broker(_) | ConfigResource::Cluster => {
+            let changed = changes.iter().map(|(name, _)| name.as_str());
+            broker_configs::validate_dynamic(changed, &new, &limits.topics.config)?;
+        }
     }
     let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for name in names {
@@ -874,13 +881,32 @@ mod tests {
             result.unwrap_err().code,
             ResponseError::UnknownTopicOrPartition.code()
         );
-        // Broker and cluster configs are not checked against topic config names.
+        // Broker and cluster configs are checked against the broker config catalog.
         let (records, result) = alter(
             &mut cluster,
             ConfigResource::Broker(1),
-            &[("log.cleaner.threads", Some("2"))],
+            &[("log.retention.ms", Some("60000"))],
         );
         assert_eq!((records.len(), result), (1, Ok(())));
+        for (name, value, code) in [
+            ("log.cleaner.threads", "2", ResponseError::InvalidConfig),
+            ("num.partitions", "3", ResponseError::InvalidRequest),
+            ("log.segment.bytes", "1", ResponseError::InvalidConfig),
+        ] {
+            let (records, result) = alter(
+                &mut cluster,
+                ConfigResource::Cluster,
+                &[(name, Some(value))],
+            );
+            assert!(records.is_empty(), "{name}");
+            assert_eq!(result.unwrap_err().code, code.code(), "{name}");
+        }
+        assert!(cluster.image.configs(&ConfigResource::Cluster).is_none());
+        let client = cluster.image.to_client_image(1);
+        assert_eq!(
+            client.broker_configs.brokers[&1]["log.retention.ms"],
+            "60000"
+        );
     }
 
     #[test]

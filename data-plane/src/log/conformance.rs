@@ -53,6 +53,7 @@ conformance!(
     leader_epoch_cache,
     follower_appends,
     advance_log_start,
+    restart_past_the_end,
     log_append_time,
     config_changes_apply,
 );
@@ -535,6 +536,33 @@ fn advance_log_start(make: fn(LogConfig) -> Made) {
     log.advance_log_start(10).unwrap();
     assert_eq!((log.log_start_offset(), log.segment_count()), (10, 1));
     assert_eq!(append(&mut *log, 1, 0), (10, 10));
+}
+
+/// A follower behind its leader's log start starts over there (Kafka's truncateFullyAndStartAt).
+fn restart_past_the_end(make: fn(LogConfig) -> Made) {
+    let (mut log, _dir) = make(small_segments(2));
+    for _ in 0..3 {
+        append(&mut *log, 2, 0); // offsets 0..6
+    }
+    log.restart_at(20).unwrap();
+    assert_eq!(
+        (
+            log.log_start_offset(),
+            log.log_end_offset(),
+            log.segment_count()
+        ),
+        (20, 20, 1)
+    );
+    assert_eq!(log.latest_epoch(), None, "the epoch cache starts over too");
+    assert!(matches!(
+        log.read(4, 100, 30, true),
+        Err(Error::OffsetOutOfRange { .. })
+    ));
+    let copied = batch(2, 0);
+    let mut copied = BytesMut::from(&copied[..]);
+    crate::log::batch::set_base_offset(&mut copied, 20);
+    log.append_as_follower(copied, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 22);
 }
 
 fn log_append_time(make: fn(LogConfig) -> Made) {

@@ -238,6 +238,12 @@ pub trait PartitionLog: Send {
     /// empties the log and restarts it at `offset`. The leader-epoch cache is trimmed.
     fn truncate_to(&mut self, offset: Offset) -> Result<()>;
 
+    /// Replication: empties the log and restarts it at `offset`, which may lie past the log
+    /// end (Kafka's `truncateFullyAndStartAt`). A follower whose log ends below its leader's
+    /// log start (moved by DeleteRecords or retention) cannot catch up by fetching; it starts
+    /// over at the leader's log start. The leader-epoch cache is cleared.
+    fn restart_at(&mut self, offset: Offset) -> Result<()>;
+
     /// OffsetForLeaderEpoch: the largest epoch at most `epoch` that the log knows and the end
     /// offset of `epoch` (the start of the next larger epoch, or the log end offset if `epoch`
     /// is the latest). `None` stands for Kafka's (-1, -1): the cache is empty or `epoch` is

@@ -501,7 +501,14 @@ impl<S: Storage> PartitionLog for Log<S> {
             if segment.next_offset() <= start {
                 continue;
             }
-            if let Some((offset, ts)) = segment.max_timestamp()
+            // The segment holding the log start after DeleteRecords also holds records below
+            // it, which no longer count.
+            let candidate = if segment.base_offset() < start {
+                max_timestamp_from(segment, start)?
+            } else {
+                segment.max_timestamp()
+            };
+            if let Some((offset, ts)) = candidate
                 && best.is_none_or(|(_, _, best_ts)| ts > best_ts)
             {
                 best = Some((i, offset, ts));
@@ -569,19 +576,7 @@ impl<S: Storage> PartitionLog for Log<S> {
         if offset < self.segments[0].base_offset() || offset < self.log_start_offset {
             // Nothing below `offset` may stay: restart the log empty at `offset`.
             tracing::warn!(offset, "truncating the whole log");
-            self.lower_recovery_point(offset)?;
-            let fresh = self.storage.create_segment(offset);
-            for segment in std::mem::take(&mut self.segments) {
-                if segment.base_offset() != offset {
-                    self.storage.delete_segment(segment)?;
-                }
-            }
-            self.segments.push(fresh?);
-            self.set_log_start(offset)?;
-            if self.epochs.clear() {
-                self.storage.save_epochs(&self.epochs)?;
-            }
-            return Ok(());
+            return self.restart_at(offset);
         }
         let new_active = self.segments[self.segment_index(offset)].base_offset();
         self.lower_recovery_point(new_active)?;
@@ -596,6 +591,23 @@ impl<S: Storage> PartitionLog for Log<S> {
         }
         if end < self.log_start_offset {
             self.set_log_start(end)?;
+        }
+        Ok(())
+    }
+
+    fn restart_at(&mut self, offset: Offset) -> Result<()> {
+        let offset = offset.max(0);
+        self.lower_recovery_point(offset)?;
+        let fresh = self.storage.create_segment(offset);
+        for segment in std::mem::take(&mut self.segments) {
+            if segment.base_offset() != offset {
+                self.storage.delete_segment(segment)?;
+            }
+        }
+        self.segments.push(fresh?);
+        self.set_log_start(offset)?;
+        if self.epochs.clear() {
+            self.storage.save_epochs(&self.epochs)?;
         }
         Ok(())
     }
@@ -637,6 +649,26 @@ impl<S: Storage> PartitionLog for Log<S> {
     fn discard(&mut self) {
         self.closed = true;
     }
+}
+
+/// [`Segment::max_timestamp`] over the batches of `segment` that end at or after `start`:
+/// base offset of the first batch holding the largest maxTimestamp, and that timestamp. Walks
+/// the batch headers one read at a time (ListOffsets -3 on a partition trimmed by DeleteRecords
+/// is rare; the segment's own summary answers every other case).
+fn max_timestamp_from<G: Segment>(segment: &G, start: Offset) -> Result<Option<(Offset, i64)>> {
+    let mut best: Option<(Offset, i64)> = None;
+    let mut offset = start;
+    while offset < segment.next_offset() {
+        let read = segment.read(offset, Offset::MAX, 0, true)?;
+        let Ok(header) = batch::BatchHeader::parse(&read.records) else {
+            break; // nothing more to read
+        };
+        if header.max_timestamp >= 0 && best.is_none_or(|(_, ts)| header.max_timestamp > ts) {
+            best = Some((header.base_offset, header.max_timestamp));
+        }
+        offset = header.next_offset();
+    }
+    Ok(best)
 }
 
 impl<S: Storage> Drop for Log<S> {

@@ -82,6 +82,9 @@ pub struct Image {
     pub brokers: BTreeMap<NodeId, BrokerInfo>,
     /// Topics by name.
     pub topics: BTreeMap<String, Topic>,
+    /// Dynamic broker configs (cluster-wide defaults and per-broker values).
+    #[serde(default)]
+    pub broker_configs: super::broker_configs::DynamicConfigs,
 }
 
 impl Image {
@@ -93,6 +96,7 @@ impl Image {
             controller_id,
             brokers: BTreeMap::new(),
             topics: BTreeMap::new(),
+            broker_configs: Default::default(),
         }
     }
 

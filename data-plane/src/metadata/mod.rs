@@ -10,6 +10,7 @@
 //! controller quorum will be a second implementation of the same trait: admin requests are then
 //! forwarded to the active controller and the image follows the committed metadata log.
 
+pub mod broker_configs;
 pub mod image;
 pub mod local;
 pub mod quorum;

@@ -33,9 +33,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
 use schema::{
-    ALTER_CONFIGS, API_VERSIONS, CREATE_PARTITIONS, CREATE_TOPICS, DELETE_TOPICS, DESCRIBE_CONFIGS,
-    DESCRIBE_QUORUM, FETCH, INCREMENTAL_ALTER_CONFIGS, INIT_PRODUCER_ID, LIST_OFFSETS, METADATA,
-    OFFSET_FOR_LEADER_EPOCH, PRODUCE,
+    ALTER_CONFIGS, API_VERSIONS, CREATE_PARTITIONS, CREATE_TOPICS, DELETE_RECORDS, DELETE_TOPICS,
+    DESCRIBE_CLUSTER, DESCRIBE_CONFIGS, DESCRIBE_LOG_DIRS, DESCRIBE_QUORUM, FETCH,
+    INCREMENTAL_ALTER_CONFIGS, INIT_PRODUCER_ID, LIST_OFFSETS, METADATA, OFFSET_FOR_LEADER_EPOCH,
+    PRODUCE,
 };
 
 /// Why [`check_body`] refused a request body.
@@ -293,6 +294,7 @@ const APIS: &[Api] = &[
     api(ApiKey::ApiVersions, between(0, 4), 3, &API_VERSIONS),
     api(ApiKey::CreateTopics, between(2, 7), 5, &CREATE_TOPICS),
     api(ApiKey::DeleteTopics, between(1, 6), 4, &DELETE_TOPICS),
+    api(ApiKey::DeleteRecords, between(0, 2), 2, &DELETE_RECORDS),
     api(ApiKey::InitProducerId, between(0, 5), 2, &INIT_PRODUCER_ID),
     api(
         ApiKey::OffsetForLeaderEpoch,
@@ -302,6 +304,12 @@ const APIS: &[Api] = &[
     ),
     api(ApiKey::DescribeConfigs, between(1, 4), 4, &DESCRIBE_CONFIGS),
     api(ApiKey::AlterConfigs, between(0, 2), 2, &ALTER_CONFIGS),
+    api(
+        ApiKey::DescribeLogDirs,
+        between(1, 4),
+        2,
+        &DESCRIBE_LOG_DIRS,
+    ),
     api(
         ApiKey::CreatePartitions,
         between(0, 3),
@@ -315,6 +323,7 @@ const APIS: &[Api] = &[
         &INCREMENTAL_ALTER_CONFIGS,
     ),
     api(ApiKey::DescribeQuorum, between(0, 2), 0, &DESCRIBE_QUORUM),
+    api(ApiKey::DescribeCluster, between(0, 1), 0, &DESCRIBE_CLUSTER),
 ];
 
 /// The request layouts, transcribed from `kafka-protocol` 0.18's generated `Decodable` impls
@@ -734,6 +743,62 @@ mod schema {
     /// `DescribeQuorumRequest.topics.partitions` elements.
     const DESCRIBE_QUORUM_PARTITION: Schema =
         plain("PartitionData", &[field("partition_index", Int32, ALL)]);
+
+    /// `DeleteRecordsRequest`, versions 0-2, flexible from 2.
+    pub(super) const DELETE_RECORDS: Schema = plain(
+        "DeleteRecordsRequest",
+        &[
+            field("topics", Array(&Struct(&DELETE_RECORDS_TOPIC)), ALL),
+            field("timeout_ms", Int32, ALL),
+        ],
+    );
+
+    /// `DeleteRecordsRequest.topics` elements.
+    const DELETE_RECORDS_TOPIC: Schema = plain(
+        "DeleteRecordsTopic",
+        &[
+            field("name", String, ALL),
+            field("partitions", Array(&Struct(&DELETE_RECORDS_PARTITION)), ALL),
+        ],
+    );
+
+    /// `DeleteRecordsTopic.partitions` elements.
+    const DELETE_RECORDS_PARTITION: Schema = plain(
+        "DeleteRecordsPartition",
+        &[
+            field("partition_index", Int32, ALL),
+            field("offset", Int64, ALL),
+        ],
+    );
+
+    /// `DescribeLogDirsRequest`, versions 1-4, flexible from 2.
+    pub(super) const DESCRIBE_LOG_DIRS: Schema = plain(
+        "DescribeLogDirsRequest",
+        &[field(
+            "topics",
+            Array(&Struct(&DESCRIBE_LOG_DIRS_TOPIC)),
+            ALL,
+        )],
+    );
+
+    /// `DescribeLogDirsRequest.topics` elements.
+    const DESCRIBE_LOG_DIRS_TOPIC: Schema = plain(
+        "DescribableLogDirTopic",
+        &[
+            field("topic", String, ALL),
+            field("partitions", Array(&Int32), ALL),
+        ],
+    );
+
+    /// `DescribeClusterRequest`, versions 0-2, flexible in all.
+    pub(super) const DESCRIBE_CLUSTER: Schema = plain(
+        "DescribeClusterRequest",
+        &[
+            field("include_cluster_authorized_operations", Bool, ALL),
+            field("endpoint_type", Int8, since(1)),
+            field("include_fenced_brokers", Bool, since(2)),
+        ],
+    );
 }
 
 /// The width of a length prefix in the classic (non-flexible) encoding.
@@ -1357,6 +1422,49 @@ mod tests {
         encode(&request, v)
     }
 
+    fn delete_records(v: i16) -> Bytes {
+        use kafka_protocol::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsTopic,
+        };
+        let request = kafka_protocol::messages::DeleteRecordsRequest::default()
+            .with_topics(vec![
+                DeleteRecordsTopic::default()
+                    .with_name(topic("orders"))
+                    .with_partitions(vec![
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(1)
+                            .with_offset(42)
+                            .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+                    ])
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ])
+            .with_timeout_ms(1000)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn describe_log_dirs(v: i16) -> Bytes {
+        use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+        let request = kafka_protocol::messages::DescribeLogDirsRequest::default()
+            .with_topics(Some(vec![
+                DescribableLogDirTopic::default()
+                    .with_topic(topic("orders"))
+                    .with_partitions(vec![0, 2])
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ]))
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn describe_cluster(v: i16) -> Bytes {
+        let request = kafka_protocol::messages::DescribeClusterRequest::default()
+            .with_include_cluster_authorized_operations(true)
+            .with_endpoint_type(if v >= 1 { 2 } else { 1 })
+            .with_include_fenced_brokers(v >= 2)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
     /// A body of `key` at version `v` with every array non-empty, encoded by the crate.
     fn body(key: ApiKey, v: i16) -> Bytes {
         match key {
@@ -1374,6 +1482,9 @@ mod tests {
             ApiKey::DescribeQuorum => describe_quorum(v),
             ApiKey::InitProducerId => init_producer_id(v),
             ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch(v),
+            ApiKey::DeleteRecords => delete_records(v),
+            ApiKey::DescribeLogDirs => describe_log_dirs(v),
+            ApiKey::DescribeCluster => describe_cluster(v),
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -1420,7 +1531,7 @@ mod tests {
         }
         assert_eq!(
             checked,
-            11 + 15 + 10 + 14 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
+            11 + 15 + 10 + 14 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3 + 3 + 4 + 3
         );
     }
 
@@ -1432,7 +1543,7 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            10 + 9 + 7 + 13 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
+            10 + 9 + 7 + 13 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3 + 3 + 4 + 2
         );
     }
 

@@ -39,13 +39,16 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeQuorum, 0, 2),
+    api(ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// The versions of `key` the broker accepts, or `None` if it does not serve the API at all.
@@ -82,6 +85,9 @@ pub(crate) fn codec_versions(key: ApiKey) -> VersionRange {
         ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
         ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
         ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
+        ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+        ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
+        ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
         other => panic!("no codec mapping for {other:?}: add it here"),
     }
 }
