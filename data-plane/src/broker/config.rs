@@ -28,6 +28,8 @@ pub struct BrokerConfig {
     /// `replica.lag.time.max.ms` (Kafka's default 30 s): a follower that has not been caught
     /// up to its leader's log end for this long is removed from the ISR.
     pub replica_lag_time_max: Duration,
+    /// The consumer-group coordinator's settings (`group.*`, `offsets.*`).
+    pub groups: crate::group::GroupOptions,
 }
 
 impl BrokerConfig {
@@ -40,6 +42,7 @@ impl BrokerConfig {
             topic_defaults: TopicDefaults::default(),
             retention_check_interval: Duration::from_millis(300_000),
             replica_lag_time_max: Duration::from_millis(30_000),
+            groups: crate::group::GroupOptions::default(),
         }
     }
 }
@@ -107,6 +110,9 @@ impl BrokerConfig {
                         .filter(|n| *n > 0)
                         .ok_or_else(|| bad("expected an integer > 0"))?;
                     self.replica_lag_time_max = Duration::from_millis(ms);
+                }
+                _ if crate::group::GroupOptions::is_config(name) => {
+                    self.groups.apply_config(name, value)?;
                 }
                 _ => match TOPIC_DEFAULT_NAMES
                     .iter()

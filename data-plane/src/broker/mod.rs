@@ -20,17 +20,29 @@ mod config;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
+mod describe_groups;
 mod describe_quorum;
 pub mod divergence;
 mod fetch;
 pub mod fetcher;
+mod find_coordinator;
+pub mod group_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 pub mod partition;
 mod produce;
 pub mod replica;
+mod sync_group;
 
 use std::collections::HashMap;
 use std::fs;
@@ -95,6 +107,8 @@ pub struct Broker {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append, so long-polling fetches wake up.
     appended: watch::Sender<u64>,
+    /// Consumer groups coordinated here (`group_coordinator.rs`).
+    groups: group_coordinator::GroupCoordinator,
 }
 
 impl Broker {
@@ -107,6 +121,7 @@ impl Broker {
         })?;
         let image = authority.image();
         let broker = Arc::new(Self {
+            groups: group_coordinator::GroupCoordinator::new(config.groups.clone()),
             config,
             authority,
             image: RwLock::new(image.clone()),
@@ -157,6 +172,7 @@ impl Broker {
     /// Handles one request.
     pub async fn handle(&self, request: Request) -> Reply {
         let version = request.version;
+        let client_id = request.header.client_id.as_deref().unwrap_or_default().to_string();
         Reply::Respond(Box::new(match request.body {
             RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
             RequestKind::Metadata(r) => ResponseKind::Metadata(self.metadata(r, version).await),
@@ -185,6 +201,25 @@ impl Broker {
             RequestKind::DescribeQuorum(r) => {
                 ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
             }
+            RequestKind::FindCoordinator(r) => {
+                ResponseKind::FindCoordinator(self.find_coordinator(r, version).await)
+            }
+            RequestKind::JoinGroup(r) => {
+                ResponseKind::JoinGroup(self.join_group(r, version, &client_id).await)
+            }
+            RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(self.sync_group(r, version).await),
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(self.heartbeat(r)),
+            RequestKind::LeaveGroup(r) => {
+                ResponseKind::LeaveGroup(self.leave_group(r, version).await)
+            }
+            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(self.offset_commit(r).await),
+            RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(self.offset_fetch(r, version)),
+            RequestKind::ListGroups(r) => ResponseKind::ListGroups(self.list_groups(r)),
+            RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(self.describe_groups(r)),
+            RequestKind::DeleteGroups(r) => {
+                ResponseKind::DeleteGroups(self.delete_groups(r).await)
+            }
+            RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(self.offset_delete(r).await),
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",
                 std::mem::discriminant(&other)
