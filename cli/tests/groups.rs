@@ -49,10 +49,13 @@ const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 12;
 
 /// Broker settings: a short initial rebalance delay and fewer offsets partitions keep the test
-/// light on a small machine; everything else is Kafka's default.
+/// light on a small machine, and a shorter replica lag bound lets the ISR drop a killed broker
+/// sooner (until then acks=all writes, commits included, wait); everything else is Kafka's
+/// default.
 const SETS: &[&str] = &[
     "group.initial.rebalance.delay.ms=500",
     "offsets.topic.num.partitions=10",
+    "replica.lag.time.max.ms=10000",
 ];
 
 /// Starts 3 controllers and 3 brokers and creates the topic.
