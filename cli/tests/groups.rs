@@ -318,8 +318,9 @@ async fn three_consumers_rebalance_and_resume_from_committed_offsets() {
     assert_eq!(state, "Empty", "all members left");
 }
 
-/// The broker leading `group`'s offsets partition.
-async fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
+/// The broker leading `group`'s offsets partition, once it is not `excluded` (a killed broker
+/// stays leader in the metadata until the controllers fence it).
+async fn coordinator_of(bootstrap: &str, group: &str, excluded: Option<i32>) -> i32 {
     let index = ferry_data_plane::group::partition_for(group, 10);
     let reader = MetadataReader::new(bootstrap);
     let deadline = Instant::now() + CONVERGE;
@@ -327,10 +328,14 @@ async fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
         if let Ok(metadata) = reader.fetch().await
             && let Some(views) = partitions(&metadata, "__consumer_offsets")
             && let Some(p) = views.iter().find(|p| p.partition == index && p.leader >= 0)
+            && Some(p.leader) != excluded
         {
             return p.leader;
         }
-        assert!(Instant::now() < deadline, "the offsets topic has a leader");
+        assert!(
+            Instant::now() < deadline,
+            "the group's offsets partition led by a broker other than {excluded:?}"
+        );
         tokio::time::sleep(POLL).await;
     }
 }
@@ -348,7 +353,7 @@ async fn the_group_survives_its_coordinator_being_killed() {
         .collect();
     wait_until("the first batch processed", || ledger.processed_count() == first.len()).await;
 
-    let coordinator = coordinator_of(&bootstrap, group).await;
+    let coordinator = coordinator_of(&bootstrap, group, None).await;
     cluster.kill9(coordinator);
     let survivors: Vec<String> = cluster
         .broker_ids()
@@ -357,7 +362,7 @@ async fn the_group_survives_its_coordinator_being_killed() {
         .map(|id| cluster.bootstrap_of(id))
         .collect();
     let survivors = survivors.join(",");
-    let moved = coordinator_of(&survivors, group).await;
+    let moved = coordinator_of(&survivors, group, Some(coordinator)).await;
     assert_ne!(moved, coordinator, "another broker coordinates the group");
 
     let second = produce_batch(&survivors, "after", 300).await;
