@@ -28,10 +28,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cluster::{Admin, Cluster, ClusterSpec, MetadataReader, POLL, partitions};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -102,7 +102,13 @@ struct Member {
 }
 
 impl Member {
-    fn start(bootstrap: &str, group: &str, assignor: &str, name: &str, ledger: Arc<Ledger>) -> Self {
+    fn start(
+        bootstrap: &str,
+        group: &str,
+        assignor: &str,
+        name: &str,
+        ledger: Arc<Ledger>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
@@ -123,8 +129,14 @@ impl Member {
                     let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) else {
                         continue;
                     };
-                    let payload = String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
-                    *ledger.delivered.lock().unwrap().entry(payload.clone()).or_default() += 1;
+                    let payload =
+                        String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string();
+                    *ledger
+                        .delivered
+                        .lock()
+                        .unwrap()
+                        .entry(payload.clone())
+                        .or_default() += 1;
                     match consumer.commit_message(&m, CommitMode::Sync) {
                         Ok(()) => {
                             *ledger.processed.lock().unwrap().entry(payload).or_default() += 1;
@@ -247,7 +259,10 @@ async fn three_consumers_rebalance_and_resume_from_committed_offsets() {
         .iter()
         .map(|n| Member::start(&bootstrap, group, "range", n, ledger.clone()))
         .collect();
-    wait_until("the first batch processed", || ledger.processed_count() == first.len()).await;
+    wait_until("the first batch processed", || {
+        ledger.processed_count() == first.len()
+    })
+    .await;
     let (state, count) = describe(&bootstrap, group);
     assert_eq!((state.as_str(), count), ("Stable", 3));
 
@@ -258,7 +273,10 @@ async fn three_consumers_rebalance_and_resume_from_committed_offsets() {
         .create()
         .unwrap();
     let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
-    let results = admin.delete_groups(&[group], &options).await.expect("DeleteGroups answered");
+    let results = admin
+        .delete_groups(&[group], &options)
+        .await
+        .expect("DeleteGroups answered");
     assert_eq!(
         results[0].as_ref().map_err(|(_, code)| *code),
         Err(RDKafkaErrorCode::NonEmptyGroup)
@@ -268,10 +286,19 @@ async fn three_consumers_rebalance_and_resume_from_committed_offsets() {
 
     // One leaves, one joins; the second batch is shared by the new trio.
     members.remove(2).stop();
-    members.push(Member::start(&bootstrap, group, "range", "d", ledger.clone()));
+    members.push(Member::start(
+        &bootstrap,
+        group,
+        "range",
+        "d",
+        ledger.clone(),
+    ));
     let second = produce_batch(&bootstrap, "second", 300).await;
     let total = first.len() + second.len();
-    wait_until("the second batch processed", || ledger.processed_count() == total).await;
+    wait_until("the second batch processed", || {
+        ledger.processed_count() == total
+    })
+    .await;
 
     // The whole group stops; a third batch arrives; a fresh trio resumes from the commits.
     for m in members.drain(..) {
@@ -279,7 +306,10 @@ async fn three_consumers_rebalance_and_resume_from_committed_offsets() {
     }
     let after_stop = committed_vs_end(&bootstrap, group);
     for (p, (committed, end)) in &after_stop {
-        assert_eq!(committed, end, "partition {p}: everything processed is committed");
+        assert_eq!(
+            committed, end,
+            "partition {p}: everything processed is committed"
+        );
     }
     let third = produce_batch(&bootstrap, "third", 300).await;
     let delivered_before: BTreeMap<String, usize> = ledger.delivered.lock().unwrap().clone();
@@ -288,7 +318,10 @@ async fn three_consumers_rebalance_and_resume_from_committed_offsets() {
         .map(|n| Member::start(&bootstrap, group, "range", n, ledger.clone()))
         .collect();
     let total = total + third.len();
-    wait_until("the third batch processed", || ledger.processed_count() == total).await;
+    wait_until("the third batch processed", || {
+        ledger.processed_count() == total
+    })
+    .await;
     for m in members {
         m.stop();
     }
@@ -299,7 +332,11 @@ async fn three_consumers_rebalance_and_resume_from_committed_offsets() {
         .chain(&third)
         .map(|p| (p.clone(), 1))
         .collect();
-    assert_eq!(*ledger.processed.lock().unwrap(), expected, "every message processed once");
+    assert_eq!(
+        *ledger.processed.lock().unwrap(),
+        expected,
+        "every message processed once"
+    );
     // After the restart nothing committed before it was delivered again.
     let delivered_after = ledger.delivered.lock().unwrap().clone();
     let reread: Vec<&String> = delivered_before
@@ -351,7 +388,10 @@ async fn the_group_survives_its_coordinator_being_killed() {
         .iter()
         .map(|n| Member::start(&bootstrap, group, "range", n, ledger.clone()))
         .collect();
-    wait_until("the first batch processed", || ledger.processed_count() == first.len()).await;
+    wait_until("the first batch processed", || {
+        ledger.processed_count() == first.len()
+    })
+    .await;
 
     let coordinator = coordinator_of(&bootstrap, group, None).await;
     cluster.kill9(coordinator);
@@ -382,7 +422,11 @@ async fn the_group_survives_its_coordinator_being_killed() {
     }
     let ends = committed_vs_end(&survivors, group);
     let end_total: i64 = ends.values().map(|(_, end)| end).sum();
-    assert_eq!(end_total as usize, first.len() + second.len(), "nothing lost");
+    assert_eq!(
+        end_total as usize,
+        first.len() + second.len(),
+        "nothing lost"
+    );
     let processed = ledger.processed.lock().unwrap();
     let missing: Vec<&String> = first
         .iter()
@@ -410,7 +454,10 @@ async fn each_assignor_splits_the_partitions_between_members() {
             .iter()
             .map(|n| Member::start(&bootstrap, &group, assignor, n, ledger.clone()))
             .collect();
-        wait_until("everything processed", || ledger.processed_count() == produced).await;
+        wait_until("everything processed", || {
+            ledger.processed_count() == produced
+        })
+        .await;
         let described = tokio::task::block_in_place(|| {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
@@ -427,6 +474,10 @@ async fn each_assignor_splits_the_partitions_between_members() {
             m.stop();
         }
         let counts: BTreeSet<usize> = ledger.processed.lock().unwrap().values().copied().collect();
-        assert_eq!(counts, BTreeSet::from([1]), "{assignor}: each message processed once");
+        assert_eq!(
+            counts,
+            BTreeSet::from([1]),
+            "{assignor}: each message processed once"
+        );
     }
 }

@@ -38,7 +38,11 @@ async fn find_coordinator(client: &mut RawClient, group: &str) -> i32 {
             .with_key(s(group))
             .with_key_type(0);
         let ResponseKind::FindCoordinator(r) = client
-            .call(ApiKey::FindCoordinator, 3, RequestKind::FindCoordinator(request))
+            .call(
+                ApiKey::FindCoordinator,
+                3,
+                RequestKind::FindCoordinator(request),
+            )
             .await
         else {
             panic!("wrong response kind");
@@ -47,7 +51,10 @@ async fn find_coordinator(client: &mut RawClient, group: &str) -> i32 {
             return r.node_id.0;
         }
         assert_eq!(r.error_code, code(ResponseError::CoordinatorNotAvailable));
-        assert!(Instant::now() < deadline, "coordinator available within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "coordinator available within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -177,7 +184,11 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
         .with_key_type(0)
         .with_coordinator_keys(vec![s("g"), s("h"), s("")]);
     let ResponseKind::FindCoordinator(r) = client
-        .call(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(request))
+        .call(
+            ApiKey::FindCoordinator,
+            4,
+            RequestKind::FindCoordinator(request),
+        )
         .await
     else {
         panic!("wrong response kind");
@@ -188,12 +199,19 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
         .with_key_type(1)
         .with_coordinator_keys(vec![s("txn")]);
     let ResponseKind::FindCoordinator(r) = client
-        .call(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(request))
+        .call(
+            ApiKey::FindCoordinator,
+            4,
+            RequestKind::FindCoordinator(request),
+        )
         .await
     else {
         panic!("wrong response kind");
     };
-    assert_eq!(r.coordinators[0].error_code, code(ResponseError::InvalidRequest));
+    assert_eq!(
+        r.coordinators[0].error_code,
+        code(ResponseError::InvalidRequest)
+    );
     assert!(
         r.coordinators[0]
             .error_message
@@ -210,7 +228,10 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     assert_eq!(joined.error_code, 0);
     assert_eq!(joined.generation_id, 1);
     assert_eq!(joined.leader.as_str(), member);
-    assert_eq!(joined.protocol_name.as_ref().map(|p| p.as_str()), Some("range"));
+    assert_eq!(
+        joined.protocol_name.as_ref().map(|p| p.as_str()),
+        Some("range")
+    );
     assert_eq!(joined.members.len(), 1);
 
     let request = SyncGroupRequest::default()
@@ -258,12 +279,16 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
                 .with_member_id(s(member)),
         )
     };
-    let ResponseKind::Heartbeat(r) = client.call(ApiKey::Heartbeat, 3, heartbeat(1, &member)).await
+    let ResponseKind::Heartbeat(r) = client
+        .call(ApiKey::Heartbeat, 3, heartbeat(1, &member))
+        .await
     else {
         panic!("wrong response kind");
     };
     assert_eq!(r.error_code, 0);
-    let ResponseKind::Heartbeat(r) = client.call(ApiKey::Heartbeat, 3, heartbeat(0, &member)).await
+    let ResponseKind::Heartbeat(r) = client
+        .call(ApiKey::Heartbeat, 3, heartbeat(0, &member))
+        .await
     else {
         panic!("wrong response kind");
     };
@@ -281,7 +306,11 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     assert_eq!(r.results[0].error_code, code(ResponseError::NonEmptyGroup));
     let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))]);
     let ResponseKind::DescribeGroups(r) = client
-        .call(ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(request))
+        .call(
+            ApiKey::DescribeGroups,
+            5,
+            RequestKind::DescribeGroups(request),
+        )
         .await
     else {
         panic!("wrong response kind");
@@ -316,11 +345,13 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     let list = |state: &str| {
         RequestKind::ListGroups(ListGroupsRequest::default().with_states_filter(vec![s(state)]))
     };
-    let ResponseKind::ListGroups(r) = client.call(ApiKey::ListGroups, 4, list("stable")).await else {
+    let ResponseKind::ListGroups(r) = client.call(ApiKey::ListGroups, 4, list("stable")).await
+    else {
         panic!("wrong response kind");
     };
     assert_eq!(r.groups.len(), 1);
-    let ResponseKind::ListGroups(r) = client.call(ApiKey::ListGroups, 4, list("Empty")).await else {
+    let ResponseKind::ListGroups(r) = client.call(ApiKey::ListGroups, 4, list("Empty")).await
+    else {
         panic!("wrong response kind");
     };
     assert!(r.groups.is_empty());
@@ -352,7 +383,10 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     loop {
         let (error, offset) = fetch_committed(&mut client, "g").await;
         if error == 0 {
-            assert_eq!(offset, 42, "the commit was replayed from __consumer_offsets");
+            assert_eq!(
+                offset, 42,
+                "the commit was replayed from __consumer_offsets"
+            );
             break;
         }
         assert_eq!(error, code(ResponseError::CoordinatorLoadInProgress));
@@ -367,6 +401,9 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     let ResponseKind::DeleteGroups(r) = client.call(ApiKey::DeleteGroups, 2, delete()).await else {
         panic!("wrong response kind");
     };
-    assert_eq!(r.results[0].error_code, code(ResponseError::GroupIdNotFound));
+    assert_eq!(
+        r.results[0].error_code,
+        code(ResponseError::GroupIdNotFound)
+    );
     node.shutdown().await;
 }

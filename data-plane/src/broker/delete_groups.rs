@@ -23,9 +23,11 @@ impl Broker {
             let outcome = if id.is_empty() {
                 Err(ResponseError::InvalidGroupId)
             } else {
-                self.with_group(&id, |coordinator, now| match coordinator.delete_group(now, &id) {
-                    Ok(output) => (Ok(()), output),
-                    Err(code) => (Err(code), Output::default()),
+                self.with_group(&id, |coordinator, now| {
+                    match coordinator.delete_group(now, &id) {
+                        Ok(output) => (Ok(()), output),
+                        Err(code) => (Err(code), Output::default()),
+                    }
                 })
                 .await
                 .and_then(|r| r)

@@ -48,7 +48,9 @@ impl Broker {
                                     )
                                     .with_client_id(StrBytes::from_string(m.client_id.clone()))
                                     .with_client_host(StrBytes::from_string(m.client_host.clone()))
-                                    .with_member_metadata(m.metadata(&protocol).cloned().unwrap_or_default())
+                                    .with_member_metadata(
+                                        m.metadata(&protocol).cloned().unwrap_or_default(),
+                                    )
                                     .with_member_assignment(if stable {
                                         m.assignment.clone()
                                     } else {

@@ -22,15 +22,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -117,7 +116,10 @@ impl Broker {
     pub(super) fn park(&self) -> Option<(ReplyId, oneshot::Receiver<Reply>)> {
         let mut parked = self.groups.parked.lock().expect("parked lock poisoned");
         if parked.len() >= PARKED_REQUESTS_MAX {
-            tracing::warn!(bound = PARKED_REQUESTS_MAX, "too many parked group requests");
+            tracing::warn!(
+                bound = PARKED_REQUESTS_MAX,
+                "too many parked group requests"
+            );
             return None;
         }
         let id = self.groups.next_reply.fetch_add(1, Ordering::Relaxed);
@@ -128,7 +130,11 @@ impl Broker {
 
     /// Forgets a parked request whose call failed before it was parked in a group.
     pub(super) fn unpark(&self, id: ReplyId) {
-        self.groups.parked.lock().expect("parked lock poisoned").remove(&id);
+        self.groups
+            .parked
+            .lock()
+            .expect("parked lock poisoned")
+            .remove(&id);
     }
 
     /// Waits for a parked request's reply, bounded by `rebalance_timeout_ms`.
@@ -139,12 +145,17 @@ impl Broker {
         rebalance_timeout_ms: i32,
     ) -> Option<Reply> {
         let bound = Duration::from_millis(
-            rebalance_timeout_ms.max(0) as u64 + self.groups.options.initial_rebalance_delay_ms as u64,
+            rebalance_timeout_ms.max(0) as u64
+                + self.groups.options.initial_rebalance_delay_ms as u64,
         ) + PARKED_WAIT_SLACK;
         match tokio::time::timeout(bound, rx).await {
             Ok(Ok(reply)) => Some(reply),
             _ => {
-                self.groups.parked.lock().expect("parked lock poisoned").remove(&id);
+                self.groups
+                    .parked
+                    .lock()
+                    .expect("parked lock poisoned")
+                    .remove(&id);
                 tracing::warn!(id, "a parked group request got no reply in time");
                 None
             }
@@ -369,13 +380,17 @@ impl Broker {
                     let epoch = match shard {
                         Shard::Loading(e) | Shard::Loaded(e, _) => *e,
                     };
-                    led.get(index).is_none_or(|(_, led_epoch)| *led_epoch != epoch)
+                    led.get(index)
+                        .is_none_or(|(_, led_epoch)| *led_epoch != epoch)
                 })
                 .map(|(index, _)| *index)
                 .collect();
             for index in stale {
                 if let Some(Shard::Loaded(_, mut coordinator)) = shards.remove(&index) {
-                    tracing::info!(partition = index, "unloading groups of an offsets partition no longer led here");
+                    tracing::info!(
+                        partition = index,
+                        "unloading groups of an offsets partition no longer led here"
+                    );
                     let effects = coordinator.unload(ResponseError::NotCoordinator);
                     self.send_replies(effects);
                 }
@@ -391,7 +406,11 @@ impl Broker {
             let coordinator = self.load_shard(&partition);
             let mut shards = self.groups.shards.lock().expect("shards lock poisoned");
             if matches!(shards.get(&index), Some(Shard::Loading(e)) if *e == epoch) {
-                tracing::info!(partition = index, epoch, "loaded groups of an offsets partition");
+                tracing::info!(
+                    partition = index,
+                    epoch,
+                    "loaded groups of an offsets partition"
+                );
                 shards.insert(index, Shard::Loaded(epoch, coordinator));
             }
         }
@@ -428,7 +447,9 @@ impl Broker {
                         };
                         match OffsetsRecord::decode(key, record.value.as_deref()) {
                             Ok(r) => coordinator.replay(r, now),
-                            Err(e) => tracing::warn!(error = %e, offset = record.offset, "skipping a record of the offsets topic"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, offset = record.offset, "skipping a record of the offsets topic")
+                            }
                         }
                     }
                 }

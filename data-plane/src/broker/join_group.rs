@@ -54,7 +54,12 @@ impl Broker {
         let Some((reply_id, rx)) = self.park() else {
             return join_error(ResponseError::CoordinatorNotAvailable, &member_id);
         };
-        let prefix = if client_id.is_empty() { "member" } else { client_id }.to_string();
+        let prefix = if client_id.is_empty() {
+            "member"
+        } else {
+            client_id
+        }
+        .to_string();
         let routed = self
             .with_group(&group_id, |coordinator, now| {
                 let output = coordinator.join(now, &group_id, join, reply_id, || {

@@ -32,7 +32,8 @@ impl Broker {
         if types.is_empty() || types.iter().any(|t| t == GROUP_TYPE_CLASSIC) {
             self.each_coordinator(|coordinator| {
                 for g in coordinator.list() {
-                    if !states.is_empty() && !states.contains(&g.state.name().to_ascii_lowercase()) {
+                    if !states.is_empty() && !states.contains(&g.state.name().to_ascii_lowercase())
+                    {
                         continue;
                     }
                     groups.push(

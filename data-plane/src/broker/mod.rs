@@ -172,7 +172,12 @@ impl Broker {
     /// Handles one request.
     pub async fn handle(&self, request: Request) -> Reply {
         let version = request.version;
-        let client_id = request.header.client_id.as_deref().unwrap_or_default().to_string();
+        let client_id = request
+            .header
+            .client_id
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
         Reply::Respond(Box::new(match request.body {
             RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
             RequestKind::Metadata(r) => ResponseKind::Metadata(self.metadata(r, version).await),
@@ -216,9 +221,7 @@ impl Broker {
             RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(self.offset_fetch(r, version)),
             RequestKind::ListGroups(r) => ResponseKind::ListGroups(self.list_groups(r)),
             RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(self.describe_groups(r)),
-            RequestKind::DeleteGroups(r) => {
-                ResponseKind::DeleteGroups(self.delete_groups(r).await)
-            }
+            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(self.delete_groups(r).await),
             RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(self.offset_delete(r).await),
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",

@@ -6,6 +6,10 @@
 //! once the in-sync replicas have it. A partition of a topic that does not exist gets
 //! UNKNOWN_TOPIC_OR_PARTITION and is not stored; the rest of the request still is.
 //!
+//! A commit the in-sync replicas do not acknowledge within `offsets.commit.timeout.ms` gets
+//! REQUEST_TIMED_OUT (it may or may not be stored; the client retries), and one whose
+//! coordinator lost the partition meanwhile gets NOT_COORDINATOR.
+//!
 //! v2–9 are served; `retention_time_ms` (v2–4) is ignored as in Kafka ≥2.1, where the broker's
 //! `offsets.retention.minutes` decides. Topic ids (v10+) are not served.
 
@@ -16,7 +20,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::Broker;
-use crate::group::coordinator::{OffsetToCommit, Output};
+use crate::group::coordinator::{OffsetToCommit, Output, PartitionResults};
 
 impl Broker {
     /// Answers an OffsetCommit request.
@@ -28,10 +32,9 @@ impl Broker {
         let mut known = Vec::new();
         for topic in &request.topics {
             for p in &topic.partitions {
-                let exists = image
-                    .topics
-                    .get(topic.name.0.as_str())
-                    .is_some_and(|t| p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len());
+                let exists = image.topics.get(topic.name.0.as_str()).is_some_and(|t| {
+                    p.partition_index >= 0 && (p.partition_index as usize) < t.partitions.len()
+                });
                 known.push(exists);
                 if exists {
                     to_commit.push(OffsetToCommit {
@@ -47,13 +50,16 @@ impl Broker {
         let member_id = request.member_id.to_string();
         let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
         let generation = request.generation_id_or_member_epoch;
-        let outcome: Result<Vec<Result<(), ResponseError>>, ResponseError> = if group_id.is_empty() {
+        let outcome: Result<PartitionResults, ResponseError> = if group_id.is_empty() {
             Err(ResponseError::InvalidGroupId)
         } else {
             self.with_group(&group_id, |coordinator, now| {
-                if let Err(code) =
-                    coordinator.validate_commit(&group_id, &member_id, instance.as_deref(), generation)
-                {
+                if let Err(code) = coordinator.validate_commit(
+                    &group_id,
+                    &member_id,
+                    instance.as_deref(),
+                    generation,
+                ) {
                     return (Err(code), Output::default());
                 }
                 let (results, records) = coordinator.commit(now, &group_id, to_commit);
@@ -65,12 +71,6 @@ impl Broker {
             })
             .await
             .and_then(|r| r)
-            .map_err(|code| match code {
-                // A commit that the replicas did not acknowledge in time may or may not be
-                // stored; the client retries.
-                ResponseError::RequestTimedOut => ResponseError::RequestTimedOut,
-                other => other,
-            })
         };
         let mut results = match &outcome {
             Ok(results) => results.clone().into_iter(),

@@ -5,11 +5,11 @@
 //! offset stays); GROUP_ID_NOT_FOUND for an unknown group; NON_EMPTY_GROUP for an active group
 //! that is not a consumer group (its subscriptions cannot be read).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
-use kafka_protocol::ResponseError;
 
 use super::Broker;
 use crate::group::coordinator::Output;
@@ -21,7 +21,11 @@ impl Broker {
         let partitions: Vec<(String, i32)> = request
             .topics
             .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index)))
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.0.to_string(), p.partition_index))
+            })
             .collect();
         let outcome = if group_id.is_empty() {
             Err(ResponseError::InvalidGroupId)

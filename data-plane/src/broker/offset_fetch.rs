@@ -18,11 +18,18 @@ use super::Broker;
 use crate::group::records::CommittedOffset;
 
 /// One group's answer: per topic, per partition, the commit or an error.
-type Fetched = Vec<(String, Vec<(i32, Result<Option<CommittedOffset>, ResponseError>)>)>;
+type Fetched = Vec<(
+    String,
+    Vec<(i32, Result<Option<CommittedOffset>, ResponseError>)>,
+)>;
 
 impl Broker {
     /// Answers an OffsetFetch request.
-    pub(super) fn offset_fetch(&self, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    pub(super) fn offset_fetch(
+        &self,
+        request: OffsetFetchRequest,
+        version: i16,
+    ) -> OffsetFetchResponse {
         if version >= 8 {
             let groups = request
                 .groups
@@ -133,9 +140,16 @@ impl Broker {
 }
 
 /// Offset, leader epoch, metadata and error code of one partition's answer.
-fn fields(result: Result<Option<CommittedOffset>, ResponseError>) -> (i64, i32, Option<StrBytes>, i16) {
+fn fields(
+    result: Result<Option<CommittedOffset>, ResponseError>,
+) -> (i64, i32, Option<StrBytes>, i16) {
     match result {
-        Ok(Some(c)) => (c.offset, c.leader_epoch, Some(StrBytes::from_string(c.metadata)), 0),
+        Ok(Some(c)) => (
+            c.offset,
+            c.leader_epoch,
+            Some(StrBytes::from_string(c.metadata)),
+            0,
+        ),
         Ok(None) => (-1, -1, Some(StrBytes::default()), 0),
         Err(code) => (-1, -1, Some(StrBytes::default()), code.code()),
     }

@@ -64,7 +64,10 @@ impl Broker {
             self.unpark(reply_id);
             return sync_error(code);
         }
-        match self.await_parked(reply_id, rx, SYNC_WAIT_REBALANCE_MS).await {
+        match self
+            .await_parked(reply_id, rx, SYNC_WAIT_REBALANCE_MS)
+            .await
+        {
             Some(Reply::Sync(r)) => {
                 let (protocol_type, protocol_name) = if version >= 5 {
                     (

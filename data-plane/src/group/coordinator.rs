@@ -43,6 +43,9 @@ impl Output {
     }
 }
 
+/// One result per partition of a request, in request order.
+pub type PartitionResults = Vec<Result<(), ResponseError>>;
+
 /// One partition's offset to commit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetToCommit {
@@ -204,7 +207,7 @@ impl Coordinator {
         now: Millis,
         group_id: &str,
         members: &[(String, Option<String>)],
-    ) -> (Vec<Result<(), ResponseError>>, Output) {
+    ) -> (PartitionResults, Output) {
         let Some(group) = self.groups.get_mut(group_id) else {
             let unknown = members
                 .iter()
@@ -274,7 +277,7 @@ impl Coordinator {
         now: Millis,
         group_id: &str,
         offsets: Vec<OffsetToCommit>,
-    ) -> (Vec<Result<(), ResponseError>>, Vec<OffsetsRecord>) {
+    ) -> (PartitionResults, Vec<OffsetsRecord>) {
         self.groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id, now));
@@ -343,11 +346,7 @@ impl Coordinator {
     }
 
     /// Deletes an empty group and its offsets (DeleteGroups).
-    pub fn delete_group(
-        &mut self,
-        now: Millis,
-        group_id: &str,
-    ) -> Result<Output, ResponseError> {
+    pub fn delete_group(&mut self, now: Millis, group_id: &str) -> Result<Output, ResponseError> {
         let group = self
             .groups
             .get_mut(group_id)
@@ -372,13 +371,16 @@ impl Coordinator {
         &mut self,
         group_id: &str,
         partitions: Vec<(String, i32)>,
-    ) -> Result<(Vec<Result<(), ResponseError>>, Vec<OffsetsRecord>), ResponseError> {
+    ) -> Result<(PartitionResults, Vec<OffsetsRecord>), ResponseError> {
         let group = self
             .groups
             .get(group_id)
             .filter(|g| g.state != GroupState::Dead)
             .ok_or(ResponseError::GroupIdNotFound)?;
-        if group.protocol_type.as_deref().is_some_and(|t| t != "consumer")
+        if group
+            .protocol_type
+            .as_deref()
+            .is_some_and(|t| t != "consumer")
             && !group.members.is_empty()
         {
             return Err(ResponseError::NonEmptyGroup);
@@ -388,8 +390,7 @@ impl Coordinator {
         let mut results = Vec::with_capacity(partitions.len());
         let mut records = Vec::new();
         for (topic, partition) in partitions {
-            if subscribed.as_ref().is_none_or(|s| s.contains(&topic)) && !group.members.is_empty()
-            {
+            if subscribed.as_ref().is_none_or(|s| s.contains(&topic)) && !group.members.is_empty() {
                 results.push(Err(ResponseError::GroupSubscribedToTopic));
                 continue;
             }
@@ -632,7 +633,9 @@ mod tests {
         };
         let out = c.join(0, group, request, 1, || member.to_string());
         assert!(matches!(out.effects.replies[0].1, Reply::Join(ref r) if r.error.is_none()));
-        let out = c.sync(0, group, member, None, 1, (None, None), vec![], 2).unwrap();
+        let out = c
+            .sync(0, group, member, None, 1, (None, None), vec![], 2)
+            .unwrap();
         assert_eq!(out.records.len(), 1, "the stable generation is written");
     }
 
@@ -687,18 +690,29 @@ mod tests {
         let mut fresh = coordinator();
         stable_member(&mut fresh, "g", "m", &["t"]);
         log.push(group_record(fresh.group("g").unwrap()));
-        log.extend(fresh.commit(5, "g", vec![OffsetToCommit {
-            topic: "t".into(),
-            partition: 0,
-            offset: 42,
-            leader_epoch: 3,
-            metadata: Some("x".into()),
-        }]).1);
+        log.extend(
+            fresh
+                .commit(
+                    5,
+                    "g",
+                    vec![OffsetToCommit {
+                        topic: "t".into(),
+                        partition: 0,
+                        offset: 42,
+                        leader_epoch: 3,
+                        metadata: Some("x".into()),
+                    }],
+                )
+                .1,
+        );
         let mut loaded = coordinator();
         for r in log {
             loaded.replay(r, 100);
         }
-        assert_eq!(loaded.fetch("g", None)[0].1.as_ref().unwrap().leader_epoch, 3);
+        assert_eq!(
+            loaded.fetch("g", None)[0].1.as_ref().unwrap().leader_epoch,
+            3
+        );
         assert_eq!(loaded.group("g").unwrap().state, GroupState::Stable);
         assert_eq!(loaded.heartbeat(101, "g", "m", None, 1), Ok(()));
     }
@@ -708,12 +722,22 @@ mod tests {
         let mut c = coordinator();
         stable_member(&mut c, "g", "m", &["t"]);
         commit(&mut c, 1, "g", "t", 7);
-        assert_eq!(c.delete_group(2, "g").err(), Some(ResponseError::NonEmptyGroup));
+        assert_eq!(
+            c.delete_group(2, "g").err(),
+            Some(ResponseError::NonEmptyGroup)
+        );
         assert_eq!(c.fetch("g", None).len(), 1);
-        assert_eq!(c.delete_group(2, "nope").err(), Some(ResponseError::GroupIdNotFound));
+        assert_eq!(
+            c.delete_group(2, "nope").err(),
+            Some(ResponseError::GroupIdNotFound)
+        );
         let (_, _) = c.leave(3, "g", &[("m".into(), None)]);
         let out = c.delete_group(4, "g").unwrap();
-        assert_eq!(out.records.len(), 2, "an offset tombstone and a group tombstone");
+        assert_eq!(
+            out.records.len(),
+            2,
+            "an offset tombstone and a group tombstone"
+        );
         assert!(c.list().is_empty());
     }
 
@@ -726,7 +750,10 @@ mod tests {
         let (results, records) = c
             .delete_offsets("g", vec![("t".into(), 0), ("old".into(), 0)])
             .unwrap();
-        assert_eq!(results, vec![Err(ResponseError::GroupSubscribedToTopic), Ok(())]);
+        assert_eq!(
+            results,
+            vec![Err(ResponseError::GroupSubscribedToTopic), Ok(())]
+        );
         assert_eq!(records.len(), 1);
         assert_eq!(c.fetch("g", None).len(), 1);
     }
@@ -737,9 +764,16 @@ mod tests {
         stable_member(&mut c, "g", "m", &["t"]);
         commit(&mut c, 1, "g", "t", 7);
         c.leave(10, "g", &[("m".into(), None)]);
-        assert!(c.tick(10 + 7 * DAY - 1).records.is_empty(), "kept within retention");
+        assert!(
+            c.tick(10 + 7 * DAY - 1).records.is_empty(),
+            "kept within retention"
+        );
         let out = c.tick(10 + 7 * DAY);
-        assert_eq!(out.records.len(), 2, "offset tombstone, then group tombstone");
+        assert_eq!(
+            out.records.len(),
+            2,
+            "offset tombstone, then group tombstone"
+        );
         assert!(c.fetch("g", None).is_empty());
         assert!(c.list().is_empty());
     }

@@ -45,14 +45,18 @@ pub type ReplyId = u64;
 /// Kafka's `String.hashCode()` over the UTF-16 code units of `s`, which decides the offsets
 /// partition of a group (`abs(hash) % partitions`).
 pub fn java_string_hashcode(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 /// The `__consumer_offsets` partition that coordinates `group_id`, as Kafka computes it
 /// (`Utils.abs`, which maps `i32::MIN` to 0, then modulo).
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    assert!(partitions > 0, "the offsets topic has at least one partition");
+    assert!(
+        partitions > 0,
+        "the offsets topic has at least one partition"
+    );
     let hash = java_string_hashcode(group_id);
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
     abs % partitions
@@ -180,11 +184,19 @@ mod tests {
     #[test]
     fn broker_configs_set_options_and_bad_values_are_refused() {
         let mut options = GroupOptions::default();
-        options.apply_config("group.initial.rebalance.delay.ms", "0").unwrap();
-        options.apply_config("offsets.retention.minutes", "2").unwrap();
+        options
+            .apply_config("group.initial.rebalance.delay.ms", "0")
+            .unwrap();
+        options
+            .apply_config("offsets.retention.minutes", "2")
+            .unwrap();
         assert_eq!(options.initial_rebalance_delay_ms, 0);
         assert_eq!(options.offsets_retention_ms, 120_000);
-        assert!(options.apply_config("offsets.topic.num.partitions", "0").is_err());
+        assert!(
+            options
+                .apply_config("offsets.topic.num.partitions", "0")
+                .is_err()
+        );
         assert!(options.apply_config("group.max.size", "x").is_err());
         assert!(GroupOptions::is_config("offsets.topic.replication.factor"));
     }

@@ -194,7 +194,9 @@ fn decode_offset(mut v: &[u8]) -> Result<CommittedOffset, InvalidRecord> {
     let metadata = get_string(&mut v)?;
     let commit_timestamp = get_i64(&mut v)?;
     if version > 4 {
-        return Err(InvalidRecord(format!("unknown offset value version {version}")));
+        return Err(InvalidRecord(format!(
+            "unknown offset value version {version}"
+        )));
     }
     Ok(CommittedOffset {
         offset,
@@ -207,7 +209,9 @@ fn decode_offset(mut v: &[u8]) -> Result<CommittedOffset, InvalidRecord> {
 fn decode_group(mut v: &[u8]) -> Result<GroupRecord, InvalidRecord> {
     let version = get_i16(&mut v)?;
     if !(0..=4).contains(&version) {
-        return Err(InvalidRecord(format!("unknown group value version {version}")));
+        return Err(InvalidRecord(format!(
+            "unknown group value version {version}"
+        )));
     }
     let protocol_type = get_string(&mut v)?;
     let generation = get_i32(&mut v)?;

@@ -269,7 +269,11 @@ impl Group {
 
     /// Checks that `member_id` is a member and, for static members, that `instance` still
     /// owns it.
-    pub fn check_member(&self, member_id: &str, instance: Option<&str>) -> Result<(), ResponseError> {
+    pub fn check_member(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> Result<(), ResponseError> {
         if let Some(instance) = instance
             && let Some(owner) = self.static_member(instance)
             && owner != member_id
@@ -293,7 +297,10 @@ impl Group {
     ) -> Effects {
         let mut effects = Effects::default();
         let refuse = |effects: &mut Effects, error| {
-            effects.reply(reply, Reply::Join(JoinResponse::error(error, &request.member_id)));
+            effects.reply(
+                reply,
+                Reply::Join(JoinResponse::error(error, &request.member_id)),
+            );
         };
         if self.state == GroupState::Dead {
             refuse(&mut effects, ResponseError::CoordinatorNotAvailable);
@@ -332,11 +339,9 @@ impl Group {
         if self.protocol_type.as_deref() != Some(protocol_type) {
             return false;
         }
-        protocols.iter().any(|(name, _)| {
-            self.members
-                .values()
-                .all(|m| m.metadata(name).is_some())
-        })
+        protocols
+            .iter()
+            .any(|(name, _)| self.members.values().all(|m| m.metadata(name).is_some()))
     }
 
     fn join_unknown(
@@ -365,11 +370,16 @@ impl Group {
         if request.require_known_member_id && request.group_instance_id.is_none() {
             // KIP-394: the client must come back with this id, so a client that times out
             // and retries does not leave a ghost member behind.
-            self.pending_members
-                .insert(member_id.clone(), now + i64::from(request.session_timeout_ms));
+            self.pending_members.insert(
+                member_id.clone(),
+                now + i64::from(request.session_timeout_ms),
+            );
             effects.reply(
                 reply,
-                Reply::Join(JoinResponse::error(ResponseError::MemberIdRequired, &member_id)),
+                Reply::Join(JoinResponse::error(
+                    ResponseError::MemberIdRequired,
+                    &member_id,
+                )),
             );
             return;
         }
@@ -400,7 +410,10 @@ impl Group {
             // A retried join replaces the one parked earlier, which gets told to retry.
             effects.reply(
                 previous,
-                Reply::Join(JoinResponse::error(ResponseError::RebalanceInProgress, &member_id)),
+                Reply::Join(JoinResponse::error(
+                    ResponseError::RebalanceInProgress,
+                    &member_id,
+                )),
             );
         }
         member.protocols = request.protocols;
@@ -409,7 +422,10 @@ impl Group {
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
         let rebalance = match self.state {
             GroupState::PreparingRebalance => {
-                self.members.get_mut(&member_id).expect("member").awaiting_join = Some(reply);
+                self.members
+                    .get_mut(&member_id)
+                    .expect("member")
+                    .awaiting_join = Some(reply);
                 self.maybe_complete_join(now, effects);
                 return;
             }
@@ -422,7 +438,10 @@ impl Group {
             }
         };
         if rebalance {
-            self.members.get_mut(&member_id).expect("member").awaiting_join = Some(reply);
+            self.members
+                .get_mut(&member_id)
+                .expect("member")
+                .awaiting_join = Some(reply);
             self.prepare_rebalance(now, options, effects);
         } else {
             let response = self.join_response(&member_id);
@@ -711,7 +730,9 @@ impl Group {
                     let ids: Vec<String> = self.members.keys().cloned().collect();
                     for id in ids {
                         let response = self.sync_response(&id);
-                        if let Some(parked) = self.members.get_mut(&id).expect("m").awaiting_sync.take() {
+                        if let Some(parked) =
+                            self.members.get_mut(&id).expect("m").awaiting_sync.take()
+                        {
                             effects.reply(parked, Reply::Sync(response));
                         }
                     }
@@ -802,7 +823,10 @@ impl Group {
         if let Some(parked) = member.awaiting_join {
             effects.reply(
                 parked,
-                Reply::Join(JoinResponse::error(ResponseError::UnknownMemberId, member_id)),
+                Reply::Join(JoinResponse::error(
+                    ResponseError::UnknownMemberId,
+                    member_id,
+                )),
             );
         }
         if let Some(parked) = member.awaiting_sync {
@@ -892,7 +916,11 @@ impl Group {
             GroupState::Empty => self.state == GroupState::PreparingRebalance,
             GroupState::Dead => true,
         };
-        assert!(allowed, "group {}: no transition {:?} -> {to:?}", self.id, self.state);
+        assert!(
+            allowed,
+            "group {}: no transition {:?} -> {to:?}",
+            self.id, self.state
+        );
         self.state = to;
         self.state_timestamp = now;
     }
@@ -966,20 +994,29 @@ mod tests {
         let response = join_reply(&first, reply);
         assert_eq!(response.error, Some(ResponseError::MemberIdRequired));
         assert_eq!(response.member_id, name);
-        let second = group.join(now, &options(), join_request(name, &["range"]), reply + 1, || {
-            unreachable!("known member")
-        });
+        let second = group.join(
+            now,
+            &options(),
+            join_request(name, &["range"]),
+            reply + 1,
+            || unreachable!("known member"),
+        );
         (name.to_string(), second)
     }
 
     #[test]
     fn first_join_without_member_id_is_answered_member_id_required() {
         let mut group = Group::new("g", 0);
-        let effects = group.join(0, &options(), join_request("", &["range"]), 1, || "m-1".into());
+        let effects = group.join(0, &options(), join_request("", &["range"]), 1, || {
+            "m-1".into()
+        });
         let reply = join_reply(&effects, 1);
         assert_eq!(reply.error, Some(ResponseError::MemberIdRequired));
         assert_eq!(reply.member_id, "m-1");
-        assert!(group.members.is_empty(), "not a member until it joins with the id");
+        assert!(
+            group.members.is_empty(),
+            "not a member until it joins with the id"
+        );
         assert_eq!(group.state, GroupState::Empty);
     }
 
@@ -995,8 +1032,19 @@ mod tests {
         assert_eq!(join.members.len(), 1, "the leader sees the members");
         assert_eq!(group.state, GroupState::CompletingRebalance);
 
-        let effects = group.sync(0, &m, None, 1, (None, None), vec![(m.clone(), Bytes::from("a"))], 3);
-        assert!(effects.persist, "a completed generation is written before answering");
+        let effects = group.sync(
+            0,
+            &m,
+            None,
+            1,
+            (None, None),
+            vec![(m.clone(), Bytes::from("a"))],
+            3,
+        );
+        assert!(
+            effects.persist,
+            "a completed generation is written before answering"
+        );
         assert_eq!(sync_reply(&effects, 3).assignment, Bytes::from("a"));
         assert_eq!(group.state, GroupState::Stable);
     }
@@ -1011,14 +1059,24 @@ mod tests {
         let mut request = join_request("", &["range"]);
         request.require_known_member_id = false;
         let effects = group.join(0, &options, request.clone(), 1, || "a".into());
-        assert!(effects.replies.is_empty(), "parked during the initial delay");
+        assert!(
+            effects.replies.is_empty(),
+            "parked during the initial delay"
+        );
         let effects = group.join(1000, &options, request, 2, || "b".into());
         assert!(effects.replies.is_empty(), "a newcomer extends the delay");
-        assert!(group.tick(3500, &options).replies.is_empty(), "extended to 4000");
+        assert!(
+            group.tick(3500, &options).replies.is_empty(),
+            "extended to 4000"
+        );
         let effects = group.tick(4000, &options);
         assert_eq!(join_reply(&effects, 1).generation, 1);
         assert_eq!(join_reply(&effects, 2).generation, 1);
-        assert_eq!(join_reply(&effects, 1).members.len(), 2, "a leads: smallest id");
+        assert_eq!(
+            join_reply(&effects, 1).members.len(),
+            2,
+            "a leads: smallest id"
+        );
     }
 
     #[test]
@@ -1027,15 +1085,28 @@ mod tests {
         let (a, _) = join_new(&mut group, 0, "a", 1);
         group.sync(0, &a, None, 1, (None, None), vec![], 3);
         let (b, effects) = join_new(&mut group, 100, "b", 10);
-        assert!(effects.replies.iter().all(|(id, _)| *id != 11), "b waits for a");
+        assert!(
+            effects.replies.iter().all(|(id, _)| *id != 11),
+            "b waits for a"
+        );
         assert_eq!(group.state, GroupState::PreparingRebalance);
         assert_eq!(
             group.heartbeat(200, &a, None, 1),
             Err(ResponseError::RebalanceInProgress)
         );
-        let effects = group.join(300, &options(), join_request(&a, &["range"]), 20, || unreachable!());
+        let effects = group.join(
+            300,
+            &options(),
+            join_request(&a, &["range"]),
+            20,
+            || unreachable!(),
+        );
         assert_eq!(join_reply(&effects, 20).generation, 2);
-        assert_eq!(join_reply(&effects, 20).leader, a, "the leader stays leader");
+        assert_eq!(
+            join_reply(&effects, 20).leader,
+            a,
+            "the leader stays leader"
+        );
         assert_eq!(join_reply(&effects, 11).members, vec![]);
         assert_eq!(join_reply(&effects, 11).member_id, b);
     }
@@ -1048,11 +1119,20 @@ mod tests {
         group.join(0, &options(), request.clone(), 1, || "a".into());
         // a alone completes generation 1 at once; b's join starts generation 2.
         group.join(0, &options(), request, 2, || "b".into());
-        let effects = group.join(0, &options(), join_request("a", &["range"]), 3, || unreachable!());
+        let effects = group.join(
+            0,
+            &options(),
+            join_request("a", &["range"]),
+            3,
+            || unreachable!(),
+        );
         assert_eq!(join_reply(&effects, 3).generation, 2);
         let effects = group.sync(1, "b", None, 2, (None, None), vec![], 4);
         assert!(effects.replies.is_empty(), "parked until the leader syncs");
-        let assignments = vec![("a".into(), Bytes::from("pa")), ("b".into(), Bytes::from("pb"))];
+        let assignments = vec![
+            ("a".into(), Bytes::from("pa")),
+            ("b".into(), Bytes::from("pb")),
+        ];
         let effects = group.sync(2, "a", None, 2, (None, None), assignments, 5);
         assert_eq!(sync_reply(&effects, 4).assignment, Bytes::from("pb"));
         assert_eq!(sync_reply(&effects, 5).assignment, Bytes::from("pa"));
@@ -1063,10 +1143,19 @@ mod tests {
         let mut group = Group::new("g", 0);
         let (a, _) = join_new(&mut group, 0, "a", 1);
         group.sync(0, &a, None, 1, (None, None), vec![], 3);
-        assert_eq!(group.heartbeat(1, &a, None, 0), Err(ResponseError::IllegalGeneration));
-        assert_eq!(group.heartbeat(1, "nobody", None, 1), Err(ResponseError::UnknownMemberId));
+        assert_eq!(
+            group.heartbeat(1, &a, None, 0),
+            Err(ResponseError::IllegalGeneration)
+        );
+        assert_eq!(
+            group.heartbeat(1, "nobody", None, 1),
+            Err(ResponseError::UnknownMemberId)
+        );
         let effects = group.sync(1, &a, None, 7, (None, None), vec![], 9);
-        assert_eq!(sync_reply(&effects, 9).error, Some(ResponseError::IllegalGeneration));
+        assert_eq!(
+            sync_reply(&effects, 9).error,
+            Some(ResponseError::IllegalGeneration)
+        );
         assert_eq!(group.state, GroupState::Stable, "state unchanged");
     }
 
@@ -1081,19 +1170,50 @@ mod tests {
         c.require_known_member_id = false;
         group.join(0, &options(), a, 1, || "a".into());
         group.join(0, &options(), b, 2, || "b".into());
-        group.join(0, &options(), join_request("a", &["roundrobin", "range"]), 3, || unreachable!());
-        assert_eq!(group.protocol.as_deref(), Some("roundrobin"), "tie goes to a's first");
+        group.join(
+            0,
+            &options(),
+            join_request("a", &["roundrobin", "range"]),
+            3,
+            || unreachable!(),
+        );
+        assert_eq!(
+            group.protocol.as_deref(),
+            Some("roundrobin"),
+            "tie goes to a's first"
+        );
         group.join(0, &options(), c, 4, || "c".into());
-        group.join(0, &options(), join_request("a", &["roundrobin", "range"]), 5, || unreachable!());
-        let effects = group.join(0, &options(), join_request("b", &["range", "roundrobin"]), 6, || unreachable!());
-        assert_eq!(join_reply(&effects, 6).protocol_name.as_deref(), Some("range"));
+        group.join(
+            0,
+            &options(),
+            join_request("a", &["roundrobin", "range"]),
+            5,
+            || unreachable!(),
+        );
+        let effects = group.join(
+            0,
+            &options(),
+            join_request("b", &["range", "roundrobin"]),
+            6,
+            || unreachable!(),
+        );
+        assert_eq!(
+            join_reply(&effects, 6).protocol_name.as_deref(),
+            Some("range")
+        );
     }
 
     #[test]
     fn a_member_without_a_common_protocol_is_refused() {
         let mut group = Group::new("g", 0);
         join_new(&mut group, 0, "a", 1);
-        let effects = group.join(0, &options(), join_request("", &["cooperative-sticky"]), 9, || "x".into());
+        let effects = group.join(
+            0,
+            &options(),
+            join_request("", &["cooperative-sticky"]),
+            9,
+            || "x".into(),
+        );
         assert_eq!(
             join_reply(&effects, 9).error,
             Some(ResponseError::InconsistentGroupProtocol)
@@ -1101,7 +1221,10 @@ mod tests {
         let mut other_type = join_request("", &["range"]);
         other_type.protocol_type = "connect".into();
         let effects = group.join(0, &options(), other_type, 10, || "y".into());
-        assert_eq!(join_reply(&effects, 10).error, Some(ResponseError::InconsistentGroupProtocol));
+        assert_eq!(
+            join_reply(&effects, 10).error,
+            Some(ResponseError::InconsistentGroupProtocol)
+        );
     }
 
     #[test]
@@ -1110,7 +1233,10 @@ mod tests {
         let mut request = join_request("", &["range"]);
         request.session_timeout_ms = 1000;
         let effects = group.join(0, &options(), request, 1, || "a".into());
-        assert_eq!(join_reply(&effects, 1).error, Some(ResponseError::InvalidSessionTimeout));
+        assert_eq!(
+            join_reply(&effects, 1).error,
+            Some(ResponseError::InvalidSessionTimeout)
+        );
     }
 
     #[test]
@@ -1120,7 +1246,13 @@ mod tests {
         request.require_known_member_id = false;
         group.join(0, &options(), request.clone(), 1, || "a".into());
         group.join(0, &options(), request, 2, || "b".into());
-        group.join(0, &options(), join_request("a", &["range"]), 3, || unreachable!());
+        group.join(
+            0,
+            &options(),
+            join_request("a", &["range"]),
+            3,
+            || unreachable!(),
+        );
         group.sync(0, "a", None, 2, (None, None), vec![], 4);
         group.sync(0, "b", None, 2, (None, None), vec![], 5);
         assert_eq!(group.state, GroupState::Stable);
@@ -1129,7 +1261,13 @@ mod tests {
         group.tick(10_000, &options());
         assert!(!group.members.contains_key("b"), "b's session expired");
         assert_eq!(group.state, GroupState::PreparingRebalance);
-        let effects = group.join(10_100, &options(), join_request("a", &["range"]), 6, || unreachable!());
+        let effects = group.join(
+            10_100,
+            &options(),
+            join_request("a", &["range"]),
+            6,
+            || unreachable!(),
+        );
         assert_eq!(join_reply(&effects, 6).generation, 3);
     }
 
@@ -1140,14 +1278,31 @@ mod tests {
         request.require_known_member_id = false;
         group.join(0, &options(), request.clone(), 1, || "a".into());
         group.join(0, &options(), request.clone(), 2, || "b".into());
-        group.join(0, &options(), join_request("a", &["range"]), 3, || unreachable!());
+        group.join(
+            0,
+            &options(),
+            join_request("a", &["range"]),
+            3,
+            || unreachable!(),
+        );
         group.sync(0, "a", None, 2, (None, None), vec![], 4);
         group.join(100, &options(), request, 5, || "c".into());
-        group.join(100, &options(), join_request("a", &["range"]), 6, || unreachable!());
+        group.join(
+            100,
+            &options(),
+            join_request("a", &["range"]),
+            6,
+            || unreachable!(),
+        );
         // b keeps heartbeating (told to rejoin) but never rejoins.
         let rejoin = Err(ResponseError::RebalanceInProgress);
         assert_eq!(group.heartbeat(20_100, "b", None, 2), rejoin);
-        assert!(group.tick(100 + i64::from(REBALANCE) - 1, &options()).replies.is_empty());
+        assert!(
+            group
+                .tick(100 + i64::from(REBALANCE) - 1, &options())
+                .replies
+                .is_empty()
+        );
         let effects = group.tick(100 + i64::from(REBALANCE), &options());
         assert_eq!(join_reply(&effects, 6).generation, 3);
         assert_eq!(group.members.keys().collect::<Vec<_>>(), vec!["a", "c"]);
@@ -1160,7 +1315,13 @@ mod tests {
         request.require_known_member_id = false;
         group.join(0, &options(), request.clone(), 1, || "a".into());
         group.join(0, &options(), request, 2, || "b".into());
-        group.join(0, &options(), join_request("a", &["range"]), 3, || unreachable!());
+        group.join(
+            0,
+            &options(),
+            join_request("a", &["range"]),
+            3,
+            || unreachable!(),
+        );
         group.sync(0, "a", None, 2, (None, None), vec![], 4);
         let (result, _) = group.leave(5, &options(), "b", None);
         assert_eq!(result, Ok(()));
@@ -1179,8 +1340,20 @@ mod tests {
         let mut request = join_request("", &["range"]);
         request.group_instance_id = Some("i-1".into());
         let effects = group.join(0, &options(), request.clone(), 1, || "old".into());
-        assert_eq!(join_reply(&effects, 1).error, None, "static members skip MEMBER_ID_REQUIRED");
-        group.sync(0, "old", Some("i-1"), 1, (None, None), vec![("old".into(), Bytes::from("x"))], 2);
+        assert_eq!(
+            join_reply(&effects, 1).error,
+            None,
+            "static members skip MEMBER_ID_REQUIRED"
+        );
+        group.sync(
+            0,
+            "old",
+            Some("i-1"),
+            1,
+            (None, None),
+            vec![("old".into(), Bytes::from("x"))],
+            2,
+        );
         let effects = group.join(50, &options(), request, 3, || "new".into());
         let reply = join_reply(&effects, 3);
         assert_eq!((reply.generation, reply.member_id.as_str()), (1, "new"));
@@ -1202,17 +1375,34 @@ mod tests {
         request.require_known_member_id = false;
         group.join(0, &options(), request.clone(), 1, || "a".into());
         group.join(0, &options(), request, 2, || "b".into());
-        group.join(0, &options(), join_request("a", &["range"]), 3, || unreachable!());
+        group.join(
+            0,
+            &options(),
+            join_request("a", &["range"]),
+            3,
+            || unreachable!(),
+        );
         group.sync(0, "b", None, 2, (None, None), vec![], 4);
-        let effects = group.join(1, &options(), join_request("b", &["roundrobin", "range"]), 5, || unreachable!());
-        assert_eq!(sync_reply(&effects, 4).error, Some(ResponseError::RebalanceInProgress));
+        let effects = group.join(
+            1,
+            &options(),
+            join_request("b", &["roundrobin", "range"]),
+            5,
+            || unreachable!(),
+        );
+        assert_eq!(
+            sync_reply(&effects, 4).error,
+            Some(ResponseError::RebalanceInProgress)
+        );
         assert_eq!(group.state, GroupState::PreparingRebalance);
     }
 
     #[test]
     fn unanswered_member_id_required_ids_are_forgotten_after_the_session_timeout() {
         let mut group = Group::new("g", 0);
-        group.join(0, &options(), join_request("", &["range"]), 1, || "ghost".into());
+        group.join(0, &options(), join_request("", &["range"]), 1, || {
+            "ghost".into()
+        });
         assert_eq!(group.pending_members.len(), 1);
         group.tick(i64::from(SESSION), &options());
         assert!(group.pending_members.is_empty());
@@ -1222,7 +1412,12 @@ mod tests {
     fn a_dead_group_refuses_everything() {
         let mut group = Group::new("g", 0);
         group.into_dead(1);
-        let effects = group.join(2, &options(), join_request("", &["range"]), 1, || "a".into());
-        assert_eq!(join_reply(&effects, 1).error, Some(ResponseError::CoordinatorNotAvailable));
+        let effects = group.join(2, &options(), join_request("", &["range"]), 1, || {
+            "a".into()
+        });
+        assert_eq!(
+            join_reply(&effects, 1).error,
+            Some(ResponseError::CoordinatorNotAvailable)
+        );
     }
 }

@@ -328,7 +328,12 @@ const APIS: &[Api] = &[
         &INCREMENTAL_ALTER_CONFIGS,
     ),
     // OffsetDelete has no flexible version.
-    api(ApiKey::OffsetDelete, between(0, 0), i16::MAX, &OFFSET_DELETE),
+    api(
+        ApiKey::OffsetDelete,
+        between(0, 0),
+        i16::MAX,
+        &OFFSET_DELETE,
+    ),
     api(ApiKey::DescribeQuorum, between(0, 2), 0, &DESCRIBE_QUORUM),
 ];
 
@@ -859,7 +864,10 @@ mod schema {
     /// `SyncGroupRequest.assignments` elements.
     const SYNC_GROUP_ASSIGNMENT: Schema = plain(
         "SyncGroupRequestAssignment",
-        &[field("member_id", String, ALL), field("assignment", Bytes, ALL)],
+        &[
+            field("member_id", String, ALL),
+            field("assignment", Bytes, ALL),
+        ],
     );
 
     /// `DescribeGroupsRequest`, versions 0-6, flexible from 5.
@@ -905,8 +913,10 @@ mod schema {
     );
 
     /// `OffsetDeleteRequestTopic.partitions` elements.
-    const OFFSET_DELETE_PARTITION: Schema =
-        plain("OffsetDeleteRequestPartition", &[field("partition_index", Int32, ALL)]);
+    const OFFSET_DELETE_PARTITION: Schema = plain(
+        "OffsetDeleteRequestPartition",
+        &[field("partition_index", Int32, ALL)],
+    );
 
     /// `DescribeQuorumRequest`, versions 0-2, flexible in all.
     pub(super) const DESCRIBE_QUORUM: Schema = plain(
@@ -1577,12 +1587,14 @@ mod tests {
             .with_require_stable(v >= 7)
             .with_unknown_tagged_field(UNKNOWN_TAG, tag());
         if v <= 7 {
-            request = request.with_group_id(GroupId(text("g"))).with_topics(Some(vec![
-                OffsetFetchRequestTopic::default()
-                    .with_name(topic("orders"))
-                    .with_partition_indexes(vec![0, 1])
-                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
-            ]));
+            request = request
+                .with_group_id(GroupId(text("g")))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic("orders"))
+                        .with_partition_indexes(vec![0, 1])
+                        .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+                ]));
         } else {
             request = request.with_groups(vec![
                 OffsetFetchRequestGroup::default()
@@ -1606,7 +1618,11 @@ mod tests {
         let request = FindCoordinatorRequest::default()
             .with_key(if v <= 3 { text("g") } else { text("") })
             .with_key_type(if v >= 1 { 1 } else { 0 })
-            .with_coordinator_keys(if v >= 4 { vec![text("g"), text("h")] } else { vec![] })
+            .with_coordinator_keys(if v >= 4 {
+                vec![text("g"), text("h")]
+            } else {
+                vec![]
+            })
             .with_unknown_tagged_field(UNKNOWN_TAG, tag());
         encode(&request, v)
     }
@@ -1699,7 +1715,11 @@ mod tests {
         use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
         let request = ListGroupsRequest::default()
             .with_states_filter(if v >= 4 { vec![text("Stable")] } else { vec![] })
-            .with_types_filter(if v >= 5 { vec![text("classic")] } else { vec![] })
+            .with_types_filter(if v >= 5 {
+                vec![text("classic")]
+            } else {
+                vec![]
+            })
             .with_unknown_tagged_field(UNKNOWN_TAG, tag());
         encode(&request, v)
     }
@@ -1801,7 +1821,18 @@ mod tests {
         }
         assert_eq!(
             checked,
-            11 + 15 + 10 + 14 + 5 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
+            11 + 15
+                + 10
+                + 14
+                + 5
+                + 6
+                + 6
+                + 3
+                + 4
+                + 3
+                + 4
+                + 2
+                + 3
                 + (8 + 9 + 7 + 10 + 5 + 6 + 6 + 7 + 6 + 3 + 1)
         );
     }
@@ -1814,7 +1845,18 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            10 + 9 + 7 + 13 + 5 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3
+            10 + 9
+                + 7
+                + 13
+                + 5
+                + 6
+                + 6
+                + 3
+                + 4
+                + 3
+                + 4
+                + 2
+                + 3
                 + (8 + 9 + 5 + 10 + 5 + 6 + 6 + 6 + 6 + 3 + 1)
         );
     }
