@@ -172,12 +172,6 @@ impl Broker {
     /// Handles one request.
     pub async fn handle(&self, request: Request) -> Reply {
         let version = request.version;
-        let client_id = request
-            .header
-            .client_id
-            .as_deref()
-            .unwrap_or_default()
-            .to_string();
         Reply::Respond(Box::new(match request.body {
             RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
             RequestKind::Metadata(r) => ResponseKind::Metadata(self.metadata(r, version).await),
@@ -210,7 +204,8 @@ impl Broker {
                 ResponseKind::FindCoordinator(self.find_coordinator(r, version).await)
             }
             RequestKind::JoinGroup(r) => {
-                ResponseKind::JoinGroup(self.join_group(r, version, &client_id).await)
+                let client_id = request.header.client_id.as_deref().unwrap_or_default();
+                ResponseKind::JoinGroup(self.join_group(r, version, client_id).await)
             }
             RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(self.sync_group(r, version).await),
             RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(self.heartbeat(r)),
