@@ -206,3 +206,67 @@ def test_admin_client_lists_describes_and_deletes_groups(ferry_node, topic_name)
     admin.delete_consumer_groups([group], request_timeout=TIMEOUT_S)[group].result()
     result = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result()
     assert group not in {g.group_id for g in result.valid}
+
+
+def test_a_static_member_rejoins_under_its_instance_id_without_a_second_member(
+    ferry_node, topic_name
+):
+    create_topic(ferry_node, topic_name)
+    produce(ferry_node, topic_name, 20)
+    group = f"{topic_name}-static"
+    admin = admin_client(ferry_node)
+
+    def static_consumer():
+        consumer = Consumer(
+            {
+                "bootstrap.servers": ferry_node.bootstrap,
+                "group.id": group,
+                "group.instance.id": "static-1",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 30000,
+            }
+        )
+        consumer.subscribe([topic_name])
+        return consumer
+
+    def consume(consumer, count: int) -> list[str]:
+        got = []
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(got) < count:
+            assert time.monotonic() < deadline, f"consumed {len(got)}/{count}"
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            got.append(msg.value().decode())
+            consumer.commit(message=msg, asynchronous=False)
+        return got
+
+    def members():
+        described = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)[group].result()
+        return described.state, [(m.member_id, m.group_instance_id) for m in described.members]
+
+    first = static_consumer()
+    assert len(consume(first, 20)) == 20
+    state, before = members()
+    assert state == ConsumerGroupState.STABLE
+    assert [instance for _, instance in before] == ["static-1"]
+    # A static member does not leave on close (KIP-345): the group keeps it for its session.
+    first.close()
+    assert members()[1] == before
+
+    # The same instance comes back with a new member id, replaces the old one, and resumes
+    # from the commits.
+    second = static_consumer()
+    try:
+        late = Producer({"bootstrap.servers": ferry_node.bootstrap, "acks": "all"})
+        for i in range(10):
+            late.produce(topic_name, value=f"static-late-{i}".encode())
+        assert late.flush(TIMEOUT_S) == 0
+        assert sorted(consume(second, 10)) == sorted(f"static-late-{i}" for i in range(10))
+        state, after = members()
+        assert state == ConsumerGroupState.STABLE
+        assert [instance for _, instance in after] == ["static-1"], after
+        assert after[0][0] != before[0][0], "a new member id for the returning instance"
+    finally:
+        second.close()
