@@ -16,7 +16,8 @@
 //! # Retention
 //! The offsets of a group with no members expire `offsets.retention.minutes` after the group
 //! became empty (for a group that never had members: after each commit); the expiry writes
-//! tombstones, and a group left with neither members nor offsets is removed.
+//! tombstones, and a group left with neither members nor offsets is removed. Expiry is looked
+//! for every `offsets.retention.check.interval.ms`, as in Kafka.
 
 use std::collections::BTreeMap;
 
@@ -81,6 +82,8 @@ pub struct Coordinator {
     groups: BTreeMap<String, Group>,
     /// Committed offsets by group, then (topic, partition).
     offsets: BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    /// When offsets were last checked for expiry (`offsets.retention.check.interval.ms`).
+    last_expiry_check: Option<Millis>,
 }
 
 impl Coordinator {
@@ -90,6 +93,7 @@ impl Coordinator {
             options,
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            last_expiry_check: None,
         }
     }
 
@@ -419,7 +423,14 @@ impl Coordinator {
                 .tick(now, &self.options);
             output.extend(self.finish(id, effects));
         }
-        output.records.extend(self.expire(now));
+        let interval = self.options.offsets_retention_check_interval_ms;
+        if self
+            .last_expiry_check
+            .is_none_or(|last| now - last >= interval)
+        {
+            self.last_expiry_check = Some(now);
+            output.records.extend(self.expire(now));
+        }
         output
     }
 
@@ -603,6 +614,7 @@ mod tests {
         Coordinator::new(GroupOptions {
             initial_rebalance_delay_ms: 0,
             offsets_retention_ms: 7 * DAY,
+            offsets_retention_check_interval_ms: 1,
             ..GroupOptions::default()
         })
     }
@@ -776,6 +788,26 @@ mod tests {
         );
         assert!(c.fetch("g", None).is_empty());
         assert!(c.list().is_empty());
+    }
+
+    #[test]
+    fn expiry_is_checked_once_per_check_interval() {
+        let mut c = Coordinator::new(GroupOptions {
+            offsets_retention_ms: 1000,
+            offsets_retention_check_interval_ms: 600_000,
+            ..GroupOptions::default()
+        });
+        commit(&mut c, 0, "simple", "t", 1);
+        assert!(c.tick(10).records.is_empty(), "checked at 10: nothing due");
+        assert!(
+            c.tick(5_000).records.is_empty(),
+            "due, but the next check is at 600010"
+        );
+        assert_eq!(
+            c.tick(600_010).records.len(),
+            2,
+            "offset and group tombstones"
+        );
     }
 
     #[test]

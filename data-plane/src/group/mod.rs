@@ -80,6 +80,9 @@ pub struct GroupOptions {
     /// this long after the group became empty (or, for groups that never had members, after
     /// the commit).
     pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms` (600000): how often expired offsets are looked
+    /// for.
+    pub offsets_retention_check_interval_ms: i64,
     /// `offsets.topic.num.partitions` (50).
     pub offsets_topic_partitions: i32,
     /// `offsets.topic.replication.factor` (3), capped by the live brokers when the topic is
@@ -98,6 +101,7 @@ impl Default for GroupOptions {
             max_session_timeout_ms: 1_800_000,
             max_size: GROUP_MAX_SIZE_DEFAULT,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
             offsets_topic_partitions: 50,
             offsets_topic_replication_factor: 3,
             offset_metadata_max_bytes: 4096,
@@ -112,6 +116,7 @@ const CONFIG_NAMES: &[&str] = &[
     "group.max.session.timeout.ms",
     "group.max.size",
     "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
     "offset.metadata.max.bytes",
@@ -144,6 +149,9 @@ impl GroupOptions {
             "group.max.size" => self.max_size = int(1)? as usize,
             "offsets.retention.minutes" => {
                 self.offsets_retention_ms = int(1)?.saturating_mul(60_000)
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms = int(1)?
             }
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_partitions = int(1)?.min(i64::from(i32::MAX)) as i32
