@@ -13,8 +13,8 @@
 //!   Deleting the group while it has members is refused and changes nothing.
 //! - [`the_group_survives_its_coordinator_being_killed`]: the broker leading the group's
 //!   `__consumer_offsets` partition is killed with kill -9 during consumption; the group moves
-//!   to the new leader, every message is consumed, and the committed offsets reach the end of
-//!   every partition.
+//!   to the new leader with its commits (nothing committed before the kill is read again),
+//!   every message is consumed, and the committed offsets reach the end of every partition.
 //! - [`each_assignor_splits_the_partitions_between_members`]: roundrobin and cooperative-sticky
 //!   (range is the default of the first test) give two members disjoint assignments covering
 //!   all partitions.
@@ -216,33 +216,37 @@ fn describe(bootstrap: &str, group: &str) -> (String, usize) {
     })
 }
 
-/// (committed offset, high watermark) per partition of the topic, for `group`.
+/// (committed offset, high watermark) per partition of the topic, for `group`; panics if the
+/// cluster does not answer (use [`try_committed_vs_end`] while it may be failing over).
 fn committed_vs_end(bootstrap: &str, group: &str) -> BTreeMap<i32, (i64, i64)> {
+    try_committed_vs_end(bootstrap, group).expect("committed offsets and watermarks")
+}
+
+/// [`committed_vs_end`], or the client's error.
+fn try_committed_vs_end(
+    bootstrap: &str,
+    group: &str,
+) -> Result<BTreeMap<i32, (i64, i64)>, rdkafka::error::KafkaError> {
     tokio::task::block_in_place(|| {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", group)
-            .create()
-            .unwrap();
+            .create()?;
         let mut wanted = TopicPartitionList::new();
         for p in 0..PARTITIONS {
             wanted.add_partition(TOPIC, p);
         }
-        let committed = consumer
-            .committed_offsets(wanted, Duration::from_secs(30))
-            .expect("committed offsets");
-        (0..PARTITIONS)
-            .map(|p| {
-                let offset = match committed.find_partition(TOPIC, p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => o,
-                    _ => -1,
-                };
-                let (_, high) = consumer
-                    .fetch_watermarks(TOPIC, p, Duration::from_secs(30))
-                    .expect("watermarks");
-                (p, (offset, high))
-            })
-            .collect()
+        let committed = consumer.committed_offsets(wanted, Duration::from_secs(30))?;
+        let mut result = BTreeMap::new();
+        for p in 0..PARTITIONS {
+            let offset = match committed.find_partition(TOPIC, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => -1,
+            };
+            let (_, high) = consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(30))?;
+            result.insert(p, (offset, high));
+        }
+        Ok(result)
     })
 }
 
@@ -393,6 +397,7 @@ async fn the_group_survives_its_coordinator_being_killed() {
     })
     .await;
 
+    let delivered_before_kill = ledger.delivered.lock().unwrap().clone();
     let coordinator = coordinator_of(&bootstrap, group, None).await;
     cluster.kill9(coordinator);
     let survivors: Vec<String> = cluster
@@ -412,9 +417,8 @@ async fn the_group_survives_its_coordinator_being_killed() {
     })
     .await;
     wait_until("every commit reaches the end of its partition", || {
-        committed_vs_end(&survivors, group)
-            .values()
-            .all(|(committed, end)| committed == end)
+        try_committed_vs_end(&survivors, group)
+            .is_ok_and(|ends| ends.values().all(|(committed, end)| committed == end))
     })
     .await;
     for m in members {
@@ -440,6 +444,14 @@ async fn the_group_survives_its_coordinator_being_killed() {
         missing.iter().all(|p| delivered.contains_key(*p)),
         "never delivered: {missing:?}"
     );
+    // The new coordinator had the commits made before the kill: nothing committed then was
+    // read again (a group that lost them would restart from the earliest offsets).
+    let reread: Vec<&String> = delivered_before_kill
+        .iter()
+        .filter(|(payload, count)| delivered[*payload] != **count)
+        .map(|(payload, _)| payload)
+        .collect();
+    assert!(reread.is_empty(), "re-read after the failover: {reread:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
