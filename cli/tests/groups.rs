@@ -14,7 +14,8 @@
 //! - [`the_group_survives_its_coordinator_being_killed`]: the broker leading the group's
 //!   `__consumer_offsets` partition is killed with kill -9 during consumption; the group moves
 //!   to the new leader with its commits (nothing committed before the kill is read again),
-//!   every message is consumed, and the committed offsets reach the end of every partition.
+//!   every message is consumed, a fresh pair of consumers then resumes from the commits the
+//!   new coordinator holds, and the committed offsets reach the end of every partition.
 //! - [`each_assignor_splits_the_partitions_between_members`]: roundrobin and cooperative-sticky
 //!   (range is the default of the first test) give two members disjoint assignments covering
 //!   all partitions.
@@ -424,6 +425,21 @@ async fn the_group_survives_its_coordinator_being_killed() {
     for m in members {
         m.stop();
     }
+    // A fresh pair resumes from what the new coordinator holds.
+    let third = produce_batch(&survivors, "resumed", 100).await;
+    let members: Vec<Member> = ["c", "d"]
+        .iter()
+        .map(|n| Member::start(&survivors, group, "range", n, ledger.clone()))
+        .collect();
+    wait_until("the third batch processed", || {
+        let processed = ledger.processed.lock().unwrap();
+        third.iter().all(|p| processed.contains_key(p))
+    })
+    .await;
+    for m in members {
+        m.stop();
+    }
+    let second: Vec<String> = second.into_iter().chain(third).collect();
     let ends = committed_vs_end(&survivors, group);
     let end_total: i64 = ends.values().map(|(_, end)| end).sum();
     assert_eq!(
