@@ -10,6 +10,10 @@
 //! - [`fetcher`]: followers' fetcher tasks and the leader's ISR checks (the I/O shell);
 //!   `fetch.rs` serves followers with the same handler as consumers.
 //!
+//! # Consumer groups
+//! `group_coordinator.rs` is the I/O shell of the classic group coordinator (the decisions are
+//! in [`crate::group`]); the group APIs (`find_coordinator.rs`, `join_group.rs`, …) call it.
+//!
 //! The broker follows the metadata [`Authority`]: every new image is reconciled into the set of
 //! local partitions ([`Broker::apply_image`]), creating logs for partitions assigned here and
 //! deleting the logs of topics that are gone. Admin requests go to the authority and are answered
