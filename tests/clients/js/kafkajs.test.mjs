@@ -250,8 +250,15 @@ describe('kafkajs', { timeout: 180_000 }, () => {
           },
         });
       }
-      const bound = new Promise((_, reject) => setTimeout(() => reject(new Error(`consumed ${seen.size}/${messages.length} within 90 s`)), 90_000));
-      await Promise.race([done, bound]);
+      let timer;
+      const bound = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`consumed ${seen.size}/${messages.length} within 90 s`)), 90_000);
+      });
+      try {
+        await Promise.race([done, bound]);
+      } finally {
+        clearTimeout(timer);
+      }
 
       const described = await admin.describeGroups([groupId]);
       assert.equal(described.groups[0].protocolType, 'consumer');
