@@ -46,6 +46,10 @@ use crate::metadata::NewTopic;
 /// rebalance deadlines are therefore honoured to within this much.
 pub const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
 
+// Deadlines are honoured to within a tick, so a tick must be far below the shortest session
+// Kafka allows by default (`group.min.session.timeout.ms`, 6 s).
+const _: () = assert!(GROUP_TICK_INTERVAL.as_millis() * 10 < 6000);
+
 /// At most this many JoinGroup/SyncGroup requests wait parked at once on this broker.
 pub const PARKED_REQUESTS_MAX: usize = 10_000;
 
