@@ -141,7 +141,7 @@ async fn produce_restart_consume(args: Vec<String>) -> tempfile::TempDir {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", "unused")
-        // No group coordinator yet: nothing may be committed on close.
+        // Assigned partitions only: nothing is committed on close.
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .create()

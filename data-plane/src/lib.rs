@@ -8,6 +8,7 @@
 //! - [`server`]: the TCP listener and the per-connection loop (one request at a time).
 //! - [`broker`]: the request router and one file per Kafka API; partition replicas.
 //! - [`log`]: the partition log — segments, indexes, retention, crash recovery.
+//! - [`group`]: the classic consumer-group coordinator's sans-IO core (groups, offsets, records).
 //! - [`controller`]: the KRaft-style controller's deterministic metadata state machine —
 //!   commands in, typed records out, applied to the metadata image brokers follow.
 //! - [`metadata`]: the cluster image the broker serves from, and the authority that changes it
@@ -23,6 +24,7 @@
 
 pub mod broker;
 pub mod controller;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod node;

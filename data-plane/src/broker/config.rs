@@ -34,6 +34,8 @@ pub struct BrokerConfig {
     /// The broker configs given at startup by Kafka name, as given (DescribeConfigs reports
     /// them as STATIC_BROKER_CONFIG).
     pub static_configs: BTreeMap<String, String>,
+    /// The consumer-group coordinator's settings (`group.*`, `offsets.*`).
+    pub groups: crate::group::GroupOptions,
 }
 
 impl BrokerConfig {
@@ -49,6 +51,7 @@ impl BrokerConfig {
             producer_id_expiration_ms:
                 crate::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             static_configs: BTreeMap::new(),
+            groups: crate::group::GroupOptions::default(),
         }
     }
 }
@@ -126,6 +129,9 @@ impl BrokerConfig {
                             .ok()
                             .filter(|n: &i64| *n >= 1)
                             .ok_or_else(|| bad("expected an integer >= 1"))?;
+                }
+                _ if crate::group::GroupOptions::is_config(name) => {
+                    self.groups.apply_config(name, value)?;
                 }
                 _ => match TOPIC_DEFAULT_NAMES
                     .iter()

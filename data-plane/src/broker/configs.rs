@@ -81,6 +81,7 @@ fn broker_config_value(config: &BrokerConfig, name: &str) -> Option<String> {
         }
         "num.partitions" => config.topic_defaults.num_partitions.to_string(),
         "producer.id.expiration.ms" => config.producer_id_expiration_ms.to_string(),
+        name if crate::group::GroupOptions::is_config(name) => config.groups.config_value(name)?,
         "replica.lag.time.max.ms" => config.replica_lag_time_max.as_millis().to_string(),
         other => unreachable!("broker config {other} is in the catalog but has no value"),
     })

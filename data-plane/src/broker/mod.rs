@@ -13,6 +13,10 @@
 //!   produce, rebuilt from replicated batches, snapshots and truncations); ids come from
 //!   `init_producer_id.rs`.
 //!
+//! # Consumer groups
+//! `group_coordinator.rs` is the I/O shell of the classic group coordinator (the decisions are
+//! in [`crate::group`]); the group APIs (`find_coordinator.rs`, `join_group.rs`, …) call it.
+//!
 //! The broker follows the metadata [`Authority`]: every new image is reconciled into the set of
 //! local partitions ([`Broker::apply_image`]), creating logs for partitions assigned here and
 //! deleting the logs of topics that are gone. Admin requests go to the authority and are answered
@@ -23,22 +27,34 @@ mod config;
 mod configs;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod describe_log_dirs;
 mod describe_quorum;
 pub mod divergence;
 mod fetch;
 pub mod fetcher;
+mod find_coordinator;
+pub mod group_coordinator;
+mod heartbeat;
 pub mod idempotence;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 pub mod partition;
 mod produce;
 pub mod replica;
+mod sync_group;
 
 use std::collections::HashMap;
 use std::fs;
@@ -105,6 +121,8 @@ pub struct Broker {
     appended: watch::Sender<u64>,
     /// Producer ids for InitProducerId, in blocks from the authority.
     producer_ids: Arc<init_producer_id::ProducerIdAllocator>,
+    /// Consumer groups coordinated here (`group_coordinator.rs`).
+    groups: group_coordinator::GroupCoordinator,
 }
 
 impl Broker {
@@ -119,6 +137,7 @@ impl Broker {
         let authority_for_ids = authority.clone();
         let config_node_id = config.node_id;
         let broker = Arc::new(Self {
+            groups: group_coordinator::GroupCoordinator::new(config.groups.clone()),
             config,
             authority,
             image: RwLock::new(image.clone()),
@@ -213,6 +232,24 @@ impl Broker {
             RequestKind::DescribeCluster(r) => {
                 ResponseKind::DescribeCluster(self.describe_cluster(r))
             }
+            RequestKind::FindCoordinator(r) => {
+                ResponseKind::FindCoordinator(self.find_coordinator(r, version).await)
+            }
+            RequestKind::JoinGroup(r) => {
+                let client_id = request.header.client_id.as_deref().unwrap_or_default();
+                ResponseKind::JoinGroup(self.join_group(r, version, client_id).await)
+            }
+            RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(self.sync_group(r, version).await),
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(self.heartbeat(r)),
+            RequestKind::LeaveGroup(r) => {
+                ResponseKind::LeaveGroup(self.leave_group(r, version).await)
+            }
+            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(self.offset_commit(r).await),
+            RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(self.offset_fetch(r, version)),
+            RequestKind::ListGroups(r) => ResponseKind::ListGroups(self.list_groups(r)),
+            RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(self.describe_groups(r)),
+            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(self.delete_groups(r).await),
+            RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(self.offset_delete(r).await),
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",
                 std::mem::discriminant(&other)

@@ -125,6 +125,35 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
          -1 as the replication factor.",
     ),
     def(
+        "group.initial.rebalance.delay.ms",
+        None,
+        false,
+        INT,
+        "How long the coordinator waits for more members to join a new (empty) group before \
+         the first rebalance.",
+    ),
+    def(
+        "group.max.session.timeout.ms",
+        None,
+        false,
+        INT,
+        "The largest session timeout a group member may ask for.",
+    ),
+    def(
+        "group.max.size",
+        None,
+        false,
+        INT,
+        "The most members a consumer group may have.",
+    ),
+    def(
+        "group.min.session.timeout.ms",
+        None,
+        false,
+        INT,
+        "The smallest session timeout a group member may ask for.",
+    ),
+    def(
         "log.cleanup.policy",
         Some("cleanup.policy"),
         true,
@@ -226,6 +255,42 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         false,
         INT,
         "The default number of log partitions per topic.",
+    ),
+    def(
+        "offset.metadata.max.bytes",
+        None,
+        false,
+        INT,
+        "The largest metadata string an offset commit may carry.",
+    ),
+    def(
+        "offsets.retention.check.interval.ms",
+        None,
+        false,
+        LONG,
+        "How often the coordinator looks for expired committed offsets.",
+    ),
+    def(
+        "offsets.retention.minutes",
+        None,
+        false,
+        INT,
+        "How long committed offsets of a group without members are kept.",
+    ),
+    def(
+        "offsets.topic.num.partitions",
+        None,
+        false,
+        INT,
+        "The number of partitions of the __consumer_offsets topic (fixed once it exists).",
+    ),
+    def(
+        "offsets.topic.replication.factor",
+        None,
+        false,
+        SHORT,
+        "The replication factor of the __consumer_offsets topic, capped at the live brokers \
+         when it is created.",
     ),
     def(
         "producer.id.expiration.ms",

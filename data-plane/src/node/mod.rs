@@ -319,6 +319,10 @@ impl Node {
             tasks.push(tokio::spawn(
                 b.clone().run_replication(cancel.clone().cancelled_owned()),
             ));
+            tasks.push(tokio::spawn(
+                b.clone()
+                    .run_group_coordinator(cancel.clone().cancelled_owned()),
+            ));
             tasks.push(tokio::spawn(server::run(
                 role.kafka,
                 b,

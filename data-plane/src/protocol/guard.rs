@@ -38,6 +38,10 @@ use schema::{
     INCREMENTAL_ALTER_CONFIGS, INIT_PRODUCER_ID, LIST_OFFSETS, METADATA, OFFSET_FOR_LEADER_EPOCH,
     PRODUCE,
 };
+use schema::{
+    DELETE_GROUPS, DESCRIBE_GROUPS, FIND_COORDINATOR, HEARTBEAT, JOIN_GROUP, LEAVE_GROUP,
+    LIST_GROUPS, OFFSET_COMMIT, OFFSET_DELETE, OFFSET_FETCH, SYNC_GROUP,
+};
 
 /// Why [`check_body`] refused a request body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -291,6 +295,15 @@ const APIS: &[Api] = &[
     api(ApiKey::Fetch, between(4, 12), 12, &FETCH),
     api(ApiKey::ListOffsets, between(1, 7), 6, &LIST_OFFSETS),
     api(ApiKey::Metadata, between(0, 12), 9, &METADATA),
+    api(ApiKey::OffsetCommit, between(2, 9), 8, &OFFSET_COMMIT),
+    api(ApiKey::OffsetFetch, between(1, 9), 6, &OFFSET_FETCH),
+    api(ApiKey::FindCoordinator, between(0, 4), 3, &FIND_COORDINATOR),
+    api(ApiKey::JoinGroup, between(0, 9), 6, &JOIN_GROUP),
+    api(ApiKey::Heartbeat, between(0, 4), 4, &HEARTBEAT),
+    api(ApiKey::LeaveGroup, between(0, 5), 4, &LEAVE_GROUP),
+    api(ApiKey::SyncGroup, between(0, 5), 4, &SYNC_GROUP),
+    api(ApiKey::DescribeGroups, between(0, 5), 5, &DESCRIBE_GROUPS),
+    api(ApiKey::ListGroups, between(0, 5), 3, &LIST_GROUPS),
     api(ApiKey::ApiVersions, between(0, 4), 3, &API_VERSIONS),
     api(ApiKey::CreateTopics, between(2, 7), 5, &CREATE_TOPICS),
     api(ApiKey::DeleteTopics, between(1, 6), 4, &DELETE_TOPICS),
@@ -316,11 +329,19 @@ const APIS: &[Api] = &[
         2,
         &CREATE_PARTITIONS,
     ),
+    api(ApiKey::DeleteGroups, between(0, 2), 2, &DELETE_GROUPS),
     api(
         ApiKey::IncrementalAlterConfigs,
         between(0, 1),
         1,
         &INCREMENTAL_ALTER_CONFIGS,
+    ),
+    // OffsetDelete has no flexible version.
+    api(
+        ApiKey::OffsetDelete,
+        between(0, 0),
+        i16::MAX,
+        &OFFSET_DELETE,
     ),
     api(ApiKey::DescribeQuorum, between(0, 2), 0, &DESCRIBE_QUORUM),
     api(ApiKey::DescribeCluster, between(0, 1), 0, &DESCRIBE_CLUSTER),
@@ -721,6 +742,203 @@ mod schema {
         ],
     );
 
+    /// `OffsetCommitRequest`, versions 2-9, flexible from 8.
+    pub(super) const OFFSET_COMMIT: Schema = plain(
+        "OffsetCommitRequest",
+        &[
+            field("group_id", String, ALL),
+            field("generation_id_or_member_epoch", Int32, ALL),
+            field("member_id", String, ALL),
+            field("group_instance_id", String, since(7)),
+            field("retention_time_ms", Int64, until(4)),
+            field("topics", Array(&Struct(&OFFSET_COMMIT_TOPIC)), ALL),
+        ],
+    );
+
+    /// `OffsetCommitRequest.topics` elements.
+    const OFFSET_COMMIT_TOPIC: Schema = plain(
+        "OffsetCommitRequestTopic",
+        &[
+            field("name", String, ALL),
+            field("partitions", Array(&Struct(&OFFSET_COMMIT_PARTITION)), ALL),
+        ],
+    );
+
+    /// `OffsetCommitRequestTopic.partitions` elements.
+    const OFFSET_COMMIT_PARTITION: Schema = plain(
+        "OffsetCommitRequestPartition",
+        &[
+            field("partition_index", Int32, ALL),
+            field("committed_offset", Int64, ALL),
+            field("committed_leader_epoch", Int32, since(6)),
+            field("committed_metadata", String, ALL),
+        ],
+    );
+
+    /// `OffsetFetchRequest`, versions 1-9, flexible from 6.
+    pub(super) const OFFSET_FETCH: Schema = plain(
+        "OffsetFetchRequest",
+        &[
+            field("group_id", String, until(7)),
+            field("topics", Array(&Struct(&OFFSET_FETCH_TOPIC)), until(7)),
+            field("groups", Array(&Struct(&OFFSET_FETCH_GROUP)), since(8)),
+            field("require_stable", Bool, since(7)),
+        ],
+    );
+
+    /// `OffsetFetchRequest.topics` elements (v1-7) and `groups.topics` elements (v8+).
+    const OFFSET_FETCH_TOPIC: Schema = plain(
+        "OffsetFetchRequestTopic",
+        &[
+            field("name", String, ALL),
+            field("partition_indexes", Array(&Int32), ALL),
+        ],
+    );
+
+    /// `OffsetFetchRequest.groups` elements.
+    const OFFSET_FETCH_GROUP: Schema = plain(
+        "OffsetFetchRequestGroup",
+        &[
+            field("group_id", String, ALL),
+            field("member_id", String, since(9)),
+            field("member_epoch", Int32, since(9)),
+            field("topics", Array(&Struct(&OFFSET_FETCH_TOPIC)), ALL),
+        ],
+    );
+
+    /// `FindCoordinatorRequest`, versions 0-6, flexible from 3.
+    pub(super) const FIND_COORDINATOR: Schema = plain(
+        "FindCoordinatorRequest",
+        &[
+            field("key", String, until(3)),
+            field("key_type", Int8, since(1)),
+            field("coordinator_keys", Array(&String), since(4)),
+        ],
+    );
+
+    /// `JoinGroupRequest`, versions 0-9, flexible from 6.
+    pub(super) const JOIN_GROUP: Schema = plain(
+        "JoinGroupRequest",
+        &[
+            field("group_id", String, ALL),
+            field("session_timeout_ms", Int32, ALL),
+            field("rebalance_timeout_ms", Int32, since(1)),
+            field("member_id", String, ALL),
+            field("group_instance_id", String, since(5)),
+            field("protocol_type", String, ALL),
+            field("protocols", Array(&Struct(&JOIN_GROUP_PROTOCOL)), ALL),
+            field("reason", String, since(8)),
+        ],
+    );
+
+    /// `JoinGroupRequest.protocols` elements.
+    const JOIN_GROUP_PROTOCOL: Schema = plain(
+        "JoinGroupRequestProtocol",
+        &[field("name", String, ALL), field("metadata", Bytes, ALL)],
+    );
+
+    /// `HeartbeatRequest`, versions 0-4, flexible from 4.
+    pub(super) const HEARTBEAT: Schema = plain(
+        "HeartbeatRequest",
+        &[
+            field("group_id", String, ALL),
+            field("generation_id", Int32, ALL),
+            field("member_id", String, ALL),
+            field("group_instance_id", String, since(3)),
+        ],
+    );
+
+    /// `LeaveGroupRequest`, versions 0-5, flexible from 4.
+    pub(super) const LEAVE_GROUP: Schema = plain(
+        "LeaveGroupRequest",
+        &[
+            field("group_id", String, ALL),
+            field("member_id", String, until(2)),
+            field("members", Array(&Struct(&LEAVE_GROUP_MEMBER)), since(3)),
+        ],
+    );
+
+    /// `LeaveGroupRequest.members` elements.
+    const LEAVE_GROUP_MEMBER: Schema = plain(
+        "MemberIdentity",
+        &[
+            field("member_id", String, ALL),
+            field("group_instance_id", String, ALL),
+            field("reason", String, since(5)),
+        ],
+    );
+
+    /// `SyncGroupRequest`, versions 0-5, flexible from 4.
+    pub(super) const SYNC_GROUP: Schema = plain(
+        "SyncGroupRequest",
+        &[
+            field("group_id", String, ALL),
+            field("generation_id", Int32, ALL),
+            field("member_id", String, ALL),
+            field("group_instance_id", String, since(3)),
+            field("protocol_type", String, since(5)),
+            field("protocol_name", String, since(5)),
+            field("assignments", Array(&Struct(&SYNC_GROUP_ASSIGNMENT)), ALL),
+        ],
+    );
+
+    /// `SyncGroupRequest.assignments` elements.
+    const SYNC_GROUP_ASSIGNMENT: Schema = plain(
+        "SyncGroupRequestAssignment",
+        &[
+            field("member_id", String, ALL),
+            field("assignment", Bytes, ALL),
+        ],
+    );
+
+    /// `DescribeGroupsRequest`, versions 0-6, flexible from 5.
+    pub(super) const DESCRIBE_GROUPS: Schema = plain(
+        "DescribeGroupsRequest",
+        &[
+            field("groups", Array(&String), ALL),
+            field("include_authorized_operations", Bool, since(3)),
+        ],
+    );
+
+    /// `ListGroupsRequest`, versions 0-5, flexible from 3.
+    pub(super) const LIST_GROUPS: Schema = plain(
+        "ListGroupsRequest",
+        &[
+            field("states_filter", Array(&String), since(4)),
+            field("types_filter", Array(&String), since(5)),
+        ],
+    );
+
+    /// `DeleteGroupsRequest`, versions 0-2, flexible from 2.
+    pub(super) const DELETE_GROUPS: Schema = plain(
+        "DeleteGroupsRequest",
+        &[field("groups_names", Array(&String), ALL)],
+    );
+
+    /// `OffsetDeleteRequest`, version 0, never flexible.
+    pub(super) const OFFSET_DELETE: Schema = plain(
+        "OffsetDeleteRequest",
+        &[
+            field("group_id", String, ALL),
+            field("topics", Array(&Struct(&OFFSET_DELETE_TOPIC)), ALL),
+        ],
+    );
+
+    /// `OffsetDeleteRequest.topics` elements.
+    const OFFSET_DELETE_TOPIC: Schema = plain(
+        "OffsetDeleteRequestTopic",
+        &[
+            field("name", String, ALL),
+            field("partitions", Array(&Struct(&OFFSET_DELETE_PARTITION)), ALL),
+        ],
+    );
+
+    /// `OffsetDeleteRequestTopic.partitions` elements.
+    const OFFSET_DELETE_PARTITION: Schema = plain(
+        "OffsetDeleteRequestPartition",
+        &[field("partition_index", Int32, ALL)],
+    );
+
     /// `DescribeQuorumRequest`, versions 0-2, flexible in all.
     pub(super) const DESCRIBE_QUORUM: Schema = plain(
         "DescribeQuorumRequest",
@@ -1086,7 +1304,7 @@ mod tests {
     use kafka_protocol::messages::produce_request::{
         PartitionProduceData, ProduceRequest, TopicProduceData,
     };
-    use kafka_protocol::messages::{BrokerId, RequestKind, TopicName, TransactionalId};
+    use kafka_protocol::messages::{BrokerId, GroupId, RequestKind, TopicName, TransactionalId};
     use kafka_protocol::protocol::{Encodable, StrBytes, VersionRange};
     use uuid::Uuid;
 
@@ -1465,6 +1683,203 @@ mod tests {
         encode(&request, v)
     }
 
+    fn offset_commit(v: i16) -> Bytes {
+        use kafka_protocol::messages::offset_commit_request::{
+            OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(text("g")))
+            .with_generation_id_or_member_epoch(3)
+            .with_member_id(text("m-1"))
+            .with_group_instance_id(if v >= 7 { Some(text("i")) } else { None })
+            .with_retention_time_ms(if v <= 4 { 1000 } else { -1 })
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(topic("orders"))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(1)
+                            .with_committed_offset(42)
+                            .with_committed_leader_epoch(if v >= 6 { 2 } else { -1 })
+                            .with_committed_metadata(Some(text("meta")))
+                            .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+                    ])
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn offset_fetch(v: i16) -> Bytes {
+        use kafka_protocol::messages::offset_fetch_request::{
+            OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic,
+            OffsetFetchRequestTopics,
+        };
+        let mut request = OffsetFetchRequest::default()
+            .with_require_stable(v >= 7)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        if v <= 7 {
+            request = request
+                .with_group_id(GroupId(text("g")))
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(topic("orders"))
+                        .with_partition_indexes(vec![0, 1])
+                        .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+                ]));
+        } else {
+            request = request.with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(text("g")))
+                    .with_member_id(if v >= 9 { Some(text("m")) } else { None })
+                    .with_member_epoch(if v >= 9 { 4 } else { -1 })
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(topic("orders"))
+                            .with_partition_indexes(vec![0, 1])
+                            .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+                    ]))
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ]);
+        }
+        encode(&request, v)
+    }
+
+    fn find_coordinator(v: i16) -> Bytes {
+        use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+        let request = FindCoordinatorRequest::default()
+            .with_key(if v <= 3 { text("g") } else { text("") })
+            .with_key_type(if v >= 1 { 1 } else { 0 })
+            .with_coordinator_keys(if v >= 4 {
+                vec![text("g"), text("h")]
+            } else {
+                vec![]
+            })
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn join_group(v: i16) -> Bytes {
+        use kafka_protocol::messages::join_group_request::{
+            JoinGroupRequest, JoinGroupRequestProtocol,
+        };
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(text("g")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(if v >= 1 { 30_000 } else { -1 })
+            .with_member_id(text("m"))
+            .with_group_instance_id(if v >= 5 { Some(text("i")) } else { None })
+            .with_protocol_type(text("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default()
+                    .with_name(text("range"))
+                    .with_metadata(Bytes::from_static(b"subscription"))
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ])
+            .with_reason(if v >= 8 { Some(text("why")) } else { None })
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn heartbeat(v: i16) -> Bytes {
+        use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+        let request = HeartbeatRequest::default()
+            .with_group_id(GroupId(text("g")))
+            .with_generation_id(2)
+            .with_member_id(text("m"))
+            .with_group_instance_id(if v >= 3 { Some(text("i")) } else { None })
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn leave_group(v: i16) -> Bytes {
+        use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
+        let members = if v >= 3 {
+            vec![
+                MemberIdentity::default()
+                    .with_member_id(text("m"))
+                    .with_group_instance_id(Some(text("i")))
+                    .with_reason(if v >= 5 { Some(text("bye")) } else { None })
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ]
+        } else {
+            vec![]
+        };
+        let request = LeaveGroupRequest::default()
+            .with_group_id(GroupId(text("g")))
+            .with_member_id(if v <= 2 { text("m") } else { text("") })
+            .with_members(members)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn sync_group(v: i16) -> Bytes {
+        use kafka_protocol::messages::sync_group_request::{
+            SyncGroupRequest, SyncGroupRequestAssignment,
+        };
+        let request = SyncGroupRequest::default()
+            .with_group_id(GroupId(text("g")))
+            .with_generation_id(2)
+            .with_member_id(text("m"))
+            .with_group_instance_id(if v >= 3 { Some(text("i")) } else { None })
+            .with_protocol_type(if v >= 5 { Some(text("consumer")) } else { None })
+            .with_protocol_name(if v >= 5 { Some(text("range")) } else { None })
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(text("m"))
+                    .with_assignment(Bytes::from_static(b"assignment"))
+                    .with_unknown_tagged_field(UNKNOWN_TAG, tag()),
+            ])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn describe_groups(v: i16) -> Bytes {
+        use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+        let request = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(text("g")), GroupId(text("h"))])
+            .with_include_authorized_operations(v >= 3)
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn list_groups(v: i16) -> Bytes {
+        use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
+        let request = ListGroupsRequest::default()
+            .with_states_filter(if v >= 4 { vec![text("Stable")] } else { vec![] })
+            .with_types_filter(if v >= 5 {
+                vec![text("classic")]
+            } else {
+                vec![]
+            })
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn delete_groups(v: i16) -> Bytes {
+        use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
+        let request = DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(text("g")), GroupId(text("h"))])
+            .with_unknown_tagged_field(UNKNOWN_TAG, tag());
+        encode(&request, v)
+    }
+
+    fn offset_delete(v: i16) -> Bytes {
+        use kafka_protocol::messages::offset_delete_request::{
+            OffsetDeleteRequest, OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+        };
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(text("g")))
+            .with_topics(vec![
+                OffsetDeleteRequestTopic::default()
+                    .with_name(topic("orders"))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(3),
+                    ]),
+            ]);
+        encode(&request, v)
+    }
+
     /// A body of `key` at version `v` with every array non-empty, encoded by the crate.
     fn body(key: ApiKey, v: i16) -> Bytes {
         match key {
@@ -1485,6 +1900,17 @@ mod tests {
             ApiKey::DeleteRecords => delete_records(v),
             ApiKey::DescribeLogDirs => describe_log_dirs(v),
             ApiKey::DescribeCluster => describe_cluster(v),
+            ApiKey::OffsetCommit => offset_commit(v),
+            ApiKey::OffsetFetch => offset_fetch(v),
+            ApiKey::FindCoordinator => find_coordinator(v),
+            ApiKey::JoinGroup => join_group(v),
+            ApiKey::Heartbeat => heartbeat(v),
+            ApiKey::LeaveGroup => leave_group(v),
+            ApiKey::SyncGroup => sync_group(v),
+            ApiKey::DescribeGroups => describe_groups(v),
+            ApiKey::ListGroups => list_groups(v),
+            ApiKey::DeleteGroups => delete_groups(v),
+            ApiKey::OffsetDelete => offset_delete(v),
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -1531,7 +1957,23 @@ mod tests {
         }
         assert_eq!(
             checked,
-            11 + 15 + 10 + 14 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3 + 3 + 4 + 3
+            11 + 15
+                + 10
+                + 14
+                + 5
+                + 6
+                + 6
+                + 6
+                + 3
+                + 4
+                + 3
+                + 4
+                + 2
+                + 3
+                + 3
+                + 4
+                + 3
+                + (8 + 9 + 7 + 10 + 5 + 6 + 6 + 7 + 6 + 3 + 1)
         );
     }
 
@@ -1543,7 +1985,23 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            10 + 9 + 7 + 13 + 5 + 6 + 6 + 6 + 3 + 4 + 3 + 4 + 2 + 3 + 3 + 4 + 2
+            10 + 9
+                + 7
+                + 13
+                + 5
+                + 6
+                + 6
+                + 6
+                + 3
+                + 4
+                + 3
+                + 4
+                + 2
+                + 3
+                + 3
+                + 4
+                + 2
+                + (8 + 9 + 5 + 10 + 5 + 6 + 6 + 6 + 6 + 3 + 1)
         );
     }
 
@@ -1575,10 +2033,10 @@ mod tests {
             }
         }
         let refused = GuardError::Unsupported {
-            api_key: ApiKey::JoinGroup,
-            version: 5,
+            api_key: ApiKey::AddOffsetsToTxn,
+            version: 0,
         };
-        assert_eq!(check_body(ApiKey::JoinGroup, 5, &empty), Err(refused));
+        assert_eq!(check_body(ApiKey::AddOffsetsToTxn, 0, &empty), Err(refused));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 // kafkajs 2.2.4 against a real `ferry node` (run with `node --test`).
 //
-// kafkajs has no group-less consumer (its Consumer always joins a group through the group
-// coordinator, which the broker does not have yet), so what kafkajs produces is read back
-// with kcat (librdkafka, assign-only consumer) and checked record by record.
+// What kafkajs produces is read back with kcat (librdkafka, assign-only consumer) and checked
+// record by record; the consumer-group test consumes with kafkajs's own Consumer, which always
+// joins a group through the broker's group coordinator.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -254,6 +254,67 @@ describe('kafkajs', { timeout: 180_000 }, () => {
       },
     );
     assert.ok(!(await admin.listTopics()).includes('not a valid name!'));
+  });
+
+  test('a consumer group of two kafkajs consumers reads everything once and commits it', async () => {
+    const topic = topicName('kafkajs-group');
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
+      waitForLeaders: true,
+      timeout: TIMEOUT_MS,
+    });
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    const messages = Array.from({ length: 90 }, (_, i) => ({ key: `k-${i}`, value: `group-${i}` }));
+    try {
+      await producer.send({ topic, acks: -1, timeout: TIMEOUT_MS, messages });
+    } finally {
+      await producer.disconnect();
+    }
+
+    const groupId = topicName('kafkajs-group-id');
+    const seen = new Map();
+    const consumers = [0, 1].map(() => kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 }));
+    let allSeen;
+    const done = new Promise((resolve) => { allSeen = resolve; });
+    try {
+      for (const consumer of consumers) {
+        await consumer.connect();
+        await consumer.subscribe({ topic, fromBeginning: true });
+        // eachMessage resolves before kafkajs commits the offset (autoCommit after processing).
+        await consumer.run({
+          eachMessage: async ({ message }) => {
+            const value = message.value.toString();
+            seen.set(value, (seen.get(value) ?? 0) + 1);
+            if (seen.size === messages.length) allSeen();
+          },
+        });
+      }
+      let timer;
+      const bound = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`consumed ${seen.size}/${messages.length} within 90 s`)), 90_000);
+      });
+      try {
+        await Promise.race([done, bound]);
+      } finally {
+        clearTimeout(timer);
+      }
+
+      const described = await admin.describeGroups([groupId]);
+      assert.equal(described.groups[0].protocolType, 'consumer');
+      assert.ok(['Stable', 'PreparingRebalance', 'CompletingRebalance'].includes(described.groups[0].state));
+    } finally {
+      for (const consumer of consumers) await consumer.disconnect();
+    }
+    assert.deepEqual([...seen.keys()].sort(), messages.map((m) => m.value).sort());
+
+    // Disconnecting commits and leaves: the committed offsets cover every message.
+    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const total = committed[0].partitions.reduce((sum, p) => sum + Number(p.offset), 0);
+    assert.equal(total, messages.length);
+    const { groups } = await admin.listGroups();
+    assert.ok(groups.some((g) => g.groupId === groupId));
+    await admin.deleteGroups([groupId]);
   });
 
   test('deleting an unknown topic fails', async () => {

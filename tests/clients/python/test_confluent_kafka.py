@@ -1,9 +1,8 @@
 """confluent-kafka (librdkafka) against a real `ferry node`.
 
-confluent-kafka refuses to build a Consumer without `group.id`, and the broker has no group
-coordinator yet. With explicit `assign()` offsets and `enable.auto.commit=false` librdkafka
-only keeps looking for the coordinator in the background (FindCoordinator is not advertised)
-and fetches anyway, which is what these tests rely on.
+confluent-kafka refuses to build a Consumer without `group.id`; these tests use explicit
+`assign()` offsets with `enable.auto.commit=false`, so the group coordinator is only looked up
+and never joined. Consumer groups are tested in test_groups.py.
 """
 
 from __future__ import annotations

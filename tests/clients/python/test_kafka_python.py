@@ -2,8 +2,8 @@
 
 kafka-python 3.x opens every connection with ApiVersions v4 and refuses to bootstrap if it
 cannot decode the answer, so merely constructing a client here is a compatibility check.
-The broker has no group coordinator yet: the consumer runs without a group (group_id=None)
-on explicitly assigned partitions.
+The consumer here runs without a group (group_id=None) on explicitly assigned partitions;
+consumer groups are tested in test_groups.py.
 """
 
 from __future__ import annotations

@@ -165,6 +165,22 @@ t_invalid_topic_consume_fails() {
   grep -qi "invalid topic" <<<"$out" || fail "expected an 'Invalid topic' error, got: $out"
 }
 
+t_group_consume_resumes_from_commits() {
+  local topic="$TOPIC_ONE-group" group="kcat-group-$$"
+  seq 1 30 | sed 's/^/g-/' >"$WORK/group-in"
+  kc -P -t "$topic" -X message.timeout.ms=10000 <"$WORK/group-in" || return 1
+  # A balanced consumer (-G): JoinGroup/SyncGroup/Heartbeat, then commits on close.
+  kc -G "$group" -X auto.offset.reset=earliest -c 30 -q -f '%s\n' "$topic" \
+    | sort >"$WORK/group-got" || { fail "kcat -G did not consume 30 messages"; return 1; }
+  sort "$WORK/group-in" | cmp - "$WORK/group-got" || { fail "group consumed other messages"; return 1; }
+  seq 1 5 | sed 's/^/late-/' >"$WORK/group-late"
+  kc -P -t "$topic" -X message.timeout.ms=10000 <"$WORK/group-late" || return 1
+  # The same group resumes from its committed offsets: only the 5 new messages.
+  kc -G "$group" -X auto.offset.reset=earliest -c 5 -q -f '%s\n' "$topic" \
+    | sort >"$WORK/group-got2" || { fail "kcat -G did not resume"; return 1; }
+  sort "$WORK/group-late" | cmp - "$WORK/group-got2" || fail "resumed group read: $(cat "$WORK/group-got2")"
+}
+
 check "kcat -L lists broker 1 at the bootstrap address" t_metadata_broker
 check "produce 100 keyed lines to one partition (-K: -p 0)" t_produce_one_partition
 check "consume from beginning (-C -e) equals what was produced, in order" t_consume_exact
@@ -177,6 +193,7 @@ check "keyed records round-trip, per-partition order kept" t_keyed_round_trip
 check "a 200 kB value round-trips" t_large_value
 check "producing to an invalid topic name fails" t_invalid_topic_produce_fails
 check "consuming an invalid topic name fails" t_invalid_topic_consume_fails
+check "a kcat -G group consumes everything, then resumes from its commits" t_group_consume_resumes_from_commits
 
 if ! kill -0 "$NODE_PID" 2>/dev/null; then
   FAILED=$((FAILED + 1)); echo "not ok $((N + 1)) - ferry node still running after the checks"
