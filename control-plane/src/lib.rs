@@ -21,6 +21,8 @@
 //!   field error at once;
 //! - [`placement`]: [`placement::plan`], from a spec's shape, the registered hosts and the
 //!   current placement to one assignment (host, zone, ports, stable node id) per node;
+//! - [`configuration`]: configurations' broker properties (Java properties text), their
+//!   validation against the broker's own config parsing, and what each node runs with;
 //! - [`auth`]: JWT bearer tokens (HS256) carrying tenant and role, and the role permission
 //!   table.
 //!
@@ -50,6 +52,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod configuration;
 pub mod console;
 mod error;
 pub mod model;

@@ -25,6 +25,7 @@ fn spec(name: &str) -> ClusterSpec {
         storage_per_broker_bytes: 1 << 30,
         broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
         tags: BTreeMap::new(),
+        configuration: None,
     }
 }
 
@@ -90,6 +91,8 @@ async fn agents_report(store: &MemoryStore, state_of: impl Fn(&HostAssignment) -
                     NodeState::Unhealthy => "exited with status 1: port 40002 in use".into(),
                     _ => String::new(),
                 },
+                // As an agent does: the config of the assignment the process started with.
+                config_fingerprint: a.config_fingerprint.clone(),
             })
             .collect();
         store

@@ -20,6 +20,7 @@ fn spec(name: &str) -> ClusterSpec {
         storage_per_broker_bytes: 1 << 30,
         broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
         tags: BTreeMap::new(),
+        configuration: None,
     }
 }
 
@@ -160,7 +161,8 @@ async fn names_are_unique_per_tenant_but_not_across_tenants() {
         err,
         Error::Conflict(Conflict::NameTaken {
             name: "orders".into(),
-            cluster_id: first.id.clone()
+            cluster_id: first.id.clone(),
+            kind: "cluster".into(),
         })
     );
     let (other, _) = store
@@ -627,6 +629,7 @@ async fn hosts_register_report_and_take_assignments() {
         storage_bytes: 1 << 30,
         broker_config: BTreeMap::new(),
         controller_quorum_voters: vec!["1@127.0.0.1:9001".into()],
+        config_fingerprint: String::new(),
     };
     let host = store
         .set_assignments("h1", vec![assignment(102), assignment(101)], Some(0))
@@ -655,6 +658,7 @@ async fn hosts_register_report_and_take_assignments() {
         node_id: 101,
         state: NodeState::Running,
         message: String::new(),
+        config_fingerprint: String::new(),
     };
     let host = store
         .report_host("h1", 1, vec![report.clone()])
