@@ -131,7 +131,8 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
                     let payload = format!("message {i}");
                     let key = format!("key-{i}");
                     let record = FutureRecord::to(TOPIC).key(&key).payload(&payload);
-                    batch.push((payload, producer.send_result(record).expect("queue has room")));
+                    let delivery = producer.send_result(record).expect("queue has room");
+                    batch.push((payload, delivery));
                     i += 1;
                 }
                 for (payload, delivery) in batch {
