@@ -717,7 +717,11 @@ mod tests {
         s.set_desired(&[broker("cl-1", 101)]);
         tick(&mut s, 0);
         let fingerprint = |s: &Supervisor| s.report(0)[0].config_fingerprint.clone();
-        assert_eq!(fingerprint(&s), "a1a1a1a1a1a1a1a1", "the config the process runs");
+        assert_eq!(
+            fingerprint(&s),
+            "a1a1a1a1a1a1a1a1",
+            "the config the process runs"
+        );
         let mut changed = broker("cl-1", 101);
         changed
             .broker_config

@@ -820,7 +820,9 @@ pub async fn configuration(args: ConfigurationArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            show(output, &configuration, || print_configuration(&configuration))
+            show(output, &configuration, || {
+                print_configuration(&configuration)
+            })
         }
         ConfigurationCommand::Get {
             configuration,
@@ -857,7 +859,9 @@ pub async fn configuration(args: ConfigurationArgs) -> anyhow::Result<()> {
                         .await
                         .map_err(status_error)?
                         .into_inner();
-                    show(output, &configuration, || print_configuration(&configuration))
+                    show(output, &configuration, || {
+                        print_configuration(&configuration)
+                    })
                 }
             }
         }
@@ -897,7 +901,9 @@ pub async fn configuration(args: ConfigurationArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            show(output, &configuration, || print_configuration(&configuration))
+            show(output, &configuration, || {
+                print_configuration(&configuration)
+            })
         }
         ConfigurationCommand::Revisions { configuration } => {
             let id = client.configuration_id(&configuration).await?;
@@ -948,7 +954,10 @@ fn print_configuration(configuration: &pb::Configuration) {
     println!("name:            {}", configuration.name);
     println!("description:     {}", configuration.description);
     if !configuration.kafka_versions.is_empty() {
-        println!("kafka versions:  {}", configuration.kafka_versions.join(", "));
+        println!(
+            "kafka versions:  {}",
+            configuration.kafka_versions.join(", ")
+        );
     }
     println!("latest revision: {}", latest.revision);
 }

@@ -224,18 +224,24 @@ pub fn parse_and_validate(
         if SET_BY_FERRY.contains(&name.as_str()) {
             violations.push(FieldViolation::new(
                 key_field,
-                format!("line {line}: {name} is set by Ferry for each node and cannot be configured"),
+                format!(
+                    "line {line}: {name} is set by Ferry for each node and cannot be configured"
+                ),
             ));
             continue;
         }
         if let Err(why) = fresh().apply_kafka_configs([(name.as_str(), value.as_str())]) {
-            violations.push(FieldViolation::new(key_field, format!("line {line}: {why}")));
+            violations.push(FieldViolation::new(
+                key_field,
+                format!("line {line}: {why}"),
+            ));
             continue;
         }
         map.insert(name.clone(), value.clone());
     }
     if violations.is_empty()
-        && let Err(why) = fresh().apply_kafka_configs(map.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        && let Err(why) =
+            fresh().apply_kafka_configs(map.iter().map(|(n, v)| (n.as_str(), v.as_str())))
     {
         violations.push(FieldViolation::new(field, why));
     }
@@ -317,8 +323,14 @@ mod tests {
     #[test]
     fn validation_names_the_line_and_the_key() {
         assert_eq!(
-            parse_and_validate("server_properties", "num.partitions=5\n# ok\nauto.create.topics.enable=false\n"),
-            Ok(map(&[("auto.create.topics.enable", "false"), ("num.partitions", "5")]))
+            parse_and_validate(
+                "server_properties",
+                "num.partitions=5\n# ok\nauto.create.topics.enable=false\n"
+            ),
+            Ok(map(&[
+                ("auto.create.topics.enable", "false"),
+                ("num.partitions", "5")
+            ]))
         );
         let text = "num.partitions=zero\nno.such.config=1\nbroker.id=7\nnum.partitions=3\n=x\n";
         // A malformed line hides the rest: nothing else is checked until the text parses.
@@ -344,7 +356,11 @@ mod tests {
         );
         assert!(bad[1].description.contains("unknown"), "{}", bad[1]);
         assert!(bad[2].description.contains("set by Ferry"), "{}", bad[2]);
-        assert!(bad[3].description.contains("already set on line 1"), "{}", bad[3]);
+        assert!(
+            bad[3].description.contains("already set on line 1"),
+            "{}",
+            bad[3]
+        );
 
         let long = "x".repeat(SERVER_PROPERTIES_BYTES_MAX + 1);
         assert_eq!(parse_and_validate("p", &long).unwrap_err()[0].field, "p");
@@ -352,11 +368,17 @@ mod tests {
 
     #[test]
     fn broker_config_goes_on_top_and_controllers_get_what_concerns_them() {
-        let configuration = map(&[("num.partitions", "5"), ("auto.create.topics.enable", "false")]);
+        let configuration = map(&[
+            ("num.partitions", "5"),
+            ("auto.create.topics.enable", "false"),
+        ]);
         let spec = map(&[("num.partitions", "7")]);
         assert_eq!(
             node_config(Role::Broker, &configuration, &spec),
-            map(&[("auto.create.topics.enable", "false"), ("num.partitions", "7")])
+            map(&[
+                ("auto.create.topics.enable", "false"),
+                ("num.partitions", "7")
+            ])
         );
         assert_eq!(
             node_config(Role::Controller, &configuration, &spec),
@@ -368,7 +390,10 @@ mod tests {
     fn fingerprints_follow_the_content() {
         let a = map(&[("num.partitions", "5")]);
         assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
-        assert_ne!(fingerprint(&a), fingerprint(&map(&[("num.partitions", "6")])));
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&map(&[("num.partitions", "6")]))
+        );
         assert_ne!(fingerprint(&a), fingerprint(&BTreeMap::new()));
         assert_eq!(fingerprint(&BTreeMap::new()).len(), 16);
     }

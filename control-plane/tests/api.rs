@@ -742,7 +742,11 @@ async fn too_few_hosts_is_a_failed_precondition_naming_the_zone() {
 }
 
 /// A CreateConfigurationRequest for `name` with `properties`.
-fn new_configuration(token: &str, name: &str, properties: &str) -> Request<pb::CreateConfigurationRequest> {
+fn new_configuration(
+    token: &str,
+    name: &str,
+    properties: &str,
+) -> Request<pb::CreateConfigurationRequest> {
     authed(
         token,
         pb::CreateConfigurationRequest {
@@ -842,7 +846,10 @@ async fn configurations_have_immutable_revisions() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(first.server_properties, "# five by default\nnum.partitions=5\n");
+    assert_eq!(
+        first.server_properties,
+        "# five by default\nnum.partitions=5\n"
+    );
     assert_eq!(first.description, "defaults, first cut");
     let err = h
         .configurations
@@ -869,7 +876,11 @@ async fn configurations_have_immutable_revisions() {
             .unwrap()
             .into_inner();
         seen.extend(page.revisions.iter().map(|r| r.revision));
-        assert!(page.revisions.iter().all(|r| r.server_properties.is_empty()));
+        assert!(
+            page.revisions
+                .iter()
+                .all(|r| r.server_properties.is_empty())
+        );
         if page.next_page_token.is_empty() {
             break;
         }
@@ -988,7 +999,10 @@ async fn bad_properties_are_field_violations_naming_line_and_key() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert_eq!(err.message(), "server_properties: line 2: an entry without a name");
+    assert_eq!(
+        err.message(),
+        "server_properties: line 2: an entry without a name"
+    );
     // Nothing was stored: the configuration is still at revision 1.
     let kept = h
         .configurations

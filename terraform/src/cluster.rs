@@ -374,8 +374,8 @@ pub fn plan(prior: &Value, proposed: &Value) -> Plan {
                 .to_string(),
         ));
     }
-    let brokers_change = !same(get(prior, "broker_count"), get(planned, "broker_count"))
-        || configuration_change;
+    let brokers_change =
+        !same(get(prior, "broker_count"), get(planned, "broker_count")) || configuration_change;
     let tags_change = !same(get(prior, "tags"), get(planned, "tags"));
     if !result.requires_replace.is_empty() {
         for name in COMPUTED {

@@ -81,8 +81,10 @@ pub fn plan(prior: &Value, proposed: &Value) -> Plan {
 
 /// Whether going from `prior` to `planned` adds a revision.
 fn revision_changes(prior: &Value, planned: &Value) -> bool {
-    !same(get(prior, "server_properties"), get(planned, "server_properties"))
-        || !same(get(prior, "description"), get(planned, "description"))
+    !same(
+        get(prior, "server_properties"),
+        get(planned, "server_properties"),
+    ) || !same(get(prior, "description"), get(planned, "description"))
 }
 
 /// Null and empty are the same to the API; unknown differs from everything.
@@ -90,9 +92,8 @@ fn same(a: &Value, b: &Value) -> bool {
     if v::is_unknown(a) || v::is_unknown(b) {
         return false;
     }
-    let empty = |x: &Value| {
-        x.is_nil() || x.as_str() == Some("") || x.as_array().is_some_and(Vec::is_empty)
-    };
+    let empty =
+        |x: &Value| x.is_nil() || x.as_str() == Some("") || x.as_array().is_some_and(Vec::is_empty);
     (empty(a) && empty(b)) || a == b
 }
 
@@ -101,7 +102,11 @@ pub async fn apply(client: &Client, prior: &Value, planned: &Value) -> Applied {
     if planned.is_nil() {
         return delete(client, prior).await;
     }
-    let text = |name: &str| v::as_str(get(planned, name)).unwrap_or_default().to_string();
+    let text = |name: &str| {
+        v::as_str(get(planned, name))
+            .unwrap_or_default()
+            .to_string()
+    };
     if prior.is_nil() {
         let summary = format!("Creating configuration {:?} failed", text("name"));
         let request = pb::CreateConfigurationRequest {
@@ -224,13 +229,17 @@ async fn fetch_state(
 }
 
 /// A configuration as a resource state; `template` keeps unset optional attributes null.
-fn state_from(configuration: &pb::Configuration, server_properties: &str, template: &Value) -> Value {
-    let description = if configuration.description.is_empty() && get(template, "description").is_nil()
-    {
-        Value::Nil
-    } else {
-        Value::from(configuration.description.as_str())
-    };
+fn state_from(
+    configuration: &pb::Configuration,
+    server_properties: &str,
+    template: &Value,
+) -> Value {
+    let description =
+        if configuration.description.is_empty() && get(template, "description").is_nil() {
+            Value::Nil
+        } else {
+            Value::from(configuration.description.as_str())
+        };
     let kafka_versions =
         if configuration.kafka_versions.is_empty() && get(template, "kafka_versions").is_nil() {
             Value::Nil
@@ -275,7 +284,11 @@ mod tests {
     fn new_properties_are_a_new_revision_in_place() {
         let prior = state();
         let mut proposed = prior.clone();
-        set(&mut proposed, "server_properties", Value::from("num.partitions=6\n"));
+        set(
+            &mut proposed,
+            "server_properties",
+            Value::from("num.partitions=6\n"),
+        );
         let plan = plan(&prior, &proposed);
         assert!(plan.requires_replace.is_empty());
         assert!(v::is_unknown(get(&plan.planned, "latest_revision")));

@@ -319,11 +319,7 @@ pub fn cluster_data_source() -> Schema {
                     r#""string""#,
                     "The configuration the cluster references, if any.",
                 ),
-                computed(
-                    "configuration_revision",
-                    r#""number""#,
-                    "Its revision.",
-                ),
+                computed("configuration_revision", r#""number""#, "Its revision."),
                 computed("tags", r#"["map","string"]"#, "Tags."),
                 computed("state", r#""string""#, "Cluster state."),
                 computed("current_version", r#""number""#, "The cluster's version."),

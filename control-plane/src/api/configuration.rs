@@ -107,7 +107,9 @@ impl<S: Store> ConfigurationService for Api<S> {
                 revision,
             )
             .await?;
-        Ok(Response::new(convert::configuration_to_proto(&configuration)))
+        Ok(Response::new(convert::configuration_to_proto(
+            &configuration,
+        )))
     }
 
     async fn get_configuration(
@@ -119,7 +121,9 @@ impl<S: Store> ConfigurationService for Api<S> {
         let configuration = self
             .tenant_configuration(&principal.tenant, &request.configuration_id)
             .await?;
-        Ok(Response::new(convert::configuration_to_proto(&configuration)))
+        Ok(Response::new(convert::configuration_to_proto(
+            &configuration,
+        )))
     }
 
     async fn list_configurations(
@@ -166,7 +170,9 @@ impl<S: Store> ConfigurationService for Api<S> {
             .store()
             .update_configuration(&principal.tenant, &request.configuration_id, revision)
             .await?;
-        Ok(Response::new(convert::configuration_to_proto(&configuration)))
+        Ok(Response::new(convert::configuration_to_proto(
+            &configuration,
+        )))
     }
 
     async fn list_configuration_revisions(

@@ -15,9 +15,9 @@ use crate::model::{
     Cluster, ClusterState, Host, HostHealth, NodeState, Operation, OperationState, OperationType,
     StepState,
 };
+use crate::model::{Configuration, Revision};
 use crate::placement::{Assignment, NodeId, Role};
 use crate::spec::{ClusterSpec, ConfigurationRef};
-use crate::model::{Configuration, Revision};
 
 /// Each placed node's last reported state, message and config fingerprint, by cluster id and
 /// node id (from the hosts' agent reports). A node missing here has not been reported yet

@@ -557,7 +557,11 @@ fn update_configuration(
                 view,
                 index,
                 "HOST_LOST",
-                format!("host {} of {} is no longer registered", node.host, describe(node)),
+                format!(
+                    "host {} of {} is no longer registered",
+                    node.host,
+                    describe(node)
+                ),
             );
         };
         let current = host

@@ -762,7 +762,10 @@ async fn roll_to_the_end(
     for _ in 0..40 {
         settle(reconciler).await;
         let outdated = agents.outdated(store).await;
-        assert!(outdated.len() <= 1, "more than one node restarts: {outdated:?}");
+        assert!(
+            outdated.len() <= 1,
+            "more than one node restarts: {outdated:?}"
+        );
         let Some(&node) = outdated.first() else {
             if cluster(store, cluster_id).await.status.state == ClusterState::Active {
                 return restarted;
@@ -774,8 +777,14 @@ async fn roll_to_the_end(
         restarted.push(node);
         agents.report(store, &[node], NodeState::Starting).await;
         settle(reconciler).await;
-        assert_eq!(agents.outdated(store).await, [node], "restarted before {node} ran");
-        let want = Agents::assignments(store).await[&node].config_fingerprint.clone();
+        assert_eq!(
+            agents.outdated(store).await,
+            [node],
+            "restarted before {node} ran"
+        );
+        let want = Agents::assignments(store).await[&node]
+            .config_fingerprint
+            .clone();
         agents.running.insert(node, want);
         agents.report(store, &[], NodeState::Running).await;
     }
@@ -799,8 +808,15 @@ async fn a_broker_only_change_restarts_brokers_one_at_a_time_and_leaves_controll
 
     let after = Agents::assignments(&store).await;
     for controller in &controllers_before {
-        assert_eq!(&after[&controller.node_id], controller, "controllers untouched");
-        assert!(!controller.broker_config.contains_key("auto.create.topics.enable"));
+        assert_eq!(
+            &after[&controller.node_id], controller,
+            "controllers untouched"
+        );
+        assert!(
+            !controller
+                .broker_config
+                .contains_key("auto.create.topics.enable")
+        );
     }
     for broker in after.values().filter(|a| a.role == Role::Broker) {
         assert_eq!(broker.broker_config["auto.create.topics.enable"], "true");
@@ -813,7 +829,10 @@ async fn a_broker_only_change_restarts_brokers_one_at_a_time_and_leaves_controll
     let op = store.get_operation("t1", &op.id).await.unwrap();
     assert_eq!(op.state, OperationState::Succeeded);
     assert_eq!(op.steps[0].state, StepState::Done);
-    assert_eq!(op.steps[0].message, "3 controllers run the new configuration");
+    assert_eq!(
+        op.steps[0].message,
+        "3 controllers run the new configuration"
+    );
 }
 
 #[tokio::test]

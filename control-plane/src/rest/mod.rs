@@ -300,17 +300,11 @@ impl<S: Store> Rest<S> {
             Rpc::UpdateClusterConfiguration => {
                 unary(fields, auth, |r| api.update_cluster_configuration(r)).await
             }
-            Rpc::CreateConfiguration => {
-                unary(fields, auth, |r| api.create_configuration(r)).await
-            }
+            Rpc::CreateConfiguration => unary(fields, auth, |r| api.create_configuration(r)).await,
             Rpc::ListConfigurations => unary(fields, auth, |r| api.list_configurations(r)).await,
             Rpc::GetConfiguration => unary(fields, auth, |r| api.get_configuration(r)).await,
-            Rpc::UpdateConfiguration => {
-                unary(fields, auth, |r| api.update_configuration(r)).await
-            }
-            Rpc::DeleteConfiguration => {
-                unary(fields, auth, |r| api.delete_configuration(r)).await
-            }
+            Rpc::UpdateConfiguration => unary(fields, auth, |r| api.update_configuration(r)).await,
+            Rpc::DeleteConfiguration => unary(fields, auth, |r| api.delete_configuration(r)).await,
             Rpc::ListConfigurationRevisions => {
                 unary(fields, auth, |r| api.list_configuration_revisions(r)).await
             }

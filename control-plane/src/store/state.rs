@@ -732,7 +732,10 @@ impl State {
             ))
         })?;
         if !configuration.kafka_versions.is_empty()
-            && !configuration.kafka_versions.iter().any(|v| v == kafka_version)
+            && !configuration
+                .kafka_versions
+                .iter()
+                .any(|v| v == kafka_version)
         {
             return Err(Error::InvalidInput(format!(
                 "configuration {} is for Kafka versions {}, not {kafka_version}",
@@ -942,9 +945,9 @@ impl State {
             Some(spec) => {
                 let current = self.cluster(tenant, cluster_id)?;
                 match &spec.configuration {
-                    Some(reference) if spec.configuration != current.spec.configuration => Some(
-                        self.resolve_configuration(tenant, reference, &spec.kafka_version)?,
-                    ),
+                    Some(reference) if spec.configuration != current.spec.configuration => {
+                        Some(self.resolve_configuration(tenant, reference, &spec.kafka_version)?)
+                    }
                     Some(_) => None,
                     None => Some(BTreeMap::new()),
                 }
