@@ -28,16 +28,16 @@
 //!
 //! And the state they persist:
 //!
-//! - [`model`]: the resources (clusters, operations, hosts), each a desired and an observed
-//!   part;
+//! - [`model`]: the resources (clusters, operations, hosts, configurations), each a desired
+//!   and an observed part;
 //! - [`store`]: the [`store::Store`] trait over one deterministic state machine, in memory
 //!   (tests) or replicated on `ferry-quorum`;
 //! - [`Error`]: the crate's error categories.
 //!
 //! And the edge:
 //!
-//! - [`api`]: the gRPC services (clusters, operations, hosts) over any store: authenticate,
-//!   authorize, validate, call the store, translate errors to statuses;
+//! - [`api`]: the gRPC services (clusters, configurations, operations, hosts) over any store:
+//!   authenticate, authorize, validate, call the store, translate errors to statuses;
 //! - [`rest`]: the same services as REST/JSON under `/v1/...` and their OpenAPI document,
 //!   generated from the proto definitions, on the gRPC port;
 //! - [`console`]: the web console, static pages over the REST API, at `/console`;
