@@ -147,6 +147,8 @@ pub struct NodeReport {
 
 /// A node's process, as the supervisor knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One per node on the host (a handful): boxing the assignment would only add noise.
+#[allow(clippy::large_enum_variant)]
 enum Process {
     /// No process. Started (if desired) once the clock reaches `not_before`.
     Down {
