@@ -8,6 +8,9 @@
 //!   lost, and every broker's effective config (DescribeConfigs) is the new one. Then the CLI
 //!   reads the revisions, is refused deleting the configuration in use, and re-applies the
 //!   revision with `ferry cluster configure --wait` (nothing to restart: it ends at once).
+//! - the control plane killed with kill -9 in the middle of a roll: restarted on the same
+//!   directory, it resumes from the store and the agents' reports and finishes, every broker
+//!   restarted once onto the new revision.
 
 mod cluster;
 mod stack;
@@ -348,4 +351,119 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
         "{shown}"
     );
     assert_eq!(pids_by_node(&stack), pids_after, "nothing restarted again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_roll_interrupted_by_kill_9_of_the_control_plane_finishes_after_a_restart() {
+    let mut stack = Stack::start(&["a", "b", "c"]);
+    let mut configurations = ConfigurationServiceClient::new(stack.channel().await);
+    let created = configurations
+        .create_configuration(stack.request(pb::CreateConfigurationRequest {
+            name: "resumed".into(),
+            description: String::new(),
+            kafka_versions: vec![],
+            server_properties: "auto.create.topics.enable=false\n".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut with = spec("resumed");
+    with.configuration = Some(pb::ConfigurationInfo {
+        id: created.id.clone(),
+        revision: 1,
+    });
+    let id = stack
+        .clusters()
+        .await
+        .create_cluster(stack.request(pb::CreateClusterRequest {
+            spec: Some(with),
+            client_request_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .cluster
+        .unwrap()
+        .id;
+    stack.wait_for_state(&id, pb::ClusterState::Active).await;
+    configurations
+        .update_configuration(stack.request(pb::UpdateConfigurationRequest {
+            configuration_id: created.id.clone(),
+            description: String::new(),
+            server_properties: "auto.create.topics.enable=true\n".into(),
+        }))
+        .await
+        .unwrap();
+    let pids_before = pids_by_node(&stack);
+    stack
+        .clusters()
+        .await
+        .update_cluster_configuration(stack.request(pb::UpdateClusterConfigurationRequest {
+            cluster_id: id.clone(),
+            current_version: 0,
+            configuration: Some(pb::ConfigurationInfo {
+                id: created.id.clone(),
+                revision: 2,
+            }),
+        }))
+        .await
+        .unwrap();
+
+    // Once the first broker has been restarted, kill the control plane mid-roll.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = pids_by_node(&stack);
+        let restarted = now
+            .iter()
+            .filter(|(node, pid)| *node >= 101 && !pids_before.contains(&(*node, *pid)))
+            .count();
+        if restarted >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no broker was restarted: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.kill_control_plane();
+    stack.start_control_plane();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let cluster = loop {
+        let cluster = stack.wait_for_state(&id, pb::ClusterState::Active).await;
+        let status = cluster.status.clone().unwrap();
+        if status
+            .configuration
+            .as_ref()
+            .is_some_and(|c| c.revision == 2)
+        {
+            break cluster;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the roll did not finish: {cluster:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(cluster.active_operation_id, "");
+    let pids_after = pids_by_node(&stack);
+    assert_eq!(pids_after.len(), pids_before.len(), "{pids_after:?}");
+    for ((node, before), (_, after)) in pids_before.iter().zip(&pids_after) {
+        if *node >= 101 {
+            assert_ne!(before, after, "broker {node} was restarted");
+        } else {
+            assert_eq!(before, after, "controller {node} was left alone");
+        }
+    }
+    let bootstrap = cluster.status.unwrap().bootstrap_brokers;
+    for broker in [101, 102, 103] {
+        assert_eq!(
+            broker_config(&bootstrap, broker, "auto.create.topics.enable")
+                .await
+                .as_deref(),
+            Some("true"),
+            "broker {broker} runs revision 2"
+        );
+    }
 }
