@@ -1229,6 +1229,17 @@ mod tests {
     use crate::model::{HostCapacity, OperationError, StateInfo};
     use crate::placement::PortRange;
 
+    /// A revision setting `name` to `value`.
+    fn revision(name: &str, value: &str) -> Revision {
+        Revision {
+            revision: 0,
+            description: String::new(),
+            server_properties: format!("{name}={value}\n"),
+            properties: BTreeMap::from([(name.to_string(), value.to_string())]),
+            created_at_ms: 0,
+        }
+    }
+
     /// A mixed history touching every command, including refused ones.
     fn commands() -> Vec<Command> {
         let spec = |name: &str| ClusterSpec {
@@ -1330,6 +1341,35 @@ mod tests {
                 expected_version: None,
                 now_ms: 55,
             },
+            Command::CreateConfiguration {
+                tenant: "t1".into(),
+                name: "tuned".into(),
+                kafka_versions: vec![],
+                revision: revision("num.partitions", "5"),
+                now_ms: 56,
+            },
+            Command::UpdateConfiguration {
+                tenant: "t1".into(),
+                configuration_id: configuration_id(14),
+                revision: revision("num.partitions", "6"),
+                now_ms: 57,
+            },
+            // Another tenant's: not found, refused.
+            Command::DeleteConfiguration {
+                tenant: "t2".into(),
+                configuration_id: configuration_id(14),
+            },
+            Command::CreateConfiguration {
+                tenant: "t1".into(),
+                name: "spare".into(),
+                kafka_versions: vec!["3.9.0".into()],
+                revision: revision("auto.create.topics.enable", "false"),
+                now_ms: 58,
+            },
+            Command::DeleteConfiguration {
+                tenant: "t1".into(),
+                configuration_id: configuration_id(17),
+            },
             create("t1", "orders", Some("r1"), 60),
         ]
     }
@@ -1356,6 +1396,9 @@ mod tests {
         // operations are still there.
         assert_eq!(a.clusters.len(), 2);
         assert_eq!(a.operations.len(), 4);
+        let tuned = &a.configurations[&configuration_id(14)];
+        assert_eq!(tuned.latest().revision, 2);
+        assert_eq!(a.configurations.len(), 1, "the spare one was deleted");
         let last = decode_response(responses_a.last().unwrap()).unwrap();
         let Response::Started { cluster, .. } = last else {
             panic!("{last:?}")

@@ -696,3 +696,45 @@ async fn hosts_register_report_and_take_assignments() {
     assert_eq!(rest.items[0].id, "h2");
     assert_eq!(store.get_host("h2").await.unwrap().zone, "b");
 }
+
+#[tokio::test]
+async fn a_configuration_keeps_at_most_50_revisions_and_each_is_immutable() {
+    let store = MemoryStore::new();
+    let revision = |value: usize| crate::model::Revision {
+        revision: 0,
+        description: format!("partitions {value}"),
+        server_properties: format!("num.partitions={value}\n"),
+        properties: BTreeMap::from([("num.partitions".into(), value.to_string())]),
+        created_at_ms: 0,
+    };
+    let created = store
+        .create_configuration("t1", "tuned", vec![], revision(1))
+        .await
+        .unwrap();
+    for value in 2..=crate::model::configuration::REVISIONS_MAX {
+        let updated = store
+            .update_configuration("t1", &created.id, revision(value))
+            .await
+            .unwrap();
+        assert_eq!(updated.latest().revision, value as u64);
+    }
+    let err = store
+        .update_configuration("t1", &created.id, revision(99))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(Conflict::WrongState(_))),
+        "{err:?}"
+    );
+    let kept = store.get_configuration("t1", &created.id).await.unwrap();
+    assert_eq!(
+        kept.revisions.len(),
+        crate::model::configuration::REVISIONS_MAX
+    );
+    assert_eq!(kept.revision(1).unwrap().properties["num.partitions"], "1");
+    assert!(kept.revision(0).is_none());
+    assert!(matches!(
+        store.get_configuration("t2", &created.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
