@@ -100,8 +100,7 @@ pub fn parse(text: &str) -> Result<Vec<Property>, Vec<String>> {
             }
         }
         match split_entry(&logical) {
-            Ok((name, value)) if name.is_empty() => {
-                let _ = value;
+            Ok((name, _)) if name.is_empty() => {
                 errors.push(format!("line {line}: an entry without a name"));
             }
             Ok((name, value)) => properties.push(Property { line, name, value }),
