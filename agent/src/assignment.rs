@@ -80,6 +80,11 @@ pub struct Assignment {
     pub broker_config: BTreeMap<String, String>,
     /// The cluster's controller quorum: `id@host:port` per controller, sorted by id.
     pub controller_quorum_voters: Vec<String>,
+    /// The control plane's name for `broker_config` (a hash of it); reported back for the
+    /// running process so the control plane knows which config each node runs. Like any
+    /// change to the assignment, a new one restarts the node.
+    #[serde(default)]
+    pub config_fingerprint: String,
 }
 
 /// The assignments of one generation, as persisted in the agent's data directory.
@@ -156,6 +161,7 @@ impl Assignment {
             storage_bytes: a.storage_bytes,
             broker_config: a.broker_config.into_iter().collect(),
             controller_quorum_voters: a.controller_quorum_voters,
+            config_fingerprint: a.config_fingerprint,
         })
     }
 
@@ -256,6 +262,7 @@ pub(crate) mod tests {
             storage_bytes: 1 << 30,
             broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
             controller_quorum_voters: vec!["1@127.0.0.1:9001".into()],
+            config_fingerprint: "a1a1a1a1a1a1a1a1".into(),
         }
     }
 

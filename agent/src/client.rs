@@ -160,5 +160,6 @@ fn report_to_proto(report: &NodeReport) -> pb::NodeReport {
         node_id: report.key.node_id,
         state: state as i32,
         message: report.message.clone(),
+        config_fingerprint: report.config_fingerprint.clone(),
     }
 }

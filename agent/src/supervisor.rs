@@ -139,10 +139,16 @@ pub struct NodeReport {
     pub message: String,
     /// Its process, if one runs.
     pub pid: Option<Pid>,
+    /// The `config_fingerprint` of the assignment its running process was started with; empty
+    /// if none runs (or it was adopted without its record). The control plane compares it
+    /// with the assignment's to tell whether the node already runs a new configuration.
+    pub config_fingerprint: String,
 }
 
 /// A node's process, as the supervisor knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One per node on the host (a handful): boxing the assignment would only add noise.
+#[allow(clippy::large_enum_variant)]
 enum Process {
     /// No process. Started (if desired) once the clock reaches `not_before`.
     Down {
@@ -445,11 +451,19 @@ impl Supervisor {
             .iter()
             .map(|(key, slot)| {
                 let (state, message, pid) = self.describe(key, slot, now);
+                let config_fingerprint = match &slot.process {
+                    Process::Up {
+                        started_with: Some(a),
+                        ..
+                    } => a.config_fingerprint.clone(),
+                    _ => String::new(),
+                };
                 NodeReport {
                     key: key.clone(),
                     state,
                     message,
                     pid,
+                    config_fingerprint,
                 }
             })
             .collect()
@@ -704,11 +718,20 @@ mod tests {
         let mut s = Supervisor::new(options());
         s.set_desired(&[broker("cl-1", 101)]);
         tick(&mut s, 0);
+        let fingerprint = |s: &Supervisor| s.report(0)[0].config_fingerprint.clone();
+        assert_eq!(
+            fingerprint(&s),
+            "a1a1a1a1a1a1a1a1",
+            "the config the process runs"
+        );
         let mut changed = broker("cl-1", 101);
         changed
             .broker_config
             .insert("num.partitions".into(), "6".into());
+        changed.config_fingerprint = "b2b2b2b2b2b2b2b2".into();
         s.set_desired(std::slice::from_ref(&changed));
+        // Until the process restarts, it still runs (and reports) the old config.
+        assert_eq!(fingerprint(&s), "a1a1a1a1a1a1a1a1");
         assert_eq!(
             tick(&mut s, 10),
             vec![Action::Terminate {
@@ -717,9 +740,11 @@ mod tests {
             }]
         );
         assert_eq!(state(&s, 101, 10).0, NodeState::Starting);
+        assert_eq!(fingerprint(&s), "", "stopping: no config runs for sure");
         s.exited(&key(101), 1101, "exited with status 0", 20);
         assert_eq!(tick(&mut s, 20), vec![Action::Start(changed)]);
         assert_eq!(state(&s, 101, 20).0, NodeState::Starting);
+        assert_eq!(fingerprint(&s), "b2b2b2b2b2b2b2b2");
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! The control plane's command-line client: `ferry cluster …`, `ferry operation …` and
-//! `ferry host …`.
+//! The control plane's command-line client: `ferry cluster …`, `ferry configuration …`,
+//! `ferry operation …` and `ferry host …`.
 //!
 //! Each command is one or a few gRPC calls to `ferry.controlplane.v1` with the caller's bearer
 //! token, printed as a human table (default) or as the API's JSON (`--output json`, the same
 //! shapes as the REST API). Errors print the status code, its message and every field
 //! violation, and exit nonzero.
 //!
-//! A cluster is named by its id (`cl-…`) or by its name, which is looked up in the tenant.
+//! A cluster is named by its id (`cl-…`) or by its name, which is looked up in the tenant; so is
+//! a configuration (`cfg-…`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
+use ferry_proto::controlplane::v1::configuration_service_client::ConfigurationServiceClient;
 use ferry_proto::controlplane::v1::host_service_client::HostServiceClient;
 use ferry_proto::controlplane::v1::operation_service_client::OperationServiceClient;
 use tonic::transport::{Channel, Endpoint};
@@ -117,6 +119,82 @@ enum ClusterCommand {
         /// The cluster's id or name.
         cluster: String,
     },
+    /// Apply a configuration revision: the nodes restart one at a time with its properties.
+    Configure {
+        /// The cluster's id or name.
+        cluster: String,
+        /// The configuration's id or name.
+        #[arg(long)]
+        configuration: String,
+        /// The revision to apply.
+        #[arg(long)]
+        revision: u64,
+        /// Wait until every node runs it, showing progress.
+        #[arg(long)]
+        wait: bool,
+        /// Most seconds to wait.
+        #[arg(long, default_value_t = WAIT_DEFAULT_SECS)]
+        wait_timeout_secs: u64,
+    },
+}
+
+/// `ferry configuration`.
+#[derive(Debug, Args)]
+pub struct ConfigurationArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(subcommand)]
+    command: ConfigurationCommand,
+}
+
+/// `ferry configuration` subcommands.
+#[derive(Debug, Subcommand)]
+enum ConfigurationCommand {
+    /// Create a configuration (revision 1) from a properties file.
+    Create {
+        /// Its name: 1-64 of [A-Za-z0-9-], unique in the tenant.
+        name: String,
+        /// The broker properties, Java properties format (`-` for stdin).
+        #[arg(long)]
+        properties_file: String,
+        /// What it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// A Kafka version it is meant for (repeatable); none for any.
+        #[arg(long = "kafka-version")]
+        kafka_versions: Vec<String>,
+    },
+    /// Show one configuration, or one revision with its properties (--revision).
+    Get {
+        /// The configuration's id or name.
+        configuration: String,
+        /// Show this revision's properties.
+        #[arg(long)]
+        revision: Option<u64>,
+    },
+    /// List the tenant's configurations.
+    List,
+    /// Add the next revision with new properties.
+    Update {
+        /// The configuration's id or name.
+        configuration: String,
+        /// The new broker properties, Java properties format (`-` for stdin).
+        #[arg(long)]
+        properties_file: String,
+        /// What changed.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a configuration's revisions, newest first.
+    Revisions {
+        /// The configuration's id or name.
+        configuration: String,
+    },
+    /// Delete a configuration (refused while a cluster uses it).
+    Delete {
+        /// The configuration's id or name.
+        configuration: String,
+    },
 }
 
 /// `ferry cluster create`.
@@ -145,6 +223,12 @@ struct CreateArgs {
     /// A tag (repeatable): --tag team=payments.
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
+    /// A configuration (id or name) whose revision the brokers start with; --set goes on top.
+    #[arg(long, requires = "configuration_revision")]
+    configuration: Option<String>,
+    /// The configuration's revision.
+    #[arg(long, requires = "configuration")]
+    configuration_revision: Option<u64>,
     /// An idempotency key: retrying with the same key returns the same cluster.
     #[arg(long, default_value = "")]
     client_request_id: String,
@@ -223,6 +307,47 @@ impl Client {
 
     fn clusters(&self) -> ClusterServiceClient<Channel> {
         ClusterServiceClient::new(self.channel.clone())
+    }
+
+    fn configurations(&self) -> ConfigurationServiceClient<Channel> {
+        ConfigurationServiceClient::new(self.channel.clone())
+    }
+
+    /// Every configuration of the tenant.
+    async fn all_configurations(&self) -> anyhow::Result<Vec<pb::Configuration>> {
+        all_pages(|page_token| {
+            let (mut configurations, request) = (
+                self.configurations(),
+                self.request(pb::ListConfigurationsRequest {
+                    page_size: 0,
+                    page_token,
+                }),
+            );
+            async move {
+                let page = configurations
+                    .list_configurations(request)
+                    .await?
+                    .into_inner();
+                Ok((page.configurations, page.next_page_token))
+            }
+        })
+        .await
+    }
+
+    /// The id of the configuration named `reference` (an id is returned as is).
+    async fn configuration_id(&self, reference: &str) -> anyhow::Result<String> {
+        if reference.starts_with("cfg-") {
+            return Ok(reference.to_string());
+        }
+        match self
+            .all_configurations()
+            .await?
+            .into_iter()
+            .find(|c| c.name == reference)
+        {
+            Some(configuration) => Ok(configuration.id),
+            None => bail!("no configuration named {reference:?} in this tenant"),
+        }
     }
 
     fn operations(&self) -> OperationServiceClient<Channel> {
@@ -402,6 +527,13 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let client = Client::connect(&args.connection).await?;
     match args.command {
         ClusterCommand::Create(create) => {
+            let configuration = match (&create.configuration, create.configuration_revision) {
+                (Some(reference), Some(revision)) => Some(pb::ConfigurationInfo {
+                    id: client.configuration_id(reference).await?,
+                    revision,
+                }),
+                _ => None,
+            };
             let spec = pb::ClusterSpec {
                 name: create.name,
                 kafka_version: create.kafka_version,
@@ -411,6 +543,7 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 storage_per_broker_bytes: create.storage_gib.saturating_mul(1 << 30),
                 broker_config: pairs("--set", &create.set)?.into_iter().collect(),
                 tags: pairs("--tag", &create.tags)?.into_iter().collect(),
+                configuration,
             };
             let response = client
                 .clusters()
@@ -602,7 +735,231 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 print_nodes(&nodes);
             })
         }
+        ClusterCommand::Configure {
+            cluster,
+            configuration,
+            revision,
+            wait,
+            wait_timeout_secs,
+        } => {
+            let id = client.cluster_id(&cluster).await?;
+            let configuration_id = client.configuration_id(&configuration).await?;
+            let response = client
+                .clusters()
+                .update_cluster_configuration(client.request(
+                    pb::UpdateClusterConfigurationRequest {
+                        cluster_id: id.clone(),
+                        current_version: 0,
+                        configuration: Some(pb::ConfigurationInfo {
+                            id: configuration_id.clone(),
+                            revision,
+                        }),
+                    },
+                ))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let operation = response
+                .operation
+                .context("the API returned no operation")?;
+            if !wait {
+                return show(output, &operation, || {
+                    println!(
+                        "applying revision {revision} of {configuration_id} to {id} \
+                         (operation {})",
+                        operation.id
+                    );
+                });
+            }
+            let ended = client
+                .wait(
+                    &operation.id,
+                    Duration::from_secs(wait_timeout_secs),
+                    output,
+                )
+                .await?;
+            print_cluster(&client.cluster(&id).await?, output)?;
+            if let Some(error) = ended.error {
+                bail!("configuring failed: {}: {}", error.code, error.message);
+            }
+            Ok(())
+        }
     }
+}
+
+/// The text of a properties file, `-` for stdin.
+fn read_properties(path: &str) -> anyhow::Result<String> {
+    if path == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading the properties from stdin")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))
+}
+
+/// Runs `ferry configuration`.
+pub async fn configuration(args: ConfigurationArgs) -> anyhow::Result<()> {
+    let output = args.connection.output;
+    let client = Client::connect(&args.connection).await?;
+    match args.command {
+        ConfigurationCommand::Create {
+            name,
+            properties_file,
+            description,
+            kafka_versions,
+        } => {
+            let configuration = client
+                .configurations()
+                .create_configuration(client.request(pb::CreateConfigurationRequest {
+                    name,
+                    description,
+                    kafka_versions,
+                    server_properties: read_properties(&properties_file)?,
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            show(output, &configuration, || {
+                print_configuration(&configuration)
+            })
+        }
+        ConfigurationCommand::Get {
+            configuration,
+            revision,
+        } => {
+            let id = client.configuration_id(&configuration).await?;
+            match revision {
+                Some(revision) => {
+                    let revision = client
+                        .configurations()
+                        .get_configuration_revision(client.request(
+                            pb::GetConfigurationRevisionRequest {
+                                configuration_id: id,
+                                revision,
+                            },
+                        ))
+                        .await
+                        .map_err(status_error)?
+                        .into_inner();
+                    show(output, &revision, || {
+                        println!("# revision {}: {}", revision.revision, revision.description);
+                        print!("{}", revision.server_properties);
+                        if !revision.server_properties.ends_with('\n') {
+                            println!();
+                        }
+                    })
+                }
+                None => {
+                    let configuration = client
+                        .configurations()
+                        .get_configuration(client.request(pb::GetConfigurationRequest {
+                            configuration_id: id,
+                        }))
+                        .await
+                        .map_err(status_error)?
+                        .into_inner();
+                    show(output, &configuration, || {
+                        print_configuration(&configuration)
+                    })
+                }
+            }
+        }
+        ConfigurationCommand::List => {
+            let configurations = client.all_configurations().await?;
+            show(output, &configurations, || {
+                let rows = configurations
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.id.clone(),
+                            c.name.clone(),
+                            c.latest_revision
+                                .as_ref()
+                                .map(|r| r.revision.to_string())
+                                .unwrap_or_default(),
+                            c.description.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "NAME", "LATEST", "DESCRIPTION"], rows);
+            })
+        }
+        ConfigurationCommand::Update {
+            configuration,
+            properties_file,
+            description,
+        } => {
+            let id = client.configuration_id(&configuration).await?;
+            let configuration = client
+                .configurations()
+                .update_configuration(client.request(pb::UpdateConfigurationRequest {
+                    configuration_id: id,
+                    description,
+                    server_properties: read_properties(&properties_file)?,
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            show(output, &configuration, || {
+                print_configuration(&configuration)
+            })
+        }
+        ConfigurationCommand::Revisions { configuration } => {
+            let id = client.configuration_id(&configuration).await?;
+            let revisions = all_pages(|page_token| {
+                let (mut configurations, request) = (
+                    client.configurations(),
+                    client.request(pb::ListConfigurationRevisionsRequest {
+                        configuration_id: id.clone(),
+                        page_size: 0,
+                        page_token,
+                    }),
+                );
+                async move {
+                    let page = configurations
+                        .list_configuration_revisions(request)
+                        .await?
+                        .into_inner();
+                    Ok((page.revisions, page.next_page_token))
+                }
+            })
+            .await?;
+            show(output, &revisions, || {
+                let rows = revisions
+                    .iter()
+                    .map(|r| vec![r.revision.to_string(), r.description.clone()])
+                    .collect();
+                print_table(&["REVISION", "DESCRIPTION"], rows);
+            })
+        }
+        ConfigurationCommand::Delete { configuration } => {
+            let id = client.configuration_id(&configuration).await?;
+            let response = client
+                .configurations()
+                .delete_configuration(client.request(pb::DeleteConfigurationRequest {
+                    configuration_id: id.clone(),
+                }))
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            show(output, &response, || println!("deleted {id}"))
+        }
+    }
+}
+
+fn print_configuration(configuration: &pb::Configuration) {
+    let latest = configuration.latest_revision.clone().unwrap_or_default();
+    println!("id:              {}", configuration.id);
+    println!("name:            {}", configuration.name);
+    println!("description:     {}", configuration.description);
+    if !configuration.kafka_versions.is_empty() {
+        println!(
+            "kafka versions:  {}",
+            configuration.kafka_versions.join(", ")
+        );
+    }
+    println!("latest revision: {}", latest.revision);
 }
 
 /// Runs `ferry operation`.
@@ -719,6 +1076,16 @@ fn print_cluster(cluster: &pb::Cluster, output: Output) -> anyhow::Result<()> {
         spec.zones.join(",")
     );
     println!("bootstrap brokers: {}", status.bootstrap_brokers);
+    let revision = |c: &Option<pb::ConfigurationInfo>| match c {
+        Some(c) => format!("{} revision {}", c.id, c.revision),
+        None => "defaults".to_string(),
+    };
+    if spec.configuration.is_some() || status.configuration.is_some() {
+        println!("configuration:     {}", revision(&spec.configuration));
+        if spec.configuration != status.configuration {
+            println!("  nodes run:       {}", revision(&status.configuration));
+        }
+    }
     if !spec.tags.is_empty() {
         let mut tags: Vec<String> = spec.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
         tags.sort();
@@ -750,13 +1117,14 @@ fn print_nodes(nodes: &[pb::Node]) {
                 n.zone.clone(),
                 format!("{}:{port}", n.address),
                 node_state(n.state),
+                n.config_fingerprint.clone(),
                 n.state_message.clone(),
             ]
         })
         .collect();
     print_table(
         &[
-            "NODE", "ROLE", "HOST", "ZONE", "ADDRESS", "STATE", "MESSAGE",
+            "NODE", "ROLE", "HOST", "ZONE", "ADDRESS", "STATE", "CONFIG", "MESSAGE",
         ],
         rows,
     );

@@ -51,6 +51,8 @@ enum Command {
     Agent(Box<agent::AgentArgs>),
     /// Create, inspect and delete clusters through the control plane.
     Cluster(client::ClusterArgs),
+    /// Create, revise and delete configurations (broker properties clusters reference).
+    Configuration(client::ConfigurationArgs),
     /// Inspect operations (long-running changes to clusters).
     Operation(client::OperationArgs),
     /// Inspect the hosts agents registered (admin role).
@@ -78,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             Command::Token(args) => token::run(args),
             Command::Agent(args) => agent::run(*args).await,
             Command::Cluster(args) => client::cluster(args).await,
+            Command::Configuration(args) => client::configuration(args).await,
             Command::Operation(args) => client::operation(args).await,
             Command::Host(args) => client::host(args).await,
         }

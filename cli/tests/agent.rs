@@ -439,6 +439,7 @@ fn cluster_assignments(cluster_id: &str, brokers: i32) -> Vec<HostAssignment> {
         storage_bytes: 1 << 30,
         broker_config: BTreeMap::new(),
         controller_quorum_voters: voters.clone(),
+        config_fingerprint: String::new(),
     };
     let mut nodes: Vec<HostAssignment> = controllers
         .iter()
@@ -633,6 +634,7 @@ async fn a_node_that_cannot_start_is_unhealthy_with_the_cause_until_it_can() {
         storage_bytes: 1 << 30,
         broker_config: BTreeMap::new(),
         controller_quorum_voters: vec![format!("1@127.0.0.1:{port}")],
+        config_fingerprint: String::new(),
     };
     cp.store
         .set_assignments("host-b", vec![node], None)

@@ -43,13 +43,16 @@ pub enum Error {
 /// Why a request conflicts with the current state: each is a reason a program can branch on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Conflict {
-    /// The tenant already has a cluster with this name.
-    #[error("the tenant already has a cluster named {name:?} ({cluster_id})")]
+    /// The tenant already has a cluster (or a configuration) with this name.
+    #[error("the tenant already has a {kind} named {name:?} ({cluster_id})")]
     NameTaken {
         /// The name asked for.
         name: String,
-        /// The cluster that has it.
+        /// The cluster (or configuration) that has it.
         cluster_id: String,
+        /// What has it: `cluster` or `configuration`.
+        #[serde(default = "cluster_kind")]
+        kind: String,
     },
     /// The `client_request_id` was already used for a create with a different spec.
     #[error("client_request_id {client_request_id:?} was already used with a different spec")]
@@ -71,10 +74,26 @@ pub enum Conflict {
         /// The version stored.
         current: u64,
     },
+    /// The configuration is referenced by clusters, so it cannot be deleted.
+    #[error(
+        "configuration {configuration_id} is in use by clusters {}; point them at another \
+         configuration or delete them first",
+        cluster_ids.join(", ")
+    )]
+    ConfigurationInUse {
+        /// The configuration.
+        configuration_id: String,
+        /// The clusters referencing it (desired or running), sorted.
+        cluster_ids: Vec<String>,
+    },
     /// The request is not allowed in the resource's current state (e.g. updating an operation
     /// that already ended, removing a cluster that is not being deleted).
     #[error("{0}")]
     WrongState(String),
+}
+
+fn cluster_kind() -> String {
+    "cluster".into()
 }
 
 impl Error {

@@ -21,21 +21,23 @@
 //!   field error at once;
 //! - [`placement`]: [`placement::plan`], from a spec's shape, the registered hosts and the
 //!   current placement to one assignment (host, zone, ports, stable node id) per node;
+//! - [`configuration`]: configurations' broker properties (Java properties text), their
+//!   validation against the broker's own config parsing, and what each node runs with;
 //! - [`auth`]: JWT bearer tokens (HS256) carrying tenant and role, and the role permission
 //!   table.
 //!
 //! And the state they persist:
 //!
-//! - [`model`]: the resources (clusters, operations, hosts), each a desired and an observed
-//!   part;
+//! - [`model`]: the resources (clusters, operations, hosts, configurations), each a desired
+//!   and an observed part;
 //! - [`store`]: the [`store::Store`] trait over one deterministic state machine, in memory
 //!   (tests) or replicated on `ferry-quorum`;
 //! - [`Error`]: the crate's error categories.
 //!
 //! And the edge:
 //!
-//! - [`api`]: the gRPC services (clusters, operations, hosts) over any store: authenticate,
-//!   authorize, validate, call the store, translate errors to statuses;
+//! - [`api`]: the gRPC services (clusters, configurations, operations, hosts) over any store:
+//!   authenticate, authorize, validate, call the store, translate errors to statuses;
 //! - [`rest`]: the same services as REST/JSON under `/v1/...` and their OpenAPI document,
 //!   generated from the proto definitions, on the gRPC port;
 //! - [`console`]: the web console, static pages over the REST API, at `/console`;
@@ -50,6 +52,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod configuration;
 pub mod console;
 mod error;
 pub mod model;

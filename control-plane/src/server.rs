@@ -144,6 +144,7 @@ impl Server {
         let console = crate::console::router(&options.api);
         let api = Api::new(Arc::clone(&store), issuer, options.api);
         let grpc = Routes::new(api.cluster_service())
+            .add_service(api.configuration_service())
             .add_service(api.operation_service())
             .add_service(api.host_service())
             .add_service(api.agent_service());

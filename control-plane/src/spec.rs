@@ -72,6 +72,26 @@ pub struct ClusterSpec {
     pub broker_config: BTreeMap<String, String>,
     /// User tags.
     pub tags: BTreeMap<String, String>,
+    /// The configuration revision whose properties the nodes start with, under
+    /// `broker_config` (a name in both takes `broker_config`'s value); `None` for the
+    /// defaults. The store checks that it exists in the cluster's tenant.
+    #[serde(default)]
+    pub configuration: Option<ConfigurationRef>,
+}
+
+/// A reference to one revision of a configuration of the cluster's tenant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ConfigurationRef {
+    /// The configuration's id (`cfg-...`).
+    pub id: String,
+    /// The revision, 1 or above.
+    pub revision: u64,
+}
+
+impl fmt::Display for ConfigurationRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "revision {} of configuration {}", self.revision, self.id)
+    }
 }
 
 /// What validation needs to know about the deployment.
@@ -93,7 +113,8 @@ pub struct FieldViolation {
 }
 
 impl FieldViolation {
-    fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+    /// A violation of `field`.
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             description: description.into(),
@@ -124,6 +145,9 @@ pub fn validate(
     check_storage(spec.storage_per_broker_bytes, &mut violations);
     check_broker_config(&spec.broker_config, &mut violations);
     check_tags(&spec.tags, &mut violations);
+    if let Some(configuration) = &spec.configuration {
+        check_configuration_ref("configuration", configuration, &mut violations);
+    }
     if violations.is_empty() {
         Ok(())
     } else {
@@ -131,7 +155,7 @@ pub fn validate(
     }
 }
 
-fn check_name(name: &str, out: &mut Vec<FieldViolation>) {
+pub(crate) fn check_name(name: &str, out: &mut Vec<FieldViolation>) {
     let len = name.chars().count();
     if len == 0 || len > NAME_LEN_MAX {
         out.push(FieldViolation::new(
@@ -243,6 +267,24 @@ fn check_broker_config(overrides: &BTreeMap<String, String>, out: &mut Vec<Field
     }
 }
 
+/// A configuration reference names a configuration and a revision (whether they exist is the
+/// store's to say). `field` is where the request carries it.
+pub fn check_configuration_ref(
+    field: &str,
+    configuration: &ConfigurationRef,
+    out: &mut Vec<FieldViolation>,
+) {
+    if configuration.id.is_empty() {
+        out.push(FieldViolation::new(format!("{field}.id"), "is required"));
+    }
+    if configuration.revision == 0 {
+        out.push(FieldViolation::new(
+            format!("{field}.revision"),
+            "must be 1 or above",
+        ));
+    }
+}
+
 fn check_tags(tags: &BTreeMap<String, String>, out: &mut Vec<FieldViolation>) {
     if tags.len() > TAGS_MAX {
         out.push(FieldViolation::new(
@@ -302,6 +344,7 @@ mod tests {
             tags: [("team", "payments")]
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .into(),
+            configuration: None,
         }
     }
 
@@ -563,6 +606,7 @@ mod tests {
             storage_per_broker_bytes: 0,
             broker_config: [("bogus".to_string(), "1".to_string())].into(),
             tags: [("ferry:x".to_string(), String::new())].into(),
+            configuration: None,
         };
         assert_eq!(
             fields(&s),

@@ -108,6 +108,7 @@ fn broker_assignment() -> HostAssignment {
         storage_bytes: 1 << 30,
         broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
         controller_quorum_voters: vec!["1@10.0.0.1:9000".into()],
+        config_fingerprint: "00000000000000a1".into(),
     }
 }
 
@@ -195,6 +196,7 @@ async fn an_agent_registers_pulls_assignments_by_generation_and_reports() {
                     node_id: 101,
                     state: pb::NodeState::Unhealthy as i32,
                     message: "node 101 of cluster cl-1 exited with status 1".into(),
+                    config_fingerprint: "00000000000000a1".into(),
                 }],
             },
         ))
@@ -302,6 +304,7 @@ async fn bad_agent_requests_are_refused_with_every_violation() {
                     node_id: 1,
                     state: 0,
                     message: String::new(),
+                    config_fingerprint: String::new(),
                 }],
             },
         ))

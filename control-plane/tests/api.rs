@@ -15,6 +15,7 @@ use ferry_control_plane::placement::PortRange;
 use ferry_control_plane::store::{MemoryStore, Store};
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
+use ferry_proto::controlplane::v1::configuration_service_client::ConfigurationServiceClient;
 use ferry_proto::controlplane::v1::host_service_client::HostServiceClient;
 use ferry_proto::controlplane::v1::operation_service_client::OperationServiceClient;
 use tokio::net::TcpListener;
@@ -30,6 +31,7 @@ struct Harness {
     store: Arc<MemoryStore>,
     issuer: TokenIssuer,
     clusters: ClusterServiceClient<Channel>,
+    configurations: ConfigurationServiceClient<Channel>,
     operations: OperationServiceClient<Channel>,
     hosts: HostServiceClient<Channel>,
 }
@@ -64,6 +66,7 @@ impl Harness {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(api.cluster_service())
+                .add_service(api.configuration_service())
                 .add_service(api.operation_service())
                 .add_service(api.host_service())
                 .serve_with_incoming(incoming),
@@ -77,6 +80,7 @@ impl Harness {
             store,
             issuer,
             clusters: ClusterServiceClient::new(channel.clone()),
+            configurations: ConfigurationServiceClient::new(channel.clone()),
             operations: OperationServiceClient::new(channel.clone()),
             hosts: HostServiceClient::new(channel),
         }
@@ -115,6 +119,7 @@ fn spec(name: &str) -> pb::ClusterSpec {
         storage_per_broker_bytes: 1 << 30,
         broker_config: HashMap::from([("num.partitions".into(), "3".into())]),
         tags: HashMap::from([("team".into(), "payments".into())]),
+        configuration: None,
     }
 }
 
@@ -382,6 +387,7 @@ async fn every_violation_is_reported_at_once() {
         storage_per_broker_bytes: 1,
         broker_config: HashMap::from([("no.such.config".into(), "1".into())]),
         tags: HashMap::from([("ferry:owner".into(), "me".into())]),
+        configuration: None,
     };
     let err = h
         .clusters
@@ -733,4 +739,444 @@ async fn too_few_hosts_is_a_failed_precondition_naming_the_zone() {
         .create_cluster(create(&admin, spec("small"), ""))
         .await
         .unwrap();
+}
+
+/// A CreateConfigurationRequest for `name` with `properties`.
+fn new_configuration(
+    token: &str,
+    name: &str,
+    properties: &str,
+) -> Request<pb::CreateConfigurationRequest> {
+    authed(
+        token,
+        pb::CreateConfigurationRequest {
+            name: name.into(),
+            description: format!("{name}, first cut"),
+            kafka_versions: vec!["3.9.0".into()],
+            server_properties: properties.into(),
+        },
+    )
+}
+
+/// Ends the cluster's running operation as SUCCEEDED and marks it ACTIVE, as the reconciler
+/// would once its nodes run.
+async fn finish_operation(h: &Harness, tenant: &str, cluster_id: &str) {
+    let cluster = h.store.get_cluster(tenant, cluster_id).await.unwrap();
+    let mut status = cluster.status.clone();
+    status.state = ferry_control_plane::model::ClusterState::Active;
+    let cluster = h
+        .store
+        .update_cluster_status(tenant, cluster_id, cluster.current_version, status)
+        .await
+        .unwrap();
+    h.store
+        .update_operation(
+            tenant,
+            cluster.active_operation.as_deref().unwrap(),
+            OperationUpdate {
+                state: Some(OperationState::Succeeded),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn configurations_have_immutable_revisions() {
+    let mut h = Harness::start(1, 10).await;
+    let admin = h.token("acme", Role::Admin);
+    let viewer = h.token("acme", Role::Viewer);
+
+    let err = h
+        .configurations
+        .create_configuration(new_configuration(&viewer, "defaults", "num.partitions=5"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+
+    let created = h
+        .configurations
+        .create_configuration(new_configuration(
+            &admin,
+            "defaults",
+            "# five by default\nnum.partitions=5\n",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(created.id.starts_with("cfg-"), "{created:?}");
+    assert_eq!(created.latest_revision.as_ref().unwrap().revision, 1);
+    let err = h
+        .configurations
+        .create_configuration(new_configuration(&admin, "defaults", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert_eq!(reason(&err), "NAME_TAKEN");
+
+    let updated = h
+        .configurations
+        .update_configuration(authed(
+            &admin,
+            pb::UpdateConfigurationRequest {
+                configuration_id: created.id.clone(),
+                description: "seven now".into(),
+                server_properties: "num.partitions=7\nauto.create.topics.enable=false".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.latest_revision.as_ref().unwrap().revision, 2);
+    assert_eq!(updated.description, "seven now");
+
+    let revision = |n: u64| {
+        authed(
+            &viewer,
+            pb::GetConfigurationRevisionRequest {
+                configuration_id: created.id.clone(),
+                revision: n,
+            },
+        )
+    };
+    let first = h
+        .configurations
+        .get_configuration_revision(revision(1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first.server_properties,
+        "# five by default\nnum.partitions=5\n"
+    );
+    assert_eq!(first.description, "defaults, first cut");
+    let err = h
+        .configurations
+        .get_configuration_revision(revision(3))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+
+    // Revisions newest first, one per page.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = h
+            .configurations
+            .list_configuration_revisions(authed(
+                &viewer,
+                pb::ListConfigurationRevisionsRequest {
+                    configuration_id: created.id.clone(),
+                    page_size: 1,
+                    page_token: token.clone(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.revisions.iter().map(|r| r.revision));
+        assert!(
+            page.revisions
+                .iter()
+                .all(|r| r.server_properties.is_empty())
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, [2, 1]);
+
+    // Listed by name, paged.
+    h.configurations
+        .create_configuration(new_configuration(&admin, "archive", "log.retention.ms=-1"))
+        .await
+        .unwrap();
+    let page = h
+        .configurations
+        .list_configurations(authed(
+            &viewer,
+            pb::ListConfigurationsRequest {
+                page_size: 1,
+                page_token: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.configurations[0].name, "archive");
+    let rest = h
+        .configurations
+        .list_configurations(authed(
+            &viewer,
+            pb::ListConfigurationsRequest {
+                page_size: 1,
+                page_token: page.next_page_token,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.configurations[0].name, "defaults");
+    assert!(rest.next_page_token.is_empty());
+
+    // Another tenant sees none of it.
+    let other = h.token("globex", Role::Admin);
+    let err = h
+        .configurations
+        .get_configuration(authed(
+            &other,
+            pb::GetConfigurationRequest {
+                configuration_id: created.id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = h
+        .configurations
+        .delete_configuration(authed(
+            &other,
+            pb::DeleteConfigurationRequest {
+                configuration_id: created.id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+}
+
+#[tokio::test]
+async fn bad_properties_are_field_violations_naming_line_and_key() {
+    let mut h = Harness::start(1, 10).await;
+    let admin = h.token("acme", Role::Admin);
+    let mut request = new_configuration(
+        &admin,
+        "bad name!",
+        "num.partitions=0\nno.such.config=1\nbroker.id=3\nauto.create.topics.enable=maybe\n",
+    );
+    request.get_mut().kafka_versions = vec!["0.8.0".into()];
+    let err = h
+        .configurations
+        .create_configuration(request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let violations = err.get_details_bad_request().unwrap().field_violations;
+    let found: Vec<(&str, &str)> = violations
+        .iter()
+        .map(|v| (v.field.as_str(), v.description.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("name", "may contain only letters, digits and '-', not ' '"),
+            ("kafka_versions[0]", "\"0.8.0\" is not offered; choose from"),
+            ("server_properties[num.partitions]", "line 1"),
+            ("server_properties[no.such.config]", "line 2"),
+            ("server_properties[broker.id]", "line 3"),
+            ("server_properties[auto.create.topics.enable]", "line 4"),
+        ]
+    );
+    // A line that does not parse is a violation of the whole text.
+    let created = h
+        .configurations
+        .create_configuration(new_configuration(&admin, "ok", "num.partitions=2"))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = h
+        .configurations
+        .update_configuration(authed(
+            &admin,
+            pb::UpdateConfigurationRequest {
+                configuration_id: created.id.clone(),
+                description: String::new(),
+                server_properties: "num.partitions=3\n= no name\n".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(
+        err.message(),
+        "server_properties: line 2: an entry without a name"
+    );
+    // Nothing was stored: the configuration is still at revision 1.
+    let kept = h
+        .configurations
+        .get_configuration(authed(
+            &admin,
+            pb::GetConfigurationRequest {
+                configuration_id: created.id,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.latest_revision.unwrap().revision, 1);
+}
+
+#[tokio::test]
+async fn clusters_reference_revisions_and_hold_their_configuration() {
+    let mut h = Harness::start(1, 10).await;
+    let admin = h.token("acme", Role::Admin);
+    let configuration = h
+        .configurations
+        .create_configuration(new_configuration(&admin, "defaults", "num.partitions=5"))
+        .await
+        .unwrap()
+        .into_inner();
+    let reference = |revision| {
+        Some(pb::ConfigurationInfo {
+            id: configuration.id.clone(),
+            revision,
+        })
+    };
+
+    // An unknown revision, or another tenant's configuration, is not found.
+    let mut unknown = spec("orders");
+    unknown.configuration = reference(2);
+    let err = h
+        .clusters
+        .create_cluster(create(&admin, unknown, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().contains("revision 2"), "{err:?}");
+    let other = h.token("globex", Role::Admin);
+    let mut foreign = spec("orders");
+    foreign.configuration = reference(1);
+    let err = h
+        .clusters
+        .create_cluster(create(&other, foreign, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+
+    let mut with = spec("orders");
+    with.configuration = reference(1);
+    let created = h
+        .clusters
+        .create_cluster(create(&admin, with, ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let cluster = created.cluster.unwrap();
+    assert_eq!(cluster.spec.unwrap().configuration, reference(1));
+    let stored = h.store.get_cluster("acme", &cluster.id).await.unwrap();
+    assert_eq!(stored.configuration_properties["num.partitions"], "5");
+
+    // In use: refused, and nothing changes.
+    let delete = || {
+        authed(
+            &admin,
+            pb::DeleteConfigurationRequest {
+                configuration_id: configuration.id.clone(),
+            },
+        )
+    };
+    let err = h
+        .configurations
+        .delete_configuration(delete())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(reason(&err), "CONFIGURATION_IN_USE");
+    assert!(err.message().contains(&cluster.id), "{err:?}");
+
+    // Applying a configuration waits for the running operation (here: CREATE).
+    let update = |revision, version| {
+        authed(
+            &admin,
+            pb::UpdateClusterConfigurationRequest {
+                cluster_id: cluster.id.clone(),
+                current_version: version,
+                configuration: reference(revision),
+            },
+        )
+    };
+    let err = h
+        .clusters
+        .update_cluster_configuration(update(1, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "OPERATION_IN_PROGRESS");
+    finish_operation(&h, "acme", &cluster.id).await;
+
+    h.configurations
+        .update_configuration(authed(
+            &admin,
+            pb::UpdateConfigurationRequest {
+                configuration_id: configuration.id.clone(),
+                description: "seven".into(),
+                server_properties: "num.partitions=7".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let err = h
+        .clusters
+        .update_cluster_configuration(update(3, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = h
+        .clusters
+        .update_cluster_configuration(authed(
+            &admin,
+            pb::UpdateClusterConfigurationRequest {
+                cluster_id: cluster.id.clone(),
+                current_version: 0,
+                configuration: Some(pb::ConfigurationInfo {
+                    id: String::new(),
+                    revision: 0,
+                }),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let fields: Vec<String> = err
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["configuration.id", "configuration.revision"]);
+
+    let current = h.store.get_cluster("acme", &cluster.id).await.unwrap();
+    let err = h
+        .clusters
+        .update_cluster_configuration(update(2, current.current_version + 1))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "VERSION_MISMATCH");
+    let started = h
+        .clusters
+        .update_cluster_configuration(update(2, current.current_version))
+        .await
+        .unwrap()
+        .into_inner();
+    let updating = started.cluster.unwrap();
+    assert_eq!(
+        updating.status.as_ref().unwrap().state,
+        pb::ClusterState::Updating as i32
+    );
+    assert_eq!(updating.spec.unwrap().configuration, reference(2));
+    assert_eq!(
+        started.operation.unwrap().r#type,
+        pb::OperationType::UpdateConfiguration as i32
+    );
+    let stored = h.store.get_cluster("acme", &cluster.id).await.unwrap();
+    assert_eq!(stored.configuration_properties["num.partitions"], "7");
+    // One operation at a time.
+    let err = h
+        .clusters
+        .update_cluster_configuration(update(1, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "OPERATION_IN_PROGRESS");
 }

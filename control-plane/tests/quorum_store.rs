@@ -21,6 +21,7 @@ fn spec(name: &str) -> ClusterSpec {
         storage_per_broker_bytes: 1 << 30,
         broker_config: BTreeMap::new(),
         tags: BTreeMap::from([("env".into(), "test".into())]),
+        configuration: None,
     }
 }
 

@@ -112,6 +112,12 @@ impl Http {
     async fn delete(&self, path: &str, token: &str) -> Reply {
         self.send_raw("DELETE", path, Some(token), None).await
     }
+
+    async fn put(&self, path: &str, token: &str, body: &Value) -> Reply {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.send_raw("PUT", path, Some(token), Some(("application/json", bytes)))
+            .await
+    }
 }
 
 struct Harness {
@@ -683,4 +689,146 @@ async fn a_server_serves_grpc_and_rest_on_one_port() {
 
     stop.send(()).unwrap();
     running.await.unwrap();
+}
+
+#[tokio::test]
+async fn configurations_over_rest() {
+    let h = Harness::start(10).await;
+    let admin = h.token("acme", Role::Admin);
+
+    // Bad properties: 400 with a violation per line and key.
+    let bad = h
+        .http
+        .post(
+            "/v1/configurations",
+            &admin,
+            &json!({"name": "tuned", "serverProperties": "num.partitions=zero\nlisteners=x\n"}),
+        )
+        .await;
+    assert_error(&bad, 400, "INVALID_ARGUMENT", "FIELD_VIOLATIONS");
+    let fields: Vec<&str> = bad.json["fieldViolations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "server_properties[num.partitions]",
+            "server_properties[listeners]"
+        ]
+    );
+
+    let created = h
+        .http
+        .post(
+            "/v1/configurations",
+            &admin,
+            &json!({"name": "tuned", "description": "five", "serverProperties": "num.partitions=5\n"}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.json);
+    let id = created.json["id"].as_str().unwrap().to_string();
+    assert_eq!(created.json["latestRevision"]["revision"], "1");
+
+    let updated = h
+        .http
+        .put(
+            &format!("/v1/configurations/{id}"),
+            &admin,
+            &json!({"description": "six", "serverProperties": "num.partitions=6\n"}),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.json);
+    assert_eq!(updated.json["latestRevision"]["revision"], "2");
+
+    let first = h
+        .http
+        .get(&format!("/v1/configurations/{id}/revisions/1"), &admin)
+        .await;
+    assert_eq!(first.status, 200, "{}", first.json);
+    assert_eq!(first.json["serverProperties"], "num.partitions=5\n");
+    let missing = h
+        .http
+        .get(&format!("/v1/configurations/{id}/revisions/9"), &admin)
+        .await;
+    assert_error(&missing, 404, "NOT_FOUND", "NOT_FOUND");
+    let revisions = h
+        .http
+        .get(&format!("/v1/configurations/{id}/revisions"), &admin)
+        .await;
+    let numbers: Vec<&str> = revisions.json["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["revision"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["2", "1"]);
+    let listed = h.http.get("/v1/configurations", &admin).await;
+    assert_eq!(listed.json["configurations"][0]["id"], id.as_str());
+
+    // Another tenant: 404 for everything.
+    let other = h.token("globex", Role::Admin);
+    let hidden = h
+        .http
+        .get(&format!("/v1/configurations/{id}"), &other)
+        .await;
+    assert_error(&hidden, 404, "NOT_FOUND", "NOT_FOUND");
+
+    // A cluster on revision 2 holds the configuration: delete is 409 CONFIGURATION_IN_USE.
+    let mut body = create_body("orders");
+    body["spec"]["configuration"] = json!({"id": id, "revision": "2"});
+    let cluster = h.http.post("/v1/clusters", &admin, &body).await;
+    assert_eq!(cluster.status, 200, "{}", cluster.json);
+    assert_eq!(
+        cluster.json["cluster"]["spec"]["configuration"]["revision"],
+        "2"
+    );
+    let refused = h
+        .http
+        .delete(&format!("/v1/configurations/{id}"), &admin)
+        .await;
+    assert_error(&refused, 409, "FAILED_PRECONDITION", "CONFIGURATION_IN_USE");
+    let cluster_id = cluster.json["cluster"]["id"].as_str().unwrap();
+    assert!(
+        refused.json["message"]
+            .as_str()
+            .unwrap()
+            .contains(cluster_id),
+        "{}",
+        refused.json
+    );
+
+    // Applying a revision to a cluster still being created: 409 OPERATION_IN_PROGRESS.
+    let busy = h
+        .http
+        .put(
+            &format!("/v1/clusters/{cluster_id}/configuration"),
+            &admin,
+            &json!({"configuration": {"id": id, "revision": "1"}}),
+        )
+        .await;
+    assert_error(&busy, 409, "ABORTED", "OPERATION_IN_PROGRESS");
+
+    // Unused, it goes.
+    let spare = h
+        .http
+        .post(
+            "/v1/configurations",
+            &admin,
+            &json!({"name": "spare", "serverProperties": ""}),
+        )
+        .await;
+    let spare_id = spare.json["id"].as_str().unwrap();
+    let gone = h
+        .http
+        .delete(&format!("/v1/configurations/{spare_id}"), &admin)
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.json);
+    let again = h
+        .http
+        .get(&format!("/v1/configurations/{spare_id}"), &admin)
+        .await;
+    assert_error(&again, 404, "NOT_FOUND", "NOT_FOUND");
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
+use ferry_proto::controlplane::v1::configuration_service_client::ConfigurationServiceClient;
 use ferry_proto::controlplane::v1::operation_service_client::OperationServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -261,6 +262,122 @@ impl Client {
             .update_tags(self.request(request))
             .await?
             .into_inner())
+    }
+
+    /// UpdateClusterConfiguration: starts the rolling restart onto `revision`.
+    pub async fn update_cluster_configuration(
+        &self,
+        id: &str,
+        configuration_id: &str,
+        revision: u64,
+    ) -> Result<pb::UpdateClusterResponse> {
+        let request = pb::UpdateClusterConfigurationRequest {
+            cluster_id: id.to_string(),
+            current_version: 0,
+            configuration: Some(pb::ConfigurationInfo {
+                id: configuration_id.to_string(),
+                revision,
+            }),
+        };
+        Ok(self
+            .clusters()
+            .update_cluster_configuration(self.request(request))
+            .await?
+            .into_inner())
+    }
+
+    fn configurations(&self) -> ConfigurationServiceClient<Channel> {
+        ConfigurationServiceClient::new(self.channel.clone())
+    }
+
+    /// CreateConfiguration.
+    pub async fn create_configuration(
+        &self,
+        request: pb::CreateConfigurationRequest,
+    ) -> Result<pb::Configuration> {
+        Ok(self
+            .configurations()
+            .create_configuration(self.request(request))
+            .await?
+            .into_inner())
+    }
+
+    /// UpdateConfiguration: the next revision.
+    pub async fn update_configuration(
+        &self,
+        request: pb::UpdateConfigurationRequest,
+    ) -> Result<pb::Configuration> {
+        Ok(self
+            .configurations()
+            .update_configuration(self.request(request))
+            .await?
+            .into_inner())
+    }
+
+    /// GetConfiguration.
+    pub async fn get_configuration(&self, id: &str) -> Result<pb::Configuration> {
+        let request = pb::GetConfigurationRequest {
+            configuration_id: id.to_string(),
+        };
+        Ok(self
+            .configurations()
+            .get_configuration(self.request(request))
+            .await?
+            .into_inner())
+    }
+
+    /// The configuration named `name`, if the tenant has one.
+    pub async fn find_configuration_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<pb::Configuration>> {
+        let mut page_token = String::new();
+        loop {
+            let request = pb::ListConfigurationsRequest {
+                page_size: 0,
+                page_token,
+            };
+            let page = self
+                .configurations()
+                .list_configurations(self.request(request))
+                .await?
+                .into_inner();
+            if let Some(found) = page.configurations.into_iter().find(|c| c.name == name) {
+                return Ok(Some(found));
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(None);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// GetConfigurationRevision (with its properties text).
+    pub async fn get_configuration_revision(
+        &self,
+        id: &str,
+        revision: u64,
+    ) -> Result<pb::ConfigurationRevision> {
+        let request = pb::GetConfigurationRevisionRequest {
+            configuration_id: id.to_string(),
+            revision,
+        };
+        Ok(self
+            .configurations()
+            .get_configuration_revision(self.request(request))
+            .await?
+            .into_inner())
+    }
+
+    /// DeleteConfiguration (refused while a cluster uses it).
+    pub async fn delete_configuration(&self, id: &str) -> Result<()> {
+        let request = pb::DeleteConfigurationRequest {
+            configuration_id: id.to_string(),
+        };
+        self.configurations()
+            .delete_configuration(self.request(request))
+            .await?;
+        Ok(())
     }
 
     /// GetBootstrapBrokers.

@@ -6,8 +6,12 @@
 //! - create: CreateCluster with a fresh `client_request_id`, then wait for the create operation;
 //!   the state is written from GetCluster once the cluster is ACTIVE.
 //! - update: `tags` by UpdateTags (immediate), then a `broker_count` increase by
-//!   UpdateBrokerCount and a wait for its operation. Every other spec field forces a
-//!   replacement ([`schema::REPLACE_ON_CHANGE`]), because the API has no call to change it.
+//!   UpdateBrokerCount and a wait for its operation, then a new `configuration_id` /
+//!   `configuration_revision` by UpdateClusterConfiguration (a rolling restart) and a wait for
+//!   its operation. Every other spec field forces a replacement
+//!   ([`schema::REPLACE_ON_CHANGE`]), because the API has no call to change it. Removing the
+//!   configuration is refused at plan time: the API applies revisions, it cannot go back to
+//!   "none".
 //! - delete: refused at plan time (and again at apply) while `deletion_protection` is true;
 //!   else DeleteCluster and a wait for the delete operation.
 //!
@@ -151,6 +155,28 @@ pub fn validate(config: &Value) -> Vec<Diagnostic> {
     }
     if let Err(d) = Timeouts::from_value(get(config, "timeouts")) {
         out.push(d);
+    }
+    let id = get(config, "configuration_id");
+    let revision = get(config, "configuration_revision");
+    if !v::is_unknown(id) && !v::is_unknown(revision) && id.is_nil() != revision.is_nil() {
+        invalid(
+            &mut out,
+            diag::attribute(if id.is_nil() {
+                "configuration_id"
+            } else {
+                "configuration_revision"
+            }),
+            "configuration_id and configuration_revision are set together or not at all".into(),
+        );
+    }
+    if let Some(n) = v::as_i64(revision)
+        && n < 1
+    {
+        invalid(
+            &mut out,
+            diag::attribute("configuration_revision"),
+            format!("configuration_revision: must be 1 or above, not {n}"),
+        );
     }
     out
 }
@@ -336,7 +362,20 @@ pub fn plan(prior: &Value, proposed: &Value) -> Plan {
             ),
         ));
     }
-    let brokers_change = !same(get(prior, "broker_count"), get(planned, "broker_count"));
+    let configuration_change = configuration_changes(prior, planned);
+    if configuration_change
+        && !get(prior, "configuration_id").is_nil()
+        && get(planned, "configuration_id").is_nil()
+    {
+        result.diagnostics.push(diag::error_at(
+            diag::attribute("configuration_id"),
+            "The configuration cannot be removed",
+            "A cluster that runs a configuration revision can only be moved to another              revision (UpdateClusterConfiguration); point it at one, or replace the cluster."
+                .to_string(),
+        ));
+    }
+    let brokers_change =
+        !same(get(prior, "broker_count"), get(planned, "broker_count")) || configuration_change;
     let tags_change = !same(get(prior, "tags"), get(planned, "tags"));
     if !result.requires_replace.is_empty() {
         for name in COMPUTED {
@@ -350,6 +389,17 @@ pub fn plan(prior: &Value, proposed: &Value) -> Plan {
         set(planned, "current_version", v::unknown());
     }
     result
+}
+
+/// Whether the configuration reference changes.
+fn configuration_changes(prior: &Value, planned: &Value) -> bool {
+    !same(
+        get(prior, "configuration_id"),
+        get(planned, "configuration_id"),
+    ) || !same(
+        get(prior, "configuration_revision"),
+        get(planned, "configuration_revision"),
+    )
 }
 
 /// Whether two attribute values are the same for the API: null and empty collections are
@@ -512,8 +562,30 @@ async fn update(client: &Client, prior: &Value, planned: &Value, timeout: Durati
             diagnostics.extend(e.diagnostics(&summary));
         }
     }
+    if !diag::has_error(&diagnostics)
+        && configuration_changes(prior, planned)
+        && let (Some(configuration), Some(revision)) = (
+            v::as_str(get(planned, "configuration_id")),
+            v::as_u64(get(planned, "configuration_revision")),
+        )
+    {
+        let waited = match client
+            .update_cluster_configuration(&id, configuration, revision)
+            .await
+        {
+            Ok(response) => {
+                let operation = response.operation.map(|o| o.id).unwrap_or_default();
+                client.wait(&operation, timeout).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = waited {
+            diagnostics.extend(e.diagnostics(&summary));
+        }
+    }
     let api_change = !same(get(prior, "tags"), get(planned, "tags"))
-        || !same(get(prior, "broker_count"), get(planned, "broker_count"));
+        || !same(get(prior, "broker_count"), get(planned, "broker_count"))
+        || configuration_changes(prior, planned);
     if !api_change {
         // Only state-only attributes changed (deletion_protection, timeouts).
         return Applied {
@@ -636,6 +708,16 @@ fn spec(planned: &Value) -> pb::ClusterSpec {
         storage_per_broker_bytes: v::as_u64(get(planned, "storage_per_broker_bytes")).unwrap_or(0),
         broker_config: map("broker_config"),
         tags: map("tags"),
+        configuration: match (
+            v::as_str(get(planned, "configuration_id")),
+            v::as_u64(get(planned, "configuration_revision")),
+        ) {
+            (Some(id), Some(revision)) => Some(pb::ConfigurationInfo {
+                id: id.to_string(),
+                revision,
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -679,6 +761,18 @@ pub fn state_from_cluster(cluster: &pb::Cluster, template: &Value) -> Value {
             Value::from(spec.storage_per_broker_bytes),
         ),
         ("broker_config", map("broker_config", &spec.broker_config)),
+        (
+            "configuration_id",
+            spec.configuration
+                .as_ref()
+                .map_or(Value::Nil, |c| Value::from(c.id.as_str())),
+        ),
+        (
+            "configuration_revision",
+            spec.configuration
+                .as_ref()
+                .map_or(Value::Nil, |c| Value::from(c.revision)),
+        ),
         ("tags", map("tags", &spec.tags)),
         ("deletion_protection", deletion_protection),
         ("state", Value::from(cluster_state(status.state()))),

@@ -52,6 +52,11 @@ fn step_name(name: &str) -> Step {
 /// Returns None for fields that are not attributes of `ferry_cluster`.
 pub fn path(field: &str) -> Option<AttributePath> {
     let field = field.strip_prefix("spec.").unwrap_or(field);
+    // A configuration's properties are one string attribute: a violation of one property
+    // (`server_properties[num.partitions]`) points at the whole text.
+    if field == "server_properties" || field.starts_with("server_properties[") {
+        return Some(attribute("server_properties"));
+    }
     let (name, key) = match field.split_once('[') {
         Some((name, rest)) => (name, Some(rest.strip_suffix(']')?)),
         None => (field, None),
@@ -65,6 +70,8 @@ pub fn path(field: &str) -> Option<AttributePath> {
         "storage_per_broker_bytes",
         "broker_config",
         "tags",
+        "description",
+        "kafka_versions",
     ];
     if !known.contains(&name) {
         return None;

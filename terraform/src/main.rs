@@ -10,18 +10,19 @@
 //! - [`provider`]: the tfplugin6 `Provider` service, dispatching by type name.
 //! - [`schema`]: what Terraform sees, and which fields force a replacement.
 //! - [`cluster`]: the `ferry_cluster` resource (validate, plan, apply, read, import).
+//! - [`configuration`]: the `ferry_configuration` resource (revisioned broker properties).
 //! - [`data`]: the data sources.
 //! - [`api`]: the control-plane gRPC API, and its errors as diagnostics.
 //! - [`value`] / [`diag`]: Terraform's msgpack values and diagnostics.
 //!
 //! # Deliberately missing
 //!
-//! - `ferry_configuration`: the control-plane API has no configuration resource yet.
 //! - GRPCStdio and GRPCBroker: Terraform logs that stdio is unavailable and carries on; this
 //!   provider writes its few log lines to stderr, which go-plugin captures.
 
 mod api;
 mod cluster;
+mod configuration;
 mod data;
 mod diag;
 mod plugin;

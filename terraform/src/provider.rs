@@ -1,5 +1,5 @@
 //! The tfplugin6 `Provider` service: decodes Terraform's requests, dispatches by type name to
-//! [`crate::cluster`] and [`crate::data`], and encodes the answers. Errors travel as
+//! [`crate::cluster`], [`crate::configuration`] and [`crate::data`], and encodes the answers. Errors travel as
 //! diagnostics in the responses; a gRPC error status is only returned for a malformed request.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use crate::api::Client;
 use crate::proto::tfplugin6 as tf;
 use crate::proto::tfplugin6::provider_server::Provider;
 use crate::value::{self as v, get};
-use crate::{cluster, data, diag, schema};
+use crate::{cluster, configuration, data, diag, schema};
 
 /// The provider: the API client once `ConfigureProvider` has run.
 #[derive(Clone)]
@@ -77,9 +77,11 @@ impl Provider for FerryProvider {
                     type_name: t.into(),
                 })
                 .to_vec(),
-            resources: vec![ResourceMetadata {
-                type_name: schema::CLUSTER.into(),
-            }],
+            resources: [schema::CLUSTER, schema::CONFIGURATION]
+                .map(|t| ResourceMetadata {
+                    type_name: t.into(),
+                })
+                .to_vec(),
         }))
     }
 
@@ -89,10 +91,13 @@ impl Provider for FerryProvider {
     ) -> Result<Response<tf::get_provider_schema::Response>, Status> {
         Ok(Response::new(tf::get_provider_schema::Response {
             provider: Some(schema::provider()),
-            resource_schemas: HashMap::from([(
-                schema::CLUSTER.to_string(),
-                schema::cluster_resource(),
-            )]),
+            resource_schemas: HashMap::from([
+                (schema::CLUSTER.to_string(), schema::cluster_resource()),
+                (
+                    schema::CONFIGURATION.to_string(),
+                    schema::configuration_resource(),
+                ),
+            ]),
             data_source_schemas: HashMap::from([
                 (schema::CLUSTER.to_string(), schema::cluster_data_source()),
                 (
@@ -139,6 +144,7 @@ impl Provider for FerryProvider {
         let config = decode(request.config.as_ref())?;
         let diagnostics = match request.type_name.as_str() {
             schema::CLUSTER => cluster::validate(&config),
+            schema::CONFIGURATION => configuration::validate(&config),
             other => unknown_type(other),
         };
         Ok(Response::new(tf::validate_resource_config::Response {
@@ -243,7 +249,8 @@ impl Provider for FerryProvider {
         let current = decode(request.current_state.as_ref())?;
         let result = match (request.type_name.as_str(), self.client()) {
             (schema::CLUSTER, Ok(client)) => cluster::read(&client, &current).await,
-            (schema::CLUSTER, Err(d)) => Err(d),
+            (schema::CONFIGURATION, Ok(client)) => configuration::read(&client, &current).await,
+            (schema::CLUSTER | schema::CONFIGURATION, Err(d)) => Err(d),
             (other, _) => Err(unknown_type(other)),
         };
         let (new_state, diagnostics) = match result {
@@ -262,17 +269,20 @@ impl Provider for FerryProvider {
         request: Request<tf::plan_resource_change::Request>,
     ) -> Result<Response<tf::plan_resource_change::Response>, Status> {
         let request = request.into_inner();
-        if request.type_name != schema::CLUSTER {
-            return Ok(Response::new(tf::plan_resource_change::Response {
-                planned_state: request.proposed_new_state,
-                requires_replace: vec![],
-                planned_private: vec![],
-                diagnostics: unknown_type(&request.type_name),
-            }));
-        }
         let prior = decode(request.prior_state.as_ref())?;
         let proposed = decode(request.proposed_new_state.as_ref())?;
-        let plan = cluster::plan(&prior, &proposed);
+        let plan = match request.type_name.as_str() {
+            schema::CLUSTER => cluster::plan(&prior, &proposed),
+            schema::CONFIGURATION => configuration::plan(&prior, &proposed),
+            _ => {
+                return Ok(Response::new(tf::plan_resource_change::Response {
+                    planned_state: request.proposed_new_state,
+                    requires_replace: vec![],
+                    planned_private: vec![],
+                    diagnostics: unknown_type(&request.type_name),
+                }));
+            }
+        };
         Ok(Response::new(tf::plan_resource_change::Response {
             planned_state: Some(v::encode(&plan.planned)),
             requires_replace: plan.requires_replace,
@@ -293,7 +303,11 @@ impl Provider for FerryProvider {
                 let applied = cluster::apply(&client, &prior, &planned).await;
                 (applied.state, applied.diagnostics)
             }
-            (schema::CLUSTER, Err(d)) => (prior, d),
+            (schema::CONFIGURATION, Ok(client)) => {
+                let applied = configuration::apply(&client, &prior, &planned).await;
+                (applied.state, applied.diagnostics)
+            }
+            (schema::CLUSTER | schema::CONFIGURATION, Err(d)) => (prior, d),
             (other, _) => (prior, unknown_type(other)),
         };
         Ok(Response::new(tf::apply_resource_change::Response {
@@ -310,7 +324,10 @@ impl Provider for FerryProvider {
         let request = request.into_inner();
         let result = match (request.type_name.as_str(), self.client()) {
             (schema::CLUSTER, Ok(client)) => cluster::import(&client, &request.id).await,
-            (schema::CLUSTER, Err(d)) => Err(d),
+            (schema::CONFIGURATION, Ok(client)) => {
+                configuration::import(&client, &request.id).await
+            }
+            (schema::CLUSTER | schema::CONFIGURATION, Err(d)) => Err(d),
             (other, _) => Err(unknown_type(other)),
         };
         let (imported_resources, diagnostics) = match result {

@@ -1,10 +1,12 @@
-//! The schemas Terraform sees: the provider block, the `ferry_cluster` resource and the
-//! `ferry_cluster` / `ferry_bootstrap_brokers` data sources.
+//! The schemas Terraform sees: the provider block, the `ferry_cluster` and
+//! `ferry_configuration` resources and the `ferry_cluster` / `ferry_bootstrap_brokers` data
+//! sources.
 //!
 //! Which `ferry_cluster` attributes force a replacement is decided here too
 //! ([`REPLACE_ON_CHANGE`]): exactly the spec fields the control-plane API cannot change in place
-//! today. `broker_count` (grow) and `tags` are updated in place; `deletion_protection` and
-//! `timeouts` live only in the Terraform state.
+//! today. `broker_count` (grow), `tags` and `configuration_id` / `configuration_revision` (a
+//! rolling restart) are updated in place; `deletion_protection` and `timeouts` live only in the
+//! Terraform state.
 
 use crate::proto::tfplugin6::schema::{Attribute, Block, NestedBlock, nested_block::NestingMode};
 use crate::proto::tfplugin6::{Schema, StringKind};
@@ -13,6 +15,8 @@ use crate::proto::tfplugin6::{Schema, StringKind};
 pub const CLUSTER: &str = "ferry_cluster";
 /// The bootstrap-brokers data source.
 pub const BOOTSTRAP_BROKERS: &str = "ferry_bootstrap_brokers";
+/// The configuration resource.
+pub const CONFIGURATION: &str = "ferry_configuration";
 
 /// Spec fields the API cannot change in place yet: a change plans a replacement.
 pub const REPLACE_ON_CHANGE: [&str; 6] = [
@@ -173,6 +177,18 @@ pub fn cluster_resource() -> Schema {
                     &format!("Broker configuration overrides by Kafka name.{replaces}"),
                 ),
                 attr(
+                    "configuration_id",
+                    r#""string""#,
+                    Mode::Optional,
+                    "The `ferry_configuration` whose revision the brokers run, under                      `broker_config` (a name in both takes `broker_config`'s value). Set                      together with `configuration_revision`. Changing either restarts the                      nodes in place, one at a time; removing it is refused.",
+                ),
+                attr(
+                    "configuration_revision",
+                    r#""number""#,
+                    Mode::Optional,
+                    "The revision of `configuration_id` to run (e.g.                      `ferry_configuration.x.latest_revision`).",
+                ),
+                attr(
                     "tags",
                     r#"["map","string"]"#,
                     Mode::Optional,
@@ -215,6 +231,55 @@ pub fn cluster_resource() -> Schema {
     }
 }
 
+/// The `ferry_configuration` resource.
+pub fn configuration_resource() -> Schema {
+    Schema {
+        version: 0,
+        block: Some(block(
+            "Named Kafka broker properties with immutable revisions, which clusters reference              (like `aws_msk_configuration`). Changing `server_properties` or `description` adds              a revision in place; clusters move to it only when their              `configuration_revision` changes. Destroying it is refused while a cluster uses it.",
+            vec![
+                attr(
+                    "id",
+                    r#""string""#,
+                    Mode::Computed,
+                    "The configuration id (`cfg-...`).",
+                ),
+                attr(
+                    "name",
+                    r#""string""#,
+                    Mode::Required,
+                    "1-64 of `[A-Za-z0-9-]`, unique in the tenant. Changing it replaces the                      configuration.",
+                ),
+                attr(
+                    "description",
+                    r#""string""#,
+                    Mode::Optional,
+                    "What the latest revision is for. Changing it adds a revision.",
+                ),
+                attr(
+                    "kafka_versions",
+                    r#"["list","string"]"#,
+                    Mode::Optional,
+                    "Kafka versions it is meant for; unset for any. Changing it replaces the                      configuration.",
+                ),
+                attr(
+                    "server_properties",
+                    r#""string""#,
+                    Mode::Required,
+                    "Broker properties in Java properties format (`num.partitions = 5`, one                      per line). Only configs Ferry's broker accepts; the API reports each bad                      line. Changing it adds a revision.",
+                ),
+                attr(
+                    "latest_revision",
+                    r#""number""#,
+                    Mode::Computed,
+                    "The newest revision (1 after creation).",
+                ),
+            ],
+            vec![],
+        )),
+    }
+}
+
 /// The `ferry_cluster` data source: one cluster by `id` or `name`.
 pub fn cluster_data_source() -> Schema {
     let computed = |name: &str, ty: &str, d: &str| attr(name, ty, Mode::Computed, d);
@@ -249,6 +314,12 @@ pub fn cluster_data_source() -> Schema {
                     r#"["map","string"]"#,
                     "Broker config overrides.",
                 ),
+                computed(
+                    "configuration_id",
+                    r#""string""#,
+                    "The configuration the cluster references, if any.",
+                ),
+                computed("configuration_revision", r#""number""#, "Its revision."),
                 computed("tags", r#"["map","string"]"#, "Tags."),
                 computed("state", r#""string""#, "Cluster state."),
                 computed("current_version", r#""number""#, "The cluster's version."),
@@ -309,7 +380,12 @@ mod tests {
 
     #[test]
     fn types_are_valid_json() {
-        for schema in [cluster_resource(), cluster_data_source(), provider()] {
+        for schema in [
+            cluster_resource(),
+            cluster_data_source(),
+            configuration_resource(),
+            provider(),
+        ] {
             for a in schema.block.unwrap().attributes {
                 serde_json::from_slice::<serde_json::Value>(&a.r#type).unwrap();
             }

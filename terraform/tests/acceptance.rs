@@ -482,6 +482,7 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
                 storage_per_broker_bytes: 1 << 30,
                 broker_config: [("num.partitions".to_string(), "3".to_string())].into(),
                 tags: [("team".to_string(), "payments".to_string())].into(),
+                configuration: None,
             }),
             client_request_id: String::new(),
         }))
@@ -576,11 +577,20 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
     }
 }
 
-/// The quickstart example stays valid against the provider's schema (no stack needed).
+/// The examples stay valid against the provider's schema (no stack needed).
 #[test]
-fn the_quickstart_example_is_valid() {
+fn the_examples_are_valid() {
+    for example in ["quickstart", "configuration"] {
+        example_is_valid(example);
+    }
+}
+
+fn example_is_valid(example: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/main.tf");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(example)
+        .join("main.tf");
     std::fs::copy(example, dir.path().join("main.tf")).unwrap();
     std::fs::write(
         dir.path().join("cli.tfrc"),
@@ -599,4 +609,276 @@ fn the_quickstart_example_is_valid() {
         .output()
         .expect("run terraform");
     assert!(output.status.success(), "{}", text(&output));
+}
+
+/// A configuration and a cluster that follows its latest revision.
+fn configuration_config(properties: &str, deletion_protection: bool) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    ferry = {{ source = "ferry.dev/ferry/ferry" }}
+  }}
+}}
+
+provider "ferry" {{}}
+
+resource "ferry_configuration" "tuned" {{
+  name              = "tuned"
+  description       = "acceptance"
+  server_properties = <<-EOT
+{properties}
+  EOT
+}}
+
+resource "ferry_cluster" "tuned" {{
+  name                   = "tuned"
+  broker_count           = 3
+  zones                  = ["a", "b", "c"]
+  configuration_id       = ferry_configuration.tuned.id
+  configuration_revision = ferry_configuration.tuned.latest_revision
+  deletion_protection    = {deletion_protection}
+
+  timeouts {{
+    create = "4m"
+    update = "4m"
+    delete = "4m"
+  }}
+}}
+
+output "id" {{ value = ferry_cluster.tuned.id }}
+output "configuration_id" {{ value = ferry_configuration.tuned.id }}
+output "latest_revision" {{ value = ferry_configuration.tuned.latest_revision }}
+output "bootstrap_brokers" {{ value = ferry_cluster.tuned.bootstrap_brokers }}
+"#
+    )
+}
+
+/// Creates `topic` asking for the brokers' default partition count and replication factor;
+/// returns the partition count the cluster gave it.
+async fn default_partitions(bootstrap: &str, topic: &str) -> usize {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    // -1: "the broker's default" (KIP-464).
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, -1, TopicReplication::Fixed(-1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let partitions = metadata
+            .topics()
+            .first()
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        if partitions > 0 {
+            return partitions;
+        }
+        assert!(Instant::now() < deadline, "{topic} never showed up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The cluster's nodes as the API lists them.
+async fn nodes_of(dev: &Dev, id: &str) -> Vec<pb::Node> {
+    dev.cluster(id)
+        .await
+        .map(|c| c.status.unwrap_or_default().nodes)
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn terraform_applies_a_configuration_revision_in_place() {
+    let dev = Dev::start();
+    let ws = Workspace::new(&dev, "tf-configuration");
+
+    // A bad property is refused at apply with the API's line and key; nothing is created.
+    ws.write(&configuration_config("    num.partitions = 0", false));
+    let output = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!output.status.success());
+    assert!(
+        // (Terraform wraps the detail: match within one line of it.)
+        text(&output).contains("server_properties[num.partitions]: line 1: invalid value"),
+        "{}",
+        text(&output)
+    );
+
+    // Revision 1: two partitions per new topic.
+    ws.write(&configuration_config("    num.partitions = 2", false));
+    ws.ok(&["apply", "-auto-approve", "-no-color"]);
+    let id = ws.output("id");
+    let configuration_id = ws.output("configuration_id");
+    assert_eq!(ws.output("latest_revision"), "1");
+    let bootstrap = ws.output("bootstrap_brokers");
+    assert_eq!(default_partitions(&bootstrap, "before").await, 2);
+    let (code, shown) = ws.plan_exit_code();
+    assert_eq!(code, 0, "a second plan is empty:\n{shown}");
+
+    // Revision 2: five. The configuration is updated in place and the cluster follows it.
+    ws.write(&configuration_config("    num.partitions = 5", false));
+    let (code, shown) = ws.plan_exit_code();
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("2 to change, 0 to destroy"), "{shown}");
+    assert!(!shown.contains("must be replaced"), "{shown}");
+
+    // While Terraform applies, sample the nodes: never more than one may be down or
+    // restarting, and every node process is replaced (pids change) one at a time.
+    let pids_before: Vec<(i32, u32)> = node_pids_by_id(&dev);
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        let dev_api = dev.api.clone();
+        let token = dev.token.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let channel = Channel::from_shared(dev_api).unwrap().connect_lazy();
+            let mut clusters = ClusterServiceClient::new(channel);
+            let mut most_not_running = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut request = tonic::Request::new(pb::GetClusterRequest {
+                    cluster_id: id.clone(),
+                });
+                request
+                    .metadata_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                if let Ok(cluster) = clusters.get_cluster(request).await {
+                    let not_running = cluster
+                        .into_inner()
+                        .status
+                        .unwrap_or_default()
+                        .nodes
+                        .iter()
+                        .filter(|n| n.state() != pb::NodeState::Running)
+                        .count();
+                    most_not_running = most_not_running.max(not_running);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            most_not_running
+        })
+    };
+    ws.ok(&["apply", "-auto-approve", "-no-color"]);
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let most_not_running = sampler.await.unwrap();
+    assert!(
+        most_not_running <= 1,
+        "{most_not_running} nodes were down at once during the roll"
+    );
+    assert_eq!(ws.output("latest_revision"), "2");
+    let cluster = dev.cluster(&id).await.unwrap();
+    let status = cluster.status.clone().unwrap();
+    assert_eq!(status.state(), pb::ClusterState::Active);
+    assert_eq!(
+        status.configuration,
+        Some(pb::ConfigurationInfo {
+            id: configuration_id.clone(),
+            revision: 2
+        })
+    );
+    // num.partitions concerns the controllers too (the active one fills the default in), so
+    // every node was restarted: new processes all round.
+    let pids_after = node_pids_by_id(&dev);
+    assert_eq!(pids_after.len(), pids_before.len(), "{pids_after:?}");
+    for ((node, before), (_, after)) in pids_before.iter().zip(&pids_after) {
+        assert_ne!(before, after, "node {node} was not restarted");
+    }
+    // Every node reports the same config it was assigned, and the brokers show the new one.
+    let fingerprints: std::collections::BTreeSet<String> = nodes_of(&dev, &id)
+        .await
+        .iter()
+        .filter(|n| n.role() == pb::NodeRole::Broker)
+        .map(|n| n.config_fingerprint.clone())
+        .collect();
+    assert_eq!(fingerprints.len(), 1, "{fingerprints:?}");
+    assert_eq!(default_partitions(&bootstrap, "after").await, 5);
+    let (code, shown) = ws.plan_exit_code();
+    assert_eq!(code, 0, "empty plan after the roll:\n{shown}");
+
+    // Destroying the configuration while the cluster uses it is refused with the API's reason.
+    let in_use = configuration_config("    num.partitions = 5", false)
+        .replace(
+            "configuration_id       = ferry_configuration.tuned.id",
+            &format!("configuration_id       = \"{configuration_id}\""),
+        )
+        .replace(
+            "configuration_revision = ferry_configuration.tuned.latest_revision",
+            "configuration_revision = 2",
+        );
+    let start = in_use.find("resource \"ferry_configuration\"").unwrap();
+    let end = start + in_use[start..].find("\n}\n").unwrap() + 3;
+    let mut without_configuration = in_use.clone();
+    without_configuration.replace_range(start..end, "");
+    let without_configuration = without_configuration
+        .lines()
+        .filter(|l| !l.contains("ferry_configuration.tuned"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ws.write(&without_configuration);
+    let output = ws.run(&["apply", "-auto-approve", "-no-color"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("is in use by clusters"),
+        "{}",
+        text(&output)
+    );
+
+    // Back to the full configuration: no resource changes (only the outputs the trimmed
+    // configuration dropped come back); then destroy removes the cluster first, then the
+    // configuration.
+    ws.write(&configuration_config("    num.partitions = 5", false));
+    let shown = ws.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        shown.contains("0 added, 0 changed, 0 destroyed"),
+        "the refused destroy changed nothing:\n{shown}"
+    );
+    let (code, shown) = ws.plan_exit_code();
+    assert_eq!(code, 0, "{shown}");
+    ws.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(dev.cluster(&id).await.is_err(), "the cluster is gone");
+    let deadline = Instant::now() + NODES_GONE;
+    while !dev.node_pids().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nodes left: {:?}",
+            dev.node_pids()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The stack's `ferry node` processes as (node id, pid), sorted by node id.
+fn node_pids_by_id(dev: &Dev) -> Vec<(i32, u32)> {
+    let mut nodes: Vec<(i32, u32)> = dev
+        .node_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = String::from_utf8_lossy(&cmdline)
+                .split('\0')
+                .map(str::to_string)
+                .collect();
+            let at = args.iter().position(|a| a == "--node-id")?;
+            Some((args.get(at + 1)?.parse().ok()?, pid))
+        })
+        .collect();
+    nodes.sort_unstable();
+    nodes
 }

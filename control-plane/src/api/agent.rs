@@ -166,6 +166,7 @@ pub fn assignment_to_proto(host: &Host, a: &HostAssignment) -> pb::Assignment {
             state: pb::NodeState::Unspecified as i32,
             state_message: String::new(),
             admin_port: u32::from(a.admin_port),
+            config_fingerprint: a.config_fingerprint.clone(),
         }),
         kafka_version: a.kafka_version.clone(),
         storage_bytes: a.storage_bytes,
@@ -175,6 +176,7 @@ pub fn assignment_to_proto(host: &Host, a: &HostAssignment) -> pb::Assignment {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         controller_quorum_voters: a.controller_quorum_voters.clone(),
+        config_fingerprint: a.config_fingerprint.clone(),
     }
 }
 
@@ -204,5 +206,6 @@ fn report_from_proto(i: usize, node: pb::NodeReport) -> Result<NodeReport, Statu
         node_id: node.node_id,
         state,
         message: node.message,
+        config_fingerprint: node.config_fingerprint,
     })
 }

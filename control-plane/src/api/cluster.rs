@@ -1,4 +1,4 @@
-//! `ClusterService`: create, read, list and delete the tenant's clusters.
+//! `ClusterService`: create, read, list, update and delete the tenant's clusters.
 
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_server::ClusterService;
@@ -286,6 +286,56 @@ impl<S: Store> ClusterService for Api<S> {
             )
             .await?;
         let states = convert::node_states(&hosts);
+        Ok(Response::new(pb::UpdateClusterResponse {
+            cluster: Some(convert::cluster_to_proto(&cluster, &states)),
+            operation: Some(convert::operation_to_proto(&operation)),
+        }))
+    }
+
+    async fn update_cluster_configuration(
+        &self,
+        request: Request<pb::UpdateClusterConfigurationRequest>,
+    ) -> Result<Response<pb::UpdateClusterResponse>, Status> {
+        let principal = self.authorize(&request, Action::Update)?;
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        if request.cluster_id.is_empty() {
+            violations.push(violation("cluster_id", "is required"));
+        }
+        let reference = match request.configuration {
+            None => {
+                violations.push(violation("configuration", "is required"));
+                None
+            }
+            Some(info) => {
+                let reference = convert::configuration_ref_from_proto(info);
+                spec::check_configuration_ref("configuration", &reference, &mut violations);
+                Some(reference)
+            }
+        };
+        let reference = match reference {
+            Some(reference) if violations.is_empty() => reference,
+            _ => return Err(status::invalid_argument(&violations)),
+        };
+        let cluster = self
+            .tenant_cluster(&principal.tenant, &request.cluster_id)
+            .await?;
+        let mut spec = cluster.spec.clone();
+        spec.configuration = Some(reference);
+        let expected_version = expected_version(request.current_version);
+        // The store checks that the revision exists in the tenant and starts the operation in
+        // the same step.
+        let (cluster, operation) = self
+            .store()
+            .update_spec(
+                &principal.tenant,
+                &request.cluster_id,
+                OperationType::UpdateConfiguration,
+                spec,
+                expected_version,
+            )
+            .await?;
+        let states = self.node_states().await?;
         Ok(Response::new(pb::UpdateClusterResponse {
             cluster: Some(convert::cluster_to_proto(&cluster, &states)),
             operation: Some(convert::operation_to_proto(&operation)),

@@ -15,12 +15,14 @@ use crate::model::{
     Cluster, ClusterState, Host, HostHealth, NodeState, Operation, OperationState, OperationType,
     StepState,
 };
+use crate::model::{Configuration, Revision};
 use crate::placement::{Assignment, NodeId, Role};
-use crate::spec::ClusterSpec;
+use crate::spec::{ClusterSpec, ConfigurationRef};
 
-/// Each placed node's last reported state and message, by cluster id and node id (from the
-/// hosts' agent reports). A node missing here has not been reported yet (PENDING).
-pub type NodeStates = BTreeMap<(String, NodeId), (NodeState, String)>;
+/// Each placed node's last reported state, message and config fingerprint, by cluster id and
+/// node id (from the hosts' agent reports). A node missing here has not been reported yet
+/// (PENDING).
+pub type NodeStates = BTreeMap<(String, NodeId), (NodeState, String, String)>;
 
 /// The agents' reports of every host in `hosts`, as [`NodeStates`].
 pub fn node_states<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> NodeStates {
@@ -30,7 +32,11 @@ pub fn node_states<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> NodeStates 
         .map(|report| {
             (
                 (report.cluster_id.clone(), report.node_id),
-                (report.state, report.message.clone()),
+                (
+                    report.state,
+                    report.message.clone(),
+                    report.config_fingerprint.clone(),
+                ),
             )
         })
         .collect()
@@ -47,6 +53,51 @@ pub fn spec_from_proto(spec: pb::ClusterSpec) -> ClusterSpec {
         storage_per_broker_bytes: spec.storage_per_broker_bytes,
         broker_config: spec.broker_config.into_iter().collect(),
         tags: spec.tags.into_iter().collect(),
+        configuration: spec.configuration.map(configuration_ref_from_proto),
+    }
+}
+
+/// The model reference for a wire one.
+pub fn configuration_ref_from_proto(info: pb::ConfigurationInfo) -> ConfigurationRef {
+    ConfigurationRef {
+        id: info.id,
+        revision: info.revision,
+    }
+}
+
+/// The wire reference for a model one.
+pub fn configuration_ref_to_proto(reference: &ConfigurationRef) -> pb::ConfigurationInfo {
+    pb::ConfigurationInfo {
+        id: reference.id.clone(),
+        revision: reference.revision,
+    }
+}
+
+/// The wire configuration for a model one; its latest revision without the properties.
+pub fn configuration_to_proto(configuration: &Configuration) -> pb::Configuration {
+    let latest = configuration.latest();
+    pb::Configuration {
+        id: configuration.id.clone(),
+        tenant: configuration.tenant.clone(),
+        name: configuration.name.clone(),
+        description: latest.description.clone(),
+        kafka_versions: configuration.kafka_versions.clone(),
+        latest_revision: Some(revision_to_proto(latest, false)),
+        created_at: configuration.created_at_ms,
+    }
+}
+
+/// The wire revision for a model one, with its properties text if `with_properties`.
+pub fn revision_to_proto(revision: &Revision, with_properties: bool) -> pb::ConfigurationRevision {
+    pb::ConfigurationRevision {
+        revision: revision.revision,
+        description: revision.description.clone(),
+        created_at: revision.created_at_ms,
+        server_properties: if with_properties {
+            revision.server_properties.clone()
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -69,6 +120,7 @@ pub fn spec_to_proto(spec: &ClusterSpec) -> pb::ClusterSpec {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        configuration: spec.configuration.as_ref().map(configuration_ref_to_proto),
     }
 }
 
@@ -91,6 +143,11 @@ pub fn cluster_to_proto(cluster: &Cluster, states: &NodeStates) -> pb::Cluster {
                 .map(|a| node_to_proto(&cluster.id, a, states))
                 .collect(),
             bootstrap_brokers: cluster.bootstrap_brokers(),
+            configuration: cluster
+                .status
+                .configuration
+                .as_ref()
+                .map(configuration_ref_to_proto),
         }),
         current_version: cluster.current_version,
         created_at: cluster.created_at_ms,
@@ -101,10 +158,10 @@ pub fn cluster_to_proto(cluster: &Cluster, states: &NodeStates) -> pb::Cluster {
 
 /// The wire node for one placed node of cluster `cluster_id`.
 pub fn node_to_proto(cluster_id: &str, node: &Assignment, states: &NodeStates) -> pb::Node {
-    let (state, message) = states
+    let (state, message, config_fingerprint) = states
         .get(&(cluster_id.to_owned(), node.node_id))
         .cloned()
-        .unwrap_or((NodeState::Pending, String::new()));
+        .unwrap_or((NodeState::Pending, String::new(), String::new()));
     pb::Node {
         node_id: node.node_id,
         role: role_to_proto(node.role) as i32,
@@ -116,6 +173,7 @@ pub fn node_to_proto(cluster_id: &str, node: &Assignment, states: &NodeStates) -
         admin_port: u32::from(node.admin_port),
         state: node_state_to_proto(state) as i32,
         state_message: message,
+        config_fingerprint,
     }
 }
 
@@ -277,6 +335,10 @@ mod tests {
             storage_per_broker_bytes: 1 << 30,
             broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
             tags: BTreeMap::from([("team".into(), "payments".into())]),
+            configuration: Some(ConfigurationRef {
+                id: "cfg-1".into(),
+                revision: 2,
+            }),
         };
         assert_eq!(spec_from_proto(spec_to_proto(&spec)), spec);
     }

@@ -1,4 +1,4 @@
-//! The gRPC API: `ClusterService`, `OperationService` and `HostService` of
+//! The gRPC API: `ClusterService`, `ConfigurationService`, `OperationService` and `HostService` of
 //! `ferry.controlplane.v1`, over any [`Store`].
 //!
 //! Every call goes the same way:
@@ -22,14 +22,15 @@
 //! No reconciler runs here: a created cluster stays CREATING with its operation PENDING until
 //! one picks it up.
 //!
-//! [`Api`] implements the three service traits; serve it with
-//! [`Api::cluster_service`], [`Api::operation_service`] and [`Api::host_service`].
+//! [`Api`] implements the four service traits; serve it with [`Api::cluster_service`],
+//! [`Api::configuration_service`], [`Api::operation_service`] and [`Api::host_service`].
 //!
 //! It also implements `AgentService` ([`agent`]), the host agents' door, served with
 //! [`Api::agent_service`]: only agent tokens may call it, and they may call nothing else.
 
 pub mod agent;
 mod cluster;
+mod configuration;
 pub mod convert;
 mod host;
 mod operation;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 use ferry_proto::controlplane::v1::agent_service_server::AgentServiceServer;
 use ferry_proto::controlplane::v1::cluster_service_server::ClusterServiceServer;
+use ferry_proto::controlplane::v1::configuration_service_server::ConfigurationServiceServer;
 use ferry_proto::controlplane::v1::host_service_server::HostServiceServer;
 use ferry_proto::controlplane::v1::operation_service_server::OperationServiceServer;
 use tonic::{Request, Status};
@@ -108,6 +110,11 @@ impl<S: Store> Api<S> {
     /// `ClusterService`, ready to add to a tonic server.
     pub fn cluster_service(&self) -> ClusterServiceServer<Self> {
         ClusterServiceServer::new(self.clone())
+    }
+
+    /// `ConfigurationService`, ready to add to a tonic server.
+    pub fn configuration_service(&self) -> ConfigurationServiceServer<Self> {
+        ConfigurationServiceServer::new(self.clone())
     }
 
     /// `OperationService`, ready to add to a tonic server.
@@ -192,8 +199,8 @@ fn action_verb(action: Action) -> &'static str {
         Action::Read => "read",
         Action::Update => "update clusters",
         Action::Reboot => "reboot brokers",
-        Action::Create => "create clusters",
-        Action::Delete => "delete clusters",
+        Action::Create => "create clusters or configurations",
+        Action::Delete => "delete clusters or configurations",
         Action::MintToken => "mint tokens",
     }
 }

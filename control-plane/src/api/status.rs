@@ -17,6 +17,7 @@
 //! | [`Conflict::OperationInProgress`] | ABORTED | `OPERATION_IN_PROGRESS` | 409 |
 //! | [`Conflict::VersionMismatch`] | ABORTED | `VERSION_MISMATCH` | 409 |
 //! | [`Conflict::WrongState`] | FAILED_PRECONDITION | `WRONG_STATE` | 409 |
+//! | [`Conflict::ConfigurationInUse`] | FAILED_PRECONDITION | `CONFIGURATION_IN_USE` | 409 |
 //! | not enough host capacity ([`Shortage`]) | FAILED_PRECONDITION | `INSUFFICIENT_CAPACITY` | 409 |
 //! | [`Error::Unavailable`] | UNAVAILABLE | `UNAVAILABLE` | 503 |
 //! | [`Error::Indeterminate`] | DEADLINE_EXCEEDED | `INDETERMINATE` | 504 |
@@ -117,6 +118,9 @@ pub fn from_error(err: &Error) -> Status {
             Conflict::OperationInProgress { .. } => (Code::Aborted, "OPERATION_IN_PROGRESS"),
             Conflict::VersionMismatch { .. } => (Code::Aborted, "VERSION_MISMATCH"),
             Conflict::WrongState(_) => (Code::FailedPrecondition, "WRONG_STATE"),
+            Conflict::ConfigurationInUse { .. } => {
+                (Code::FailedPrecondition, "CONFIGURATION_IN_USE")
+            }
         },
         Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
         Error::Indeterminate(_) => (Code::DeadlineExceeded, "INDETERMINATE"),
@@ -142,6 +146,7 @@ mod tests {
                 Error::Conflict(Conflict::NameTaken {
                     name: "n".into(),
                     cluster_id: "cl-1".into(),
+                    kind: "cluster".into(),
                 }),
                 Code::AlreadyExists,
                 "NAME_TAKEN",

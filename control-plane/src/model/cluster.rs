@@ -1,7 +1,7 @@
 //! A cluster: the user's [`ClusterSpec`] and the observed [`ClusterStatus`].
 
 use crate::placement::Assignment;
-use crate::spec::ClusterSpec;
+use crate::spec::{ClusterSpec, ConfigurationRef};
 
 use super::{OperationId, Tenant, TimestampMs};
 
@@ -30,6 +30,12 @@ pub struct Cluster {
     pub active_operation: Option<OperationId>,
     /// The idempotency key of the create, if the client gave one.
     pub client_request_id: Option<String>,
+    /// The properties of the configuration revision `spec.configuration` names, copied by the
+    /// store when the spec starts referencing it (revisions never change, so the copy never
+    /// goes stale); empty without a configuration. The reconciler reads them from here, so
+    /// its decisions need nothing but the cluster.
+    #[serde(default)]
+    pub configuration_properties: std::collections::BTreeMap<String, String>,
 }
 
 impl Cluster {
@@ -54,6 +60,10 @@ pub struct ClusterStatus {
     pub state_info: StateInfo,
     /// Where each node runs, sorted by node id; empty until placed.
     pub placement: Vec<Assignment>,
+    /// The configuration revision the nodes run, recorded when an operation finished
+    /// applying one; `None` for the defaults.
+    #[serde(default)]
+    pub configuration: Option<ConfigurationRef>,
 }
 
 impl ClusterStatus {
@@ -63,6 +73,7 @@ impl ClusterStatus {
             state,
             state_info: StateInfo::default(),
             placement: Vec::new(),
+            configuration: None,
         }
     }
 }

@@ -105,6 +105,11 @@ pub struct HostAssignment {
     pub broker_config: BTreeMap<String, String>,
     /// The cluster's controller quorum, `id@host:port` per controller, sorted by id.
     pub controller_quorum_voters: Vec<String>,
+    /// A hash of `broker_config` ([`crate::configuration::fingerprint`]): the agent reports
+    /// it back for the process it runs, so the reconciler can tell a node that runs this
+    /// configuration from one still running an older one.
+    #[serde(default)]
+    pub config_fingerprint: String,
 }
 
 impl HostAssignment {
@@ -144,6 +149,10 @@ pub struct NodeReport {
     pub state: NodeState,
     /// Why, in a sentence.
     pub message: String,
+    /// The `config_fingerprint` of the assignment its process was started with; empty if
+    /// none runs or it is unknown.
+    #[serde(default)]
+    pub config_fingerprint: String,
 }
 
 /// The hosts placement may use: every registered host not known to be unreachable, with the

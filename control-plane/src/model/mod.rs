@@ -14,12 +14,16 @@
 //! - [`cluster`]: [`Cluster`] = [`ClusterSpec`](crate::spec::ClusterSpec) + [`ClusterStatus`].
 //! - [`operation`]: [`Operation`], its [`Step`]s and outcome.
 //! - [`host`]: [`Host`] (what its agent registered and reports) and its [`HostAssignment`]s.
+//! - [`configuration`]: [`Configuration`], named broker properties with immutable
+//!   [`Revision`]s that clusters reference.
 
 pub mod cluster;
+pub mod configuration;
 pub mod host;
 pub mod operation;
 
 pub use cluster::{Cluster, ClusterId, ClusterState, ClusterStatus, StateInfo};
+pub use configuration::{Configuration, ConfigurationId, Revision};
 pub use host::{
     Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeReport, NodeState,
     placement_hosts,
@@ -29,7 +33,7 @@ pub use operation::{
     StepState,
 };
 
-/// The owner of clusters; every API call acts inside one tenant (from the caller's token).
+/// The owner of clusters and configurations; every API call acts inside one tenant (from the caller's token).
 pub type Tenant = String;
 
 /// Milliseconds since the Unix epoch (UTC).

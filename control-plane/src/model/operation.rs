@@ -99,7 +99,11 @@ impl OperationType {
                 "start new brokers",
                 "wait until healthy",
             ],
-            OperationType::UpdateConfiguration => &["write assignments", "restart brokers"],
+            OperationType::UpdateConfiguration => &[
+                "restart controllers",
+                "restart brokers",
+                "wait until healthy",
+            ],
             OperationType::RebootBroker => &["stop broker", "start broker", "wait until healthy"],
             OperationType::Heal => &[
                 "plan placement",

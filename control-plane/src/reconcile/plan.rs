@@ -33,9 +33,36 @@
 //!
 //! An unreachable host is not waited for: its agent drops the nodes when it returns, since its
 //! assignments no longer list them. The step's message says so.
+//!
+//! # UPDATE_CONFIGURATION
+//!
+//! A rolling restart, one node at a time: each node's assignment is rewritten with the
+//! config the cluster now asks for ([`crate::configuration::node_config`]: the configuration
+//! revision's properties, then the spec's `broker_config`), its agent restarts it, and the
+//! next node's assignment is written only once that node reports RUNNING (a broker registered
+//! and unfenced, a controller seeing a quorum leader) *with the new config's fingerprint*,
+//! and every other node of the cluster is RUNNING too. Controllers go first, in id order, and
+//! only those whose config changed (most broker-only properties leave them alone); then the
+//! brokers in id order.
+//!
+//! | step | done when |
+//! |---|---|
+//! | restart controllers | every controller's assignment carries its new config and it runs it |
+//! | restart brokers | the same for every broker |
+//! | wait until healthy | every node RUNNING with its new config: the cluster is ACTIVE and its status records the revision |
+//!
+//! Nothing is remembered between calls but the store: which node is "in flight" is the one
+//! whose assignment already carries the new fingerprint while its report does not show it
+//! running, so a control plane restarted mid-roll resumes with that node. It fails, with the
+//! cluster FAILED, when the restarted node stays UNHEALTHY for the grace period
+//! (`NODE_RESTART_FAILED`, with its agent's reason), a host of the placement is gone
+//! (`HOST_LOST`), or the roll takes longer than the node timeout per node
+//! (`NODE_RESTART_TIMEOUT`). Another UpdateClusterConfiguration may then be started on the
+//! FAILED cluster (the same revision to retry, or the previous one to roll back).
 
 use std::collections::BTreeMap;
 
+use crate::configuration;
 use crate::model::{
     Cluster, ClusterState, ClusterStatus, Host, HostAssignment, HostHealth, NodeReport, NodeState,
     Operation, OperationError, OperationState, OperationType, OperationUpdate, StateInfo, Step,
@@ -111,6 +138,7 @@ pub fn decide(view: &View<'_>, settings: &Settings) -> Vec<Effect> {
             converge(view, settings, progress, UPDATE_BROKER_COUNT_STEPS)
         }
         OperationType::Delete => delete(view, settings, progress),
+        OperationType::UpdateConfiguration => update_configuration(view, settings, progress),
         other => progress.fail(
             0,
             "NOT_SUPPORTED",
@@ -238,6 +266,7 @@ impl Progress {
                 message: message.clone(),
             },
             placement: view.cluster.status.placement.clone(),
+            configuration: view.cluster.status.configuration.clone(),
         };
         let mut effects = vec![Effect::SetStatus(status)];
         effects.extend(self.fail(index, code, message));
@@ -319,6 +348,7 @@ fn converge(
                     state: cluster.status.state,
                     state_info: StateInfo::default(),
                     placement: planned.nodes,
+                    configuration: cluster.status.configuration.clone(),
                 };
                 progress.with(vec![Effect::SetStatus(status)])
             }
@@ -425,10 +455,13 @@ fn converge(
 
     if controllers_up == controllers && progress.is_done(steps.brokers) {
         progress.done(steps.healthy, "every node is running");
+        // Every node started with the assignments just written, so they run the spec's
+        // configuration.
         let status = ClusterStatus {
             state: ClusterState::Active,
             state_info: StateInfo::default(),
             placement: placement.clone(),
+            configuration: spec.configuration.clone(),
         };
         let mut done = progress.steps.clone();
         for step in &mut done {
@@ -486,6 +519,243 @@ fn converge(
         );
     }
     progress.with(Vec::new())
+}
+
+// UPDATE_CONFIGURATION step indexes, matching its `step_names()`.
+const RESTART_CONTROLLERS: usize = 0;
+const RESTART_BROKERS: usize = 1;
+const ROLLED: usize = 2;
+
+/// Where one node of a rolling update is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Roll {
+    /// Its assignment still carries the old config.
+    Stale,
+    /// Its assignment carries the new config; it is not reported running it yet.
+    Restarting,
+    /// It runs the new config and is RUNNING.
+    Done,
+}
+
+/// UPDATE_CONFIGURATION: a rolling restart, one node at a time (see the module docs).
+fn update_configuration(
+    view: &View<'_>,
+    settings: &Settings,
+    mut progress: Progress,
+) -> Vec<Effect> {
+    let cluster = view.cluster;
+    let placement = &cluster.status.placement;
+    let voters = controller_quorum_voters(placement);
+    let reports = reports_of(view.hosts, &cluster.id);
+    // Controllers first (ids 1..), then brokers (101..): the placement is sorted by node id.
+    let mut nodes = Vec::with_capacity(placement.len());
+    for node in placement {
+        let want = host_assignment(cluster, settings, node, &voters);
+        let Some(host) = view.hosts.iter().find(|h| h.id == node.host) else {
+            let index = step_of(node.role);
+            return progress.fail_cluster(
+                view,
+                index,
+                "HOST_LOST",
+                format!(
+                    "host {} of {} is no longer registered",
+                    node.host,
+                    describe(node)
+                ),
+            );
+        };
+        let current = host
+            .assignments
+            .iter()
+            .find(|a| a.cluster_id == cluster.id && a.node_id == node.node_id);
+        let report = reports.get(&node.node_id);
+        let running_new = report.is_some_and(|r| {
+            r.state == NodeState::Running && r.config_fingerprint == want.config_fingerprint
+        });
+        let roll = match current {
+            Some(current) if *current == want && running_new => Roll::Done,
+            Some(current) if *current == want => Roll::Restarting,
+            _ => Roll::Stale,
+        };
+        nodes.push((node, host, want, roll));
+    }
+    let count = |role: Role, roll: Option<Roll>| {
+        nodes
+            .iter()
+            .filter(|(n, _, _, r)| n.role == role && roll.is_none_or(|roll| *r == roll))
+            .count()
+    };
+    let total = nodes.len().max(1);
+    let done = nodes.iter().filter(|(.., r)| *r == Roll::Done).count();
+    progress.set_percent(5 + (90 * done / total) as u32);
+    for role in [Role::Controller, Role::Broker] {
+        let (all, finished) = (count(role, None), count(role, Some(Roll::Done)));
+        let index = step_of(role);
+        if finished == all {
+            progress.done(index, format!("{all} {role}s run the new configuration"));
+        }
+    }
+
+    // A node restarting: wait for it, or fail if it does not come back.
+    if let Some((node, _, _, _)) = nodes.iter().find(|(.., r)| *r == Roll::Restarting) {
+        if let Some(&since) = view.unhealthy_since.get(&node.node_id)
+            && view.now_ms - since >= settings.unhealthy_grace_ms
+        {
+            let why = reports
+                .get(&node.node_id)
+                .map(|r| r.message.as_str())
+                .filter(|m| !m.is_empty())
+                .unwrap_or("no reason given");
+            return progress.fail_cluster(
+                view,
+                step_of(node.role),
+                "NODE_RESTART_FAILED",
+                format!(
+                    "{} did not come back with the new configuration: {why}",
+                    describe(node)
+                ),
+            );
+        }
+        if let Some(effects) = roll_timeout(view, settings, &mut progress, node, total) {
+            return effects;
+        }
+        progress.run(
+            step_of(node.role),
+            format!(
+                "restarting {} {} ({} of {} {}s run the new configuration)",
+                node.role,
+                node.node_id,
+                count(node.role, Some(Roll::Done)),
+                count(node.role, None),
+                node.role
+            ),
+        );
+        return progress.with(Vec::new());
+    }
+
+    // The next stale node, once every node of the cluster is RUNNING.
+    if let Some((node, host, want, _)) = nodes.iter().find(|(.., r)| *r == Roll::Stale) {
+        let not_running: Vec<String> = placement
+            .iter()
+            .filter(|n| {
+                reports
+                    .get(&n.node_id)
+                    .is_none_or(|r| r.state != NodeState::Running)
+            })
+            .map(|n| format!("{} {}", n.role, n.node_id))
+            .collect();
+        if !not_running.is_empty() {
+            if let Some(effects) = roll_timeout(view, settings, &mut progress, node, total) {
+                return effects;
+            }
+            progress.run(
+                step_of(node.role),
+                format!(
+                    "waiting for {} to be running before restarting {} {}",
+                    not_running.join(", "),
+                    node.role,
+                    node.node_id
+                ),
+            );
+            return progress.with(Vec::new());
+        }
+        let mut assignments: Vec<HostAssignment> = host
+            .assignments
+            .iter()
+            .filter(|a| !(a.cluster_id == cluster.id && a.node_id == node.node_id))
+            .cloned()
+            .chain([want.clone()])
+            .collect();
+        assignments.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+        progress.run(
+            step_of(node.role),
+            format!(
+                "restarting {} {} ({} of {} {}s run the new configuration)",
+                node.role,
+                node.node_id,
+                count(node.role, Some(Roll::Done)),
+                count(node.role, None),
+                node.role
+            ),
+        );
+        return progress.with(vec![Effect::SetAssignments {
+            host_id: host.id.clone(),
+            assignments,
+            expected_generation: host.generation,
+        }]);
+    }
+
+    // Every node runs the new configuration.
+    progress.done(ROLLED, "every node runs the new configuration");
+    let status = ClusterStatus {
+        state: ClusterState::Active,
+        state_info: StateInfo::default(),
+        placement: placement.clone(),
+        configuration: cluster.spec.configuration.clone(),
+    };
+    let mut steps = progress.steps.clone();
+    for step in &mut steps {
+        if step.state != StepState::Done {
+            step.state = StepState::Done;
+            step.started_at_ms.get_or_insert(view.now_ms);
+            step.ended_at_ms = Some(view.now_ms);
+        }
+    }
+    vec![
+        Effect::SetStatus(status),
+        Effect::UpdateOperation(OperationUpdate {
+            state: Some(OperationState::Succeeded),
+            steps: Some(steps),
+            progress_percent: Some(100),
+            error: None,
+        }),
+    ]
+}
+
+/// The UPDATE_CONFIGURATION step that restarts nodes of `role`.
+fn step_of(role: Role) -> usize {
+    match role {
+        Role::Controller => RESTART_CONTROLLERS,
+        Role::Broker => RESTART_BROKERS,
+    }
+}
+
+/// Fails the roll if it has taken longer than the node timeout for each of its `nodes`.
+fn roll_timeout(
+    view: &View<'_>,
+    settings: &Settings,
+    progress: &mut Progress,
+    waiting_on: &Assignment,
+    nodes: usize,
+) -> Option<Vec<Effect>> {
+    let budget = settings.node_timeout_ms.saturating_mul(nodes as i64);
+    if view.now_ms - view.operation.started_at_ms <= budget {
+        return None;
+    }
+    let progress = std::mem::replace(
+        progress,
+        Progress {
+            steps: Vec::new(),
+            percent: 0,
+            now_ms: view.now_ms,
+            changed: false,
+        },
+    );
+    let report = reports_of(view.hosts, &view.cluster.id)
+        .get(&waiting_on.node_id)
+        .map(|r| format!("{:?}: {}", r.state, r.message))
+        .unwrap_or_else(|| "never reported".into());
+    Some(progress.fail_cluster(
+        view,
+        step_of(waiting_on.role),
+        "NODE_RESTART_TIMEOUT",
+        format!(
+            "the rolling restart did not finish within {} s ({} s per node); waiting on {} ({report})",
+            budget / 1000,
+            settings.node_timeout_ms / 1000,
+            describe(waiting_on)
+        ),
+    ))
 }
 
 // DELETE step indexes, matching `OperationType::Delete.step_names()`.
@@ -686,6 +956,11 @@ fn host_assignment(
     voters: &[String],
 ) -> HostAssignment {
     let spec = &cluster.spec;
+    let broker_config = configuration::node_config(
+        node.role,
+        &cluster.configuration_properties,
+        &spec.broker_config,
+    );
     HostAssignment {
         cluster_id: cluster.id.clone(),
         node_id: node.node_id,
@@ -699,7 +974,8 @@ fn host_assignment(
             Role::Broker => spec.storage_per_broker_bytes,
             Role::Controller => settings.controller_storage_bytes,
         },
-        broker_config: spec.broker_config.clone(),
+        config_fingerprint: configuration::fingerprint(&broker_config),
+        broker_config,
         controller_quorum_voters: voters.to_vec(),
     }
 }

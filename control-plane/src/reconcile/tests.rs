@@ -25,6 +25,7 @@ fn spec(name: &str) -> ClusterSpec {
         storage_per_broker_bytes: 1 << 30,
         broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
         tags: BTreeMap::new(),
+        configuration: None,
     }
 }
 
@@ -90,6 +91,8 @@ async fn agents_report(store: &MemoryStore, state_of: impl Fn(&HostAssignment) -
                     NodeState::Unhealthy => "exited with status 1: port 40002 in use".into(),
                     _ => String::new(),
                 },
+                // As an agent does: the config of the assignment the process started with.
+                config_fingerprint: a.config_fingerprint.clone(),
             })
             .collect();
         store
@@ -590,4 +593,357 @@ async fn a_deleted_clusters_ports_stay_taken_until_its_agents_stop_reporting_its
         .await
         .unwrap();
     assert!(store.get_host("h-a").await.unwrap().releasing.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// UPDATE_CONFIGURATION: rolling restarts
+// ---------------------------------------------------------------------------------------------
+
+/// A configuration of tenant t1 with `first` as revision 1 and `second` as revision 2.
+async fn configuration_with_two_revisions(
+    store: &MemoryStore,
+    first: &[(&str, &str)],
+    second: &[(&str, &str)],
+) -> String {
+    let revision = |pairs: &[(&str, &str)]| crate::model::Revision {
+        revision: 0,
+        description: String::new(),
+        server_properties: String::new(),
+        properties: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        created_at_ms: 0,
+    };
+    let created = store
+        .create_configuration("t1", "tuned", Vec::new(), revision(first))
+        .await
+        .unwrap();
+    store
+        .update_configuration("t1", &created.id, revision(second))
+        .await
+        .unwrap();
+    created.id
+}
+
+/// The agents as `ferry agent` behaves: each node runs the config it was last started with;
+/// a node whose assignment carries another fingerprint is restarted with it.
+struct Agents {
+    /// The fingerprint each node's process runs.
+    running: BTreeMap<NodeId, String>,
+}
+
+impl Agents {
+    /// Every assignment of the cluster, by node id.
+    async fn assignments(store: &MemoryStore) -> BTreeMap<NodeId, HostAssignment> {
+        store
+            .list_hosts(PageRequest::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .flat_map(|h| h.assignments)
+            .map(|a| (a.node_id, a))
+            .collect()
+    }
+
+    /// Reports every node: `restarting` ones STARTING (or `restart_state`) with the config they
+    /// are restarting with, the rest RUNNING with what they run.
+    async fn report(&self, store: &MemoryStore, restarting: &[NodeId], restart_state: NodeState) {
+        for host in store
+            .list_hosts(PageRequest::default())
+            .await
+            .unwrap()
+            .items
+        {
+            let nodes = host
+                .assignments
+                .iter()
+                .map(|a| {
+                    let restarting = restarting.contains(&a.node_id);
+                    NodeReport {
+                        cluster_id: a.cluster_id.clone(),
+                        node_id: a.node_id,
+                        state: if restarting {
+                            restart_state
+                        } else {
+                            NodeState::Running
+                        },
+                        message: if restart_state == NodeState::Unhealthy && restarting {
+                            "exited with status 1: bad config".into()
+                        } else {
+                            String::new()
+                        },
+                        config_fingerprint: if restarting {
+                            a.config_fingerprint.clone()
+                        } else {
+                            self.running[&a.node_id].clone()
+                        },
+                    }
+                })
+                .collect();
+            store
+                .report_host(&host.id, host.generation, nodes)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// The nodes whose assignment asks for a config other than the one they run.
+    async fn outdated(&self, store: &MemoryStore) -> Vec<NodeId> {
+        Self::assignments(store)
+            .await
+            .values()
+            .filter(|a| self.running[&a.node_id] != a.config_fingerprint)
+            .map(|a| a.node_id)
+            .collect()
+    }
+}
+
+/// Creates an ACTIVE cluster on revision 1 of a configuration, and starts applying revision 2.
+async fn rolling_update(
+    first: &[(&str, &str)],
+    second: &[(&str, &str)],
+) -> (
+    Arc<MemoryStore>,
+    Reconciler<MemoryStore, AlwaysLeader>,
+    Agents,
+    Cluster,
+    crate::model::Operation,
+) {
+    let store = store_with_hosts().await;
+    let configuration = configuration_with_two_revisions(&store, first, second).await;
+    let mut with = spec("orders");
+    with.configuration = Some(crate::spec::ConfigurationRef {
+        id: configuration.clone(),
+        revision: 1,
+    });
+    let (created, _) = store.create_cluster("t1", with, None).await.unwrap();
+    let mut reconciler = reconciler(&store);
+    run_until_every_node_runs(&store, &mut reconciler).await;
+    let active = cluster(&store, &created.id).await;
+    assert_eq!(active.status.state, ClusterState::Active);
+    assert_eq!(active.status.configuration, active.spec.configuration);
+    let agents = Agents {
+        running: Agents::assignments(&store)
+            .await
+            .into_iter()
+            .map(|(id, a)| (id, a.config_fingerprint))
+            .collect(),
+    };
+    let mut next = active.spec.clone();
+    next.configuration = Some(crate::spec::ConfigurationRef {
+        id: configuration,
+        revision: 2,
+    });
+    let (cluster, op) = store
+        .update_spec(
+            "t1",
+            &created.id,
+            OperationType::UpdateConfiguration,
+            next,
+            Some(active.current_version),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cluster.status.state, ClusterState::Updating);
+    (store, reconciler, agents, cluster, op)
+}
+
+/// Drives the roll with well-behaved agents, checking at every point that at most one node is
+/// restarting; returns the nodes in the order they were restarted.
+async fn roll_to_the_end(
+    store: &MemoryStore,
+    reconciler: &mut Reconciler<MemoryStore, AlwaysLeader>,
+    agents: &mut Agents,
+    cluster_id: &str,
+) -> Vec<NodeId> {
+    let mut restarted = Vec::new();
+    for _ in 0..40 {
+        settle(reconciler).await;
+        let outdated = agents.outdated(store).await;
+        assert!(
+            outdated.len() <= 1,
+            "more than one node restarts: {outdated:?}"
+        );
+        let Some(&node) = outdated.first() else {
+            if cluster(store, cluster_id).await.status.state == ClusterState::Active {
+                return restarted;
+            }
+            agents.report(store, &[], NodeState::Running).await;
+            continue;
+        };
+        // The agent restarts it; while it starts, nothing else may be restarted.
+        restarted.push(node);
+        agents.report(store, &[node], NodeState::Starting).await;
+        settle(reconciler).await;
+        assert_eq!(
+            agents.outdated(store).await,
+            [node],
+            "restarted before {node} ran"
+        );
+        let want = Agents::assignments(store).await[&node]
+            .config_fingerprint
+            .clone();
+        agents.running.insert(node, want);
+        agents.report(store, &[], NodeState::Running).await;
+    }
+    panic!("the roll did not finish");
+}
+
+#[tokio::test]
+async fn a_broker_only_change_restarts_brokers_one_at_a_time_and_leaves_controllers() {
+    let (store, mut reconciler, mut agents, cluster_before, op) = rolling_update(
+        &[("auto.create.topics.enable", "false")],
+        &[("auto.create.topics.enable", "true")],
+    )
+    .await;
+    let controllers_before: Vec<HostAssignment> = Agents::assignments(&store)
+        .await
+        .into_values()
+        .filter(|a| a.role == Role::Controller)
+        .collect();
+    let order = roll_to_the_end(&store, &mut reconciler, &mut agents, &cluster_before.id).await;
+    assert_eq!(order, [101, 102, 103]);
+
+    let after = Agents::assignments(&store).await;
+    for controller in &controllers_before {
+        assert_eq!(
+            &after[&controller.node_id], controller,
+            "controllers untouched"
+        );
+        assert!(
+            !controller
+                .broker_config
+                .contains_key("auto.create.topics.enable")
+        );
+    }
+    for broker in after.values().filter(|a| a.role == Role::Broker) {
+        assert_eq!(broker.broker_config["auto.create.topics.enable"], "true");
+        // The spec's broker_config stays on top of the configuration.
+        assert_eq!(broker.broker_config["num.partitions"], "3");
+    }
+    let done = cluster(&store, &cluster_before.id).await;
+    assert_eq!(done.status.state, ClusterState::Active);
+    assert_eq!(done.status.configuration.as_ref().unwrap().revision, 2);
+    let op = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded);
+    assert_eq!(op.steps[0].state, StepState::Done);
+    assert_eq!(
+        op.steps[0].message,
+        "3 controllers run the new configuration"
+    );
+}
+
+#[tokio::test]
+async fn a_change_that_concerns_controllers_rolls_them_first() {
+    let (store, mut reconciler, mut agents, cluster_before, _) = rolling_update(
+        &[("min.insync.replicas", "1")],
+        &[("min.insync.replicas", "2")],
+    )
+    .await;
+    let order = roll_to_the_end(&store, &mut reconciler, &mut agents, &cluster_before.id).await;
+    assert_eq!(order, [1, 2, 3, 101, 102, 103]);
+}
+
+#[tokio::test]
+async fn a_property_the_spec_overrides_restarts_nothing() {
+    // The spec's broker_config sets num.partitions=3, above any configuration.
+    let (store, mut reconciler, mut agents, cluster_before, _) =
+        rolling_update(&[("num.partitions", "5")], &[("num.partitions", "7")]).await;
+    let order = roll_to_the_end(&store, &mut reconciler, &mut agents, &cluster_before.id).await;
+    assert_eq!(order, Vec::<NodeId>::new());
+    let done = cluster(&store, &cluster_before.id).await;
+    assert_eq!(done.status.configuration.as_ref().unwrap().revision, 2);
+}
+
+#[tokio::test]
+async fn a_new_reconciler_resumes_the_roll_with_the_node_in_flight() {
+    let (store, mut reconciler, mut agents, cluster_before, _) = rolling_update(
+        &[("auto.create.topics.enable", "false")],
+        &[("auto.create.topics.enable", "true")],
+    )
+    .await;
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, [101]);
+    agents.report(&store, &[101], NodeState::Starting).await;
+    let generations: Vec<u64> = store
+        .list_hosts(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|h| h.generation)
+        .collect();
+
+    // The control plane restarts: a new reconciler with nothing in memory changes nothing
+    // while broker 101 is still starting.
+    let mut reconciler = self::reconciler(&store);
+    settle(&mut reconciler).await;
+    let after: Vec<u64> = store
+        .list_hosts(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|h| h.generation)
+        .collect();
+    assert_eq!(after, generations, "nothing rewritten while 101 restarts");
+
+    let fingerprint = Agents::assignments(&store).await[&101]
+        .config_fingerprint
+        .clone();
+    agents.running.insert(101, fingerprint);
+    agents.report(&store, &[], NodeState::Running).await;
+    let rest = roll_to_the_end(&store, &mut reconciler, &mut agents, &cluster_before.id).await;
+    assert_eq!(rest, [102, 103]);
+}
+
+#[tokio::test]
+async fn a_node_that_does_not_come_back_fails_the_roll_naming_it() {
+    let (store, mut reconciler, agents, cluster_before, op) = rolling_update(
+        &[("auto.create.topics.enable", "false")],
+        &[("auto.create.topics.enable", "true")],
+    )
+    .await;
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, [101]);
+    agents.report(&store, &[101], NodeState::Unhealthy).await;
+    settle(&mut reconciler).await;
+    assert_eq!(
+        cluster(&store, &cluster_before.id).await.status.state,
+        ClusterState::Updating,
+        "within the grace"
+    );
+    store.set_now_ms(T0 + Settings::default().unhealthy_grace_ms);
+    settle(&mut reconciler).await;
+    let failed = cluster(&store, &cluster_before.id).await;
+    assert_eq!(failed.status.state, ClusterState::Failed);
+    assert_eq!(failed.status.state_info.code, "NODE_RESTART_FAILED");
+    assert_eq!(
+        failed.status.state_info.message,
+        "broker 101 on host h-a (10.0.0.1:40002) did not come back with the new configuration: \
+         exited with status 1: bad config"
+    );
+    // The other brokers were never touched, and the status keeps the revision they run.
+    assert_eq!(agents.outdated(&store).await, [101]);
+    assert_eq!(failed.status.configuration.as_ref().unwrap().revision, 1);
+    let op = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Failed);
+    assert_eq!(op.error.unwrap().code, "NODE_RESTART_FAILED");
+    assert_eq!(op.steps[1].state, StepState::Failed);
+
+    // The FAILED cluster can be rolled back to revision 1.
+    let mut back = failed.spec.clone();
+    back.configuration.as_mut().unwrap().revision = 1;
+    store
+        .update_spec(
+            "t1",
+            &failed.id,
+            OperationType::UpdateConfiguration,
+            back,
+            None,
+        )
+        .await
+        .unwrap();
 }

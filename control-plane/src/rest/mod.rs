@@ -67,6 +67,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use ferry_proto::controlplane::v1::cluster_service_server::ClusterService;
+use ferry_proto::controlplane::v1::configuration_service_server::ConfigurationService;
 use ferry_proto::controlplane::v1::host_service_server::HostService;
 use ferry_proto::controlplane::v1::operation_service_server::OperationService;
 use futures::FutureExt as _;
@@ -296,6 +297,20 @@ impl<S: Store> Rest<S> {
             Rpc::ListOperations => unary(fields, auth, |r| api.list_operations(r)).await,
             Rpc::GetOperation => unary(fields, auth, |r| api.get_operation(r)).await,
             Rpc::ListHosts => unary(fields, auth, |r| api.list_hosts(r)).await,
+            Rpc::UpdateClusterConfiguration => {
+                unary(fields, auth, |r| api.update_cluster_configuration(r)).await
+            }
+            Rpc::CreateConfiguration => unary(fields, auth, |r| api.create_configuration(r)).await,
+            Rpc::ListConfigurations => unary(fields, auth, |r| api.list_configurations(r)).await,
+            Rpc::GetConfiguration => unary(fields, auth, |r| api.get_configuration(r)).await,
+            Rpc::UpdateConfiguration => unary(fields, auth, |r| api.update_configuration(r)).await,
+            Rpc::DeleteConfiguration => unary(fields, auth, |r| api.delete_configuration(r)).await,
+            Rpc::ListConfigurationRevisions => {
+                unary(fields, auth, |r| api.list_configuration_revisions(r)).await
+            }
+            Rpc::GetConfigurationRevision => {
+                unary(fields, auth, |r| api.get_configuration_revision(r)).await
+            }
         }
     }
 }

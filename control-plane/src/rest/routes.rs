@@ -33,6 +33,22 @@ pub enum Rpc {
     UpdateBrokerCount,
     /// `ClusterService.UpdateTags`.
     UpdateTags,
+    /// `ClusterService.UpdateClusterConfiguration`.
+    UpdateClusterConfiguration,
+    /// `ConfigurationService.CreateConfiguration`.
+    CreateConfiguration,
+    /// `ConfigurationService.ListConfigurations`.
+    ListConfigurations,
+    /// `ConfigurationService.GetConfiguration`.
+    GetConfiguration,
+    /// `ConfigurationService.UpdateConfiguration`.
+    UpdateConfiguration,
+    /// `ConfigurationService.DeleteConfiguration`.
+    DeleteConfiguration,
+    /// `ConfigurationService.ListConfigurationRevisions`.
+    ListConfigurationRevisions,
+    /// `ConfigurationService.GetConfigurationRevision`.
+    GetConfigurationRevision,
     /// `OperationService.ListOperations`.
     ListOperations,
     /// `OperationService.GetOperation`.
@@ -53,6 +69,16 @@ impl Rpc {
             Rpc::ListNodes => ("ClusterService", "ListNodes"),
             Rpc::UpdateBrokerCount => ("ClusterService", "UpdateBrokerCount"),
             Rpc::UpdateTags => ("ClusterService", "UpdateTags"),
+            Rpc::UpdateClusterConfiguration => ("ClusterService", "UpdateClusterConfiguration"),
+            Rpc::CreateConfiguration => ("ConfigurationService", "CreateConfiguration"),
+            Rpc::ListConfigurations => ("ConfigurationService", "ListConfigurations"),
+            Rpc::GetConfiguration => ("ConfigurationService", "GetConfiguration"),
+            Rpc::UpdateConfiguration => ("ConfigurationService", "UpdateConfiguration"),
+            Rpc::DeleteConfiguration => ("ConfigurationService", "DeleteConfiguration"),
+            Rpc::ListConfigurationRevisions => {
+                ("ConfigurationService", "ListConfigurationRevisions")
+            }
+            Rpc::GetConfigurationRevision => ("ConfigurationService", "GetConfigurationRevision"),
             Rpc::ListOperations => ("OperationService", "ListOperations"),
             Rpc::GetOperation => ("OperationService", "GetOperation"),
             Rpc::ListHosts => ("HostService", "ListHosts"),
@@ -110,6 +136,12 @@ pub const ROUTES: &[Route] = &[
         Rpc::UpdateTags,
     ),
     route(
+        "PUT",
+        "/v1/clusters/{cluster_id}/configuration",
+        true,
+        Rpc::UpdateClusterConfiguration,
+    ),
+    route(
         "GET",
         "/v1/clusters/{cluster_id}/operations",
         false,
@@ -122,6 +154,39 @@ pub const ROUTES: &[Route] = &[
         Rpc::GetOperation,
     ),
     route("GET", "/v1/hosts", false, Rpc::ListHosts),
+    route("POST", "/v1/configurations", true, Rpc::CreateConfiguration),
+    route("GET", "/v1/configurations", false, Rpc::ListConfigurations),
+    route(
+        "GET",
+        "/v1/configurations/{configuration_id}",
+        false,
+        Rpc::GetConfiguration,
+    ),
+    // MSK: PUT /v1/configurations/{arn} creates the next revision.
+    route(
+        "PUT",
+        "/v1/configurations/{configuration_id}",
+        true,
+        Rpc::UpdateConfiguration,
+    ),
+    route(
+        "DELETE",
+        "/v1/configurations/{configuration_id}",
+        false,
+        Rpc::DeleteConfiguration,
+    ),
+    route(
+        "GET",
+        "/v1/configurations/{configuration_id}/revisions",
+        false,
+        Rpc::ListConfigurationRevisions,
+    ),
+    route(
+        "GET",
+        "/v1/configurations/{configuration_id}/revisions/{revision}",
+        false,
+        Rpc::GetConfigurationRevision,
+    ),
 ];
 
 /// A value one call's response gives a path field of another call: an OpenAPI link, so that
@@ -182,6 +247,24 @@ pub const LINKS: &[Link] = &[
         "/operation/id",
         Rpc::GetOperation,
         "operation_id",
+    ),
+    link(
+        Rpc::UpdateClusterConfiguration,
+        "/operation/id",
+        Rpc::GetOperation,
+        "operation_id",
+    ),
+    link(
+        Rpc::CreateConfiguration,
+        "/id",
+        Rpc::GetConfiguration,
+        "configuration_id",
+    ),
+    link(
+        Rpc::CreateConfiguration,
+        "/id",
+        Rpc::ListConfigurationRevisions,
+        "configuration_id",
     ),
     link(
         Rpc::DeleteCluster,

@@ -35,6 +35,10 @@
 //! - One operation at a time per cluster ([`Conflict::OperationInProgress`]).
 //! - Updates with an expected version are refused when the resource moved on
 //!   ([`Conflict::VersionMismatch`]).
+//! - A configuration's name is unique within its tenant; a cluster may reference only a
+//!   revision that exists in its own tenant (else [`Error::NotFound`]); a configuration a
+//!   cluster references (desired or running) cannot be deleted
+//!   ([`Conflict::ConfigurationInUse`]).
 //!
 //! Spec validation (field rules, zones with hosts, known versions) is the API's job, before
 //! the store; the store only checks what needs its state.
@@ -57,8 +61,9 @@ pub use state::{Command, Query, Response, State};
 
 pub use crate::error::{Conflict, Error, Result};
 use crate::model::{
-    Cluster, ClusterStatus, Host, HostAssignment, HostHealth, HostRegistration, NodeReport,
-    Operation, OperationType, OperationUpdate, Page, PageRequest, TimestampMs,
+    Cluster, ClusterStatus, Configuration, Host, HostAssignment, HostHealth, HostRegistration,
+    NodeReport, Operation, OperationType, OperationUpdate, Page, PageRequest, Revision,
+    TimestampMs,
 };
 use crate::spec::ClusterSpec;
 
@@ -432,6 +437,106 @@ pub trait Store: Send + Sync + 'static {
             match self.query(query).await? {
                 Response::Host(host) => Ok(host),
                 other => unexpected("GetHost", other),
+            }
+        }
+    }
+
+    /// Creates a configuration with `revision` as its revision 1. Errors:
+    /// [`Conflict::NameTaken`], [`Error::InvalidInput`].
+    fn create_configuration(
+        &self,
+        tenant: &str,
+        name: &str,
+        kafka_versions: Vec<String>,
+        revision: Revision,
+    ) -> impl Future<Output = Result<Configuration>> + Send {
+        let command = Command::CreateConfiguration {
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+            kafka_versions,
+            revision,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Configuration(c) => Ok(c),
+                other => unexpected("CreateConfiguration", other),
+            }
+        }
+    }
+
+    /// Appends `revision` as the configuration's next one. Errors: [`Error::NotFound`],
+    /// [`Conflict::WrongState`] (too many revisions).
+    fn update_configuration(
+        &self,
+        tenant: &str,
+        configuration_id: &str,
+        revision: Revision,
+    ) -> impl Future<Output = Result<Configuration>> + Send {
+        let command = Command::UpdateConfiguration {
+            tenant: tenant.to_owned(),
+            configuration_id: configuration_id.to_owned(),
+            revision,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Configuration(c) => Ok(c),
+                other => unexpected("UpdateConfiguration", other),
+            }
+        }
+    }
+
+    /// Deletes a configuration. Errors: [`Error::NotFound`], [`Conflict::ConfigurationInUse`].
+    fn delete_configuration(
+        &self,
+        tenant: &str,
+        configuration_id: &str,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let command = Command::DeleteConfiguration {
+            tenant: tenant.to_owned(),
+            configuration_id: configuration_id.to_owned(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Done => Ok(()),
+                other => unexpected("DeleteConfiguration", other),
+            }
+        }
+    }
+
+    /// The tenant's configuration, with every revision. Errors: [`Error::NotFound`].
+    fn get_configuration(
+        &self,
+        tenant: &str,
+        configuration_id: &str,
+    ) -> impl Future<Output = Result<Configuration>> + Send {
+        let query = Query::GetConfiguration {
+            tenant: tenant.to_owned(),
+            configuration_id: configuration_id.to_owned(),
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Configuration(c) => Ok(c),
+                other => unexpected("GetConfiguration", other),
+            }
+        }
+    }
+
+    /// One page of the tenant's configurations, sorted by name.
+    fn list_configurations(
+        &self,
+        tenant: &str,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Configuration>>> + Send {
+        let query = Query::ListConfigurations {
+            tenant: tenant.to_owned(),
+            page,
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Configurations(page) => Ok(page),
+                other => unexpected("ListConfigurations", other),
             }
         }
     }

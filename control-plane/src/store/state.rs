@@ -40,13 +40,15 @@ use std::ops::Bound;
 use ferry_quorum::StateMachine;
 
 use crate::error::{Conflict, Error, Result};
+use crate::model::configuration::REVISIONS_MAX;
 use crate::model::{
-    Cluster, ClusterId, ClusterState, ClusterStatus, Host, HostAssignment, HostHealth,
-    HostRegistration, NodeReport, Operation, OperationId, OperationState, OperationType,
-    OperationUpdate, Page, PageRequest, Step, StepState, Tenant, TimestampMs,
+    Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId, Host,
+    HostAssignment, HostHealth, HostRegistration, NodeReport, Operation, OperationId,
+    OperationState, OperationType, OperationUpdate, Page, PageRequest, Revision, Step, StepState,
+    Tenant, TimestampMs,
 };
 use crate::placement::HostId;
-use crate::spec::ClusterSpec;
+use crate::spec::{ClusterSpec, ConfigurationRef};
 
 /// Longest `client_request_id` accepted.
 pub const CLIENT_REQUEST_ID_LEN_MAX: usize = 64;
@@ -180,6 +182,38 @@ pub enum Command {
         /// If set, refused unless the host's generation is this.
         expected_generation: Option<u64>,
     },
+    /// Creates a configuration with its revision 1 (name unique in the tenant). Responds
+    /// [`Response::Configuration`].
+    CreateConfiguration {
+        /// The owning tenant.
+        tenant: Tenant,
+        /// Its name.
+        name: String,
+        /// The Kafka versions it is for; empty for any.
+        kafka_versions: Vec<String>,
+        /// Revision 1 (its `revision` and `created_at_ms` are set by the store).
+        revision: Revision,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Appends the next revision to a configuration. Responds [`Response::Configuration`].
+    UpdateConfiguration {
+        /// The configuration's tenant.
+        tenant: Tenant,
+        /// The configuration.
+        configuration_id: ConfigurationId,
+        /// The new revision (its `revision` and `created_at_ms` are set by the store).
+        revision: Revision,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
+    /// Forgets a configuration no cluster references. Responds [`Response::Done`].
+    DeleteConfiguration {
+        /// The configuration's tenant.
+        tenant: Tenant,
+        /// The configuration.
+        configuration_id: ConfigurationId,
+    },
 }
 
 /// A read of the store, answered linearizably by the quorum.
@@ -230,6 +264,20 @@ pub enum Query {
         /// Which page.
         page: PageRequest,
     },
+    /// One configuration with all its revisions. Responds [`Response::Configuration`].
+    GetConfiguration {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// The configuration.
+        configuration_id: ConfigurationId,
+    },
+    /// The tenant's configurations by name. Responds [`Response::Configurations`].
+    ListConfigurations {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// Which page.
+        page: PageRequest,
+    },
 }
 
 /// What a command or query answers.
@@ -255,6 +303,10 @@ pub enum Response {
     Host(Host),
     /// A page of hosts.
     Hosts(Page<Host>),
+    /// A configuration.
+    Configuration(Configuration),
+    /// A page of configurations.
+    Configurations(Page<Configuration>),
     /// Nothing to say.
     Done,
 }
@@ -274,11 +326,22 @@ pub struct State {
     operations: BTreeMap<OperationId, Operation>,
     /// Every host by id.
     hosts: BTreeMap<HostId, Host>,
+    /// Every configuration by id.
+    #[serde(default)]
+    configurations: BTreeMap<ConfigurationId, Configuration>,
+    /// Configuration names per tenant: name → id. Names are unique within a tenant.
+    #[serde(default)]
+    configuration_names: BTreeMap<Tenant, BTreeMap<String, ConfigurationId>>,
 }
 
 /// The id of a cluster created at `index`.
 fn cluster_id(index: u64) -> ClusterId {
     format!("cl-{index:016x}")
+}
+
+/// The id of a configuration created at `index`.
+fn configuration_id(index: u64) -> ConfigurationId {
+    format!("cfg-{index:016x}")
 }
 
 /// The id of an operation created at `index`.
@@ -462,6 +525,65 @@ impl State {
                 }
                 Ok(Response::Host(host.clone()))
             }
+            Command::CreateConfiguration {
+                tenant,
+                name,
+                kafka_versions,
+                revision,
+                now_ms,
+            } => self.create_configuration(index, tenant, name, kafka_versions, revision, now_ms),
+            Command::UpdateConfiguration {
+                tenant,
+                configuration_id,
+                mut revision,
+                now_ms,
+            } => {
+                let configuration = self.configuration_mut(&tenant, &configuration_id)?;
+                if configuration.revisions.len() >= REVISIONS_MAX {
+                    return Err(Conflict::WrongState(format!(
+                        "configuration {configuration_id} has {REVISIONS_MAX} revisions, the \
+                         most one may have; create a new configuration"
+                    ))
+                    .into());
+                }
+                revision.revision = configuration.latest().revision + 1;
+                revision.created_at_ms = now_ms;
+                configuration.revisions.push(revision);
+                Ok(Response::Configuration(configuration.clone()))
+            }
+            Command::DeleteConfiguration {
+                tenant,
+                configuration_id,
+            } => {
+                let name = self.configuration(&tenant, &configuration_id)?.name.clone();
+                let cluster_ids: Vec<String> = self
+                    .clusters
+                    .values()
+                    .filter(|c| c.tenant == tenant)
+                    .filter(|c| {
+                        [&c.spec.configuration, &c.status.configuration]
+                            .into_iter()
+                            .flatten()
+                            .any(|r| r.id == configuration_id)
+                    })
+                    .map(|c| c.id.clone())
+                    .collect();
+                if !cluster_ids.is_empty() {
+                    return Err(Conflict::ConfigurationInUse {
+                        configuration_id,
+                        cluster_ids,
+                    }
+                    .into());
+                }
+                self.configurations.remove(&configuration_id);
+                if let Some(names) = self.configuration_names.get_mut(&tenant) {
+                    names.remove(&name);
+                    if names.is_empty() {
+                        self.configuration_names.remove(&tenant);
+                    }
+                }
+                Ok(Response::Done)
+            }
         }
     }
 
@@ -549,7 +671,125 @@ impl State {
                     .map(|(_, host)| host.clone());
                 Ok(Response::Hosts(page(items, request, |h| h.id.clone())))
             }
+            Query::GetConfiguration {
+                tenant,
+                configuration_id,
+            } => Ok(Response::Configuration(
+                self.configuration(tenant, configuration_id)?.clone(),
+            )),
+            Query::ListConfigurations {
+                tenant,
+                page: request,
+            } => {
+                let empty = BTreeMap::new();
+                let names = self.configuration_names.get(tenant).unwrap_or(&empty);
+                let start = match &request.page_token {
+                    Some(token) => Bound::Excluded(token.clone()),
+                    None => Bound::Unbounded,
+                };
+                let items = names
+                    .range((start, Bound::Unbounded))
+                    .map(|(_, id)| self.configurations[id].clone());
+                Ok(Response::Configurations(page(items, request, |c| {
+                    c.name.clone()
+                })))
+            }
         }
+    }
+
+    /// The tenant's configuration `id`; another tenant's is [`Error::NotFound`].
+    fn configuration(&self, tenant: &str, id: &str) -> Result<&Configuration> {
+        match self.configurations.get(id) {
+            Some(configuration) if configuration.tenant == tenant => Ok(configuration),
+            _ => Err(Error::NotFound(format!("configuration {id}"))),
+        }
+    }
+
+    /// Like [`State::configuration`], mutable.
+    fn configuration_mut(&mut self, tenant: &str, id: &str) -> Result<&mut Configuration> {
+        match self.configurations.get_mut(id) {
+            Some(configuration) if configuration.tenant == tenant => Ok(configuration),
+            _ => Err(Error::NotFound(format!("configuration {id}"))),
+        }
+    }
+
+    /// The properties of the revision `reference` names, for a cluster of `tenant` running
+    /// `kafka_version`. Errors: [`Error::NotFound`] (no such configuration in the tenant, or
+    /// no such revision), [`Error::InvalidInput`] (made for other Kafka versions).
+    fn resolve_configuration(
+        &self,
+        tenant: &str,
+        reference: &ConfigurationRef,
+        kafka_version: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        let configuration = self.configuration(tenant, &reference.id)?;
+        let revision = configuration.revision(reference.revision).ok_or_else(|| {
+            Error::NotFound(format!(
+                "revision {} of configuration {} (its latest is {})",
+                reference.revision,
+                reference.id,
+                configuration.latest().revision
+            ))
+        })?;
+        if !configuration.kafka_versions.is_empty()
+            && !configuration
+                .kafka_versions
+                .iter()
+                .any(|v| v == kafka_version)
+        {
+            return Err(Error::InvalidInput(format!(
+                "configuration {} is for Kafka versions {}, not {kafka_version}",
+                reference.id,
+                configuration.kafka_versions.join(", ")
+            )));
+        }
+        Ok(revision.properties.clone())
+    }
+
+    /// See [`Command::CreateConfiguration`].
+    fn create_configuration(
+        &mut self,
+        index: u64,
+        tenant: Tenant,
+        name: String,
+        kafka_versions: Vec<String>,
+        mut revision: Revision,
+        now_ms: TimestampMs,
+    ) -> Result<Response> {
+        if tenant.is_empty() || name.is_empty() {
+            return Err(Error::InvalidInput(
+                "a configuration needs a tenant and a name".into(),
+            ));
+        }
+        if let Some(existing) = self
+            .configuration_names
+            .get(&tenant)
+            .and_then(|n| n.get(&name))
+        {
+            return Err(Conflict::NameTaken {
+                name,
+                cluster_id: existing.clone(),
+                kind: "configuration".into(),
+            }
+            .into());
+        }
+        revision.revision = 1;
+        revision.created_at_ms = now_ms;
+        let configuration = Configuration {
+            id: configuration_id(index),
+            tenant: tenant.clone(),
+            name: name.clone(),
+            kafka_versions,
+            created_at_ms: now_ms,
+            revisions: vec![revision],
+        };
+        self.configuration_names
+            .entry(tenant)
+            .or_default()
+            .insert(name, configuration.id.clone());
+        self.configurations
+            .insert(configuration.id.clone(), configuration.clone());
+        Ok(Response::Configuration(configuration))
     }
 
     /// The tenant's cluster `id`; another tenant's is [`Error::NotFound`].
@@ -643,9 +883,16 @@ impl State {
             return Err(Conflict::NameTaken {
                 name: spec.name,
                 cluster_id: existing.clone(),
+                kind: "cluster".into(),
             }
             .into());
         }
+        let configuration_properties = match &spec.configuration {
+            Some(reference) => {
+                self.resolve_configuration(&tenant, reference, &spec.kafka_version)?
+            }
+            None => BTreeMap::new(),
+        };
 
         let mut cluster = Cluster {
             id: cluster_id(index),
@@ -657,6 +904,7 @@ impl State {
             updated_at_ms: now_ms,
             active_operation: None,
             client_request_id: client_request_id.clone(),
+            configuration_properties,
         };
         let operation = Self::new_operation(index, &cluster, OperationType::Create, now_ms);
         cluster.active_operation = Some(operation.id.clone());
@@ -692,6 +940,20 @@ impl State {
                 "CREATE operations start only with the cluster".into(),
             ));
         }
+        // A new configuration reference is resolved before anything changes.
+        let resolved = match &spec {
+            Some(spec) => {
+                let current = self.cluster(tenant, cluster_id)?;
+                match &spec.configuration {
+                    Some(reference) if spec.configuration != current.spec.configuration => {
+                        Some(self.resolve_configuration(tenant, reference, &spec.kafka_version)?)
+                    }
+                    Some(_) => None,
+                    None => Some(BTreeMap::new()),
+                }
+            }
+            None => None,
+        };
         let cluster = self.cluster_mut(tenant, cluster_id)?;
         check_version(expected_version, cluster.current_version)?;
         if let Some(operation_id) = &cluster.active_operation {
@@ -708,7 +970,14 @@ impl State {
             ))
             .into());
         }
-        if kind != OperationType::Delete && cluster.status.state != ClusterState::Active {
+        // A configuration update may also repair a cluster an earlier one left FAILED.
+        let retry_configuration = kind == OperationType::UpdateConfiguration
+            && cluster.status.state == ClusterState::Failed
+            && !cluster.status.placement.is_empty();
+        if kind != OperationType::Delete
+            && cluster.status.state != ClusterState::Active
+            && !retry_configuration
+        {
             return Err(Conflict::WrongState(format!(
                 "cluster {cluster_id} is {:?}; only an ACTIVE cluster can be updated",
                 cluster.status.state
@@ -720,6 +989,9 @@ impl State {
                 return Err(Error::InvalidInput("a cluster's name cannot change".into()));
             }
             cluster.spec = spec;
+            if let Some(properties) = resolved {
+                cluster.configuration_properties = properties;
+            }
         }
         let operation = Self::new_operation(index, cluster, kind, now_ms);
         cluster.active_operation = Some(operation.id.clone());
@@ -957,6 +1229,17 @@ mod tests {
     use crate::model::{HostCapacity, OperationError, StateInfo};
     use crate::placement::PortRange;
 
+    /// A revision setting `name` to `value`.
+    fn revision(name: &str, value: &str) -> Revision {
+        Revision {
+            revision: 0,
+            description: String::new(),
+            server_properties: format!("{name}={value}\n"),
+            properties: BTreeMap::from([(name.to_string(), value.to_string())]),
+            created_at_ms: 0,
+        }
+    }
+
     /// A mixed history touching every command, including refused ones.
     fn commands() -> Vec<Command> {
         let spec = |name: &str| ClusterSpec {
@@ -968,6 +1251,7 @@ mod tests {
             storage_per_broker_bytes: 1 << 30,
             broker_config: BTreeMap::from([("log.retention.ms".into(), "1000".into())]),
             tags: BTreeMap::from([("team".into(), "payments".into())]),
+            configuration: None,
         };
         let create =
             |tenant: &str, name: &str, request: Option<&str>, now_ms| Command::CreateCluster {
@@ -1015,6 +1299,7 @@ mod tests {
                     state: ClusterState::Failed,
                     state_info: StateInfo::new("INSUFFICIENT_CAPACITY", "zone b has no hosts"),
                     placement: Vec::new(),
+                    configuration: None,
                 },
                 now_ms: 31,
             },
@@ -1056,6 +1341,35 @@ mod tests {
                 expected_version: None,
                 now_ms: 55,
             },
+            Command::CreateConfiguration {
+                tenant: "t1".into(),
+                name: "tuned".into(),
+                kafka_versions: vec![],
+                revision: revision("num.partitions", "5"),
+                now_ms: 56,
+            },
+            Command::UpdateConfiguration {
+                tenant: "t1".into(),
+                configuration_id: configuration_id(14),
+                revision: revision("num.partitions", "6"),
+                now_ms: 57,
+            },
+            // Another tenant's: not found, refused.
+            Command::DeleteConfiguration {
+                tenant: "t2".into(),
+                configuration_id: configuration_id(14),
+            },
+            Command::CreateConfiguration {
+                tenant: "t1".into(),
+                name: "spare".into(),
+                kafka_versions: vec!["3.9.0".into()],
+                revision: revision("auto.create.topics.enable", "false"),
+                now_ms: 58,
+            },
+            Command::DeleteConfiguration {
+                tenant: "t1".into(),
+                configuration_id: configuration_id(17),
+            },
             create("t1", "orders", Some("r1"), 60),
         ]
     }
@@ -1082,6 +1396,9 @@ mod tests {
         // operations are still there.
         assert_eq!(a.clusters.len(), 2);
         assert_eq!(a.operations.len(), 4);
+        let tuned = &a.configurations[&configuration_id(14)];
+        assert_eq!(tuned.latest().revision, 2);
+        assert_eq!(a.configurations.len(), 1, "the spare one was deleted");
         let last = decode_response(responses_a.last().unwrap()).unwrap();
         let Response::Started { cluster, .. } = last else {
             panic!("{last:?}")

@@ -20,6 +20,7 @@ fn spec(name: &str) -> ClusterSpec {
         storage_per_broker_bytes: 1 << 30,
         broker_config: BTreeMap::from([("num.partitions".into(), "3".into())]),
         tags: BTreeMap::new(),
+        configuration: None,
     }
 }
 
@@ -160,7 +161,8 @@ async fn names_are_unique_per_tenant_but_not_across_tenants() {
         err,
         Error::Conflict(Conflict::NameTaken {
             name: "orders".into(),
-            cluster_id: first.id.clone()
+            cluster_id: first.id.clone(),
+            kind: "cluster".into(),
         })
     );
     let (other, _) = store
@@ -627,6 +629,7 @@ async fn hosts_register_report_and_take_assignments() {
         storage_bytes: 1 << 30,
         broker_config: BTreeMap::new(),
         controller_quorum_voters: vec!["1@127.0.0.1:9001".into()],
+        config_fingerprint: String::new(),
     };
     let host = store
         .set_assignments("h1", vec![assignment(102), assignment(101)], Some(0))
@@ -655,6 +658,7 @@ async fn hosts_register_report_and_take_assignments() {
         node_id: 101,
         state: NodeState::Running,
         message: String::new(),
+        config_fingerprint: String::new(),
     };
     let host = store
         .report_host("h1", 1, vec![report.clone()])
@@ -691,4 +695,46 @@ async fn hosts_register_report_and_take_assignments() {
         .unwrap();
     assert_eq!(rest.items[0].id, "h2");
     assert_eq!(store.get_host("h2").await.unwrap().zone, "b");
+}
+
+#[tokio::test]
+async fn a_configuration_keeps_at_most_50_revisions_and_each_is_immutable() {
+    let store = MemoryStore::new();
+    let revision = |value: usize| crate::model::Revision {
+        revision: 0,
+        description: format!("partitions {value}"),
+        server_properties: format!("num.partitions={value}\n"),
+        properties: BTreeMap::from([("num.partitions".into(), value.to_string())]),
+        created_at_ms: 0,
+    };
+    let created = store
+        .create_configuration("t1", "tuned", vec![], revision(1))
+        .await
+        .unwrap();
+    for value in 2..=crate::model::configuration::REVISIONS_MAX {
+        let updated = store
+            .update_configuration("t1", &created.id, revision(value))
+            .await
+            .unwrap();
+        assert_eq!(updated.latest().revision, value as u64);
+    }
+    let err = store
+        .update_configuration("t1", &created.id, revision(99))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(Conflict::WrongState(_))),
+        "{err:?}"
+    );
+    let kept = store.get_configuration("t1", &created.id).await.unwrap();
+    assert_eq!(
+        kept.revisions.len(),
+        crate::model::configuration::REVISIONS_MAX
+    );
+    assert_eq!(kept.revision(1).unwrap().properties["num.partitions"], "1");
+    assert!(kept.revision(0).is_none());
+    assert!(matches!(
+        store.get_configuration("t2", &created.id).await,
+        Err(Error::NotFound(_))
+    ));
 }

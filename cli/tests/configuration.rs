@@ -1,0 +1,469 @@
+//! Configurations end to end, as real processes (`ferry control-plane`, three `ferry agent`s,
+//! the `ferry node`s they start) with a real Kafka client:
+//!
+//! - a cluster created on revision 1 of a configuration is moved to revision 2 with
+//!   UpdateClusterConfiguration while an rdkafka producer keeps writing with acks=all to a
+//!   3-replica topic: the brokers are restarted one at a time (new processes), the controllers
+//!   (whom the changed property does not concern) keep theirs, no acknowledged message is
+//!   lost, and every broker's effective config (DescribeConfigs) is the new one. Then the CLI
+//!   reads the revisions, is refused deleting the configuration in use, and re-applies the
+//!   revision with `ferry cluster configure --wait` (nothing to restart: it ends at once).
+//! - the control plane killed with kill -9 in the middle of a roll: restarted on the same
+//!   directory, it resumes from the store and the agents' reports and finishes, every broker
+//!   restarted once onto the new revision.
+
+mod cluster;
+mod stack;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ferry_proto::controlplane::v1 as pb;
+use ferry_proto::controlplane::v1::configuration_service_client::ConfigurationServiceClient;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use stack::{Stack, spec};
+
+const TOPIC: &str = "rolled";
+
+/// Runs `ferry <args>` against the stack with its admin token: (success, stdout + stderr).
+fn cli(stack: &Stack, args: &[&str]) -> (bool, String) {
+    let output = stack::ferry()
+        .args(args)
+        .args(["--api", &stack.api()])
+        .env("FERRY_TOKEN", &stack.admin_token)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+/// The value of broker config `name` on broker `id`, as DescribeConfigs reports it.
+async fn broker_config(bootstrap: &str, id: i32, name: &str) -> Option<String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let results = admin
+        .describe_configs(
+            &[ResourceSpecifier::Broker(id)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .ok()?;
+    let resource = results.into_iter().next()?.ok()?;
+    resource.get(name).and_then(|e| e.value.clone())
+}
+
+/// The pid of each `ferry node` process of the stack, by node id.
+fn pids_by_node(stack: &Stack) -> Vec<(i32, u32)> {
+    let mut nodes: Vec<(i32, u32)> = stack
+        .node_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<String> = String::from_utf8_lossy(&cmdline)
+                .split('\0')
+                .map(str::to_string)
+                .collect();
+            let at = args.iter().position(|a| a == "--node-id")?;
+            Some((args.get(at + 1)?.parse().ok()?, pid))
+        })
+        .collect();
+    nodes.sort_unstable();
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
+    let stack = Stack::start(&["a", "b", "c"]);
+    let mut configurations = ConfigurationServiceClient::new(stack.channel().await);
+    let properties = |interval: u32| {
+        format!("min.insync.replicas=2\nlog.retention.check.interval.ms={interval}\n")
+    };
+    let created = configurations
+        .create_configuration(stack.request(pb::CreateConfigurationRequest {
+            name: "rolling".into(),
+            description: "revision 1".into(),
+            kafka_versions: vec![],
+            server_properties: properties(300_000),
+        }))
+        .await
+        .expect("CreateConfiguration accepted")
+        .into_inner();
+    let mut with = spec("rolled");
+    with.configuration = Some(pb::ConfigurationInfo {
+        id: created.id.clone(),
+        revision: 1,
+    });
+    let response = stack
+        .clusters()
+        .await
+        .create_cluster(stack.request(pb::CreateClusterRequest {
+            spec: Some(with),
+            client_request_id: String::new(),
+        }))
+        .await
+        .expect("CreateCluster accepted")
+        .into_inner();
+    let id = response.cluster.unwrap().id;
+    let active = stack.wait_for_state(&id, pb::ClusterState::Active).await;
+    let bootstrap = active.status.unwrap().bootstrap_brokers;
+    for broker in [101, 102, 103] {
+        assert_eq!(
+            broker_config(&bootstrap, broker, "log.retention.check.interval.ms")
+                .await
+                .as_deref(),
+            Some("300000"),
+            "broker {broker} runs revision 1"
+        );
+    }
+    let admin = cluster::Admin::new(&bootstrap, Duration::from_secs(30));
+    admin
+        .create_topic(TOPIC, 3, 3)
+        .await
+        .expect("topic created");
+
+    // A producer that keeps writing (acks=all, librdkafka retries) until told to stop;
+    // it returns the payloads the cluster acknowledged and how many sends failed.
+    let producing = Arc::new(AtomicBool::new(true));
+    let producer_task = {
+        let producing = producing.clone();
+        let bootstrap = bootstrap.clone();
+        tokio::spawn(async move {
+            let producer: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("acks", "all")
+                .set("enable.idempotence", "false")
+                .set("message.timeout.ms", "120000")
+                .set("linger.ms", "5")
+                .create()
+                .unwrap();
+            let (mut acked, mut failed) = (BTreeSet::new(), 0usize);
+            let mut i = 0u64;
+            while producing.load(Ordering::Relaxed) {
+                let mut batch = Vec::new();
+                for _ in 0..20 {
+                    let payload = format!("message {i}");
+                    let key = format!("key-{i}");
+                    let record = FutureRecord::to(TOPIC).key(&key).payload(&payload);
+                    let delivery = producer.send_result(record).expect("queue has room");
+                    batch.push((payload, delivery));
+                    i += 1;
+                }
+                for (payload, delivery) in batch {
+                    match delivery.await.expect("not cancelled") {
+                        Ok(_) => {
+                            acked.insert(payload);
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (acked, failed)
+        })
+    };
+
+    // Revision 2 changes a broker-only property: the brokers roll, the controllers stay.
+    let pids_before = pids_by_node(&stack);
+    configurations
+        .update_configuration(stack.request(pb::UpdateConfigurationRequest {
+            configuration_id: created.id.clone(),
+            description: "revision 2".into(),
+            server_properties: properties(120_000),
+        }))
+        .await
+        .expect("UpdateConfiguration accepted");
+    let started = stack
+        .clusters()
+        .await
+        .update_cluster_configuration(stack.request(pb::UpdateClusterConfigurationRequest {
+            cluster_id: id.clone(),
+            current_version: 0,
+            configuration: Some(pb::ConfigurationInfo {
+                id: created.id.clone(),
+                revision: 2,
+            }),
+        }))
+        .await
+        .expect("UpdateClusterConfiguration accepted")
+        .into_inner();
+    let operation_id = started.operation.unwrap().id;
+    let roll_started = Instant::now();
+
+    // Sample the nodes until the operation ends: never more than one broker down at once.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut most_not_running = 0;
+    let operation = loop {
+        let cluster = stack
+            .clusters()
+            .await
+            .get_cluster(stack.request(pb::GetClusterRequest {
+                cluster_id: id.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        let not_running = cluster
+            .status
+            .unwrap_or_default()
+            .nodes
+            .iter()
+            .filter(|n| n.state() != pb::NodeState::Running)
+            .count();
+        most_not_running = most_not_running.max(not_running);
+        let operation = stack
+            .operations()
+            .await
+            .get_operation(stack.request(pb::GetOperationRequest {
+                operation_id: operation_id.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        if matches!(
+            operation.state(),
+            pb::OperationState::Succeeded | pb::OperationState::Failed
+        ) {
+            break operation;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the roll did not end: {operation:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        operation.state(),
+        pb::OperationState::Succeeded,
+        "{operation:?}"
+    );
+    assert!(
+        most_not_running <= 1,
+        "{most_not_running} nodes down at once"
+    );
+    let roll_took = roll_started.elapsed();
+
+    // A little more traffic on the new configuration, then stop.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    producing.store(false, Ordering::Relaxed);
+    let (acked, failed) = producer_task.await.unwrap();
+    eprintln!(
+        "the roll took {:.1} s; {} messages acknowledged, {failed} sends failed (librdkafka \
+         gave up on them; they do not count as acknowledged)",
+        roll_took.as_secs_f64(),
+        acked.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "only {} messages acknowledged",
+        acked.len()
+    );
+
+    // Nothing acknowledged is lost.
+    let consumed: BTreeSet<String> = cluster::consume_all(&bootstrap, TOPIC, 3)
+        .into_values()
+        .flatten()
+        .collect();
+    let lost: Vec<&String> = acked.difference(&consumed).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged messages lost (of {}; {failed} sends failed): {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(10)]
+    );
+
+    // Brokers are new processes on revision 2; controllers kept theirs.
+    let pids_after = pids_by_node(&stack);
+    assert_eq!(pids_after.len(), pids_before.len(), "{pids_after:?}");
+    for ((node, before), (_, after)) in pids_before.iter().zip(&pids_after) {
+        if *node >= 101 {
+            assert_ne!(before, after, "broker {node} was restarted");
+        } else {
+            assert_eq!(before, after, "controller {node} was left alone");
+        }
+    }
+    for broker in [101, 102, 103] {
+        assert_eq!(
+            broker_config(&bootstrap, broker, "log.retention.check.interval.ms")
+                .await
+                .as_deref(),
+            Some("120000"),
+            "broker {broker} runs revision 2"
+        );
+    }
+    let cluster = stack.wait_for_state(&id, pb::ClusterState::Active).await;
+    assert_eq!(
+        cluster.status.unwrap().configuration,
+        Some(pb::ConfigurationInfo {
+            id: created.id.clone(),
+            revision: 2
+        })
+    );
+
+    // The CLI, by names.
+    let (ok, shown) = cli(&stack, &["configuration", "revisions", "rolling"]);
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("revision 2") && shown.contains("revision 1"),
+        "{shown}"
+    );
+    let (ok, shown) = cli(
+        &stack,
+        &["configuration", "get", "rolling", "--revision", "1"],
+    );
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("log.retention.check.interval.ms=300000"),
+        "{shown}"
+    );
+    let (ok, shown) = cli(&stack, &["configuration", "delete", "rolling"]);
+    assert!(!ok, "deleting a configuration in use must fail");
+    assert!(shown.contains("CONFIGURATION_IN_USE"), "{shown}");
+    let (ok, shown) = cli(
+        &stack,
+        &[
+            "cluster",
+            "configure",
+            "rolled",
+            "--configuration",
+            "rolling",
+            "--revision",
+            "2",
+            "--wait",
+        ],
+    );
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("every node runs the new configuration"),
+        "{shown}"
+    );
+    assert_eq!(pids_by_node(&stack), pids_after, "nothing restarted again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_roll_interrupted_by_kill_9_of_the_control_plane_finishes_after_a_restart() {
+    let mut stack = Stack::start(&["a", "b", "c"]);
+    let mut configurations = ConfigurationServiceClient::new(stack.channel().await);
+    let created = configurations
+        .create_configuration(stack.request(pb::CreateConfigurationRequest {
+            name: "resumed".into(),
+            description: String::new(),
+            kafka_versions: vec![],
+            server_properties: "auto.create.topics.enable=false\n".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut with = spec("resumed");
+    with.configuration = Some(pb::ConfigurationInfo {
+        id: created.id.clone(),
+        revision: 1,
+    });
+    let id = stack
+        .clusters()
+        .await
+        .create_cluster(stack.request(pb::CreateClusterRequest {
+            spec: Some(with),
+            client_request_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .cluster
+        .unwrap()
+        .id;
+    stack.wait_for_state(&id, pb::ClusterState::Active).await;
+    configurations
+        .update_configuration(stack.request(pb::UpdateConfigurationRequest {
+            configuration_id: created.id.clone(),
+            description: String::new(),
+            server_properties: "auto.create.topics.enable=true\n".into(),
+        }))
+        .await
+        .unwrap();
+    let pids_before = pids_by_node(&stack);
+    stack
+        .clusters()
+        .await
+        .update_cluster_configuration(stack.request(pb::UpdateClusterConfigurationRequest {
+            cluster_id: id.clone(),
+            current_version: 0,
+            configuration: Some(pb::ConfigurationInfo {
+                id: created.id.clone(),
+                revision: 2,
+            }),
+        }))
+        .await
+        .unwrap();
+
+    // Once the first broker has been restarted, kill the control plane mid-roll.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = pids_by_node(&stack);
+        let restarted = now
+            .iter()
+            .filter(|(node, pid)| *node >= 101 && !pids_before.contains(&(*node, *pid)))
+            .count();
+        if restarted >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no broker was restarted: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.kill_control_plane();
+    stack.start_control_plane();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let cluster = loop {
+        let cluster = stack.wait_for_state(&id, pb::ClusterState::Active).await;
+        let status = cluster.status.clone().unwrap();
+        if status
+            .configuration
+            .as_ref()
+            .is_some_and(|c| c.revision == 2)
+        {
+            break cluster;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the roll did not finish: {cluster:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(cluster.active_operation_id, "");
+    let pids_after = pids_by_node(&stack);
+    assert_eq!(pids_after.len(), pids_before.len(), "{pids_after:?}");
+    for ((node, before), (_, after)) in pids_before.iter().zip(&pids_after) {
+        if *node >= 101 {
+            assert_ne!(before, after, "broker {node} was restarted");
+        } else {
+            assert_eq!(before, after, "controller {node} was left alone");
+        }
+    }
+    let bootstrap = cluster.status.unwrap().bootstrap_brokers;
+    for broker in [101, 102, 103] {
+        assert_eq!(
+            broker_config(&bootstrap, broker, "auto.create.topics.enable")
+                .await
+                .as_deref(),
+            Some("true"),
+            "broker {broker} runs revision 2"
+        );
+    }
+}
