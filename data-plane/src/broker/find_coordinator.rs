@@ -1,7 +1,8 @@
 //! FindCoordinator (key 10): which broker coordinates a consumer group.
 //!
 //! v0–3 ask for one key, v4 for a batch (`coordinator_keys`). The first question about any
-//! group creates `__consumer_offsets` through the metadata authority (as Kafka does); the answer
+//! group starts creating `__consumer_offsets` through the metadata authority in the background
+//! (as Kafka does); the answer
 //! is the leader of the group's offsets partition, or COORDINATOR_NOT_AVAILABLE while it has
 //! none, which clients retry.
 //!
@@ -24,7 +25,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 impl Broker {
     /// Answers a FindCoordinator request.
-    pub(super) async fn find_coordinator(
+    pub(super) fn find_coordinator(
         &self,
         request: FindCoordinatorRequest,
         version: i16,
@@ -32,11 +33,11 @@ impl Broker {
         if version >= 4 {
             let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
             for key in &request.coordinator_keys {
-                coordinators.push(self.locate(key.as_str(), request.key_type).await);
+                coordinators.push(self.locate(key.as_str(), request.key_type));
             }
             return FindCoordinatorResponse::default().with_coordinators(coordinators);
         }
-        let found = self.locate(request.key.as_str(), request.key_type).await;
+        let found = self.locate(request.key.as_str(), request.key_type);
         FindCoordinatorResponse::default()
             .with_error_code(found.error_code)
             .with_error_message(found.error_message)
@@ -46,7 +47,7 @@ impl Broker {
     }
 
     /// The coordinator of one key, or an error entry.
-    async fn locate(&self, key: &str, key_type: i8) -> Coordinator {
+    fn locate(&self, key: &str, key_type: i8) -> Coordinator {
         let entry = Coordinator::default().with_key(StrBytes::from_string(key.to_string()));
         let failed = |code: ResponseError, message: &str| {
             entry
@@ -75,7 +76,7 @@ impl Broker {
                 );
             }
         }
-        match self.find_group_coordinator(key).await {
+        match self.find_group_coordinator(key) {
             Ok(leader) => {
                 let image = self.image();
                 let broker = &image.brokers[&leader];

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -83,6 +83,9 @@ pub struct GroupCoordinator {
     parked: Mutex<HashMap<ReplyId, oneshot::Sender<Reply>>>,
     /// The next [`ReplyId`].
     next_reply: AtomicU64,
+    /// Set while a creation of `__consumer_offsets` is in flight, so concurrent
+    /// FindCoordinator requests start at most one.
+    creating_offsets_topic: Arc<AtomicBool>,
 }
 
 impl GroupCoordinator {
@@ -93,6 +96,7 @@ impl GroupCoordinator {
             shards: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
             next_reply: AtomicU64::new(1),
+            creating_offsets_topic: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -499,11 +503,15 @@ impl Broker {
         }
     }
 
-    /// Finds (creating on first use, as Kafka does) the offsets topic and returns the leader
-    /// of `group_id`'s partition, or the error to answer.
-    pub(super) async fn find_group_coordinator(&self, group_id: &str) -> Routed<i32> {
+    /// Returns the leader of `group_id`'s offsets partition, or the error to answer. The first
+    /// question creates the offsets topic in the background and is answered
+    /// COORDINATOR_NOT_AVAILABLE at once (clients retry), as Kafka does: waiting for the
+    /// controllers here would stall every other request on the client's connection, and
+    /// without a reachable quorum (a broker serving from its kept image) it would stall it
+    /// until the authority timed out.
+    pub(super) fn find_group_coordinator(&self, group_id: &str) -> Routed<i32> {
         if self.offsets_partition_of(group_id).is_none() {
-            self.create_offsets_topic().await;
+            self.start_creating_offsets_topic();
         }
         let index = self
             .offsets_partition_of(group_id)
@@ -520,7 +528,11 @@ impl Broker {
     /// `offsets.topic.replication.factor` replicas capped by the live brokers. Retention is
     /// unlimited because the log does not compact yet: the coordinator expires offsets itself
     /// with tombstones.
-    async fn create_offsets_topic(&self) {
+    fn start_creating_offsets_topic(&self) {
+        let creating = self.groups.creating_offsets_topic.clone();
+        if creating.swap(true, Ordering::AcqRel) {
+            return; // one creation at a time
+        }
         let live = self.image().brokers.len().max(1) as i16;
         let options = &self.groups.options;
         let topic = NewTopic {
@@ -533,13 +545,17 @@ impl Broker {
                 ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
             ],
         };
-        for result in self.authority.create_topics(vec![topic], false).await {
-            match result {
-                Ok(_) => tracing::info!("created the offsets topic"),
-                Err(e) => tracing::debug!(error = %e, "offsets topic not created"),
+        // The new topic reaches this broker's image through `follow_metadata`.
+        let authority = self.authority.clone();
+        tokio::spawn(async move {
+            for result in authority.create_topics(vec![topic], false).await {
+                match result {
+                    Ok(_) => tracing::info!("created the offsets topic"),
+                    Err(e) => tracing::debug!(error = %e, "offsets topic not created"),
+                }
             }
-        }
-        self.refresh_image();
+            creating.store(false, Ordering::Release);
+        });
     }
 }
 

@@ -233,7 +233,7 @@ impl Broker {
                 ResponseKind::DescribeCluster(self.describe_cluster(r))
             }
             RequestKind::FindCoordinator(r) => {
-                ResponseKind::FindCoordinator(self.find_coordinator(r, version).await)
+                ResponseKind::FindCoordinator(self.find_coordinator(r, version))
             }
             RequestKind::JoinGroup(r) => {
                 let client_id = request.header.client_id.as_deref().unwrap_or_default();
