@@ -25,7 +25,8 @@ pub mod operation;
 pub use cluster::{Cluster, ClusterId, ClusterState, ClusterStatus, StateInfo};
 pub use configuration::{Configuration, ConfigurationId, Revision};
 pub use host::{
-    Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeReport, NodeState,
+    Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeProbe, NodeReport,
+    NodeState, ReplicationHealth,
     placement_hosts,
 };
 pub use operation::{
