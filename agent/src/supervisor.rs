@@ -368,13 +368,7 @@ impl Supervisor {
 
     /// The node's admin endpoint answered `probe` (asked while `pid` ran), with `details`
     /// when it answered at all.
-    pub fn probed(
-        &mut self,
-        key: &NodeKey,
-        pid: Pid,
-        probe: Probe,
-        details: Option<NodeDetails>,
-    ) {
+    pub fn probed(&mut self, key: &NodeKey, pid: Pid, probe: Probe, details: Option<NodeDetails>) {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
@@ -891,10 +885,20 @@ mod tests {
         let mut s = Supervisor::new(options());
         s.set_desired(&[controller("cl-1", 1)]);
         tick(&mut s, 0);
-        s.probed(&key(1), 1001, Probe::Failed("connection refused".into()), None);
+        s.probed(
+            &key(1),
+            1001,
+            Probe::Failed("connection refused".into()),
+            None,
+        );
         assert_eq!(state(&s, 1, 0).0, NodeState::Starting);
         s.probed(&key(1), 1001, Probe::Ready, None);
-        s.probed(&key(1), 1001, Probe::Failed("connection refused".into()), None);
+        s.probed(
+            &key(1),
+            1001,
+            Probe::Failed("connection refused".into()),
+            None,
+        );
         assert_eq!(
             state(&s, 1, 0),
             (

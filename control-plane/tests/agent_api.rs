@@ -225,10 +225,7 @@ async fn an_agent_registers_pulls_assignments_by_generation_and_reports() {
     let probe = host.nodes[0].probe.as_ref().unwrap();
     assert_eq!((probe.broker_epoch, probe.fenced), (9, true));
     let replication = probe.replication.unwrap();
-    assert_eq!(
-        (replication.under_replicated, replication.offline),
-        (4, 1)
-    );
+    assert_eq!((replication.under_replicated, replication.offline), (4, 1));
 }
 
 #[tokio::test]

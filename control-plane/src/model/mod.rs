@@ -26,8 +26,7 @@ pub use cluster::{Cluster, ClusterId, ClusterState, ClusterStatus, StateInfo};
 pub use configuration::{Configuration, ConfigurationId, Revision};
 pub use host::{
     Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeProbe, NodeReport,
-    NodeState, ReplicationHealth,
-    placement_hosts,
+    NodeState, ReplicationHealth, placement_hosts,
 };
 pub use operation::{
     Operation, OperationError, OperationId, OperationState, OperationType, OperationUpdate, Step,

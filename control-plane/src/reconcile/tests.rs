@@ -664,7 +664,11 @@ impl Agents {
     fn replication(&self) -> ReplicationHealth {
         ReplicationHealth {
             partitions: PARTITIONS,
-            under_replicated: if self.lagging.is_empty() { 0 } else { PARTITIONS },
+            under_replicated: if self.lagging.is_empty() {
+                0
+            } else {
+                PARTITIONS
+            },
             offline: 0,
         }
     }
