@@ -173,6 +173,54 @@ fn restarts_while_under_replicated(samples: &[Sample]) -> Vec<String> {
     violations
 }
 
+/// The check itself, on made-up samples: it flags a restart decided while a report that
+/// stayed the latest counted lagging partitions, and nothing else.
+#[test]
+fn the_restart_check_flags_only_restarts_decided_on_a_lagging_report() {
+    let broker = |id: i32, reported_at_ms: i64, under_replicated: u32| pb::Node {
+        node_id: id,
+        reported_at_ms,
+        probe: Some(pb::NodeProbe {
+            replication: Some(pb::ReplicationHealth {
+                partitions: 3,
+                under_replicated_partitions: under_replicated,
+                offline_partitions: 0,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sample = |step: &str, nodes: Vec<pb::Node>| Sample {
+        nodes_before: nodes.clone(),
+        brokers_step: step.into(),
+        nodes_after: nodes,
+    };
+    let lagging = vec![broker(101, 5_000, 3), broker(102, 5_100, 3)];
+    let in_sync = vec![broker(101, 6_000, 0), broker(102, 6_100, 0)];
+    let waiting = "waiting for the cluster to be fully replicated before restarting broker 102";
+    let restarting = "restarting broker 102 (1 of 2 brokers run the new configuration)";
+
+    // Decided while both latest reports counted 3 under-replicated partitions.
+    let unsafe_roll = [
+        sample(waiting, lagging.clone()),
+        sample(restarting, lagging.clone()),
+    ];
+    assert_eq!(restarts_while_under_replicated(&unsafe_roll).len(), 2);
+    // Decided after fresh in-sync reports replaced them.
+    let safe_roll = [
+        sample(waiting, lagging.clone()),
+        sample(waiting, in_sync.clone()),
+        sample(restarting, in_sync.clone()),
+    ];
+    assert!(restarts_while_under_replicated(&safe_roll).is_empty());
+    // The reports changed in between: the decision may have seen in-sync ones; not flagged.
+    let unknown = [
+        sample(waiting, lagging.clone()),
+        sample(restarting, in_sync.clone()),
+    ];
+    assert!(restarts_while_under_replicated(&unknown).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
     let stack = Stack::start(&["a", "b", "c"]);
