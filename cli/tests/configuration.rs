@@ -333,15 +333,13 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
                 let record = FutureRecord::<(), _>::to(TOPIC).payload(&payload);
                 match producer.send(record, Duration::from_secs(5)).await {
                     Ok(_) => acked += 1,
-                    Err((KafkaError::MessageProduction(code), _))
-                        if matches!(
-                            code,
+                    Err((
+                        KafkaError::MessageProduction(
                             RDKafkaErrorCode::NotEnoughReplicas
-                                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
-                        ) =>
-                    {
-                        not_enough_replicas += 1
-                    }
+                            | RDKafkaErrorCode::NotEnoughReplicasAfterAppend,
+                        ),
+                        _,
+                    )) => not_enough_replicas += 1,
                     Err(_) => other_errors += 1,
                 }
                 i += 1;
