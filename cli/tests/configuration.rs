@@ -524,7 +524,17 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
         })
     );
 
-    // The CLI, by names.
+    // The CLI, by names. `cluster nodes` shows the agents' probes: brokers' epochs and
+    // replication counts, controllers' quorum roles and leader.
+    let (ok, shown) = cli(&stack, &["cluster", "nodes", "rolled"]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("UNDER-REPLICATED/OFFLINE"), "{shown}");
+    let brokers = shown
+        .lines()
+        .filter(|l| l.contains("epoch ") && l.contains(" of "))
+        .count();
+    let controllers = shown.lines().filter(|l| l.contains(", leader ")).count();
+    assert_eq!((brokers, controllers), (3, 3), "{shown}");
     let (ok, shown) = cli(&stack, &["configuration", "revisions", "rolling"]);
     assert!(ok, "{shown}");
     assert!(
