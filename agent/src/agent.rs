@@ -437,8 +437,8 @@ impl<H: Host> Shell<H> {
                 .map(|(a, _)| health::probe(a, self.probe_timeout)),
         )
         .await;
-        for ((a, pid), probe) in targets.iter().zip(probes) {
-            self.core.probed(&a.key(), *pid, probe);
+        for ((a, pid), (probe, details)) in targets.iter().zip(probes) {
+            self.core.probed(&a.key(), *pid, probe, details);
         }
     }
 

@@ -161,5 +161,17 @@ fn report_to_proto(report: &NodeReport) -> pb::NodeReport {
         state: state as i32,
         message: report.message.clone(),
         config_fingerprint: report.config_fingerprint.clone(),
+        probe: report.details.as_ref().map(|d| pb::NodeProbe {
+            broker_epoch: d.broker_epoch,
+            fenced: d.fenced,
+            metadata_offset: d.metadata_offset,
+            quorum_role: d.quorum_role.clone(),
+            quorum_leader_id: d.quorum_leader_id,
+            replication: d.replication.map(|r| pb::ReplicationHealth {
+                partitions: r.partitions,
+                under_replicated_partitions: r.under_replicated,
+                offline_partitions: r.offline,
+            }),
+        }),
     }
 }

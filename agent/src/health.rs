@@ -9,6 +9,10 @@
 //!
 //! An answer from another node or cluster (a port taken by a stranger, a stale process) is a
 //! failure, not readiness.
+//!
+//! An answer from the right node also yields its [`NodeDetails`] (broker epoch, fencing, quorum
+//! role and leader, the cluster's under-replicated and offline partitions), which the agent
+//! forwards to the control plane as they are.
 
 use std::time::Duration;
 
@@ -16,10 +20,11 @@ use ferry_proto::node::v1::node_service_client::NodeServiceClient;
 use ferry_proto::node::v1::{GetStatusRequest, NodeStatus};
 
 use crate::assignment::{Assignment, NodeRole};
-use crate::supervisor::Probe;
+use crate::supervisor::{NodeDetails, Probe, Replication};
 
-/// Asks `assignment`'s admin endpoint how the node is, within `timeout`.
-pub async fn probe(assignment: &Assignment, timeout: Duration) -> Probe {
+/// Asks `assignment`'s admin endpoint how the node is, within `timeout`: the judgement, and
+/// the answer's details when the right node answered.
+pub async fn probe(assignment: &Assignment, timeout: Duration) -> (Probe, Option<NodeDetails>) {
     let endpoint = assignment.admin_endpoint();
     let ask = async {
         let mut client = NodeServiceClient::connect(format!("http://{endpoint}"))
@@ -32,11 +37,34 @@ pub async fn probe(assignment: &Assignment, timeout: Duration) -> Probe {
             .map_err(|e| format!("its admin endpoint {endpoint} failed: {}", e.message()))
     };
     match tokio::time::timeout(timeout, ask).await {
-        Err(_) => Probe::Failed(format!(
-            "its admin endpoint {endpoint} did not answer within {timeout:?}"
-        )),
-        Ok(Err(why)) => Probe::Failed(why),
-        Ok(Ok(status)) => judge(assignment, &status),
+        Err(_) => (
+            Probe::Failed(format!(
+                "its admin endpoint {endpoint} did not answer within {timeout:?}"
+            )),
+            None,
+        ),
+        Ok(Err(why)) => (Probe::Failed(why), None),
+        Ok(Ok(status)) => {
+            let probe = judge(assignment, &status);
+            let details = (!matches!(probe, Probe::Failed(_))).then(|| details(&status));
+            (probe, details)
+        }
+    }
+}
+
+/// The fields of a node's status the agent forwards. Pure.
+pub fn details(status: &NodeStatus) -> NodeDetails {
+    NodeDetails {
+        broker_epoch: status.broker_epoch,
+        fenced: status.fenced,
+        metadata_offset: status.metadata_offset,
+        quorum_role: status.quorum_role.clone(),
+        quorum_leader_id: status.quorum_leader_id,
+        replication: status.replication.map(|r| Replication {
+            partitions: r.partitions,
+            under_replicated: r.under_replicated_partitions,
+            offline: r.offline_partitions,
+        }),
     }
 }
 
@@ -115,6 +143,34 @@ mod tests {
         );
         s.quorum_leader_id = 1;
         assert_eq!(judge(&c, &s), Probe::Ready);
+    }
+
+    #[test]
+    fn details_carry_the_brokers_view_of_cluster_replication() {
+        let mut s = status(101);
+        s.broker_epoch = 7;
+        s.quorum_role = String::new();
+        assert_eq!(details(&s).replication, None, "no count: unknown, not zero");
+        s.replication = Some(ferry_proto::node::v1::ReplicationStatus {
+            partitions: 30,
+            under_replicated_partitions: 4,
+            offline_partitions: 1,
+        });
+        assert_eq!(
+            details(&s),
+            NodeDetails {
+                broker_epoch: 7,
+                fenced: false,
+                metadata_offset: 0,
+                quorum_role: String::new(),
+                quorum_leader_id: -1,
+                replication: Some(Replication {
+                    partitions: 30,
+                    under_replicated: 4,
+                    offline: 1,
+                }),
+            }
+        );
     }
 
     #[test]

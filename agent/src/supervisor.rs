@@ -10,7 +10,8 @@
 //! adopt(key, pid, ..) / found_stopped(key)   -- what the agent found on disk at start
 //! loop:
 //!   exited(key, pid, why, now)  -- for each watched() process the host saw exit
-//!   probed(key, pid, probe, now)-- for each probe_targets() node, its admin endpoint's answer
+//!   probed(key, pid, probe, details) -- for each probe_targets() node, its admin endpoint's
+//!                                 answer (and the status fields it forwards)
 //!   tick(now) -> [Action]       -- Start: the shell answers started() or start_failed()
 //!   report(now) -> [NodeReport] -- sent to the control plane
 //! ```
@@ -113,6 +114,36 @@ pub enum Probe {
     Failed(String),
 }
 
+/// What a node's admin endpoint said besides readiness, forwarded to the control plane as it
+/// is (the operator's view, and the rolling restart's replication check).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeDetails {
+    /// Brokers: the epoch of its registration; -1 when not registered.
+    pub broker_epoch: i64,
+    /// Brokers: whether the controllers fence it.
+    pub fenced: bool,
+    /// Offset of the last metadata change it applied.
+    pub metadata_offset: u64,
+    /// Controllers: its role in the metadata quorum; empty for a broker-only node.
+    pub quorum_role: String,
+    /// Controllers: the quorum leader it knows of; -1 when none.
+    pub quorum_leader_id: i32,
+    /// Brokers: the cluster's partition replication by its metadata image; `None` for a
+    /// controller, or a node too old to count it.
+    pub replication: Option<Replication>,
+}
+
+/// Partition counts over the whole cluster, from one broker's metadata image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replication {
+    /// Partitions in the image.
+    pub partitions: u32,
+    /// Partitions whose in-sync replica set is smaller than their replica set.
+    pub under_replicated: u32,
+    /// Partitions without a leader.
+    pub offline: u32,
+}
+
 /// How a node is, as the agent reports it (the control plane's `NodeState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodeState {
@@ -143,6 +174,9 @@ pub struct NodeReport {
     /// if none runs (or it was adopted without its record). The control plane compares it
     /// with the assignment's to tell whether the node already runs a new configuration.
     pub config_fingerprint: String,
+    /// What the running process's admin endpoint said at its last answered probe; `None`
+    /// when no process runs or its last probe went unanswered.
+    pub details: Option<NodeDetails>,
 }
 
 /// A node's process, as the supervisor knows it.
@@ -167,6 +201,8 @@ enum Process {
         started_with: Option<Assignment>,
         /// Its admin endpoint's last answer.
         probe: Option<Probe>,
+        /// The status fields of that answer, if it answered.
+        details: Option<NodeDetails>,
         /// Whether it was ready at least once since it started.
         ready_once: bool,
     },
@@ -278,6 +314,7 @@ impl Supervisor {
             since: now,
             started_with,
             probe: None,
+            details: None,
             ready_once: false,
         };
     }
@@ -296,6 +333,7 @@ impl Supervisor {
             since: now,
             started_with: slot.desired.clone(),
             probe: None,
+            details: None,
             ready_once: false,
         };
     }
@@ -328,19 +366,22 @@ impl Supervisor {
         }
     }
 
-    /// The node's admin endpoint answered `probe` (asked while `pid` ran).
-    pub fn probed(&mut self, key: &NodeKey, pid: Pid, probe: Probe) {
+    /// The node's admin endpoint answered `probe` (asked while `pid` ran), with `details`
+    /// when it answered at all.
+    pub fn probed(&mut self, key: &NodeKey, pid: Pid, probe: Probe, details: Option<NodeDetails>) {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
         if let Process::Up {
             pid: up,
             probe: last,
+            details: last_details,
             ready_once,
             ..
         } = &mut slot.process
             && *up == pid
         {
+            *last_details = details;
             if probe == Probe::Ready {
                 *ready_once = true;
                 slot.failures = 0;
@@ -458,12 +499,17 @@ impl Supervisor {
                     } => a.config_fingerprint.clone(),
                     _ => String::new(),
                 };
+                let details = match &slot.process {
+                    Process::Up { details, .. } => details.clone(),
+                    _ => None,
+                };
                 NodeReport {
                     key: key.clone(),
                     state,
                     message,
                     pid,
                     config_fingerprint,
+                    details,
                 }
             })
             .collect()
@@ -632,7 +678,7 @@ mod tests {
         );
         assert_eq!(tick(&mut s, 10), vec![]);
         assert_eq!(state(&s, 101, 10).0, NodeState::Starting);
-        s.probed(&key(101), 1101, Probe::NotReady("registering".into()));
+        s.probed(&key(101), 1101, Probe::NotReady("registering".into()), None);
         assert_eq!(
             state(&s, 101, 20),
             (
@@ -640,7 +686,7 @@ mod tests {
                 "node 101 of cluster cl-1 is starting: registering".into()
             )
         );
-        s.probed(&key(101), 1101, Probe::Ready);
+        s.probed(&key(101), 1101, Probe::Ready, None);
         assert_eq!(state(&s, 101, 30), (NodeState::Running, String::new()));
         assert_eq!(s.report(30)[1].pid, Some(1101));
     }
@@ -678,10 +724,36 @@ mod tests {
             "{msg}"
         );
         // Ready resets the count: the next crash waits the initial backoff again.
-        s.probed(&key(101), 1101, Probe::Ready);
+        s.probed(&key(101), 1101, Probe::Ready, None);
         s.exited(&key(101), 1101, "was killed by signal 9", now);
         assert!(tick(&mut s, now + 99).is_empty());
         assert_eq!(tick(&mut s, now + 100).len(), 1);
+    }
+
+    #[test]
+    fn a_reports_details_are_its_running_processs_last_answer() {
+        let mut s = Supervisor::new(options());
+        s.set_desired(&[broker("cl-1", 101)]);
+        tick(&mut s, 0);
+        assert_eq!(s.report(0)[0].details, None, "not answered yet");
+        let details = NodeDetails {
+            broker_epoch: 4,
+            quorum_leader_id: -1,
+            replication: Some(Replication {
+                partitions: 12,
+                under_replicated: 3,
+                offline: 0,
+            }),
+            ..Default::default()
+        };
+        s.probed(&key(101), 1101, Probe::Ready, Some(details.clone()));
+        assert_eq!(s.report(10)[0].details, Some(details.clone()));
+        // A probe of an earlier process changes nothing.
+        s.probed(&key(101), 999, Probe::Ready, None);
+        assert_eq!(s.report(20)[0].details, Some(details));
+        // An unanswered probe leaves nothing to forward: old counts would mislead.
+        s.probed(&key(101), 1101, Probe::Failed("timed out".into()), None);
+        assert_eq!(s.report(30)[0].details, None);
     }
 
     #[test]
@@ -787,7 +859,7 @@ mod tests {
                 Action::Remove(key(102)),
             ]
         );
-        s.probed(&key(101), 77, Probe::Ready);
+        s.probed(&key(101), 77, Probe::Ready, None);
         assert_eq!(state(&s, 101, 0), (NodeState::Running, String::new()));
     }
 
@@ -813,10 +885,20 @@ mod tests {
         let mut s = Supervisor::new(options());
         s.set_desired(&[controller("cl-1", 1)]);
         tick(&mut s, 0);
-        s.probed(&key(1), 1001, Probe::Failed("connection refused".into()));
+        s.probed(
+            &key(1),
+            1001,
+            Probe::Failed("connection refused".into()),
+            None,
+        );
         assert_eq!(state(&s, 1, 0).0, NodeState::Starting);
-        s.probed(&key(1), 1001, Probe::Ready);
-        s.probed(&key(1), 1001, Probe::Failed("connection refused".into()));
+        s.probed(&key(1), 1001, Probe::Ready, None);
+        s.probed(
+            &key(1),
+            1001,
+            Probe::Failed("connection refused".into()),
+            None,
+        );
         assert_eq!(
             state(&s, 1, 0),
             (
@@ -825,7 +907,7 @@ mod tests {
             )
         );
         // A probe of an earlier process is ignored.
-        s.probed(&key(1), 999, Probe::Ready);
+        s.probed(&key(1), 999, Probe::Ready, None);
         assert_eq!(state(&s, 1, 0).0, NodeState::Unhealthy);
     }
 

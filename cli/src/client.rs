@@ -1118,16 +1118,66 @@ fn print_nodes(nodes: &[pb::Node]) {
                 format!("{}:{port}", n.address),
                 node_state(n.state),
                 n.config_fingerprint.clone(),
+                probe_membership(n),
+                probe_replication(n),
                 n.state_message.clone(),
             ]
         })
         .collect();
     print_table(
         &[
-            "NODE", "ROLE", "HOST", "ZONE", "ADDRESS", "STATE", "CONFIG", "MESSAGE",
+            "NODE",
+            "ROLE",
+            "HOST",
+            "ZONE",
+            "ADDRESS",
+            "STATE",
+            "CONFIG",
+            "MEMBERSHIP",
+            "UNDER-REPLICATED/OFFLINE",
+            "MESSAGE",
         ],
         rows,
     );
+}
+
+/// How the node's agent last found it in the cluster: a broker's registration epoch (and
+/// whether it is fenced), a controller's quorum role and leader; `-` until probed.
+fn probe_membership(node: &pb::Node) -> String {
+    let Some(probe) = &node.probe else {
+        return "-".into();
+    };
+    let mut parts = Vec::new();
+    if node.role == pb::NodeRole::Broker as i32 {
+        parts.push(match (probe.broker_epoch, probe.fenced) {
+            (epoch, _) if epoch < 0 => "unregistered".to_string(),
+            (epoch, true) => format!("epoch {epoch} fenced"),
+            (epoch, false) => format!("epoch {epoch}"),
+        });
+    }
+    if !probe.quorum_role.is_empty() {
+        parts.push(match probe.quorum_leader_id {
+            -1 => format!("{}, no leader", probe.quorum_role),
+            leader => format!("{}, leader {leader}", probe.quorum_role),
+        });
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// A broker's count of the cluster's under-replicated and offline partitions (of all), from
+/// its metadata image at its last probe; `-` for controllers and until probed.
+fn probe_replication(node: &pb::Node) -> String {
+    match node.probe.as_ref().and_then(|p| p.replication) {
+        Some(r) => format!(
+            "{}/{} of {}",
+            r.under_replicated_partitions, r.offline_partitions, r.partitions
+        ),
+        None => "-".into(),
+    }
 }
 
 fn print_operation(op: &pb::Operation) {

@@ -8,6 +8,9 @@
 //!   lost, and every broker's effective config (DescribeConfigs) is the new one. Then the CLI
 //!   reads the revisions, is refused deleting the configuration in use, and re-applies the
 //!   revision with `ferry cluster configure --wait` (nothing to restart: it ends at once).
+//!   The roll is sampled through ListNodes and the operation: no broker is restarted while a
+//!   broker's latest report counts under-replicated or offline partitions, and a second
+//!   acks=all producer, without retries, never sees NOT_ENOUGH_REPLICAS.
 //! - the control plane killed with kill -9 in the middle of a roll: restarted on the same
 //!   directory, it resumes from the store and the agents' reports and finishes, every broker
 //!   restarted once onto the new revision.
@@ -25,6 +28,7 @@ use ferry_proto::controlplane::v1::configuration_service_client::ConfigurationSe
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use stack::{Stack, spec};
 
@@ -82,6 +86,139 @@ fn pids_by_node(stack: &Stack) -> Vec<(i32, u32)> {
         .collect();
     nodes.sort_unstable();
     nodes
+}
+
+/// One look at the roll: the nodes (ListNodes), the brokers step's message, the nodes again.
+struct Sample {
+    /// The nodes, read before the operation.
+    nodes_before: Vec<pb::Node>,
+    /// The "restart brokers" step's message.
+    brokers_step: String,
+    /// The nodes, read after the operation.
+    nodes_after: Vec<pb::Node>,
+}
+
+/// Every node of cluster `id`, as ListNodes shows them.
+async fn list_nodes(stack: &Stack, id: &str) -> Vec<pb::Node> {
+    stack
+        .clusters()
+        .await
+        .list_nodes(stack.request(pb::ListNodesRequest {
+            cluster_id: id.to_string(),
+            page_size: 0,
+            page_token: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes
+}
+
+/// The broker's latest report's under-replicated and offline counts, with when it arrived.
+fn replication_report(node: &pb::Node) -> Option<(i64, u32, u32)> {
+    let r = node.probe.as_ref()?.replication?;
+    Some((
+        node.reported_at_ms,
+        r.under_replicated_partitions,
+        r.offline_partitions,
+    ))
+}
+
+/// The brokers whose restart was decided while some broker's report counted under-replicated
+/// or offline partitions, each with that report.
+///
+/// The decision to restart broker B is first visible in the step message
+/// ("restarting broker B ...") of some sample k+1, so it was taken between sample k's and
+/// sample k+1's operation reads. A broker report present with the same arrival time in
+/// sample k's first node read and sample k+1's second one was that broker's latest report
+/// all along that interval (an agent reports about once a second), so the reconciler saw it
+/// when it decided: if it counted lagging partitions, B was restarted on an unsafe cluster.
+/// Exact, whatever the sampling rate: a slow sampler may miss a violation, never invent one.
+fn restarts_while_under_replicated(samples: &[Sample]) -> Vec<String> {
+    let restarting = |s: &Sample| {
+        s.brokers_step
+            .strip_prefix("restarting broker ")
+            .and_then(|rest| rest.split(' ').next())
+            .map(str::to_string)
+    };
+    let mut violations = Vec::new();
+    for pair in samples.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        let Some(broker) = restarting(after) else {
+            continue;
+        };
+        if restarting(before).as_deref() == Some(broker.as_str()) {
+            continue;
+        }
+        for node in &before.nodes_before {
+            let Some(report) = replication_report(node) else {
+                continue;
+            };
+            let same_report_after = after
+                .nodes_after
+                .iter()
+                .find(|n| n.node_id == node.node_id)
+                .and_then(replication_report)
+                == Some(report);
+            let (_, under_replicated, offline) = report;
+            if same_report_after && (under_replicated > 0 || offline > 0) {
+                violations.push(format!(
+                    "broker {broker} restarted while broker {}'s report (at {} ms) counted \
+                     {under_replicated} under-replicated and {offline} offline partitions",
+                    node.node_id, report.0
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// The check itself, on made-up samples: it flags a restart decided while a report that
+/// stayed the latest counted lagging partitions, and nothing else.
+#[test]
+fn the_restart_check_flags_only_restarts_decided_on_a_lagging_report() {
+    let broker = |id: i32, reported_at_ms: i64, under_replicated: u32| pb::Node {
+        node_id: id,
+        reported_at_ms,
+        probe: Some(pb::NodeProbe {
+            replication: Some(pb::ReplicationHealth {
+                partitions: 3,
+                under_replicated_partitions: under_replicated,
+                offline_partitions: 0,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sample = |step: &str, nodes: Vec<pb::Node>| Sample {
+        nodes_before: nodes.clone(),
+        brokers_step: step.into(),
+        nodes_after: nodes,
+    };
+    let lagging = vec![broker(101, 5_000, 3), broker(102, 5_100, 3)];
+    let in_sync = vec![broker(101, 6_000, 0), broker(102, 6_100, 0)];
+    let waiting = "waiting for the cluster to be fully replicated before restarting broker 102";
+    let restarting = "restarting broker 102 (1 of 2 brokers run the new configuration)";
+
+    // Decided while both latest reports counted 3 under-replicated partitions.
+    let unsafe_roll = [
+        sample(waiting, lagging.clone()),
+        sample(restarting, lagging.clone()),
+    ];
+    assert_eq!(restarts_while_under_replicated(&unsafe_roll).len(), 2);
+    // Decided after fresh in-sync reports replaced them.
+    let safe_roll = [
+        sample(waiting, lagging.clone()),
+        sample(waiting, in_sync.clone()),
+        sample(restarting, in_sync.clone()),
+    ];
+    assert!(restarts_while_under_replicated(&safe_roll).is_empty());
+    // The reports changed in between: the decision may have seen in-sync ones; not flagged.
+    let unknown = [
+        sample(waiting, lagging.clone()),
+        sample(restarting, in_sync.clone()),
+    ];
+    assert!(restarts_while_under_replicated(&unknown).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -175,6 +312,43 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
         })
     };
 
+    // A producer that never retries (acks=all), so every error the brokers answer reaches it:
+    // it counts NOT_ENOUGH_REPLICAS answers (fewer in-sync replicas than min.insync.replicas).
+    let watcher_task = {
+        let producing = producing.clone();
+        let bootstrap = bootstrap.clone();
+        tokio::spawn(async move {
+            let producer: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("acks", "all")
+                .set("enable.idempotence", "false")
+                .set("retries", "0")
+                .set("message.timeout.ms", "30000")
+                .create()
+                .unwrap();
+            let (mut acked, mut not_enough_replicas, mut other_errors) = (0usize, 0usize, 0usize);
+            let mut i = 0u64;
+            while producing.load(Ordering::Relaxed) {
+                let payload = format!("watch {i}");
+                let record = FutureRecord::<(), _>::to(TOPIC).payload(&payload);
+                match producer.send(record, Duration::from_secs(5)).await {
+                    Ok(_) => acked += 1,
+                    Err((
+                        KafkaError::MessageProduction(
+                            RDKafkaErrorCode::NotEnoughReplicas
+                            | RDKafkaErrorCode::NotEnoughReplicasAfterAppend,
+                        ),
+                        _,
+                    )) => not_enough_replicas += 1,
+                    Err(_) => other_errors += 1,
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (acked, not_enough_replicas, other_errors)
+        })
+    };
+
     // Revision 2 changes a broker-only property: the brokers roll, the controllers stay.
     let pids_before = pids_by_node(&stack);
     configurations
@@ -202,23 +376,14 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
     let operation_id = started.operation.unwrap().id;
     let roll_started = Instant::now();
 
-    // Sample the nodes until the operation ends: never more than one broker down at once.
+    // Sample the nodes until the operation ends: never more than one broker down at once,
+    // and each restart decided on a fully replicated cluster (see the helper).
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut most_not_running = 0;
+    let mut samples = Vec::new();
     let operation = loop {
-        let cluster = stack
-            .clusters()
-            .await
-            .get_cluster(stack.request(pb::GetClusterRequest {
-                cluster_id: id.clone(),
-            }))
-            .await
-            .unwrap()
-            .into_inner();
-        let not_running = cluster
-            .status
-            .unwrap_or_default()
-            .nodes
+        let nodes_before = list_nodes(&stack, &id).await;
+        let not_running = nodes_before
             .iter()
             .filter(|n| n.state() != pb::NodeState::Running)
             .count();
@@ -232,6 +397,15 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
             .await
             .unwrap()
             .into_inner();
+        samples.push(Sample {
+            nodes_before,
+            brokers_step: operation
+                .steps
+                .get(1)
+                .map(|s| s.message.clone())
+                .unwrap_or_default(),
+            nodes_after: list_nodes(&stack, &id).await,
+        });
         if matches!(
             operation.state(),
             pb::OperationState::Succeeded | pb::OperationState::Failed
@@ -242,7 +416,7 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
             Instant::now() < deadline,
             "the roll did not end: {operation:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(
         operation.state(),
@@ -254,17 +428,54 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
         "{most_not_running} nodes down at once"
     );
     let roll_took = roll_started.elapsed();
+    let violations = restarts_while_under_replicated(&samples);
+    assert!(violations.is_empty(), "{violations:#?}");
+    // The reports did show the restarts: a broker down leaves the ISRs of its partitions.
+    let most_under_replicated = samples
+        .iter()
+        .flat_map(|s| &s.nodes_before)
+        .filter_map(replication_report)
+        .map(|(_, under_replicated, _)| under_replicated)
+        .max();
+    assert!(
+        most_under_replicated.is_some_and(|n| n > 0),
+        "no broker report ever counted an under-replicated partition: {most_under_replicated:?}"
+    );
+    let mut restarted_in_order: Vec<String> = Vec::new();
+    for sample in &samples {
+        if let Some(rest) = sample.brokers_step.strip_prefix("restarting broker ") {
+            let broker = rest.split(' ').next().unwrap_or_default().to_string();
+            if restarted_in_order.last() != Some(&broker) {
+                restarted_in_order.push(broker);
+            }
+        }
+    }
+    assert_eq!(
+        restarted_in_order,
+        ["101", "102", "103"],
+        "one at a time, in order"
+    );
 
     // A little more traffic on the new configuration, then stop.
     tokio::time::sleep(Duration::from_secs(2)).await;
     producing.store(false, Ordering::Relaxed);
     let (acked, failed) = producer_task.await.unwrap();
+    let (watched, not_enough_replicas, other_errors) = watcher_task.await.unwrap();
     eprintln!(
-        "the roll took {:.1} s; {} messages acknowledged, {failed} sends failed (librdkafka \
-         gave up on them; they do not count as acknowledged)",
+        "the roll took {:.1} s ({} samples, at most {} partitions under-replicated); {} \
+         messages acknowledged, {failed} sends failed (librdkafka gave up on them; they do not \
+         count as acknowledged); the watcher without retries: {watched} acknowledged, \
+         {not_enough_replicas} NOT_ENOUGH_REPLICAS, {other_errors} other errors",
         roll_took.as_secs_f64(),
+        samples.len(),
+        most_under_replicated.unwrap_or(0),
         acked.len()
     );
+    assert_eq!(
+        not_enough_replicas, 0,
+        "acks=all sends refused for lack of in-sync replicas during the roll"
+    );
+    assert!(watched > 0, "the watcher got nothing acknowledged");
     assert!(
         acked.len() > 100,
         "only {} messages acknowledged",
@@ -313,7 +524,17 @@ async fn a_configuration_rolls_brokers_one_at_a_time_under_acks_all_traffic() {
         })
     );
 
-    // The CLI, by names.
+    // The CLI, by names. `cluster nodes` shows the agents' probes: brokers' epochs and
+    // replication counts, controllers' quorum roles and leader.
+    let (ok, shown) = cli(&stack, &["cluster", "nodes", "rolled"]);
+    assert!(ok, "{shown}");
+    assert!(shown.contains("UNDER-REPLICATED/OFFLINE"), "{shown}");
+    let brokers = shown
+        .lines()
+        .filter(|l| l.contains("epoch ") && l.contains(" of "))
+        .count();
+    let controllers = shown.lines().filter(|l| l.contains(", leader ")).count();
+    assert_eq!((brokers, controllers), (3, 3), "{shown}");
     let (ok, shown) = cli(&stack, &["configuration", "revisions", "rolling"]);
     assert!(ok, "{shown}");
     assert!(

@@ -197,6 +197,18 @@ async fn an_agent_registers_pulls_assignments_by_generation_and_reports() {
                     state: pb::NodeState::Unhealthy as i32,
                     message: "node 101 of cluster cl-1 exited with status 1".into(),
                     config_fingerprint: "00000000000000a1".into(),
+                    probe: Some(pb::NodeProbe {
+                        broker_epoch: 9,
+                        fenced: true,
+                        metadata_offset: 120,
+                        quorum_role: String::new(),
+                        quorum_leader_id: -1,
+                        replication: Some(pb::ReplicationHealth {
+                            partitions: 12,
+                            under_replicated_partitions: 4,
+                            offline_partitions: 1,
+                        }),
+                    }),
                 }],
             },
         ))
@@ -209,6 +221,11 @@ async fn an_agent_registers_pulls_assignments_by_generation_and_reports() {
     assert_eq!(host.applied_generation, 1);
     assert_eq!(host.nodes[0].state, NodeState::Unhealthy);
     assert!(host.nodes[0].message.contains("status 1"));
+    // The probe's details are kept as the agent forwarded them.
+    let probe = host.nodes[0].probe.as_ref().unwrap();
+    assert_eq!((probe.broker_epoch, probe.fenced), (9, true));
+    let replication = probe.replication.unwrap();
+    assert_eq!((replication.under_replicated, replication.offline), (4, 1));
 }
 
 #[tokio::test]
@@ -303,8 +320,7 @@ async fn bad_agent_requests_are_refused_with_every_violation() {
                     cluster_id: "cl-1".into(),
                     node_id: 1,
                     state: 0,
-                    message: String::new(),
-                    config_fingerprint: String::new(),
+                    ..Default::default()
                 }],
             },
         ))

@@ -167,6 +167,7 @@ pub fn assignment_to_proto(host: &Host, a: &HostAssignment) -> pb::Assignment {
             state_message: String::new(),
             admin_port: u32::from(a.admin_port),
             config_fingerprint: a.config_fingerprint.clone(),
+            ..Default::default()
         }),
         kafka_version: a.kafka_version.clone(),
         storage_bytes: a.storage_bytes,
@@ -207,5 +208,9 @@ fn report_from_proto(i: usize, node: pb::NodeReport) -> Result<NodeReport, Statu
         state,
         message: node.message,
         config_fingerprint: node.config_fingerprint,
+        probe: node.probe.map(convert::probe_from_proto),
+        // Stamped by the store.
+        reported_at_ms: 0,
+        running_since_ms: None,
     })
 }

@@ -12,34 +12,57 @@ use std::collections::BTreeMap;
 use ferry_proto::controlplane::v1 as pb;
 
 use crate::model::{
-    Cluster, ClusterState, Host, HostHealth, NodeState, Operation, OperationState, OperationType,
-    StepState,
+    Cluster, ClusterState, Host, HostHealth, NodeProbe, NodeReport, NodeState, Operation,
+    OperationState, OperationType, ReplicationHealth, StepState,
 };
 use crate::model::{Configuration, Revision};
 use crate::placement::{Assignment, NodeId, Role};
 use crate::spec::{ClusterSpec, ConfigurationRef};
 
-/// Each placed node's last reported state, message and config fingerprint, by cluster id and
-/// node id (from the hosts' agent reports). A node missing here has not been reported yet
-/// (PENDING).
-pub type NodeStates = BTreeMap<(String, NodeId), (NodeState, String, String)>;
+/// Each placed node's last report (state, message, config fingerprint, probe details), by
+/// cluster id and node id (from the hosts' agent reports). A node missing here has not been
+/// reported yet (PENDING).
+pub type NodeStates = BTreeMap<(String, NodeId), NodeReport>;
 
 /// The agents' reports of every host in `hosts`, as [`NodeStates`].
 pub fn node_states<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> NodeStates {
     hosts
         .into_iter()
         .flat_map(|host| &host.nodes)
-        .map(|report| {
-            (
-                (report.cluster_id.clone(), report.node_id),
-                (
-                    report.state,
-                    report.message.clone(),
-                    report.config_fingerprint.clone(),
-                ),
-            )
-        })
+        .map(|report| ((report.cluster_id.clone(), report.node_id), report.clone()))
         .collect()
+}
+
+/// The model probe for a wire one.
+pub fn probe_from_proto(probe: pb::NodeProbe) -> NodeProbe {
+    NodeProbe {
+        broker_epoch: probe.broker_epoch,
+        fenced: probe.fenced,
+        metadata_offset: probe.metadata_offset,
+        quorum_role: probe.quorum_role,
+        quorum_leader_id: probe.quorum_leader_id,
+        replication: probe.replication.map(|r| ReplicationHealth {
+            partitions: r.partitions,
+            under_replicated: r.under_replicated_partitions,
+            offline: r.offline_partitions,
+        }),
+    }
+}
+
+/// The wire probe for a model one.
+pub fn probe_to_proto(probe: &NodeProbe) -> pb::NodeProbe {
+    pb::NodeProbe {
+        broker_epoch: probe.broker_epoch,
+        fenced: probe.fenced,
+        metadata_offset: probe.metadata_offset,
+        quorum_role: probe.quorum_role.clone(),
+        quorum_leader_id: probe.quorum_leader_id,
+        replication: probe.replication.map(|r| pb::ReplicationHealth {
+            partitions: r.partitions,
+            under_replicated_partitions: r.under_replicated,
+            offline_partitions: r.offline,
+        }),
+    }
 }
 
 /// The model spec for a wire spec.
@@ -158,10 +181,8 @@ pub fn cluster_to_proto(cluster: &Cluster, states: &NodeStates) -> pb::Cluster {
 
 /// The wire node for one placed node of cluster `cluster_id`.
 pub fn node_to_proto(cluster_id: &str, node: &Assignment, states: &NodeStates) -> pb::Node {
-    let (state, message, config_fingerprint) = states
-        .get(&(cluster_id.to_owned(), node.node_id))
-        .cloned()
-        .unwrap_or((NodeState::Pending, String::new(), String::new()));
+    let report = states.get(&(cluster_id.to_owned(), node.node_id));
+    let state = report.map_or(NodeState::Pending, |r| r.state);
     pb::Node {
         node_id: node.node_id,
         role: role_to_proto(node.role) as i32,
@@ -172,8 +193,13 @@ pub fn node_to_proto(cluster_id: &str, node: &Assignment, states: &NodeStates) -
         controller_port: node.controller_port.map_or(0, u32::from),
         admin_port: u32::from(node.admin_port),
         state: node_state_to_proto(state) as i32,
-        state_message: message,
-        config_fingerprint,
+        state_message: report.map(|r| r.message.clone()).unwrap_or_default(),
+        config_fingerprint: report
+            .map(|r| r.config_fingerprint.clone())
+            .unwrap_or_default(),
+        probe: report.and_then(|r| r.probe.as_ref()).map(probe_to_proto),
+        reported_at_ms: report.map_or(0, |r| r.reported_at_ms),
+        running_since_ms: report.and_then(|r| r.running_since_ms).unwrap_or(0),
     }
 }
 

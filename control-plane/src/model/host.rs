@@ -153,6 +153,54 @@ pub struct NodeReport {
     /// none runs or it is unknown.
     #[serde(default)]
     pub config_fingerprint: String,
+    /// What its admin endpoint said at its agent's last probe; `None` when no process runs,
+    /// it did not answer, or the agent is older than the field.
+    #[serde(default)]
+    pub probe: Option<NodeProbe>,
+    /// When the store received this report (the proposer's clock); set by the store, so an
+    /// agent's value is ignored.
+    #[serde(default)]
+    pub reported_at_ms: TimestampMs,
+    /// Since when the node has been reported RUNNING with this `config_fingerprint` without a
+    /// break; `None` when it is not RUNNING. Set by the store from the previous report.
+    #[serde(default)]
+    pub running_since_ms: Option<TimestampMs>,
+}
+
+/// What a node's admin endpoint said when its agent last probed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeProbe {
+    /// Brokers: the epoch of its registration; -1 when not registered.
+    pub broker_epoch: i64,
+    /// Brokers: whether the controllers fence it.
+    pub fenced: bool,
+    /// Offset of the last metadata change it applied.
+    pub metadata_offset: u64,
+    /// Controllers: its role in the metadata quorum; empty for a broker-only node.
+    pub quorum_role: String,
+    /// Controllers: the quorum leader it knows of; -1 when none.
+    pub quorum_leader_id: i32,
+    /// Brokers: the whole cluster's partition replication by its metadata image; `None` for a
+    /// controller or a node that does not count it.
+    pub replication: Option<ReplicationHealth>,
+}
+
+/// Partition counts over the whole cluster, from one broker's metadata image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicationHealth {
+    /// Partitions in the image.
+    pub partitions: u32,
+    /// Partitions whose in-sync replica set is smaller than their replica set.
+    pub under_replicated: u32,
+    /// Partitions without a leader.
+    pub offline: u32,
+}
+
+impl ReplicationHealth {
+    /// Whether every partition has a leader and its full replica set in sync.
+    pub fn is_in_sync(&self) -> bool {
+        self.under_replicated == 0 && self.offline == 0
+    }
 }
 
 /// The hosts placement may use: every registered host not known to be unreachable, with the

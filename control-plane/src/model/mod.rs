@@ -25,8 +25,8 @@ pub mod operation;
 pub use cluster::{Cluster, ClusterId, ClusterState, ClusterStatus, StateInfo};
 pub use configuration::{Configuration, ConfigurationId, Revision};
 pub use host::{
-    Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeReport, NodeState,
-    placement_hosts,
+    Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeProbe, NodeReport,
+    NodeState, ReplicationHealth, placement_hosts,
 };
 pub use operation::{
     Operation, OperationError, OperationId, OperationState, OperationType, OperationUpdate, Step,

@@ -41,9 +41,15 @@
 //! revision's properties, then the spec's `broker_config`), its agent restarts it, and the
 //! next node's assignment is written only once that node reports RUNNING (a broker registered
 //! and unfenced, a controller seeing a quorum leader) *with the new config's fingerprint*,
-//! and every other node of the cluster is RUNNING too. Controllers go first, in id order, and
-//! only those whose config changed (most broker-only properties leave them alone); then the
-//! brokers in id order.
+//! and every other node of the cluster is RUNNING too, *and the cluster is fully replicated*:
+//! every broker's latest report, received after the most recent moment a node of the cluster
+//! became RUNNING (so after the previous node came back; and no earlier than the operation's
+//! start), counts 0 under-replicated and 0 offline partitions in its metadata image. This is
+//! the MSK / Strimzi rule: a restart takes one replica of every partition it hosts out of the
+//! ISR, so restarting another broker before they rejoined could leave `acks=all` producers
+//! short of `min.insync.replicas`, or a partition without a leader. Controllers go first, in
+//! id order, and only those whose config changed (most broker-only properties leave them
+//! alone); then the brokers in id order.
 //!
 //! | step | done when |
 //! |---|---|
@@ -56,8 +62,10 @@
 //! running, so a control plane restarted mid-roll resumes with that node. It fails, with the
 //! cluster FAILED, when the restarted node stays UNHEALTHY for the grace period
 //! (`NODE_RESTART_FAILED`, with its agent's reason), a host of the placement is gone
-//! (`HOST_LOST`), or the roll takes longer than the node timeout per node
-//! (`NODE_RESTART_TIMEOUT`). Another UpdateClusterConfiguration may then be started on the
+//! (`HOST_LOST`), the cluster is not fully replicated within
+//! [`Settings::replicas_in_sync_timeout_ms`] of the last node coming back
+//! (`REPLICAS_NOT_IN_SYNC`, with the partition counts; nothing unsafe is restarted meanwhile),
+//! or the roll takes longer than the node timeout per node (`NODE_RESTART_TIMEOUT`). Another UpdateClusterConfiguration may then be started on the
 //! FAILED cluster (the same revision to retry, or the previous one to roll back).
 
 use std::collections::BTreeMap;
@@ -65,8 +73,8 @@ use std::collections::BTreeMap;
 use crate::configuration;
 use crate::model::{
     Cluster, ClusterState, ClusterStatus, Host, HostAssignment, HostHealth, NodeReport, NodeState,
-    Operation, OperationError, OperationState, OperationType, OperationUpdate, StateInfo, Step,
-    StepState, TimestampMs, placement_hosts,
+    Operation, OperationError, OperationState, OperationType, OperationUpdate, ReplicationHealth,
+    StateInfo, Step, StepState, TimestampMs, placement_hosts,
 };
 use crate::placement::{self, Assignment, HostId, NodeId, Placement, Role};
 
@@ -80,6 +88,11 @@ pub struct Settings {
     pub unhealthy_grace_ms: i64,
     /// How long an operation may wait for its nodes to start or stop before it fails.
     pub node_timeout_ms: i64,
+    /// How long a rolling restart waits for the cluster to be fully replicated (every broker
+    /// reporting 0 under-replicated and 0 offline partitions) before restarting the next node,
+    /// counted from the last time a node of the cluster came back; past it the operation fails
+    /// with `REPLICAS_NOT_IN_SYNC` rather than restart a broker while replicas lag.
+    pub replicas_in_sync_timeout_ms: i64,
 }
 
 impl Default for Settings {
@@ -88,6 +101,10 @@ impl Default for Settings {
             controller_storage_bytes: crate::api::CONTROLLER_STORAGE_BYTES_DEFAULT,
             unhealthy_grace_ms: 10_000,
             node_timeout_ms: 300_000,
+            // Generous: a restarted broker replays what it missed from the leaders, which
+            // under heavy traffic takes a while; an operator would rather wait than have the
+            // roll give up on a cluster that is only catching up.
+            replicas_in_sync_timeout_ms: 600_000,
         }
     }
 }
@@ -659,6 +676,37 @@ fn update_configuration(
             );
             return progress.with(Vec::new());
         }
+        match replication(view, &reports) {
+            Replication::InSync => {}
+            Replication::Waiting { since, why } => {
+                if let Some(effects) = roll_timeout(view, settings, &mut progress, node, total) {
+                    return effects;
+                }
+                if view.now_ms - since > settings.replicas_in_sync_timeout_ms {
+                    return progress.fail_cluster(
+                        view,
+                        step_of(node.role),
+                        "REPLICAS_NOT_IN_SYNC",
+                        format!(
+                            "the cluster was not fully replicated within {} s of its last node \
+                             coming back, so {} {} was not restarted: {why}",
+                            settings.replicas_in_sync_timeout_ms / 1000,
+                            node.role,
+                            node.node_id
+                        ),
+                    );
+                }
+                progress.run(
+                    step_of(node.role),
+                    format!(
+                        "waiting for the cluster to be fully replicated before restarting {} {}: \
+                         {why}",
+                        node.role, node.node_id
+                    ),
+                );
+                return progress.with(Vec::new());
+            }
+        }
         let mut assignments: Vec<HostAssignment> = host
             .assignments
             .iter()
@@ -710,6 +758,65 @@ fn update_configuration(
             error: None,
         }),
     ]
+}
+
+/// Whether a rolling restart may take another replica out of the ISR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Replication {
+    /// Every broker's fresh report counts no under-replicated and no offline partition.
+    InSync,
+    /// Not yet.
+    Waiting {
+        /// Since when the wait counts: the later of the operation's start and the last time
+        /// a node of the cluster became RUNNING. Reports must be newer than this.
+        since: TimestampMs,
+        /// Why, in a sentence: the partition counts, or the brokers without a fresh report.
+        why: String,
+    },
+}
+
+/// Whether the cluster is fully replicated by its brokers' reports. Only a report received
+/// after `since` (see [`Replication::Waiting`]) counts: one from before the last node came
+/// back may describe the cluster before that node left the ISR. Every broker of the
+/// placement must have one, so one broker's lagging metadata image cannot speak for all.
+fn replication(view: &View<'_>, reports: &BTreeMap<NodeId, &NodeReport>) -> Replication {
+    let placement = &view.cluster.status.placement;
+    let since = placement
+        .iter()
+        .filter_map(|n| reports.get(&n.node_id).and_then(|r| r.running_since_ms))
+        .fold(view.operation.started_at_ms, TimestampMs::max);
+    let mut stale = Vec::new();
+    // The worst counts any broker reports, and which broker reports them.
+    let mut worst: Option<(NodeId, ReplicationHealth)> = None;
+    for broker in placement.iter().filter(|n| n.role == Role::Broker) {
+        let fresh = reports
+            .get(&broker.node_id)
+            .filter(|r| r.reported_at_ms > since)
+            .and_then(|r| r.probe.as_ref())
+            .and_then(|p| p.replication);
+        match fresh {
+            None => stale.push(broker.node_id.to_string()),
+            Some(health) if !health.is_in_sync() => {
+                let key = |h: &ReplicationHealth| (h.offline, h.under_replicated);
+                if worst.is_none_or(|(_, w)| key(&health) > key(&w)) {
+                    worst = Some((broker.node_id, health));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let why = match (worst, stale.is_empty()) {
+        (None, true) => return Replication::InSync,
+        (Some((id, health)), _) => format!(
+            "{} under-replicated and {} offline of {} partitions (broker {id}'s report)",
+            health.under_replicated, health.offline, health.partitions
+        ),
+        (None, false) => format!(
+            "no partition counts reported since the last node came back from broker {}",
+            stale.join(", ")
+        ),
+    };
+    Replication::Waiting { since, why }
 }
 
 /// The UPDATE_CONFIGURATION step that restarts nodes of `role`.

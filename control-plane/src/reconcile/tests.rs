@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::model::{
-    Cluster, ClusterState, HostAssignment, HostCapacity, HostRegistration, NodeReport,
-    OperationState, OperationType, StepState,
+    Cluster, ClusterState, HostAssignment, HostCapacity, HostRegistration, NodeProbe, NodeReport,
+    OperationState, OperationType, ReplicationHealth, StepState,
 };
 use crate::placement::{PortRange, Role};
 use crate::spec::ClusterSpec;
@@ -93,6 +93,9 @@ async fn agents_report(store: &MemoryStore, state_of: impl Fn(&HostAssignment) -
                 },
                 // As an agent does: the config of the assignment the process started with.
                 config_fingerprint: a.config_fingerprint.clone(),
+                probe: None,
+                reported_at_ms: 0,
+                running_since_ms: None,
             })
             .collect();
         store
@@ -626,11 +629,21 @@ async fn configuration_with_two_revisions(
     created.id
 }
 
+/// Partitions in the simulated cluster; each broker leads or follows every one of them.
+const PARTITIONS: u32 = 30;
+
 /// The agents as `ferry agent` behaves: each node runs the config it was last started with;
-/// a node whose assignment carries another fingerprint is restarted with it.
+/// a node whose assignment carries another fingerprint is restarted with it. Each report
+/// comes a second after the previous one (the agents' clock is the store's), and every
+/// RUNNING broker forwards the cluster's replication as the brokers' metadata images see it:
+/// a broker that came back and has not caught up yet keeps every partition under-replicated.
 struct Agents {
     /// The fingerprint each node's process runs.
     running: BTreeMap<NodeId, String>,
+    /// Brokers back from a restart that have not rejoined the ISRs yet.
+    lagging: Vec<NodeId>,
+    /// The store's clock, as the last report set it.
+    now_ms: TimestampMs,
 }
 
 impl Agents {
@@ -647,20 +660,61 @@ impl Agents {
             .collect()
     }
 
-    /// Reports every node: `restarting` ones STARTING (or `restart_state`) with the config they
-    /// are restarting with, the rest RUNNING with what they run.
-    async fn report(&self, store: &MemoryStore, restarting: &[NodeId], restart_state: NodeState) {
+    /// The cluster's replication, as every broker's image shows it.
+    fn replication(&self) -> ReplicationHealth {
+        ReplicationHealth {
+            partitions: PARTITIONS,
+            under_replicated: if self.lagging.is_empty() {
+                0
+            } else {
+                PARTITIONS
+            },
+            offline: 0,
+        }
+    }
+
+    /// Moves the clock on by `ms` without any report.
+    fn wait(&mut self, store: &MemoryStore, ms: i64) {
+        self.now_ms += ms;
+        store.set_now_ms(self.now_ms);
+    }
+
+    /// A second later, every host reports every node: `restarting` ones STARTING (or
+    /// `restart_state`) with the config they are restarting with, the rest RUNNING with what
+    /// they run.
+    async fn report(&mut self, store: &MemoryStore, restarting: &[NodeId], state: NodeState) {
+        self.report_from(store, &["h-a", "h-b", "h-c"], restarting, state)
+            .await;
+    }
+
+    /// [`Agents::report`], from the agents of `hosts` only.
+    async fn report_from(
+        &mut self,
+        store: &MemoryStore,
+        hosts: &[&str],
+        restarting: &[NodeId],
+        restart_state: NodeState,
+    ) {
+        self.wait(store, 1_000);
         for host in store
             .list_hosts(PageRequest::default())
             .await
             .unwrap()
             .items
+            .into_iter()
+            .filter(|h| hosts.contains(&h.id.as_str()))
         {
             let nodes = host
                 .assignments
                 .iter()
                 .map(|a| {
                     let restarting = restarting.contains(&a.node_id);
+                    let probe = (!restarting).then(|| NodeProbe {
+                        broker_epoch: if a.role == Role::Broker { 7 } else { -1 },
+                        quorum_leader_id: 1,
+                        replication: (a.role == Role::Broker).then(|| self.replication()),
+                        ..Default::default()
+                    });
                     NodeReport {
                         cluster_id: a.cluster_id.clone(),
                         node_id: a.node_id,
@@ -679,6 +733,9 @@ impl Agents {
                         } else {
                             self.running[&a.node_id].clone()
                         },
+                        probe,
+                        reported_at_ms: 0,
+                        running_since_ms: None,
                     }
                 })
                 .collect();
@@ -686,6 +743,15 @@ impl Agents {
                 .report_host(&host.id, host.generation, nodes)
                 .await
                 .unwrap();
+        }
+    }
+
+    /// `node` runs the config its assignment asks for; a broker comes back out of the ISRs.
+    async fn came_back(&mut self, store: &MemoryStore, node: NodeId) {
+        let assignment = Self::assignments(store).await[&node].clone();
+        self.running.insert(node, assignment.config_fingerprint);
+        if assignment.role == Role::Broker {
+            self.lagging.push(node);
         }
     }
 
@@ -730,6 +796,8 @@ async fn rolling_update(
             .into_iter()
             .map(|(id, a)| (id, a.config_fingerprint))
             .collect(),
+        lagging: Vec::new(),
+        now_ms: T0,
     };
     let mut next = active.spec.clone();
     next.configuration = Some(crate::spec::ConfigurationRef {
@@ -751,7 +819,8 @@ async fn rolling_update(
 }
 
 /// Drives the roll with well-behaved agents, checking at every point that at most one node is
-/// restarting; returns the nodes in the order they were restarted.
+/// restarting, and that none is restarted while a restarted broker has not rejoined the ISRs;
+/// returns the nodes in the order they were restarted.
 async fn roll_to_the_end(
     store: &MemoryStore,
     reconciler: &mut Reconciler<MemoryStore, AlwaysLeader>,
@@ -782,10 +851,20 @@ async fn roll_to_the_end(
             [node],
             "restarted before {node} ran"
         );
-        let want = Agents::assignments(store).await[&node]
-            .config_fingerprint
-            .clone();
-        agents.running.insert(node, want);
+        // Back, but a broker still catches up: nothing else may be restarted either.
+        agents.came_back(store, node).await;
+        for _ in 0..3 {
+            agents.report(store, &[], NodeState::Running).await;
+            settle(reconciler).await;
+            if !agents.lagging.is_empty() {
+                assert_eq!(
+                    agents.outdated(store).await,
+                    Vec::<NodeId>::new(),
+                    "restarted while broker {node} was out of the ISRs"
+                );
+            }
+        }
+        agents.lagging.clear();
         agents.report(store, &[], NodeState::Running).await;
     }
     panic!("the roll did not finish");
@@ -864,6 +943,7 @@ async fn a_new_reconciler_resumes_the_roll_with_the_node_in_flight() {
         &[("auto.create.topics.enable", "true")],
     )
     .await;
+    agents.report(&store, &[], NodeState::Running).await;
     settle(&mut reconciler).await;
     assert_eq!(agents.outdated(&store).await, [101]);
     agents.report(&store, &[101], NodeState::Starting).await;
@@ -890,10 +970,8 @@ async fn a_new_reconciler_resumes_the_roll_with_the_node_in_flight() {
         .collect();
     assert_eq!(after, generations, "nothing rewritten while 101 restarts");
 
-    let fingerprint = Agents::assignments(&store).await[&101]
-        .config_fingerprint
-        .clone();
-    agents.running.insert(101, fingerprint);
+    agents.came_back(&store, 101).await;
+    agents.lagging.clear();
     agents.report(&store, &[], NodeState::Running).await;
     let rest = roll_to_the_end(&store, &mut reconciler, &mut agents, &cluster_before.id).await;
     assert_eq!(rest, [102, 103]);
@@ -901,11 +979,12 @@ async fn a_new_reconciler_resumes_the_roll_with_the_node_in_flight() {
 
 #[tokio::test]
 async fn a_node_that_does_not_come_back_fails_the_roll_naming_it() {
-    let (store, mut reconciler, agents, cluster_before, op) = rolling_update(
+    let (store, mut reconciler, mut agents, cluster_before, op) = rolling_update(
         &[("auto.create.topics.enable", "false")],
         &[("auto.create.topics.enable", "true")],
     )
     .await;
+    agents.report(&store, &[], NodeState::Running).await;
     settle(&mut reconciler).await;
     assert_eq!(agents.outdated(&store).await, [101]);
     agents.report(&store, &[101], NodeState::Unhealthy).await;
@@ -915,7 +994,7 @@ async fn a_node_that_does_not_come_back_fails_the_roll_naming_it() {
         ClusterState::Updating,
         "within the grace"
     );
-    store.set_now_ms(T0 + Settings::default().unhealthy_grace_ms);
+    agents.wait(&store, Settings::default().unhealthy_grace_ms);
     settle(&mut reconciler).await;
     let failed = cluster(&store, &cluster_before.id).await;
     assert_eq!(failed.status.state, ClusterState::Failed);
@@ -946,4 +1025,181 @@ async fn a_node_that_does_not_come_back_fails_the_roll_naming_it() {
         )
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A rolling restart waits for the cluster to be fully replicated
+// ---------------------------------------------------------------------------------------------
+
+/// Starts a broker-only roll and brings broker 101 back with the new config, out of the ISRs.
+async fn broker_101_back_and_lagging() -> (
+    Arc<MemoryStore>,
+    Reconciler<MemoryStore, AlwaysLeader>,
+    Agents,
+    Cluster,
+    crate::model::Operation,
+) {
+    let (store, mut reconciler, mut agents, cluster, op) = rolling_update(
+        &[("auto.create.topics.enable", "false")],
+        &[("auto.create.topics.enable", "true")],
+    )
+    .await;
+    agents.report(&store, &[], NodeState::Running).await;
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, [101]);
+    agents.report(&store, &[101], NodeState::Starting).await;
+    settle(&mut reconciler).await;
+    agents.came_back(&store, 101).await;
+    (store, reconciler, agents, cluster, op)
+}
+
+#[tokio::test]
+async fn the_next_broker_waits_while_partitions_are_under_replicated() {
+    let (store, mut reconciler, mut agents, _, op) = broker_101_back_and_lagging().await;
+    for _ in 0..5 {
+        agents.report(&store, &[], NodeState::Running).await;
+        settle(&mut reconciler).await;
+        assert_eq!(
+            agents.outdated(&store).await,
+            Vec::<NodeId>::new(),
+            "102 is not restarted while 101 is out of the ISRs"
+        );
+    }
+    let waiting = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(
+        waiting.steps[1].message,
+        "waiting for the cluster to be fully replicated before restarting broker 102: \
+         30 under-replicated and 0 offline of 30 partitions (broker 101's report)"
+    );
+}
+
+#[tokio::test]
+async fn the_next_broker_is_restarted_once_every_broker_reports_the_cluster_in_sync() {
+    let (store, mut reconciler, mut agents, _, _) = broker_101_back_and_lagging().await;
+    agents.report(&store, &[], NodeState::Running).await;
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, Vec::<NodeId>::new());
+
+    agents.lagging.clear();
+    agents.report(&store, &[], NodeState::Running).await;
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, [102]);
+}
+
+#[tokio::test]
+async fn an_offline_partition_holds_the_roll_too() {
+    let (store, mut reconciler, mut agents, _, op) = broker_101_back_and_lagging().await;
+    agents.lagging.clear();
+    agents.report(&store, &[], NodeState::Running).await;
+    // Host h-c's broker sees a partition without a leader (its image is the cluster's).
+    let mut host = store.get_host("h-c").await.unwrap();
+    for node in &mut host.nodes {
+        if let Some(replication) = node.probe.as_mut().and_then(|p| p.replication.as_mut()) {
+            replication.offline = 1;
+        }
+    }
+    agents.wait(&store, 1);
+    store
+        .report_host("h-c", host.generation, host.nodes)
+        .await
+        .unwrap();
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, Vec::<NodeId>::new());
+    let waiting = store.get_operation("t1", &op.id).await.unwrap();
+    assert!(
+        waiting.steps[1]
+            .message
+            .ends_with("0 under-replicated and 1 offline of 30 partitions (broker 103's report)"),
+        "{}",
+        waiting.steps[1].message
+    );
+}
+
+#[tokio::test]
+async fn a_report_received_before_the_broker_came_back_does_not_count() {
+    let (store, mut reconciler, mut agents, _, op) = broker_101_back_and_lagging().await;
+    // Hosts h-b and h-c report in-sync counts while 101 is still down (their images may not
+    // show it out of the ISRs yet).
+    agents.lagging.clear();
+    agents.running.insert(101, String::new());
+    agents
+        .report_from(&store, &["h-b", "h-c"], &[], NodeState::Running)
+        .await;
+    agents.came_back(&store, 101).await;
+    agents.lagging.clear();
+    // Then h-a reports 101 RUNNING, with in-sync counts in the same report.
+    agents
+        .report_from(&store, &["h-a"], &[], NodeState::Running)
+        .await;
+    settle(&mut reconciler).await;
+    assert_eq!(
+        agents.outdated(&store).await,
+        Vec::<NodeId>::new(),
+        "no report newer than 101's return says the cluster is in sync"
+    );
+    let waiting = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(
+        waiting.steps[1].message,
+        "waiting for the cluster to be fully replicated before restarting broker 102: \
+         no partition counts reported since the last node came back from broker 101, 102, 103"
+    );
+    // Fresh reports from everyone let it go on.
+    agents.report(&store, &[], NodeState::Running).await;
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, [102]);
+}
+
+#[tokio::test]
+async fn a_cluster_not_in_sync_within_the_timeout_fails_the_roll_with_the_counts() {
+    let (store, mut reconciler, mut agents, cluster_before, op) =
+        broker_101_back_and_lagging().await;
+    agents.report(&store, &[], NodeState::Running).await;
+    settle(&mut reconciler).await;
+    let came_back_at = agents.now_ms;
+    // Reports keep coming (the hosts stay reachable); 101 never catches up.
+    let timeout = Settings::default().replicas_in_sync_timeout_ms;
+    while agents.now_ms - came_back_at < timeout - 10_000 {
+        agents.wait(&store, 9_000);
+        agents.report(&store, &[], NodeState::Running).await;
+        settle(&mut reconciler).await;
+    }
+    assert_eq!(
+        cluster(&store, &cluster_before.id).await.status.state,
+        ClusterState::Updating,
+        "within the timeout"
+    );
+    agents.wait(&store, 10_000);
+    agents.report(&store, &[], NodeState::Running).await;
+    settle(&mut reconciler).await;
+
+    let failed = cluster(&store, &cluster_before.id).await;
+    assert_eq!(failed.status.state, ClusterState::Failed);
+    assert_eq!(failed.status.state_info.code, "REPLICAS_NOT_IN_SYNC");
+    assert_eq!(
+        failed.status.state_info.message,
+        "the cluster was not fully replicated within 600 s of its last node coming back, so \
+         broker 102 was not restarted: 30 under-replicated and 0 offline of 30 partitions \
+         (broker 101's report)"
+    );
+    assert_eq!(agents.outdated(&store).await, Vec::<NodeId>::new());
+    let op = store.get_operation("t1", &op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Failed);
+    assert_eq!(op.error.unwrap().code, "REPLICAS_NOT_IN_SYNC");
+    assert_eq!(op.steps[1].state, StepState::Failed);
+}
+
+#[tokio::test]
+async fn a_new_reconciler_keeps_waiting_for_replication_then_resumes() {
+    let (store, _, mut agents, cluster_before, _) = broker_101_back_and_lagging().await;
+    agents.report(&store, &[], NodeState::Running).await;
+
+    // The control plane restarts while 101 catches up: the new one holds 102 back too.
+    let mut reconciler = self::reconciler(&store);
+    settle(&mut reconciler).await;
+    assert_eq!(agents.outdated(&store).await, Vec::<NodeId>::new());
+
+    agents.lagging.clear();
+    agents.report(&store, &[], NodeState::Running).await;
+    let rest = roll_to_the_end(&store, &mut reconciler, &mut agents, &cluster_before.id).await;
+    assert_eq!(rest, [102, 103]);
 }

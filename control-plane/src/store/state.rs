@@ -43,7 +43,7 @@ use crate::error::{Conflict, Error, Result};
 use crate::model::configuration::REVISIONS_MAX;
 use crate::model::{
     Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId, Host,
-    HostAssignment, HostHealth, HostRegistration, NodeReport, Operation, OperationId,
+    HostAssignment, HostHealth, HostRegistration, NodeReport, NodeState, Operation, OperationId,
     OperationState, OperationType, OperationUpdate, Page, PageRequest, Revision, Step, StepState,
     Tenant, TimestampMs,
 };
@@ -480,6 +480,13 @@ impl State {
             } => {
                 let host = self.host_mut(&host_id)?;
                 nodes.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+                for node in &mut nodes {
+                    let previous = host
+                        .nodes
+                        .iter()
+                        .find(|p| p.cluster_id == node.cluster_id && p.node_id == node.node_id);
+                    stamp_report(node, previous, now_ms);
+                }
                 // A released node is gone once its agent no longer reports it.
                 host.releasing.retain(|a| {
                     nodes
@@ -1221,6 +1228,20 @@ impl StateMachine for State {
         };
         encode_response(&response)
     }
+}
+
+/// Stamps an agent's report of a node with the proposer's time carried in the command (so
+/// replicas agree): when it was received, and since when the node has been RUNNING with this
+/// config fingerprint, carried over from `previous` while it stays so.
+fn stamp_report(node: &mut NodeReport, previous: Option<&NodeReport>, now_ms: TimestampMs) {
+    node.reported_at_ms = now_ms;
+    node.running_since_ms = (node.state == NodeState::Running).then(|| {
+        previous
+            .filter(|p| p.state == NodeState::Running)
+            .filter(|p| p.config_fingerprint == node.config_fingerprint)
+            .and_then(|p| p.running_since_ms)
+            .unwrap_or(now_ms)
+    });
 }
 
 #[cfg(test)]

@@ -659,6 +659,9 @@ async fn hosts_register_report_and_take_assignments() {
         state: NodeState::Running,
         message: String::new(),
         config_fingerprint: String::new(),
+        probe: None,
+        reported_at_ms: 0,
+        running_since_ms: None,
     };
     let host = store
         .report_host("h1", 1, vec![report.clone()])
@@ -667,7 +670,38 @@ async fn hosts_register_report_and_take_assignments() {
     assert_eq!(host.health, HostHealth::Healthy);
     assert_eq!(host.last_seen_at_ms, 5_000);
     assert_eq!(host.applied_generation, 1);
-    assert_eq!(host.nodes, vec![report]);
+    // The store stamps the report with its own clock.
+    let stamped = NodeReport {
+        reported_at_ms: 5_000,
+        running_since_ms: Some(5_000),
+        ..report.clone()
+    };
+    assert_eq!(host.nodes, vec![stamped.clone()]);
+
+    // Still RUNNING with the same config: running since the first report.
+    store.set_now_ms(6_000);
+    let host = store
+        .report_host("h1", 1, vec![report.clone()])
+        .await
+        .unwrap();
+    assert_eq!(host.nodes[0].reported_at_ms, 6_000);
+    assert_eq!(host.nodes[0].running_since_ms, Some(5_000));
+    // Another config (a restart the agent saw through): running since now.
+    let restarted = NodeReport {
+        config_fingerprint: "a1a1a1a1a1a1a1a1".into(),
+        ..report.clone()
+    };
+    store.set_now_ms(7_000);
+    let host = store.report_host("h1", 1, vec![restarted]).await.unwrap();
+    assert_eq!(host.nodes[0].running_since_ms, Some(7_000));
+    // Not RUNNING: not running since anything.
+    let starting = NodeReport {
+        state: NodeState::Starting,
+        ..report.clone()
+    };
+    store.set_now_ms(8_000);
+    let host = store.report_host("h1", 1, vec![starting]).await.unwrap();
+    assert_eq!(host.nodes[0].running_since_ms, None);
 
     // Re-registering (an agent restart) keeps the assignments.
     let host = store.register_host(registration("h1", "a")).await.unwrap();

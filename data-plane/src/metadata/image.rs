@@ -109,4 +109,76 @@ impl Image {
     pub fn partition_count(&self) -> usize {
         self.topics.values().map(|t| t.partitions.len()).sum()
     }
+
+    /// How replicated the whole cluster's partitions are, by this image: one pass over the
+    /// partitions, no allocation.
+    pub fn replication_health(&self) -> ReplicationHealth {
+        let mut health = ReplicationHealth::default();
+        for partition in self.topics.values().flat_map(|t| &t.partitions) {
+            health.partitions += 1;
+            if partition.isr.len() < partition.replicas.len() {
+                health.under_replicated += 1;
+            }
+            if partition.leader < 0 {
+                health.offline += 1;
+            }
+        }
+        health
+    }
+}
+
+/// Partition counts over a whole image, as Kafka's `UnderReplicatedPartitions` and
+/// `OfflinePartitionsCount` metrics count them (there per broker, for the partitions it
+/// leads; here cluster-wide, from the metadata every broker shares).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicationHealth {
+    /// Partitions in the image.
+    pub partitions: u32,
+    /// Partitions whose in-sync replica set is smaller than their replica set.
+    pub under_replicated: u32,
+    /// Partitions without a leader.
+    pub offline: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(replicas: &[NodeId], isr: &[NodeId], leader: NodeId) -> PartitionState {
+        PartitionState {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn replication_health_counts_short_isrs_and_leaderless_partitions_cluster_wide() {
+        let mut image = Image::empty("cl-1", 1);
+        assert_eq!(image.replication_health(), ReplicationHealth::default());
+        image.topics.insert(
+            "orders".into(),
+            Topic {
+                name: "orders".into(),
+                id: Default::default(),
+                partitions: vec![
+                    partition(&[101, 102, 103], &[101, 102, 103], 101),
+                    partition(&[102, 103, 101], &[102, 103], 102),
+                    partition(&[103, 101, 102], &[], -1),
+                ],
+                configs: BTreeMap::new(),
+                internal: false,
+            },
+        );
+        assert_eq!(
+            image.replication_health(),
+            ReplicationHealth {
+                partitions: 3,
+                under_replicated: 2,
+                offline: 1,
+            }
+        );
+    }
 }

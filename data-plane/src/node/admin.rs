@@ -2,14 +2,16 @@
 //!
 //! It reports what the node is and holds (`ferry node status`, readiness checks in `ferry dev`
 //! and the tests, and the host agent's health reports: a broker is ready when registered and
-//! unfenced, a controller when its voter knows a quorum leader).
+//! unfenced, a controller when its voter knows a quorum leader). A broker also counts the
+//! cluster's under-replicated and offline partitions from its metadata image, one pass over
+//! the partitions per call: the control plane's rolling restart waits on those counts.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_proto::node::v1::node_service_server::{NodeService, NodeServiceServer};
-use ferry_proto::node::v1::{GetStatusRequest, NodeStatus, PartitionStatus};
+use ferry_proto::node::v1::{GetStatusRequest, NodeStatus, PartitionStatus, ReplicationStatus};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
@@ -71,6 +73,14 @@ impl NodeService for StatusSource {
                     .map(|i| format!("{}:{}", i.host, i.port))
             })
             .unwrap_or_default();
+        let replication = self.broker.as_ref().map(|b| {
+            let health = b.image().replication_health();
+            ReplicationStatus {
+                partitions: health.partitions,
+                under_replicated_partitions: health.under_replicated,
+                offline_partitions: health.offline,
+            }
+        });
         let (broker_epoch, fenced, metadata_offset) = match &self.quorum {
             Some(q) => {
                 let state = q.broker_state();
@@ -106,6 +116,7 @@ impl NodeService for StatusSource {
             quorum_role,
             quorum_leader_id,
             quorum_term,
+            replication,
         }))
     }
 }
