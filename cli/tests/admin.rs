@@ -274,7 +274,7 @@ async fn admin_apis_across_three_brokers() {
         .expect("a surviving broker");
     let survivor = cluster.bootstrap_of(follower);
     let deadline = Instant::now() + CONVERGE;
-    let (new_leader, new_epoch) = loop {
+    let (_, new_epoch) = loop {
         let (now_leader, now_epoch) = leader_and_epoch(&survivor, topic).await;
         if now_leader >= 0 && now_leader != leader {
             break (now_leader, now_epoch);
@@ -301,6 +301,24 @@ async fn admin_apis_across_three_brokers() {
             }
         }
     }
+    // The survivor's metadata may be ahead of the new leader's own, and leadership may move
+    // once more while the dead broker is fenced: take the broker that itself says it leads,
+    // with the epoch it reports.
+    let deadline = Instant::now() + CONVERGE;
+    let (new_leader, new_epoch) = 'found: loop {
+        for &id in brokers.iter().filter(|&&id| id != leader) {
+            let (says_leader, says_epoch) =
+                leader_and_epoch(&cluster.bootstrap_of(id), topic).await;
+            if says_leader == id && says_epoch >= new_epoch {
+                break 'found (id, says_epoch);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a surviving broker that knows it leads {topic}-0"
+        );
+        tokio::time::sleep(POLL).await;
+    };
     let new_leader_addr = cluster.bootstrap_of(new_leader);
     // (current leader epoch the consumer believes) -> error: KIP-320 fencing.
     for (current, expected) in [

@@ -596,7 +596,30 @@ impl Admin {
 
     /// Creates one topic; the error code the broker (or librdkafka) gave otherwise. Bounded by
     /// the request timeout plus a margin, so a hang fails the test instead of stalling it.
+    ///
+    /// librdkafka may drop the connection a request went out on when it replaces its bootstrap
+    /// connections with the brokers it learned (`DestroyBroker`, a local error): the request
+    /// may or may not have reached the broker, so it is sent once more, and TOPIC_ALREADY_EXISTS
+    /// then means the first one did.
     pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i32,
+    ) -> Result<(), RDKafkaErrorCode> {
+        match self.create_topic_once(name, partitions, replication).await {
+            Err(RDKafkaErrorCode::DestroyBroker) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match self.create_topic_once(name, partitions, replication).await {
+                    Err(RDKafkaErrorCode::TopicAlreadyExists) => Ok(()),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn create_topic_once(
         &self,
         name: &str,
         partitions: i32,
