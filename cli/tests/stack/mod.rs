@@ -42,7 +42,9 @@ pub fn free_port() -> u16 {
 }
 
 /// A port range of `len` ports that looks free: starts at a pseudo-random base and checks
-/// each port can be bound now.
+/// each port can be bound now. Ranges lie below Linux's ephemeral ports (32768 and up), which
+/// the kernel hands to outgoing connections and `free_port` listeners of tests running
+/// alongside, so a node's port is not taken between this check and its bind.
 pub fn free_range(len: u16) -> (u16, u16) {
     let seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
@@ -51,7 +53,7 @@ pub fn free_range(len: u16) -> (u16, u16) {
             .subsec_nanos() as u64;
     for attempt in 0..50u64 {
         let base =
-            20_000 + ((seed.wrapping_mul(2654435761).wrapping_add(attempt * 7919)) % 35_000) as u16;
+            20_000 + ((seed.wrapping_mul(2654435761).wrapping_add(attempt * 7919)) % 12_000) as u16;
         let base = base - base % len;
         if (base..base + len).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
             return (base, base + len - 1);
