@@ -228,6 +228,7 @@ impl GroupLatency {
             assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
         }
         consumer.assign(&assignment).context("assigning")?;
+        warm_up(&consumer);
         Ok(consumer)
     }
 
@@ -248,6 +249,7 @@ impl GroupLatency {
                 tracing::debug!(error = %e, "poll while joining");
             }
         }
+        warm_up(&consumer);
         Ok(consumer)
     }
 }
@@ -275,6 +277,20 @@ impl ProducerContext for Deliveries {
             Err(_) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+}
+
+/// How long each latency phase's consumer polls an empty topic before the producer starts,
+/// so that neither phase's first messages wait for connections to the partition leaders.
+const WARM_UP: Duration = Duration::from_secs(3);
+
+/// Polls `consumer` for [`WARM_UP`] (the topic is still empty; nothing is lost).
+fn warm_up(consumer: &BaseConsumer) {
+    let until = Instant::now() + WARM_UP;
+    while Instant::now() < until {
+        if let Some(Err(e)) = consumer.poll(MEMBER_POLL) {
+            tracing::debug!(error = %e, "poll while warming up");
         }
     }
 }
