@@ -413,6 +413,25 @@ impl Client {
             .into_inner())
     }
 
+    /// Follows a cluster's operation to its end ([`Self::wait`]), prints the cluster as it is
+    /// then, and fails with the operation's error code and message if it failed (`what`
+    /// names the operation: "creation", "growing", ...).
+    async fn finish_on_cluster(
+        &self,
+        operation_id: &str,
+        cluster_id: &str,
+        timeout: Duration,
+        output: Output,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let ended = self.wait(operation_id, timeout, output).await?;
+        print_cluster(&self.cluster(cluster_id).await?, output)?;
+        if let Some(error) = ended.error {
+            bail!("{what} failed: {}: {}", error.code, error.message);
+        }
+        Ok(())
+    }
+
     /// Polls `operation_id` until it ends, printing each step as it changes (table output).
     async fn wait(
         &self,
@@ -564,19 +583,15 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
             if output == Output::Table {
                 eprintln!("creating {} (operation {})", cluster.id, operation.id);
             }
-            let ended = client
-                .wait(
+            client
+                .finish_on_cluster(
                     &operation.id,
+                    &cluster.id,
                     Duration::from_secs(create.wait_timeout_secs),
                     output,
+                    "creation",
                 )
-                .await?;
-            let cluster = client.cluster(&cluster.id).await?;
-            print_cluster(&cluster, output)?;
-            if let Some(error) = ended.error {
-                bail!("creation failed: {}: {}", error.code, error.message);
-            }
-            Ok(())
+                .await
         }
         ClusterCommand::Get { cluster } => {
             let id = client.cluster_id(&cluster).await?;
@@ -665,18 +680,15 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 .operation
                 .context("the API returned no operation")?;
             if wait {
-                let ended = client
-                    .wait(
+                client
+                    .finish_on_cluster(
                         &operation.id,
+                        &id,
                         Duration::from_secs(wait_timeout_secs),
                         output,
+                        "growing",
                     )
-                    .await?;
-                print_cluster(&client.cluster(&id).await?, output)?;
-                if let Some(error) = ended.error {
-                    bail!("growing failed: {}: {}", error.code, error.message);
-                }
-                Ok(())
+                    .await
             } else {
                 show(output, &operation, || {
                     println!(
@@ -771,18 +783,15 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                     );
                 });
             }
-            let ended = client
-                .wait(
+            client
+                .finish_on_cluster(
                     &operation.id,
+                    &id,
                     Duration::from_secs(wait_timeout_secs),
                     output,
+                    "configuring",
                 )
-                .await?;
-            print_cluster(&client.cluster(&id).await?, output)?;
-            if let Some(error) = ended.error {
-                bail!("configuring failed: {}: {}", error.code, error.message);
-            }
-            Ok(())
+                .await
         }
     }
 }
