@@ -8,23 +8,43 @@
 //! # Limits
 //! - [`ServerOptions::max_frame_bytes`] (Kafka's `socket.request.max.bytes`): a larger frame is
 //!   refused from its 4-byte size prefix, before anything is buffered, and the connection closed.
-//! - [`ServerOptions::max_connections`]: at the bound, accepting waits until a connection
-//!   closes (back-pressure on the listen backlog rather than refusal).
+//! - [`ServerOptions::max_connections`] client connections at once, at most
+//!   [`ServerOptions::max_connections_per_ip`] (`max.connections.per.ip`) from one address.
+//!   A connection over either bound is still accepted into the replica reserve (below) if it
+//!   has room, else closed at once, as Kafka closes a connection over `max.connections.per.ip`.
+//! - [`ServerOptions::connections_max_idle`] (`connections.max.idle.ms`, Kafka's default 10
+//!   minutes): a connection that has neither sent a byte nor been answered for that long is
+//!   closed, so the slots of clients that went away without closing (a NAT dropped them, a
+//!   process froze) come back. A request being handled (a Fetch long-poll) is not idle.
 //! - Bytes are buffered only as they arrive, [`READ_CHUNK_BYTES`] at a time.
+//!
+//! # Replica fetchers never starve behind clients
+//! Followers fetch from their leaders on this same listener (Fetch with `replica_id >= 0`),
+//! one connection per follower broker. When the client bounds are full, up to
+//! [`REPLICA_CONNECTIONS_RESERVED`] more connections are accepted, and each of them may only
+//! send replica Fetch requests: any other request closes it. So clients that fill the
+//! listener (or one address, such as a host running brokers and clients) cannot stop
+//! replication, and what gets past the bounds can only fetch. Caveat: a replica id is not
+//! authenticated yet (inter-broker mutual TLS comes later), so a client that claims one can
+//! occupy a reserved slot, but only one of a bounded few, and only until it goes idle.
 //!
 //! # Errors
 //! A frame that cannot be decoded (unknown API key, unsupported version, malformed body) or a
 //! response that cannot be encoded closes that connection only, after a log line; every other
 //! connection carries on. Nothing a client sends can panic the server.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::BytesMut;
+use kafka_protocol::messages::RequestKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,16 +56,35 @@ use crate::protocol::response::{self, EncodeError};
 /// Most bytes read from a socket at once; a frame's buffer grows by at most this per read.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Default bound on concurrent connections.
+/// Default bound on concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Default of `connections.max.idle.ms`: Kafka's, 10 minutes.
+pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
+
+/// Default of `max.connections.per.ip`. Kafka's is unbounded (`Integer.MAX_VALUE`); Ferry's is
+/// a tenth of [`DEFAULT_MAX_CONNECTIONS`], so no single address can take the listener and at
+/// least ten must cooperate to fill it, while a host running many clients (or, in `ferry dev`,
+/// every client and broker on 127.0.0.1) stays far from it. Raise it for a NAT gateway with
+/// more than a thousand clients behind it.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
+
+/// Connections accepted beyond the client bounds for replica fetchers only. A broker has at
+/// most one fetcher connection to each leader, and a cluster at most 60 brokers, so 64 leaves
+/// every follower a slot.
+pub const REPLICA_CONNECTIONS_RESERVED: usize = 64;
 
 /// Listener settings.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub max_frame_bytes: usize,
-    /// Most connections served at once; accepting waits at the bound.
+    /// Most client connections served at once; beyond it only the replica reserve is left.
     pub max_connections: usize,
+    /// `max.connections.per.ip`: most client connections from one address.
+    pub max_connections_per_ip: usize,
+    /// `connections.max.idle.ms`: a connection silent this long is closed.
+    pub connections_max_idle: Duration,
 }
 
 impl Default for ServerOptions {
@@ -53,8 +92,126 @@ impl Default for ServerOptions {
         Self {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            connections_max_idle: Duration::from_millis(DEFAULT_CONNECTIONS_MAX_IDLE_MS),
         }
     }
+}
+
+/// What a connection was admitted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Within the client bounds: any request.
+    Client,
+    /// In the replica reserve: replica Fetch requests only.
+    ReplicaOnly,
+}
+
+/// Client connections per address; a [`PerIpSlot`] gives its slot back when dropped.
+#[derive(Debug, Default)]
+struct PerIp {
+    /// Open client connections by peer address; entries at zero are removed.
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerIp {
+    /// Takes a slot for `ip` if it has fewer than `max` connections.
+    fn try_take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PerIpSlot> {
+        let mut counts = self.counts.lock().expect("per-ip lock poisoned");
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            if *count == 0 {
+                counts.remove(&ip);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(PerIpSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One client connection's slot in [`PerIp`].
+#[derive(Debug)]
+struct PerIpSlot {
+    /// The table to give the slot back to.
+    table: Arc<PerIp>,
+    /// The peer address.
+    ip: IpAddr,
+}
+
+impl Drop for PerIpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock().expect("per-ip lock poisoned");
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a connection holds while it is open: its admission and the slots it took.
+#[derive(Debug)]
+struct Slots {
+    /// Client or replica reserve.
+    admission: Admission,
+    /// A permit of the client or the reserve semaphore.
+    _permit: OwnedSemaphorePermit,
+    /// The per-address slot (client connections only).
+    _per_ip: Option<PerIpSlot>,
+}
+
+/// The connection bounds of a listener, shared by the accept loop.
+#[derive(Debug)]
+struct Admissions {
+    /// Client connections ([`ServerOptions::max_connections`]).
+    clients: Arc<Semaphore>,
+    /// Replica-only connections beyond the client bounds.
+    reserve: Arc<Semaphore>,
+    /// Client connections per address.
+    per_ip: Arc<PerIp>,
+    /// [`ServerOptions::max_connections_per_ip`].
+    max_per_ip: usize,
+}
+
+impl Admissions {
+    fn new(options: &ServerOptions) -> Self {
+        Self {
+            clients: Arc::new(Semaphore::new(options.max_connections)),
+            reserve: Arc::new(Semaphore::new(REPLICA_CONNECTIONS_RESERVED)),
+            per_ip: Arc::default(),
+            max_per_ip: options.max_connections_per_ip,
+        }
+    }
+
+    /// Admits a connection from `ip` as a client, else into the replica reserve, else `None`.
+    fn admit(&self, ip: IpAddr) -> Option<Slots> {
+        if let Some(per_ip) = self.per_ip.try_take(ip, self.max_per_ip)
+            && let Ok(permit) = self.clients.clone().try_acquire_owned()
+        {
+            return Some(Slots {
+                admission: Admission::Client,
+                _permit: permit,
+                _per_ip: Some(per_ip),
+            });
+        }
+        let permit = self.reserve.clone().try_acquire_owned().ok()?;
+        Some(Slots {
+            admission: Admission::ReplicaOnly,
+            _permit: permit,
+            _per_ip: None,
+        })
+    }
+}
+
+/// Whether `body` is a Fetch from a follower (a replica id set), the only request a
+/// connection in the replica reserve may send.
+fn is_replica_fetch(body: &RequestKind) -> bool {
+    matches!(body, RequestKind::Fetch(r) if r.replica_id.0 >= 0 || r.replica_state.replica_id.0 >= 0)
 }
 
 /// Why a connection was closed by the server.
@@ -68,6 +225,10 @@ enum ConnectionError {
     Encode(#[from] EncodeError),
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("idle for longer than connections.max.idle.ms ({0:?})")]
+    Idle(Duration),
+    #[error("a connection in the replica reserve sent a request other than a replica Fetch")]
+    NotReplicaFetch,
 }
 
 /// Serves Kafka clients on `listener` until `shutdown` resolves, then waits for open
@@ -80,14 +241,11 @@ pub async fn run(
 ) {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(options.max_connections));
+    let admissions = Admissions::new(&options);
     let decoder = FrameDecoder::new(options.max_frame_bytes);
+    let idle = options.connections_max_idle;
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
-            _ = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -100,14 +258,20 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
+        let Some(slots) = admissions.admit(peer.ip()) else {
+            tracing::debug!(%peer, "refused a connection: connection limits and replica reserve are full");
+            drop(stream);
+            continue;
+        };
         let broker = broker.clone();
         let decoder = decoder.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
-            if let Err(e) = serve(stream, peer, &broker, &decoder, &cancel).await {
+            let admission = slots.admission;
+            if let Err(e) = serve(stream, peer, &broker, &decoder, &cancel, idle, admission).await {
                 tracing::info!(%peer, error = %e, "closed connection");
             }
-            drop(permit);
+            drop(slots);
         });
     }
     cancel.cancel();
@@ -122,10 +286,13 @@ async fn serve(
     broker: &Broker,
     decoder: &FrameDecoder,
     cancel: &CancellationToken,
+    idle: Duration,
+    admission: Admission,
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true)?;
-    tracing::debug!(%peer, "accepted connection");
+    tracing::debug!(%peer, ?admission, "accepted connection");
     let mut buf = BytesMut::with_capacity(4096);
+    let mut last_active = Instant::now();
     loop {
         let frame = loop {
             if let Some(frame) = decoder.decode(&mut buf)? {
@@ -134,11 +301,15 @@ async fn serve(
             buf.reserve(decoder.missing_bytes(&buf).clamp(1, READ_CHUNK_BYTES));
             let read = tokio::select! {
                 read = stream.read_buf(&mut buf) => read?,
+                _ = tokio::time::sleep_until(last_active + idle) => {
+                    return Err(ConnectionError::Idle(idle));
+                }
                 _ = cancel.cancelled() => return Ok(()),
             };
             if read == 0 {
                 return Ok(()); // the client closed the connection
             }
+            last_active = Instant::now();
         };
         let reply = match request::decode(frame)? {
             Decoded::UnsupportedApiVersions {
@@ -149,6 +320,9 @@ async fn serve(
                 Some(response::unsupported_api_versions(correlation_id))
             }
             Decoded::Request(request) => {
+                if admission == Admission::ReplicaOnly && !is_replica_fetch(&request.body) {
+                    return Err(ConnectionError::NotReplicaFetch);
+                }
                 let (api_key, version) = (request.api_key, request.version);
                 let correlation_id = request.header.correlation_id;
                 let body = tokio::select! {
@@ -170,5 +344,6 @@ async fn serve(
         if let Some(bytes) = reply {
             stream.write_all(&bytes).await?;
         }
+        last_active = Instant::now();
     }
 }

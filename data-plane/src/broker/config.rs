@@ -31,6 +31,12 @@ pub struct BrokerConfig {
     /// `producer.id.expiration.ms` (Kafka's default one day): a partition forgets an
     /// idempotent producer this long after its last batch.
     pub producer_id_expiration_ms: i64,
+    /// `connections.max.idle.ms` (Kafka's default 10 minutes): the Kafka listener closes a
+    /// connection idle this long ([`crate::server`]).
+    pub connections_max_idle: Duration,
+    /// `max.connections.per.ip` (Ferry's default
+    /// [`crate::server::DEFAULT_MAX_CONNECTIONS_PER_IP`]): client connections from one address.
+    pub max_connections_per_ip: usize,
     /// The broker configs given at startup by Kafka name, as given (DescribeConfigs reports
     /// them as STATIC_BROKER_CONFIG).
     pub static_configs: BTreeMap<String, String>,
@@ -50,6 +56,10 @@ impl BrokerConfig {
             replica_lag_time_max: Duration::from_millis(30_000),
             producer_id_expiration_ms:
                 crate::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            connections_max_idle: Duration::from_millis(
+                crate::server::DEFAULT_CONNECTIONS_MAX_IDLE_MS,
+            ),
+            max_connections_per_ip: crate::server::DEFAULT_MAX_CONNECTIONS_PER_IP,
             static_configs: BTreeMap::new(),
             groups: crate::group::GroupOptions::default(),
         }
@@ -130,6 +140,22 @@ impl BrokerConfig {
                             .filter(|n: &i64| *n >= 1)
                             .ok_or_else(|| bad("expected an integer >= 1"))?;
                 }
+                "connections.max.idle.ms" => {
+                    let ms: u64 = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad("expected an integer > 0"))?;
+                    self.connections_max_idle = Duration::from_millis(ms);
+                }
+                "max.connections.per.ip" => {
+                    self.max_connections_per_ip = value
+                        .parse::<i32>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| bad("expected an integer >= 0"))?
+                        as usize;
+                }
                 _ if crate::group::GroupOptions::is_config(name) => {
                     self.groups.apply_config(name, value)?;
                 }
@@ -169,8 +195,12 @@ mod tests {
                 ("log.retention.check.interval.ms", "1000"),
                 ("replica.lag.time.max.ms", "5000"),
                 ("producer.id.expiration.ms", "60000"),
+                ("connections.max.idle.ms", "250"),
+                ("max.connections.per.ip", "3"),
             ])
             .unwrap();
+        assert_eq!(config.connections_max_idle, Duration::from_millis(250));
+        assert_eq!(config.max_connections_per_ip, 3);
         assert_eq!(config.replica_lag_time_max, Duration::from_secs(5));
         assert_eq!(config.producer_id_expiration_ms, 60_000);
         assert_eq!(config.topic_defaults.num_partitions, 3);

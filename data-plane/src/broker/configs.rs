@@ -73,6 +73,8 @@ fn broker_config_value(config: &BrokerConfig, name: &str) -> Option<String> {
     Some(match name {
         "auto.create.topics.enable" => config.auto_create_topics_enable.to_string(),
         "broker.id" | "node.id" => config.node_id.to_string(),
+        "connections.max.idle.ms" => config.connections_max_idle.as_millis().to_string(),
+        "max.connections.per.ip" => config.max_connections_per_ip.to_string(),
         "default.replication.factor" => {
             config.topic_defaults.default_replication_factor.to_string()
         }

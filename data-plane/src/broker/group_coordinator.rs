@@ -29,7 +29,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -39,6 +39,8 @@ use crate::group::coordinator::{Coordinator, Output};
 use crate::group::records::OffsetsRecord;
 use crate::group::state::{Effects, Reply};
 use crate::group::{GroupOptions, Millis, OFFSETS_TOPIC, ReplyId, partition_for};
+use crate::log::batch::check_batch;
+use crate::log::records;
 use crate::log::{LeaderEpoch, Offset};
 use crate::metadata::NewTopic;
 
@@ -425,10 +427,19 @@ impl Broker {
     }
 
     /// Replays an offsets partition's log into a fresh coordinator.
+    ///
+    /// Records are decoded within bounds ([`records::decode_batch`]). A batch that does not
+    /// decode (a log written before produce checked records, or damaged) is skipped with an
+    /// error line and the replay goes on: one bad batch must not keep every group of the
+    /// partition from loading, nor take the broker down at every start.
     fn load_shard(&self, partition: &Arc<Partition>) -> Coordinator {
         let mut coordinator = Coordinator::new(self.groups.options.clone());
         let now = now_ms();
-        let mut offset = partition.lock().log.log_start_offset();
+        let (mut offset, limit) = {
+            let inner = partition.lock();
+            let limit = records::decompressed_limit(inner.config.log.max_message_bytes);
+            (inner.log.log_start_offset(), limit)
+        };
         loop {
             let read = {
                 let mut inner = partition.lock();
@@ -443,27 +454,43 @@ impl Broker {
                     break;
                 }
             };
-            let mut bytes: Bytes = read.records.clone();
-            match RecordBatchDecoder::decode_all(&mut bytes) {
-                Ok(sets) => {
-                    for record in sets.into_iter().flat_map(|s| s.records) {
-                        if record.control || record.offset < offset {
-                            continue;
-                        }
-                        let Some(key) = record.key.as_deref() else {
-                            continue;
-                        };
-                        match OffsetsRecord::decode(key, record.value.as_deref()) {
-                            Ok(r) => coordinator.replay(r, now),
-                            Err(e) => {
-                                tracing::warn!(error = %e, offset = record.offset, "skipping a record of the offsets topic")
-                            }
+            let mut rest: &[u8] = &read.records;
+            while let Ok(header) = check_batch(rest) {
+                let bytes = &rest[..header.size()];
+                rest = &rest[header.size()..];
+                if header.is_control() || header.last_offset() < offset {
+                    continue;
+                }
+                let decoded = match records::decode_batch(bytes, header, limit, false) {
+                    Ok(decoded) => decoded,
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            partition = ?partition.id,
+                            base_offset = header.base_offset,
+                            "skipping an undecodable batch of the offsets topic"
+                        );
+                        continue;
+                    }
+                };
+                for record in decoded.records().map_while(Result::ok) {
+                    let record_offset = header.base_offset + i64::from(record.offset_delta);
+                    let Some(key) = record.key else {
+                        continue;
+                    };
+                    if record_offset < offset {
+                        continue;
+                    }
+                    match OffsetsRecord::decode(key, record.value) {
+                        Ok(r) => coordinator.replay(r, now),
+                        Err(e) => {
+                            tracing::warn!(error = %e, offset = record_offset, "skipping a record of the offsets topic")
                         }
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, partition = ?partition.id, "undecodable batch in the offsets topic");
-                }
+            }
+            if read.next_offset <= offset {
+                break;
             }
             offset = read.next_offset;
         }

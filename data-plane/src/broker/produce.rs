@@ -1,7 +1,8 @@
 //! Produce (key 0): appends record batches to partition logs.
 //!
 //! # Expected flow
-//! For each partition: find it (UNKNOWN_TOPIC_OR_PARTITION), check this broker leads it
+//! For each partition: refuse internal topics (INVALID_TOPIC_EXCEPTION, see below), find it
+//! (UNKNOWN_TOPIC_OR_PARTITION), check this broker leads it
 //! (NOT_LEADER_OR_FOLLOWER), for acks=all check the ISR against `min.insync.replicas` before
 //! writing anything (NOT_ENOUGH_REPLICAS), then append: the log validates every batch (CRC,
 //! magic, sizes) and refuses the whole partition's data if one is bad (CORRUPT_MESSAGE,
@@ -22,6 +23,13 @@
 //!   nothing (with acks=all it still waits until the original is replicated); a gap is
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER, a fenced epoch INVALID_PRODUCER_EPOCH, and more than one
 //!   batch in the partition's records INVALID_RECORD, all with nothing appended.
+//! - Internal topics ([`crate::metadata::INTERNAL_TOPICS`]: `__consumer_offsets`,
+//!   `__transaction_state`) are never written by a Produce request: the partition is answered
+//!   INVALID_TOPIC_EXCEPTION ("Cannot append to internal topic …") and nothing is appended,
+//!   which is what Kafka's `ReplicaManager.appendToLocalLog` answers when internal topics are
+//!   not allowed. Kafka allows them for the client id `__admin_client`; Ferry does not, since
+//!   a client id is not a credential. The group coordinator writes `__consumer_offsets`
+//!   through the log directly, not through Produce, so it is not affected.
 //! - acks=0: no response at all, as Kafka does; if a partition fails, the connection is closed
 //!   so the client notices and refreshes its metadata (Kafka's behaviour too).
 
@@ -38,6 +46,7 @@ use super::idempotence::ProducerCheck;
 use super::partition::Partition;
 use super::{Broker, Reply, now_ms};
 use crate::log::{LeaderEpoch, Offset};
+use crate::metadata::is_internal_topic;
 
 /// acks values Kafka defines.
 const ACKS_NONE: i16 = 0;
@@ -183,6 +192,13 @@ impl Broker {
         PartitionProduceResponse,
         Option<(Arc<Partition>, Offset, LeaderEpoch)>,
     ) {
+        if is_internal_topic(topic) {
+            let message = format!("Cannot append to internal topic {topic}");
+            return (
+                error(index, ResponseError::InvalidTopicException, &message),
+                None,
+            );
+        }
         let Some(partition) = self.partition(topic, index) else {
             return (
                 error(

@@ -31,9 +31,9 @@
 //! broker may enforce that; the log accepts one or more concatenated batches).
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::Offset;
+use super::records;
 
 /// Bytes before the part counted by `batchLength`: baseOffset and batchLength.
 pub const LOG_OVERHEAD: usize = 12;
@@ -112,6 +112,9 @@ pub enum BatchError {
     /// The batch is well-formed bytes but not an acceptable record batch.
     #[error("invalid record batch: {0}")]
     InvalidRecord(String),
+    /// The batch's compressed records are not a stream its codec can decode.
+    #[error("corrupt compressed records: {0}")]
+    Decompression(String),
     /// The request carried no batch at all.
     #[error("no record batch in the request")]
     Empty,
@@ -121,10 +124,17 @@ impl BatchError {
     /// The Kafka error code for this error.
     ///
     /// ```text
-    /// Truncated, BadLength, CrcMismatch, magic > 2 -> 2  CORRUPT_MESSAGE
+    /// Truncated, BadLength, CrcMismatch, magic > 2,
+    /// Decompression                                 -> 2  CORRUPT_MESSAGE
     /// TooLarge                                      -> 10 MESSAGE_TOO_LARGE
     /// InvalidRecord, Empty, magic 0 or 1            -> 87 INVALID_RECORD
     /// ```
+    ///
+    /// Records that do not fit their batch (a recordsCount the bytes cannot hold, records
+    /// that expand past the decompression bound, a record that does not decode) are
+    /// INVALID_RECORD, as Kafka's `LogValidator` answers an `InvalidRecordException`; a
+    /// stream the codec rejects is CORRUPT_MESSAGE, as Kafka answers a
+    /// `CorruptRecordException`.
     ///
     /// Magic 0/1 maps to INVALID_RECORD because that is what Kafka answers when a produce
     /// request (v3+) carries an old message format.
@@ -132,7 +142,8 @@ impl BatchError {
         match self {
             BatchError::Truncated { .. }
             | BatchError::BadLength { .. }
-            | BatchError::CrcMismatch { .. } => 2,
+            | BatchError::CrcMismatch { .. }
+            | BatchError::Decompression(_) => 2,
             BatchError::UnsupportedMagic { magic } if *magic > MAGIC_V2 => 2,
             BatchError::UnsupportedMagic { .. } => 87,
             BatchError::TooLarge { .. } => 10,
@@ -144,7 +155,9 @@ impl BatchError {
 /// Who is appending, which decides how strictly a batch is checked (Kafka's `AppendOrigin`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// A producer: full checks, including max.message.bytes and count consistency.
+    /// A producer (or the broker's own group coordinator): full checks, including
+    /// max.message.bytes, count consistency, and every record decoded within the bound of
+    /// [`records::decompressed_limit`].
     Client,
     /// A follower copying the leader: structural checks only, sizes are not limited.
     Replication,
@@ -313,9 +326,14 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 ///
 /// Every batch must be complete, magic 2, with a matching CRC. From a client, a batch must
 /// also fit in `max_message_bytes`, carry at least one record, have `recordsCount ==
-/// lastOffsetDelta + 1`, not be a control batch, and have a sequence if it has a producer id.
+/// lastOffsetDelta + 1`, not be a control batch, and have a sequence if it has a producer id;
+/// then its records are decoded ([`records::decode_batch`]): the count must fit the bytes,
+/// compressed records must inflate within [`records::decompressed_limit`], and every record
+/// must decode with consecutive offset deltas. So everything a client writes can be decoded
+/// later (ListOffsets by timestamp, `__consumer_offsets` replay) within known bounds.
 /// From a follower only `lastOffsetDelta >= 0` and `recordsCount >= 0` are required (compacted
-/// batches may be sparse or empty). An empty buffer is [`BatchError::Empty`].
+/// batches may be sparse or empty, and a leader's old log must not wedge replication; readers
+/// check records themselves). An empty buffer is [`BatchError::Empty`].
 pub fn validate(
     buf: &[u8],
     origin: Origin,
@@ -329,6 +347,11 @@ pub fn validate(
     while position < buf.len() {
         let header = check_batch(&buf[position..]).map_err(|e| at_position(e, position))?;
         check_semantics(&header, origin, max_message_bytes)?;
+        if origin == Origin::Client {
+            let bytes = &buf[position..position + header.size()];
+            let limit = records::decompressed_limit(max_message_bytes);
+            records::decode_batch(bytes, header, limit, true)?;
+        }
         batches.push(BatchInfo { position, header });
         position += header.size();
     }
@@ -409,13 +432,16 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {
 /// Finds, inside one stored batch, the first record at or after `min_offset` whose timestamp
 /// is at least `target_ms`, and returns its offset and timestamp.
 ///
-/// With LogAppendTime every record carries the batch's maxTimestamp. Otherwise the batch is
-/// decoded (and decompressed); if that fails the answer falls back to the batch's base offset
-/// and maxTimestamp, which is what Kafka's index-level answer would be.
+/// With LogAppendTime every record carries the batch's maxTimestamp. Otherwise the records are
+/// decoded within `decompressed_limit` bytes ([`records::decode_batch`]); a batch that does not
+/// decode (an old log may hold one written before records were checked) is logged and
+/// answered at the batch level, base offset and maxTimestamp, which is what Kafka's
+/// index-level answer would be.
 pub fn first_record_at_or_after(
     batch: &Bytes,
     target_ms: i64,
     min_offset: Offset,
+    decompressed_limit: usize,
 ) -> Option<(Offset, i64)> {
     let header = BatchHeader::parse(batch).ok()?;
     if header.max_timestamp < target_ms {
@@ -425,19 +451,24 @@ pub fn first_record_at_or_after(
     if header.timestamp_type() == TimestampType::LogAppendTime {
         return batch_level;
     }
-    let mut buf = batch.clone();
-    match RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set
-            .records
-            .iter()
-            .find(|r| r.offset >= min_offset && r.timestamp >= target_ms)
-            .map(|r| (r.offset, r.timestamp))
-            .or(batch_level),
+    let decoded = match records::decode_batch(batch, header, decompressed_limit, false) {
+        Ok(decoded) => decoded,
         Err(error) => {
-            tracing::warn!(%error, base_offset = header.base_offset, "cannot decode batch");
-            batch_level
+            tracing::error!(%error, base_offset = header.base_offset, "skipping a batch whose records do not decode");
+            return batch_level;
         }
-    }
+    };
+    decoded
+        .records()
+        .map_while(Result::ok)
+        .map(|r| {
+            (
+                header.base_offset.saturating_add(i64::from(r.offset_delta)),
+                header.base_timestamp.saturating_add(r.timestamp_delta),
+            )
+        })
+        .find(|(offset, timestamp)| *offset >= min_offset && *timestamp >= target_ms)
+        .or(batch_level)
 }
 
 fn read_i16(buf: &[u8], at: usize) -> i16 {
@@ -462,6 +493,40 @@ fn read_i64(buf: &[u8], at: usize) -> i64 {
 mod tests {
     use super::*;
     use crate::log::testutil::{BatchSpec, batch, batch_with};
+
+    /// Decompression bound for the tests.
+    const LIMIT: usize = 1 << 20;
+
+    /// `buf` with recordsCount `count` and lastOffsetDelta `count - 1` (consistent with each
+    /// other, not with the bytes), CRC fixed: the batch an attacker sends.
+    fn with_huge_count(buf: &[u8], count: i32) -> Vec<u8> {
+        let mut out = buf.to_vec();
+        out[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        out[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = compute_crc(&out);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_count_the_bytes_cannot_hold_is_refused_from_clients() {
+        let buf = with_huge_count(&batch(2, 10), i32::MAX);
+        let err = validate(&buf, Origin::Client, 1 << 20).unwrap_err();
+        assert_eq!(err.kafka_code(), 87, "{err}");
+        // Replication copies a leader's log as it is; readers check records themselves.
+        assert!(validate(&buf, Origin::Replication, usize::MAX).is_ok());
+    }
+
+    #[test]
+    fn a_timestamp_lookup_over_an_undecodable_batch_answers_at_the_batch_level() {
+        let mut buf = with_huge_count(&batch(2, 100), i32::MAX);
+        set_base_offset(&mut buf, 7);
+        let bytes = Bytes::from(buf);
+        assert_eq!(
+            first_record_at_or_after(&bytes, 100, 0, LIMIT),
+            Some((7, 101))
+        );
+    }
 
     #[test]
     fn parse_reads_every_field() {
@@ -594,15 +659,24 @@ mod tests {
         let mut buf = batch(5, 100).to_vec(); // timestamps 100..=104
         set_base_offset(&mut buf, 50);
         let bytes = Bytes::from(buf);
-        assert_eq!(first_record_at_or_after(&bytes, 102, 0), Some((52, 102)));
-        assert_eq!(first_record_at_or_after(&bytes, 0, 0), Some((50, 100)));
-        assert_eq!(first_record_at_or_after(&bytes, 0, 53), Some((53, 103)));
-        assert_eq!(first_record_at_or_after(&bytes, 105, 0), None);
+        assert_eq!(
+            first_record_at_or_after(&bytes, 102, 0, LIMIT),
+            Some((52, 102))
+        );
+        assert_eq!(
+            first_record_at_or_after(&bytes, 0, 0, LIMIT),
+            Some((50, 100))
+        );
+        assert_eq!(
+            first_record_at_or_after(&bytes, 0, 53, LIMIT),
+            Some((53, 103))
+        );
+        assert_eq!(first_record_at_or_after(&bytes, 105, 0, LIMIT), None);
         let mut appended = bytes.to_vec();
         set_log_append_time(&mut appended, 9_000);
         let appended = Bytes::from(appended);
         assert_eq!(
-            first_record_at_or_after(&appended, 8_000, 0),
+            first_record_at_or_after(&appended, 8_000, 0, LIMIT),
             Some((50, 9_000))
         );
     }

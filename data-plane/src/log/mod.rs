@@ -55,8 +55,9 @@
 //!   storage. Idempotent producers' state ([`producer_state`]) and its snapshot files
 //!   ([`producer_snapshot`], `<offset>.snapshot`) are kept beside the log by the broker.
 //! - Indexes grow by plain writes instead of being preallocated and memory-mapped.
-//! - Records inside a batch are not validated one by one (Kafka's `LogValidator` does for
-//!   uncompressed batches); the batch CRC, counts and sizes are.
+//! - Records inside a producer's batch are decoded once, within bounds ([`records`]), to check
+//!   that they are what the header claims; Kafka's other per-record checks (timestamps,
+//!   keys of compacted topics) are not done.
 //! - Segments are deleted synchronously, not renamed to `.deleted` and removed later.
 //! - The high watermark lives in the replica layer; retention takes it as an argument.
 
@@ -71,6 +72,7 @@ pub mod partition;
 pub mod policy;
 pub mod producer_snapshot;
 pub mod producer_state;
+pub mod records;
 pub mod segment;
 pub mod storage;
 

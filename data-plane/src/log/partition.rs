@@ -31,6 +31,7 @@ use super::config::{LogConfig, MessageTimestampType};
 use super::epoch::LeaderEpochCache;
 use super::error::{Error, Result};
 use super::policy;
+use super::records;
 use super::storage::{Segment, Storage};
 use super::{AppendInfo, LeaderEpoch, Offset, PartitionLog, ReadResult, RetentionOutcome};
 
@@ -472,6 +473,7 @@ impl<S: Storage> PartitionLog for Log<S> {
 
     fn offset_for_timestamp(&mut self, timestamp_ms: i64) -> Result<Option<(Offset, i64)>> {
         let start = self.log_start_offset;
+        let limit = records::decompressed_limit(self.config.max_message_bytes);
         for segment in &self.segments {
             if segment
                 .max_timestamp()
@@ -481,7 +483,8 @@ impl<S: Storage> PartitionLog for Log<S> {
             }
             let mut min_offset = start.max(segment.base_offset());
             while let Some(found) = segment.batch_for_timestamp(timestamp_ms, min_offset)? {
-                if let Some(hit) = batch::first_record_at_or_after(&found, timestamp_ms, min_offset)
+                if let Some(hit) =
+                    batch::first_record_at_or_after(&found, timestamp_ms, min_offset, limit)
                 {
                     return Ok(Some(hit));
                 }
@@ -518,7 +521,8 @@ impl<S: Storage> PartitionLog for Log<S> {
             return Ok(None);
         };
         let read = self.segments[i].read(offset.max(start), Offset::MAX, 0, true)?;
-        let exact = batch::first_record_at_or_after(&read.records, ts, start);
+        let limit = records::decompressed_limit(self.config.max_message_bytes);
+        let exact = batch::first_record_at_or_after(&read.records, ts, start, limit);
         Ok(Some(exact.unwrap_or((offset.max(start), ts))))
     }
 

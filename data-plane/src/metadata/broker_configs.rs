@@ -117,6 +117,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
          (producer).",
     ),
     def(
+        "connections.max.idle.ms",
+        None,
+        false,
+        LONG,
+        "Idle connections timeout: the server socket processor threads close the connections \
+         that idle more than this.",
+    ),
+    def(
         "default.replication.factor",
         None,
         false,
@@ -226,6 +234,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         true,
         INT,
         "The maximum size of a single log file.",
+    ),
+    def(
+        "max.connections.per.ip",
+        None,
+        false,
+        INT,
+        "The maximum number of client connections allowed from each ip address; Ferry's \
+         default is 1000 (Kafka's is unbounded), and replica fetchers have a reserve beyond it.",
     ),
     def(
         "message.max.bytes",

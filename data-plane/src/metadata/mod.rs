@@ -27,6 +27,19 @@ use tokio::sync::watch;
 
 pub use image::{BrokerInfo, Image, NodeId, PartitionState, Topic, TopicId};
 
+/// The internal topic of the transaction coordinator (Ferry has none yet; the name is
+/// reserved so clients cannot write it before one exists).
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Kafka's internal topics (its `Topic.isInternal`): only the broker itself writes them, never
+/// a Produce request. This is the one list; everything that asks uses [`is_internal_topic`].
+pub const INTERNAL_TOPICS: [&str; 2] = [crate::group::OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
+
+/// Whether `name` is one of [`INTERNAL_TOPICS`].
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
 /// A topic to create, as asked for by a CreateTopics request (or by auto-creation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTopic {

@@ -237,7 +237,13 @@ impl Node {
             broker,
             controller,
             admin,
-            server: config.server,
+            // The listener's connection limits are broker configs by Kafka name (so
+            // DescribeConfigs shows them); the broker config is their one source.
+            server: ServerOptions {
+                connections_max_idle: config.broker.connections_max_idle,
+                max_connections_per_ip: config.broker.max_connections_per_ip,
+                ..config.server
+            },
         })
     }
 

@@ -1,0 +1,554 @@
+//! Bounded decoding of the records inside a v2 record batch.
+//!
+//! The log stores batches as producers sent them and reads only their 61-byte headers
+//! ([`super::batch`]). This module is for the few places that must look at the records
+//! themselves: validating a producer's batch before it is written, answering ListOffsets by
+//! timestamp, and replaying `__consumer_offsets`. Every size it meets comes from the network or
+//! from disk, so each one is checked before it is used:
+//!
+//! - `recordsCount` must fit in the bytes that carry the records: a record takes at least
+//!   [`MIN_RECORD_BYTES`], so an uncompressed batch of `n` bytes of records holds at most
+//!   `n / 7` of them ([`check_count`]). This is checked before anything decompresses or
+//!   decodes, and nothing ever reserves memory from the count (kafka-protocol's
+//!   `RecordBatchDecoder` reserves `recordsCount` records up front, which is why it is not
+//!   used on anything read from the network or the log).
+//! - Compressed records are inflated by a streaming decoder that stops one byte past
+//!   [`decompressed_limit`] ([`decompress`]); a batch that expands further is refused, so a
+//!   1 MiB gzip bomb costs at most that bound in memory, never its 1 GiB.
+//! - Records are then walked one by one ([`Records`]) without allocating: each length is
+//!   checked against the bytes left, and the walk must find exactly `recordsCount` records
+//!   and no trailing bytes.
+//!
+//! Record layout inside the (decompressed) records section, Kafka's `DefaultRecord`
+//! (varints are zig-zag encoded, as in protobuf's sint32/sint64):
+//!
+//! ```text
+//! length          varint   bytes after this field
+//! attributes      int8     unused
+//! timestampDelta  varlong  timestamp - baseTimestamp
+//! offsetDelta     varint   offset - baseOffset
+//! keyLength       varint   -1 = null key
+//! key             bytes
+//! valueLength     varint   -1 = null value
+//! value           bytes
+//! headersCount    varint
+//!   headerKeyLength   varint (>= 0)
+//!   headerKey         bytes
+//!   headerValueLength varint (-1 = null)
+//!   headerValue       bytes
+//! ```
+//!
+//! Snappy is framed the way Kafka's Java client writes it (xerial's `SnappyOutputStream`: a
+//! 16-byte header, then blocks each prefixed by its compressed length); a raw snappy block is
+//! accepted too. LZ4 is the LZ4 frame format; gzip may hold several concatenated members (as
+//! Java's `GZIPInputStream` reads them).
+
+use std::borrow::Cow;
+use std::io::Read;
+
+use super::batch::{BatchError, BatchHeader, HEADER_LEN};
+
+/// The smallest encoded record: a one-byte length and six one-byte fields (attributes,
+/// timestampDelta, offsetDelta, keyLength, valueLength, headersCount). Kafka's
+/// `DefaultRecord.MIN_RECORD_SIZE`... is not a public constant; this is the same arithmetic.
+pub const MIN_RECORD_BYTES: usize = 7;
+
+/// The least a compressed batch may expand to, whatever the topic's `max.message.bytes`.
+///
+/// Kafka's `max.message.bytes` bounds the batch as sent, compressed. A producer that closes a
+/// batch on its estimated *compressed* size (Java's producer, with `batch.size` raised to
+/// 1 MiB for throughput) can send a batch that inflates to several times that limit, so the
+/// bound on the inflated size is the larger of `max.message.bytes` and this floor.
+/// At the bound the batch is refused with INVALID_RECORD; decoding it costs at most about
+/// twice this in memory while the request is handled.
+pub const DECOMPRESSED_BATCH_BYTES_MIN: usize = 8 << 20;
+
+/// Bytes of the snappy framing header Kafka's Java client writes (xerial): magic, version,
+/// compatible version.
+const XERIAL_HEADER_LEN: usize = 16;
+/// The first 8 bytes of that header.
+const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
+
+/// Compression codecs of a v2 batch, from bits 0-2 of its attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// 0: records stored as they are.
+    None,
+    /// 1: gzip (RFC 1952), possibly several members.
+    Gzip,
+    /// 2: snappy, xerial-framed or a raw block.
+    Snappy,
+    /// 3: LZ4 frame format.
+    Lz4,
+    /// 4: Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// The codec named by a batch's attributes; 5-7 are not codecs (INVALID_RECORD).
+    pub fn from_attributes(attributes: i16) -> Result<Compression, BatchError> {
+        Ok(match attributes & 0x7 {
+            0 => Compression::None,
+            1 => Compression::Gzip,
+            2 => Compression::Snappy,
+            3 => Compression::Lz4,
+            4 => Compression::Zstd,
+            other => {
+                return Err(BatchError::InvalidRecord(format!(
+                    "unknown compression codec {other}"
+                )));
+            }
+        })
+    }
+}
+
+/// The bound on a batch's records once decompressed, for a topic with `max_message_bytes`.
+pub fn decompressed_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes.max(DECOMPRESSED_BATCH_BYTES_MIN)
+}
+
+/// Checks that `header.records_count` records can fit in `records_bytes` bytes (the
+/// decompressed size for a compressed batch). Uses no allocation and cannot overflow.
+pub fn check_count(header: &BatchHeader, records_bytes: usize) -> Result<(), BatchError> {
+    let count = usize::try_from(header.records_count).map_err(|_| {
+        BatchError::InvalidRecord(format!("negative record count {}", header.records_count))
+    })?;
+    if count > records_bytes / MIN_RECORD_BYTES {
+        return Err(BatchError::InvalidRecord(format!(
+            "{count} records cannot fit in {records_bytes} bytes \
+             (a record takes at least {MIN_RECORD_BYTES})"
+        )));
+    }
+    Ok(())
+}
+
+/// Inflates `input` (a batch's records section) with `compression`, refusing output beyond
+/// `limit` bytes. The decoder is streaming and stops reading one byte past the bound, so
+/// memory stays within about twice `limit` whatever the compressed data claims.
+///
+/// # Errors
+/// - more than `limit` bytes: [`BatchError::InvalidRecord`] (INVALID_RECORD);
+/// - a stream the codec cannot decode: [`BatchError::Decompression`] (CORRUPT_MESSAGE).
+pub fn decompress(
+    compression: Compression,
+    input: &[u8],
+    limit: usize,
+) -> Result<Cow<'_, [u8]>, BatchError> {
+    let corrupt = |codec: &str, e: &dyn std::fmt::Display| {
+        BatchError::Decompression(format!("{codec} stream does not decode: {e}"))
+    };
+    let out = match compression {
+        Compression::None => {
+            if input.len() > limit {
+                return Err(over_limit(limit));
+            }
+            return Ok(Cow::Borrowed(input));
+        }
+        Compression::Gzip => {
+            let decoder = flate2::read::MultiGzDecoder::new(input);
+            read_bounded(decoder, limit).map_err(|e| corrupt("gzip", &e))?
+        }
+        Compression::Zstd => {
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(input).map_err(|e| corrupt("zstd", &e))?;
+            read_bounded(decoder, limit).map_err(|e| corrupt("zstd", &e))?
+        }
+        Compression::Lz4 => {
+            let decoder = lz4::Decoder::new(input).map_err(|e| corrupt("lz4", &e))?;
+            read_bounded(decoder, limit).map_err(|e| corrupt("lz4", &e))?
+        }
+        Compression::Snappy => snappy(input, limit)?,
+    };
+    if out.len() > limit {
+        return Err(over_limit(limit));
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn over_limit(limit: usize) -> BatchError {
+    BatchError::InvalidRecord(format!(
+        "records decompress to more than the {limit}-byte bound"
+    ))
+}
+
+/// Reads at most `limit + 1` bytes from `reader`: one more than allowed is enough to know the
+/// stream is over the bound.
+fn read_bounded(reader: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader
+        .take(limit.saturating_add(1) as u64)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Snappy, xerial-framed or raw. Each block's uncompressed length is read from its preamble
+/// and checked against what is left of the bound before any memory is reserved for it.
+fn snappy(input: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
+    let corrupt = |e: &dyn std::fmt::Display| {
+        BatchError::Decompression(format!("snappy stream does not decode: {e}"))
+    };
+    let mut out = Vec::new();
+    let block = |compressed: &[u8], out: &mut Vec<u8>| -> Result<(), BatchError> {
+        let len = snap::raw::decompress_len(compressed).map_err(|e| corrupt(&e))?;
+        if len > limit.saturating_sub(out.len()) {
+            return Err(over_limit(limit));
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        snap::raw::Decoder::new()
+            .decompress(compressed, &mut out[start..])
+            .map_err(|e| corrupt(&e))?;
+        Ok(())
+    };
+    if !input.starts_with(XERIAL_MAGIC) {
+        block(input, &mut out)?;
+        return Ok(out);
+    }
+    if input.len() < XERIAL_HEADER_LEN {
+        return Err(corrupt(&"truncated xerial header"));
+    }
+    let mut rest = &input[XERIAL_HEADER_LEN..];
+    while !rest.is_empty() {
+        if rest.len() < 4 {
+            return Err(corrupt(&"truncated block length"));
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        rest = &rest[4..];
+        if len > rest.len() {
+            return Err(corrupt(&format!(
+                "block of {len} bytes but {} remain",
+                rest.len()
+            )));
+        }
+        block(&rest[..len], &mut out)?;
+        rest = &rest[len..];
+    }
+    Ok(out)
+}
+
+/// One record, borrowed from the (decompressed) records section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Offset minus the batch's base offset.
+    pub offset_delta: i32,
+    /// Timestamp minus the batch's base timestamp.
+    pub timestamp_delta: i64,
+    /// The key, `None` if null.
+    pub key: Option<&'a [u8]>,
+    /// The value, `None` if null (a tombstone).
+    pub value: Option<&'a [u8]>,
+}
+
+/// Walks the records of a records section, checking every length before using it. Yields at
+/// most `recordsCount` records; an error ends the walk.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    /// What is left of the section.
+    rest: &'a [u8],
+    /// Records still expected.
+    remaining: usize,
+    /// Set once an error was returned, so the walk stops.
+    failed: bool,
+}
+
+impl<'a> Records<'a> {
+    /// Walks `section`, expecting `count` records.
+    pub fn new(section: &'a [u8], count: usize) -> Records<'a> {
+        Records {
+            rest: section,
+            remaining: count,
+            failed: false,
+        }
+    }
+
+    fn next_record(&mut self) -> Result<RecordView<'a>, BatchError> {
+        let length = read_varint(&mut self.rest)?;
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|l| *l >= MIN_RECORD_BYTES - 1 && *l <= self.rest.len())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "record length {length} with {} bytes left",
+                    self.rest.len()
+                ))
+            })?;
+        let (mut body, rest) = self.rest.split_at(length);
+        self.rest = rest;
+        let _attributes = take(&mut body, 1)?;
+        let timestamp_delta = read_varlong(&mut body)?;
+        let offset_delta = read_varint(&mut body)?;
+        let key = read_nullable(&mut body, "key")?;
+        let value = read_nullable(&mut body, "value")?;
+        let headers = read_varint(&mut body)?;
+        if headers < 0 {
+            return Err(invalid(format!("negative header count {headers}")));
+        }
+        // No allocation from the count: each header is skipped as it is read, and each takes
+        // at least two bytes of the record, so a false count runs out of bytes.
+        for _ in 0..headers {
+            let key_len = read_varint(&mut body)?;
+            if key_len < 0 {
+                return Err(invalid(format!("negative header key length {key_len}")));
+            }
+            take(&mut body, key_len as usize)?;
+            read_nullable(&mut body, "header value")?;
+        }
+        if !body.is_empty() {
+            return Err(invalid(format!(
+                "record declares {length} bytes but {} are left over",
+                body.len()
+            )));
+        }
+        Ok(RecordView {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+        })
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<RecordView<'a>, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.remaining == 0 {
+            if self.rest.is_empty() {
+                return None;
+            }
+            self.failed = true;
+            return Some(Err(invalid(format!(
+                "{} bytes follow the last record",
+                self.rest.len()
+            ))));
+        }
+        self.remaining -= 1;
+        let record = self.next_record();
+        self.failed = record.is_err();
+        Some(record)
+    }
+}
+
+/// A batch whose records were checked: the count fits, they decompress within the bound and
+/// every record decodes.
+#[derive(Debug, Clone)]
+pub struct DecodedBatch<'a> {
+    /// The batch's header.
+    pub header: BatchHeader,
+    /// The records section, decompressed.
+    pub section: Cow<'a, [u8]>,
+}
+
+impl DecodedBatch<'_> {
+    /// The records, walked again (they are known to decode).
+    pub fn records(&self) -> Records<'_> {
+        Records::new(&self.section, self.header.records_count.max(0) as usize)
+    }
+}
+
+/// Checks and decodes the records of one whole batch (`batch` is exactly the batch, its header
+/// and CRC already checked): count against size, bounded decompression, every record walked.
+/// With `consecutive`, record `i` must have offsetDelta `i` (what producers write; Kafka's
+/// `LogValidator` checks it for client batches).
+pub fn decode_batch<'a>(
+    batch: &'a [u8],
+    header: BatchHeader,
+    limit: usize,
+    consecutive: bool,
+) -> Result<DecodedBatch<'a>, BatchError> {
+    let compression = Compression::from_attributes(header.attributes)?;
+    let body = &batch[HEADER_LEN..header.size().min(batch.len())];
+    let bound = if compression == Compression::None {
+        body.len()
+    } else {
+        limit
+    };
+    // Before anything is inflated: a count that cannot fit even in the bound is refused.
+    check_count(&header, bound)?;
+    let section = decompress(compression, body, limit)?;
+    check_count(&header, section.len())?;
+    let decoded = DecodedBatch { header, section };
+    for (i, record) in decoded.records().enumerate() {
+        let record = record?;
+        if consecutive && i64::from(record.offset_delta) != i as i64 {
+            return Err(invalid(format!(
+                "record {i} has offsetDelta {}",
+                record.offset_delta
+            )));
+        }
+    }
+    Ok(decoded)
+}
+
+fn invalid(reason: String) -> BatchError {
+    BatchError::InvalidRecord(reason)
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8], BatchError> {
+    if n > buf.len() {
+        return Err(invalid(format!(
+            "a field of {n} bytes runs past its record ({} left)",
+            buf.len()
+        )));
+    }
+    let (head, tail) = buf.split_at(n);
+    *buf = tail;
+    Ok(head)
+}
+
+/// A length-prefixed field where -1 means null.
+fn read_nullable<'a>(buf: &mut &'a [u8], what: &str) -> Result<Option<&'a [u8]>, BatchError> {
+    match read_varint(buf)? {
+        -1 => Ok(None),
+        n if n < 0 => Err(invalid(format!("{what} length {n}"))),
+        n => take(buf, n as usize).map(Some),
+    }
+}
+
+/// An unsigned LEB128 value of at most `max_bytes` bytes.
+fn read_unsigned(buf: &mut &[u8], max_bytes: usize) -> Result<u64, BatchError> {
+    let mut value = 0u64;
+    for i in 0..max_bytes {
+        let Some((&byte, rest)) = buf.split_first() else {
+            return Err(invalid("a varint runs past its record".to_string()));
+        };
+        *buf = rest;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(invalid(format!(
+        "a varint is longer than {max_bytes} bytes"
+    )))
+}
+
+/// A zig-zag varint (int32).
+fn read_varint(buf: &mut &[u8]) -> Result<i32, BatchError> {
+    let raw = read_unsigned(buf, 5)?;
+    let raw = u32::try_from(raw).map_err(|_| invalid("a varint overflows 32 bits".to_string()))?;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// A zig-zag varlong (int64).
+fn read_varlong(buf: &mut &[u8]) -> Result<i64, BatchError> {
+    let raw = read_unsigned(buf, 10)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::{BatchHeader, compute_crc};
+    use crate::log::testutil::{BatchSpec, batch_with};
+    use std::io::Write;
+
+    fn header(buf: &[u8]) -> BatchHeader {
+        BatchHeader::parse(buf).unwrap()
+    }
+
+    /// Rewrites recordsCount and lastOffsetDelta and fixes the CRC, as an attacker would.
+    fn with_count(buf: &[u8], count: i32) -> Vec<u8> {
+        let mut out = buf.to_vec();
+        out[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        out[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = compute_crc(&out);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_batch_from_kafka_protocol_decodes_record_by_record() {
+        for compression in [
+            kafka_protocol::records::Compression::None,
+            kafka_protocol::records::Compression::Gzip,
+            kafka_protocol::records::Compression::Snappy,
+            kafka_protocol::records::Compression::Lz4,
+            kafka_protocol::records::Compression::Zstd,
+        ] {
+            let spec = BatchSpec {
+                records: 5,
+                timestamp_ms: 100,
+                compression,
+                ..Default::default()
+            };
+            let buf = batch_with(&spec);
+            let decoded = decode_batch(&buf, header(&buf), 1 << 20, true)
+                .unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+            let records: Vec<_> = decoded.records().map(Result::unwrap).collect();
+            assert_eq!(records.len(), 5, "{compression:?}");
+            assert_eq!(records[3].offset_delta, 3);
+            assert_eq!(records[3].timestamp_delta, 3);
+            assert!(records[3].value.is_some());
+        }
+    }
+
+    #[test]
+    fn a_count_larger_than_the_bytes_allow_is_refused_before_decoding() {
+        let buf = with_count(&batch_with(&BatchSpec::default()), i32::MAX);
+        let err = decode_batch(&buf, header(&buf), 1 << 20, true).unwrap_err();
+        assert_eq!(err.kafka_code(), 87, "{err}");
+        assert!(err.to_string().contains("cannot fit"), "{err}");
+    }
+
+    #[test]
+    fn a_count_that_fits_but_does_not_match_the_records_is_refused() {
+        let spec = BatchSpec {
+            records: 3,
+            ..Default::default()
+        };
+        for count in [2, 4] {
+            let buf = with_count(&batch_with(&spec), count);
+            let err = decode_batch(&buf, header(&buf), 1 << 20, true).unwrap_err();
+            assert_eq!(err.kafka_code(), 87, "count {count}: {err}");
+        }
+    }
+
+    #[test]
+    fn gzip_beyond_the_bound_is_refused_and_a_bad_stream_is_corrupt() {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&vec![0u8; 4 << 20]).unwrap();
+        let bomb = encoder.finish().unwrap();
+        let err = decompress(Compression::Gzip, &bomb, 1 << 20).unwrap_err();
+        assert_eq!(err.kafka_code(), 87, "{err}");
+        assert!(decompress(Compression::Gzip, &bomb, 4 << 20).is_ok());
+        let err = decompress(Compression::Gzip, b"not gzip at all", 1 << 20).unwrap_err();
+        assert_eq!(err.kafka_code(), 2, "{err}");
+    }
+
+    #[test]
+    fn every_codec_stops_at_the_bound() {
+        let zeros = vec![0u8; 2 << 20];
+        let zstd = zstd::encode_all(&zeros[..], 3).unwrap();
+        let mut lz4 = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+        lz4.write_all(&zeros).unwrap();
+        let (lz4, result) = lz4.finish();
+        result.unwrap();
+        let snappy = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        for (codec, input) in [
+            (Compression::Zstd, zstd),
+            (Compression::Lz4, lz4),
+            (Compression::Snappy, snappy),
+        ] {
+            let err = decompress(codec, &input, 1 << 20).unwrap_err();
+            assert_eq!(err.kafka_code(), 87, "{codec:?}: {err}");
+            let out = decompress(codec, &input, 2 << 20).unwrap();
+            assert_eq!(out.len(), 2 << 20, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn varints_are_zigzag_and_bounded() {
+        let mut buf: &[u8] = &[0x01];
+        assert_eq!(read_varint(&mut buf).unwrap(), -1);
+        let mut buf: &[u8] = &[0x02];
+        assert_eq!(read_varint(&mut buf).unwrap(), 1);
+        let mut buf: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert!(read_varint(&mut buf).is_err());
+        let mut buf: &[u8] = &[0x80];
+        assert!(read_varint(&mut buf).is_err());
+    }
+}
