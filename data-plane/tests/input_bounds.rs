@@ -154,6 +154,15 @@ async fn list_offset(
     (p.error_code, p.offset, p.timestamp)
 }
 
+/// Waits until a restarted node leads `topic`-0 again (ListOffsets answers without error).
+async fn wait_for_leadership(client: &mut RawClient, topic: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while list_offset(client, topic, 0, -2).await.0 != 0 {
+        assert!(Instant::now() < deadline, "{topic}-0 led within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Rewrites `batch` to claim `count` records with a matching lastOffsetDelta, at `base_offset`,
 /// with a valid CRC: the attacker's batch (its bytes hold far fewer records).
 fn claiming(batch: &[u8], count: i32, base_offset: i64) -> Bytes {
@@ -284,6 +293,7 @@ async fn a_batch_claiming_two_billion_records_is_refused_and_the_broker_keeps_se
     node.shutdown().await;
     let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
+    wait_for_leadership(&mut client, "t").await;
     assert_eq!(list_offset(&mut client, "t", 0, 500).await, (0, 0, 1_000));
     assert_eq!(
         produce(&mut client, "t", 0, batch(1, 10, 2_000)).await,
@@ -511,6 +521,7 @@ async fn a_log_holding_a_bad_batch_loads_skips_it_and_serves() {
 
     let node = TestNode::start(dir.path(), GROUP_CONFIGS, ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
+    wait_for_leadership(&mut client, "t").await;
     find_coordinator(&mut client, "g").await;
     assert_eq!(
         committed(&mut client, "g").await,
