@@ -685,3 +685,35 @@ async fn the_per_ip_cap_refuses_the_connection_over_it_until_one_closes() {
     api_versions(&mut second).await;
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_new_client_connects_once_idle_connections_holding_every_slot_were_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = [("connections.max.idle.ms", "400")];
+    let options = ServerOptions {
+        max_connections: 2,
+        ..ServerOptions::default()
+    };
+    let node = TestNode::start(dir.path(), &configs, options).await;
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut client = RawClient::connect(node.addr).await;
+        api_versions(&mut client).await;
+        idle.push(client);
+    }
+    // Every client slot is taken: a new client's request closes its connection.
+    let mut refused = RawClient::connect(node.addr).await;
+    let (_, frame) = refused.frame(
+        ApiKey::ApiVersions,
+        3,
+        &RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    refused.send_raw(&frame).await;
+    assert!(refused.is_closed().await, "no slot for a third client");
+    for client in &mut idle {
+        assert!(client.is_closed().await, "idle connections were closed");
+    }
+    let mut fresh = RawClient::connect(node.addr).await;
+    api_versions(&mut fresh).await;
+    node.shutdown().await;
+}
