@@ -208,6 +208,15 @@ impl Admissions {
     }
 }
 
+/// When a connection last active at `last_active` becomes idle; a limit too large for the
+/// clock (a configured `Long.MAX_VALUE`) means a year, which is never in practice.
+fn idle_deadline(last_active: Instant, idle: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+    last_active
+        .checked_add(idle.min(NEVER))
+        .unwrap_or(last_active + NEVER)
+}
+
 /// Whether `body` is a Fetch from a follower (a replica id set), the only request a
 /// connection in the replica reserve may send.
 fn is_replica_fetch(body: &RequestKind) -> bool {
@@ -301,7 +310,7 @@ async fn serve(
             buf.reserve(decoder.missing_bytes(&buf).clamp(1, READ_CHUNK_BYTES));
             let read = tokio::select! {
                 read = stream.read_buf(&mut buf) => read?,
-                _ = tokio::time::sleep_until(last_active + idle) => {
+                _ = tokio::time::sleep_until(idle_deadline(last_active, idle)) => {
                     return Err(ConnectionError::Idle(idle));
                 }
                 _ = cancel.cancelled() => return Ok(()),

@@ -360,7 +360,13 @@ pub fn decode_batch<'a>(
     consecutive: bool,
 ) -> Result<DecodedBatch<'a>, BatchError> {
     let compression = Compression::from_attributes(header.attributes)?;
-    let body = &batch[HEADER_LEN..header.size().min(batch.len())];
+    let body = batch
+        .get(HEADER_LEN..header.size())
+        .ok_or(BatchError::Truncated {
+            position: 0,
+            needed: header.size(),
+            available: batch.len(),
+        })?;
     let bound = if compression == Compression::None {
         body.len()
     } else {
@@ -487,6 +493,49 @@ mod tests {
     }
 
     #[test]
+    fn records_with_headers_null_keys_and_tombstones_decode() {
+        use bytes::{Bytes, BytesMut};
+        use kafka_protocol::indexmap::IndexMap;
+        use kafka_protocol::protocol::StrBytes;
+        use kafka_protocol::records::{
+            Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let mut headers = IndexMap::new();
+        headers.insert(StrBytes::from_static_str("trace"), Some(Bytes::from("abc")));
+        headers.insert(StrBytes::from_static_str("empty"), None);
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32 - 1,
+                timestamp: 1_000 + 300 * i,
+                key: (i != 1).then(|| Bytes::from(vec![b'k'; 200])),
+                value: (i != 2).then(|| Bytes::from(vec![b'v'; 300])),
+                headers: headers.clone(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: kafka_protocol::records::Compression::Lz4,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        let decoded = decode_batch(&buf, header(&buf), 1 << 20, true).unwrap();
+        let views: Vec<_> = decoded.records().map(Result::unwrap).collect();
+        assert_eq!(views.len(), 3);
+        assert_eq!(views[1].key, None);
+        assert_eq!(views[2].value, None);
+        assert_eq!(views[2].timestamp_delta, 600);
+        assert_eq!(views[0].key.map(<[u8]>::len), Some(200));
+    }
+
+    #[test]
     fn a_count_larger_than_the_bytes_allow_is_refused_before_decoding() {
         let buf = with_count(&batch_with(&BatchSpec::default()), i32::MAX);
         let err = decode_batch(&buf, header(&buf), 1 << 20, true).unwrap_err();
@@ -537,6 +586,46 @@ mod tests {
             assert_eq!(err.kafka_code(), 87, "{codec:?}: {err}");
             let out = decompress(codec, &input, 2 << 20).unwrap();
             assert_eq!(out.len(), 2 << 20, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn random_mutations_of_every_codec_never_panic() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(13);
+        for compression in [
+            kafka_protocol::records::Compression::None,
+            kafka_protocol::records::Compression::Gzip,
+            kafka_protocol::records::Compression::Snappy,
+            kafka_protocol::records::Compression::Lz4,
+            kafka_protocol::records::Compression::Zstd,
+        ] {
+            let spec = BatchSpec {
+                records: 4,
+                compression,
+                ..Default::default()
+            };
+            let good = batch_with(&spec).to_vec();
+            for _ in 0..500 {
+                let mut buf = good.clone();
+                for _ in 0..rng.random_range(1..4) {
+                    // Mutate only the CRC-covered part past the length, so decoding gets deep.
+                    let at = rng.random_range(21..buf.len());
+                    buf[at] = rng.random();
+                }
+                let crc = compute_crc(&buf);
+                buf[17..21].copy_from_slice(&crc.to_be_bytes());
+                let Ok(h) = BatchHeader::parse(&buf) else {
+                    continue;
+                };
+                if let Ok(decoded) = decode_batch(&buf, h, 1 << 20, false) {
+                    assert_eq!(
+                        decoded.records().filter(Result::is_ok).count(),
+                        h.records_count as usize
+                    );
+                }
+            }
         }
     }
 
