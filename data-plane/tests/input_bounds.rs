@@ -58,6 +58,14 @@ fn peak_rss_bytes() -> u64 {
     kib * 1024
 }
 
+/// Wall-clock milliseconds: record timestamps retention will not delete.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 fn assert_rss_bounded(what: &str) {
     let peak = peak_rss_bytes();
     eprintln!("{what}: peak RSS {} MiB", peak >> 20);
@@ -263,15 +271,13 @@ fn append_to_segment(logs: &Path, topic: &str, partition: i32, build: impl Fn(i6
 #[tokio::test]
 async fn a_batch_claiming_two_billion_records_is_refused_and_the_broker_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
+    let t = now_ms();
     let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
     create_topic(&mut client, "t", &[]).await;
-    assert_eq!(
-        produce(&mut client, "t", 0, batch(2, 10, 1_000)).await,
-        (0, 0)
-    );
+    assert_eq!(produce(&mut client, "t", 0, batch(2, 10, t)).await, (0, 0));
 
-    let attack = claiming(&batch(1, 10, 5_000), i32::MAX, 0);
+    let attack = claiming(&batch(1, 10, t + 4_000), i32::MAX, 0);
     let (code, _) = produce(&mut client, "t", 0, attack).await;
     assert!(
         [
@@ -286,17 +292,17 @@ async fn a_batch_claiming_two_billion_records_is_refused_and_the_broker_keeps_se
         (0, 2, -1),
         "nothing written"
     );
-    assert_eq!(list_offset(&mut client, "t", 0, 500).await, (0, 0, 1_000));
-    assert_eq!(list_offset(&mut client, "t", 0, 4_000).await.1, -1);
+    assert_eq!(list_offset(&mut client, "t", 0, t - 500).await, (0, 0, t));
+    assert_eq!(list_offset(&mut client, "t", 0, t + 3_000).await.1, -1);
 
     drop(client);
     node.shutdown().await;
     let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
     wait_for_leadership(&mut client, "t").await;
-    assert_eq!(list_offset(&mut client, "t", 0, 500).await, (0, 0, 1_000));
+    assert_eq!(list_offset(&mut client, "t", 0, t - 500).await, (0, 0, t));
     assert_eq!(
-        produce(&mut client, "t", 0, batch(1, 10, 2_000)).await,
+        produce(&mut client, "t", 0, batch(1, 10, t + 1_000)).await,
         (0, 2)
     );
     assert_rss_bounded("2^31-1 records");
@@ -497,10 +503,7 @@ async fn a_log_holding_a_bad_batch_loads_skips_it_and_serves() {
     let dir = tempfile::tempdir().unwrap();
     // Current timestamps: the bad batch's offsets make the next append roll a segment, and
     // retention would delete a segment of 1970.
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let t = now_ms();
     let node = TestNode::start(dir.path(), GROUP_CONFIGS, ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
     create_topic(&mut client, "t", &[]).await;
