@@ -1,9 +1,10 @@
 //! Sans-IO parsing, validation and in-place rewriting of record batch v2 headers.
 //!
-//! The log stores batches exactly as producers encoded them. It only ever reads the fixed
-//! 61-byte header, checks the CRC, and rewrites the few fields the broker owns. Records are
-//! decoded only to answer a ListOffsets-by-timestamp query precisely
-//! ([`first_record_at_or_after`]), never on the produce or fetch path.
+//! The log stores batches exactly as producers encoded them. It reads the fixed 61-byte
+//! header, checks the CRC, and rewrites the few fields the broker owns. Records are decoded,
+//! within bounds ([`super::records`]), only to check a producer's batch before it is written
+//! ([`validate`]) and to answer a ListOffsets-by-timestamp query precisely
+//! ([`first_record_at_or_after`]); never on the fetch or replication path.
 //!
 //! ```text
 //! offset size field                 CRC-covered  rewritten by the log
@@ -25,10 +26,11 @@
 //! 61     ..   records                   yes      no
 //! ```
 //!
-//! Validation follows Kafka's `LogValidator` for magic v2 where the log can check without
-//! decoding records. Deliberately not done (yet): per-record validation inside the batch,
-//! timestamp-difference limits, and the produce rule "exactly one batch per partition" (the
-//! broker may enforce that; the log accepts one or more concatenated batches).
+//! Validation follows Kafka's `LogValidator` for magic v2: the header, then the records (their
+//! count against the bytes, bounded decompression, each record decoded, consecutive offset
+//! deltas). Deliberately not done (yet): timestamp-difference limits, and the produce rule
+//! "exactly one batch per partition" (the broker enforces it for idempotent producers; the log
+//! accepts one or more concatenated batches).
 
 use bytes::Bytes;
 
