@@ -79,7 +79,7 @@ ensure_cargo_fuzz() {
     cargo install --quiet --locked --root "$FERRY_TOOLS_DIR" "cargo-fuzz@$CARGO_FUZZ_VERSION"
 }
 
-# build [TARGET]: builds one target, or every target (and the seed writer).
+# build [TARGET]: builds one target, or every target.
 build() {
   ensure_cargo_fuzz
   echo "cargo fuzz build --sanitizer none ${1:-} (into $FERRY_FUZZ_TARGET_DIR)"
@@ -178,8 +178,11 @@ case "$1" in
   list) printf '%s\n' "${TARGETS[@]}"; exit 0 ;;
   build) build; exit 0 ;;
   seeds)
-    build
-    "$BIN_DIR/fuzz-seeds" "$REPO_ROOT/fuzz/corpus"
+    # Not instrumented (plain cargo, host target): shares nothing with the fuzz build's
+    # $TRIPLE/release but the build scripts and proc macros, which are the same.
+    echo "cargo run --release --example seeds (into $FERRY_FUZZ_TARGET_DIR)"
+    (cd "$REPO_ROOT/fuzz" && env -u CARGO_BUILD_BUILD_DIR CARGO_TARGET_DIR="$FERRY_FUZZ_TARGET_DIR" \
+      cargo run --quiet --release --example seeds -- "$REPO_ROOT/fuzz/corpus")
     exit 0
     ;;
 esac

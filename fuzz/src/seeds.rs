@@ -1,7 +1,7 @@
 //! The starting corpus of each target: small valid inputs, built with the same encoders the
 //! peers use, so that the fuzzer starts past the first length and tag checks.
 //!
-//! `cargo run --bin fuzz-seeds` (see `scripts/fuzz.sh seeds`) writes them to
+//! `examples/seeds.rs` (run by `scripts/fuzz.sh seeds`) writes them to
 //! `fuzz/corpus/<target>/`; the corpus is checked in.
 
 use bytes::{Bytes, BytesMut};
@@ -193,8 +193,23 @@ fn request_frame(key: ApiKey, version: i16, body: &RequestKind) -> Option<Vec<u8
     Some(buf.to_vec())
 }
 
-/// Every served API at every served version (empty bodies), and the populated requests.
+/// Every served API at every served version (empty bodies), and the populated requests. Each
+/// must pass the broker's decoder: a request the crate encodes and the guard refuses is a bug.
 fn kafka_requests() -> Vec<(String, Vec<u8>)> {
+    let mut out = encoded_requests();
+    for (name, frame) in &out {
+        let decoded = ferry_data_plane::protocol::request::decode(Bytes::copy_from_slice(frame));
+        assert!(
+            matches!(decoded, Ok(ferry_data_plane::protocol::request::Decoded::Request(_))),
+            "seed {name} does not decode: {decoded:?}"
+        );
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// See [`kafka_requests`].
+fn encoded_requests() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for api in SUPPORTED_APIS {
         let Some(body) = default_request(api.key) else {
@@ -271,8 +286,23 @@ fn batch(compression: Compression, count: i32, producer_id: i64) -> Bytes {
     buf.freeze()
 }
 
-/// Batches of each compression, an idempotent one, and two batches back to back.
+/// Batches of each compression, an idempotent one, and two batches back to back; each must
+/// pass the broker's validation of a client's batches.
 fn record_batches() -> Vec<(String, Vec<u8>)> {
+    let out = encoded_batches();
+    for (name, records) in &out {
+        let valid = ferry_data_plane::log::batch::validate(
+            records,
+            ferry_data_plane::log::batch::Origin::Client,
+            crate::kafka::MAX_MESSAGE_BYTES,
+        );
+        assert!(valid.is_ok(), "seed {name} is refused: {valid:?}");
+    }
+    out
+}
+
+/// See [`record_batches`].
+fn encoded_batches() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (name, compression) in [
         ("none", Compression::None),
@@ -419,7 +449,7 @@ const STORE_COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "host-health",
-        r#"{"SetHostHealth":{"host_id":"host-a","health":"Unreachable"}}"#,
+        r#"{"SetHostHealth":{"host_id":"host-a","health":"UNREACHABLE"}}"#,
     ),
     (
         "update-tags",
@@ -427,7 +457,7 @@ const STORE_COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "begin-delete",
-        r#"{"BeginOperation":{"tenant":"acme","cluster_id":"c-1","kind":"Delete","expected_version":null,"spec":null,"now_ms":3000}}"#,
+        r#"{"BeginOperation":{"tenant":"acme","cluster_id":"c-1","kind":"DELETE","expected_version":null,"spec":null,"now_ms":3000}}"#,
     ),
     (
         "remove-cluster",

@@ -2,7 +2,8 @@
 //! seeds, keeping other files) and runs each seed through its harness once, so a seed that
 //! crashes is caught here.
 //!
-//! Usage: `fuzz-seeds [CORPUS_DIR]` (default: `corpus` next to this package's manifest).
+//! Usage: `cargo run --release --example seeds [CORPUS_DIR]` (default: `corpus` next to this
+//! package's manifest); `scripts/fuzz.sh seeds` runs it.
 
 use std::path::PathBuf;
 
