@@ -9,7 +9,8 @@
 #     scripts/fuzz.sh list             print the targets
 #
 # It installs cargo-fuzz (pinned below) with `cargo install --locked` into $FERRY_TOOLS_DIR
-# (default ~/.cache/ferry-tools, outside the clone) when it is missing, builds the targets into
+# (default ~/.cache/ferry-tools, outside the clone) when it is missing (and g++ with apt-get when
+# there is no C++ compiler), builds the targets into
 # $FERRY_FUZZ_TARGET_DIR (default ~/.cache/ferry-fuzz-target: the instrumented build has its own
 # RUSTFLAGS, so it must not share a target or build dir with ordinary builds), and runs each
 # target with the checked-in seeds in fuzz/corpus/TARGET plus a working corpus kept in
@@ -85,6 +86,12 @@ fuzz_cargo() {
 }
 
 ensure_cargo_fuzz() {
+  # libfuzzer-sys compiles libFuzzer (C++) with the system compiler.
+  if ! command -v c++ >/dev/null; then
+    echo "apt-get install g++ (libfuzzer-sys compiles libFuzzer with it)"
+    local sudo=(); [[ $EUID -eq 0 ]] || sudo=(sudo -n)
+    "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends g++
+  fi
   local have
   have="$("$FERRY_TOOLS_DIR/bin/cargo-fuzz" --version 2>/dev/null | awk '{print $2}' || true)"
   if [[ "$have" == "$CARGO_FUZZ_VERSION" ]]; then

@@ -71,7 +71,8 @@ pub fn raft_message(data: &[u8]) {
         if node.step(msg).is_err() {
             continue;
         }
-        node.ready(&mut |_| {}).expect("a memory disk does not fail");
+        node.ready(&mut |_| {})
+            .expect("a memory disk does not fail");
     }
 }
 

@@ -10,8 +10,8 @@ use ferry_data_plane::protocol::versions::SUPPORTED_APIS;
 use ferry_proto::controller::v1 as controller;
 use ferry_proto::controlplane::v1 as controlplane;
 use ferry_proto::quorum::v1 as quorum;
-use ferry_quorum::transport::encode_message;
 use ferry_quorum::Message as RaftMessage;
+use ferry_quorum::transport::encode_message;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{
@@ -101,9 +101,7 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
         ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
-        ApiKey::IncrementalAlterConfigs => {
-            RequestKind::IncrementalAlterConfigs(Default::default())
-        }
+        ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(Default::default()),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
         ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(Default::default()),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
@@ -200,7 +198,10 @@ fn kafka_requests() -> Vec<(String, Vec<u8>)> {
     for (name, frame) in &out {
         let decoded = ferry_data_plane::protocol::request::decode(Bytes::copy_from_slice(frame));
         assert!(
-            matches!(decoded, Ok(ferry_data_plane::protocol::request::Decoded::Request(_))),
+            matches!(
+                decoded,
+                Ok(ferry_data_plane::protocol::request::Decoded::Request(_))
+            ),
             "seed {name} does not decode: {decoded:?}"
         );
     }
@@ -314,7 +315,10 @@ fn encoded_batches() -> Vec<(String, Vec<u8>)> {
         out.push((format!("{name}-1"), batch(compression, 1, -1).to_vec()));
         out.push((format!("{name}-3"), batch(compression, 3, -1).to_vec()));
     }
-    out.push(("idempotent".into(), batch(Compression::None, 2, 1000).to_vec()));
+    out.push((
+        "idempotent".into(),
+        batch(Compression::None, 2, 1000).to_vec(),
+    ));
     let mut two = batch(Compression::None, 1, -1).to_vec();
     two.extend_from_slice(&batch(Compression::Gzip, 2, -1));
     out.push(("two-batches".into(), two));
@@ -346,7 +350,10 @@ fn raft_messages() -> Vec<(String, Vec<u8>)> {
         e
     };
     let follower = vec![
-        ("heartbeat", vec![raft(MessageType::MsgHeartbeat, 1, |_| {})]),
+        (
+            "heartbeat",
+            vec![raft(MessageType::MsgHeartbeat, 1, |_| {})],
+        ),
         (
             "append",
             vec![raft(MessageType::MsgAppend, 1, |m| {
@@ -370,7 +377,10 @@ fn raft_messages() -> Vec<(String, Vec<u8>)> {
                 m.log_term = 1;
             })],
         ),
-        ("timeout-now", vec![raft(MessageType::MsgTimeoutNow, 1, |_| {})]),
+        (
+            "timeout-now",
+            vec![raft(MessageType::MsgTimeoutNow, 1, |_| {})],
+        ),
         (
             "append-then-heartbeat",
             vec![
@@ -421,7 +431,10 @@ fn raft_messages() -> Vec<(String, Vec<u8>)> {
         for (name, messages) in seeds {
             let mut bytes = vec![role];
             bytes.extend(quorum::SendRequest { messages }.encode_to_vec());
-            out.push((format!("{}-{name}", ["follower", "leader"][role as usize]), bytes));
+            out.push((
+                format!("{}-{name}", ["follower", "leader"][role as usize]),
+                bytes,
+            ));
         }
     }
     out
@@ -489,10 +502,7 @@ const CONTROLLER_COMMANDS: &[(&str, &str)] = &[
         r#"{"SetFeatureLevel":{"name":"metadata.version","level":21}}"#,
     ),
     ("noop", r#""NoOp""#),
-    (
-        "unregister",
-        r#"{"UnregisterBroker":{"broker_id":1}}"#,
-    ),
+    ("unregister", r#"{"UnregisterBroker":{"broker_id":1}}"#),
 ];
 
 /// The named JSON-lines seeds, each line checked with `decodes` (a seed the harness would skip
@@ -500,7 +510,10 @@ const CONTROLLER_COMMANDS: &[(&str, &str)] = &[
 fn json_lines(seeds: &[(&str, &str)], decodes: fn(&[u8]) -> bool) -> Vec<(String, Vec<u8>)> {
     for (name, text) in seeds {
         for line in text.lines() {
-            assert!(decodes(line.as_bytes()), "seed {name}: {line} does not decode");
+            assert!(
+                decodes(line.as_bytes()),
+                "seed {name}: {line} does not decode"
+            );
         }
     }
     seeds
@@ -517,11 +530,20 @@ fn rest_requests() -> Vec<(String, Vec<u8>)> {
     let create = r#"{"spec":{"name":"orders","kafkaVersion":"3.9.0","brokerCount":3,"controllerCount":3,"zones":["a","b","c"],"storagePerBrokerBytes":"1073741824","brokerConfig":{"num.partitions":"3"},"tags":{"team":"payments"}},"clientRequestId":"req-1"}"#;
     let requests: &[(&str, &str)] = &[
         ("create-cluster", create),
-        ("list-clusters", "GET /v1/clusters?namePrefix=ord&pageSize=10\n"),
+        (
+            "list-clusters",
+            "GET /v1/clusters?namePrefix=ord&pageSize=10\n",
+        ),
         ("get-cluster", "GET /v1/clusters/c-1\n"),
-        ("delete-cluster", "DELETE /v1/clusters/c-1?currentVersion=1\n"),
+        (
+            "delete-cluster",
+            "DELETE /v1/clusters/c-1?currentVersion=1\n",
+        ),
         ("bootstrap", "GET /v1/clusters/c-1/bootstrap-brokers\n"),
-        ("nodes", "GET /v1/clusters/c-1/nodes?pageSize=5&pageToken=abc\n"),
+        (
+            "nodes",
+            "GET /v1/clusters/c-1/nodes?pageSize=5&pageToken=abc\n",
+        ),
         (
             "broker-count",
             "PUT /v1/clusters/c-1/broker-count\n{\"brokerCount\":6,\"currentVersion\":\"1\"}",
@@ -694,6 +716,9 @@ fn group_records() -> Vec<(String, Vec<u8>)> {
     vec![
         ("offset".into(), encode(&[&offset])),
         ("group".into(), encode(&[&group])),
-        ("group-offset-tombstone".into(), encode(&[&group, &offset, &tombstone])),
+        (
+            "group-offset-tombstone".into(),
+            encode(&[&group, &offset, &tombstone]),
+        ),
     ]
 }
