@@ -26,8 +26,11 @@ pub fn group_record(mut data: &[u8]) {
     let _output = coordinator.tick(NOW_MS);
 }
 
+/// One record's key and value (`None`: a tombstone), and the bytes after it.
+type Split<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
 /// Splits one `key_len key value_len value` record off the front of `data`.
-fn split_record(data: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+fn split_record(data: &[u8]) -> Option<Split<'_>> {
     let (len, data) = data.split_first_chunk::<2>()?;
     let (key, data) = data.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
     let (len, data) = data.split_first_chunk::<4>()?;

@@ -342,12 +342,11 @@ fn raft(kind: MessageType, term: u64, f: impl FnOnce(&mut RaftMessage)) -> Vec<u
 /// `SendRequest`s with the message types voters exchange, for a follower (role byte 0) and a
 /// leader of term 2 (role byte 1).
 fn raft_messages() -> Vec<(String, Vec<u8>)> {
-    let entry = |index: u64, term: u64, data: &[u8]| {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = data.to_vec().into();
-        e
+    let entry = |index: u64, term: u64, data: &[u8]| Entry {
+        index,
+        term,
+        data: data.to_vec().into(),
+        ..Default::default()
     };
     let follower = vec![
         (
