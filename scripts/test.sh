@@ -14,12 +14,17 @@
 #   * npm packages in tests/clients/js/node_modules from the committed package-lock.json (npm ci).
 # Then it runs these stages, in this order, stopping at the first failure (non-zero exit):
 #   deps     the installs above (only when a client stage is selected)
-#   fmt      cargo fmt --all -- --check
+#   fmt      cargo fmt --all -- --check (and the same for the fuzz/ workspace)
 #   clippy   cargo clippy --workspace --all-targets -- -D warnings
 #   build    cargo build --workspace --all-targets (builds target/debug/ferry for the clients)
 #   rust     cargo nextest run --workspace --no-fail-fast (cargo test --workspace without nextest);
 #            includes terraform/tests/acceptance.rs, which needs `terraform` (1.11) on PATH
 #            (or TERRAFORM_BIN) and finds ferry through FERRY_BIN below
+#   fuzz     scripts/fuzz.sh all $FERRY_FUZZ_SECONDS: every libFuzzer target (fuzz/, see
+#            docs/fuzzing.md) for a bounded time with the checked-in corpus; installs
+#            cargo-fuzz into ~/.cache/ferry-tools and builds into ~/.cache/ferry-fuzz-target
+#            (outside the clone) the first time. Fails on a crash, except the known crashes
+#            listed in scripts/fuzz.sh (KNOWN_CRASHES)
 #   kcat     tests/clients/shell/test_kcat.sh
 #   js       node --test tests/clients/js/*.test.mjs (kafkajs)
 #   python   pytest tests/clients/python (kafka-python 3.x, confluent-kafka)
@@ -39,6 +44,7 @@
 #   FERRY_LOG         passed to the ferry nodes the client tests start (e.g. debug); their
 #                     logs are kept in tests/artifacts/*.node.log (gitignored).
 #   FERRY_TEST_STAGE_TIMEOUT_MIN  hard limit per test-runner stage, minutes (default 25).
+#   FERRY_FUZZ_SECONDS  how long the fuzz stage runs each target (default 20).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,7 +63,7 @@ trap 'rm -rf "$LOG_DIR"' EXIT
 
 # ---------------------------------------------------------------------------------------
 # Stage selection
-ALL_STAGES=(deps fmt clippy build rust kcat js python console)
+ALL_STAGES=(deps fmt clippy build rust fuzz kcat js python console)
 declare -A SELECTED=()
 select_stages() {
   local item
@@ -70,7 +76,7 @@ select_stages() {
       clients) SELECTED[deps]=1 SELECTED[kcat]=1 SELECTED[js]=1 SELECTED[python]=1 SELECTED[console]=1 ;;
       lint) SELECTED[fmt]=1 SELECTED[clippy]=1 ;;
       rustall) SELECTED[fmt]=1 SELECTED[clippy]=1 SELECTED[build]=1 SELECTED[rust]=1 ;;
-      deps|fmt|clippy|build|rust|kcat|js|python|console) SELECTED[$item]=1 ;;
+      deps|fmt|clippy|build|rust|fuzz|kcat|js|python|console) SELECTED[$item]=1 ;;
       *) echo "scripts/test.sh: unknown stage '$item' in FERRY_TEST_ONLY (stages: ${ALL_STAGES[*]}; groups: all, clients, lint, rustall)" >&2; exit 2 ;;
     esac
   done
@@ -243,7 +249,10 @@ stage_deps() {
 
 # ---------------------------------------------------------------------------------------
 # Rust stages
-stage_fmt() { cargo fmt --all -- --check; }
+stage_fmt() {
+  cargo fmt --all -- --check
+  cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+}
 stage_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 stage_build() { cargo build --workspace --all-targets; }
 stage_build_bin() { cargo build -p ferry-cli --bin ferry; }
@@ -270,6 +279,20 @@ stage_rust() {
     ignored="$(grep -E '^test result: ' "$log" | grep -oE '[0-9]+ ignored' | awk '{s+=$1} END {print s+0}' || true)"
     record_counts rust "${passed:-0}" "${failed:-0}" "$(if ((ignored)); then echo "$ignored ignored"; fi)"
   fi
+}
+
+stage_fuzz() {
+  with_log fuzz bash scripts/fuzz.sh all "${FERRY_FUZZ_SECONDS:-20}" || return $?
+  # "fuzz: 8 targets, 1234567 executions, 0 new crashes, 2 known crashes"
+  local line targets execs known
+  line="$(grep -E '^fuzz: [0-9]+ targets, ' "$LOG_DIR/fuzz.log" | tail -n 1 || true)"
+  [[ -n "$line" ]] || { echo "scripts/test.sh: no summary line from scripts/fuzz.sh" >&2; return 1; }
+  targets="$(grep -oE '[0-9]+ targets' <<<"$line" | grep -oE '[0-9]+')"
+  execs="$(grep -oE '[0-9]+ executions' <<<"$line" | grep -oE '[0-9]+')"
+  known="$(grep -oE '[0-9]+ known crashes' <<<"$line" | grep -oE '[0-9]+')"
+  (( execs > 0 )) || { echo "scripts/test.sh: the fuzz targets executed no input" >&2; return 1; }
+  # A target counts as passed when it ran without a new crash (scripts/fuzz.sh exits 1 otherwise).
+  record_counts fuzz "$targets" 0 "$execs executions, $known known crashes"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -352,6 +375,7 @@ elif selected kcat || selected js || selected python || selected console; then
   run_stage build-bin "cargo build -p ferry-cli --bin ferry (for the client tests)" stage_build_bin
 fi
 selected rust && run_stage rust "Rust tests (cargo nextest run --workspace)" stage_rust
+selected fuzz && run_stage fuzz "fuzz targets, ${FERRY_FUZZ_SECONDS:-20}s each (scripts/fuzz.sh all)" stage_fuzz
 if selected kcat || selected js || selected python || selected console; then
   mkdir -p tests/artifacts
   rm -f tests/artifacts/*.node.log
