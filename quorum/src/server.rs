@@ -43,7 +43,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::disk::FsDisk;
 use crate::node::{Outcome, ProposalId, ReadId};
 use crate::storage::LogStore;
-use crate::transport::{self, Feedback, RaftService};
+use crate::transport::{self, Feedback, RaftService, SnapshotLimits};
 use crate::{Error, Node, NodeId, Options, Result, StateMachine, Status};
 
 /// Pause between attempts while a proposal waits for a leader to be elected or to move.
@@ -115,6 +115,11 @@ impl Quorum {
         let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_queue_capacity);
         let (feedback_tx, feedback_rx) = mpsc::channel(options.peer_queue_capacity);
 
+        let snapshot_limits = SnapshotLimits {
+            message_bytes_max: options.message_bytes_max,
+            chunk_bytes: options.snapshot_chunk_bytes,
+            bytes_max: options.snapshot_bytes_max,
+        };
         let mut clients = BTreeMap::new();
         let mut peers = BTreeMap::new();
         for (&id, address) in options.peers.iter().filter(|(id, _)| **id != options.id) {
@@ -125,6 +130,7 @@ impl Quorum {
                 client.clone(),
                 rx,
                 feedback_tx.clone(),
+                snapshot_limits,
             ));
             clients.insert(id, client);
             peers.insert(id, tx);
@@ -136,6 +142,7 @@ impl Quorum {
             inbound_tx,
             requests_tx.clone(),
             options.propose_timeout,
+            snapshot_limits,
         );
         let server = tokio::spawn(serve(
             service,

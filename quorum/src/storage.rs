@@ -72,7 +72,11 @@ impl<D: Disk> LogStore<D> {
     /// is bootstrapped with `voters` as the voter set; an existing one keeps its own.
     pub fn open(mut disk: D, voters: &[NodeId]) -> Result<LogStore<D>> {
         let snapshot = match disk.read(SNAPSHOT_FILE)? {
-            Some(bytes) => decode_snapshot(&bytes)?,
+            Some(bytes) => {
+                let snapshot = decode_snapshot(&bytes)?;
+                check_conf_state(snapshot.get_metadata().get_conf_state())?;
+                snapshot
+            }
             None => {
                 if voters.is_empty() {
                     return Err(Error::InvalidInput(
@@ -440,6 +444,25 @@ fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
             .expect("encoding a Snapshot cannot fail"),
     ));
     out
+}
+
+/// Checks that a voter set read from disk is one raft-rs can rebuild (it is fatal on one it
+/// cannot): voters nonzero and distinct, no learners or joint configuration (membership is
+/// static).
+fn check_conf_state(conf: &ConfState) -> Result<()> {
+    let mut voters = conf.voters.clone();
+    voters.sort_unstable();
+    voters.dedup();
+    let static_set = conf.learners.is_empty()
+        && conf.voters_outgoing.is_empty()
+        && conf.learners_next.is_empty()
+        && !conf.auto_leave;
+    if voters.is_empty() || voters.len() != conf.voters.len() || voters[0] == 0 || !static_set {
+        return Err(Error::Corrupt(format!(
+            "the snapshot's voter set is not a static set of distinct voters: {conf:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Decodes the snapshot file. It is replaced atomically, so any damage is corruption.
