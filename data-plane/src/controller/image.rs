@@ -144,6 +144,13 @@ pub struct MetadataImage {
     next_producer_id: ProducerId,
     /// Finalized feature levels by name.
     features: BTreeMap<String, i16>,
+    /// Raft entries the controllers applied as no-ops because they did not decode (see
+    /// [`super::state_machine`]); kept here so snapshots carry them.
+    #[serde(default)]
+    undecodable_entries: u64,
+    /// The error of the last such entry, naming its index.
+    #[serde(default)]
+    last_undecodable_entry: Option<String>,
 }
 
 impl MetadataImage {
@@ -158,7 +165,24 @@ impl MetadataImage {
             configs: BTreeMap::new(),
             next_producer_id: 0,
             features: BTreeMap::new(),
+            undecodable_entries: 0,
+            last_undecodable_entry: None,
         }
+    }
+
+    /// Counts a raft entry that did not decode, keeping its error. Changes nothing else (not
+    /// the offset: no records were applied).
+    pub fn record_undecodable(&mut self, error: String) {
+        self.undecodable_entries += 1;
+        self.last_undecodable_entry = Some(error);
+    }
+
+    /// How many raft entries did not decode, and the error of the last one.
+    pub fn undecodable_entries(&self) -> (u64, Option<&str>) {
+        (
+            self.undecodable_entries,
+            self.last_undecodable_entry.as_deref(),
+        )
     }
 
     /// Offset of the last applied batch.
