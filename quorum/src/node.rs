@@ -452,15 +452,16 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             // Empty entries are raft's own no-ops; they never reach the state machine.
             return Err(Error::InvalidInput("a command must not be empty".into()));
         }
+        // Whatever enters the log is applied on every voter: refuse here what apply could not
+        // (on a follower too, so a handle does not forward what the leader would refuse).
+        self.state_machine
+            .validate(&command)
+            .map_err(|why| Error::InvalidInput(format!("the state machine refused it: {why}")))?;
         if !self.is_leader() {
             return Err(Error::NotLeader {
                 leader_hint: self.leader(),
             });
         }
-        // Whatever enters the log is applied on every voter: refuse here what apply could not.
-        self.state_machine
-            .validate(&command)
-            .map_err(|why| Error::InvalidInput(format!("the state machine refused it: {why}")))?;
         self.raw.propose(Vec::new(), command)?;
         let index = self.raw.raft.raft_log.last_index();
         let term = self.raw.raft.term;
