@@ -203,7 +203,9 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         let applied = snapshot.get_metadata().index;
         if applied > 0 {
             state_machine.restore(&snapshot.data).map_err(|why| {
-                Error::Corrupt(format!("the snapshot at index {applied} does not restore: {why}"))
+                Error::Corrupt(format!(
+                    "the snapshot at index {applied} does not restore: {why}"
+                ))
             })?;
         }
         let raw = RawNode::new(&options.raft_config(applied), store, logger)?;
@@ -331,9 +333,7 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         }
         match kind {
             // `step_leader` and `handle_ready_read_index` index `entries[0]`.
-            MessageType::MsgReadIndex | MessageType::MsgReadIndexResp
-                if msg.entries.len() != 1 =>
-            {
+            MessageType::MsgReadIndex | MessageType::MsgReadIndexResp if msg.entries.len() != 1 => {
                 Err(format!("{} entries instead of 1", msg.entries.len()))
             }
             // `handle_heartbeat` calls `commit_to(m.commit)`, fatal past the last index. A
@@ -375,7 +375,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         // log assuming entries follow `index` one by one; a gap or a repeat is fatal
         // ("entry conflicts with committed entry", "unstable.slice out of bound").
         let count = msg.entries.len() as u64;
-        if msg.index.checked_add(count).is_none_or(|last| last > INDEX_MAX) {
+        if msg
+            .index
+            .checked_add(count)
+            .is_none_or(|last| last > INDEX_MAX)
+        {
             return Err(format!("index {} overflows", msg.index));
         }
         // `term(i)` answers 0 past the last index, so a previous term of 0 would "match" any
@@ -581,7 +585,9 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         // `step` had the state machine validate the data, so this fails only on a state
         // machine without `validate_snapshot`; stopping the node leaves the disk as it was.
         self.state_machine.restore(&snapshot.data).map_err(|why| {
-            Error::Corrupt(format!("the leader's snapshot at {index} does not restore: {why}"))
+            Error::Corrupt(format!(
+                "the leader's snapshot at {index} does not restore: {why}"
+            ))
         })?;
         self.raw.mut_store().install_snapshot(snapshot)?;
         self.applied = index;

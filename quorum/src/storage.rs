@@ -644,6 +644,27 @@ mod tests {
     }
 
     #[test]
+    fn a_voter_set_raft_could_not_rebuild_is_refused_on_open() {
+        let bad_sets: [(Vec<u64>, Vec<u64>); 4] = [
+            (vec![], vec![]),
+            (vec![1, 1, 2], vec![]),
+            (vec![0, 1], vec![]),
+            (vec![1, 2], vec![2]),
+        ];
+        for (voters, learners) in bad_sets {
+            let mut disk = MemDisk::new();
+            let mut snapshot = Snapshot::default();
+            snapshot.mut_metadata().mut_conf_state().voters = voters.clone();
+            snapshot.mut_metadata().mut_conf_state().learners = learners;
+            disk.replace(SNAPSHOT_FILE, &encode_snapshot(&snapshot))
+                .unwrap();
+            disk.replace(LOG_FILE, LOG_MAGIC).unwrap();
+            let result = LogStore::open(disk, &[1]);
+            assert!(matches!(result, Err(Error::Corrupt(_))), "{voters:?}");
+        }
+    }
+
+    #[test]
     fn corruption_before_valid_data_is_refused() {
         let disk = MemDisk::new();
         let mut store = LogStore::open(disk.clone(), &[1]).unwrap();

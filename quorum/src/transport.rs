@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! Raft.Send(SendRequest { messages: [eraftpb.Message protobuf bytes, ...] }) -> SendResponse
-//! Raft.SendSnapshot(stream SnapshotChunk { message (first only), data_bytes (first only), data })
+//! RaftSnapshot.Send(stream SnapshotChunk { message (first only), data_bytes (first only), data })
 //!     -> SendResponse
 //! Raft.Propose(ProposeRequest { command, timeout_ms }) -> ProposeResponse { response | error }
 //! ```
@@ -13,7 +13,7 @@
 //! Each peer gets a bounded queue ([`crate::Options::peer_queue_capacity`]) drained by one
 //! task that sends batches of up to [`PEER_BATCH_MESSAGES_MAX`] messages with one unary call at
 //! a time, so messages to a peer arrive in order. A snapshot message leaves the batch and goes
-//! alone through `SendSnapshot`, its data cut into chunks of
+//! alone through `RaftSnapshot.Send`, its data cut into chunks of
 //! [`crate::Options::snapshot_chunk_bytes`], so the state is not capped by one gRPC message;
 //! whether that call succeeded is raft's snapshot report. A failed call is reported to raft as
 //! "unreachable" and the task pauses for [`PEER_RETRY_BACKOFF`]; raft retransmits whatever was
@@ -36,6 +36,7 @@ use bytes::Bytes;
 use ferry_proto::quorum::v1 as pb;
 use ferry_proto::quorum::v1::propose_error::Kind;
 use ferry_proto::quorum::v1::raft_client::RaftClient;
+use ferry_proto::quorum::v1::raft_snapshot_client::RaftSnapshotClient;
 use protobuf::Message as _;
 use raft::prelude::{Message, MessageType};
 use tokio::sync::{mpsc, oneshot};
@@ -87,14 +88,27 @@ pub(crate) struct SnapshotLimits {
     pub(crate) bytes_max: usize,
 }
 
+/// The clients of one peer's two services, over one channel.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerClient {
+    /// `ferry.quorum.v1.Raft`.
+    pub(crate) raft: RaftClient<Channel>,
+    /// `ferry.quorum.v1.RaftSnapshot`.
+    pub(crate) snapshots: RaftSnapshotClient<Channel>,
+}
+
 /// Sends the messages queued for `peer` until the queue's sender (the node task) is dropped.
 pub(crate) async fn run_peer(
     peer: NodeId,
-    mut client: RaftClient<Channel>,
+    client: PeerClient,
     mut queue: mpsc::Receiver<Message>,
     feedback: mpsc::Sender<Feedback>,
     limits: SnapshotLimits,
 ) {
+    let PeerClient {
+        raft: mut client,
+        snapshots: mut snapshot_client,
+    } = client;
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < PEER_BATCH_MESSAGES_MAX {
@@ -116,7 +130,7 @@ pub(crate) async fn run_peer(
                 let batch = std::mem::take(&mut plain);
                 delivered &= send_batch(peer, &mut client, batch, limits).await;
             }
-            let ok = send_snapshot(peer, &mut client, msg, limits).await;
+            let ok = send_snapshot(peer, &mut snapshot_client, msg, limits).await;
             delivered &= ok;
             // The node task drains feedback continuously; if it is gone, so is the reason to
             // send.
@@ -164,10 +178,10 @@ async fn send_batch(
     true
 }
 
-/// Sends one MsgSnapshot in chunks with `Raft.SendSnapshot`; whether it was delivered.
+/// Sends one MsgSnapshot in chunks with `RaftSnapshot.Send`; whether it was delivered.
 async fn send_snapshot(
     peer: NodeId,
-    client: &mut RaftClient<Channel>,
+    client: &mut RaftSnapshotClient<Channel>,
     mut msg: Message,
     limits: SnapshotLimits,
 ) -> bool {
@@ -182,7 +196,7 @@ async fn send_snapshot(
         return false;
     }
     let chunks = snapshot_chunks(&msg, data, limits.chunk_bytes);
-    let call = client.send_snapshot(futures::stream::iter(chunks));
+    let call = client.send(futures::stream::iter(chunks));
     let result = tokio::time::timeout(PEER_SNAPSHOT_TIMEOUT, call).await;
     let delivered = matches!(result, Ok(Ok(_)));
     if !delivered {
@@ -192,7 +206,7 @@ async fn send_snapshot(
 }
 
 /// Cuts a snapshot message (its data taken out as `data`) into the chunks of
-/// `Raft.SendSnapshot`: the first carries the message and the total size, each carries up to
+/// `RaftSnapshot.Send`: the first carries the message and the total size, each carries up to
 /// `chunk_bytes` of data (at least one chunk, even for empty data).
 pub fn snapshot_chunks(msg: &Message, data: Bytes, chunk_bytes: usize) -> Vec<pb::SnapshotChunk> {
     let mut chunks: Vec<pb::SnapshotChunk> = data
@@ -225,7 +239,7 @@ async fn receive_snapshot(
         decode_message(&first.message).map_err(|err| Status::invalid_argument(err.to_string()))?;
     if msg.get_msg_type() != MessageType::MsgSnapshot || !msg.get_snapshot().data.is_empty() {
         return Err(bad(
-            "the first chunk must carry a MsgSnapshot without data".into(),
+            "the first chunk must carry a MsgSnapshot without data".into()
         ));
     }
     let total = first.data_bytes;
@@ -245,7 +259,9 @@ async fn receive_snapshot(
             )));
         }
         if chunk.data.len() > total - data.len() {
-            return Err(bad(format!("snapshot data past the announced {total} bytes")));
+            return Err(bad(format!(
+                "snapshot data past the announced {total} bytes"
+            )));
         }
         data.extend_from_slice(&chunk.data);
         next = chunks.message().await?;
@@ -260,7 +276,8 @@ async fn receive_snapshot(
     Ok(msg)
 }
 
-/// The `ferry.quorum.v1.Raft` service of one voter.
+/// The `ferry.quorum.v1.Raft` and `RaftSnapshot` services of one voter.
+#[derive(Clone)]
 pub struct RaftService {
     /// This voter's id: inbound messages must be addressed to it.
     id: NodeId,
@@ -333,17 +350,6 @@ impl pb::raft_server::Raft for RaftService {
         Ok(Response::new(pb::SendResponse {}))
     }
 
-    async fn send_snapshot(
-        &self,
-        request: Request<tonic::Streaming<pb::SnapshotChunk>>,
-    ) -> std::result::Result<Response<pb::SendResponse>, Status> {
-        let limits = self.snapshot_limits;
-        let msg =
-            receive_snapshot(request.into_inner(), limits.chunk_bytes, limits.bytes_max).await?;
-        self.enqueue(vec![msg])?;
-        Ok(Response::new(pb::SendResponse {}))
-    }
-
     async fn propose(
         &self,
         request: Request<pb::ProposeRequest>,
@@ -353,6 +359,20 @@ impl pb::raft_server::Raft for RaftService {
         let deadline = tokio::time::Instant::now() + timeout;
         let result = propose_local(&self.requests, request.command, deadline).await;
         Ok(Response::new(propose_response(result)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::raft_snapshot_server::RaftSnapshot for RaftService {
+    async fn send(
+        &self,
+        request: Request<tonic::Streaming<pb::SnapshotChunk>>,
+    ) -> std::result::Result<Response<pb::SendResponse>, Status> {
+        let limits = self.snapshot_limits;
+        let msg =
+            receive_snapshot(request.into_inner(), limits.chunk_bytes, limits.bytes_max).await?;
+        self.enqueue(vec![msg])?;
+        Ok(Response::new(pb::SendResponse {}))
     }
 }
 

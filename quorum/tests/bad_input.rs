@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_quorum::logger::discard_logger;
-use ferry_quorum::{
-    Error, LogStore, MemDisk, Message, Node, NodeId, Options, Role, StateMachine,
-};
+use ferry_quorum::{Error, LogStore, MemDisk, Message, Node, NodeId, Options, Role, StateMachine};
 use raft::prelude::{Entry, EntryType, MessageType, Snapshot};
 
 /// A list of UTF-8 commands. Commands that are not UTF-8 are refused by `validate`, and applied
@@ -60,7 +58,9 @@ impl StateMachine for Ledger {
         let text = std::str::from_utf8(data).map_err(|err| err.to_string())?;
         let mut lines = text.split('\n');
         let rejected = lines.next().unwrap_or_default();
-        self.rejected = rejected.parse().map_err(|_| format!("count {rejected:?}"))?;
+        self.rejected = rejected
+            .parse()
+            .map_err(|_| format!("count {rejected:?}"))?;
         self.last_error = lines.next().unwrap_or_default().to_string();
         self.entries = lines.map(str::to_string).collect();
         Ok(())
@@ -216,7 +216,14 @@ fn entry(index: u64, term: u64) -> Entry {
 
 /// Every forged message of the module docs of `ferry_quorum::node`, for node `to`, whose log
 /// ends at `last` and commits `commit` in `term` (as the leader if `leader`), from voter `from`.
-fn forgeries(from: NodeId, to: NodeId, leader: bool, term: u64, last: u64, commit: u64) -> Vec<(&'static str, Message)> {
+fn forgeries(
+    from: NodeId,
+    to: NodeId,
+    leader: bool,
+    term: u64,
+    last: u64,
+    commit: u64,
+) -> Vec<(&'static str, Message)> {
     use MessageType::*;
     let mut cases = Vec::new();
     let mut m = message(MsgHeartbeat, from, to, term + 1_000_000);
@@ -225,9 +232,18 @@ fn forgeries(from: NodeId, to: NodeId, leader: bool, term: u64, last: u64, commi
     let mut m = message(MsgHeartbeat, from, to, term);
     m.commit = last + 1;
     cases.push(("heartbeat committing past the log", m));
-    cases.push(("term near u64::MAX", message(MsgHeartbeat, from, to, u64::MAX)));
-    cases.push(("vote request at term 0", message(MsgRequestVote, from, to, 0)));
-    cases.push(("pre-vote request at term 0", message(MsgRequestPreVote, from, to, 0)));
+    cases.push((
+        "term near u64::MAX",
+        message(MsgHeartbeat, from, to, u64::MAX),
+    ));
+    cases.push((
+        "vote request at term 0",
+        message(MsgRequestVote, from, to, 0),
+    ));
+    cases.push((
+        "pre-vote request at term 0",
+        message(MsgRequestPreVote, from, to, 0),
+    ));
     let mut m = message(MsgAppend, from, to, term);
     (m.index, m.log_term) = (last, term);
     m.entries = vec![entry(last + 1, term), entry(last + 3, term)].into();
@@ -264,8 +280,14 @@ fn forgeries(from: NodeId, to: NodeId, leader: bool, term: u64, last: u64, commi
     snapshot.data = vec![0xff].into();
     m.set_snapshot(snapshot);
     cases.push(("snapshot whose data the state machine refuses", m));
-    cases.push(("read index without entries", message(MsgReadIndex, from, to, 0)));
-    cases.push(("read index with a term", message(MsgReadIndex, from, to, term)));
+    cases.push((
+        "read index without entries",
+        message(MsgReadIndex, from, to, 0),
+    ));
+    cases.push((
+        "read index with a term",
+        message(MsgReadIndex, from, to, term),
+    ));
     let mut m = message(MsgPropose, from, to, term);
     m.entries = vec![].into();
     cases.push(("empty proposal", m));
@@ -278,7 +300,10 @@ fn forgeries(from: NodeId, to: NodeId, leader: bool, term: u64, last: u64, commi
         m.index = last + 1_000;
         cases.push(("acknowledgement past the leader's log", m));
     }
-    cases.push(("leader transfer", message(MsgTransferLeader, from, to, term)));
+    cases.push((
+        "leader transfer",
+        message(MsgTransferLeader, from, to, term),
+    ));
     cases.push(("timeout now", message(MsgTimeoutNow, from, to, term)));
     cases.push(("local hup", message(MsgHup, from, to, term)));
     cases.push(("from itself", message(MsgHeartbeat, to, to, term)));
@@ -302,7 +327,14 @@ fn forged_messages_are_refused_and_the_quorum_goes_on() {
             let node = &net.nodes[&to];
             let status = node.status();
             let leader = status.role == Role::Leader;
-            let cases = forgeries(from, to, leader, status.term, status.last_index, status.commit);
+            let cases = forgeries(
+                from,
+                to,
+                leader,
+                status.term,
+                status.last_index,
+                status.commit,
+            );
             for (what, msg) in cases {
                 let node = net.nodes.get_mut(&to).unwrap();
                 let result = node.step(msg);
@@ -363,7 +395,11 @@ fn an_undecodable_entry_in_the_log_is_a_recorded_no_op_on_every_voter() {
         let ledger = node.state_machine();
         assert_eq!(ledger.entries, ["first", "second"], "node {}", node.id());
         assert_eq!(ledger.rejected, 1);
-        assert!(ledger.last_error.starts_with("entry "), "{}", ledger.last_error);
+        assert!(
+            ledger.last_error.starts_with("entry "),
+            "{}",
+            ledger.last_error
+        );
     }
     let states = net.states();
     assert!(states.windows(2).all(|w| w[0] == w[1]));
@@ -380,4 +416,29 @@ fn an_undecodable_entry_in_the_log_is_a_recorded_no_op_on_every_voter() {
         assert_eq!(node.state_machine().entries.len(), 3);
         assert_eq!(node.state_machine().rejected, 1);
     }
+}
+
+#[test]
+fn a_snapshot_on_disk_that_does_not_restore_is_a_clear_error() {
+    // A well-formed snapshot file (its CRC matches) whose state machine data the ledger
+    // cannot restore, as another version or a bug could leave it.
+    let disk = MemDisk::new();
+    let mut store = LogStore::open(disk.clone(), &[1, 2, 3]).unwrap();
+    let mut snapshot = Snapshot::default();
+    snapshot.mut_metadata().index = 5;
+    snapshot.mut_metadata().term = 1;
+    snapshot.mut_metadata().mut_conf_state().voters = vec![1, 2, 3];
+    snapshot.data = b"not a count\n".to_vec().into();
+    store.install_snapshot(snapshot).unwrap();
+
+    let store = LogStore::open(disk, &[1, 2, 3]).unwrap();
+    let result = Node::new(
+        &Net::options(1),
+        Ledger::default(),
+        store,
+        1,
+        &discard_logger(),
+    );
+    let err = result.err().expect("the node must not start");
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
 }

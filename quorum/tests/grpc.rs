@@ -326,7 +326,9 @@ async fn single_voter_restarts_with_its_state() {
 
 /// A raw client of a voter's `Raft` service, as an attacker on the network would use.
 async fn raw_client(address: SocketAddr) -> RaftClient<tonic::transport::Channel> {
-    RaftClient::connect(format!("http://{address}")).await.unwrap()
+    RaftClient::connect(format!("http://{address}"))
+        .await
+        .unwrap()
 }
 
 /// A heartbeat forged as coming from voter `from`, with a huge term and a commit index far
@@ -362,10 +364,7 @@ async fn forged_heartbeats_past_the_log_stop_no_voter() {
                 forged_heartbeat(from, to, u64::MAX),
             ];
             // Accepted for the queue (the transport only checks the form); the node drops them.
-            client
-                .send(pb::SendRequest { messages })
-                .await
-                .unwrap();
+            client.send(pb::SendRequest { messages }).await.unwrap();
         }
     }
 
@@ -424,7 +423,10 @@ async fn a_raw_proposal_the_state_machine_refuses_never_enters_the_log() {
         assert_eq!(error.kind, Kind::InvalidInput as i32, "{error:?}");
     }
     let after = cluster.handles[&leader].status().await.unwrap();
-    assert_eq!(after.last_index, before.last_index, "nothing entered the log");
+    assert_eq!(
+        after.last_index, before.last_index,
+        "nothing entered the log"
+    );
     for handle in cluster.handles.values() {
         assert_eq!(handle.read(Vec::new()).await.unwrap(), b"1,first");
     }

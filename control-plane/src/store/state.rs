@@ -1246,15 +1246,17 @@ fn encode_response(response: &Result<Response>) -> Vec<u8> {
 /// Checks what [`StateMachine::validate`] checks: `command` decodes, and a cluster spec in it
 /// passes the rules that need no state. See the module docs.
 pub fn validate_command(command: &[u8]) -> std::result::Result<Command, String> {
-    let command: Command =
-        serde_json::from_slice(command).map_err(|err| format!("undecodable store command: {err}"))?;
+    let command: Command = serde_json::from_slice(command)
+        .map_err(|err| format!("undecodable store command: {err}"))?;
     let spec = match &command {
         Command::CreateCluster {
             spec,
             client_request_id,
             ..
         } => {
-            let id_len = client_request_id.as_deref().map_or(0, |id| id.chars().count());
+            let id_len = client_request_id
+                .as_deref()
+                .map_or(0, |id| id.chars().count());
             if id_len > CLIENT_REQUEST_ID_LEN_MAX {
                 return Err(format!(
                     "client_request_id: must be at most {CLIENT_REQUEST_ID_LEN_MAX} characters"
@@ -1569,10 +1571,16 @@ mod tests {
                 .contains("undecodable")
         );
         let response = decode_response(&state.apply(1, b"not json"));
-        assert!(matches!(response, Err(Error::InvalidInput(_))), "{response:?}");
+        assert!(
+            matches!(response, Err(Error::InvalidInput(_))),
+            "{response:?}"
+        );
         let (count, last) = state.undecodable_entries();
         assert_eq!(count, 1);
-        assert!(last.unwrap().starts_with("entry 1 does not decode"), "{last:?}");
+        assert!(
+            last.unwrap().starts_with("entry 1 does not decode"),
+            "{last:?}"
+        );
         assert_eq!(state.applied_index(), 1);
 
         // The record is part of the state, so of snapshots.
@@ -1618,7 +1626,10 @@ mod tests {
             now_ms,
         };
         let err = StateMachine::validate(&State::new(), &encode_command(&command)).unwrap_err();
-        assert!(err.contains("broker_count") && err.contains("name"), "{err}");
+        assert!(
+            err.contains("broker_count") && err.contains("name"),
+            "{err}"
+        );
         assert!(StateMachine::validate(&State::new(), &encode_command(&create)).is_ok());
     }
 

@@ -194,8 +194,8 @@ impl MetadataStateMachine {
 
     /// Decodes a snapshot and checks that it belongs to this cluster.
     fn decode_snapshot(&self, data: &[u8]) -> Result<MetadataImage, String> {
-        let image =
-            MetadataImage::decode(data).map_err(|e| format!("undecodable metadata snapshot: {e}"))?;
+        let image = MetadataImage::decode(data)
+            .map_err(|e| format!("undecodable metadata snapshot: {e}"))?;
         let cluster_id = self.log.image().cluster_id().to_string();
         if image.cluster_id() != cluster_id {
             return Err(format!(
@@ -457,7 +457,10 @@ mod tests {
         let image = controller.log().image();
         let (count, last) = image.undecodable_entries();
         assert_eq!(count, 1);
-        assert!(last.unwrap().starts_with("raft entry 1 is not a metadata command"));
+        assert!(
+            last.unwrap()
+                .starts_with("raft entry 1 is not a metadata command")
+        );
         assert_eq!(controller.log().applied_offset(), 1);
 
         // Later commands apply as usual, and snapshots carry the record.

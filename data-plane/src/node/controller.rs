@@ -623,7 +623,9 @@ mod tests {
                 .iter()
                 .map(|(id, l)| (*id, l.local_addr().unwrap().to_string()))
                 .collect();
-            let dirs = (0..3).map(|id| (id, tempfile::tempdir().unwrap())).collect();
+            let dirs = (0..3)
+                .map(|id| (id, tempfile::tempdir().unwrap()))
+                .collect();
             let mut controllers = Controllers {
                 voters,
                 dirs,
@@ -679,8 +681,7 @@ mod tests {
                 last.insert(*id, (status.last_index, status.commit));
             }
             let first = last.values().next().copied();
-            if first.is_some_and(|(index, _)| index > 0)
-                && last.values().all(|v| Some(*v) == first)
+            if first.is_some_and(|(index, _)| index > 0) && last.values().all(|v| Some(*v) == first)
             {
                 break last;
             }
@@ -689,7 +690,11 @@ mod tests {
         };
 
         // As an attacker on the network: raw Raft.Propose, to every voter.
-        let poisons = [b"garbage".to_vec(), br#"{"NotACommand":1}"#.to_vec(), Vec::new()];
+        let poisons = [
+            b"garbage".to_vec(),
+            br#"{"NotACommand":1}"#.to_vec(),
+            Vec::new(),
+        ];
         for address in controllers.voters.values() {
             let mut client = RaftClient::connect(format!("http://{address}"))
                 .await
@@ -727,20 +732,33 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            matches!(CommandResult::decode(&response), Ok(CommandResult::RegisterBroker(Ok(_)))),
+            matches!(
+                CommandResult::decode(&response),
+                Ok(CommandResult::RegisterBroker(Ok(_)))
+            ),
             "{:?}",
             CommandResult::decode(&response)
         );
 
         // A voter restarts on its directory and catches up.
         let restarted = (leader + 1) % 3;
-        controllers.roles.remove(&restarted).unwrap().shutdown().await;
-        let listener = TcpListener::bind(&controllers.voters[&restarted]).await.unwrap();
+        controllers
+            .roles
+            .remove(&restarted)
+            .unwrap()
+            .shutdown()
+            .await;
+        let listener = TcpListener::bind(&controllers.voters[&restarted])
+            .await
+            .unwrap();
         controllers.start_one(restarted, listener).await;
         let role = controllers.roles[&restarted].clone();
         let deadline = Instant::now() + Duration::from_secs(10);
         while role.log().image().brokers().count() != 1 {
-            assert!(Instant::now() < deadline, "the restarted voter did not catch up");
+            assert!(
+                Instant::now() < deadline,
+                "the restarted voter did not catch up"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(role.log().image().undecodable_entries().0, 0);
