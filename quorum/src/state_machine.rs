@@ -39,7 +39,9 @@ pub trait StateMachine: Send + 'static {
 
     /// Applies one committed command at raft log `index` and returns the response given to the
     /// proposer (empty if nobody cares). Indexes increase strictly; commands are never empty.
-    /// Never panics on the command's bytes: see [the module docs](self#input-that-cannot-be-applied).
+    /// Never panics on the command's bytes: an entry that does not decode (one proposed by
+    /// another version, say) is applied as a no-op that records its error in the state,
+    /// identically on every voter and covered by snapshots.
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8>;
 
     /// Serializes the whole state, as of the last applied index, into bytes that
