@@ -438,7 +438,18 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             ));
         }
         // Membership is static, and `restore` is fatal on a voter set it cannot rebuild.
-        if meta.get_conf_state() != self.raw.store().conf_state() {
+        let sorted = |voters: &[NodeId]| {
+            let mut voters = voters.to_vec();
+            voters.sort_unstable();
+            voters
+        };
+        let (theirs, ours) = (meta.get_conf_state(), self.raw.store().conf_state());
+        let same_voters = sorted(&theirs.voters) == sorted(&ours.voters);
+        let static_set = theirs.learners.is_empty()
+            && theirs.voters_outgoing.is_empty()
+            && theirs.learners_next.is_empty()
+            && !theirs.auto_leave;
+        if !same_voters || !static_set {
             return Err(format!(
                 "voter set {:?} differs from this quorum's",
                 meta.get_conf_state().voters

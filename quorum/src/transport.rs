@@ -52,8 +52,9 @@ pub const PEER_BATCH_MESSAGES_MAX: usize = 64;
 pub const PEER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// How long one `Raft.Send` call may take before it counts as failed.
 pub const PEER_SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one `Raft.SendSnapshot` call (every chunk of one snapshot) may take before it
-/// counts as failed; raft then retries with a fresh snapshot.
+/// How long one `RaftSnapshot.Send` call (every chunk of one snapshot) may take before it
+/// counts as failed; raft then retries with a fresh snapshot. Messages to that peer wait in its
+/// queue meanwhile (and are dropped at its bound, like any).
 pub const PEER_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What a peer sender tells the node task about delivery.
@@ -207,21 +208,26 @@ async fn send_snapshot(
 
 /// Cuts a snapshot message (its data taken out as `data`) into the chunks of
 /// `RaftSnapshot.Send`: the first carries the message and the total size, each carries up to
-/// `chunk_bytes` of data (at least one chunk, even for empty data).
-pub fn snapshot_chunks(msg: &Message, data: Bytes, chunk_bytes: usize) -> Vec<pb::SnapshotChunk> {
-    let mut chunks: Vec<pb::SnapshotChunk> = data
-        .chunks(chunk_bytes.max(1))
-        .map(|piece| pb::SnapshotChunk {
-            data: piece.to_vec(),
-            ..Default::default()
-        })
-        .collect();
-    if chunks.is_empty() {
-        chunks.push(pb::SnapshotChunk::default());
-    }
-    chunks[0].message = encode_message(msg);
-    chunks[0].data_bytes = data.len() as u64;
-    chunks
+/// `chunk_bytes` of data (at least one chunk, even for empty data). Chunks are made as the
+/// stream is polled, so only a few are in memory at once.
+pub fn snapshot_chunks(
+    msg: &Message,
+    data: Bytes,
+    chunk_bytes: usize,
+) -> impl Iterator<Item = pb::SnapshotChunk> + Send + 'static {
+    let chunk_bytes = chunk_bytes.max(1);
+    let count = data.len().div_ceil(chunk_bytes).max(1);
+    let mut first = Some((encode_message(msg), data.len() as u64));
+    (0..count).map(move |i| {
+        let start = i * chunk_bytes;
+        let end = (start + chunk_bytes).min(data.len());
+        let (message, data_bytes) = first.take().unwrap_or_default();
+        pb::SnapshotChunk {
+            message,
+            data_bytes,
+            data: data[start..end].to_vec(),
+        }
+    })
 }
 
 /// Reassembles a snapshot message from its chunks, refusing (before allocating) a total over
@@ -527,6 +533,31 @@ mod tests {
                 leader_hint: Some(3)
             })
         ));
+    }
+
+    #[test]
+    fn snapshot_chunks_carry_the_message_once_and_the_data_in_order() {
+        let mut msg = Message {
+            to: 2,
+            from: 1,
+            ..Default::default()
+        };
+        msg.set_msg_type(MessageType::MsgSnapshot);
+        let data = Bytes::from((0..10u8).collect::<Vec<_>>());
+        let chunks: Vec<_> = snapshot_chunks(&msg, data.clone(), 4).collect();
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        assert_eq!(decode_message(&chunks[0].message).unwrap(), msg);
+        assert_eq!(chunks[0].data_bytes, 10);
+        assert!(
+            chunks[1..]
+                .iter()
+                .all(|c| c.message.is_empty() && c.data_bytes == 0)
+        );
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(joined, data);
+        let empty: Vec<_> = snapshot_chunks(&msg, Bytes::new(), 4).collect();
+        assert_eq!((empty.len(), empty[0].data_bytes), (1, 0));
     }
 
     #[test]

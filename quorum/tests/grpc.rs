@@ -10,6 +10,7 @@ use std::time::Duration;
 use ferry_proto::quorum::v1 as pb;
 use ferry_proto::quorum::v1::propose_error::Kind;
 use ferry_proto::quorum::v1::raft_client::RaftClient;
+use ferry_proto::quorum::v1::raft_snapshot_client::RaftSnapshotClient;
 use ferry_quorum::{
     Error, Message, NodeId, Options, Quorum, QuorumHandle, Role, StateMachine, transport,
 };
@@ -470,6 +471,74 @@ async fn a_follower_catches_up_from_a_snapshot_larger_than_one_message() {
     .await;
     let status = restarted.status().await.unwrap();
     assert!(status.snapshot_index >= 290, "from a snapshot: {status:?}");
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_streams_past_the_limits_are_refused_before_allocating() {
+    let mut cluster = Cluster::start_with(|options| {
+        options.snapshot_chunk_bytes = 1024;
+        options.snapshot_bytes_max = 64 * 1024;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let to = cluster.other(leader).id();
+    let mut msg = Message {
+        from: leader,
+        to,
+        term: 1,
+        ..Default::default()
+    };
+    msg.set_msg_type(MessageType::MsgSnapshot);
+    let header = transport::encode_message(&msg);
+    let chunk = |data_bytes: u64, data: usize, first: bool| pb::SnapshotChunk {
+        message: if first { header.clone() } else { Vec::new() },
+        data_bytes,
+        data: vec![7; data],
+    };
+    let cases = [
+        (
+            "a total over snapshot_bytes_max",
+            vec![chunk(1 << 62, 0, true)],
+        ),
+        (
+            "a chunk over snapshot_chunk_bytes",
+            vec![chunk(4096, 4096, true)],
+        ),
+        (
+            "data past the announced total",
+            vec![chunk(1000, 1000, true), chunk(0, 1, false)],
+        ),
+        (
+            "data short of the announced total",
+            vec![chunk(2000, 1000, true)],
+        ),
+        ("no message in the first chunk", vec![chunk(10, 10, false)]),
+    ];
+    let address = cluster.addresses[&to];
+    let mut client = RaftSnapshotClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    for (what, chunks) in cases {
+        let status = client
+            .send(futures::stream::iter(chunks))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status}"
+        );
+    }
+    // The voter is untouched and the quorum commits.
+    let status = cluster.handles[&to].status().await.unwrap();
+    assert_eq!(status.snapshot_index, 0, "{status:?}");
+    cluster.handles[&leader]
+        .propose(b"still here".to_vec())
+        .await
+        .unwrap();
     for id in [1, 2, 3] {
         cluster.stop(id).await;
     }
