@@ -42,7 +42,7 @@
 //! | `Raft::restore` → `commit_to` (snapshot term 0 "matches" past the log); `confchange::restore`, "invalid restore" | MsgSnapshot | snapshot index or term 0, term above the message's; voter set other than this quorum's |
 //! | `Node::install_snapshot` (this crate): restore at the applied index | MsgSnapshot | snapshot at the commit index with another term than the local entry |
 //! | `Raft::send`: "term should be set / should not be set" (votes answered with the request's term; forwarded messages keep theirs) | vote messages with term 0; MsgReadIndex, MsgPropose, MsgTransferLeader with a term | term 0 (except MsgReadIndex, which must have none) |
-//! | `campaign`: `term + 1` overflows | any | term above [`TERM_MAX`] |
+//! | `campaign`: `term + 1` overflows; `Unstable::restore`, `Progress::maybe_decr_to`: `index + 1` overflows | any | a term above [`TERM_MAX`] or an index above [`INDEX_MAX`] (any term or index field) |
 //! | `step_leader` MsgReadIndex: `entries[0]`; `handle_ready_read_index`: `take_entries()[0]` | MsgReadIndex, MsgReadIndexResp | not exactly one entry |
 //! | `step_leader` MsgPropose: "stepped empty MsgProp"; a conf change entry applied | MsgPropose | always (Ferry never forwards proposals as raft messages) |
 //! | `maybe_send_append`: "need non-empty snapshot" | MsgAppendResponse with `request_snapshot` | always (Ferry never requests snapshots) |
@@ -327,9 +327,16 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         } else if msg.term == 0 {
             return Err("term 0".into());
         }
-        // A term near u64::MAX would overflow `term + 1` at the next election.
-        if msg.term > TERM_MAX {
-            return Err(format!("term {} above {TERM_MAX}", msg.term));
+        // A term near u64::MAX would overflow `term + 1` at the next election; an index near
+        // it overflows `index + 1` in `Unstable::restore`, `Progress::maybe_decr_to`, ….
+        let terms = [msg.term, msg.log_term, msg.commit_term];
+        let snapshot = msg.get_snapshot().get_metadata();
+        let indexes = [msg.index, msg.commit, msg.reject_hint, snapshot.index];
+        if terms.iter().any(|t| *t > TERM_MAX) || snapshot.term > TERM_MAX {
+            return Err(format!("a term above {TERM_MAX}"));
+        }
+        if indexes.iter().any(|i| *i > INDEX_MAX) {
+            return Err(format!("an index above {INDEX_MAX}"));
         }
         match kind {
             // `step_leader` and `handle_ready_read_index` index `entries[0]`.

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ferry_quorum::logger::discard_logger;
 use ferry_quorum::{Error, LogStore, MemDisk, Message, Node, NodeId, Options, Role, StateMachine};
 use raft::prelude::{Entry, EntryType, MessageType, Snapshot};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// A list of UTF-8 commands. Commands that are not UTF-8 are refused by `validate`, and applied
 /// as no-ops that count and record the error.
@@ -87,6 +89,9 @@ struct Net {
     skip_validation: Arc<AtomicBool>,
     /// Next proposal id.
     next_id: u64,
+    /// Whether every delivered message must step (false once forgeries have made honest
+    /// messages look impossible to some node).
+    strict: bool,
 }
 
 impl Net {
@@ -97,6 +102,7 @@ impl Net {
             queue: VecDeque::new(),
             skip_validation: Arc::default(),
             next_id: 1,
+            strict: true,
         };
         for id in 1..=3 {
             net.start(id);
@@ -138,7 +144,8 @@ impl Net {
         while let Some(msg) = self.queue.pop_front() {
             let to = msg.to;
             if self.nodes.contains_key(&to) {
-                self.nodes.get_mut(&to).unwrap().step(msg).unwrap();
+                let result = self.nodes.get_mut(&to).unwrap().step(msg);
+                assert!(result.is_ok() || !self.strict, "{result:?}");
                 self.ready(to);
             }
         }
@@ -441,4 +448,145 @@ fn a_snapshot_on_disk_that_does_not_restore_is_a_clear_error() {
     );
     let err = result.err().expect("the node must not start");
     assert!(matches!(err, Error::Corrupt(_)), "{err}");
+}
+
+/// A random message from a voter to `to`, with fields drawn near the edges of `to`'s log.
+fn random_message(rng: &mut StdRng, to: NodeId, status: &ferry_quorum::Status) -> Message {
+    use MessageType::*;
+    let kinds = [
+        MsgHup,
+        MsgBeat,
+        MsgPropose,
+        MsgAppend,
+        MsgAppendResponse,
+        MsgRequestVote,
+        MsgRequestVoteResponse,
+        MsgSnapshot,
+        MsgHeartbeat,
+        MsgHeartbeatResponse,
+        MsgUnreachable,
+        MsgSnapStatus,
+        MsgCheckQuorum,
+        MsgTransferLeader,
+        MsgTimeoutNow,
+        MsgReadIndex,
+        MsgReadIndexResp,
+        MsgRequestPreVote,
+        MsgRequestPreVoteResponse,
+    ];
+    let kind = kinds[rng.random_range(0..kinds.len())];
+    let (term, last, commit) = (status.term, status.last_index, status.commit);
+    let mut pick = |values: &[u64]| values[rng.random_range(0..values.len())];
+    let terms = [
+        0,
+        1,
+        term.saturating_sub(1),
+        term,
+        term + 1,
+        term + 1000,
+        u64::MAX,
+    ];
+    let indexes = [
+        0,
+        1,
+        commit.saturating_sub(1),
+        commit,
+        last,
+        last + 1,
+        last + 50,
+        u64::MAX,
+    ];
+    let from = pick(
+        &[1, 2, 3]
+            .into_iter()
+            .filter(|id| *id != to)
+            .collect::<Vec<_>>(),
+    );
+    let mut msg = Message {
+        from,
+        to,
+        term: pick(&terms),
+        index: pick(&indexes),
+        log_term: pick(&terms),
+        commit: pick(&indexes),
+        commit_term: pick(&terms),
+        reject: pick(&[0, 1]) == 1,
+        reject_hint: pick(&indexes),
+        request_snapshot: pick(&[0, 0, 0, 1]),
+        ..Default::default()
+    };
+    msg.set_msg_type(kind);
+    let count = pick(&[0, 1, 2, 3]);
+    let first = pick(&indexes).min(u64::MAX - 10);
+    let contiguous = pick(&[0, 1]) == 1;
+    let entries: Vec<Entry> = (0..count)
+        .map(|i| {
+            let mut e = entry(
+                if contiguous {
+                    first + i
+                } else {
+                    pick(&indexes)
+                },
+                pick(&terms),
+            );
+            if pick(&[0, 0, 0, 1]) == 1 {
+                e.set_entry_type(EntryType::EntryConfChange);
+            }
+            e
+        })
+        .collect();
+    msg.entries = entries.into();
+    if msg.get_msg_type() == MsgSnapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = pick(&indexes);
+        snapshot.mut_metadata().term = pick(&terms);
+        snapshot.mut_metadata().mut_conf_state().voters = match pick(&[0, 1, 2]) {
+            0 => vec![1, 2, 3],
+            1 => vec![3, 2, 1],
+            _ => vec![1, 1],
+        };
+        snapshot.data = match pick(&[0, 1]) {
+            0 => b"0\n\nfrom-a-snapshot".to_vec().into(),
+            _ => vec![0xff].into(),
+        };
+        msg.set_snapshot(snapshot);
+    }
+    msg
+}
+
+/// Seeds of `random_forged_messages_never_panic_a_node`: `QUORUM_FORGERY_SEEDS`, default 40.
+fn forgery_seeds() -> u64 {
+    std::env::var("QUORUM_FORGERY_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}
+
+#[test]
+fn random_forged_messages_never_panic_a_node() {
+    for seed in 0..forgery_seeds() {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut net = Net::new();
+        net.run(20);
+        for i in 0..3 {
+            net.commit(format!("seed-{seed}-{i}").as_bytes());
+        }
+        net.strict = false;
+        for _ in 0..300 {
+            let to = rng.random_range(1..=3);
+            let status = net.nodes[&to].status();
+            let msg = random_message(&mut rng, to, &status);
+            let _ = net.nodes.get_mut(&to).unwrap().step(msg);
+            net.ready(to);
+            if rng.random_bool(0.3) {
+                net.run(1);
+            }
+        }
+        // Whatever the forgeries did to terms and leadership, the nodes restart from disk.
+        net.queue.clear();
+        net.nodes.clear();
+        for id in 1..=3 {
+            net.start(id);
+        }
+    }
 }
