@@ -249,6 +249,15 @@ mod tests {
                 Box::new(|o| o.election_tick_range = Some((10, 10))),
             ),
             ("capacities", Box::new(|o| o.peer_queue_capacity = 0)),
+            (
+                "snapshot_chunk_bytes",
+                Box::new(|o| o.snapshot_chunk_bytes = 0),
+            ),
+            (
+                "snapshot_chunk_bytes",
+                Box::new(|o| o.snapshot_chunk_bytes = o.message_bytes_max),
+            ),
+            ("snapshot_bytes_max", Box::new(|o| o.snapshot_bytes_max = 0)),
         ];
         for (want, mutate) in cases {
             let mut options = three();
