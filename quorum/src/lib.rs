@@ -45,11 +45,25 @@
 //!
 //! - The state machine is volatile and snapshotted by the quorum itself every
 //!   [`Options::snapshot_entries`] entries or [`Options::snapshot_bytes`] bytes; the log is
-//!   compacted behind each snapshot, and a lagging follower catches up by snapshot (one gRPC
-//!   message, bounded by [`Options::message_bytes_max`]).
+//!   compacted behind each snapshot, and a lagging follower catches up by snapshot, sent in
+//!   chunks of [`Options::snapshot_chunk_bytes`] (`Raft.SendSnapshot`), so the state is bounded
+//!   by [`Options::snapshot_bytes_max`], not by one gRPC message.
 //! - Membership is static: the voter set given at bootstrap. ConfChangeV2 (KIP-853 style
-//!   single-voter changes via learners) is future work; a committed conf change panics.
+//!   single-voter changes via learners) is future work; a membership change entry is refused
+//!   from peers and, should one be in the log, skipped as a logged no-op.
 //! - Empty commands are refused: raft uses empty entries as its own no-ops.
+//! - Input never crashes a voter. Every proposal (local or through `Raft.Propose`) is checked by
+//!   [`StateMachine::validate`] first, so a command the state machine cannot apply never
+//!   enters the log ([`Error::InvalidInput`], KIND_INVALID_INPUT on the wire); a state machine
+//!   applies an entry that still does not decode as a recorded no-op, identically on every
+//!   voter. Every raft message that would trip one of raft-rs 0.7's fatal checks (a heartbeat
+//!   committing past the log, a gap in an append, a term that could overflow, …) is dropped
+//!   before raft sees it and its sender logged; the full list is in [`node`]'s docs. Damaged
+//!   files on disk (a log record, a snapshot, a voter set, state machine data) stop the node
+//!   with [`Error::Corrupt`], never a panic.
+//! - What this does not do: authenticate peers. A voter that can reach the transport is
+//!   trusted as raft trusts its peers (a forged heartbeat within the log still advances the
+//!   commit index), so the transport must only be reachable by authenticated members.
 
 pub mod disk;
 mod error;
@@ -66,7 +80,8 @@ pub use error::{Error, Result};
 pub use node::{Node, Outcome, Role, Status, VoterStatus};
 pub use options::{
     CLIENT_QUEUE_CAPACITY, DEFAULT_ELECTION_TICK, DEFAULT_HEARTBEAT_TICK, DEFAULT_TICK_INTERVAL,
-    INBOUND_QUEUE_CAPACITY, MESSAGE_BYTES_MAX, Options, PEER_QUEUE_CAPACITY,
+    INBOUND_QUEUE_CAPACITY, MESSAGE_BYTES_MAX, Options, PEER_QUEUE_CAPACITY, SNAPSHOT_BYTES_MAX,
+    SNAPSHOT_CHUNK_BYTES,
 };
 
 pub use server::{Quorum, QuorumHandle};

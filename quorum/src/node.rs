@@ -28,6 +28,36 @@
 //! the state machine. raft-rs silently ignores ReadIndex when there is no leader, or on a new
 //! leader that has not yet committed an entry of its term, so an unanswered read is re-issued
 //! every election timeout until the driver gives up.
+//!
+//! # Inbound messages
+//!
+//! raft-rs 0.7 trusts its peers: several checks in `RawNode::step` are `fatal!` (a panic), and
+//! a few paths index or unwrap what a message carries. [`Node::step`] refuses, before raft
+//! sees it, every message that could reach one of them, and the driver logs the sender:
+//!
+//! | raft-rs 0.7 (reached from `step`) | message that reaches it | refused when |
+//! |---|---|---|
+//! | `RaftLog::commit_to`: "to_commit is out of range" (`handle_heartbeat`) | MsgHeartbeat | `commit` > local last index |
+//! | `RaftLog::maybe_append`: "entry conflict with committed entry", underflow of `conflict - (index + 1)`; `Unstable::truncate_and_append`: "unstable.slice out of bound" | MsgAppend | entries not numbered `index + 1, index + 2, …`; `log_term` 0 at a nonzero index (term 0 "matches" any index past the log); index overflow |
+//! | `Raft::restore` → `commit_to` (snapshot term 0 "matches" past the log); `confchange::restore`, "invalid restore" | MsgSnapshot | snapshot index or term 0, term above the message's; voter set other than this quorum's |
+//! | `Node::install_snapshot` (this crate): restore at the applied index | MsgSnapshot | snapshot at the commit index with another term than the local entry |
+//! | `Raft::send`: "term should be set / should not be set" (votes answered with the request's term; forwarded messages keep theirs) | vote messages with term 0; MsgReadIndex, MsgPropose, MsgTransferLeader with a term | term 0 (except MsgReadIndex, which must have none) |
+//! | `campaign`: `term + 1` overflows; `Unstable::restore`, `Progress::maybe_decr_to`: `index + 1` overflows | any | a term above [`TERM_MAX`] or an index above [`INDEX_MAX`] (any term or index field) |
+//! | `step_leader` MsgReadIndex: `entries[0]`; `handle_ready_read_index`: `take_entries()[0]` | MsgReadIndex, MsgReadIndexResp | not exactly one entry |
+//! | `step_leader` MsgPropose: "stepped empty MsgProp"; a conf change entry applied | MsgPropose | always (Ferry never forwards proposals as raft messages) |
+//! | `maybe_send_append`: "need non-empty snapshot" | MsgAppendResponse with `request_snapshot` | always (Ferry never requests snapshots) |
+//! | `Progress::maybe_update` past the log, then probing past it | MsgAppendResponse | acknowledges an index past the local last index |
+//! | this crate's `apply`: membership changes are not supported | MsgAppend | an entry that is not `EntryNormal` |
+//! | `RawNode::step`: local types (`StepLocalMsg`) | MsgHup, MsgBeat, MsgUnreachable, MsgSnapStatus, MsgCheckQuorum | always, as well as MsgTimeoutNow and MsgTransferLeader (leadership transfer is unused) |
+//!
+//! Messages from a non-voter, from this node itself, or addressed to another node are refused
+//! first. The other `fatal!`s of raft-rs (`load_state`, `applied_to`, `stable_entries`,
+//! `stable_snap`, `maybe_persist_snap`, storage errors other than Compacted/Unavailable, "not
+//! leader but has new msg after advance") guard its own bookkeeping and are reached only by a
+//! bug in this driver or storage, not by a message; what storage reads from disk is checked
+//! when it opens ([`LogStore::open`]). None of this makes a peer trustworthy: a forged
+//! heartbeat within the local log can still advance the commit index, which is why only
+//! authenticated peers may reach the transport.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -38,6 +68,12 @@ use raft::{RawNode, ReadState, SnapshotStatus, StateRole};
 use crate::disk::Disk;
 use crate::storage::LogStore;
 use crate::{Error, NodeId, Options, Result, StateMachine};
+
+/// Largest term accepted from a peer. No real quorum gets near it (a term per election), and
+/// a message above it could make this node's own term overflow at its next campaign.
+pub const TERM_MAX: u64 = u64::MAX / 2;
+/// Largest log index accepted from a peer, for the same reason as [`TERM_MAX`].
+pub const INDEX_MAX: u64 = u64::MAX / 2;
 
 /// A caller-chosen id for one proposal, unique among the node's pending proposals.
 pub type ProposalId = u64;
@@ -166,7 +202,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         let snapshot = store.latest_snapshot();
         let applied = snapshot.get_metadata().index;
         if applied > 0 {
-            state_machine.restore(&snapshot.data);
+            state_machine.restore(&snapshot.data).map_err(|why| {
+                Error::Corrupt(format!(
+                    "the snapshot at index {applied} does not restore: {why}"
+                ))
+            })?;
         }
         let raw = RawNode::new(&options.raft_config(applied), store, logger)?;
         Ok(Node {
@@ -205,8 +245,10 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         }
     }
 
-    /// Steps a message received from a peer. Refuses (without panicking) messages that are
-    /// not addressed to this node, come from a non-voter, or are local-only message types.
+    /// Steps a message received from a peer. Refuses (without panicking, and without raft
+    /// seeing it) a message that is not addressed to this node, comes from a non-voter, is of
+    /// a type peers never send, or would trip one of raft-rs's fatal checks; see
+    /// [the module docs](self#inbound-messages).
     pub fn step(&mut self, msg: Message) -> Result<()> {
         if msg.to != self.id() {
             return Err(Error::InvalidInput(format!(
@@ -222,6 +264,12 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             )));
         }
         let from = msg.from;
+        if let Err(why) = self.check_inbound(&msg) {
+            return Err(Error::InvalidInput(format!(
+                "{:?} from {from} refused: {why}",
+                msg.get_msg_type()
+            )));
+        }
         let is_response = matches!(
             msg.get_msg_type(),
             MessageType::MsgAppendResponse | MessageType::MsgHeartbeatResponse
@@ -241,6 +289,184 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         Ok(())
     }
 
+    /// Checks a peer's message against what raft-rs 0.7 assumes of it, so that stepping it
+    /// cannot reach a `fatal!` or a panic. Each check names the raft-rs code it guards; the
+    /// list is in [the module docs](self#inbound-messages).
+    fn check_inbound(&self, msg: &Message) -> std::result::Result<(), String> {
+        let log = &self.raw.raft.raft_log;
+        let kind = msg.get_msg_type();
+        // Only these types travel between Ferry voters. The rest are local (raft-rs refuses
+        // them too), forwarded proposals (Ferry refuses proposals on followers instead of
+        // forwarding them as MsgPropose) or leadership transfer (unused); a peer's
+        // MsgPropose, MsgTransferLeader or MsgReadIndex with a term would be re-sent by a
+        // follower with the term set, which `Raft::send` treats as fatal.
+        let peer_type = matches!(
+            kind,
+            MessageType::MsgAppend
+                | MessageType::MsgAppendResponse
+                | MessageType::MsgRequestVote
+                | MessageType::MsgRequestVoteResponse
+                | MessageType::MsgRequestPreVote
+                | MessageType::MsgRequestPreVoteResponse
+                | MessageType::MsgSnapshot
+                | MessageType::MsgHeartbeat
+                | MessageType::MsgHeartbeatResponse
+                | MessageType::MsgReadIndex
+                | MessageType::MsgReadIndexResp
+        );
+        if !peer_type {
+            return Err("not a message type voters exchange".into());
+        }
+        // raft-rs treats term 0 as a local message: a vote request at term 0 would be answered
+        // with term 0 (fatal in `Raft::send`) and recorded as a vote in the current term. Only
+        // a forwarded MsgReadIndex travels without a term, and it must have none.
+        if kind == MessageType::MsgReadIndex {
+            if msg.term != 0 {
+                return Err("a forwarded read index carries no term".into());
+            }
+        } else if msg.term == 0 {
+            return Err("term 0".into());
+        }
+        // A term near u64::MAX would overflow `term + 1` at the next election; an index near
+        // it overflows `index + 1` in `Unstable::restore`, `Progress::maybe_decr_to`, ….
+        let terms = [msg.term, msg.log_term, msg.commit_term];
+        let snapshot = msg.get_snapshot().get_metadata();
+        let indexes = [msg.index, msg.commit, msg.reject_hint, snapshot.index];
+        if terms.iter().any(|t| *t > TERM_MAX) || snapshot.term > TERM_MAX {
+            return Err(format!("a term above {TERM_MAX}"));
+        }
+        if indexes.iter().any(|i| *i > INDEX_MAX) {
+            return Err(format!("an index above {INDEX_MAX}"));
+        }
+        match kind {
+            // `step_leader` and `handle_ready_read_index` index `entries[0]`.
+            MessageType::MsgReadIndex | MessageType::MsgReadIndexResp if msg.entries.len() != 1 => {
+                Err(format!("{} entries instead of 1", msg.entries.len()))
+            }
+            // `handle_heartbeat` calls `commit_to(m.commit)`, fatal past the last index. A
+            // leader sends min(matched, committed), never more than the follower holds.
+            MessageType::MsgHeartbeat if msg.commit > log.last_index() => Err(format!(
+                "commit {} is past the last index {}",
+                msg.commit,
+                log.last_index()
+            )),
+            MessageType::MsgAppend => self.check_append(msg),
+            // A follower's answer never reaches past the leader's log, and Ferry never asks for
+            // a snapshot (`request_snapshot`): a forged request makes the leader send its
+            // bootstrap snapshot, fatal ("need non-empty snapshot").
+            MessageType::MsgAppendResponse if msg.request_snapshot != 0 => {
+                Err("snapshot requests are not used".into())
+            }
+            // (Only raft's leader acts on one; a node that led before a restart may still get
+            // answers about the longer log it had.)
+            MessageType::MsgAppendResponse
+                if self.is_leader()
+                    && msg.term == self.term()
+                    && !msg.reject
+                    && msg.index > log.last_index() =>
+            {
+                Err(format!(
+                    "acknowledges index {} past the last index {}",
+                    msg.index,
+                    log.last_index()
+                ))
+            }
+            MessageType::MsgSnapshot => self.check_snapshot(msg),
+            _ => Ok(()),
+        }
+    }
+
+    /// The checks of [`Node::check_inbound`] for MsgAppend.
+    fn check_append(&self, msg: &Message) -> std::result::Result<(), String> {
+        // `maybe_append` computes `conflict - (index + 1)` and `append` slices the unstable
+        // log assuming entries follow `index` one by one; a gap or a repeat is fatal
+        // ("entry conflicts with committed entry", "unstable.slice out of bound").
+        let count = msg.entries.len() as u64;
+        if msg
+            .index
+            .checked_add(count)
+            .is_none_or(|last| last > INDEX_MAX)
+        {
+            return Err(format!("index {} overflows", msg.index));
+        }
+        // `term(i)` answers 0 past the last index, so a previous term of 0 would "match" any
+        // index and append after a gap. Only the index-0 bootstrap point has term 0.
+        if msg.log_term == 0 && msg.index != 0 {
+            return Err(format!("index {} with term 0", msg.index));
+        }
+        if msg.log_term > msg.term {
+            return Err(format!(
+                "previous term {} above the message's term {}",
+                msg.log_term, msg.term
+            ));
+        }
+        let mut previous_term = msg.log_term;
+        for (i, entry) in msg.entries.iter().enumerate() {
+            let want = msg.index + 1 + i as u64;
+            if entry.index != want {
+                return Err(format!("entry {} where {want} was due", entry.index));
+            }
+            if entry.term < previous_term || entry.term > msg.term {
+                return Err(format!(
+                    "entry {} of term {} out of order (previous {previous_term}, message {})",
+                    entry.index, entry.term, msg.term
+                ));
+            }
+            previous_term = entry.term;
+            // Membership is static: a committed conf change could not be applied.
+            if entry.get_entry_type() != EntryType::EntryNormal {
+                return Err(format!("entry {} is a membership change", entry.index));
+            }
+        }
+        // An index below the commit is answered without appending, and entries after an index
+        // at or above it cannot touch committed entries once they are contiguous.
+        Ok(())
+    }
+
+    /// The checks of [`Node::check_inbound`] for MsgSnapshot.
+    fn check_snapshot(&self, msg: &Message) -> std::result::Result<(), String> {
+        let log = &self.raw.raft.raft_log;
+        let meta = msg.get_snapshot().get_metadata();
+        // Term 0 "matches" any index past the log (see `check_append`), and `restore` then
+        // calls `commit_to(index)`, fatal past the last index.
+        if meta.index == 0 || meta.term == 0 || meta.term > msg.term {
+            return Err(format!(
+                "snapshot at index {} of term {} in a message of term {}",
+                meta.index, meta.term, msg.term
+            ));
+        }
+        // A snapshot exactly at the commit index that disagrees with the local log would be
+        // installed at the applied index (an assertion in `install_snapshot`); older ones
+        // raft answers by itself.
+        if meta.index == log.committed && !log.match_term(meta.index, meta.term) {
+            return Err(format!(
+                "snapshot at the commit index {} with another term {}",
+                meta.index, meta.term
+            ));
+        }
+        // Membership is static, and `restore` is fatal on a voter set it cannot rebuild.
+        let sorted = |voters: &[NodeId]| {
+            let mut voters = voters.to_vec();
+            voters.sort_unstable();
+            voters
+        };
+        let (theirs, ours) = (meta.get_conf_state(), self.raw.store().conf_state());
+        let same_voters = sorted(&theirs.voters) == sorted(&ours.voters);
+        let static_set = theirs.learners.is_empty()
+            && theirs.voters_outgoing.is_empty()
+            && theirs.learners_next.is_empty()
+            && !theirs.auto_leave;
+        if !same_voters || !static_set {
+            return Err(format!(
+                "voter set {:?} differs from this quorum's",
+                meta.get_conf_state().voters
+            ));
+        }
+        self.state_machine
+            .validate_snapshot(&msg.get_snapshot().data)
+            .map_err(|why| format!("snapshot data refused by the state machine: {why}"))
+    }
+
     /// Proposes `command`. On success the proposal is in the leader's log and its outcome will
     /// come from [`Node::take_outcomes`]; an error means it was refused and not applied.
     pub fn propose(&mut self, id: ProposalId, command: Vec<u8>) -> Result<()> {
@@ -248,6 +474,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             // Empty entries are raft's own no-ops; they never reach the state machine.
             return Err(Error::InvalidInput("a command must not be empty".into()));
         }
+        // Whatever enters the log is applied on every voter: refuse here what apply could not
+        // (on a follower too, so a handle does not forward what the leader would refuse).
+        self.state_machine
+            .validate(&command)
+            .map_err(|why| Error::InvalidInput(format!("the state machine refused it: {why}")))?;
         if !self.is_leader() {
             return Err(Error::NotLeader {
                 leader_hint: self.leader(),
@@ -369,7 +600,13 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             "snapshot {index} is not past applied {}",
             self.applied
         );
-        self.state_machine.restore(&snapshot.data);
+        // `step` had the state machine validate the data, so this fails only on a state
+        // machine without `validate_snapshot`; stopping the node leaves the disk as it was.
+        self.state_machine.restore(&snapshot.data).map_err(|why| {
+            Error::Corrupt(format!(
+                "the leader's snapshot at {index} does not restore: {why}"
+            ))
+        })?;
         self.raw.mut_store().install_snapshot(snapshot)?;
         self.applied = index;
         self.entries_since_snapshot = 0;
@@ -395,15 +632,24 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
                 "committed entries must be contiguous"
             );
             let response = match entry.get_entry_type() {
-                EntryType::EntryNormal if entry.data.is_empty() => Vec::new(),
+                EntryType::EntryNormal if entry.data.is_empty() => Ok(Vec::new()),
                 EntryType::EntryNormal => {
                     self.bytes_since_snapshot += entry.data.len() as u64;
-                    self.state_machine.apply(entry.index, &entry.data)
+                    Ok(self.state_machine.apply(entry.index, &entry.data))
                 }
-                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => panic!(
-                    "entry {} is a membership change, which this version does not support",
-                    entry.index
-                ),
+                // Never proposed by Ferry and refused from peers (`check_append`), so it can
+                // only come from a damaged or foreign log. Skipping it is the same on every
+                // voter; membership stays the voter set of the snapshot.
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    tracing::error!(
+                        index = entry.index,
+                        "skipped a membership change entry: membership is static"
+                    );
+                    Err(Error::InvalidInput(format!(
+                        "entry {} is a membership change, which this version does not support",
+                        entry.index
+                    )))
+                }
             };
             self.applied = entry.index;
             self.entries_since_snapshot += 1;
@@ -411,7 +657,7 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
                 continue;
             };
             let result = if term == entry.term {
-                Ok(response)
+                response
             } else {
                 Err(Error::Unavailable(format!(
                     "leadership changed and another entry was committed at index {}",

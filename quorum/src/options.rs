@@ -33,9 +33,18 @@ pub const PEER_QUEUE_CAPACITY: usize = 1024;
 /// Default bound of the queue of raft messages received from peers. At the bound an incoming
 /// batch is refused with RESOURCE_EXHAUSTED; raft retransmits.
 pub const INBOUND_QUEUE_CAPACITY: usize = 4096;
-/// Default largest raft message accepted over gRPC. A snapshot travels in one message, so this
-/// also bounds the state machine's snapshot size.
+/// Default largest raft message accepted over gRPC. Snapshots travel in chunks
+/// ([`SNAPSHOT_CHUNK_BYTES`]), so this bounds batches of ordinary messages, not the state.
 pub const MESSAGE_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Default size of one chunk of snapshot data in `Raft.SendSnapshot`. Must stay below
+/// [`MESSAGE_BYTES_MAX`]; a larger chunk only saves per-message overhead.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Default largest snapshot a voter sends or accepts, in bytes of state machine data. The
+/// receiver checks the announced size against it before allocating; a leader whose state is
+/// larger cannot bring a lagging follower up to date and logs an error each time it tries.
+pub const SNAPSHOT_BYTES_MAX: usize = 4 * 1024 * 1024 * 1024;
+
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES < MESSAGE_BYTES_MAX);
 
 /// How a quorum member runs. Build with `Options { id, peers, ..Default::default() }`.
 #[derive(Clone, Debug)]
@@ -84,6 +93,11 @@ pub struct Options {
     pub inbound_queue_capacity: usize,
     /// Largest raft message sent or accepted over gRPC; see [`MESSAGE_BYTES_MAX`].
     pub message_bytes_max: usize,
+    /// Size of one chunk of snapshot data sent, and the largest accepted; see
+    /// [`SNAPSHOT_CHUNK_BYTES`].
+    pub snapshot_chunk_bytes: usize,
+    /// Largest snapshot data sent or accepted; see [`SNAPSHOT_BYTES_MAX`].
+    pub snapshot_bytes_max: usize,
 }
 
 impl Default for Options {
@@ -107,6 +121,8 @@ impl Default for Options {
             peer_queue_capacity: PEER_QUEUE_CAPACITY,
             inbound_queue_capacity: INBOUND_QUEUE_CAPACITY,
             message_bytes_max: MESSAGE_BYTES_MAX,
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
+            snapshot_bytes_max: SNAPSHOT_BYTES_MAX,
         }
     }
 }
@@ -152,6 +168,17 @@ impl Options {
         }
         if self.max_size_per_msg as usize >= self.message_bytes_max {
             return invalid("max_size_per_msg must be below message_bytes_max".into());
+        }
+        // A chunk travels with the encoded message header in the first one, so leave room.
+        if self.snapshot_chunk_bytes == 0
+            || self.snapshot_chunk_bytes >= self.message_bytes_max / 2
+            || self.snapshot_bytes_max == 0
+        {
+            return invalid(
+                "snapshot_chunk_bytes must be positive and below half of message_bytes_max, \
+                 snapshot_bytes_max positive"
+                    .into(),
+            );
         }
         let capacities = [
             self.client_queue_capacity,
@@ -222,6 +249,15 @@ mod tests {
                 Box::new(|o| o.election_tick_range = Some((10, 10))),
             ),
             ("capacities", Box::new(|o| o.peer_queue_capacity = 0)),
+            (
+                "snapshot_chunk_bytes",
+                Box::new(|o| o.snapshot_chunk_bytes = 0),
+            ),
+            (
+                "snapshot_chunk_bytes",
+                Box::new(|o| o.snapshot_chunk_bytes = o.message_bytes_max),
+            ),
+            ("snapshot_bytes_max", Box::new(|o| o.snapshot_bytes_max = 0)),
         ];
         for (want, mutate) in cases {
             let mut options = three();

@@ -32,6 +32,8 @@ use std::time::Duration;
 
 use ferry_proto::quorum::v1::raft_client::RaftClient;
 use ferry_proto::quorum::v1::raft_server::RaftServer;
+use ferry_proto::quorum::v1::raft_snapshot_client::RaftSnapshotClient;
+use ferry_proto::quorum::v1::raft_snapshot_server::RaftSnapshotServer;
 use raft::prelude::{Message, MessageType};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -43,7 +45,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::disk::FsDisk;
 use crate::node::{Outcome, ProposalId, ReadId};
 use crate::storage::LogStore;
-use crate::transport::{self, Feedback, RaftService};
+use crate::transport::{self, Feedback, PeerClient, RaftService, SnapshotLimits};
 use crate::{Error, Node, NodeId, Options, Result, StateMachine, Status};
 
 /// Pause between attempts while a proposal waits for a leader to be elected or to move.
@@ -115,6 +117,11 @@ impl Quorum {
         let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_queue_capacity);
         let (feedback_tx, feedback_rx) = mpsc::channel(options.peer_queue_capacity);
 
+        let snapshot_limits = SnapshotLimits {
+            message_bytes_max: options.message_bytes_max,
+            chunk_bytes: options.snapshot_chunk_bytes,
+            bytes_max: options.snapshot_bytes_max,
+        };
         let mut clients = BTreeMap::new();
         let mut peers = BTreeMap::new();
         for (&id, address) in options.peers.iter().filter(|(id, _)| **id != options.id) {
@@ -125,8 +132,9 @@ impl Quorum {
                 client.clone(),
                 rx,
                 feedback_tx.clone(),
+                snapshot_limits,
             ));
-            clients.insert(id, client);
+            clients.insert(id, client.raft);
             peers.insert(id, tx);
         }
         drop(feedback_tx);
@@ -136,6 +144,7 @@ impl Quorum {
             inbound_tx,
             requests_tx.clone(),
             options.propose_timeout,
+            snapshot_limits,
         );
         let server = tokio::spawn(serve(
             service,
@@ -168,14 +177,20 @@ impl Quorum {
     }
 }
 
-/// A lazily connecting gRPC client for a peer at `address` (`host:port`).
-fn connect_lazy(address: &str, options: &Options) -> Result<RaftClient<Channel>> {
+/// Lazily connecting gRPC clients for a peer at `address` (`host:port`), over one channel.
+fn connect_lazy(address: &str, options: &Options) -> Result<PeerClient> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))
         .map_err(|err| Error::InvalidInput(format!("peer address {address:?}: {err}")))?
         .connect_timeout(options.tick_interval * options.election_tick as u32);
-    Ok(RaftClient::new(endpoint.connect_lazy())
-        .max_decoding_message_size(options.message_bytes_max)
-        .max_encoding_message_size(options.message_bytes_max))
+    let channel = endpoint.connect_lazy();
+    Ok(PeerClient {
+        raft: RaftClient::new(channel.clone())
+            .max_decoding_message_size(options.message_bytes_max)
+            .max_encoding_message_size(options.message_bytes_max),
+        snapshots: RaftSnapshotClient::new(channel)
+            .max_decoding_message_size(options.message_bytes_max)
+            .max_encoding_message_size(options.message_bytes_max),
+    })
 }
 
 /// Serves the Raft service until shutdown.
@@ -186,6 +201,9 @@ fn serve(
     mut shutdown: watch::Receiver<bool>,
     options: &Options,
 ) -> impl Future<Output = ()> + use<> {
+    let snapshots = RaftSnapshotServer::new(service.clone())
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
     let service = RaftServer::new(service)
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
@@ -200,7 +218,7 @@ fn serve(
         // connection.
         let result = tonic::transport::Server::builder()
             .accept_http1(true)
-            .add_routes(services.add_service(service))
+            .add_routes(services.add_service(service).add_service(snapshots))
             .serve_with_incoming_shutdown(incoming, signal)
             .await;
         if let Err(err) = result {

@@ -72,7 +72,11 @@ impl<D: Disk> LogStore<D> {
     /// is bootstrapped with `voters` as the voter set; an existing one keeps its own.
     pub fn open(mut disk: D, voters: &[NodeId]) -> Result<LogStore<D>> {
         let snapshot = match disk.read(SNAPSHOT_FILE)? {
-            Some(bytes) => decode_snapshot(&bytes)?,
+            Some(bytes) => {
+                let snapshot = decode_snapshot(&bytes)?;
+                check_conf_state(snapshot.get_metadata().get_conf_state())?;
+                snapshot
+            }
             None => {
                 if voters.is_empty() {
                     return Err(Error::InvalidInput(
@@ -442,6 +446,25 @@ fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
     out
 }
 
+/// Checks that a voter set read from disk is one raft-rs can rebuild (it is fatal on one it
+/// cannot): voters nonzero and distinct, no learners or joint configuration (membership is
+/// static).
+fn check_conf_state(conf: &ConfState) -> Result<()> {
+    let mut voters = conf.voters.clone();
+    voters.sort_unstable();
+    voters.dedup();
+    let static_set = conf.learners.is_empty()
+        && conf.voters_outgoing.is_empty()
+        && conf.learners_next.is_empty()
+        && !conf.auto_leave;
+    if voters.is_empty() || voters.len() != conf.voters.len() || voters[0] == 0 || !static_set {
+        return Err(Error::Corrupt(format!(
+            "the snapshot's voter set is not a static set of distinct voters: {conf:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes the snapshot file. It is replaced atomically, so any damage is corruption.
 fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot> {
     if bytes.len() < SNAPSHOT_MAGIC.len() || &bytes[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
@@ -617,6 +640,27 @@ mod tests {
                 before,
                 "fraction {fraction}: tail cut on disk"
             );
+        }
+    }
+
+    #[test]
+    fn a_voter_set_raft_could_not_rebuild_is_refused_on_open() {
+        let bad_sets: [(Vec<u64>, Vec<u64>); 4] = [
+            (vec![], vec![]),
+            (vec![1, 1, 2], vec![]),
+            (vec![0, 1], vec![]),
+            (vec![1, 2], vec![2]),
+        ];
+        for (voters, learners) in bad_sets {
+            let mut disk = MemDisk::new();
+            let mut snapshot = Snapshot::default();
+            snapshot.mut_metadata().mut_conf_state().voters = voters.clone();
+            snapshot.mut_metadata().mut_conf_state().learners = learners;
+            disk.replace(SNAPSHOT_FILE, &encode_snapshot(&snapshot))
+                .unwrap();
+            disk.replace(LOG_FILE, LOG_MAGIC).unwrap();
+            let result = LogStore::open(disk, &[1]);
+            assert!(matches!(result, Err(Error::Corrupt(_))), "{voters:?}");
         }
     }
 

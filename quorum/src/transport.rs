@@ -5,26 +5,38 @@
 //!
 //! ```text
 //! Raft.Send(SendRequest { messages: [eraftpb.Message protobuf bytes, ...] }) -> SendResponse
+//! RaftSnapshot.Send(stream SnapshotChunk { message (first only), data_bytes (first only), data })
+//!     -> SendResponse
 //! Raft.Propose(ProposeRequest { command, timeout_ms }) -> ProposeResponse { response | error }
 //! ```
 //!
 //! Each peer gets a bounded queue ([`crate::Options::peer_queue_capacity`]) drained by one
 //! task that sends batches of up to [`PEER_BATCH_MESSAGES_MAX`] messages with one unary call at
-//! a time, so messages to a peer arrive in order. A failed call is reported to raft as
-//! "unreachable" (and a snapshot in it as failed) and the task pauses for
-//! [`PEER_RETRY_BACKOFF`]; raft retransmits whatever was lost.
+//! a time, so messages to a peer arrive in order. A snapshot message leaves the batch and goes
+//! alone through `RaftSnapshot.Send`, its data cut into chunks of
+//! [`crate::Options::snapshot_chunk_bytes`], so the state is not capped by one gRPC message;
+//! whether that call succeeded is raft's snapshot report. A failed call is reported to raft as
+//! "unreachable" and the task pauses for [`PEER_RETRY_BACKOFF`]; raft retransmits whatever was
+//! lost.
 //!
 //! Inbound messages are decoded and checked to be addressed to this voter before they reach
-//! the node (which also drops messages from non-voters and local-only message types);
-//! malformed input is refused with a status, never a panic. Peers are otherwise trusted: a
-//! voter that sends well-formed but semantically impossible raft messages can still make
-//! raft-rs panic.
+//! the node; malformed input is refused with a status, never a panic. A chunked snapshot is
+//! reassembled only up to its announced size, which is checked against
+//! [`crate::Options::snapshot_bytes_max`] before anything is allocated, and stepped only once
+//! complete. The node then drops messages from non-voters, of types voters do not exchange,
+//! and every message that would trip one of raft-rs's fatal checks (see
+//! [`crate::node`](crate::node#inbound-messages)), logging the sender: a voter that sends
+//! impossible messages is not obeyed and cannot make this one panic. A voter is still trusted
+//! with what raft trusts its peers with (a forged heartbeat within the log can advance the
+//! commit index); only authenticated peers may reach this service.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use ferry_proto::quorum::v1 as pb;
 use ferry_proto::quorum::v1::propose_error::Kind;
 use ferry_proto::quorum::v1::raft_client::RaftClient;
+use ferry_proto::quorum::v1::raft_snapshot_client::RaftSnapshotClient;
 use protobuf::Message as _;
 use raft::prelude::{Message, MessageType};
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +52,10 @@ pub const PEER_BATCH_MESSAGES_MAX: usize = 64;
 pub const PEER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// How long one `Raft.Send` call may take before it counts as failed.
 pub const PEER_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one `RaftSnapshot.Send` call (every chunk of one snapshot) may take before it
+/// counts as failed; raft then retries with a fresh snapshot. Messages to that peer wait in its
+/// queue meanwhile (and are dropped at its bound, like any).
+pub const PEER_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What a peer sender tells the node task about delivery.
 #[derive(Debug)]
@@ -62,13 +78,38 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message> {
         .map_err(|err| Error::Corrupt(format!("bad raft message: {err}")))
 }
 
+/// How one peer sender cuts batches and snapshots; from [`crate::Options`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SnapshotLimits {
+    /// Largest gRPC message: a batch of plain messages is split to stay below it.
+    pub(crate) message_bytes_max: usize,
+    /// Bytes of snapshot data per chunk.
+    pub(crate) chunk_bytes: usize,
+    /// Largest snapshot data sent or accepted.
+    pub(crate) bytes_max: usize,
+}
+
+/// The clients of one peer's two services, over one channel.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerClient {
+    /// `ferry.quorum.v1.Raft`.
+    pub(crate) raft: RaftClient<Channel>,
+    /// `ferry.quorum.v1.RaftSnapshot`.
+    pub(crate) snapshots: RaftSnapshotClient<Channel>,
+}
+
 /// Sends the messages queued for `peer` until the queue's sender (the node task) is dropped.
 pub(crate) async fn run_peer(
     peer: NodeId,
-    mut client: RaftClient<Channel>,
+    client: PeerClient,
     mut queue: mpsc::Receiver<Message>,
     feedback: mpsc::Sender<Feedback>,
+    limits: SnapshotLimits,
 ) {
+    let PeerClient {
+        raft: mut client,
+        snapshots: mut snapshot_client,
+    } = client;
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < PEER_BATCH_MESSAGES_MAX {
@@ -77,27 +118,29 @@ pub(crate) async fn run_peer(
                 Err(_) => break,
             }
         }
-        let snapshots = batch
-            .iter()
-            .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
-            .count();
-        let request = pb::SendRequest {
-            messages: batch.iter().map(encode_message).collect(),
-        };
-        let result = tokio::time::timeout(PEER_SEND_TIMEOUT, client.send(request)).await;
-        let delivered = matches!(result, Ok(Ok(_)));
-        if !delivered {
-            tracing::debug!(peer, ?result, "raft send failed");
-        }
-        // The node task drains feedback continuously; if it is gone, so is the reason to send.
-        for _ in 0..snapshots {
-            if feedback
-                .send(Feedback::Snapshot(peer, delivered))
-                .await
-                .is_err()
-            {
+        // Messages before a snapshot go first, then the snapshot alone, then the rest: the
+        // order raft produced them in.
+        let mut plain = Vec::new();
+        let mut delivered = true;
+        for msg in batch {
+            if msg.get_msg_type() != MessageType::MsgSnapshot {
+                plain.push(msg);
+                continue;
+            }
+            if !plain.is_empty() {
+                let batch = std::mem::take(&mut plain);
+                delivered &= send_batch(peer, &mut client, batch, limits).await;
+            }
+            let ok = send_snapshot(peer, &mut snapshot_client, msg, limits).await;
+            delivered &= ok;
+            // The node task drains feedback continuously; if it is gone, so is the reason to
+            // send.
+            if feedback.send(Feedback::Snapshot(peer, ok)).await.is_err() {
                 return;
             }
+        }
+        if !plain.is_empty() {
+            delivered &= send_batch(peer, &mut client, plain, limits).await;
         }
         if !delivered {
             if feedback.send(Feedback::Unreachable(peer)).await.is_err() {
@@ -108,7 +151,139 @@ pub(crate) async fn run_peer(
     }
 }
 
-/// The `ferry.quorum.v1.Raft` service of one voter.
+/// Sends a batch of messages with `Raft.Send`, in as many calls as keep each request below
+/// half of the message size limit; whether all were delivered (it stops at the first failure).
+async fn send_batch(
+    peer: NodeId,
+    client: &mut RaftClient<Channel>,
+    batch: Vec<Message>,
+    limits: SnapshotLimits,
+) -> bool {
+    let bound = limits.message_bytes_max / 2;
+    let mut encoded = batch.iter().map(encode_message).peekable();
+    while encoded.peek().is_some() {
+        let mut messages = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = encoded.next_if(|m| messages.is_empty() || bytes + m.len() <= bound)
+        {
+            bytes += next.len();
+            messages.push(next);
+        }
+        let request = pb::SendRequest { messages };
+        let result = tokio::time::timeout(PEER_SEND_TIMEOUT, client.send(request)).await;
+        if !matches!(result, Ok(Ok(_))) {
+            tracing::debug!(peer, ?result, "raft send failed");
+            return false;
+        }
+    }
+    true
+}
+
+/// Sends one MsgSnapshot in chunks with `RaftSnapshot.Send`; whether it was delivered.
+async fn send_snapshot(
+    peer: NodeId,
+    client: &mut RaftSnapshotClient<Channel>,
+    mut msg: Message,
+    limits: SnapshotLimits,
+) -> bool {
+    let data = std::mem::take(&mut msg.mut_snapshot().data);
+    if data.len() > limits.bytes_max {
+        tracing::error!(
+            peer,
+            bytes = data.len(),
+            max = limits.bytes_max,
+            "the snapshot is larger than snapshot_bytes_max: the peer cannot catch up"
+        );
+        return false;
+    }
+    let chunks = snapshot_chunks(&msg, data, limits.chunk_bytes);
+    let call = client.send(futures::stream::iter(chunks));
+    let result = tokio::time::timeout(PEER_SNAPSHOT_TIMEOUT, call).await;
+    let delivered = matches!(result, Ok(Ok(_)));
+    if !delivered {
+        tracing::warn!(peer, ?result, "raft snapshot send failed");
+    }
+    delivered
+}
+
+/// Cuts a snapshot message (its data taken out as `data`) into the chunks of
+/// `RaftSnapshot.Send`: the first carries the message and the total size, each carries up to
+/// `chunk_bytes` of data (at least one chunk, even for empty data). Chunks are made as the
+/// stream is polled, so only a few are in memory at once.
+pub fn snapshot_chunks(
+    msg: &Message,
+    data: Bytes,
+    chunk_bytes: usize,
+) -> impl Iterator<Item = pb::SnapshotChunk> + Send + 'static {
+    let chunk_bytes = chunk_bytes.max(1);
+    let count = data.len().div_ceil(chunk_bytes).max(1);
+    let mut first = Some((encode_message(msg), data.len() as u64));
+    (0..count).map(move |i| {
+        let start = i * chunk_bytes;
+        let end = (start + chunk_bytes).min(data.len());
+        let (message, data_bytes) = first.take().unwrap_or_default();
+        pb::SnapshotChunk {
+            message,
+            data_bytes,
+            data: data[start..end].to_vec(),
+        }
+    })
+}
+
+/// Reassembles a snapshot message from its chunks, refusing (before allocating) a total over
+/// `bytes_max`, any chunk over `chunk_bytes`, and data past the announced total or short of it.
+async fn receive_snapshot(
+    mut chunks: tonic::Streaming<pb::SnapshotChunk>,
+    chunk_bytes: usize,
+    bytes_max: usize,
+) -> std::result::Result<Message, Status> {
+    let bad = |text: String| Status::invalid_argument(text);
+    let Some(first) = chunks.message().await? else {
+        return Err(bad("a snapshot stream without chunks".into()));
+    };
+    let mut msg =
+        decode_message(&first.message).map_err(|err| Status::invalid_argument(err.to_string()))?;
+    if msg.get_msg_type() != MessageType::MsgSnapshot || !msg.get_snapshot().data.is_empty() {
+        return Err(bad(
+            "the first chunk must carry a MsgSnapshot without data".into()
+        ));
+    }
+    let total = first.data_bytes;
+    if total > bytes_max as u64 {
+        return Err(bad(format!(
+            "a snapshot of {total} bytes is over this voter's maximum of {bytes_max}"
+        )));
+    }
+    let total = total as usize;
+    let mut data = Vec::with_capacity(total.min(chunk_bytes));
+    let mut next = Some(first);
+    while let Some(chunk) = next {
+        if chunk.data.len() > chunk_bytes {
+            return Err(bad(format!(
+                "a chunk of {} bytes is over the chunk size of {chunk_bytes}",
+                chunk.data.len()
+            )));
+        }
+        if chunk.data.len() > total - data.len() {
+            return Err(bad(format!(
+                "snapshot data past the announced {total} bytes"
+            )));
+        }
+        data.extend_from_slice(&chunk.data);
+        next = chunks.message().await?;
+    }
+    if data.len() != total {
+        return Err(bad(format!(
+            "the snapshot stream ended after {} of {total} bytes",
+            data.len()
+        )));
+    }
+    msg.mut_snapshot().data = data.into();
+    Ok(msg)
+}
+
+/// The `ferry.quorum.v1.Raft` and `RaftSnapshot` services of one voter.
+#[derive(Clone)]
 pub struct RaftService {
     /// This voter's id: inbound messages must be addressed to it.
     id: NodeId,
@@ -118,6 +293,8 @@ pub struct RaftService {
     requests: mpsc::Sender<ClientRequest>,
     /// Cap on a forwarded proposal's wait.
     propose_timeout: Duration,
+    /// Largest chunk and total of an inbound snapshot.
+    snapshot_limits: SnapshotLimits,
 }
 
 impl RaftService {
@@ -127,13 +304,35 @@ impl RaftService {
         inbound: mpsc::Sender<Message>,
         requests: mpsc::Sender<ClientRequest>,
         propose_timeout: Duration,
+        snapshot_limits: SnapshotLimits,
     ) -> Self {
         RaftService {
             id,
             inbound,
             requests,
             propose_timeout,
+            snapshot_limits,
         }
+    }
+
+    /// Queues decoded messages for the node task, all or (at the first failure) the rest not.
+    fn enqueue(&self, messages: Vec<Message>) -> std::result::Result<(), Status> {
+        for msg in messages {
+            if msg.to != self.id {
+                let text = format!("message for node {} reached node {}", msg.to, self.id);
+                return Err(Status::invalid_argument(text));
+            }
+            match self.inbound.try_send(msg) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(Status::resource_exhausted("inbound raft queue is full"));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(Status::unavailable("the quorum node has stopped"));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -153,17 +352,7 @@ impl pb::raft_server::Raft for RaftService {
             }
             messages.push(msg);
         }
-        for msg in messages {
-            match self.inbound.try_send(msg) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    return Err(Status::resource_exhausted("inbound raft queue is full"));
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    return Err(Status::unavailable("the quorum node has stopped"));
-                }
-            }
-        }
+        self.enqueue(messages)?;
         Ok(Response::new(pb::SendResponse {}))
     }
 
@@ -176,6 +365,20 @@ impl pb::raft_server::Raft for RaftService {
         let deadline = tokio::time::Instant::now() + timeout;
         let result = propose_local(&self.requests, request.command, deadline).await;
         Ok(Response::new(propose_response(result)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::raft_snapshot_server::RaftSnapshot for RaftService {
+    async fn send(
+        &self,
+        request: Request<tonic::Streaming<pb::SnapshotChunk>>,
+    ) -> std::result::Result<Response<pb::SendResponse>, Status> {
+        let limits = self.snapshot_limits;
+        let msg =
+            receive_snapshot(request.into_inner(), limits.chunk_bytes, limits.bytes_max).await?;
+        self.enqueue(vec![msg])?;
+        Ok(Response::new(pb::SendResponse {}))
     }
 }
 
@@ -330,6 +533,31 @@ mod tests {
                 leader_hint: Some(3)
             })
         ));
+    }
+
+    #[test]
+    fn snapshot_chunks_carry_the_message_once_and_the_data_in_order() {
+        let mut msg = Message {
+            to: 2,
+            from: 1,
+            ..Default::default()
+        };
+        msg.set_msg_type(MessageType::MsgSnapshot);
+        let data = Bytes::from((0..10u8).collect::<Vec<_>>());
+        let chunks: Vec<_> = snapshot_chunks(&msg, data.clone(), 4).collect();
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        assert_eq!(decode_message(&chunks[0].message).unwrap(), msg);
+        assert_eq!(chunks[0].data_bytes, 10);
+        assert!(
+            chunks[1..]
+                .iter()
+                .all(|c| c.message.is_empty() && c.data_bytes == 0)
+        );
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
+        assert_eq!(joined, data);
+        let empty: Vec<_> = snapshot_chunks(&msg, Bytes::new(), 4).collect();
+        assert_eq!((empty.len(), empty[0].data_bytes), (1, 0));
     }
 
     #[test]

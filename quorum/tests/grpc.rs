@@ -7,7 +7,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferry_quorum::{Error, NodeId, Options, Quorum, QuorumHandle, Role, StateMachine};
+use ferry_proto::quorum::v1 as pb;
+use ferry_proto::quorum::v1::propose_error::Kind;
+use ferry_proto::quorum::v1::raft_client::RaftClient;
+use ferry_proto::quorum::v1::raft_snapshot_client::RaftSnapshotClient;
+use ferry_quorum::{
+    Error, Message, NodeId, Options, Quorum, QuorumHandle, Role, StateMachine, transport,
+};
+use raft::prelude::MessageType;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -20,6 +27,12 @@ struct Journal {
 }
 
 impl StateMachine for Journal {
+    fn validate(&self, command: &[u8]) -> Result<(), String> {
+        std::str::from_utf8(command)
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    }
+
     fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
         self.commands
             .push(String::from_utf8(command.to_vec()).unwrap());
@@ -30,9 +43,10 @@ impl StateMachine for Journal {
         self.commands.join("\n").into_bytes()
     }
 
-    fn restore(&mut self, data: &[u8]) {
-        let text = String::from_utf8(data.to_vec()).unwrap();
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        let text = String::from_utf8(data.to_vec()).map_err(|err| err.to_string())?;
         self.commands = text.lines().map(str::to_string).collect();
+        Ok(())
     }
 
     fn query(&self, _query: &[u8]) -> Vec<u8> {
@@ -49,10 +63,16 @@ struct Cluster {
     dirs: BTreeMap<NodeId, TempDir>,
     /// Running voters.
     handles: BTreeMap<NodeId, QuorumHandle>,
+    /// A test's changes to the options every voter starts with.
+    tweak: fn(&mut Options),
 }
 
 impl Cluster {
     async fn start() -> Cluster {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: fn(&mut Options)) -> Cluster {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -72,6 +92,7 @@ impl Cluster {
             addresses,
             dirs,
             handles: BTreeMap::new(),
+            tweak,
         };
         for (id, listener) in listeners {
             cluster.start_node(id, listener).await;
@@ -80,7 +101,7 @@ impl Cluster {
     }
 
     fn options(&self, id: NodeId) -> Options {
-        Options {
+        let mut options = Options {
             id,
             peers: self
                 .addresses
@@ -92,7 +113,9 @@ impl Cluster {
             propose_timeout: Duration::from_secs(3),
             read_timeout: Duration::from_secs(2),
             ..Default::default()
-        }
+        };
+        (self.tweak)(&mut options);
+        options
     }
 
     async fn start_node(&mut self, id: NodeId, listener: TcpListener) {
@@ -300,4 +323,223 @@ async fn single_voter_restarts_with_its_state() {
         "{status:?}"
     );
     handle.shutdown().await;
+}
+
+/// A raw client of a voter's `Raft` service, as an attacker on the network would use.
+async fn raw_client(address: SocketAddr) -> RaftClient<tonic::transport::Channel> {
+    RaftClient::connect(format!("http://{address}"))
+        .await
+        .unwrap()
+}
+
+/// A heartbeat forged as coming from voter `from`, with a huge term and a commit index far
+/// past any log.
+fn forged_heartbeat(from: NodeId, to: NodeId, term: u64) -> Vec<u8> {
+    let mut msg = Message {
+        from,
+        to,
+        term,
+        commit: 1 << 40,
+        ..Default::default()
+    };
+    msg.set_msg_type(MessageType::MsgHeartbeat);
+    transport::encode_message(&msg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_heartbeats_past_the_log_stop_no_voter() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader().await;
+    cluster.handles[&leader]
+        .propose(b"before".to_vec())
+        .await
+        .unwrap();
+
+    // Every voter gets heartbeats "from" each other voter, in a term far ahead and with a
+    // commit index past its log (raft-rs's commit_to panics on those), and one at u64::MAX.
+    for (&to, &address) in &cluster.addresses {
+        let mut client = raw_client(address).await;
+        for from in (1..=3).filter(|from| *from != to) {
+            let messages = vec![
+                forged_heartbeat(from, to, 1 << 40),
+                forged_heartbeat(from, to, u64::MAX),
+            ];
+            // Accepted for the queue (the transport only checks the form); the node drops them.
+            client.send(pb::SendRequest { messages }).await.unwrap();
+        }
+    }
+
+    // Every voter still answers, none took the forged term, and a proposal commits.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for handle in cluster.handles.values() {
+        let status = handle.status().await.unwrap();
+        assert!(status.term < 1 << 40, "{status:?}");
+        assert!(status.commit < 1 << 40, "{status:?}");
+    }
+    let leader = cluster.leader().await;
+    cluster.handles[&leader]
+        .propose(b"after".to_vec())
+        .await
+        .unwrap();
+    for handle in cluster.handles.values() {
+        assert_eq!(handle.read(Vec::new()).await.unwrap(), b"2,after");
+    }
+
+    // And each restarts from its directory.
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+        cluster.restart(id).await;
+    }
+    let leader = cluster.leader().await;
+    cluster.handles[&leader]
+        .propose(b"restarted".to_vec())
+        .await
+        .unwrap();
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_proposal_the_state_machine_refuses_never_enters_the_log() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader().await;
+    cluster.handles[&leader]
+        .propose(b"first".to_vec())
+        .await
+        .unwrap();
+    let before = cluster.handles[&leader].status().await.unwrap();
+
+    // Not UTF-8: the journal's validate refuses it, on the leader and on a follower.
+    for address in cluster.addresses.values() {
+        let mut client = raw_client(*address).await;
+        let request = pb::ProposeRequest {
+            command: vec![0xff, 0xfe, 0xfd],
+            timeout_ms: 1000,
+        };
+        let response = client.propose(request).await.unwrap().into_inner();
+        let Some(pb::propose_response::Outcome::Error(error)) = response.outcome else {
+            panic!("accepted: {response:?}");
+        };
+        assert_eq!(error.kind, Kind::InvalidInput as i32, "{error:?}");
+    }
+    let after = cluster.handles[&leader].status().await.unwrap();
+    assert_eq!(
+        after.last_index, before.last_index,
+        "nothing entered the log"
+    );
+    for handle in cluster.handles.values() {
+        assert_eq!(handle.read(Vec::new()).await.unwrap(), b"1,first");
+    }
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_catches_up_from_a_snapshot_larger_than_one_message() {
+    // Messages of at most 64 KiB; snapshots cut in chunks of 8 KiB.
+    let mut cluster = Cluster::start_with(|options| {
+        options.message_bytes_max = 64 * 1024;
+        options.max_size_per_msg = 16 * 1024;
+        options.snapshot_chunk_bytes = 8 * 1024;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let lagging = cluster.other(leader).id();
+    cluster.stop(lagging).await;
+
+    // 300 commands of 1 KiB: the state (and so each snapshot) is about 300 KiB.
+    let handle = cluster.handles[&leader].clone();
+    let filler = "x".repeat(1024);
+    for i in 1..=300 {
+        handle
+            .propose(format!("{i}-{filler}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let status = handle.status().await.unwrap();
+    assert!(status.snapshot_index >= 290, "compacted: {status:?}");
+
+    cluster.restart(lagging).await;
+    let restarted = cluster.handles[&lagging].clone();
+    let want = format!("300,300-{filler}").into_bytes();
+    wait_for("the lagging follower to catch up", || async {
+        let answer = restarted.read(Vec::new()).await.ok()?;
+        (answer == want).then_some(())
+    })
+    .await;
+    let status = restarted.status().await.unwrap();
+    assert!(status.snapshot_index >= 290, "from a snapshot: {status:?}");
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_streams_past_the_limits_are_refused_before_allocating() {
+    let mut cluster = Cluster::start_with(|options| {
+        options.snapshot_chunk_bytes = 1024;
+        options.snapshot_bytes_max = 64 * 1024;
+    })
+    .await;
+    let leader = cluster.leader().await;
+    let to = cluster.other(leader).id();
+    let mut msg = Message {
+        from: leader,
+        to,
+        term: 1,
+        ..Default::default()
+    };
+    msg.set_msg_type(MessageType::MsgSnapshot);
+    let header = transport::encode_message(&msg);
+    let chunk = |data_bytes: u64, data: usize, first: bool| pb::SnapshotChunk {
+        message: if first { header.clone() } else { Vec::new() },
+        data_bytes,
+        data: vec![7; data],
+    };
+    let cases = [
+        (
+            "a total over snapshot_bytes_max",
+            vec![chunk(1 << 62, 0, true)],
+        ),
+        (
+            "a chunk over snapshot_chunk_bytes",
+            vec![chunk(4096, 4096, true)],
+        ),
+        (
+            "data past the announced total",
+            vec![chunk(1000, 1000, true), chunk(0, 1, false)],
+        ),
+        (
+            "data short of the announced total",
+            vec![chunk(2000, 1000, true)],
+        ),
+        ("no message in the first chunk", vec![chunk(10, 10, false)]),
+    ];
+    let address = cluster.addresses[&to];
+    let mut client = RaftSnapshotClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    for (what, chunks) in cases {
+        let status = client
+            .send(futures::stream::iter(chunks))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status}"
+        );
+    }
+    // The voter is untouched and the quorum commits.
+    let status = cluster.handles[&to].status().await.unwrap();
+    assert_eq!(status.snapshot_index, 0, "{status:?}");
+    cluster.handles[&leader]
+        .propose(b"still here".to_vec())
+        .await
+        .unwrap();
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
 }

@@ -42,6 +42,10 @@ struct Chain {
 }
 
 impl StateMachine for Chain {
+    fn validate(&self, _command: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
         assert!(index > self.index, "apply {index} after {}", self.index);
         self.index = index;
@@ -55,9 +59,10 @@ impl StateMachine for Chain {
         [self.index.to_le_bytes(), self.hash.to_le_bytes()].concat()
     }
 
-    fn restore(&mut self, data: &[u8]) {
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
         self.index = u64::from_le_bytes(data[0..8].try_into().unwrap());
         self.hash = u64::from_le_bytes(data[8..16].try_into().unwrap());
+        Ok(())
     }
 
     fn query(&self, _query: &[u8]) -> Vec<u8> {

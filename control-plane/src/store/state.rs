@@ -14,8 +14,20 @@
 //! - Everything is kept in `BTreeMap`s and sorted `Vec`s; commands, responses and snapshots are
 //!   JSON of those, so equal states have byte-equal snapshots.
 //! - A refused command (a name in use, a stale version) is not a failure of the state machine:
-//!   the refusal is the response, identical on every voter, and the state is unchanged. A
-//!   command that does not decode, or an index that does not increase, is a bug and panics.
+//!   the refusal is the response, identical on every voter, and the state is unchanged. An
+//!   index that does not increase is a bug and panics.
+//!
+//! # Input that cannot be applied
+//!
+//! [`StateMachine::validate`] runs on the leader before a command is proposed: it must decode,
+//! and a cluster spec in it must pass every rule of [`crate::spec::validate`] that does not
+//! depend on the registered hosts or offered versions (the API checks those with the state at
+//! hand). A refusal keeps the command out of the log. An entry that still does not decode
+//! (written by another version, say) is applied as a no-op that counts it and keeps its error
+//! in the state ([`State::undecodable_entries`]), identically on every voter and in snapshots,
+//! and is logged; it never panics, since a panic would repeat at every restart. A snapshot
+//! that does not decode is an error of [`StateMachine::restore`], which leaves the state as it
+//! was.
 //!
 //! # Wire format
 //!
@@ -48,7 +60,7 @@ use crate::model::{
     Tenant, TimestampMs,
 };
 use crate::placement::HostId;
-use crate::spec::{ClusterSpec, ConfigurationRef};
+use crate::spec::{ClusterSpec, ConfigurationRef, ValidationContext};
 
 /// Longest `client_request_id` accepted.
 pub const CLIENT_REQUEST_ID_LEN_MAX: usize = 64;
@@ -332,6 +344,12 @@ pub struct State {
     /// Configuration names per tenant: name → id. Names are unique within a tenant.
     #[serde(default)]
     configuration_names: BTreeMap<Tenant, BTreeMap<String, ConfigurationId>>,
+    /// Log entries applied as no-ops because they did not decode.
+    #[serde(default)]
+    undecodable_entries: u64,
+    /// The error of the last such entry, naming its index.
+    #[serde(default)]
+    last_undecodable_entry: Option<String>,
 }
 
 /// The id of a cluster created at `index`.
@@ -389,6 +407,31 @@ impl State {
     /// The log index of the last applied command.
     pub fn applied_index(&self) -> u64 {
         self.applied_index
+    }
+
+    /// How many log entries were applied as no-ops because they did not decode, and the error
+    /// of the last one. See the module docs.
+    pub fn undecodable_entries(&self) -> (u64, Option<&str>) {
+        (
+            self.undecodable_entries,
+            self.last_undecodable_entry.as_deref(),
+        )
+    }
+
+    /// Records an entry at `index` that did not decode, as a no-op. Panics if `index` does not
+    /// increase, like [`State::execute`].
+    fn skip_undecodable(&mut self, index: u64, error: String) -> Result<Response> {
+        assert!(
+            index > self.applied_index,
+            "store command index {index} is not above the applied index {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+        let error = format!("entry {index} does not decode: {error}");
+        tracing::error!(index, %error, "applied an undecodable store entry as a no-op");
+        self.undecodable_entries += 1;
+        self.last_undecodable_entry = Some(error.clone());
+        Err(Error::InvalidInput(error))
     }
 
     /// Applies `command` at log `index` and returns its outcome. Panics if `index` does not
@@ -1200,22 +1243,75 @@ fn encode_response(response: &Result<Response>) -> Vec<u8> {
     serde_json::to_vec(response).expect("responses always serialize")
 }
 
+/// Checks what [`StateMachine::validate`] checks: `command` decodes, and a cluster spec in it
+/// passes the rules that need no state. See the module docs.
+pub fn validate_command(command: &[u8]) -> std::result::Result<Command, String> {
+    let command: Command = serde_json::from_slice(command)
+        .map_err(|err| format!("undecodable store command: {err}"))?;
+    let spec = match &command {
+        Command::CreateCluster {
+            spec,
+            client_request_id,
+            ..
+        } => {
+            let id_len = client_request_id
+                .as_deref()
+                .map_or(0, |id| id.chars().count());
+            if id_len > CLIENT_REQUEST_ID_LEN_MAX {
+                return Err(format!(
+                    "client_request_id: must be at most {CLIENT_REQUEST_ID_LEN_MAX} characters"
+                ));
+            }
+            Some(spec)
+        }
+        Command::BeginOperation { spec, .. } => spec.as_ref(),
+        _ => None,
+    };
+    if let Some(spec) = spec {
+        // The zones and the version are checked by the API against the hosts and the offered
+        // versions; here every other rule runs, with a context that admits the spec's own.
+        let context = ValidationContext {
+            zones_with_hosts: spec.zones.iter().cloned().collect(),
+            kafka_versions: [spec.kafka_version.clone()].into(),
+        };
+        if let Err(violations) = crate::spec::validate(spec, &context) {
+            let text: Vec<String> = violations.iter().map(|v| v.to_string()).collect();
+            return Err(format!("invalid cluster spec: {}", text.join("; ")));
+        }
+    }
+    Ok(command)
+}
+
 impl StateMachine for State {
+    fn validate(&self, command: &[u8]) -> std::result::Result<(), String> {
+        validate_command(command).map(|_| ())
+    }
+
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
-        // A command that does not decode came from a different binary or a bug; applying
-        // nothing on some voters and something on others would diverge, so stop here.
-        let command: Command = serde_json::from_slice(command)
-            .unwrap_or_else(|err| panic!("undecodable store command at index {index}: {err}"));
-        encode_response(&self.execute(index, command))
+        // Only a command that decodes is proposed; one that does not (another binary's, or a
+        // bug) becomes a recorded no-op on every voter alike rather than a panic that would
+        // repeat at every restart.
+        let response = match serde_json::from_slice::<Command>(command) {
+            Ok(command) => self.execute(index, command),
+            Err(err) => self.skip_undecodable(index, err.to_string()),
+        };
+        encode_response(&response)
     }
 
     fn snapshot(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("the state always serializes")
     }
 
-    fn restore(&mut self, data: &[u8]) {
+    fn restore(&mut self, data: &[u8]) -> std::result::Result<(), String> {
         *self = serde_json::from_slice(data)
-            .unwrap_or_else(|err| panic!("undecodable store snapshot: {err}"));
+            .map_err(|err| format!("undecodable store snapshot: {err}"))?;
+        Ok(())
+    }
+
+    fn validate_snapshot(&self, data: &[u8]) -> std::result::Result<(), String> {
+        serde_json::from_slice::<State>(data)
+            .map(|_| ())
+            .map_err(|err| format!("undecodable store snapshot: {err}"))
     }
 
     fn query(&self, query: &[u8]) -> Vec<u8> {
@@ -1436,7 +1532,7 @@ mod tests {
             let mut before = State::new();
             let mut responses = apply_all(&mut before, 1, &commands[..cut]);
             let mut after = State::new();
-            after.restore(&before.snapshot());
+            after.restore(&before.snapshot()).unwrap();
             assert_eq!(after, before);
             responses.extend(apply_all(&mut after, cut as u64 + 1, &commands[cut..]));
             assert_eq!(responses, straight_responses, "cut at {cut}");
@@ -1467,9 +1563,74 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "undecodable store command")]
-    fn an_undecodable_command_panics() {
-        State::new().apply(1, b"not json");
+    fn an_undecodable_command_is_refused_before_the_log_and_a_recorded_no_op_in_it() {
+        let mut state = State::new();
+        assert!(
+            StateMachine::validate(&state, b"not json")
+                .unwrap_err()
+                .contains("undecodable")
+        );
+        let response = decode_response(&state.apply(1, b"not json"));
+        assert!(
+            matches!(response, Err(Error::InvalidInput(_))),
+            "{response:?}"
+        );
+        let (count, last) = state.undecodable_entries();
+        assert_eq!(count, 1);
+        assert!(
+            last.unwrap().starts_with("entry 1 does not decode"),
+            "{last:?}"
+        );
+        assert_eq!(state.applied_index(), 1);
+
+        // The record is part of the state, so of snapshots.
+        let mut restored = State::new();
+        restored.restore(&state.snapshot()).unwrap();
+        assert_eq!(restored, state);
+        // And later commands apply as usual.
+        apply_all(&mut state, 2, &commands()[..1]);
+        assert_eq!(state.undecodable_entries().0, 1);
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_decode_is_an_error_and_changes_nothing() {
+        let mut state = State::new();
+        apply_all(&mut state, 1, &commands()[..2]);
+        let before = state.clone();
+        assert!(state.validate_snapshot(b"{").is_err());
+        assert!(state.restore(b"{").is_err());
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_spec_breaking_a_rule_is_refused_before_the_log() {
+        let create = commands()
+            .into_iter()
+            .find(|c| matches!(c, Command::CreateCluster { .. }))
+            .unwrap();
+        let Command::CreateCluster {
+            tenant,
+            mut spec,
+            now_ms,
+            ..
+        } = create.clone()
+        else {
+            unreachable!()
+        };
+        spec.broker_count = 1_000_000_000;
+        spec.name = "bad name!".into();
+        let command = Command::CreateCluster {
+            tenant,
+            spec,
+            client_request_id: None,
+            now_ms,
+        };
+        let err = StateMachine::validate(&State::new(), &encode_command(&command)).unwrap_err();
+        assert!(
+            err.contains("broker_count") && err.contains("name"),
+            "{err}"
+        );
+        assert!(StateMachine::validate(&State::new(), &encode_command(&create)).is_ok());
     }
 
     #[test]

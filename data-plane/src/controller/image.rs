@@ -144,6 +144,13 @@ pub struct MetadataImage {
     next_producer_id: ProducerId,
     /// Finalized feature levels by name.
     features: BTreeMap<String, i16>,
+    /// Raft entries the controllers applied as no-ops because they did not decode (see
+    /// [`super::state_machine`]); kept here so snapshots carry them.
+    #[serde(default)]
+    undecodable_entries: u64,
+    /// The error of the last such entry, naming its index.
+    #[serde(default)]
+    last_undecodable_entry: Option<String>,
 }
 
 impl MetadataImage {
@@ -158,7 +165,24 @@ impl MetadataImage {
             configs: BTreeMap::new(),
             next_producer_id: 0,
             features: BTreeMap::new(),
+            undecodable_entries: 0,
+            last_undecodable_entry: None,
         }
+    }
+
+    /// Counts a raft entry that did not decode, keeping its error. Changes nothing else (not
+    /// the offset: no records were applied).
+    pub fn record_undecodable(&mut self, error: String) {
+        self.undecodable_entries += 1;
+        self.last_undecodable_entry = Some(error);
+    }
+
+    /// How many raft entries did not decode, and the error of the last one.
+    pub fn undecodable_entries(&self) -> (u64, Option<&str>) {
+        (
+            self.undecodable_entries,
+            self.last_undecodable_entry.as_deref(),
+        )
     }
 
     /// Offset of the last applied batch.
@@ -231,13 +255,25 @@ impl MetadataImage {
     /// # Panics
     /// On a record that contradicts the image (an unknown topic, a stale broker epoch, a
     /// partition state that breaks leader ∈ ISR ⊆ replicas): the controller validated every
-    /// record it wrote, so this is a bug, and continuing would let replicas diverge.
+    /// record it wrote, so this is a bug, and continuing would let replicas diverge. Code that
+    /// applies records it received (a broker following the controllers) uses
+    /// [`Self::try_apply`] instead.
     pub fn apply(&mut self, offset: u64, record: &Record) {
-        assert!(
-            offset >= self.offset,
-            "metadata offset went back from {} to {offset} applying {record:?}",
-            self.offset
-        );
+        if let Err(why) = self.try_apply(offset, record) {
+            panic!("{why}");
+        }
+    }
+
+    /// Applies one record at `offset`, or says why it contradicts the image (see
+    /// [`Self::apply`]). On an error the image may hold part of the record's change: apply a
+    /// batch to a copy and keep it only if every record applied.
+    pub fn try_apply(&mut self, offset: u64, record: &Record) -> Result<(), String> {
+        if offset < self.offset {
+            return Err(format!(
+                "metadata offset went back from {} to {offset} applying {record:?}",
+                self.offset
+            ));
+        }
         self.offset = offset;
         match record {
             Record::RegisterBroker {
@@ -248,12 +284,13 @@ impl MetadataImage {
                 rack,
                 fenced,
             } => {
-                if let Some(old) = self.brokers.get(broker_id) {
-                    assert!(
-                        *broker_epoch > old.broker_epoch,
+                if let Some(old) = self.brokers.get(broker_id)
+                    && *broker_epoch <= old.broker_epoch
+                {
+                    return Err(format!(
                         "broker {broker_id} registered with epoch {broker_epoch}, not above {}",
                         old.broker_epoch
-                    );
+                    ));
                 }
                 let registration = BrokerRegistration {
                     broker_id: *broker_id,
@@ -270,40 +307,40 @@ impl MetadataImage {
                 broker_id,
                 broker_epoch,
             } => {
-                self.broker_mut(*broker_id, *broker_epoch, record);
+                self.broker_mut(*broker_id, *broker_epoch, record)?;
                 self.brokers.remove(broker_id);
             }
             Record::FenceBroker {
                 broker_id,
                 broker_epoch,
             } => {
-                let broker = self.broker_mut(*broker_id, *broker_epoch, record);
+                let broker = self.broker_mut(*broker_id, *broker_epoch, record)?;
                 broker.fenced = true;
                 broker.in_controlled_shutdown = false;
             }
             Record::UnfenceBroker {
                 broker_id,
                 broker_epoch,
-            } => self.broker_mut(*broker_id, *broker_epoch, record).fenced = false,
+            } => self.broker_mut(*broker_id, *broker_epoch, record)?.fenced = false,
             Record::BrokerControlledShutdown {
                 broker_id,
                 broker_epoch,
             } => {
-                let broker = self.broker_mut(*broker_id, *broker_epoch, record);
+                let broker = self.broker_mut(*broker_id, *broker_epoch, record)?;
                 broker.in_controlled_shutdown = true;
             }
-            _ => self.apply_topic_record(record),
+            _ => return self.apply_topic_record(record),
         }
+        Ok(())
     }
 
     /// [`Self::apply`] for records about topics, partitions, configs and counters.
-    fn apply_topic_record(&mut self, record: &Record) {
+    fn apply_topic_record(&mut self, record: &Record) -> Result<(), String> {
         match record {
             Record::Topic { name, topic_id } => {
-                assert!(
-                    !self.topic_ids.contains_key(name) && !self.topics.contains_key(topic_id),
-                    "topic {name} ({topic_id}) created twice"
-                );
+                if self.topic_ids.contains_key(name) || self.topics.contains_key(topic_id) {
+                    return Err(format!("topic {name} ({topic_id}) created twice"));
+                }
                 self.topic_ids.insert(name.clone(), *topic_id);
                 let topic = TopicImage {
                     name: name.clone(),
@@ -321,13 +358,13 @@ impl MetadataImage {
                 leader_epoch,
                 partition_epoch,
             } => {
-                let topic = self.topic_mut(*topic_id, record);
-                assert_eq!(
-                    *partition as usize,
-                    topic.partitions.len(),
-                    "partitions of topic {} are created in order",
-                    topic.name
-                );
+                let topic = self.topic_mut(*topic_id, record)?;
+                if *partition as usize != topic.partitions.len() {
+                    return Err(format!(
+                        "partitions of topic {} are created in order, not {record:?}",
+                        topic.name
+                    ));
+                }
                 let state = PartitionImage {
                     replicas: replicas.clone(),
                     isr: isr.clone(),
@@ -336,16 +373,16 @@ impl MetadataImage {
                     partition_epoch: *partition_epoch,
                 };
                 if let Err(why) = state.check() {
-                    panic!("{record:?} is impossible: {why}");
+                    return Err(format!("{record:?} is impossible: {why}"));
                 }
                 topic.partitions.push(state);
             }
-            Record::PartitionChange { .. } => self.apply_partition_change(record),
+            Record::PartitionChange { .. } => return self.apply_partition_change(record),
             Record::RemoveTopic { topic_id } => {
                 let topic = self
                     .topics
                     .remove(topic_id)
-                    .unwrap_or_else(|| panic!("{record:?} names an unknown topic"));
+                    .ok_or_else(|| format!("{record:?} names an unknown topic"))?;
                 self.topic_ids.remove(&topic.name);
                 self.configs.remove(&ConfigResource::Topic(topic.name));
             }
@@ -353,15 +390,16 @@ impl MetadataImage {
                 resource,
                 name,
                 value,
-            } => self.apply_config(resource, name, value.as_deref()),
+            } => return self.apply_config(resource, name, value.as_deref()),
             Record::ProducerIds {
                 next_producer_id, ..
             } => {
-                assert!(
-                    *next_producer_id > self.next_producer_id,
-                    "producer ids go back from {} in {record:?}",
-                    self.next_producer_id
-                );
+                if *next_producer_id <= self.next_producer_id {
+                    return Err(format!(
+                        "producer ids go back from {} in {record:?}",
+                        self.next_producer_id
+                    ));
+                }
                 self.next_producer_id = *next_producer_id;
             }
             Record::FeatureLevel { name, level } => {
@@ -380,11 +418,13 @@ impl MetadataImage {
                 unreachable!("broker records are applied by apply")
             }
         }
+        Ok(())
     }
 
     /// Applies a [`Record::PartitionChange`]: bumps the partition epoch, and the leader epoch
     /// when the leader changes.
-    fn apply_partition_change(&mut self, record: &Record) {
+    /// The partition's new state is checked before it replaces the old one.
+    fn apply_partition_change(&mut self, record: &Record) -> Result<(), String> {
         let Record::PartitionChange {
             topic_id,
             partition,
@@ -395,11 +435,12 @@ impl MetadataImage {
         else {
             unreachable!("called with a PartitionChange");
         };
-        let topic = self.topic_mut(*topic_id, record);
-        let state = usize::try_from(*partition)
+        let topic = self.topic_mut(*topic_id, record)?;
+        let current = usize::try_from(*partition)
             .ok()
             .and_then(|p| topic.partitions.get_mut(p))
-            .unwrap_or_else(|| panic!("{record:?} names an unknown partition"));
+            .ok_or_else(|| format!("{record:?} names an unknown partition"))?;
+        let mut state = current.clone();
         if let Some(replicas) = replicas {
             state.replicas = replicas.clone();
         }
@@ -416,17 +457,23 @@ impl MetadataImage {
         }
         state.partition_epoch += 1;
         if let Err(why) = state.check() {
-            panic!("{record:?} is impossible: {why}");
+            return Err(format!("{record:?} is impossible: {why}"));
         }
+        *current = state;
+        Ok(())
     }
 
     /// Sets or removes one config override, dropping a resource left without overrides.
-    fn apply_config(&mut self, resource: &ConfigResource, name: &str, value: Option<&str>) {
-        if let ConfigResource::Topic(topic) = resource {
-            assert!(
-                self.topic_ids.contains_key(topic),
-                "config {name} for unknown topic {topic}"
-            );
+    fn apply_config(
+        &mut self,
+        resource: &ConfigResource,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), String> {
+        if let ConfigResource::Topic(topic) = resource
+            && !self.topic_ids.contains_key(topic)
+        {
+            return Err(format!("config {name} for unknown topic {topic}"));
         }
         match value {
             Some(value) => {
@@ -442,6 +489,7 @@ impl MetadataImage {
                 }
             }
         }
+        Ok(())
     }
 
     /// The broker a broker record names, checking its epoch.
@@ -450,23 +498,22 @@ impl MetadataImage {
         id: NodeId,
         epoch: BrokerEpoch,
         record: &Record,
-    ) -> &mut BrokerRegistration {
+    ) -> Result<&mut BrokerRegistration, String> {
         let broker = self
             .brokers
             .get_mut(&id)
-            .unwrap_or_else(|| panic!("{record:?} names an unregistered broker"));
-        assert_eq!(
-            broker.broker_epoch, epoch,
-            "{record:?} has a stale broker epoch"
-        );
-        broker
+            .ok_or_else(|| format!("{record:?} names an unregistered broker"))?;
+        if broker.broker_epoch != epoch {
+            return Err(format!("{record:?} has a stale broker epoch"));
+        }
+        Ok(broker)
     }
 
     /// The topic a record names.
-    fn topic_mut(&mut self, id: TopicId, record: &Record) -> &mut TopicImage {
+    fn topic_mut(&mut self, id: TopicId, record: &Record) -> Result<&mut TopicImage, String> {
         self.topics
             .get_mut(&id)
-            .unwrap_or_else(|| panic!("{record:?} names an unknown topic"))
+            .ok_or_else(|| format!("{record:?} names an unknown topic"))
     }
 
     /// The image brokers serve clients from. Only unfenced brokers appear (with the address of
@@ -644,7 +691,7 @@ mod as_pairs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::testing::{Cluster, listeners};
+    use crate::controller::testing::{Cluster, listeners, register};
 
     #[test]
     fn a_snapshot_round_trips_byte_for_byte() {
@@ -727,6 +774,24 @@ mod tests {
         assert_eq!((client.offset, client.controller_id), (100, 1));
         let partition = &client.topics["t"].partitions[0];
         assert_eq!((partition.leader, &partition.isr[..]), (1, &[1][..]));
+    }
+
+    #[test]
+    fn try_apply_says_why_a_record_contradicts_the_image() {
+        let mut cluster = Cluster::new();
+        cluster.run(register(1, None));
+        let unknown = Record::RemoveTopic {
+            topic_id: TopicId::from_u128(42),
+        };
+        let mut image = cluster.image.clone();
+        let err = image.try_apply(image.offset() + 1, &unknown).unwrap_err();
+        assert!(err.contains("names an unknown topic"), "{err}");
+        let stale = Record::FenceBroker {
+            broker_id: 1,
+            broker_epoch: 999,
+        };
+        let err = image.try_apply(image.offset() + 1, &stale).unwrap_err();
+        assert!(err.contains("stale broker epoch"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,16 @@
 //! [`Command`]; `apply` executes it against the image, applies the resulting records, keeps
 //! them in a bounded history, and answers the encoded [`CommandResult`].
 //!
+//! # Input that cannot be applied
+//!
+//! [`StateMachine::validate`] refuses, before it is proposed, a command that does not decode
+//! (checks that need the image stay in [`execute`], whose refusals are results). An entry that
+//! still does not decode (another version's, a bug) is applied as a no-op that counts it and
+//! keeps its error in the image ([`MetadataImage::undecodable_entries`]), the same on every
+//! voter and in snapshots, and is logged: never a panic, which would repeat at every restart
+//! and stop the cluster's metadata quorum for good. A snapshot that does not decode, or is of
+//! another cluster, is an error of [`StateMachine::restore`] and leaves the state unchanged.
+//!
 //! [`MetadataLog`] is a cloneable handle on the same state for the gRPC shell, which runs
 //! outside the quorum task: the latest image, the applied offset (also as a `watch`), and the
 //! records since an offset. The two share one `Arc<Mutex<…>>`; `apply` holds the lock only to
@@ -170,27 +180,57 @@ impl MetadataStateMachine {
     }
 }
 
+impl MetadataStateMachine {
+    /// Applies an entry at `index` that did not decode as a no-op that records `error`.
+    fn skip_undecodable(&mut self, index: u64, error: String) -> CommandResult {
+        let error = format!("raft entry {index} is not a metadata command: {error}");
+        tracing::error!(index, %error, "applied an undecodable metadata entry as a no-op");
+        let mut shared = self.log.lock();
+        Arc::make_mut(&mut shared.image).record_undecodable(error);
+        drop(shared);
+        self.log.applied.send_replace(index);
+        CommandResult::NoOp
+    }
+
+    /// Decodes a snapshot and checks that it belongs to this cluster.
+    fn decode_snapshot(&self, data: &[u8]) -> Result<MetadataImage, String> {
+        let image = MetadataImage::decode(data)
+            .map_err(|e| format!("undecodable metadata snapshot: {e}"))?;
+        let cluster_id = self.log.image().cluster_id().to_string();
+        if image.cluster_id() != cluster_id {
+            return Err(format!(
+                "a snapshot of cluster {:?}, not {cluster_id:?}",
+                image.cluster_id()
+            ));
+        }
+        Ok(image)
+    }
+}
+
 impl StateMachine for MetadataStateMachine {
+    fn validate(&self, command: &[u8]) -> Result<(), String> {
+        Command::decode(command)
+            .map(|_| ())
+            .map_err(|e| format!("not a metadata command: {e}"))
+    }
+
     fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
-        // Only Ferry's own code proposes commands, so one that does not decode is a bug, and
-        // answering an error instead would be the same on every voter but hide it.
-        let command = Command::decode(command)
-            .unwrap_or_else(|e| panic!("raft entry {index} is not a metadata command: {e}"));
-        self.apply_command(index, &command).encode()
+        match Command::decode(command) {
+            Ok(command) => self.apply_command(index, &command).encode(),
+            Err(e) => self.skip_undecodable(index, e.to_string()).encode(),
+        }
     }
 
     fn snapshot(&self) -> Vec<u8> {
         self.log.image().encode()
     }
 
-    fn restore(&mut self, data: &[u8]) {
-        let image = MetadataImage::decode(data)
-            .unwrap_or_else(|e| panic!("a CRC-checked metadata snapshot does not decode: {e}"));
-        assert_eq!(
-            image.cluster_id(),
-            self.log.image().cluster_id(),
-            "a snapshot of another cluster"
-        );
+    fn validate_snapshot(&self, data: &[u8]) -> Result<(), String> {
+        self.decode_snapshot(data).map(|_| ())
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        let image = self.decode_snapshot(data)?;
         let offset = image.offset();
         let mut shared = self.log.lock();
         shared.image = Arc::new(image);
@@ -199,6 +239,7 @@ impl StateMachine for MetadataStateMachine {
         shared.history_after = offset;
         drop(shared);
         self.log.applied.send_replace(offset);
+        Ok(())
     }
 
     fn query(&self, query: &[u8]) -> Vec<u8> {
@@ -314,7 +355,7 @@ mod tests {
         let (mut straight, mut first) = (machine(), machine());
         drive(7, 1, 300, &mut [&mut straight, &mut first]);
         let mut restored = machine();
-        restored.restore(&first.snapshot());
+        restored.restore(&first.snapshot()).unwrap();
         assert_eq!(
             restored.log().applied_offset(),
             first.log().image().offset()
@@ -361,7 +402,7 @@ mod tests {
         assert_eq!(offsets(log.read_since(2)), Vec::<u64>::new());
         // A restore clears the history: brokers behind the snapshot start over from it.
         let snapshot = controller.snapshot();
-        controller.restore(&snapshot);
+        controller.restore(&snapshot).unwrap();
         assert!(matches!(log.read_since(1), Delta::Snapshot(image) if image.offset() == 2));
         assert_eq!(offsets(log.read_since(2)), Vec::<u64>::new());
     }
@@ -405,8 +446,42 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "raft entry 1 is not a metadata command")]
-    fn an_entry_that_is_not_a_command_is_a_bug() {
-        machine().apply(1, b"garbage");
+    fn an_entry_that_is_not_a_command_is_refused_before_the_log_and_a_recorded_no_op_in_it() {
+        let mut controller = machine();
+        assert!(controller.validate(b"garbage").is_err());
+        assert!(controller.validate(&register(1, None).encode()).is_ok());
+
+        // Applied anyway (as if it had reached the log): a no-op with the error recorded.
+        let result = CommandResult::decode(&controller.apply(1, b"garbage")).unwrap();
+        assert_eq!(result, CommandResult::NoOp);
+        let image = controller.log().image();
+        let (count, last) = image.undecodable_entries();
+        assert_eq!(count, 1);
+        assert!(
+            last.unwrap()
+                .starts_with("raft entry 1 is not a metadata command")
+        );
+        assert_eq!(controller.log().applied_offset(), 1);
+
+        // Later commands apply as usual, and snapshots carry the record.
+        controller.apply(2, &register(1, None).encode());
+        assert_eq!(controller.log().image().brokers().count(), 1);
+        let mut restored = machine();
+        restored.restore(&controller.snapshot()).unwrap();
+        assert_eq!(restored.snapshot(), controller.snapshot());
+        assert_eq!(restored.log().image().undecodable_entries().0, 1);
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_decode_or_is_of_another_cluster_is_refused() {
+        let mut controller = machine();
+        controller.apply(1, &register(1, None).encode());
+        let before = controller.snapshot();
+        let other = MetadataStateMachine::new("another-cluster", Limits::default());
+        for bad in [b"{".to_vec(), Vec::new(), other.snapshot()] {
+            assert!(controller.validate_snapshot(&bad).is_err());
+            assert!(controller.restore(&bad).is_err());
+            assert_eq!(controller.snapshot(), before);
+        }
     }
 }

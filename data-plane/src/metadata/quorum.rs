@@ -15,7 +15,9 @@
 //!
 //! # Guarantees
 //! The image only moves forward: batches are applied in offset order, and a snapshot replaces
-//! the image only when it is newer.
+//! the image only when it is newer. Input from the stream never panics the broker: a snapshot
+//! or batch that does not decode, or a batch that contradicts the image, is logged and
+//! dropped whole, and the image stays as it was.
 //!
 //! # Caveats
 //! Any controller can serve the stream; only the active one takes registrations, heartbeats
@@ -351,10 +353,17 @@ impl QuorumAuthority {
                         return;
                     }
                 };
-                let next = Arc::make_mut(&mut image);
+                // Applied to a copy, kept only if every record applies: a batch that
+                // contradicts the image (only a faulty controller sends one) is logged and
+                // dropped, and the broker goes on serving the image it had.
+                let mut next = MetadataImage::clone(&image);
                 for record in &records {
-                    next.apply(batch.offset, record);
+                    if let Err(e) = next.try_apply(batch.offset, record) {
+                        tracing::error!(error = %e, offset = batch.offset, "inapplicable batch");
+                        return;
+                    }
                 }
+                *image = Arc::new(next);
             }
             None => return,
         }

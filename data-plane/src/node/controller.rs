@@ -594,3 +594,176 @@ fn quorum_status(error: ferry_quorum::Error) -> Status {
         Error::Io(_) | Error::Corrupt(_) => Status::internal(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferry_proto::quorum::v1 as raft_pb;
+    use ferry_proto::quorum::v1::propose_error::Kind;
+    use ferry_proto::quorum::v1::raft_client::RaftClient;
+    use ferry_quorum::Role;
+
+    use super::*;
+
+    const CLUSTER: &str = "poison-test";
+
+    /// Three controllers on port 0, each over its own directory.
+    struct Controllers {
+        voters: BTreeMap<NodeId, String>,
+        dirs: BTreeMap<NodeId, tempfile::TempDir>,
+        roles: BTreeMap<NodeId, ControllerRole>,
+    }
+
+    impl Controllers {
+        async fn start() -> Controllers {
+            let mut listeners = BTreeMap::new();
+            for id in 0..3 {
+                listeners.insert(id, TcpListener::bind("127.0.0.1:0").await.unwrap());
+            }
+            let voters = listeners
+                .iter()
+                .map(|(id, l)| (*id, l.local_addr().unwrap().to_string()))
+                .collect();
+            let dirs = (0..3)
+                .map(|id| (id, tempfile::tempdir().unwrap()))
+                .collect();
+            let mut controllers = Controllers {
+                voters,
+                dirs,
+                roles: BTreeMap::new(),
+            };
+            for (id, listener) in listeners {
+                controllers.start_one(id, listener).await;
+            }
+            controllers
+        }
+
+        async fn start_one(&mut self, id: NodeId, listener: TcpListener) {
+            let options = ControllerOptions {
+                node_id: id,
+                cluster_id: CLUSTER.into(),
+                voters: self.voters.clone(),
+                dir: self.dirs[&id].path().to_path_buf(),
+                session_timeout: DEFAULT_SESSION_TIMEOUT,
+                limits: Limits::default(),
+                quorum: ferry_quorum::Options {
+                    tick_interval: Duration::from_millis(20),
+                    ..Default::default()
+                },
+            };
+            let role = ControllerRole::start(options, listener).await.unwrap();
+            self.roles.insert(id, role);
+        }
+
+        async fn leader(&self) -> NodeId {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                for (id, role) in &self.roles {
+                    if role.quorum().status().await.unwrap().role == Role::Leader {
+                        return *id;
+                    }
+                }
+                assert!(Instant::now() < deadline, "no leader");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_poison_command_sent_to_the_raft_service_is_refused_by_every_controller() {
+        let mut controllers = Controllers::start().await;
+        let leader = controllers.leader().await;
+        // Once the leader's first entry of its term reached everyone, the logs stand still.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let before = loop {
+            let mut last = BTreeMap::new();
+            for (id, role) in &controllers.roles {
+                let status = role.quorum().status().await.unwrap();
+                last.insert(*id, (status.last_index, status.commit));
+            }
+            let first = last.values().next().copied();
+            if first.is_some_and(|(index, _)| index > 0) && last.values().all(|v| Some(*v) == first)
+            {
+                break last;
+            }
+            assert!(Instant::now() < deadline, "logs did not settle: {last:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+
+        // As an attacker on the network: raw Raft.Propose, to every voter.
+        let poisons = [
+            b"garbage".to_vec(),
+            br#"{"NotACommand":1}"#.to_vec(),
+            Vec::new(),
+        ];
+        for address in controllers.voters.values() {
+            let mut client = RaftClient::connect(format!("http://{address}"))
+                .await
+                .unwrap();
+            for poison in &poisons {
+                let request = raft_pb::ProposeRequest {
+                    command: poison.clone(),
+                    timeout_ms: 2_000,
+                };
+                let response = client.propose(request).await.unwrap().into_inner();
+                let Some(raft_pb::propose_response::Outcome::Error(error)) = response.outcome
+                else {
+                    panic!("{poison:?} accepted by {address}: {response:?}");
+                };
+                assert_eq!(error.kind, Kind::InvalidInput as i32, "{error:?}");
+            }
+        }
+
+        // Nothing entered any log; every voter answers; a real command still commits.
+        for (id, role) in &controllers.roles {
+            let status = role.quorum().status().await.unwrap();
+            assert_eq!(status.last_index, before[id].0, "voter {id}");
+            assert_eq!(role.log().applied_offset(), 0);
+        }
+        let command = Command::RegisterBroker {
+            broker_id: 7,
+            incarnation_id: uuid::Uuid::from_u128(7),
+            listeners: Vec::new(),
+            rack: None,
+            cluster_id: CLUSTER.into(),
+        };
+        let response = controllers.roles[&leader]
+            .quorum()
+            .propose(command.encode())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                CommandResult::decode(&response),
+                Ok(CommandResult::RegisterBroker(Ok(_)))
+            ),
+            "{:?}",
+            CommandResult::decode(&response)
+        );
+
+        // A voter restarts on its directory and catches up.
+        let restarted = (leader + 1) % 3;
+        controllers
+            .roles
+            .remove(&restarted)
+            .unwrap()
+            .shutdown()
+            .await;
+        let listener = TcpListener::bind(&controllers.voters[&restarted])
+            .await
+            .unwrap();
+        controllers.start_one(restarted, listener).await;
+        let role = controllers.roles[&restarted].clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while role.log().image().brokers().count() != 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the restarted voter did not catch up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(role.log().image().undecodable_entries().0, 0);
+        for role in controllers.roles.values() {
+            role.shutdown().await;
+        }
+    }
+}
