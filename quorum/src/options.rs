@@ -84,6 +84,10 @@ pub struct Options {
     pub inbound_queue_capacity: usize,
     /// Largest raft message sent or accepted over gRPC; see [`MESSAGE_BYTES_MAX`].
     pub message_bytes_max: usize,
+    /// TLS for dialling peers (raft messages, forwarded proposals): `https://` with this
+    /// config (the client certificate and the CA to check the peer against); `None` dials
+    /// h2c. The server side is the caller's ([`crate::Quorum::start_with_server`]).
+    pub client_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for Options {
@@ -107,6 +111,7 @@ impl Default for Options {
             peer_queue_capacity: PEER_QUEUE_CAPACITY,
             inbound_queue_capacity: INBOUND_QUEUE_CAPACITY,
             message_bytes_max: MESSAGE_BYTES_MAX,
+            client_tls: None,
         }
     }
 }
