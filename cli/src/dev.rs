@@ -2,7 +2,9 @@
 //!
 //! By default it runs the whole managed service on loopback in this one process: a control
 //! plane (API on `--api-port`, gRPC and REST) and three agents in zones `a`, `b` and `c`, each
-//! with its own data directory and port range. It prints the API URL and an admin token; with
+//! with its own data directory and port range. The control plane makes its CA in its data
+//! directory, and each agent enrolls with a join token minted here, so every agent and node
+//! speaks mutual TLS with certificates nobody had to make by hand. It prints the API URL and an admin token; with
 //! `--cluster NAME` it also creates a 3-broker / 3-controller cluster through the API and
 //! prints its bootstrap servers once it is ACTIVE. The agents run the nodes as `ferry node`
 //! processes. Ctrl-C stops the agents with their nodes (brokers first), then the control
@@ -14,6 +16,7 @@
 //! ```text
 //! ports (defaults):
 //!   control plane   7070                     (gRPC + REST /v1 + /openapi.json)
+//!                   7071                     (peer listener: the agents, mutual TLS)
 //!   agents          a: 19000-19199, b: 19200-19399, c: 19400-19599 (nodes' ports)
 //!   --single-node   9092 (Kafka), 9192 (node status)
 //!   --nodes N       brokers 9092.., controllers --port + 100 + 1..=3, admin --admin-port + n
@@ -27,6 +30,8 @@ use anyhow::Context;
 use clap::Args;
 use ferry_agent::{Agent, AgentOptions};
 use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
+use ferry_control_plane::enroll::{JOIN_TOKEN_TTL_DEFAULT, JoinTokens};
+use ferry_control_plane::pki::{CA_CERT_FILE, CA_DIR};
 use ferry_control_plane::server::{AUDIENCE, ISSUER, Server, ServerOptions};
 use ferry_data_plane::node::Node;
 use ferry_proto::controlplane::v1 as pb;
@@ -58,6 +63,10 @@ pub struct DevArgs {
     /// Port of the control plane's API on 127.0.0.1 (gRPC and REST).
     #[arg(long, default_value_t = 7070)]
     api_port: u16,
+    /// Port of the control plane's peer listener on 127.0.0.1 (the agents' service over
+    /// mutual TLS; default: the API port + 1, or a free port when --api-port is 0).
+    #[arg(long)]
+    peer_port: Option<u16>,
     /// First port of the agents' node port ranges (200 ports per agent).
     #[arg(long, default_value_t = 19000)]
     agent_ports: u16,
@@ -102,7 +111,15 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     let secret_file = cp_dir.join("token-secret");
     let secret = crate::control_plane::read_or_create_secret(&secret_file)?;
     let listen: SocketAddr = ([127, 0, 0, 1], args.api_port).into();
-    let server = Server::bind(ServerOptions::new(&cp_dir, listen, secret.clone()))
+    let mut options = ServerOptions::new(&cp_dir, listen, secret.clone());
+    // The peer listener (raft, the agents' service; mutual TLS) next to the API.
+    let peer_port = match (args.peer_port, args.api_port) {
+        (Some(port), _) => port,
+        (None, 0) => 0,
+        (None, port) => port.checked_add(1).context("--api-port is too high")?,
+    };
+    options.peer_listen = SocketAddr::new(listen.ip(), peer_port);
+    let server = Server::bind(options)
         .await
         .with_context(|| format!("starting the control plane on {listen}"))?;
     let api = format!("http://{}", server.local_addr());
@@ -120,14 +137,13 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         },
         DEV_TOKEN_TTL,
     );
-    let agent_token = issuer.mint(
-        &Principal {
-            subject: "agent".into(),
-            tenant: String::new(),
-            role: Role::Agent,
-        },
-        DEV_TOKEN_TTL,
-    );
+    // Each agent enrolls with its own one-time join token, minted here for the CA the control
+    // plane made in its data dir.
+    let ca_cert = cp_dir.join(CA_DIR).join(CA_CERT_FILE);
+    let ca_pem = std::fs::read_to_string(&ca_cert)
+        .with_context(|| format!("reading the control plane's CA {}", ca_cert.display()))?;
+    let ca_fingerprint = ferry_agent::enroll::fingerprint(&ca_pem)?;
+    let join_tokens = JoinTokens::new(&secret, ISSUER)?;
 
     let mut agents = Vec::new();
     let hosts = (0..args.hosts_per_zone).flat_map(|n| DEV_ZONES.iter().map(move |zone| (n, *zone)));
@@ -139,9 +155,13 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         let hi = lo
             .checked_add(AGENT_PORT_SPAN - 1)
             .context("--agent-ports is too high")?;
+        let host_id = match n {
+            0 => format!("dev-{zone}"),
+            n => format!("dev-{zone}{n}"),
+        };
         let mut options = AgentOptions::new(
             api.clone(),
-            agent_token.clone(),
+            join_tokens.mint(&host_id, &ca_fingerprint, JOIN_TOKEN_TTL_DEFAULT),
             args.data_dir.join(match n {
                 0 => format!("agent-{zone}"),
                 n => format!("agent-{zone}{n}"),
@@ -149,10 +169,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
             zone,
             "127.0.0.1",
         );
-        options.host_id = Some(match n {
-            0 => format!("dev-{zone}"),
-            n => format!("dev-{zone}{n}"),
-        });
+        options.host_id = Some(host_id);
         options.max_nodes = args.max_nodes_per_host;
         options.ports_lo = lo;
         options.ports_hi = hi;

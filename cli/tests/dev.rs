@@ -96,6 +96,8 @@ async fn ferry_dev_runs_a_demo_cluster_through_the_control_plane_and_keeps_it_ac
     let args: Vec<String> = [
         "--api-port".to_string(),
         stack::free_port().to_string(),
+        "--peer-port".into(),
+        stack::free_port().to_string(),
         "--agent-ports".into(),
         agent_ports.to_string(),
         "--cluster".into(),
