@@ -900,7 +900,6 @@ mod tests {
         let err = options.validate().unwrap_err().to_string();
         for part in [
             "must start with http://",
-            "a token is required",
             "the zone \"a/b\"",
             "not an IP address",
             "port range 10-5",

@@ -49,9 +49,12 @@ pub const JOIN_TOKEN_BYTES_MAX: usize = 4 * 1024;
 pub struct JoinClaims {
     /// The host the token enrolls.
     pub sub: String,
-    /// The token's one-time id.
+    /// The token's one-time id (defaulted when absent, so that a token of another kind is
+    /// refused for its audience rather than its shape).
+    #[serde(default)]
     pub jti: String,
     /// SHA-256 fingerprint (hex) of the CA certificate the agent must be given.
+    #[serde(default)]
     pub ca: String,
     /// Issuer.
     pub iss: String,
@@ -173,6 +176,9 @@ impl JoinTokens {
         }
         if claims.jti.is_empty() || claims.jti.len() > JOIN_TOKEN_ID_LEN_MAX {
             return Err(AuthError::Malformed("the join token id is missing or too long".into()));
+        }
+        if claims.ca.is_empty() {
+            return Err(AuthError::Malformed("the join token names no CA".into()));
         }
         Ok(claims)
     }
