@@ -117,6 +117,13 @@ impl Policy {
         }
     }
 
+    /// This policy's rules, then `other`'s: where both have a rule for the same key, this
+    /// policy's decides.
+    pub fn extend(mut self, other: Policy) -> Self {
+        self.rules.extend(other.rules);
+        self
+    }
+
     /// The tower layer that enforces this policy on a tonic server
     /// (`Server::builder().tls_config(..)?.layer(policy.layer())`).
     pub fn layer(self) -> AuthorizeLayer {
