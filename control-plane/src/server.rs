@@ -40,8 +40,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_identity::{CONTROL_PLANE_SERVER_NAME, Identity, Policy};
-use ferry_proto::quorum::v1::raft_server::RaftServer;
-use ferry_quorum::transport::RaftService;
 use ferry_quorum::{Quorum, QuorumHandle};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -223,34 +221,29 @@ impl Server {
             .merge(console);
         let public = Routes::from(public);
 
-        let members: Vec<u64> = peers.keys().copied().collect();
-        let policy = peer_policy(members);
-        let server_tls = ferry_identity::server_tls_config(&pki.member);
-        let agent_service = api.agent_service();
+        // The peer listener: the quorum serves raft there to this store's members (its
+        // `voter_of` maps a member's certificate to its raft id), and the agents' service
+        // next to it, for host certificates only.
         let quorum_options = ferry_quorum::Options {
             id: raft_id,
             peers,
-            client_tls: Some(ferry_identity::client_tls_config(
-                &pki.member,
-                CONTROL_PLANE_SERVER_NAME,
-            )),
+            tls: Some(ferry_quorum::TlsOptions {
+                material: pki.member.clone(),
+                server_name: CONTROL_PLANE_SERVER_NAME.into(),
+                voter_of: Arc::new(|peer: &Identity| match peer {
+                    Identity::ControlPlane { member } => Some(*member),
+                    _ => None,
+                }),
+                policy: agent_policy(),
+            }),
             ..Default::default()
         };
-        let quorum = Quorum::start_with_server(
+        let quorum = Quorum::start_with_services(
             quorum_options,
             State::new(),
             &dir,
-            peer_addr,
-            move |raft, shutdown| {
-                tokio::spawn(serve_peers(
-                    raft,
-                    agent_service,
-                    peer_listener,
-                    server_tls,
-                    policy,
-                    shutdown,
-                ))
-            },
+            peer_listener,
+            Routes::new(api.agent_service()),
         )
         .await?;
         store
@@ -355,46 +348,13 @@ impl Server {
     }
 }
 
-/// Who may call what on the peer listener: raft only between the store's `members`, the
-/// agents' service only with a host certificate (each handler then scopes the call to that
-/// host). Everything else is refused.
-pub fn peer_policy(members: Vec<u64>) -> Policy {
-    Policy::new()
-        .allow("/ferry.quorum.v1.Raft/", move |peer| {
-            matches!(peer, Identity::ControlPlane { member } if members.contains(member))
-        })
-        .allow("/ferry.controlplane.v1.AgentService/", |peer| {
-            matches!(peer, Identity::Host { .. })
-        })
-}
-
-/// Serves the peer listener: mutual TLS with `tls`, `policy` checked before any handler,
-/// raft and the agents' service, until `shutdown`.
-async fn serve_peers<S: Store>(
-    raft: RaftServer<RaftService>,
-    agents: ferry_proto::controlplane::v1::agent_service_server::AgentServiceServer<Api<S>>,
-    listener: TcpListener,
-    tls: tonic::transport::ServerTlsConfig,
-    policy: Policy,
-    shutdown: ferry_quorum::server::Shutdown,
-) {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let server = match tonic::transport::Server::builder().tls_config(tls) {
-        Ok(server) => server,
-        Err(err) => {
-            tracing::error!(%err, "the peer listener's TLS config is unusable");
-            return;
-        }
-    };
-    let result = server
-        .layer(policy.layer())
-        .add_service(raft)
-        .add_service(agents)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
-    if let Err(err) = result {
-        tracing::error!(%err, "the peer listener failed");
-    }
+/// Who may call the agents' service on the peer listener: host certificates only (each
+/// handler then scopes the call to that host). Raft's own rule (members of this store only) is
+/// the quorum's; everything else is refused.
+pub fn agent_policy() -> Policy {
+    Policy::new().allow("/ferry.controlplane.v1.AgentService/", |peer| {
+        matches!(peer, Identity::Host { .. })
+    })
 }
 
 /// Serves the public API (gRPC over h2c, REST and the console over HTTP/1.1 too) until

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ferry_control_plane::api::{Api, ApiConfig};
 use ferry_control_plane::pki::stored;
-use ferry_control_plane::server::peer_policy;
+use ferry_control_plane::server::agent_policy;
 use ferry_identity::{CONTROL_PLANE_SERVER_NAME, CertificateAuthority, Identity};
 use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
 use ferry_control_plane::model::{HostAssignment, HostHealth, NodeState};
@@ -68,7 +68,7 @@ impl Harness {
             tonic::transport::Server::builder()
                 .tls_config(ferry_identity::server_tls_config(&member))
                 .unwrap()
-                .layer(peer_policy(vec![1]).layer())
+                .layer(agent_policy().layer())
                 .add_service(api.agent_service())
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );

@@ -66,7 +66,7 @@ pub use error::{Error, Result};
 pub use node::{Node, Outcome, Role, Status, VoterStatus};
 pub use options::{
     CLIENT_QUEUE_CAPACITY, DEFAULT_ELECTION_TICK, DEFAULT_HEARTBEAT_TICK, DEFAULT_TICK_INTERVAL,
-    INBOUND_QUEUE_CAPACITY, MESSAGE_BYTES_MAX, Options, PEER_QUEUE_CAPACITY,
+    INBOUND_QUEUE_CAPACITY, MESSAGE_BYTES_MAX, Options, PEER_QUEUE_CAPACITY, TlsOptions, VoterOf,
 };
 
 pub use server::{Quorum, QuorumHandle};

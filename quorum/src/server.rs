@@ -103,37 +103,12 @@ impl Quorum {
         listener: TcpListener,
         services: Routes,
     ) -> Result<QuorumHandle> {
-        let local_addr = listener.local_addr()?;
-        Self::start_with_server(options, state_machine, dir, local_addr, move |raft, shutdown| {
-            tokio::spawn(serve(raft, services, listener, shutdown))
-        })
-        .await
-    }
-
-    /// Like [`Quorum::start`], but the caller serves the quorum's `Raft` service: `serve`
-    /// gets the service (message sizes already bounded by [`Options::message_bytes_max`]) and
-    /// a [`Shutdown`] future, and returns the task serving it until that future resolves. This
-    /// is how a process serves raft with its own transport security and authorization (a
-    /// TLS config requiring client certificates, a rule on who may call `Raft/Send`) next to
-    /// its own services. `local_addr` is the address peers reach this voter at (for logs and
-    /// [`QuorumHandle::local_addr`]).
-    ///
-    /// Errors: as [`Quorum::start`].
-    pub async fn start_with_server<S: StateMachine, F>(
-        options: Options,
-        state_machine: S,
-        dir: impl AsRef<Path>,
-        local_addr: SocketAddr,
-        serve: F,
-    ) -> Result<QuorumHandle>
-    where
-        F: FnOnce(RaftServer<RaftService>, Shutdown) -> JoinHandle<()>,
-    {
         options.validate()?;
         let voters: Vec<NodeId> = options.peers.keys().copied().collect();
         let store = LogStore::open(FsDisk::open(dir)?, &voters)?;
         let logger = crate::logger::tracing_logger();
         let node = Node::new(&options, state_machine, store, rand::random(), &logger)?;
+        let local_addr = listener.local_addr()?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (requests_tx, requests_rx) = mpsc::channel(options.client_queue_capacity);
@@ -161,17 +136,15 @@ impl Quorum {
             inbound_tx,
             requests_tx.clone(),
             options.propose_timeout,
-        );
-        let service = RaftServer::new(service)
-            .max_decoding_message_size(options.message_bytes_max)
-            .max_encoding_message_size(options.message_bytes_max);
-        let mut server_shutdown = shutdown_rx.clone();
-        let server = serve(
+        )
+        .with_voter_of(options.tls.as_ref().map(|tls| tls.voter_of.clone()));
+        let server = tokio::spawn(serve(
             service,
-            Box::pin(async move {
-                let _ = server_shutdown.wait_for(|stop| *stop).await;
-            }),
-        );
+            services,
+            listener,
+            shutdown_rx.clone(),
+            &options,
+        ));
         let task = NodeTask {
             node,
             options: options.clone(),
@@ -196,53 +169,100 @@ impl Quorum {
     }
 }
 
-/// Resolves when the quorum shuts down: the server given to [`Quorum::start_with_server`]
-/// stops serving then.
-pub type Shutdown = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// A lazily connecting gRPC client for a peer at `address` (`host:port`): over TLS with
-/// [`Options::client_tls`] when it is set, else h2c.
+/// A lazily connecting gRPC client for a peer at `address` (`host:port`): over mutual TLS
+/// (presenting this member's certificate, requiring the peer's to carry
+/// [`TlsOptions::server_name`](crate::TlsOptions::server_name)) when [`Options::tls`] is set.
 fn connect_lazy(address: &str, options: &Options) -> Result<RaftClient<Channel>> {
-    let scheme = if options.client_tls.is_some() {
+    let invalid = |err: tonic::transport::Error| {
+        Error::InvalidInput(format!("peer address {address:?}: {err}"))
+    };
+    let scheme = if options.tls.is_some() {
         "https"
     } else {
         "http"
     };
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
-        .map_err(|err| Error::InvalidInput(format!("peer address {address:?}: {err}")))?
+        .map_err(invalid)?
         .connect_timeout(options.tick_interval * options.election_tick as u32);
-    if let Some(tls) = &options.client_tls {
+    if let Some(tls) = &options.tls {
         endpoint = endpoint
-            .tls_config(tls.clone())
-            .map_err(|err| Error::InvalidInput(format!("peer TLS for {address:?}: {err}")))?;
+            .tls_config(ferry_identity::client_tls_config(
+                &tls.material,
+                &tls.server_name,
+            ))
+            .map_err(invalid)?;
     }
     Ok(RaftClient::new(endpoint.connect_lazy())
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max))
 }
 
-/// Serves the Raft service and `services` on `listener`, plaintext, until shutdown.
+/// Serves the Raft service until shutdown.
 fn serve(
-    service: RaftServer<RaftService>,
+    service: RaftService,
     services: Routes,
     listener: TcpListener,
-    shutdown: Shutdown,
-) -> impl Future<Output = ()> {
+    mut shutdown: watch::Receiver<bool>,
+    options: &Options,
+) -> impl Future<Output = ()> + use<> {
+    let service = RaftServer::new(service)
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
+    let tls = options.tls.as_ref().map(|tls| {
+        (
+            ferry_identity::server_tls_config(&tls.material),
+            raft_policy(&options.peers, tls.voter_of.clone()).extend(tls.policy.clone()),
+        )
+    });
     async move {
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let signal = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
         // HTTP/1.1 too, not only h2c: processes that serve other services next to raft may
         // serve REST on them (the control plane's REST API), which curl and browsers reach
         // over HTTP/1.1. gRPC clients still speak h2c; the server tells them apart per
         // connection.
-        let result = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .add_routes(services.add_service(service))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
+        let routes = services.add_service(service);
+        let result = match tls {
+            // Mutual TLS: the handshake refuses plaintext and certificate-less clients, and
+            // the policy layer refuses every call its rules do not allow, before any handler.
+            Some((tls_config, policy)) => {
+                match tonic::transport::Server::builder().tls_config(tls_config) {
+                    Ok(builder) => {
+                        builder
+                            .layer(policy.layer())
+                            .add_routes(routes)
+                            .serve_with_incoming_shutdown(incoming, signal)
+                            .await
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            None => {
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, signal)
+                    .await
+            }
+        };
         if let Err(err) = result {
             tracing::error!(%err, "quorum gRPC server failed");
         }
     }
+}
+
+/// Who may call `ferry.quorum.v1.Raft`: identities that are voters of this quorum.
+fn raft_policy(
+    peers: &BTreeMap<NodeId, String>,
+    voter_of: crate::VoterOf,
+) -> ferry_identity::Policy {
+    let voters: Vec<NodeId> = peers.keys().copied().collect();
+    let is_voter = move |peer: &ferry_identity::Identity| {
+        voter_of(peer).is_some_and(|id| voters.contains(&id))
+    };
+    ferry_identity::Policy::new().allow(transport::RAFT_SERVICE_PREFIX, is_voter)
 }
 
 /// The state of the one task that owns the node.

@@ -16,9 +16,12 @@
 //!
 //! Inbound messages are decoded and checked to be addressed to this voter before they reach
 //! the node (which also drops messages from non-voters and local-only message types);
-//! malformed input is refused with a status, never a panic. Peers are otherwise trusted: a
-//! voter that sends well-formed but semantically impossible raft messages can still make
-//! raft-rs panic.
+//! malformed input is refused with a status, never a panic.
+//!
+//! With [`crate::Options::tls`] set, only voters reach the service at all: the listener
+//! requires a client certificate chained to the CA, a policy layer lets only identities that
+//! map to a voter call `Raft/*`, and `Send` refuses a message whose `from` is not the caller's
+//! own voter id. Voters are otherwise trusted.
 
 use std::time::Duration;
 
@@ -33,6 +36,9 @@ use tonic::{Request, Response, Status};
 
 use crate::server::ClientRequest;
 use crate::{Error, NodeId, Result};
+
+/// The gRPC path prefix of every method of the Raft service (authorization rules key on it).
+pub const RAFT_SERVICE_PREFIX: &str = "/ferry.quorum.v1.Raft/";
 
 /// Most raft messages sent to one peer in one `Raft.Send` call.
 pub const PEER_BATCH_MESSAGES_MAX: usize = 64;
@@ -118,6 +124,9 @@ pub struct RaftService {
     requests: mpsc::Sender<ClientRequest>,
     /// Cap on a forwarded proposal's wait.
     propose_timeout: Duration,
+    /// With mutual TLS: the voter a caller's verified identity is. Each message a caller sends
+    /// must come `from` that voter, so one voter cannot speak for another.
+    voter_of: Option<crate::VoterOf>,
 }
 
 impl RaftService {
@@ -133,6 +142,28 @@ impl RaftService {
             inbound,
             requests,
             propose_timeout,
+            voter_of: None,
+        }
+    }
+
+    /// Requires each inbound message to come from the caller's own voter id (mutual TLS).
+    pub(crate) fn with_voter_of(mut self, voter_of: Option<crate::VoterOf>) -> Self {
+        self.voter_of = voter_of;
+        self
+    }
+
+    /// The voter id the caller may send as, when the transport is authenticated.
+    fn sender(
+        &self,
+        request: &Request<pb::SendRequest>,
+    ) -> std::result::Result<Option<NodeId>, Status> {
+        let Some(voter_of) = &self.voter_of else {
+            return Ok(None);
+        };
+        let peer = ferry_identity::peer_identity(request)?;
+        match voter_of(&peer) {
+            Some(id) => Ok(Some(id)),
+            None => Err(Status::permission_denied(format!("{peer} is not a voter"))),
         }
     }
 }
@@ -143,6 +174,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::SendRequest>,
     ) -> std::result::Result<Response<pb::SendResponse>, Status> {
+        let sender = self.sender(&request)?;
         let mut messages = Vec::new();
         for bytes in request.into_inner().messages {
             let msg =
@@ -150,6 +182,12 @@ impl pb::raft_server::Raft for RaftService {
             if msg.to != self.id {
                 let text = format!("message for node {} reached node {}", msg.to, self.id);
                 return Err(Status::invalid_argument(text));
+            }
+            if let Some(sender) = sender
+                && msg.from != sender
+            {
+                let text = format!("voter {sender} sent a message from node {}", msg.from);
+                return Err(Status::permission_denied(text));
             }
             messages.push(msg);
         }
