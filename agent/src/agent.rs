@@ -252,8 +252,13 @@ impl Agent {
                 }
                 // A data dir of another host stays another host's, token or not.
                 store::host_id(&data_dir, Some(&named), &options.zone)?;
-                crate::enroll::enroll(&data_dir, &options.control_plane, token, options.rpc_timeout)
-                    .await?
+                crate::enroll::enroll(
+                    &data_dir,
+                    &options.control_plane,
+                    token,
+                    options.rpc_timeout,
+                )
+                .await?
             }
         };
         let host_id = store::host_id(&data_dir, Some(&enrolled.host_id), &options.zone)?;

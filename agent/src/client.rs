@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use ferry_proto::controlplane::v1 as pb;
 use ferry_identity::{CONTROL_PLANE_SERVER_NAME, TlsMaterial};
+use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::agent_service_client::AgentServiceClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
@@ -53,7 +53,11 @@ impl ControlPlane {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] for a bad address or unusable TLS material.
-    pub fn new(peer_address: &str, material: &TlsMaterial, timeout: Duration) -> Result<ControlPlane> {
+    pub fn new(
+        peer_address: &str,
+        material: &TlsMaterial,
+        timeout: Duration,
+    ) -> Result<ControlPlane> {
         let tls = ferry_identity::client_tls_config(material, CONTROL_PLANE_SERVER_NAME);
         let endpoint = Endpoint::from_shared(format!("https://{peer_address}"))
             .map_err(|e| {
@@ -87,7 +91,11 @@ impl ControlPlane {
             node_id,
             csr_pem,
         });
-        Ok(self.client.issue_node_certificate(request).await?.into_inner())
+        Ok(self
+            .client
+            .issue_node_certificate(request)
+            .await?
+            .into_inner())
     }
 
     /// Registers (or re-registers) the host.

@@ -93,8 +93,9 @@ pub fn load(data_dir: &Path) -> Result<Option<Enrolled>> {
     if !dir.join(ferry_identity::CERT_FILE).exists() {
         return Ok(None);
     }
-    let material = TlsMaterial::load_dir(&dir)
-        .map_err(|e| Error::InvalidData(format!("the host certificate in {}: {e}", dir.display())))?;
+    let material = TlsMaterial::load_dir(&dir).map_err(|e| {
+        Error::InvalidData(format!("the host certificate in {}: {e}", dir.display()))
+    })?;
     let host_id = host_of(&material)?;
     let path = data_dir.join(PEER_ADDRESS_FILE);
     let peer_address = std::fs::read_to_string(&path)
@@ -158,7 +159,12 @@ fn claims(token: &JoinToken) -> Result<Claims> {
 ///
 /// [`Error::Enrollment`] for a refused token, a CA that is not the one the token names, or a
 /// control plane that stays unreachable; [`Error::Io`] when the data dir cannot be written.
-pub async fn enroll(data_dir: &Path, url: &str, token: &JoinToken, timeout: Duration) -> Result<Enrolled> {
+pub async fn enroll(
+    data_dir: &Path,
+    url: &str,
+    token: &JoinToken,
+    timeout: Duration,
+) -> Result<Enrolled> {
     let claims = claims(token)?;
     let (key_pem, csr_pem) = new_key_and_csr()?;
     let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
@@ -175,8 +181,10 @@ pub async fn enroll(data_dir: &Path, url: &str, token: &JoinToken, timeout: Dura
         match client.enroll(request).await {
             Ok(response) => break response.into_inner(),
             Err(status)
-                if matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded)
-                    && tokio::time::Instant::now() < deadline =>
+                if matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+                ) && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(ENROLL_RETRY).await;
             }
@@ -206,9 +214,12 @@ pub async fn enroll(data_dir: &Path, url: &str, token: &JoinToken, timeout: Dura
         )));
     }
     let dir = data_dir.join(IDENTITY_DIR);
-    material
-        .write(&dir)
-        .map_err(|e| Error::Io(format!("keeping the host certificate in {}: {e}", dir.display())))?;
+    material.write(&dir).map_err(|e| {
+        Error::Io(format!(
+            "keeping the host certificate in {}: {e}",
+            dir.display()
+        ))
+    })?;
     let path: PathBuf = data_dir.join(PEER_ADDRESS_FILE);
     write_atomically(&path, format!("{}\n", response.peer_address).as_bytes())
         .map_err(|e| Error::io(&path, e))?;
@@ -223,8 +234,8 @@ pub async fn enroll(data_dir: &Path, url: &str, token: &JoinToken, timeout: Dura
 /// A new key (PEM) and a certificate signing request over it (PEM). The request names
 /// nothing: the control plane decides what the certificate says.
 pub fn new_key_and_csr() -> Result<(String, String)> {
-    let key = rcgen::KeyPair::generate()
-        .map_err(|e| Error::Io(format!("generating a key: {e}")))?;
+    let key =
+        rcgen::KeyPair::generate().map_err(|e| Error::Io(format!("generating a key: {e}")))?;
     let csr = rcgen::CertificateParams::default()
         .serialize_request(&key)
         .and_then(|csr| csr.pem())

@@ -67,7 +67,7 @@ pub mod store;
 pub mod supervisor;
 
 pub use agent::{Agent, AgentOptions, HostStatus};
-pub use enroll::JoinToken;
 pub use assignment::{Assignment, Assignments, NodeKey, NodeRole};
+pub use enroll::JoinToken;
 pub use error::{Error, Result};
 pub use supervisor::{NodeReport, NodeState, SupervisorOptions};

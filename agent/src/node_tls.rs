@@ -66,9 +66,9 @@ pub async fn ensure(
         .node_certificate(&assignment.cluster_id, assignment.node_id, csr_pem)
         .await?;
     let material = TlsMaterial::new(issued.ca_pem, issued.cert_pem, key_pem);
-    material.write(&paths.tls).map_err(|e| {
-        Status::internal(format!("writing {}: {e}", paths.tls.display()))
-    })?;
+    material
+        .write(&paths.tls)
+        .map_err(|e| Status::internal(format!("writing {}: {e}", paths.tls.display())))?;
     let not_after = paths.tls.join(NOT_AFTER_FILE);
     write_atomically(&not_after, format!("{}\n", issued.not_after_ms).as_bytes())
         .map_err(|e| Status::internal(format!("writing {}: {e}", not_after.display())))?;

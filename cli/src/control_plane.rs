@@ -77,7 +77,9 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
             args.listen.ip(),
             match args.listen.port() {
                 0 => 0,
-                port => port.checked_add(1).context("--listen port 65535 has no next port")?,
+                port => port
+                    .checked_add(1)
+                    .context("--listen port 65535 has no next port")?,
             },
         ),
     };

@@ -69,7 +69,10 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
             ca_cert,
         } => {
             if role == Role::Agent {
-                anyhow::ensure!(tenant.is_none(), "agent tokens act in no tenant: drop --tenant");
+                anyhow::ensure!(
+                    tenant.is_none(),
+                    "agent tokens act in no tenant: drop --tenant"
+                );
                 let host = host.context("--host is required for a join token (--role agent)")?;
                 let ca_cert = ca_cert.context(
                     "--ca-cert is required for a join token: the control plane's CA certificate",

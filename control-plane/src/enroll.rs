@@ -175,7 +175,9 @@ impl JoinTokens {
             return Err(AuthError::Malformed("the join token names no host".into()));
         }
         if claims.jti.is_empty() || claims.jti.len() > JOIN_TOKEN_ID_LEN_MAX {
-            return Err(AuthError::Malformed("the join token id is missing or too long".into()));
+            return Err(AuthError::Malformed(
+                "the join token id is missing or too long".into(),
+            ));
         }
         if claims.ca.is_empty() {
             return Err(AuthError::Malformed("the join token names no CA".into()));
@@ -242,8 +244,8 @@ mod tests {
 
     #[test]
     fn a_join_token_signed_with_another_secret_is_refused() {
-        let other = JoinTokens::new(b"another secret that is 32 bytes!!", "ferry-control-plane")
-            .unwrap();
+        let other =
+            JoinTokens::new(b"another secret that is 32 bytes!!", "ferry-control-plane").unwrap();
         let token = other.mint_at("host-a", "ab12", Duration::from_secs(600), NOW, "j1");
         assert_eq!(
             tokens().verify_at(&token, NOW),

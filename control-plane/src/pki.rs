@@ -141,7 +141,8 @@ fn load_or_generate(dir: &Path) -> Result<CertificateAuthority> {
     }
     let ca = CertificateAuthority::generate(CA_NAME)
         .map_err(|e| Error::Io(format!("generating the CA: {e}")))?;
-    let io = |e: ferry_identity::Error| Error::Io(format!("writing the CA to {}: {e}", dir.display()));
+    let io =
+        |e: ferry_identity::Error| Error::Io(format!("writing the CA to {}: {e}", dir.display()));
     ferry_identity::create_private_dir(dir).map_err(io)?;
     // The key first: a certificate without its key would make the next start fail to load.
     ferry_identity::write_private_file(&key, &ca.key_pem()).map_err(io)?;

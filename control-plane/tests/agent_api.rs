@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_control_plane::api::{Api, ApiConfig};
-use ferry_control_plane::pki::stored;
-use ferry_control_plane::server::agent_policy;
-use ferry_identity::{CONTROL_PLANE_SERVER_NAME, CertificateAuthority, Identity};
 use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
 use ferry_control_plane::model::{HostAssignment, HostHealth, NodeState};
+use ferry_control_plane::pki::stored;
 use ferry_control_plane::placement::Role as NodeRole;
+use ferry_control_plane::server::agent_policy;
 use ferry_control_plane::store::{MemoryStore, Store};
+use ferry_identity::{CONTROL_PLANE_SERVER_NAME, CertificateAuthority, Identity};
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::agent_service_client::AgentServiceClient;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;

@@ -83,7 +83,8 @@ impl ControlPlane {
 
     /// A join token for `host_id` for this CA.
     fn join_token(&self, host_id: &str) -> String {
-        self.join.mint(host_id, self.ca.fingerprint(), Duration::from_secs(600))
+        self.join
+            .mint(host_id, self.ca.fingerprint(), Duration::from_secs(600))
     }
 
     /// The agents' service on the peer port, presenting `material`.
@@ -100,7 +101,10 @@ impl ControlPlane {
             .unwrap();
         assert!(clusters.items.is_empty(), "{:?}", clusters.items);
         for host in ["evil", "host-a", "host-b"] {
-            assert!(self.store.get_host(host).await.is_err(), "{host} was written");
+            assert!(
+                self.store.get_host(host).await.is_err(),
+                "{host} was written"
+            );
         }
     }
 }
@@ -309,7 +313,10 @@ async fn the_peer_port_refuses_clients_without_a_certificate_of_its_ca() {
     if let Ok(channel) = result {
         // TLS 1.3 reports the refused certificate after the client's handshake is done: the
         // first call fails instead.
-        let status = RaftClient::new(channel).propose(propose()).await.unwrap_err();
+        let status = RaftClient::new(channel)
+            .propose(propose())
+            .await
+            .unwrap_err();
         assert_ne!(status.code(), Code::Ok);
     }
 
@@ -320,7 +327,10 @@ async fn the_peer_port_refuses_clients_without_a_certificate_of_its_ca() {
         .unwrap();
     let forged = TlsMaterial::new(cp.ca.cert_pem().into(), forged.cert_pem, forged.key_pem);
     if let Ok(channel) = peer_channel(cp.peer, Some(&forged)).await {
-        let status = RaftClient::new(channel).send(forged_send()).await.unwrap_err();
+        let status = RaftClient::new(channel)
+            .send(forged_send())
+            .await
+            .unwrap_err();
         assert_ne!(status.code(), Code::Ok);
         let status = AgentServiceClient::new(peer_channel(cp.peer, Some(&forged)).await.unwrap())
             .register_host(registration("evil"))
@@ -419,7 +429,11 @@ async fn a_host_certificate_acts_for_its_own_host_only() {
             })
             .await
             .unwrap_err();
-        assert_eq!(status.code(), Code::PermissionDenied, "as {host_id}: {status:?}");
+        assert_eq!(
+            status.code(),
+            Code::PermissionDenied,
+            "as {host_id}: {status:?}"
+        );
     }
     // A certificate for another host's node.
     let (_, csr) = key_and_csr();
@@ -507,7 +521,11 @@ async fn join_tokens_are_one_time_unexpired_and_for_this_ca() {
     let token = cp.join_token("host-a");
     enroll(&cp, &token).await.unwrap();
     let status = enroll(&cp, &token).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated, "used twice: {status:?}");
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "used twice: {status:?}"
+    );
     assert!(status.message().contains("already used"), "{status:?}");
 
     let long_ago = ferry_control_plane::auth::LEEWAY_SECS + 3600;
@@ -527,7 +545,11 @@ async fn join_tokens_are_one_time_unexpired_and_for_this_ca() {
 
     let other_ca = cp.join.mint("host-b", "00ff", Duration::from_secs(60));
     let status = enroll(&cp, &other_ca).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated, "another CA: {status:?}");
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "another CA: {status:?}"
+    );
 
     let forged = JoinTokens::new(b"not the control plane's secret!!!", ISSUER)
         .unwrap()

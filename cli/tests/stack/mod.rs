@@ -169,7 +169,11 @@ impl Stack {
 
     /// The control plane's CA certificate (made in its data dir at the first start).
     pub fn ca_cert(&self) -> PathBuf {
-        self.dir.path().join("control-plane").join("ca").join("ca.pem")
+        self.dir
+            .path()
+            .join("control-plane")
+            .join("ca")
+            .join("ca.pem")
     }
 
     /// A one-time join token for `host_id`, written to a file for `--join-token-file`.

@@ -32,10 +32,10 @@
 //! one-time join token.
 
 pub mod agent;
-pub mod enroll;
 mod cluster;
 mod configuration;
 pub mod convert;
+pub mod enroll;
 mod host;
 mod operation;
 pub mod status;
@@ -151,11 +151,10 @@ impl<S: Store> Api<S> {
         if let Some(ca) = self.inner.ca.get() {
             return Ok(Arc::clone(ca));
         }
-        let stored = self
-            .store()
-            .get_ca()
-            .await?
-            .ok_or_else(|| Status::unavailable("the control plane's CA is not installed yet"))?;
+        let stored =
+            self.store().get_ca().await?.ok_or_else(|| {
+                Status::unavailable("the control plane's CA is not installed yet")
+            })?;
         let ca = crate::pki::from_stored(&stored).map_err(Status::from)?;
         Ok(Arc::clone(self.inner.ca.get_or_init(|| Arc::new(ca))))
     }

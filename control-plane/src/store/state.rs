@@ -40,10 +40,10 @@ use std::ops::Bound;
 use ferry_quorum::StateMachine;
 
 use crate::error::{Conflict, Error, Result};
-use crate::model::configuration::REVISIONS_MAX;
 use crate::model::ca::{
     JOIN_TOKEN_ID_LEN_MAX, JOIN_TOKEN_TTL_MAX_MS, SPENT_JOIN_TOKENS_MAX, StoredCa,
 };
+use crate::model::configuration::REVISIONS_MAX;
 use crate::model::{
     Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId, Host,
     HostAssignment, HostHealth, HostRegistration, NodeReport, NodeState, Operation, OperationId,
@@ -671,7 +671,8 @@ impl State {
             return Err(Error::InvalidInput("a join token names a host".into()));
         }
         // Expired tokens are refused before they are spent, so their ids need not be kept.
-        self.spent_join_tokens.retain(|_, expires| *expires >= now_ms);
+        self.spent_join_tokens
+            .retain(|_, expires| *expires >= now_ms);
         if expires_at_ms < now_ms {
             return Err(Conflict::WrongState("the join token has expired".into()).into());
         }
