@@ -105,11 +105,8 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
     let server = Server::bind(options).await?;
     // One line on stdout that scripts and tests wait for.
-    println!(
-        "ferry control-plane ready: api={} peer={}",
-        server.local_addr(),
-        server.peer_addr()
-    );
+    println!("ferry control-plane peer listener: {}", server.peer_addr());
+    println!("ferry control-plane ready: api={}", server.local_addr());
     std::io::stdout().flush()?;
     server.run(crate::shutdown_signal()).await;
     Ok(())
