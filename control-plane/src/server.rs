@@ -209,7 +209,7 @@ impl Server {
         let store = Arc::new(LateStore::default());
         let console = crate::console::router(&options.api);
         let api = Api::new(Arc::clone(&store), issuer, options.api);
-        api.enable_enrollment(join_tokens, peer_addr.to_string());
+        api.enable_enrollment(join_tokens, peer_addr);
         let grpc = Routes::new(api.cluster_service())
             .add_service(api.configuration_service())
             .add_service(api.operation_service())

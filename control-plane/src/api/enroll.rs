@@ -33,6 +33,14 @@ impl<S: Store> EnrollmentService for Api<S> {
         let Some(enrollment) = self.inner.enrollment.get() else {
             return Err(Status::unavailable("enrollment is not enabled here"));
         };
+        // Where the agent will find the peer listener: its configured address, or, when that
+        // is a wildcard (`0.0.0.0`), the address this connection came in on.
+        let mut peer_address = enrollment.peer_address;
+        if peer_address.ip().is_unspecified()
+            && let Some(local) = request.local_addr()
+        {
+            peer_address.set_ip(local.ip());
+        }
         let request = request.into_inner();
         if request.join_token.len() > JOIN_TOKEN_BYTES_MAX {
             return Err(status::invalid_argument(&[violation(
@@ -84,7 +92,7 @@ impl<S: Store> EnrollmentService for Api<S> {
             host_id: claims.sub,
             cert_pem,
             ca_pem: ca.cert_pem().to_string(),
-            peer_address: enrollment.peer_address.clone(),
+            peer_address: peer_address.to_string(),
         }))
     }
 }

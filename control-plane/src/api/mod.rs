@@ -112,8 +112,9 @@ struct Inner<S> {
 struct Enrollment {
     /// Verifies join tokens.
     tokens: JoinTokens,
-    /// `host:port` of the peer listener, told to enrolled agents.
-    peer_address: String,
+    /// The peer listener's address, told to enrolled agents (an unspecified IP, as from
+    /// `0.0.0.0`, is replaced by the address the agent reached the public port at).
+    peer_address: std::net::SocketAddr,
 }
 
 impl<S: Store> Api<S> {
@@ -133,7 +134,7 @@ impl<S: Store> Api<S> {
     /// Lets agents enroll with join tokens verified by `tokens`, telling them to call
     /// `AgentService` at `peer_address`. Without it Enroll answers UNAVAILABLE. Set once; a
     /// second call is ignored.
-    pub fn enable_enrollment(&self, tokens: JoinTokens, peer_address: String) {
+    pub fn enable_enrollment(&self, tokens: JoinTokens, peer_address: std::net::SocketAddr) {
         let _ = self.inner.enrollment.set(Enrollment {
             tokens,
             peer_address,
