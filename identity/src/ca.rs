@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{
@@ -17,7 +18,7 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::material::TlsMaterial;
+use crate::material::{CA_FILE, TlsMaterial, create_private_dir, write_private_file};
 use crate::name::Identity;
 
 /// How long a CA certificate is valid. Rotating the CA means re-issuing every certificate, so
@@ -33,6 +34,13 @@ pub const CERT_VALIDITY_MAX: Duration = CA_VALIDITY;
 /// How far before "now" a new certificate's validity starts, so a peer whose clock is a
 /// little behind the issuer's accepts it at once.
 pub const NOT_BEFORE_SKEW: Duration = Duration::from_secs(3600);
+
+/// A certificate [`CertificateAuthority::ensure_material`] finds on disk is reissued when it
+/// expires within this long.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// File name of the CA's private key in a CA directory (next to [`crate::CA_FILE`]).
+pub const CA_KEY_FILE: &str = "ca-key.pem";
 
 /// Most extra SANs one certificate may carry (addresses the peer is also dialled by).
 pub const EXTRA_SANS_MAX: usize = 32;
@@ -109,6 +117,56 @@ impl CertificateAuthority {
     /// sha256 of the CA certificate's DER, lowercase hex (to compare CAs out of band).
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Writes the CA into `dir` (0700): [`crate::CA_FILE`] and [`CA_KEY_FILE`], both 0600.
+    pub fn write_dir(&self, dir: &Path) -> Result<()> {
+        create_private_dir(dir)?;
+        write_private_file(&dir.join(CA_FILE), &self.cert_pem)?;
+        write_private_file(&dir.join(CA_KEY_FILE), &self.key_pem())
+    }
+
+    /// Reads a CA written by [`CertificateAuthority::write_dir`].
+    pub fn load_dir(dir: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        Self::from_pem(&read(CA_FILE)?, &read(CA_KEY_FILE)?)
+    }
+
+    /// The CA in `dir`, or a new one named `name` written there when `dir` holds none.
+    pub fn load_or_generate(dir: &Path, name: &str) -> Result<Self> {
+        if dir.join(CA_KEY_FILE).exists() {
+            return Self::load_dir(dir);
+        }
+        let ca = Self::generate(name)?;
+        ca.write_dir(dir)?;
+        Ok(ca)
+    }
+
+    /// The material in `dir` if it is this CA's, for `identity`, and valid for at least
+    /// [`RENEW_BEFORE`]; otherwise newly issued material (valid [`CERT_VALIDITY_DEFAULT`]),
+    /// written to `dir`. For tools that keep a node's certificate across restarts.
+    pub fn ensure_material(
+        &self,
+        dir: &Path,
+        identity: &Identity,
+        extra_sans: &[String],
+    ) -> Result<TlsMaterial> {
+        if let Ok(material) = TlsMaterial::load_dir(dir)
+            && material.ca_pem == self.cert_pem
+            && material.identity().ok().as_ref() == Some(identity)
+            && valid_for(&material.cert_pem, RENEW_BEFORE)
+        {
+            return Ok(material);
+        }
+        let material = self.issue(identity, extra_sans, CERT_VALIDITY_DEFAULT)?;
+        material.write(dir)?;
+        Ok(material)
     }
 
     /// Issues a certificate for `identity` with a fresh key. `extra_sans` are DNS names or IP
@@ -207,6 +265,18 @@ impl fmt::Debug for CertificateAuthority {
             .field("key", &"<redacted>")
             .finish()
     }
+}
+
+/// Whether the certificate (PEM) is still valid `margin` from now.
+fn valid_for(cert_pem: &str, margin: Duration) -> bool {
+    let Ok(der) = crate::material::first_cert_der(cert_pem) else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return false;
+    };
+    let deadline = time::OffsetDateTime::now_utc() + margin;
+    cert.validity().not_after.to_datetime() > deadline
 }
 
 fn set_validity(params: &mut CertificateParams, validity: Duration) {
@@ -342,6 +412,27 @@ mod tests {
             ca.sign_csr("not a csr", &node("c", 1), CERT_VALIDITY_DEFAULT)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn ensure_material_reuses_what_is_on_disk_and_reissues_what_does_not_fit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_generate(&tmp.path().join("ca"), "test").unwrap();
+        let again = CertificateAuthority::load_or_generate(&tmp.path().join("ca"), "test").unwrap();
+        assert_eq!(again.fingerprint(), ca.fingerprint());
+        let dir = tmp.path().join("node-1/tls");
+        let first = ca.ensure_material(&dir, &node("c", 1), &[]).unwrap();
+        assert_eq!(ca.ensure_material(&dir, &node("c", 1), &[]).unwrap(), first);
+        // Another identity, or another CA: reissued.
+        let other_node = ca.ensure_material(&dir, &node("c", 2), &[]).unwrap();
+        assert_eq!(other_node.identity().unwrap(), node("c", 2));
+        let other_ca = CertificateAuthority::generate("test").unwrap();
+        let moved = other_ca.ensure_material(&dir, &node("c", 2), &[]).unwrap();
+        assert_eq!(moved.ca_pem, other_ca.cert_pem());
+        // About to expire: reissued.
+        let short = ca.issue(&node("c", 3), &[], RENEW_BEFORE / 2).unwrap();
+        short.write(&dir).unwrap();
+        assert_ne!(ca.ensure_material(&dir, &node("c", 3), &[]).unwrap(), short);
     }
 
     #[test]

@@ -38,8 +38,8 @@ pub mod name;
 mod peer;
 
 pub use ca::{
-    CA_VALIDITY, CERT_VALIDITY_DEFAULT, CERT_VALIDITY_MAX, CertificateAuthority, EXTRA_SANS_MAX,
-    NOT_BEFORE_SKEW,
+    CA_KEY_FILE, CA_VALIDITY, CERT_VALIDITY_DEFAULT, CERT_VALIDITY_MAX, CertificateAuthority,
+    EXTRA_SANS_MAX, NOT_BEFORE_SKEW, RENEW_BEFORE,
 };
 pub use error::{Error, Result};
 pub use grpc::{HANDSHAKE_TIMEOUT, Policy, client_tls_config, server_tls_config};
