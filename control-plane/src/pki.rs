@@ -18,7 +18,7 @@
 //! anyway); its peer listener then presents `Identity::ControlPlane { member }` with the DNS
 //! name [`ferry_identity::CONTROL_PLANE_SERVER_NAME`], which agents and other members check.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use ferry_identity::{CertificateAuthority, Identity, TlsMaterial};
@@ -29,9 +29,9 @@ use crate::{Error, Result};
 /// Subdirectory of the data directory holding a lone control plane's CA.
 pub const CA_DIR: &str = "ca";
 /// The CA certificate's file name in [`CA_DIR`].
-pub const CA_CERT_FILE: &str = "ca.pem";
+pub use ferry_identity::CA_FILE as CA_CERT_FILE;
 /// The CA key's file name in [`CA_DIR`] (mode 0600).
-pub const CA_KEY_FILE: &str = "ca-key.pem";
+pub use ferry_identity::CA_KEY_FILE;
 /// The common name of a generated CA.
 pub const CA_NAME: &str = "Ferry control plane CA";
 /// How long the certificate a lone member issues itself at each start is valid.
@@ -129,25 +129,16 @@ impl MemberPki {
 
 /// The CA in `dir`, or a new one written there (dir 0700, key 0600).
 fn load_or_generate(dir: &Path) -> Result<CertificateAuthority> {
-    let cert: PathBuf = dir.join(CA_CERT_FILE);
-    let key: PathBuf = dir.join(CA_KEY_FILE);
-    if cert.exists() || key.exists() {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Io(format!("reading {}: {e}", path.display())))
-        };
-        return CertificateAuthority::from_pem(&read(&cert)?, &read(&key)?)
-            .map_err(|e| Error::Io(format!("the CA in {}: {e}", dir.display())));
+    let existed = dir.join(CA_KEY_FILE).exists();
+    let ca = CertificateAuthority::load_or_generate(dir, CA_NAME)
+        .map_err(|e| Error::Io(format!("the CA in {}: {e}", dir.display())))?;
+    if !existed {
+        tracing::info!(
+            fingerprint = ca.fingerprint(),
+            dir = %dir.display(),
+            "generated the control plane's CA"
+        );
     }
-    let ca = CertificateAuthority::generate(CA_NAME)
-        .map_err(|e| Error::Io(format!("generating the CA: {e}")))?;
-    let io =
-        |e: ferry_identity::Error| Error::Io(format!("writing the CA to {}: {e}", dir.display()));
-    ferry_identity::create_private_dir(dir).map_err(io)?;
-    // The key first: a certificate without its key would make the next start fail to load.
-    ferry_identity::write_private_file(&key, &ca.key_pem()).map_err(io)?;
-    ferry_identity::write_private_file(&cert, ca.cert_pem()).map_err(io)?;
-    tracing::info!(fingerprint = ca.fingerprint(), dir = %dir.display(), "generated the control plane's CA");
     Ok(ca)
 }
 
