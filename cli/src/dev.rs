@@ -13,6 +13,11 @@
 //! Two smaller modes skip the control plane: `--single-node` runs one node that is its own
 //! metadata authority, and `--nodes N` runs 3 controllers and N brokers in this process.
 //!
+//! `--nodes N` protects its controllers like any cluster: it keeps a CA in `<dir>/ca/` and
+//! each node's certificate in `<dir>/node-<id>/tls/` (made on first start, reused after), and
+//! the nodes talk over mutual TLS. `--single-node` has no internal listener (no peers), so it
+//! needs no certificate.
+//!
 //! ```text
 //! ports (defaults):
 //!   control plane   7070                     (gRPC + REST /v1 + /openapi.json)
@@ -37,7 +42,8 @@ use ferry_data_plane::node::Node;
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
 
-use crate::node::RunArgs;
+use crate::node::{RunArgs, TlsArgs};
+use ferry_identity::{CertificateAuthority, Identity, NodeRoles};
 
 /// Controllers in a `--nodes` cluster.
 const DEV_CONTROLLERS: u16 = 3;
@@ -436,6 +442,7 @@ fn single_node(args: &DevArgs) -> RunArgs {
         set: vec![],
         controller_quorum: vec![],
         controller_listen: None,
+        tls: TlsArgs::default(),
     }
 }
 
@@ -447,32 +454,48 @@ fn cluster(args: &DevArgs, brokers: u16) -> anyhow::Result<Vec<RunArgs>> {
     let quorum: Vec<String> = (1..=DEV_CONTROLLERS)
         .map(|i| format!("{i}@127.0.0.1:{}", controller_port(i)))
         .collect();
-    let base = |node_id: i32, roles: &str| RunArgs {
-        node_id,
-        data_dir: args.data_dir.join(format!("node-{node_id}")),
-        listen: ([127, 0, 0, 1], 0).into(),
-        advertised_host: None,
-        admin_listen: None,
-        rack: None,
-        cluster_id: Some(cluster_id.clone()),
-        roles: vec![roles.into()],
-        set: vec![],
-        controller_quorum: quorum.clone(),
-        controller_listen: None,
+    let ca = CertificateAuthority::load_or_generate(&args.data_dir.join("ca"), "Ferry dev CA")
+        .context("the dev cluster's CA")?;
+    let base = |node_id: i32, roles: &str| -> anyhow::Result<RunArgs> {
+        let data_dir = args.data_dir.join(format!("node-{node_id}"));
+        let identity = Identity::Node {
+            cluster_id: cluster_id.clone(),
+            node_id,
+            roles: NodeRoles::parse(roles)?,
+        };
+        let tls_dir = data_dir.join("tls");
+        ca.ensure_material(&tls_dir, &identity, &[])
+            .with_context(|| format!("the certificate of node {node_id}"))?;
+        Ok(RunArgs {
+            node_id,
+            data_dir,
+            listen: ([127, 0, 0, 1], 0).into(),
+            advertised_host: None,
+            admin_listen: None,
+            rack: None,
+            cluster_id: Some(cluster_id.clone()),
+            roles: vec![roles.into()],
+            set: vec![],
+            controller_quorum: quorum.clone(),
+            controller_listen: None,
+            tls: TlsArgs::in_dir(&tls_dir),
+        })
     };
     let mut configs: Vec<RunArgs> = (1..=DEV_CONTROLLERS)
-        .map(|i| RunArgs {
-            controller_listen: Some(([127, 0, 0, 1], controller_port(i)).into()),
-            ..base(i32::from(i), "controller")
+        .map(|i| {
+            Ok(RunArgs {
+                controller_listen: Some(([127, 0, 0, 1], controller_port(i)).into()),
+                ..base(i32::from(i), "controller")?
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     for b in 0..brokers {
         let node_id = 101 + i32::from(b);
         configs.push(RunArgs {
             listen: ([127, 0, 0, 1], args.port + b).into(),
             admin_listen: Some(([127, 0, 0, 1], args.admin_port + b).into()),
             rack: Some(((b'a' + (b % 26) as u8) as char).to_string()),
-            ..base(node_id, "broker")
+            ..base(node_id, "broker")?
         });
     }
     Ok(configs)
@@ -517,8 +540,13 @@ fn print_banner(args: &DevArgs, configs: &[RunArgs], nodes: &[Node]) {
         .collect();
     if !controllers.is_empty() {
         println!("  controllers:        {}", controllers.join(","));
+        // Any node's certificate will do; the controllers answer nodes of their cluster.
+        let tls = configs
+            .first()
+            .map(|c| c.tls.to_flags())
+            .unwrap_or_default();
         println!(
-            "  quorum status:      ferry quorum describe --bootstrap-controller {} --status",
+            "  quorum status:      ferry quorum describe --bootstrap-controller {} --status{tls}",
             controllers.join(",")
         );
     }
