@@ -40,6 +40,10 @@ pub struct ControlPlaneArgs {
     /// This member's key.
     #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_ca")]
     pub tls_key: Option<PathBuf>,
+    /// Where a control plane alone keeps the CA it makes (default: `ca` in the data
+    /// directory). Keep it apart from the data directory to survive the loss of the store.
+    #[arg(long, env = "FERRY_CA_DIR", conflicts_with = "tls_ca")]
+    pub ca_dir: Option<PathBuf>,
     /// The CA's key, to put the CA into the store so every member can issue host and node
     /// certificates (one member needs it, once).
     #[arg(long, env = "FERRY_TLS_CA_KEY", requires = "tls_ca")]
@@ -95,6 +99,7 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
         };
         options.tls = PeerTls::Files { member, ca_key_pem };
     }
+    options.ca_dir = args.ca_dir.clone();
     options.raft_id = args.id;
     options.peers = crate::node::parse_voters(&args.peers)?
         .into_iter()

@@ -5,6 +5,9 @@
 //! alone (no --peers), first start:   generate a CA into <data_dir>/ca/{ca.pem,ca-key.pem}
 //!                                    (dir 0700, files 0600), install it in the store
 //! alone, later starts:               load it from <data_dir>/ca (the store holds the same)
+//!                                    (--ca-dir puts it elsewhere: a CA kept apart from the
+//!                                    store survives the loss of the store's disk, and the
+//!                                    agents and nodes it certified keep working)
 //! replicated (3 members):            the operator makes a CA (`ferry cert ca`) and issues each
 //!                                    member a ControlPlane certificate (`ferry cert issue
 //!                                    --control-plane N`); every member is started with
@@ -71,8 +74,8 @@ impl std::fmt::Debug for MemberPki {
 }
 
 impl MemberPki {
-    /// The material of member `member_id`, as `tls` says, with `data_dir` for
-    /// [`PeerTls::Generated`] and `extra_sans` (the peer listener's addresses) in a
+    /// The material of member `member_id`, as `tls` says, with `ca_dir` the CA's directory
+    /// for [`PeerTls::Generated`] and `extra_sans` (the peer listener's addresses) in a
     /// certificate issued here.
     ///
     /// # Errors
@@ -81,13 +84,13 @@ impl MemberPki {
     /// member, a CA key that does not match), [`Error::Io`] for the CA directory.
     pub fn prepare(
         tls: &PeerTls,
-        data_dir: &Path,
+        ca_dir: &Path,
         member_id: u64,
         extra_sans: &[String],
     ) -> Result<MemberPki> {
         match tls {
             PeerTls::Generated => {
-                let ca = load_or_generate(&data_dir.join(CA_DIR))?;
+                let ca = load_or_generate(ca_dir)?;
                 let member = ca
                     .issue(
                         &Identity::ControlPlane { member: member_id },

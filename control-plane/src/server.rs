@@ -83,6 +83,8 @@ pub struct ServerOptions {
     pub peer_listen: SocketAddr,
     /// Where the CA and this member's peer certificate come from.
     pub tls: PeerTls,
+    /// The directory of a generated CA ([`PeerTls::Generated`]); `<data_dir>/ca` by default.
+    pub ca_dir: Option<PathBuf>,
     /// The HS256 secret tokens are signed with; at least
     /// [`crate::auth::SECRET_LEN_MIN`] bytes.
     pub token_secret: Vec<u8>,
@@ -112,6 +114,7 @@ impl ServerOptions {
             listen,
             peer_listen: SocketAddr::new(listen.ip(), 0),
             tls: PeerTls::Generated,
+            ca_dir: None,
             token_secret,
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
@@ -197,9 +200,13 @@ impl Server {
             }
             (options.raft_id, options.peers.clone())
         };
+        let ca_dir = options
+            .ca_dir
+            .clone()
+            .unwrap_or_else(|| options.data_dir.join(crate::pki::CA_DIR));
         let pki = MemberPki::prepare(
             &options.tls,
-            &options.data_dir,
+            &ca_dir,
             raft_id,
             &[peer_addr.ip().to_string()],
         )?;

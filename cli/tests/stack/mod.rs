@@ -167,13 +167,15 @@ impl Stack {
         self.dir.path().join("token-secret")
     }
 
-    /// The control plane's CA certificate (made in its data dir at the first start).
+    /// Where the control plane keeps its CA: apart from its data directory, as an operator
+    /// would, so a control plane that lost its store keeps its CA.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    /// The control plane's CA certificate (made at the first start).
     pub fn ca_cert(&self) -> PathBuf {
-        self.dir
-            .path()
-            .join("control-plane")
-            .join("ca")
-            .join("ca.pem")
+        self.ca_dir().join("ca.pem")
     }
 
     /// A one-time join token for `host_id`, written to a file for `--join-token-file`.
@@ -201,6 +203,8 @@ impl Stack {
             .arg(format!("127.0.0.1:{}", self.peer_port))
             .arg("--data-dir")
             .arg(self.dir.path().join("control-plane"))
+            .arg("--ca-dir")
+            .arg(self.ca_dir())
             .arg("--token-secret-file")
             .arg(self.secret_file())
             .stdout(Stdio::piped())
