@@ -42,8 +42,6 @@ fn tls_flags(dir: &std::path::Path, id: usize) -> Vec<String> {
 struct Members {
     dir: tempfile::TempDir,
     ports: Vec<u16>,
-    /// The members' peer listeners (raft, the agents' service; mutual TLS).
-    peer_ports: Vec<u16>,
     processes: Vec<Option<Child>>,
     agents: Vec<Child>,
     /// Member ids (1-based) in the order their reconcilers started leading.
@@ -129,7 +127,6 @@ impl Members {
         Members {
             dir,
             ports,
-            peer_ports,
             processes,
             agents: Vec::new(),
             leaders,
