@@ -42,8 +42,9 @@ pub struct AgentArgs {
     /// Storage offered to node data, in bytes (default: the data dir's free space).
     #[arg(long, env = "FERRY_STORAGE_BYTES")]
     pub storage_bytes: Option<u64>,
-    /// A file holding the one-time join token (`ferry token create --role agent --host ID`);
-    /// needed at the first start only, when the data dir holds no host certificate yet.
+    /// A file holding the one-time join token (`ferry token create --role agent --host ID`),
+    /// or the token itself in the FERRY_JOIN_TOKEN environment variable; needed at the first
+    /// start only, when the data dir holds no host certificate yet.
     #[arg(long, env = "FERRY_JOIN_TOKEN_FILE")]
     pub join_token_file: Option<PathBuf>,
     /// The `ferry` binary nodes run (default: this one).

@@ -129,6 +129,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("starting the control plane on {listen}"))?;
     let api = format!("http://{}", server.local_addr());
+    let peer = server.peer_addr();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.run(async {
         let _ = server_stopped.await;
@@ -195,6 +196,10 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
+    println!(
+        "  peer listener:      {peer}  (agents, mutual TLS; CA in {ca})",
+        ca = ca_cert.display()
+    );
     println!("  console:            {api}/console  (sign in with the admin token)");
     println!(
         "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
