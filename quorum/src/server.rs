@@ -253,7 +253,8 @@ fn serve(
     }
 }
 
-/// Who may call `ferry.quorum.v1.Raft`: identities that are voters of this quorum.
+/// Who may call the services of `ferry.quorum.v1` (`Raft` and any other service between
+/// voters): identities that are voters of this quorum.
 fn raft_policy(
     peers: &BTreeMap<NodeId, String>,
     voter_of: crate::VoterOf,
@@ -262,7 +263,7 @@ fn raft_policy(
     let is_voter = move |peer: &ferry_identity::Identity| {
         voter_of(peer).is_some_and(|id| voters.contains(&id))
     };
-    ferry_identity::Policy::new().allow(transport::RAFT_SERVICE_PREFIX, is_voter)
+    ferry_identity::Policy::new().allow(transport::QUORUM_PACKAGE_PREFIX, is_voter)
 }
 
 /// The state of the one task that owns the node.
