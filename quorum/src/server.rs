@@ -104,6 +104,12 @@ impl Quorum {
         services: Routes,
     ) -> Result<QuorumHandle> {
         options.validate()?;
+        if let Some(tls) = &options.tls {
+            // Fail here, not in the server task, when the material cannot serve TLS.
+            tonic::transport::Server::builder()
+                .tls_config(ferry_identity::server_tls_config(&tls.material))
+                .map_err(|e| Error::InvalidInput(format!("TLS material: {e}")))?;
+        }
         let voters: Vec<NodeId> = options.peers.keys().copied().collect();
         let store = LogStore::open(FsDisk::open(dir)?, &voters)?;
         let logger = crate::logger::tracing_logger();
