@@ -71,10 +71,11 @@ pub type Rule = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
 
 /// Which identities may call which gRPC methods. Deny by default.
 ///
-/// A rule is keyed by a full method path (`/ferry.quorum.v1.Raft/Send`) or by a service
-/// prefix ending in `/` (`/ferry.controller.v1.ControllerService/`) that covers every method
-/// of the service. For a call, the exact path's rule decides if there is one, else the
-/// service's; with neither, the call is refused.
+/// A rule is keyed by a full method path (`/ferry.quorum.v1.Raft/Send`), by a service prefix
+/// ending in `/` (`/ferry.controller.v1.ControllerService/`) that covers every method of the
+/// service, or by a package prefix ending in `.` (`/ferry.quorum.v1.`) that covers every
+/// service of the package. For a call, the exact path's rule decides if there is one, else the
+/// first prefix rule that matches; with none, the call is refused.
 #[derive(Clone, Default)]
 pub struct Policy {
     /// Rules by method path or service prefix, in the order they were added.
@@ -104,7 +105,7 @@ impl Policy {
         let service = || {
             self.rules
                 .iter()
-                .find(|(key, _)| key.ends_with('/') && path.starts_with(key.as_str()))
+                .find(|(key, _)| is_prefix(key) && path.starts_with(key.as_str()))
         };
         match exact.or_else(service) {
             Some((_, rule)) if rule(peer) => Ok(()),
@@ -131,6 +132,11 @@ impl Policy {
             policy: Arc::new(self),
         }
     }
+}
+
+/// Whether a rule key is a service (`/pkg.Service/`) or package (`/pkg.`) prefix.
+fn is_prefix(key: &str) -> bool {
+    key.ends_with('/') || key.ends_with('.')
 }
 
 impl std::fmt::Debug for Policy {
@@ -250,6 +256,18 @@ mod tests {
                 .check(REGISTER, &node("a", 2, NodeRoles::BROKER))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_package_prefix_covers_every_service_of_the_package() {
+        let policy = Policy::new().allow("/ferry.quorum.v1.", |peer| peer.is_controller_of("a"));
+        let voter = node("a", 1, NodeRoles::CONTROLLER);
+        let broker = node("a", 2, NodeRoles::BROKER);
+        for path in [SEND, "/ferry.quorum.v1.RaftSnapshot/Send"] {
+            assert!(policy.check(path, &voter).is_ok());
+            assert!(policy.check(path, &broker).is_err());
+        }
+        assert!(policy.check(REGISTER, &voter).is_err());
     }
 
     #[test]

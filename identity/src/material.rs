@@ -58,19 +58,34 @@ impl TlsMaterial {
         crate::peer::identity_of_der(&first_cert_der(&self.cert_pem)?)
     }
 
-    /// Reads material from three files, and checks that the certificate carries an identity
-    /// and the key is a key.
+    /// Reads material from three files, and checks it ([`TlsMaterial::validate`]).
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<Self> {
         let material = TlsMaterial {
             ca_pem: read_pem(ca)?,
             cert_pem: read_pem(cert)?,
             key_pem: read_pem(key)?,
         };
-        material.identity()?;
-        rustls::pki_types::PrivateKeyDer::from_pem_slice(material.key_pem.as_bytes()).map_err(
-            |e| Error::InvalidInput(format!("{}: not a private key: {e}", key.display())),
-        )?;
+        material
+            .validate()
+            .map_err(|e| Error::InvalidInput(format!("{}: {e}", cert.display())))?;
         Ok(material)
+    }
+
+    /// Checks that the certificate carries an identity, and that the key is the certificate's
+    /// (a mismatch would otherwise surface only when a server starts or a peer connects).
+    pub fn validate(&self) -> Result<()> {
+        self.identity()?;
+        let key = rcgen::KeyPair::from_pem(&self.key_pem)
+            .map_err(|e| Error::InvalidInput(format!("not a private key: {e}")))?;
+        let der = first_cert_der(&self.cert_pem)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| Error::InvalidInput(format!("certificate: {e}")))?;
+        if cert.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&key) {
+            return Err(Error::InvalidInput(
+                "the private key does not belong to the certificate".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads material written by [`TlsMaterial::write`] from `dir`.
@@ -219,6 +234,10 @@ mod tests {
             tmp.path().join(KEY_FILE),
         );
         assert!(TlsMaterial::load(&ca, &key, &cert).is_err());
+        // Another peer's key with this certificate.
+        fs::write(&key, self::material().key_pem).unwrap();
+        let err = TlsMaterial::load(&ca, &cert, &key).unwrap_err().to_string();
+        assert!(err.contains("does not belong"), "{err}");
         fs::write(&key, vec![b'A'; PEM_FILE_BYTES_MAX as usize + 1]).unwrap();
         assert!(TlsMaterial::load(&ca, &cert, &key).is_err());
     }

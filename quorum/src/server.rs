@@ -104,6 +104,12 @@ impl Quorum {
         services: Routes,
     ) -> Result<QuorumHandle> {
         options.validate()?;
+        if let Some(tls) = &options.tls {
+            // Fail here, not in the server task, when the material cannot serve TLS.
+            tonic::transport::Server::builder()
+                .tls_config(ferry_identity::server_tls_config(&tls.material))
+                .map_err(|e| Error::InvalidInput(format!("TLS material: {e}")))?;
+        }
         let voters: Vec<NodeId> = options.peers.keys().copied().collect();
         let store = LogStore::open(FsDisk::open(dir)?, &voters)?;
         let logger = crate::logger::tracing_logger();
@@ -253,7 +259,8 @@ fn serve(
     }
 }
 
-/// Who may call `ferry.quorum.v1.Raft`: identities that are voters of this quorum.
+/// Who may call the services of `ferry.quorum.v1` (`Raft` and any other service between
+/// voters): identities that are voters of this quorum.
 fn raft_policy(
     peers: &BTreeMap<NodeId, String>,
     voter_of: crate::VoterOf,
@@ -262,7 +269,7 @@ fn raft_policy(
     let is_voter = move |peer: &ferry_identity::Identity| {
         voter_of(peer).is_some_and(|id| voters.contains(&id))
     };
-    ferry_identity::Policy::new().allow(transport::RAFT_SERVICE_PREFIX, is_voter)
+    ferry_identity::Policy::new().allow(transport::QUORUM_PACKAGE_PREFIX, is_voter)
 }
 
 /// The state of the one task that owns the node.

@@ -37,8 +37,9 @@ use tonic::{Request, Response, Status};
 use crate::server::ClientRequest;
 use crate::{Error, NodeId, Result};
 
-/// The gRPC path prefix of every method of the Raft service (authorization rules key on it).
-pub const RAFT_SERVICE_PREFIX: &str = "/ferry.quorum.v1.Raft/";
+/// The gRPC path prefix of every service of the quorum's package (`Raft` and any other
+/// service between voters): with TLS, only voters may call them.
+pub const QUORUM_PACKAGE_PREFIX: &str = "/ferry.quorum.v1.";
 
 /// Most raft messages sent to one peer in one `Raft.Send` call.
 pub const PEER_BATCH_MESSAGES_MAX: usize = 64;

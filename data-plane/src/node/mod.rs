@@ -201,6 +201,9 @@ impl NodeConfig {
                     .into(),
             ));
         };
+        material
+            .validate()
+            .map_err(|e| NodeError::InvalidConfig(format!("TLS material: {e}")))?;
         let identity = material
             .identity()
             .map_err(|e| NodeError::InvalidConfig(format!("TLS certificate: {e}")))?;
@@ -521,5 +524,69 @@ fn advertised_ip(addr: SocketAddr) -> String {
         "127.0.0.1".to_string()
     } else {
         addr.ip().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_identity::{CERT_VALIDITY_DEFAULT, CertificateAuthority, NodeRoles};
+
+    /// Controller 1 of cluster `c1` in a one-voter quorum, with `tls`.
+    fn controller(tls: Option<TlsMaterial>) -> NodeConfig {
+        NodeConfig {
+            node_id: 1,
+            cluster_id: Some("c1".into()),
+            roles: vec![Role::Controller],
+            data_dir: "/nonexistent".into(),
+            kafka_listen: "127.0.0.1:0".parse().unwrap(),
+            advertised_host: None,
+            rack: None,
+            admin_listen: None,
+            server: ServerOptions::default(),
+            broker: BrokerConfig::new(1, "/nonexistent".into()),
+            controller_quorum: BTreeMap::from([(1, "127.0.0.1:9093".into())]),
+            controller_listen: Some("127.0.0.1:9093".parse().unwrap()),
+            session_timeout: Duration::from_secs(9),
+            heartbeat_interval: Duration::from_secs(2),
+            tls,
+        }
+    }
+
+    #[test]
+    fn a_quorum_node_needs_a_certificate_naming_it() {
+        let ca = CertificateAuthority::generate("test").unwrap();
+        let cert = |cluster: &str, node_id: i32, roles: NodeRoles| {
+            let identity = Identity::Node {
+                cluster_id: cluster.into(),
+                node_id,
+                roles,
+            };
+            Some(ca.issue(&identity, &[], CERT_VALIDITY_DEFAULT).unwrap())
+        };
+        controller(cert("c1", 1, NodeRoles::CONTROLLER))
+            .validate()
+            .unwrap();
+        controller(cert("c1", 1, NodeRoles::COMBINED))
+            .validate()
+            .unwrap();
+        let refused = [
+            (None, "mutual TLS"),
+            (cert("c2", 1, NodeRoles::CONTROLLER), "not for node 1"),
+            (cert("c1", 2, NodeRoles::CONTROLLER), "not for node 1"),
+            (cert("c1", 1, NodeRoles::BROKER), "not for node 1"),
+        ];
+        for (tls, want) in refused {
+            let err = controller(tls).validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should say {want:?}");
+        }
+        // Someone else's key with the right certificate.
+        let mut swapped = cert("c1", 1, NodeRoles::CONTROLLER).unwrap();
+        swapped.key_pem = cert("c1", 2, NodeRoles::CONTROLLER).unwrap().key_pem;
+        let err = controller(Some(swapped))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not belong"), "{err}");
     }
 }
