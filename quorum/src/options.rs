@@ -100,9 +100,10 @@ pub type VoterOf = Arc<dyn Fn(&Identity) -> Option<NodeId> + Send + Sync>;
 /// Mutual TLS of a quorum member: who it is, whom it trusts, who may call what.
 ///
 /// With TLS the listener refuses plaintext and certificate-less clients at the handshake;
-/// `ferry.quorum.v1.Raft` (Send and Propose) answers only identities that [`Self::voter_of`]
-/// maps to a voter of [`Options::peers`], and Send accepts only messages `from` that voter's
-/// own id. The other services on the listener follow [`Self::policy`].
+/// every service of `ferry.quorum.v1` (Raft: Send and Propose) answers only identities that
+/// [`Self::voter_of`] maps to a voter of [`Options::peers`], and Send accepts only messages
+/// `from` that voter's own id. The other services on the listener follow [`Self::policy`].
+/// The listener then speaks HTTP/2 over TLS only (no HTTP/1.1, so no REST face beside raft).
 #[derive(Clone)]
 pub struct TlsOptions {
     /// This member's CA, certificate and key.
