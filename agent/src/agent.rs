@@ -39,6 +39,7 @@ use tonic::{Code, Status};
 
 use crate::assignment::{Assignments, NodeRole, is_safe_name};
 use crate::client::{ControlPlane, Registration};
+use crate::enroll::JoinToken;
 use crate::error::{Error, Result};
 use crate::health;
 use crate::host::{Host, OsHost, StopSignal};
@@ -49,10 +50,14 @@ use crate::supervisor::{Action, Millis, NodeReport, Supervisor, SupervisorOption
 /// [`Agent::start`].
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    /// The control plane's URL, `http://host:port`.
+    /// The control plane's public API URL, `http://host:port`: where the agent enrolls.
     pub control_plane: String,
-    /// A bearer token with the `agent` role (`ferry token create --role agent`).
-    pub token: String,
+    /// The one-time join token (`ferry token create --role agent --host ID`); needed only for
+    /// the first start, when the data dir holds no host certificate yet.
+    pub join_token: Option<JoinToken>,
+    /// The control plane's peer listener, `host:port`, where `AgentService` is served; by
+    /// default the one enrollment told (kept in the data dir).
+    pub peer_address: Option<String>,
     /// Where the agent keeps its host id, its last assignments and its nodes' directories.
     pub data_dir: PathBuf,
     /// The host's id; by default the one kept in the data dir, else a new random one.
@@ -99,14 +104,16 @@ impl AgentOptions {
     /// retries back off up to 5 s, nodes left running on shutdown.
     pub fn new(
         control_plane: impl Into<String>,
-        token: impl Into<String>,
+        join_token: impl Into<String>,
         data_dir: impl Into<PathBuf>,
         zone: impl Into<String>,
         address: impl Into<String>,
     ) -> AgentOptions {
+        let join_token = join_token.into();
         AgentOptions {
             control_plane: control_plane.into(),
-            token: token.into(),
+            join_token: (!join_token.trim().is_empty()).then(|| JoinToken::new(join_token)),
+            peer_address: None,
             data_dir: data_dir.into(),
             host_id: None,
             zone: zone.into(),
@@ -142,9 +149,6 @@ impl AgentOptions {
                 "the control plane URL {:?} must start with http:// or https://",
                 self.control_plane
             ));
-        }
-        if self.token.trim().is_empty() {
-            problems.push("a token is required".to_string());
         }
         if !is_safe_name(&self.zone) {
             problems.push(format!(
@@ -230,7 +234,39 @@ impl Agent {
         let data_dir = std::fs::canonicalize(&options.data_dir)
             .map_err(|e| Error::io(&options.data_dir, e))?;
         let lock = store::lock(&data_dir)?;
-        let host_id = store::host_id(&data_dir, options.host_id.as_deref(), &options.zone)?;
+        let enrolled = match crate::enroll::load(&data_dir)? {
+            Some(enrolled) => enrolled,
+            None => {
+                let Some(token) = &options.join_token else {
+                    return Err(Error::InvalidInput(
+                        "this host is not enrolled yet: give a join token (`ferry token create \
+                         --role agent --host ID`)"
+                            .into(),
+                    ));
+                };
+                let named = crate::enroll::token_host(token)?;
+                if let Some(given) = options.host_id.as_deref().filter(|given| *given != named) {
+                    return Err(Error::InvalidInput(format!(
+                        "the join token is for host {named:?}, not {given:?}"
+                    )));
+                }
+                // A data dir of another host stays another host's, token or not.
+                store::host_id(&data_dir, Some(&named), &options.zone)?;
+                crate::enroll::enroll(
+                    &data_dir,
+                    &options.control_plane,
+                    token,
+                    options.rpc_timeout,
+                )
+                .await?
+            }
+        };
+        let host_id = store::host_id(&data_dir, Some(&enrolled.host_id), &options.zone)?;
+        if let Some(given) = options.host_id.as_deref().filter(|given| *given != host_id) {
+            return Err(Error::InvalidInput(format!(
+                "this data dir's host certificate is for host {host_id:?}, not {given:?}"
+            )));
+        }
         let kept = store::load_assignments(&data_dir)?;
         let binary = match &options.node_binary {
             Some(binary) => binary.clone(),
@@ -243,8 +279,12 @@ impl Agent {
             Some(bytes) => bytes,
             None => free_bytes(&data_dir)?,
         };
+        let peer_address = options
+            .peer_address
+            .clone()
+            .unwrap_or_else(|| enrolled.peer_address.clone());
         let control_plane =
-            ControlPlane::new(&options.control_plane, &options.token, options.rpc_timeout)?;
+            ControlPlane::new(&peer_address, &enrolled.material, options.rpc_timeout)?;
 
         let mut shell = Shell {
             core: Supervisor::new(options.supervisor.clone()),
@@ -620,7 +660,28 @@ impl Sync {
         if generation != self.known {
             self.pull().await?;
         }
+        // Material that failed to come with the assignments, or is due for renewal.
+        let nodes = self.desired.borrow().nodes.clone();
+        self.ensure_node_certificates(&nodes).await;
         Ok(())
+    }
+
+    /// Makes sure every node in `nodes` has its certificate (see [`crate::node_tls`]). A
+    /// failure is logged and retried next round; the node then starts without TLS material
+    /// and is refused by its TLS peers until it has it.
+    async fn ensure_node_certificates(&mut self, nodes: &[crate::assignment::Assignment]) {
+        for node in nodes {
+            if let Err(status) =
+                crate::node_tls::ensure(&mut self.control_plane, &self.data_dir, node).await
+            {
+                tracing::warn!(
+                    node = %node.key(),
+                    code = ?status.code(),
+                    "no certificate for the node yet: {}",
+                    status.message()
+                );
+            }
+        }
     }
 
     /// Fetches the assignments if they changed, keeps them on disk, hands them over.
@@ -669,6 +730,8 @@ impl Sync {
             "received assignments"
         );
         self.known = assignments.generation;
+        // Certificates first, so a new node starts with its material.
+        self.ensure_node_certificates(&assignments.nodes).await;
         self.desired.send_replace(assignments);
         Ok(())
     }
@@ -842,7 +905,6 @@ mod tests {
         let err = options.validate().unwrap_err().to_string();
         for part in [
             "must start with http://",
-            "a token is required",
             "the zone \"a/b\"",
             "not an IP address",
             "port range 10-5",

@@ -1,5 +1,7 @@
-//! The agent's client of the control plane's `AgentService`, with its bearer token on every
-//! call and a timeout on each.
+//! The agent's client of the control plane's `AgentService`, on the control plane's peer
+//! listener over mutual TLS with the host certificate ([`crate::enroll`]), with a timeout on
+//! each call. The control plane's certificate must carry
+//! [`ferry_identity::CONTROL_PLANE_SERVER_NAME`] and chain to the CA kept at enrollment.
 //!
 //! The channel connects lazily and reconnects by itself, so a control plane that goes away
 //! and comes back (a restart, a leader change behind a load balancer) needs nothing here: calls
@@ -7,9 +9,9 @@
 
 use std::time::Duration;
 
+use ferry_identity::{CONTROL_PLANE_SERVER_NAME, TlsMaterial};
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::agent_service_client::AgentServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
@@ -41,38 +43,59 @@ pub struct Registration {
 pub struct ControlPlane {
     /// The lazily connected client.
     client: AgentServiceClient<Channel>,
-    /// `Bearer <token>`.
-    authorization: MetadataValue<Ascii>,
 }
 
 impl ControlPlane {
-    /// A client of the control plane at `url` (`http://host:port`) presenting `token`; each
-    /// call gives up after `timeout`. Connects on first use.
+    /// A client of the control plane's peer listener at `peer_address` (`host:port`),
+    /// presenting the host certificate in `material`; each call gives up after `timeout`.
+    /// Connects on first use.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] for a bad URL or a token that is not a header value.
-    pub fn new(url: &str, token: &str, timeout: Duration) -> Result<ControlPlane> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| Error::InvalidInput(format!("control plane URL {url:?}: {e}")))?
+    /// [`Error::InvalidInput`] for a bad address or unusable TLS material.
+    pub fn new(
+        peer_address: &str,
+        material: &TlsMaterial,
+        timeout: Duration,
+    ) -> Result<ControlPlane> {
+        let tls = ferry_identity::client_tls_config(material, CONTROL_PLANE_SERVER_NAME);
+        let endpoint = Endpoint::from_shared(format!("https://{peer_address}"))
+            .map_err(|e| {
+                Error::InvalidInput(format!("control plane peer address {peer_address:?}: {e}"))
+            })?
+            .tls_config(tls)
+            .map_err(|e| Error::InvalidInput(format!("TLS for the control plane: {e}")))?
             .connect_timeout(timeout)
             .timeout(timeout);
-        let authorization = format!("Bearer {}", token.trim())
-            .parse()
-            .map_err(|_| Error::InvalidInput("the token is not a valid header value".into()))?;
         Ok(ControlPlane {
             client: AgentServiceClient::new(endpoint.connect_lazy()),
-            authorization,
         })
     }
 
-    /// A request carrying the token.
+    /// A request (the certificate authenticates it; nothing to add).
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", self.authorization.clone());
-        request
+        Request::new(message)
+    }
+
+    /// A certificate for the node `cluster_id`/`node_id` (assigned to this host) over the
+    /// key the CSR was made with: the certificate and CA (PEM), and when it expires (ms since
+    /// the Unix epoch).
+    pub async fn node_certificate(
+        &mut self,
+        cluster_id: &str,
+        node_id: i32,
+        csr_pem: String,
+    ) -> std::result::Result<pb::IssueNodeCertificateResponse, Status> {
+        let request = self.request(pb::IssueNodeCertificateRequest {
+            cluster_id: cluster_id.to_string(),
+            node_id,
+            csr_pem,
+        });
+        Ok(self
+            .client
+            .issue_node_certificate(request)
+            .await?
+            .into_inner())
     }
 
     /// Registers (or re-registers) the host.

@@ -18,6 +18,11 @@ pub enum Error {
     /// The data directory cannot be read or written.
     #[error("{0}")]
     Io(String),
+    /// The control plane refused to enroll this host (a spent, expired or foreign join
+    /// token), or could not be reached to enroll it: get a new join token, or start the agent
+    /// again once the control plane is up.
+    #[error("enrollment failed: {0}")]
+    Enrollment(String),
 }
 
 impl Error {

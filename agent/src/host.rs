@@ -8,6 +8,8 @@
 //!     assignment.json    the assignment it was started with (written atomically)
 //!     node.pid           its process id (written atomically after the spawn)
 //!     node.log           its stdout and stderr, bounded (the previous part kept as node.log.1)
+//!     tls/               its certificate, key and CA (dir 0700, files 0600), passed as
+//!                        --tls-ca/--tls-cert/--tls-key when present (see crate::node_tls)
 //! ```
 //!
 //! Nodes run `ferry node` in their own process group, so a signal to the agent's group
@@ -100,6 +102,8 @@ pub struct NodePaths {
     pub pid: PathBuf,
     /// Its log.
     pub log: PathBuf,
+    /// Its TLS material (`ca.pem`, `cert.pem`, `key.pem`).
+    pub tls: PathBuf,
 }
 
 impl NodePaths {
@@ -114,6 +118,7 @@ impl NodePaths {
             assignment: dir.join("assignment.json"),
             pid: dir.join("node.pid"),
             log: dir.join("node.log"),
+            tls: dir.join(crate::node_tls::TLS_DIR),
             dir,
         }
     }
@@ -191,7 +196,16 @@ impl Host for OsHost {
         write_atomically(&paths.assignment, &record)
             .map_err(|e| io("writing", &paths.assignment, e))?;
         let mut log = Self::open_log(&paths).map_err(|e| io("opening", &paths.log, e))?;
-        let args = assignment.node_args(&paths.data);
+        let mut args = assignment.node_args(&paths.data);
+        if paths.tls.join(ferry_identity::CERT_FILE).exists() {
+            for (flag, file) in [
+                ("--tls-ca", ferry_identity::CA_FILE),
+                ("--tls-cert", ferry_identity::CERT_FILE),
+                ("--tls-key", ferry_identity::KEY_FILE),
+            ] {
+                args.extend([flag.to_string(), paths.tls.join(file).display().to_string()]);
+            }
+        }
         // A line in the log between runs, so a reader sees where each run begins.
         let _ = writeln!(log, "{START_MARKER} {key}: {}", args.join(" "));
         let stdout = log.try_clone().map_err(|e| io("opening", &paths.log, e))?;

@@ -27,7 +27,10 @@
 //! - [`host`]: the side effects behind the [`host::Host`] trait: node directories, pid files,
 //!   processes, re-adoption through `/proc`.
 //! - [`health`]: a node's admin endpoint answer judged into ready / not ready / failed.
-//! - [`client`]: the control plane's `AgentService`, with the agent's token.
+//! - [`enroll`]: the host's identity: enrollment with a one-time join token, the host
+//!   certificate kept in the data dir.
+//! - [`client`]: the control plane's `AgentService`, over mutual TLS with that certificate.
+//! - [`node_tls`]: each node's certificate, over a key made here, signed by the control plane.
 //! - [`store`]: what the agent keeps in its data directory (host id, assignments).
 //! - [`agent`]: [`Agent`], the shell running the two tasks, and its [`AgentOptions`].
 //!
@@ -37,7 +40,7 @@
 //! # async fn example() -> ferry_agent::Result<()> {
 //! use ferry_agent::{Agent, AgentOptions};
 //! let mut options = AgentOptions::new(
-//!     "http://127.0.0.1:7070", "<agent token>", "/var/lib/ferry-agent", "a", "10.0.0.1",
+//!     "http://127.0.0.1:7070", "<join token>", "/var/lib/ferry-agent", "a", "10.0.0.1",
 //! );
 //! options.stop_nodes_on_shutdown = true; // as `ferry dev` does; hosts leave nodes running
 //! let agent = Agent::start(options).await?;
@@ -49,20 +52,22 @@
 //! # Simplifications
 //!
 //! - Linux only: re-adoption reads `/proc/<pid>/cmdline`.
-//! - One agent token for the whole fleet; per-host credentials come with enrollment.
 //! - `storage_bytes` is reported and recorded, not enforced on node directories.
 //! - One `ferry` binary serves every `kafka_version`; versioned binaries come with upgrades.
 
 pub mod agent;
 pub mod assignment;
 pub mod client;
+pub mod enroll;
 mod error;
 pub mod health;
 pub mod host;
+pub mod node_tls;
 pub mod store;
 pub mod supervisor;
 
 pub use agent::{Agent, AgentOptions, HostStatus};
 pub use assignment::{Assignment, Assignments, NodeKey, NodeRole};
+pub use enroll::JoinToken;
 pub use error::{Error, Result};
 pub use supervisor::{NodeReport, NodeState, SupervisorOptions};

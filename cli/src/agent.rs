@@ -10,7 +10,7 @@ use ferry_agent::{Agent, AgentOptions};
 /// Flags of an agent process.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The control plane's URL.
+    /// The control plane's public API URL (where the agent enrolls).
     #[arg(
         long,
         env = "FERRY_CONTROL_PLANE",
@@ -26,9 +26,13 @@ pub struct AgentArgs {
     /// Where the agent keeps its host id, assignments and node directories.
     #[arg(long, env = "FERRY_DATA_DIR", default_value = "./ferry-agent")]
     pub data_dir: PathBuf,
-    /// The host's id (default: the one kept in the data dir, else a new random one).
+    /// The host's id; if given, it must be the one the join token (or the kept host
+    /// certificate) names.
     #[arg(long, env = "FERRY_HOST_ID")]
     pub host_id: Option<String>,
+    /// The control plane's peer listener, HOST:PORT (default: the address enrollment gave).
+    #[arg(long, env = "FERRY_CONTROL_PLANE_PEER")]
+    pub control_plane_peer: Option<String>,
     /// The ports nodes on this host may use, LO-HI.
     #[arg(long, env = "FERRY_PORTS", default_value = "9000-9999", value_parser = parse_ports)]
     pub ports: (u16, u16),
@@ -38,12 +42,11 @@ pub struct AgentArgs {
     /// Storage offered to node data, in bytes (default: the data dir's free space).
     #[arg(long, env = "FERRY_STORAGE_BYTES")]
     pub storage_bytes: Option<u64>,
-    /// A file holding the agent token (`ferry token create --role agent`).
-    #[arg(long, env = "FERRY_TOKEN_FILE", conflicts_with = "token")]
-    pub token_file: Option<PathBuf>,
-    /// The agent token itself.
-    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// A file holding the one-time join token (`ferry token create --role agent --host ID`),
+    /// or the token itself in the FERRY_JOIN_TOKEN environment variable; needed at the first
+    /// start only, when the data dir holds no host certificate yet.
+    #[arg(long, env = "FERRY_JOIN_TOKEN_FILE")]
+    pub join_token_file: Option<PathBuf>,
     /// The `ferry` binary nodes run (default: this one).
     #[arg(long, env = "FERRY_NODE_BINARY")]
     pub node_binary: Option<PathBuf>,
@@ -57,6 +60,9 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 15_000)]
     pub stop_timeout_ms: u64,
 }
+
+/// The environment variable that may hold the join token (instead of a file).
+pub const JOIN_TOKEN_ENV: &str = "FERRY_JOIN_TOKEN";
 
 /// Parses `LO-HI`.
 fn parse_ports(s: &str) -> Result<(u16, u16), String> {
@@ -73,11 +79,13 @@ fn parse_ports(s: &str) -> Result<(u16, u16), String> {
 
 /// Runs `ferry agent` until SIGINT or SIGTERM.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let token = match (&args.token, &args.token_file) {
-        (Some(token), _) => token.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token file {}", path.display()))?,
-        (None, None) => anyhow::bail!("give the agent token with --token-file or FERRY_TOKEN"),
+    // The join token itself only from the environment or a file, never the command line.
+    let token = match (std::env::var(JOIN_TOKEN_ENV), &args.join_token_file) {
+        (Ok(token), _) => token,
+        (Err(_), Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the join token file {}", path.display()))?,
+        // None is fine for a host that enrolled before (its certificate is in the data dir).
+        (Err(_), None) => String::new(),
     };
     let mut options = AgentOptions::new(
         args.control_plane,
@@ -87,6 +95,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         args.address,
     );
     options.host_id = args.host_id;
+    options.peer_address = args.control_plane_peer;
     (options.ports_lo, options.ports_hi) = args.ports;
     options.max_nodes = args.max_nodes;
     options.storage_bytes = args.storage_bytes;

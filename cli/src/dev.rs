@@ -2,7 +2,9 @@
 //!
 //! By default it runs the whole managed service on loopback in this one process: a control
 //! plane (API on `--api-port`, gRPC and REST) and three agents in zones `a`, `b` and `c`, each
-//! with its own data directory and port range. It prints the API URL and an admin token; with
+//! with its own data directory and port range. The control plane makes its CA in its data
+//! directory, and each agent enrolls with a join token minted here, so every agent and node
+//! speaks mutual TLS with certificates nobody had to make by hand. It prints the API URL and an admin token; with
 //! `--cluster NAME` it also creates a 3-broker / 3-controller cluster through the API and
 //! prints its bootstrap servers once it is ACTIVE. The agents run the nodes as `ferry node`
 //! processes. Ctrl-C stops the agents with their nodes (brokers first), then the control
@@ -11,9 +13,15 @@
 //! Two smaller modes skip the control plane: `--single-node` runs one node that is its own
 //! metadata authority, and `--nodes N` runs 3 controllers and N brokers in this process.
 //!
+//! `--nodes N` protects its controllers like any cluster: it keeps a CA in `<dir>/ca/` and
+//! each node's certificate in `<dir>/node-<id>/tls/` (made on first start, reused after), and
+//! the nodes talk over mutual TLS. `--single-node` has no internal listener (no peers), so it
+//! needs no certificate.
+//!
 //! ```text
 //! ports (defaults):
 //!   control plane   7070                     (gRPC + REST /v1 + /openapi.json)
+//!                   7071                     (peer listener: the agents, mutual TLS)
 //!   agents          a: 19000-19199, b: 19200-19399, c: 19400-19599 (nodes' ports)
 //!   --single-node   9092 (Kafka), 9192 (node status)
 //!   --nodes N       brokers 9092.., controllers --port + 100 + 1..=3, admin --admin-port + n
@@ -27,12 +35,15 @@ use anyhow::Context;
 use clap::Args;
 use ferry_agent::{Agent, AgentOptions};
 use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
+use ferry_control_plane::enroll::{JOIN_TOKEN_TTL_DEFAULT, JoinTokens};
+use ferry_control_plane::pki::{CA_CERT_FILE, CA_DIR};
 use ferry_control_plane::server::{AUDIENCE, ISSUER, Server, ServerOptions};
 use ferry_data_plane::node::Node;
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
 
-use crate::node::RunArgs;
+use crate::node::{RunArgs, TlsArgs};
+use ferry_identity::{CertificateAuthority, Identity, NodeRoles};
 
 /// Controllers in a `--nodes` cluster.
 const DEV_CONTROLLERS: u16 = 3;
@@ -58,6 +69,10 @@ pub struct DevArgs {
     /// Port of the control plane's API on 127.0.0.1 (gRPC and REST).
     #[arg(long, default_value_t = 7070)]
     api_port: u16,
+    /// Port of the control plane's peer listener on 127.0.0.1 (the agents' service over
+    /// mutual TLS; default: the API port + 1, or a free port when --api-port is 0).
+    #[arg(long)]
+    peer_port: Option<u16>,
     /// First port of the agents' node port ranges (200 ports per agent).
     #[arg(long, default_value_t = 19000)]
     agent_ports: u16,
@@ -102,10 +117,19 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     let secret_file = cp_dir.join("token-secret");
     let secret = crate::control_plane::read_or_create_secret(&secret_file)?;
     let listen: SocketAddr = ([127, 0, 0, 1], args.api_port).into();
-    let server = Server::bind(ServerOptions::new(&cp_dir, listen, secret.clone()))
+    let mut options = ServerOptions::new(&cp_dir, listen, secret.clone());
+    // The peer listener (raft, the agents' service; mutual TLS) next to the API.
+    let peer_port = match (args.peer_port, args.api_port) {
+        (Some(port), _) => port,
+        (None, 0) => 0,
+        (None, port) => port.checked_add(1).context("--api-port is too high")?,
+    };
+    options.peer_listen = SocketAddr::new(listen.ip(), peer_port);
+    let server = Server::bind(options)
         .await
         .with_context(|| format!("starting the control plane on {listen}"))?;
     let api = format!("http://{}", server.local_addr());
+    let peer = server.peer_addr();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.run(async {
         let _ = server_stopped.await;
@@ -120,14 +144,13 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         },
         DEV_TOKEN_TTL,
     );
-    let agent_token = issuer.mint(
-        &Principal {
-            subject: "agent".into(),
-            tenant: String::new(),
-            role: Role::Agent,
-        },
-        DEV_TOKEN_TTL,
-    );
+    // Each agent enrolls with its own one-time join token, minted here for the CA the control
+    // plane made in its data dir.
+    let ca_cert = cp_dir.join(CA_DIR).join(CA_CERT_FILE);
+    let ca_pem = std::fs::read_to_string(&ca_cert)
+        .with_context(|| format!("reading the control plane's CA {}", ca_cert.display()))?;
+    let ca_fingerprint = ferry_agent::enroll::fingerprint(&ca_pem)?;
+    let join_tokens = JoinTokens::new(&secret, ISSUER)?;
 
     let mut agents = Vec::new();
     let hosts = (0..args.hosts_per_zone).flat_map(|n| DEV_ZONES.iter().map(move |zone| (n, *zone)));
@@ -139,9 +162,13 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         let hi = lo
             .checked_add(AGENT_PORT_SPAN - 1)
             .context("--agent-ports is too high")?;
+        let host_id = match n {
+            0 => format!("dev-{zone}"),
+            n => format!("dev-{zone}{n}"),
+        };
         let mut options = AgentOptions::new(
             api.clone(),
-            agent_token.clone(),
+            join_tokens.mint(&host_id, &ca_fingerprint, JOIN_TOKEN_TTL_DEFAULT),
             args.data_dir.join(match n {
                 0 => format!("agent-{zone}"),
                 n => format!("agent-{zone}{n}"),
@@ -149,10 +176,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
             zone,
             "127.0.0.1",
         );
-        options.host_id = Some(match n {
-            0 => format!("dev-{zone}"),
-            n => format!("dev-{zone}{n}"),
-        });
+        options.host_id = Some(host_id);
         options.max_nodes = args.max_nodes_per_host;
         options.ports_lo = lo;
         options.ports_hi = hi;
@@ -172,6 +196,10 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
+    println!(
+        "  peer listener:      {peer}  (agents, mutual TLS; CA in {ca})",
+        ca = ca_cert.display()
+    );
     println!("  console:            {api}/console  (sign in with the admin token)");
     println!(
         "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
@@ -419,6 +447,7 @@ fn single_node(args: &DevArgs) -> RunArgs {
         set: vec![],
         controller_quorum: vec![],
         controller_listen: None,
+        tls: TlsArgs::default(),
     }
 }
 
@@ -430,32 +459,48 @@ fn cluster(args: &DevArgs, brokers: u16) -> anyhow::Result<Vec<RunArgs>> {
     let quorum: Vec<String> = (1..=DEV_CONTROLLERS)
         .map(|i| format!("{i}@127.0.0.1:{}", controller_port(i)))
         .collect();
-    let base = |node_id: i32, roles: &str| RunArgs {
-        node_id,
-        data_dir: args.data_dir.join(format!("node-{node_id}")),
-        listen: ([127, 0, 0, 1], 0).into(),
-        advertised_host: None,
-        admin_listen: None,
-        rack: None,
-        cluster_id: Some(cluster_id.clone()),
-        roles: vec![roles.into()],
-        set: vec![],
-        controller_quorum: quorum.clone(),
-        controller_listen: None,
+    let ca = CertificateAuthority::load_or_generate(&args.data_dir.join("ca"), "Ferry dev CA")
+        .context("the dev cluster's CA")?;
+    let base = |node_id: i32, roles: &str| -> anyhow::Result<RunArgs> {
+        let data_dir = args.data_dir.join(format!("node-{node_id}"));
+        let identity = Identity::Node {
+            cluster_id: cluster_id.clone(),
+            node_id,
+            roles: NodeRoles::parse(roles)?,
+        };
+        let tls_dir = data_dir.join("tls");
+        ca.ensure_material(&tls_dir, &identity, &[])
+            .with_context(|| format!("the certificate of node {node_id}"))?;
+        Ok(RunArgs {
+            node_id,
+            data_dir,
+            listen: ([127, 0, 0, 1], 0).into(),
+            advertised_host: None,
+            admin_listen: None,
+            rack: None,
+            cluster_id: Some(cluster_id.clone()),
+            roles: vec![roles.into()],
+            set: vec![],
+            controller_quorum: quorum.clone(),
+            controller_listen: None,
+            tls: TlsArgs::in_dir(&tls_dir),
+        })
     };
     let mut configs: Vec<RunArgs> = (1..=DEV_CONTROLLERS)
-        .map(|i| RunArgs {
-            controller_listen: Some(([127, 0, 0, 1], controller_port(i)).into()),
-            ..base(i32::from(i), "controller")
+        .map(|i| {
+            Ok(RunArgs {
+                controller_listen: Some(([127, 0, 0, 1], controller_port(i)).into()),
+                ..base(i32::from(i), "controller")?
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     for b in 0..brokers {
         let node_id = 101 + i32::from(b);
         configs.push(RunArgs {
             listen: ([127, 0, 0, 1], args.port + b).into(),
             admin_listen: Some(([127, 0, 0, 1], args.admin_port + b).into()),
             rack: Some(((b'a' + (b % 26) as u8) as char).to_string()),
-            ..base(node_id, "broker")
+            ..base(node_id, "broker")?
         });
     }
     Ok(configs)
@@ -500,8 +545,13 @@ fn print_banner(args: &DevArgs, configs: &[RunArgs], nodes: &[Node]) {
         .collect();
     if !controllers.is_empty() {
         println!("  controllers:        {}", controllers.join(","));
+        // Any node's certificate will do; the controllers answer nodes of their cluster.
+        let tls = configs
+            .first()
+            .map(|c| c.tls.to_flags())
+            .unwrap_or_default();
         println!(
-            "  quorum status:      ferry quorum describe --bootstrap-controller {} --status",
+            "  quorum status:      ferry quorum describe --bootstrap-controller {} --status{tls}",
             controllers.join(",")
         );
     }

@@ -12,10 +12,12 @@
 //! - `ferry node status`: what a node reports on its admin endpoint;
 //! - `ferry quorum describe`: the metadata quorum, as `kafka-metadata-quorum` shows it;
 //! - `ferry token create`: mint an API token with the control plane's secret;
+//! - `ferry cert ca`, `ferry cert issue`: certificates for hand-built clusters;
 //! - `ferry cluster …`, `ferry operation …`, `ferry host …`: the control plane's API (see
 //!   `client`).
 
 mod agent;
+mod cert;
 mod client;
 mod control_plane;
 mod dev;
@@ -43,6 +45,8 @@ enum Command {
     Dev(dev::DevArgs),
     /// Inspect a cluster's metadata quorum.
     Quorum(quorum::QuorumArgs),
+    /// Make a CA and certificates for hand-built clusters.
+    Cert(cert::CertArgs),
     /// Run the control plane (API and store).
     ControlPlane(control_plane::ControlPlaneArgs),
     /// Mint API tokens.
@@ -76,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             Command::Node(args) => node::run(*args).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Quorum(args) => quorum::run(args).await,
+            Command::Cert(args) => cert::run(args),
             Command::ControlPlane(args) => control_plane::run(args).await,
             Command::Token(args) => token::run(args),
             Command::Agent(args) => agent::run(*args).await,

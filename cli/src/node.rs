@@ -85,6 +85,63 @@ pub struct RunArgs {
     /// Address of this controller's listener (raft and broker traffic).
     #[arg(long, env = "FERRY_CONTROLLER_LISTEN")]
     pub controller_listen: Option<SocketAddr>,
+    /// TLS material for talking to the other nodes: required with --controller-quorum.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// A peer's TLS material as three PEM files (`ferry cert issue` writes them). Nodes of a
+/// quorum talk to each other only over mutual TLS with these.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// The CA certificate every peer's certificate must chain to.
+    #[arg(long, env = "FERRY_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// This process's certificate.
+    #[arg(long, env = "FERRY_TLS_CERT", requires_all = ["tls_ca", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// This process's private key.
+    #[arg(long, env = "FERRY_TLS_KEY", requires_all = ["tls_ca", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The three files of a material directory written by `ferry cert issue`.
+    pub fn in_dir(dir: &std::path::Path) -> TlsArgs {
+        TlsArgs {
+            tls_ca: Some(dir.join(ferry_identity::CA_FILE)),
+            tls_cert: Some(dir.join(ferry_identity::CERT_FILE)),
+            tls_key: Some(dir.join(ferry_identity::KEY_FILE)),
+        }
+    }
+
+    /// The material, if the flags name it.
+    pub fn load(&self) -> anyhow::Result<Option<ferry_identity::TlsMaterial>> {
+        match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                let material = ferry_identity::TlsMaterial::load(ca, cert, key)
+                    .context("reading the TLS material (--tls-ca, --tls-cert, --tls-key)")?;
+                Ok(Some(material))
+            }
+            (None, None, None) => Ok(None),
+            _ => anyhow::bail!("--tls-ca, --tls-cert and --tls-key go together"),
+        }
+    }
+
+    /// The flags, for printing a command line.
+    pub fn to_flags(&self) -> String {
+        let flag = |name: &str, path: &Option<PathBuf>| {
+            path.as_ref()
+                .map(|p| format!(" --{name} {}", p.display()))
+                .unwrap_or_default()
+        };
+        format!(
+            "{}{}{}",
+            flag("tls-ca", &self.tls_ca),
+            flag("tls-cert", &self.tls_cert),
+            flag("tls-key", &self.tls_key)
+        )
+    }
 }
 
 /// Parses Kafka's `controller.quorum.voters` form: `ID@HOST:PORT` items.
@@ -166,6 +223,7 @@ impl RunArgs {
             controller_listen: self.controller_listen,
             session_timeout,
             heartbeat_interval,
+            tls: self.tls.load()?,
         })
     }
 }

@@ -2,9 +2,13 @@
 //! prints it.
 //!
 //! ```text
-//! ferry quorum describe --bootstrap-controller 127.0.0.1:9093 --status
-//! ferry quorum describe --bootstrap-controller 127.0.0.1:9093 --replication
+//! ferry quorum describe --bootstrap-controller 127.0.0.1:9093 --status \
+//!     --tls-ca node-101/tls/ca.pem --tls-cert node-101/tls/cert.pem --tls-key node-101/tls/key.pem
+//! ferry quorum describe --bootstrap-controller 127.0.0.1:9093 --replication   (same TLS flags)
 //! ```
+//!
+//! The controllers answer only nodes of their cluster over mutual TLS, so the command presents
+//! a node's certificate (any node of the cluster; the cluster id is read from it).
 
 use std::collections::BTreeMap;
 
@@ -40,6 +44,10 @@ enum QuorumCommand {
         /// One line per voter and observer with its log end offset, lag and fetch times.
         #[arg(long)]
         replication: bool,
+        /// A certificate of a node of the cluster (the cluster id is read from it): the
+        /// controllers answer only their cluster's nodes.
+        #[command(flatten)]
+        tls: crate::node::TlsArgs,
     },
 }
 
@@ -49,13 +57,23 @@ pub async fn run(args: QuorumArgs) -> anyhow::Result<()> {
         bootstrap_controller,
         status: _,
         replication,
+        tls,
     } = args.command;
+    let tls = tls.load()?.context(
+        "the controllers answer only over mutual TLS: give --tls-ca, --tls-cert and \
+                  --tls-key of a node of the cluster",
+    )?;
+    let cluster_id = match tls.identity()? {
+        ferry_identity::Identity::Node { cluster_id, .. } => cluster_id,
+        other => anyhow::bail!("the TLS certificate is for {other}, not for a node of a cluster"),
+    };
     let controllers: BTreeMap<i32, String> = bootstrap_controller
         .into_iter()
         .enumerate()
         .map(|(i, a)| (i as i32, a))
         .collect();
-    let client = ControllerClient::new(&controllers).map_err(anyhow::Error::msg)?;
+    let client =
+        ControllerClient::new(&controllers, &cluster_id, &tls).map_err(anyhow::Error::msg)?;
     let state = client
         .describe_quorum()
         .await

@@ -1,10 +1,14 @@
-//! `ferry token create`: mint an API token with the control plane's secret.
+//! `ferry token create`: mint an API token with the control plane's secret, or, with
+//! `--role agent --host ID`, a one-time join token with which the agent of host ID enrolls
+//! (see `ferry_control_plane::enroll`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
+use ferry_control_plane::enroll::{JOIN_TOKEN_TTL_MAX, JoinTokens};
 use ferry_control_plane::server::{AUDIENCE, ISSUER};
 
 /// Arguments of `ferry token`.
@@ -24,9 +28,17 @@ enum TokenCommand {
         /// no tenant).
         #[arg(long)]
         tenant: Option<String>,
-        /// The role in that tenant: admin, operator or viewer; or agent, for host agents.
+        /// The role in that tenant: admin, operator or viewer; or agent, for a host agent's
+        /// one-time join token (with --host and --ca-cert).
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// With `--role agent`: the host the join token enrolls.
+        #[arg(long)]
+        host: Option<String>,
+        /// With `--role agent`: the control plane's CA certificate (`<data dir>/ca/ca.pem` of
+        /// a control plane alone), whose fingerprint the agent checks at enrollment.
+        #[arg(long, env = "FERRY_CA_CERT")]
+        ca_cert: Option<PathBuf>,
         /// The token's subject (user or service); defaults to `<role>@<tenant>`, or `agent`.
         #[arg(long)]
         subject: Option<String>,
@@ -53,7 +65,33 @@ pub fn run(args: TokenArgs) -> anyhow::Result<()> {
             subject,
             ttl_hours,
             token_secret_file,
+            host,
+            ca_cert,
         } => {
+            if role == Role::Agent {
+                anyhow::ensure!(
+                    tenant.is_none(),
+                    "agent tokens act in no tenant: drop --tenant"
+                );
+                let host = host.context("--host is required for a join token (--role agent)")?;
+                let ca_cert = ca_cert.context(
+                    "--ca-cert is required for a join token: the control plane's CA certificate",
+                )?;
+                let ca_pem = std::fs::read_to_string(&ca_cert)
+                    .with_context(|| format!("reading {}", ca_cert.display()))?;
+                let fingerprint = ferry_agent::enroll::fingerprint(&ca_pem)?;
+                let secret = crate::control_plane::read_secret(&token_secret_file)?;
+                let tokens = JoinTokens::new(&secret, ISSUER)?;
+                let ttl = Duration::from_secs(ttl_hours.saturating_mul(3600));
+                anyhow::ensure!(
+                    !ttl.is_zero() && ttl <= JOIN_TOKEN_TTL_MAX,
+                    "a join token lives from 1 hour to {} hours",
+                    JOIN_TOKEN_TTL_MAX.as_secs() / 3600
+                );
+                println!("{}", tokens.mint(&host, &fingerprint, ttl));
+                return Ok(());
+            }
+            anyhow::ensure!(host.is_none(), "--host is for join tokens (--role agent)");
             let tenant = match (role.has_tenant(), tenant) {
                 (true, Some(tenant)) if !tenant.is_empty() => tenant,
                 (true, _) => anyhow::bail!("--tenant is required for the {role} role"),

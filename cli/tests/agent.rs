@@ -21,10 +21,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cluster::{Admin, MetadataReader, consume_all, free_port, partitions, produce};
-use ferry_control_plane::auth::{Role, TokenIssuer};
+use ferry_control_plane::enroll::JoinTokens;
 use ferry_control_plane::model::{Host, HostAssignment, NodeState};
 use ferry_control_plane::placement::Role as NodeRole;
-use ferry_control_plane::server::{AUDIENCE, ISSUER, Server, ServerOptions};
+use ferry_control_plane::server::{ISSUER, Server, ServerOptions};
 use ferry_control_plane::store::{QuorumStore, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,8 @@ struct ControlPlane {
     dir: PathBuf,
     /// Its API address (fixed after the first start, so agents find it again).
     addr: SocketAddr,
+    /// Its peer address (fixed after the first start: enrolled agents keep it).
+    peer_addr: SocketAddr,
     /// The running server: its stop signal and task.
     running: Option<(CancellationToken, JoinHandle<()>)>,
     /// Its store, for writing assignments and reading reports.
@@ -51,18 +53,26 @@ struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Starts a control plane over `dir` on `addr` (port 0 for a free one).
+    /// Starts a control plane over `dir` on `addr` and `peer_addr` (port 0 for free ones).
     async fn start(dir: &Path, addr: SocketAddr) -> ControlPlane {
-        let server = Server::bind(ServerOptions::new(dir, addr, SECRET.to_vec()))
+        Self::start_on(dir, addr, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    async fn start_on(dir: &Path, addr: SocketAddr, peer_addr: SocketAddr) -> ControlPlane {
+        let mut options = ServerOptions::new(dir, addr, SECRET.to_vec());
+        options.peer_listen = peer_addr;
+        let server = Server::bind(options)
             .await
             .expect("the control plane starts");
         let addr = server.local_addr();
+        let peer_addr = server.peer_addr();
         let store = server.store();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(server.run(cancel.clone().cancelled_owned()));
         ControlPlane {
             dir: dir.to_path_buf(),
             addr,
+            peer_addr,
             running: Some((cancel, task)),
             store,
         }
@@ -79,7 +89,7 @@ impl ControlPlane {
     /// Starts it again on the same address and directory.
     async fn restart(&mut self) {
         self.stop().await;
-        *self = ControlPlane::start(&self.dir.clone(), self.addr).await;
+        *self = ControlPlane::start_on(&self.dir.clone(), self.addr, self.peer_addr).await;
     }
 
     fn url(&self) -> String {
@@ -136,24 +146,28 @@ impl Drop for ControlPlane {
     }
 }
 
-/// A token with the agent role minted by `ferry token create --role agent` from the control
-/// plane's secret, written to a file for `--token-file`.
-fn agent_token_file(dir: &Path) -> PathBuf {
+/// A one-time join token for `host_id` minted by `ferry token create --role agent` from the
+/// control plane's secret and its CA (in `cp_dir`), written to a file for
+/// `--join-token-file`.
+fn join_token_file(dir: &Path, cp_dir: &Path, host_id: &str) -> PathBuf {
     let secret = dir.join("token-secret");
     fs::write(&secret, SECRET).unwrap();
     let output = Command::new(ferry_binary(dir))
-        .args(["token", "create", "--role", "agent", "--token-secret-file"])
+        .args(["token", "create", "--role", "agent", "--host", host_id])
+        .arg("--ca-cert")
+        .arg(cp_dir.join("ca").join("ca.pem"))
+        .arg("--token-secret-file")
         .arg(&secret)
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let token = String::from_utf8(output.stdout).unwrap();
-    let claims = TokenIssuer::new(SECRET, ISSUER, AUDIENCE)
+    let claims = JoinTokens::new(SECRET, ISSUER)
         .unwrap()
-        .verify(Some(&format!("Bearer {}", token.trim())))
+        .verify(&token)
         .unwrap();
-    assert_eq!((claims.role, claims.tenant.as_str()), (Role::Agent, ""));
-    let path = dir.join("agent-token");
+    assert_eq!(claims.sub, host_id);
+    let path = dir.join(format!("join-token-{host_id}"));
     fs::write(&path, token).unwrap();
     path
 }
@@ -227,7 +241,7 @@ impl AgentProcess {
             host_id.into(),
             "--ports".into(),
             "20000-29999".into(),
-            "--token-file".into(),
+            "--join-token-file".into(),
             token_file.display().to_string(),
             "--stop-timeout-ms".into(),
             "5000".into(),
@@ -248,6 +262,7 @@ impl AgentProcess {
             .args(&args)
             .env("FERRY_LOG", "info")
             .env_remove("FERRY_TOKEN")
+            .env_remove("FERRY_JOIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -506,7 +521,7 @@ async fn the_agent_runs_a_cluster_through_node_agent_and_control_plane_failures(
     let _reaper = NodeReaper(agent_dir.clone());
     let _logs = NodeLogs(agent_dir.clone());
     let mut cp = ControlPlane::start(&dir.path().join("cp"), "127.0.0.1:0".parse().unwrap()).await;
-    let token = agent_token_file(dir.path());
+    let token = join_token_file(dir.path(), &dir.path().join("cp"), "host-a");
     let mut agent = AgentProcess::start(&cp.url(), &token, &agent_dir, "host-a");
     cp.wait_for("host-a", "the agent registers", READY, |_| true)
         .await;
@@ -614,7 +629,7 @@ async fn a_node_that_cannot_start_is_unhealthy_with_the_cause_until_it_can() {
     let agent_dir = dir.path().join("agent");
     let _reaper = NodeReaper(agent_dir.clone());
     let cp = ControlPlane::start(&dir.path().join("cp"), "127.0.0.1:0".parse().unwrap()).await;
-    let token = agent_token_file(dir.path());
+    let token = join_token_file(dir.path(), &dir.path().join("cp"), "host-b");
     let agent = AgentProcess::start(&cp.url(), &token, &agent_dir, "host-b");
     cp.wait_for("host-b", "the agent registers", READY, |_| true)
         .await;

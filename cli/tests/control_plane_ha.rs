@@ -13,6 +13,31 @@ use std::time::{Duration, Instant};
 use ferry_proto::controlplane::v1 as pb;
 use stack::{Stack, authorized, ferry, free_port, free_range};
 
+/// Runs `ferry cert` with `args`.
+fn cert(args: &[&str]) {
+    let out = ferry().arg("cert").args(args).output().unwrap();
+    assert!(out.status.success(), "ferry cert {args:?}: {out:?}");
+}
+
+/// Member `id`'s TLS flags: its certificate, and (member 1 only) the CA key, so the CA gets
+/// into the store and every member can enroll agents.
+fn tls_flags(dir: &std::path::Path, id: usize) -> Vec<String> {
+    let tls = dir.join(format!("tls-{id}"));
+    let mut flags = vec![
+        "--tls-ca".to_string(),
+        tls.join("ca.pem").display().to_string(),
+        "--tls-cert".into(),
+        tls.join("cert.pem").display().to_string(),
+        "--tls-key".into(),
+        tls.join("key.pem").display().to_string(),
+    ];
+    if id == 1 {
+        flags.push("--tls-ca-key".into());
+        flags.push(dir.join("ca").join("ca-key.pem").display().to_string());
+    }
+    flags
+}
+
 /// The members, their agents, and who said they lead.
 struct Members {
     dir: tempfile::TempDir,
@@ -33,11 +58,29 @@ impl Members {
         )
         .unwrap();
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let peers: Vec<String> = ports
+        let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let peers: Vec<String> = peer_ports
             .iter()
             .enumerate()
             .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
             .collect();
+        // The operator's CA, and a certificate for each member, made with `ferry cert`.
+        let ca_dir = dir.path().join("ca");
+        cert(&["ca", "--dir", ca_dir.to_str().unwrap()]);
+        for i in 1..=3 {
+            let out = dir.path().join(format!("tls-{i}"));
+            cert(&[
+                "issue",
+                "--ca-dir",
+                ca_dir.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--control-plane",
+                &i.to_string(),
+                "--san",
+                "127.0.0.1",
+            ]);
+        }
         let leaders = Arc::new(Mutex::new(Vec::new()));
         let mut processes = Vec::new();
         let mut ready = Vec::new();
@@ -49,6 +92,9 @@ impl Members {
                 .arg("--token-secret-file")
                 .arg(dir.path().join("token-secret"))
                 .args(["--peers", &peers.join(","), "--id", &(i + 1).to_string()])
+                .arg("--peer-listen")
+                .arg(format!("127.0.0.1:{}", peer_ports[i]))
+                .args(tls_flags(dir.path(), i + 1))
                 .env("FERRY_LOG", "ferry_control_plane=info,warn")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -145,10 +191,18 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
     let leader = members.leader();
     let follower = (1..=3).find(|m| *m != leader).unwrap();
     let admin = members.token(&["--tenant", "acme", "--role", "admin"]);
-    let agent = members.token(&["--role", "agent"]);
+    let ca_cert = members.dir.path().join("ca").join("ca.pem");
 
     // Agents talk to a follower, which forwards their writes to the leader.
     for zone in ["a", "b", "c"] {
+        let join = members.token(&[
+            "--role",
+            "agent",
+            "--host",
+            &format!("host-{zone}"),
+            "--ca-cert",
+            ca_cert.to_str().unwrap(),
+        ]);
         let (lo, hi) = free_range(100);
         let mut child = ferry()
             .args([
@@ -167,7 +221,7 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
             .args(["--ports", &format!("{lo}-{hi}")])
             .arg("--data-dir")
             .arg(members.dir.path().join(format!("agent-{zone}")))
-            .env("FERRY_TOKEN", &agent)
+            .env("FERRY_JOIN_TOKEN", &join)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();

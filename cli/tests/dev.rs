@@ -1,6 +1,7 @@
 //! `ferry dev`: the one-command start serves Kafka clients, and its data survives Ctrl-C —
 //! both the managed service (control plane, three agents and a `--cluster demo` they run) and
-//! `--single-node`.
+//! `--single-node`; `--nodes N` runs its quorum over mutual TLS with certificates it makes
+//! and keeps.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -96,6 +97,8 @@ async fn ferry_dev_runs_a_demo_cluster_through_the_control_plane_and_keeps_it_ac
     let args: Vec<String> = [
         "--api-port".to_string(),
         stack::free_port().to_string(),
+        "--peer-port".into(),
+        stack::free_port().to_string(),
         "--agent-ports".into(),
         agent_ports.to_string(),
         "--cluster".into(),
@@ -105,6 +108,85 @@ async fn ferry_dev_runs_a_demo_cluster_through_the_control_plane_and_keeps_it_ac
     let dir = produce_restart_consume(args).await;
     // Ctrl-C stopped the agents' nodes too.
     assert_eq!(stack::Stack::node_pids_under(dir.path()), Vec::<u32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ferry_dev_nodes_makes_its_certificates_keeps_them_and_its_controllers_want_them() {
+    use std::os::unix::fs::PermissionsExt;
+    // Brokers at base, admin at base + 50, controllers at base + 101..=103.
+    let (base, _) = stack::free_range(110);
+    let args: Vec<String> = ["--nodes", "1", "--port", &base.to_string(), "--admin-port"]
+        .map(String::from)
+        .into_iter()
+        .chain([(base + 50).to_string()])
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _) = start_dev(dir.path(), &args);
+    let mut guard = Cleanup {
+        child: Some(child),
+        dir: dir.path().to_path_buf(),
+    };
+    let mode = |p: &str| {
+        let meta = std::fs::metadata(dir.path().join(p)).unwrap();
+        meta.permissions().mode() & 0o777
+    };
+    assert_eq!(mode("ca/ca-key.pem"), 0o600);
+    assert_eq!(mode("node-101/tls/key.pem"), 0o600);
+    assert_eq!(mode("node-1/tls"), 0o700);
+    let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+    let cert = read("node-101/tls/cert.pem");
+
+    let controller = format!("127.0.0.1:{}", base + 101);
+    let describe = |tls: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command.args([
+            "quorum",
+            "describe",
+            "--bootstrap-controller",
+            &controller,
+            "--status",
+        ]);
+        if tls {
+            for (flag, file) in [
+                ("--tls-ca", "ca.pem"),
+                ("--tls-cert", "cert.pem"),
+                ("--tls-key", "key.pem"),
+            ] {
+                command
+                    .arg(flag)
+                    .arg(dir.path().join("node-101/tls").join(file));
+            }
+        }
+        command.env("FERRY_LOG", "warn").output().unwrap()
+    };
+    // With a node's certificate the quorum answers (once it elected a leader); without, the
+    // command refuses to try plaintext.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = describe(true);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let leader = text
+            .lines()
+            .find_map(|l| l.strip_prefix("LeaderId:"))
+            .map(|l| l.trim().to_string());
+        if out.status.success() && leader.is_some_and(|l| l != "-1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "quorum describe over TLS: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(!describe(false).status.success());
+
+    interrupt(guard.child.take().unwrap());
+    let (child, _) = start_dev(dir.path(), &args);
+    guard.child = Some(child);
+    // The same CA and certificates after a restart.
+    assert_eq!(read("node-101/tls/cert.pem"), cert);
+    interrupt(guard.child.take().unwrap());
 }
 
 /// Produces 10 messages, stops `ferry dev` with Ctrl-C, starts it again on the same directory

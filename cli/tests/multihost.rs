@@ -194,9 +194,19 @@ async fn agents_in_separate_namespaces_run_a_cluster_a_client_elsewhere_can_use(
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let admin = token(&["--tenant", "acme", "--role", "admin"]);
-    let agent = token(&["--role", "agent"]);
+    let ca_cert = cp_dir.join("ca").join("ca.pem");
 
     for zone in ["a", "b", "c"] {
+        // Each agent enrolls with its own one-time join token.
+        let host_id = format!("host-{zone}");
+        let join = token(&[
+            "--role",
+            "agent",
+            "--host",
+            &host_id,
+            "--ca-cert",
+            ca_cert.to_str().unwrap(),
+        ]);
         let address = network.address(zone);
         let agent_dir = dir.path().join(format!("agent-{zone}"));
         network.spawn(
@@ -216,7 +226,7 @@ async fn agents_in_separate_namespaces_run_a_cluster_a_client_elsewhere_can_use(
                 "--data-dir",
                 agent_dir.to_str().unwrap(),
             ],
-            &[("FERRY_TOKEN", &agent)],
+            &[("FERRY_JOIN_TOKEN", &join)],
             "ferry agent ready:",
         );
     }

@@ -384,7 +384,7 @@ async fn three_voters_with_two_down_refuse_metadata_writes() {
             "the lone controller gives up leadership"
         );
         tokio::time::sleep(POLL).await;
-        match describe_leader(&survivor).await {
+        match describe_leader(&survivor, &cluster.client_tls).await {
             Some(_) => not_leading = 0,
             None => not_leading += 1,
         }

@@ -366,7 +366,7 @@ impl TokenIssuer {
 /// Reads the token's header ourselves and refuses any algorithm but [`ALGORITHM`]. jsonwebtoken
 /// cannot even parse `"alg":"none"` (it has no such algorithm), which would make a `none` token
 /// look merely malformed; naming it is clearer in logs and tests.
-fn check_algorithm(token: &str) -> Result<(), AuthError> {
+pub(crate) fn check_algorithm(token: &str) -> Result<(), AuthError> {
     #[derive(Deserialize)]
     struct JoseHeader {
         alg: String,
@@ -390,7 +390,7 @@ fn check_algorithm(token: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn from_jwt_error(kind: &ErrorKind) -> AuthError {
+pub(crate) fn from_jwt_error(kind: &ErrorKind) -> AuthError {
     match kind {
         ErrorKind::InvalidSignature => AuthError::InvalidSignature,
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
@@ -406,7 +406,7 @@ fn from_jwt_error(kind: &ErrorKind) -> AuthError {
     }
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

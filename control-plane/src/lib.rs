@@ -41,7 +41,10 @@
 //! - [`rest`]: the same services as REST/JSON under `/v1/...` and their OpenAPI document,
 //!   generated from the proto definitions, on the gRPC port;
 //! - [`console`]: the web console, static pages over the REST API, at `/console`;
-//! - [`server`]: one control-plane process, the API and a single-voter store on one port.
+//! - [`server`]: one control-plane process: the public API port, and a peer port (mutual TLS)
+//!   for raft between members and for the agents;
+//! - [`enroll`] and [`pki`]: join tokens, and the internal CA (kept in the store) that issues
+//!   host and node certificates.
 //!
 //! And the loop that makes clusters exist:
 //!
@@ -54,8 +57,10 @@ pub mod api;
 pub mod auth;
 pub mod configuration;
 pub mod console;
+pub mod enroll;
 mod error;
 pub mod model;
+pub mod pki;
 pub mod placement;
 pub mod reconcile;
 pub mod rest;

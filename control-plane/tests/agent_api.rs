@@ -1,6 +1,7 @@
-//! `AgentService` in process: served by tonic on a loopback port over a `MemoryStore`, called
-//! with the generated client. Covers the agent's calls and the wall between agent tokens and
-//! tenant tokens.
+//! `AgentService` in process: served by tonic on a loopback port over a `MemoryStore`, as the
+//! control plane's peer listener serves it (mutual TLS, the peer policy), called with the
+//! generated client presenting a host certificate. Covers the agent's calls and the wall
+//! between host certificates and tenant tokens.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,8 +11,11 @@ use std::time::Duration;
 use ferry_control_plane::api::{Api, ApiConfig};
 use ferry_control_plane::auth::{Principal, Role, TokenIssuer};
 use ferry_control_plane::model::{HostAssignment, HostHealth, NodeState};
+use ferry_control_plane::pki::stored;
 use ferry_control_plane::placement::Role as NodeRole;
+use ferry_control_plane::server::agent_policy;
 use ferry_control_plane::store::{MemoryStore, Store};
+use ferry_identity::{CONTROL_PLANE_SERVER_NAME, CertificateAuthority, Identity};
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::agent_service_client::AgentServiceClient;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
@@ -22,10 +26,17 @@ use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-agent-tests";
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 struct Harness {
     store: Arc<MemoryStore>,
     issuer: TokenIssuer,
+    ca: CertificateAuthority,
+    /// The peer listener (AgentService, mutual TLS).
+    peer: SocketAddr,
+    /// The public port.
+    public: Channel,
+    /// The agents' service as host `h1`.
     agents: AgentServiceClient<Channel>,
     clusters: ClusterServiceClient<Channel>,
     hosts: HostServiceClient<Channel>,
@@ -34,14 +45,30 @@ struct Harness {
 impl Harness {
     async fn start() -> Harness {
         let store = Arc::new(MemoryStore::new());
+        let ca = CertificateAuthority::generate("agent-api tests").unwrap();
+        store.install_ca(stored(&ca)).await.unwrap();
         let issuer = TokenIssuer::new(SECRET, "ferry-control-plane", "ferry-api").unwrap();
         let api = Api::new(Arc::clone(&store), issuer.clone(), ApiConfig::default());
+        // The public services, plaintext.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(api.cluster_service())
                 .add_service(api.host_service())
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        // The agents' service, as the peer listener serves it.
+        let member = ca
+            .issue(&Identity::ControlPlane { member: 1 }, &[], DAY)
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .tls_config(ferry_identity::server_tls_config(&member))
+                .unwrap()
+                .layer(agent_policy().layer())
                 .add_service(api.agent_service())
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
@@ -50,17 +77,49 @@ impl Harness {
             .connect()
             .await
             .unwrap();
-        Harness {
+        let mut harness = Harness {
             store,
             issuer,
+            ca,
+            peer,
+            public: channel.clone(),
             agents: AgentServiceClient::new(channel.clone()),
             clusters: ClusterServiceClient::new(channel.clone()),
             hosts: HostServiceClient::new(channel),
-        }
+        };
+        harness.agents = harness.agent_as("h1").await;
+        harness
     }
 
+    /// The agents' service as host `host_id` (its certificate from the CA).
+    async fn agent_as(&self, host_id: &str) -> AgentServiceClient<Channel> {
+        let material = self
+            .ca
+            .issue(
+                &Identity::Host {
+                    host_id: host_id.into(),
+                },
+                &[],
+                DAY,
+            )
+            .unwrap();
+        let channel = Channel::from_shared(format!("https://{}", self.peer))
+            .unwrap()
+            .tls_config(ferry_identity::client_tls_config(
+                &material,
+                CONTROL_PLANE_SERVER_NAME,
+            ))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        AgentServiceClient::new(channel)
+    }
+
+    /// Agents no longer carry a token: their certificate speaks for them. Kept so the calls
+    /// read as before; the header is ignored by the agents' service.
     fn agent_token(&self) -> String {
-        self.token("", Role::Agent)
+        String::new()
     }
 
     fn token(&self, tenant: &str, role: Role) -> String {
@@ -73,12 +132,14 @@ impl Harness {
     }
 }
 
-/// `message` with `Authorization: Bearer <token>`.
+/// `message` with `Authorization: Bearer <token>` (none for an empty token).
 fn authed<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if !token.is_empty() {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
     request
 }
 
@@ -229,36 +290,51 @@ async fn an_agent_registers_pulls_assignments_by_generation_and_reports() {
 }
 
 #[tokio::test]
-async fn only_agent_tokens_call_the_agent_service_and_they_call_nothing_else() {
-    let mut h = Harness::start().await;
-    for role in [Role::Admin, Role::Operator, Role::Viewer] {
-        let status = h
-            .agents
-            .register_host(authed(&h.token("acme", role), registration("h1")))
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::PermissionDenied, "{role}");
+async fn only_host_certificates_call_the_agent_service_and_agent_tokens_call_nothing() {
+    let h = Harness::start().await;
+    // Tenant tokens over a channel without a host certificate: refused at the handshake (or
+    // the first call, with TLS 1.3).
+    let no_cert = Channel::from_shared(format!("https://{}", h.peer))
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(h.ca.cert_pem()))
+                .domain_name(CONTROL_PLANE_SERVER_NAME),
+        )
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(channel) = no_cert {
+        for role in [Role::Admin, Role::Operator, Role::Viewer] {
+            let status = AgentServiceClient::new(channel.clone())
+                .register_host(authed(&h.token("acme", role), registration("h1")))
+                .await
+                .unwrap_err();
+            assert_ne!(status.code(), Code::Ok, "{role}");
+        }
     }
-    let status = h
-        .agents
-        .register_host(Request::new(registration("h1")))
+    // The agents' service is not on the public port at all.
+    let status = AgentServiceClient::new(h.public.clone())
+        .register_host(authed(&h.token("acme", Role::Admin), registration("h1")))
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.code(), Code::Unimplemented);
 
-    let agent = h.agent_token();
-    let status = h
-        .clusters
+    // A token with the agent role (the old fleet-wide credential) calls nothing.
+    let mut clusters = h.clusters.clone();
+    let mut hosts = h.hosts.clone();
+    let agent = h.token("", Role::Agent);
+    let status = clusters
         .list_clusters(authed(&agent, pb::ListClustersRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    let status = h
-        .hosts
+    let status = hosts
         .list_hosts(authed(&agent, pb::ListHostsRequest::default()))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(h.store.get_host("h1").await.is_err(), "nothing registered");
 }
 
 #[tokio::test]
@@ -293,7 +369,8 @@ async fn bad_agent_requests_are_refused_with_every_violation() {
     assert_eq!(fields, ["zone", "ports", "capacity.max_nodes"]);
 
     let status = h
-        .agents
+        .agent_as("nowhere")
+        .await
         .get_assignments(authed(
             &token,
             pb::GetAssignmentsRequest {

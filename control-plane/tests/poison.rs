@@ -1,6 +1,8 @@
-//! A poison command sent straight to the store's raft service (`ferry.quorum.v1.Raft/Propose`),
-//! as an attacker who reaches the raft port would send it: refused before it enters the log,
-//! nothing written, the server still answers, and it restarts on the same data directory.
+//! A poison command sent straight to the store's raft service (`ferry.quorum.v1.Raft/Propose`)
+//! on the peer port, by the only caller the peer port lets through: a member of the store (its
+//! certificate stolen, or its code broken; everyone else is refused at the handshake, see
+//! `tests/peer.rs`). Refused before it enters the log, nothing written, the server still
+//! answers, and it restarts on the same data directory.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -48,11 +50,30 @@ async fn start(
     (store, stop, running)
 }
 
-/// Proposes `command` with a raw gRPC call to the raft service at `address`.
-async fn raw_propose(address: SocketAddr, command: Vec<u8>) -> pb::ProposeResponse {
-    let mut client = RaftClient::connect(format!("http://{address}"))
+/// Proposes `command` with a raw gRPC call to the raft service at `address`, presenting a
+/// certificate of member 1 issued by the CA in `data_dir`.
+async fn raw_propose(
+    data_dir: &std::path::Path,
+    address: SocketAddr,
+    command: Vec<u8>,
+) -> pb::ProposeResponse {
+    let ca = ferry_identity::CertificateAuthority::load_dir(&data_dir.join("ca")).unwrap();
+    let member = ca
+        .issue(
+            &ferry_identity::Identity::ControlPlane { member: 1 },
+            &[],
+            ferry_identity::CERT_VALIDITY_DEFAULT,
+        )
+        .unwrap();
+    let tls = ferry_identity::client_tls_config(&member, ferry_identity::CONTROL_PLANE_SERVER_NAME);
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let mut client = RaftClient::new(channel);
     let request = pb::ProposeRequest {
         command,
         timeout_ms: 2_000,
@@ -86,7 +107,7 @@ async fn a_poison_command_is_refused_before_the_log_and_the_server_restarts() {
         Vec::new(),
     ];
     for poison in poisons {
-        let response = raw_propose(raft, poison.clone()).await;
+        let response = raw_propose(dir.path(), raft, poison.clone()).await;
         let Some(pb::propose_response::Outcome::Error(error)) = response.outcome else {
             panic!("{poison:?} was accepted: {response:?}");
         };

@@ -48,6 +48,7 @@ impl TestNode {
             controller_listen: None,
             session_timeout: Duration::from_secs(9),
             heartbeat_interval: Duration::from_secs(2),
+            tls: None,
         })
         .await
         .unwrap();

@@ -6,7 +6,8 @@
 #   load-tests/scripts/quorum-cluster.sh FERRY_BIN [BASE_PORT] [DATA_DIR]
 #
 # Controllers listen on BASE_PORT+1..3, brokers' Kafka listeners on BASE_PORT+11..13
-# (BASE_PORT defaults to 29100). Brokers get racks zone-a, zone-b, zone-c.
+# (BASE_PORT defaults to 29100). Brokers get racks zone-a, zone-b, zone-c. The nodes talk over
+# mutual TLS: a CA in DATA/ca and each node's certificate in DATA/tls-NAME (`ferry cert`).
 set -euo pipefail
 
 FERRY_BIN=${1:?usage: quorum-cluster.sh FERRY_BIN [BASE_PORT] [DATA_DIR]}
@@ -27,11 +28,18 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# start NAME ARGS...: runs `ferry node ARGS` with stdout in DATA/NAME.out, stderr in DATA/NAME.log.
+[[ -f "$DATA/ca/ca-key.pem" ]] || "$FERRY_BIN" cert ca --dir "$DATA/ca" >/dev/null
+
+# start NAME ID ROLE ARGS...: issues node ID's certificate for ROLE, then runs
+# `ferry node ARGS` with stdout in DATA/NAME.out, stderr in DATA/NAME.log.
 start() {
-  local name=$1
-  shift
-  "$FERRY_BIN" node "$@" >"$DATA/$name.out" 2>"$DATA/$name.log" &
+  local name=$1 id=$2 role=$3
+  shift 3
+  "$FERRY_BIN" cert issue --ca-dir "$DATA/ca" --out "$DATA/tls-$name" \
+    --node "$id" --cluster-id "$CLUSTER_ID" --roles "$role" >/dev/null
+  "$FERRY_BIN" node --node-id "$id" --roles "$role" --cluster-id "$CLUSTER_ID" \
+    --tls-ca "$DATA/tls-$name/ca.pem" --tls-cert "$DATA/tls-$name/cert.pem" \
+    --tls-key "$DATA/tls-$name/key.pem" "$@" >"$DATA/$name.out" 2>"$DATA/$name.log" &
   if [[ $name == broker-* ]]; then BROKERS+=($!); else CONTROLLERS+=($!); fi
 }
 
@@ -46,7 +54,7 @@ ready() {
 }
 
 for id in 1 2 3; do
-  start "controller-$id" --node-id "$id" --roles controller --cluster-id "$CLUSTER_ID" \
+  start "controller-$id" "$id" controller \
     --controller-quorum "$QUORUM" --controller-listen "127.0.0.1:$((BASE + id))" \
     --data-dir "$DATA/controller-$id"
 done
@@ -55,7 +63,7 @@ for id in 1 2 3; do ready "controller-$id"; done
 racks=(zone-a zone-b zone-c)
 for i in 0 1 2; do
   id=$((101 + i))
-  start "broker-$id" --node-id "$id" --roles broker --cluster-id "$CLUSTER_ID" \
+  start "broker-$id" "$id" broker \
     --controller-quorum "$QUORUM" --listen "127.0.0.1:$((BASE + 11 + i))" \
     --admin-listen 127.0.0.1:0 --rack "${racks[$i]}" --data-dir "$DATA/broker-$id"
 done

@@ -5,6 +5,10 @@
 //! every other voter's address) and a data directory under one temporary directory. A
 //! controller can be killed with SIGKILL and restarted on the same port and directory. Dropping
 //! the [`Quorum`] kills every process it started, so an error anywhere still cleans up.
+//!
+//! Nodes of a quorum talk over mutual TLS: the quorum keeps a CA in `<base>/ca/` and gives each
+//! node a certificate in `<node dir>/tls/`; workloads that call the controllers directly
+//! present [`Quorum::client_tls`].
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,9 +20,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use ferry_identity::{CertificateAuthority, Identity, NodeRoles, TlsMaterial};
 
 /// How long a starting node may take to print its ready line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The node id in [`Quorum::client_tls`]'s certificate (no node has it).
+pub const LOAD_CLIENT_NODE_ID: i32 = 9_999;
 
 /// How often a restart is retried when the port is briefly not reusable.
 const START_ATTEMPTS: u32 = 5;
@@ -49,6 +57,8 @@ pub struct Quorum {
     /// Holds the data directories; removed on drop unless kept.
     base: Option<tempfile::TempDir>,
     base_dir: PathBuf,
+    /// The cluster's CA; every node's certificate chains to it.
+    ca: CertificateAuthority,
 }
 
 /// A free loopback port: bind port 0, read the port, close. Another process may take it before
@@ -83,6 +93,8 @@ impl Quorum {
         }
         .context("creating the quorum's temporary directory")?;
         let base_dir = base.path().to_path_buf();
+        let ca = CertificateAuthority::load_or_generate(&base_dir.join("ca"), "ferry-load CA")
+            .context("making the quorum's CA")?;
         let mut controllers = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for id in 1..=voters {
@@ -108,7 +120,25 @@ impl Quorum {
             settings: Vec::new(),
             base: Some(base),
             base_dir,
+            ca,
         })
+    }
+
+    /// A broker certificate of this cluster (node [`LOAD_CLIENT_NODE_ID`]) for calling the
+    /// controllers directly (Execute, DescribeQuorum), and the server name they answer to.
+    pub fn client_tls(&self) -> anyhow::Result<(TlsMaterial, String)> {
+        let identity = Identity::Node {
+            cluster_id: self.cluster_id.clone(),
+            node_id: LOAD_CLIENT_NODE_ID,
+            roles: NodeRoles::BROKER,
+        };
+        let material = self
+            .ca
+            .issue(&identity, &[], ferry_identity::CERT_VALIDITY_DEFAULT)?;
+        Ok((
+            material,
+            ferry_identity::controller_server_name(&self.cluster_id),
+        ))
     }
 
     /// Node id → `host:port` of every voter.
@@ -252,9 +282,24 @@ impl Quorum {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
+        let identity = Identity::Node {
+            cluster_id: self.cluster_id.clone(),
+            node_id: id,
+            roles: NodeRoles::parse(kind)?,
+        };
+        let tls_dir = controller.dir.join("tls");
+        self.ca
+            .ensure_material(&tls_dir, &identity, &[])
+            .with_context(|| format!("the certificate of node {id}"))?;
         let mut command = Command::new(&self.ferry_bin);
         command
             .arg("node")
+            .arg("--tls-ca")
+            .arg(tls_dir.join(ferry_identity::CA_FILE))
+            .arg("--tls-cert")
+            .arg(tls_dir.join(ferry_identity::CERT_FILE))
+            .arg("--tls-key")
+            .arg(tls_dir.join(ferry_identity::KEY_FILE))
             .args(["--node-id", &id.to_string()])
             .args(["--roles", kind])
             .args(["--cluster-id", &self.cluster_id])

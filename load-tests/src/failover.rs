@@ -173,10 +173,15 @@ impl ControllerFailover {
     }
 }
 
-/// A gRPC client of one controller; connects lazily and reconnects after a restart.
-fn controller_client(addr: &str) -> anyhow::Result<ControllerServiceClient<Channel>> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+/// A gRPC client of one controller over mutual TLS (`tls`: a certificate of the cluster and
+/// the controllers' server name); connects lazily and reconnects after a restart.
+fn controller_client(
+    addr: &str,
+    tls: &(ferry_identity::TlsMaterial, String),
+) -> anyhow::Result<ControllerServiceClient<Channel>> {
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
         .with_context(|| format!("controller address {addr}"))?
+        .tls_config(ferry_identity::client_tls_config(&tls.0, &tls.1))?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true);
     Ok(ControllerServiceClient::new(endpoint.connect_lazy()))
@@ -363,12 +368,13 @@ impl Workload for ControllerFailover {
         )?;
         tracing::info!(dir = %quorum.base_dir().display(), voters = ?quorum.voters(), "starting controllers");
         let voters = quorum.voters();
+        let tls = quorum.client_tls()?;
         self.quorum = Some(quorum);
         self.quorum()?.start_all()?;
         self.clients = self.runtime.block_on(async {
             voters
                 .iter()
-                .map(|(id, addr)| Ok((*id, controller_client(addr)?)))
+                .map(|(id, addr)| Ok((*id, controller_client(addr, &tls)?)))
                 .collect::<anyhow::Result<BTreeMap<_, _>>>()
         })?;
         // A first committed write, so the trials start from a working quorum.

@@ -81,7 +81,7 @@ pub use node::{Node, Outcome, Role, Status, VoterStatus};
 pub use options::{
     CLIENT_QUEUE_CAPACITY, DEFAULT_ELECTION_TICK, DEFAULT_HEARTBEAT_TICK, DEFAULT_TICK_INTERVAL,
     INBOUND_QUEUE_CAPACITY, MESSAGE_BYTES_MAX, Options, PEER_QUEUE_CAPACITY, SNAPSHOT_BYTES_MAX,
-    SNAPSHOT_CHUNK_BYTES,
+    SNAPSHOT_CHUNK_BYTES, TlsOptions, VoterOf,
 };
 
 pub use server::{Quorum, QuorumHandle};

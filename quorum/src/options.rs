@@ -8,7 +8,11 @@
 //! (pre_vote), so a partitioned node does not disrupt the quorum when it returns.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ferry_identity::{Identity, Policy, TlsMaterial};
 
 use crate::{Error, NodeId, Result};
 
@@ -98,6 +102,45 @@ pub struct Options {
     pub snapshot_chunk_bytes: usize,
     /// Largest snapshot data sent or accepted; see [`SNAPSHOT_BYTES_MAX`].
     pub snapshot_bytes_max: usize,
+    /// Mutual TLS on the quorum's listener and its connections to peers. `None` serves and
+    /// dials plaintext, which is only for tests in one process: anything that listens on a
+    /// network sets it.
+    pub tls: Option<TlsOptions>,
+}
+
+/// The voter id a verified peer identity speaks for, if it is a voter of this quorum.
+pub type VoterOf = Arc<dyn Fn(&Identity) -> Option<NodeId> + Send + Sync>;
+
+/// Mutual TLS of a quorum member: who it is, whom it trusts, who may call what.
+///
+/// With TLS the listener refuses plaintext and certificate-less clients at the handshake;
+/// every service of `ferry.quorum.v1` (Raft: Send and Propose) answers only identities that
+/// [`Self::voter_of`] maps to a voter of [`Options::peers`], and Send accepts only messages
+/// `from` that voter's own id. The other services on the listener follow [`Self::policy`].
+/// The listener then speaks HTTP/2 over TLS only (no HTTP/1.1, so no REST face beside raft).
+#[derive(Clone)]
+pub struct TlsOptions {
+    /// This member's CA, certificate and key.
+    pub material: TlsMaterial,
+    /// The server name every voter's certificate carries; checked when dialling a peer (for
+    /// a cluster's controllers, [`ferry_identity::controller_server_name`]).
+    pub server_name: String,
+    /// Which voter a verified peer identity is (e.g. a controller of this cluster with node
+    /// id `n` is voter `n + 1`); `None` for every other identity.
+    pub voter_of: VoterOf,
+    /// Who may call the other services served next to raft
+    /// ([`crate::Quorum::start_with_services`]); deny-by-default.
+    pub policy: Policy,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("material", &self.material)
+            .field("server_name", &self.server_name)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -123,6 +166,7 @@ impl Default for Options {
             message_bytes_max: MESSAGE_BYTES_MAX,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES,
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX,
+            tls: None,
         }
     }
 }

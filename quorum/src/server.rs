@@ -106,6 +106,12 @@ impl Quorum {
         services: Routes,
     ) -> Result<QuorumHandle> {
         options.validate()?;
+        if let Some(tls) = &options.tls {
+            // Fail here, not in the server task, when the material cannot serve TLS.
+            tonic::transport::Server::builder()
+                .tls_config(ferry_identity::server_tls_config(&tls.material))
+                .map_err(|e| Error::InvalidInput(format!("TLS material: {e}")))?;
+        }
         let voters: Vec<NodeId> = options.peers.keys().copied().collect();
         let store = LogStore::open(FsDisk::open(dir)?, &voters)?;
         let logger = crate::logger::tracing_logger();
@@ -145,7 +151,8 @@ impl Quorum {
             requests_tx.clone(),
             options.propose_timeout,
             snapshot_limits,
-        );
+        )
+        .with_voter_of(options.tls.as_ref().map(|tls| tls.voter_of.clone()));
         let server = tokio::spawn(serve(
             service,
             services,
@@ -177,11 +184,29 @@ impl Quorum {
     }
 }
 
-/// Lazily connecting gRPC clients for a peer at `address` (`host:port`), over one channel.
+/// Lazily connecting gRPC clients for a peer at `address` (`host:port`), over one channel: over
+/// mutual TLS (presenting this member's certificate, requiring the peer's to carry
+/// [`TlsOptions::server_name`](crate::TlsOptions::server_name)) when [`Options::tls`] is set.
 fn connect_lazy(address: &str, options: &Options) -> Result<PeerClient> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|err| Error::InvalidInput(format!("peer address {address:?}: {err}")))?
+    let invalid = |err: tonic::transport::Error| {
+        Error::InvalidInput(format!("peer address {address:?}: {err}"))
+    };
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+        .map_err(invalid)?
         .connect_timeout(options.tick_interval * options.election_tick as u32);
+    if let Some(tls) = &options.tls {
+        endpoint = endpoint
+            .tls_config(ferry_identity::client_tls_config(
+                &tls.material,
+                &tls.server_name,
+            ))
+            .map_err(invalid)?;
+    }
     let channel = endpoint.connect_lazy();
     Ok(PeerClient {
         raft: RaftClient::new(channel.clone())
@@ -207,6 +232,12 @@ fn serve(
     let service = RaftServer::new(service)
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
+    let tls = options.tls.as_ref().map(|tls| {
+        (
+            ferry_identity::server_tls_config(&tls.material),
+            raft_policy(&options.peers, tls.voter_of.clone()).extend(tls.policy.clone()),
+        )
+    });
     async move {
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         let signal = async move {
@@ -216,15 +247,47 @@ fn serve(
         // serve REST on them (the control plane's REST API), which curl and browsers reach
         // over HTTP/1.1. gRPC clients still speak h2c; the server tells them apart per
         // connection.
-        let result = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .add_routes(services.add_service(service).add_service(snapshots))
-            .serve_with_incoming_shutdown(incoming, signal)
-            .await;
+        let routes = services.add_service(service).add_service(snapshots);
+        let result = match tls {
+            // Mutual TLS: the handshake refuses plaintext and certificate-less clients, and
+            // the policy layer refuses every call its rules do not allow, before any handler.
+            Some((tls_config, policy)) => {
+                match tonic::transport::Server::builder().tls_config(tls_config) {
+                    Ok(builder) => {
+                        builder
+                            .layer(policy.layer())
+                            .add_routes(routes)
+                            .serve_with_incoming_shutdown(incoming, signal)
+                            .await
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            None => {
+                tonic::transport::Server::builder()
+                    .accept_http1(true)
+                    .add_routes(routes)
+                    .serve_with_incoming_shutdown(incoming, signal)
+                    .await
+            }
+        };
         if let Err(err) = result {
             tracing::error!(%err, "quorum gRPC server failed");
         }
     }
+}
+
+/// Who may call the services of `ferry.quorum.v1` (`Raft` and any other service between
+/// voters): identities that are voters of this quorum.
+fn raft_policy(
+    peers: &BTreeMap<NodeId, String>,
+    voter_of: crate::VoterOf,
+) -> ferry_identity::Policy {
+    let voters: Vec<NodeId> = peers.keys().copied().collect();
+    let is_voter = move |peer: &ferry_identity::Identity| {
+        voter_of(peer).is_some_and(|id| voters.contains(&id))
+    };
+    ferry_identity::Policy::new().allow(transport::QUORUM_PACKAGE_PREFIX, is_voter)
 }
 
 /// The state of the one task that owns the node.

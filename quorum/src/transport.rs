@@ -29,6 +29,11 @@
 //! impossible messages is not obeyed and cannot make this one panic. A voter is still trusted
 //! with what raft trusts its peers with (a forged heartbeat within the log can advance the
 //! commit index); only authenticated peers may reach this service.
+//!
+//! With [`crate::Options::tls`] set, only voters reach the services at all: the listener
+//! requires a client certificate chained to the CA, a policy layer lets only identities that
+//! map to a voter call `Raft/*` and `RaftSnapshot/*`, and both refuse a message whose `from`
+//! is not the caller's own voter id.
 
 use std::time::Duration;
 
@@ -45,6 +50,10 @@ use tonic::{Request, Response, Status};
 
 use crate::server::ClientRequest;
 use crate::{Error, NodeId, Result};
+
+/// The gRPC path prefix of every service of the quorum's package (`Raft` and any other
+/// service between voters): with TLS, only voters may call them.
+pub const QUORUM_PACKAGE_PREFIX: &str = "/ferry.quorum.v1.";
 
 /// Most raft messages sent to one peer in one `Raft.Send` call.
 pub const PEER_BATCH_MESSAGES_MAX: usize = 64;
@@ -295,6 +304,9 @@ pub struct RaftService {
     propose_timeout: Duration,
     /// Largest chunk and total of an inbound snapshot.
     snapshot_limits: SnapshotLimits,
+    /// With mutual TLS: the voter a caller's verified identity is. Each message a caller sends
+    /// must come `from` that voter, so one voter cannot speak for another.
+    voter_of: Option<crate::VoterOf>,
 }
 
 impl RaftService {
@@ -312,6 +324,25 @@ impl RaftService {
             requests,
             propose_timeout,
             snapshot_limits,
+            voter_of: None,
+        }
+    }
+
+    /// Requires each inbound message to come from the caller's own voter id (mutual TLS).
+    pub(crate) fn with_voter_of(mut self, voter_of: Option<crate::VoterOf>) -> Self {
+        self.voter_of = voter_of;
+        self
+    }
+
+    /// The voter id the caller may send as, when the transport is authenticated.
+    fn sender<T>(&self, request: &Request<T>) -> std::result::Result<Option<NodeId>, Status> {
+        let Some(voter_of) = &self.voter_of else {
+            return Ok(None);
+        };
+        let peer = ferry_identity::peer_identity(request)?;
+        match voter_of(&peer) {
+            Some(id) => Ok(Some(id)),
+            None => Err(Status::permission_denied(format!("{peer} is not a voter"))),
         }
     }
 
@@ -342,6 +373,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::SendRequest>,
     ) -> std::result::Result<Response<pb::SendResponse>, Status> {
+        let sender = self.sender(&request)?;
         let mut messages = Vec::new();
         for bytes in request.into_inner().messages {
             let msg =
@@ -349,6 +381,12 @@ impl pb::raft_server::Raft for RaftService {
             if msg.to != self.id {
                 let text = format!("message for node {} reached node {}", msg.to, self.id);
                 return Err(Status::invalid_argument(text));
+            }
+            if let Some(sender) = sender
+                && msg.from != sender
+            {
+                let text = format!("voter {sender} sent a message from node {}", msg.from);
+                return Err(Status::permission_denied(text));
             }
             messages.push(msg);
         }
@@ -374,9 +412,16 @@ impl pb::raft_snapshot_server::RaftSnapshot for RaftService {
         &self,
         request: Request<tonic::Streaming<pb::SnapshotChunk>>,
     ) -> std::result::Result<Response<pb::SendResponse>, Status> {
+        let sender = self.sender(&request)?;
         let limits = self.snapshot_limits;
         let msg =
             receive_snapshot(request.into_inner(), limits.chunk_bytes, limits.bytes_max).await?;
+        if let Some(sender) = sender
+            && msg.from != sender
+        {
+            let text = format!("voter {sender} sent a snapshot from node {}", msg.from);
+            return Err(Status::permission_denied(text));
+        }
         self.enqueue(vec![msg])?;
         Ok(Response::new(pb::SendResponse {}))
     }

@@ -97,6 +97,7 @@ impl Dev {
             .arg("--data-dir")
             .arg(dir.path().join("dev"))
             .args(["--api-port", &api_port.to_string()])
+            .args(["--peer-port", &free_port().to_string()])
             .args(["--agent-ports", &free_range().to_string()])
             .env("FERRY_LOG", "warn")
             .stdout(Stdio::piped())

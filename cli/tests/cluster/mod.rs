@@ -1,6 +1,11 @@
 //! Test support for multi-process clusters: a controller quorum and brokers as real `ferry node`
 //! processes on loopback, and the Kafka and DescribeQuorum calls the tests make against them.
 //!
+//! The nodes talk over mutual TLS, as every quorum must: the cluster gets its own CA (in its
+//! temporary directory) and each node a certificate for its id and roles, passed with
+//! `--tls-ca/--tls-cert/--tls-key`; the tests' own controller calls present
+//! [`Cluster::client_tls`], a broker certificate of the cluster.
+//!
 //! Every process is killed when the [`Cluster`] drops, also on panic; a panicking test prints
 //! the tail of each node's log (stderr goes to a file per node, level `FERRY_TEST_LOG`, default
 //! `info`).
@@ -15,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ferry_identity::{
+    CERT_VALIDITY_DEFAULT, CertificateAuthority, Identity, NodeRoles, TlsMaterial,
+};
 use ferry_proto::controller::v1::DescribeQuorumRequest;
 use ferry_proto::controller::v1::controller_service_client::ControllerServiceClient;
 use rdkafka::ClientConfig;
@@ -49,6 +57,14 @@ pub enum Roles {
 }
 
 impl Roles {
+    fn node_roles(self) -> NodeRoles {
+        match self {
+            Roles::Controller => NodeRoles::CONTROLLER,
+            Roles::Broker => NodeRoles::BROKER,
+            Roles::Combined => NodeRoles::COMBINED,
+        }
+    }
+
     fn flag(self) -> &'static str {
         match self {
             Roles::Controller => "controller",
@@ -208,8 +224,16 @@ impl Pending {
 pub struct Cluster {
     pub cluster_id: String,
     pub nodes: BTreeMap<i32, Node>,
+    /// The cluster's CA (every node's certificate chains to it).
+    pub ca: CertificateAuthority,
+    /// What the tests present to the controllers: a broker certificate of this cluster, for a
+    /// node id no node has ([`TEST_CLIENT_NODE_ID`]).
+    pub client_tls: TlsMaterial,
     dir: tempfile::TempDir,
 }
+
+/// The node id in [`Cluster::client_tls`].
+pub const TEST_CLIENT_NODE_ID: i32 = 9_999;
 
 /// What to start: controllers get ids 1..=n, brokers 101.. (racks as given); in combined mode
 /// node i is both. `sets` go to every node (`--set NAME=VALUE`).
@@ -263,9 +287,21 @@ impl Cluster {
             .map(|(id, addr)| format!("{id}@{addr}"))
             .collect::<Vec<_>>()
             .join(",");
+        let ca = CertificateAuthority::generate(&format!("{cluster_id} CA")).unwrap();
+        let issue = |node_id: i32, roles: NodeRoles| {
+            let identity = Identity::Node {
+                cluster_id: cluster_id.clone(),
+                node_id,
+                roles,
+            };
+            ca.issue(&identity, &[], CERT_VALIDITY_DEFAULT).unwrap()
+        };
+        let client_tls = issue(TEST_CLIENT_NODE_ID, NodeRoles::BROKER);
         let mut nodes = BTreeMap::new();
         for (id, roles, rack) in plan {
             let data_dir = dir.path().join(format!("node-{id}"));
+            let tls_dir = data_dir.join("tls");
+            issue(id, roles.node_roles()).write(&tls_dir).unwrap();
             let mut args: Vec<String> = vec![
                 "node".into(),
                 "--node-id".into(),
@@ -278,6 +314,15 @@ impl Cluster {
                 quorum.clone(),
                 "--data-dir".into(),
                 data_dir.display().to_string(),
+                "--tls-ca".into(),
+                tls_dir.join(ferry_identity::CA_FILE).display().to_string(),
+                "--tls-cert".into(),
+                tls_dir
+                    .join(ferry_identity::CERT_FILE)
+                    .display()
+                    .to_string(),
+                "--tls-key".into(),
+                tls_dir.join(ferry_identity::KEY_FILE).display().to_string(),
             ];
             let placed = place(id);
             let ip = placed
@@ -319,6 +364,8 @@ impl Cluster {
         let mut cluster = Cluster {
             cluster_id,
             nodes,
+            ca,
+            client_tls,
             dir,
         };
         let ids: Vec<i32> = cluster.nodes.keys().copied().collect();
@@ -417,7 +464,7 @@ impl Cluster {
                 let Some(addr) = &node.controller_addr else {
                     continue;
                 };
-                if describe_leader(addr).await == Some(node.id) {
+                if describe_leader(addr, &self.client_tls).await == Some(node.id) {
                     return node.id;
                 }
             }
@@ -488,12 +535,29 @@ impl Drop for Cluster {
     }
 }
 
+/// A controller client over mutual TLS, presenting `tls` (a certificate of the cluster).
+pub async fn controller_client(
+    addr: &str,
+    tls: &TlsMaterial,
+) -> Option<ControllerServiceClient<tonic::transport::Channel>> {
+    let Ok(Identity::Node { cluster_id, .. }) = tls.identity() else {
+        panic!("the test client's certificate is a node's");
+    };
+    let server_name = ferry_identity::controller_server_name(&cluster_id);
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .ok()?
+        .tls_config(ferry_identity::client_tls_config(tls, &server_name))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    Some(ControllerServiceClient::new(channel))
+}
+
 /// The leader a controller reports (None when it has none or cannot be reached in 2 s).
-pub async fn describe_leader(addr: &str) -> Option<i32> {
+pub async fn describe_leader(addr: &str, tls: &TlsMaterial) -> Option<i32> {
     let call = async {
-        let mut client = ControllerServiceClient::connect(format!("http://{addr}"))
-            .await
-            .ok()?;
+        let mut client = controller_client(addr, tls).await?;
         let response = client
             .describe_quorum(DescribeQuorumRequest {})
             .await

@@ -89,10 +89,11 @@ pub struct AgentProcess {
 pub struct Stack {
     pub dir: tempfile::TempDir,
     pub api_port: u16,
+    /// The control plane's peer listener (raft, the agents' service; mutual TLS only).
+    pub peer_port: u16,
     pub control_plane: Option<Child>,
     pub agents: Vec<AgentProcess>,
     pub admin_token: String,
-    pub agent_token: String,
 }
 
 impl Stack {
@@ -101,15 +102,14 @@ impl Stack {
         let dir = tempfile::tempdir().unwrap();
         let mut stack = Stack {
             api_port: free_port(),
+            peer_port: free_port(),
             dir,
             control_plane: None,
             agents: Vec::new(),
             admin_token: String::new(),
-            agent_token: String::new(),
         };
         stack.start_control_plane();
         stack.admin_token = stack.token(&["--tenant", "acme", "--role", "admin"]);
-        stack.agent_token = stack.token(&["--role", "agent"]);
         for zone in zones {
             let ports = free_range(100);
             let dir = stack.dir.path().join(format!("agent-{zone}"));
@@ -167,13 +167,44 @@ impl Stack {
         self.dir.path().join("token-secret")
     }
 
+    /// Where the control plane keeps its CA: apart from its data directory, as an operator
+    /// would, so a control plane that lost its store keeps its CA.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    /// The control plane's CA certificate (made at the first start).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.ca_dir().join("ca.pem")
+    }
+
+    /// A one-time join token for `host_id`, written to a file for `--join-token-file`.
+    pub fn join_token_file(&self, host_id: &str) -> PathBuf {
+        let ca = self.ca_cert();
+        let token = self.token(&[
+            "--role",
+            "agent",
+            "--host",
+            host_id,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ]);
+        let path = self.dir.path().join(format!("join-token-{host_id}"));
+        std::fs::write(&path, token).unwrap();
+        path
+    }
+
     /// Starts (or restarts) the control plane on its port and directory.
     pub fn start_control_plane(&mut self) {
         let mut child = ferry()
             .args(["control-plane", "--listen"])
             .arg(format!("127.0.0.1:{}", self.api_port))
+            .arg("--peer-listen")
+            .arg(format!("127.0.0.1:{}", self.peer_port))
             .arg("--data-dir")
             .arg(self.dir.path().join("control-plane"))
+            .arg("--ca-dir")
+            .arg(self.ca_dir())
             .arg("--token-secret-file")
             .arg(self.secret_file())
             .stdout(Stdio::piped())
@@ -192,7 +223,7 @@ impl Stack {
         }
     }
 
-    fn token(&self, args: &[&str]) -> String {
+    pub fn token(&self, args: &[&str]) -> String {
         let output = ferry()
             .args(["token", "create"])
             .args(args)
@@ -206,6 +237,9 @@ impl Stack {
 
     /// Starts (or restarts) agent `i`.
     pub fn start_agent(&mut self, i: usize) {
+        let host_id = format!("host-{}", self.agents[i].zone);
+        // A join token for the first start; a restart finds the host certificate in its dir.
+        let join_token = self.join_token_file(&host_id);
         let agent = &self.agents[i];
         let mut child = ferry()
             .args([
@@ -221,7 +255,8 @@ impl Stack {
             .arg(format!("{}-{}", agent.ports.0, agent.ports.1))
             .arg("--data-dir")
             .arg(&agent.dir)
-            .env("FERRY_TOKEN", &self.agent_token)
+            .arg("--join-token-file")
+            .arg(&join_token)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -7,22 +7,34 @@
 //!   ReportStatus(host_id, applied_generation, nodes)  -> Store::report_host (also the heartbeat)
 //! ```
 //!
-//! Only tokens with the [`Role::Agent`] role may call it, and that role may call nothing else
-//! (see [`crate::auth`]): agents act for the fleet, in no tenant. Any agent token may speak for
-//! any host id; per-host credentials are future work (DESIGN.md section 8).
+//! It is served on the peer listener only ([`crate::server`]), to clients presenting a host
+//! certificate (`Identity::Host`, issued at enrollment, [`super::enroll`]). Every call is
+//! scoped to the certificate's host: RegisterHost, GetAssignments and ReportStatus name that
+//! host id or are refused (PERMISSION_DENIED), a report names only nodes assigned to that host
+//! (or being released by it), and IssueNodeCertificate signs only for a node assigned to it,
+//! with the node's assigned cluster, id and role.
 //!
 //! Assignments are stored without the host's zone (the host has one), so the wire
 //! [`pb::Assignment`] is completed here from the host: its zone, its id.
 
+use std::time::Duration;
+
+use ferry_identity::{Identity, NodeRoles};
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::agent_service_server::AgentService;
 use tonic::{Request, Response, Status};
 
 use super::{Api, convert, status, violation};
-use crate::auth::{Principal, Role};
+use crate::enroll::CSR_PEM_BYTES_MAX;
 use crate::model::{Host, HostAssignment, HostCapacity, HostRegistration, NodeReport, NodeState};
-use crate::placement::PortRange;
+use crate::placement::{PortRange, Role};
 use crate::store::Store;
+
+/// How long a node certificate is valid. Agents renew a node's certificate when less than a
+/// third of this is left (`ferry_agent`'s renewal threshold).
+pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Most node reports in one ReportStatus (a host runs far fewer nodes).
+pub const REPORT_NODES_MAX: usize = 1024;
 
 #[tonic::async_trait]
 impl<S: Store> AgentService for Api<S> {
@@ -30,8 +42,9 @@ impl<S: Store> AgentService for Api<S> {
         &self,
         request: Request<pb::RegisterHostRequest>,
     ) -> Result<Response<pb::RegisterHostResponse>, Status> {
-        self.authorize_agent(&request)?;
+        let host_id = caller_host(&request)?;
         let registration = registration_from_proto(request.into_inner())?;
+        same_host(&host_id, &registration.id)?;
         let host = self.store().register_host(registration).await?;
         Ok(Response::new(pb::RegisterHostResponse {
             host: Some(convert::host_to_proto(&host)),
@@ -42,9 +55,10 @@ impl<S: Store> AgentService for Api<S> {
         &self,
         request: Request<pb::GetAssignmentsRequest>,
     ) -> Result<Response<pb::GetAssignmentsResponse>, Status> {
-        self.authorize_agent(&request)?;
+        let host_id = caller_host(&request)?;
         let request = request.into_inner();
         super::require_id("host_id", &request.host_id)?;
+        same_host(&host_id, &request.host_id)?;
         let host = self.store().get_host(&request.host_id).await?;
         let changed = host.generation != request.known_generation;
         let assignments = if changed {
@@ -66,15 +80,42 @@ impl<S: Store> AgentService for Api<S> {
         &self,
         request: Request<pb::ReportStatusRequest>,
     ) -> Result<Response<pb::ReportStatusResponse>, Status> {
-        self.authorize_agent(&request)?;
+        let host_id = caller_host(&request)?;
         let request = request.into_inner();
         super::require_id("host_id", &request.host_id)?;
+        same_host(&host_id, &request.host_id)?;
+        if request.nodes.len() > REPORT_NODES_MAX {
+            return Err(status::invalid_argument(&[violation(
+                "nodes",
+                format!("at most {REPORT_NODES_MAX} per report"),
+            )]));
+        }
         let nodes = request
             .nodes
             .into_iter()
             .enumerate()
             .map(|(i, node)| report_from_proto(i, node))
             .collect::<Result<Vec<_>, _>>()?;
+        // Only this host's nodes: another host's node reported RUNNING would let anyone with
+        // a host certificate pass the rolling-restart safety gate for it, so naming a node
+        // assigned to another host is refused. A node assigned nowhere (a host whose control
+        // plane lost its store still runs its old nodes) is left out of the report. The check
+        // reads the hosts first; an assignment that moves in between is caught by the next
+        // report.
+        let host = self.store().get_host(&host_id).await?;
+        let (nodes, foreign): (Vec<_>, Vec<_>) = nodes
+            .into_iter()
+            .partition(|n| is_assigned_or_released(&host, n));
+        if !foreign.is_empty() {
+            for other in self.all_hosts().await? {
+                if let Some(node) = foreign.iter().find(|n| is_assigned_or_released(&other, n)) {
+                    return Err(status::permission_denied(format!(
+                        "node {} of cluster {} is assigned to another host than {host_id}",
+                        node.node_id, node.cluster_id
+                    )));
+                }
+            }
+        }
         let host = self
             .store()
             .report_host(&request.host_id, request.applied_generation, nodes)
@@ -83,20 +124,79 @@ impl<S: Store> AgentService for Api<S> {
             generation: host.generation,
         }))
     }
+
+    async fn issue_node_certificate(
+        &self,
+        request: Request<pb::IssueNodeCertificateRequest>,
+    ) -> Result<Response<pb::IssueNodeCertificateResponse>, Status> {
+        let host_id = caller_host(&request)?;
+        let request = request.into_inner();
+        super::require_id("cluster_id", &request.cluster_id)?;
+        if request.csr_pem.is_empty() || request.csr_pem.len() > CSR_PEM_BYTES_MAX {
+            return Err(status::invalid_argument(&[violation(
+                "csr_pem",
+                format!("is required, with at most {CSR_PEM_BYTES_MAX} bytes"),
+            )]));
+        }
+        let host = self.store().get_host(&host_id).await?;
+        let Some(assignment) = host
+            .assignments
+            .iter()
+            .find(|a| a.cluster_id == request.cluster_id && a.node_id == request.node_id)
+        else {
+            return Err(status::permission_denied(format!(
+                "node {} of cluster {} is not assigned to host {host_id}",
+                request.node_id, request.cluster_id
+            )));
+        };
+        let identity = Identity::Node {
+            cluster_id: assignment.cluster_id.clone(),
+            node_id: assignment.node_id,
+            roles: match assignment.role {
+                Role::Broker => NodeRoles::BROKER,
+                Role::Controller => NodeRoles::CONTROLLER,
+            },
+        };
+        let ca = self.ca().await?;
+        let cert_pem = ca
+            .sign_csr(&request.csr_pem, &identity, NODE_CERT_VALIDITY)
+            .map_err(|err| status::invalid_argument(&[violation("csr_pem", err.to_string())]))?;
+        let validity_ms = i64::try_from(NODE_CERT_VALIDITY.as_millis()).unwrap_or(i64::MAX);
+        Ok(Response::new(pb::IssueNodeCertificateResponse {
+            cert_pem,
+            ca_pem: ca.cert_pem().to_string(),
+            not_after_ms: self.store().now_ms().saturating_add(validity_ms),
+        }))
+    }
 }
 
-impl<S: Store> Api<S> {
-    /// Authenticates the request and checks that it comes from an agent.
-    fn authorize_agent<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let principal = self.authenticate(request)?;
-        if principal.role != Role::Agent {
-            return Err(status::permission_denied(format!(
-                "the {} role may not call the agent service (only agent tokens may)",
-                principal.role
-            )));
-        }
-        Ok(principal)
+/// The host the caller's certificate speaks for. The peer listener's policy already admits
+/// only host certificates; this is the handler's own check, and gives the host id.
+fn caller_host<T>(request: &Request<T>) -> Result<String, Status> {
+    match ferry_identity::peer_identity(request)? {
+        Identity::Host { host_id } => Ok(host_id),
+        other => Err(status::permission_denied(format!(
+            "{other:?} may not call the agent service (only an enrolled host may)"
+        ))),
     }
+}
+
+/// Refuses a request naming another host than the caller's certificate.
+fn same_host(caller: &str, named: &str) -> Result<(), Status> {
+    if caller != named {
+        return Err(status::permission_denied(format!(
+            "the certificate of host {caller} may not act for host {named}"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `host` runs, or is stopping, the reported node.
+fn is_assigned_or_released(host: &Host, node: &NodeReport) -> bool {
+    host.assignments
+        .iter()
+        .chain(&host.releasing)
+        .any(|a| a.cluster_id == node.cluster_id && a.node_id == node.node_id)
 }
 
 /// The store's registration for a wire request, with every field violation at once.

@@ -26,27 +26,35 @@
 //! [`Api::configuration_service`], [`Api::operation_service`] and [`Api::host_service`].
 //!
 //! It also implements `AgentService` ([`agent`]), the host agents' door, served with
-//! [`Api::agent_service`]: only agent tokens may call it, and they may call nothing else.
+//! [`Api::agent_service`] on the peer listener only: callers are authenticated by their host
+//! certificate, and each call is scoped to that host. Agents get that certificate from
+//! `EnrollmentService` ([`enroll`], [`Api::enrollment_service`]) on the public port, with a
+//! one-time join token.
 
 pub mod agent;
 mod cluster;
 mod configuration;
 pub mod convert;
+pub mod enroll;
 mod host;
 mod operation;
 pub mod status;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use ferry_identity::CertificateAuthority;
 
 use ferry_proto::controlplane::v1::agent_service_server::AgentServiceServer;
 use ferry_proto::controlplane::v1::cluster_service_server::ClusterServiceServer;
 use ferry_proto::controlplane::v1::configuration_service_server::ConfigurationServiceServer;
+use ferry_proto::controlplane::v1::enrollment_service_server::EnrollmentServiceServer;
 use ferry_proto::controlplane::v1::host_service_server::HostServiceServer;
 use ferry_proto::controlplane::v1::operation_service_server::OperationServiceServer;
 use tonic::{Request, Status};
 
 use crate::auth::{Action, AuthError, Principal, Role, TokenIssuer};
+use crate::enroll::JoinTokens;
 use crate::model::{Host, PAGE_SIZE_MAX, PageRequest};
 use crate::store::Store;
 
@@ -93,6 +101,20 @@ struct Inner<S> {
     store: Arc<S>,
     issuer: TokenIssuer,
     config: ApiConfig,
+    /// Join tokens and the peer address agents are told, once enrollment is enabled.
+    enrollment: OnceLock<Enrollment>,
+    /// The store's CA, read from the store on first use.
+    ca: OnceLock<Arc<CertificateAuthority>>,
+}
+
+/// What enrollment needs besides the store.
+#[derive(Debug)]
+struct Enrollment {
+    /// Verifies join tokens.
+    tokens: JoinTokens,
+    /// The peer listener's address, told to enrolled agents (an unspecified IP, as from
+    /// `0.0.0.0`, is replaced by the address the agent reached the public port at).
+    peer_address: std::net::SocketAddr,
 }
 
 impl<S: Store> Api<S> {
@@ -103,8 +125,39 @@ impl<S: Store> Api<S> {
                 store,
                 issuer,
                 config,
+                enrollment: OnceLock::new(),
+                ca: OnceLock::new(),
             }),
         }
+    }
+
+    /// Lets agents enroll with join tokens verified by `tokens`, telling them to call
+    /// `AgentService` at `peer_address`. Without it Enroll answers UNAVAILABLE. Set once; a
+    /// second call is ignored.
+    pub fn enable_enrollment(&self, tokens: JoinTokens, peer_address: std::net::SocketAddr) {
+        let _ = self.inner.enrollment.set(Enrollment {
+            tokens,
+            peer_address,
+        });
+    }
+
+    /// `EnrollmentService`, ready to add to a tonic server (the public one).
+    pub fn enrollment_service(&self) -> EnrollmentServiceServer<Self> {
+        EnrollmentServiceServer::new(self.clone())
+    }
+
+    /// The store's CA, ready to issue: read from the store once, then kept (it never
+    /// changes). UNAVAILABLE before it is installed.
+    async fn ca(&self) -> Result<Arc<CertificateAuthority>, Status> {
+        if let Some(ca) = self.inner.ca.get() {
+            return Ok(Arc::clone(ca));
+        }
+        let stored =
+            self.store().get_ca().await?.ok_or_else(|| {
+                Status::unavailable("the control plane's CA is not installed yet")
+            })?;
+        let ca = crate::pki::from_stored(&stored).map_err(Status::from)?;
+        Ok(Arc::clone(self.inner.ca.get_or_init(|| Arc::new(ca))))
     }
 
     /// `ClusterService`, ready to add to a tonic server.

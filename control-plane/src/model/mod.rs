@@ -17,6 +17,7 @@
 //! - [`configuration`]: [`Configuration`], named broker properties with immutable
 //!   [`Revision`]s that clusters reference.
 
+pub mod ca;
 pub mod cluster;
 pub mod configuration;
 pub mod host;

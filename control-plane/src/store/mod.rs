@@ -60,6 +60,7 @@ pub use quorum::QuorumStore;
 pub use state::{Command, Query, Response, State};
 
 pub use crate::error::{Conflict, Error, Result};
+use crate::model::ca::StoredCa;
 use crate::model::{
     Cluster, ClusterStatus, Configuration, Host, HostAssignment, HostHealth, HostRegistration,
     NodeReport, Operation, OperationType, OperationUpdate, Page, PageRequest, Revision,
@@ -426,6 +427,49 @@ pub trait Store: Send + Sync + 'static {
             expected_generation,
         };
         async move { host_response(self, "SetAssignments", command).await }
+    }
+
+    /// Stores the control plane's CA; the same CA again is a no-op. Errors:
+    /// [`Conflict::WrongState`] when another CA is installed.
+    fn install_ca(&self, ca: StoredCa) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            match self.execute(Command::InstallCa { ca }).await? {
+                Response::Done => Ok(()),
+                other => unexpected("InstallCa", other),
+            }
+        }
+    }
+
+    /// The control plane's CA, `None` before it is installed.
+    fn get_ca(&self) -> impl Future<Output = Result<Option<StoredCa>>> + Send {
+        async move {
+            match self.query(Query::GetCa).await? {
+                Response::Ca(ca) => Ok(ca),
+                other => unexpected("GetCa", other),
+            }
+        }
+    }
+
+    /// Spends the join token `token_id` (for `host_id`, valid until `expires_at_ms`). Errors:
+    /// [`Conflict::WrongState`] when it was spent before or has expired.
+    fn spend_join_token(
+        &self,
+        token_id: &str,
+        host_id: &str,
+        expires_at_ms: TimestampMs,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let command = Command::SpendJoinToken {
+            token_id: token_id.to_owned(),
+            host_id: host_id.to_owned(),
+            expires_at_ms,
+            now_ms: self.now_ms(),
+        };
+        async move {
+            match self.execute(command).await? {
+                Response::Done => Ok(()),
+                other => unexpected("SpendJoinToken", other),
+            }
+        }
     }
 
     /// One host. Errors: [`Error::NotFound`].

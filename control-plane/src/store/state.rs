@@ -52,6 +52,9 @@ use std::ops::Bound;
 use ferry_quorum::StateMachine;
 
 use crate::error::{Conflict, Error, Result};
+use crate::model::ca::{
+    JOIN_TOKEN_ID_LEN_MAX, JOIN_TOKEN_TTL_MAX_MS, SPENT_JOIN_TOKENS_MAX, StoredCa,
+};
 use crate::model::configuration::REVISIONS_MAX;
 use crate::model::{
     Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId, Host,
@@ -226,6 +229,26 @@ pub enum Command {
         /// The configuration.
         configuration_id: ConfigurationId,
     },
+    /// Stores the control plane's CA, once: the same CA again is a no-op, another one is
+    /// refused ([`Conflict::WrongState`]), so no member can swap the CA under the others.
+    /// Responds [`Response::Done`].
+    InstallCa {
+        /// The CA certificate and key.
+        ca: StoredCa,
+    },
+    /// Spends a join token: its id is remembered until `expires_at_ms`, and a second spend
+    /// of the same id is refused ([`Conflict::WrongState`]). Expired ids are forgotten
+    /// first. Responds [`Response::Done`].
+    SpendJoinToken {
+        /// The token's id (`jti`).
+        token_id: String,
+        /// The host the token enrolls (recorded for the operator).
+        host_id: HostId,
+        /// When the token expires.
+        expires_at_ms: TimestampMs,
+        /// The proposer's clock.
+        now_ms: TimestampMs,
+    },
 }
 
 /// A read of the store, answered linearizably by the quorum.
@@ -290,6 +313,8 @@ pub enum Query {
         /// Which page.
         page: PageRequest,
     },
+    /// The control plane's CA. Responds [`Response::Ca`] (`None` before it is installed).
+    GetCa,
 }
 
 /// What a command or query answers.
@@ -321,6 +346,8 @@ pub enum Response {
     Configurations(Page<Configuration>),
     /// Nothing to say.
     Done,
+    /// The control plane's CA, if installed.
+    Ca(Option<StoredCa>),
 }
 
 /// The whole control-plane state. See the module docs.
@@ -350,6 +377,12 @@ pub struct State {
     /// The error of the last such entry, naming its index.
     #[serde(default)]
     last_undecodable_entry: Option<String>,
+    /// The control plane's CA, installed once.
+    #[serde(default)]
+    ca: Option<StoredCa>,
+    /// Spent join token ids → when the token expires (then the id is forgotten).
+    #[serde(default)]
+    spent_join_tokens: BTreeMap<String, TimestampMs>,
 }
 
 /// The id of a cluster created at `index`.
@@ -634,7 +667,73 @@ impl State {
                 }
                 Ok(Response::Done)
             }
+            Command::InstallCa { ca } => self.install_ca(ca),
+            Command::SpendJoinToken {
+                token_id,
+                host_id,
+                expires_at_ms,
+                now_ms,
+            } => self.spend_join_token(token_id, &host_id, expires_at_ms, now_ms),
         }
+    }
+
+    /// See [`Command::InstallCa`].
+    fn install_ca(&mut self, ca: StoredCa) -> Result<Response> {
+        match &self.ca {
+            Some(installed) if *installed == ca => Ok(Response::Done),
+            Some(_) => Err(Conflict::WrongState(
+                "the store already holds another CA; the CA is installed once".into(),
+            )
+            .into()),
+            None => {
+                if ca.cert_pem.is_empty() || ca.key_pem.expose().is_empty() {
+                    return Err(Error::InvalidInput(
+                        "a CA needs a certificate and a key".into(),
+                    ));
+                }
+                self.ca = Some(ca);
+                Ok(Response::Done)
+            }
+        }
+    }
+
+    /// See [`Command::SpendJoinToken`].
+    fn spend_join_token(
+        &mut self,
+        token_id: String,
+        host_id: &str,
+        expires_at_ms: TimestampMs,
+        now_ms: TimestampMs,
+    ) -> Result<Response> {
+        if token_id.is_empty() || token_id.len() > JOIN_TOKEN_ID_LEN_MAX {
+            return Err(Error::InvalidInput(format!(
+                "a join token id has 1 to {JOIN_TOKEN_ID_LEN_MAX} characters"
+            )));
+        }
+        if host_id.is_empty() {
+            return Err(Error::InvalidInput("a join token names a host".into()));
+        }
+        // Expired tokens are refused before they are spent, so their ids need not be kept.
+        self.spent_join_tokens
+            .retain(|_, expires| *expires >= now_ms);
+        if expires_at_ms < now_ms {
+            return Err(Conflict::WrongState("the join token has expired".into()).into());
+        }
+        if expires_at_ms > now_ms.saturating_add(JOIN_TOKEN_TTL_MAX_MS) {
+            return Err(Error::InvalidInput(format!(
+                "a join token lives at most {JOIN_TOKEN_TTL_MAX_MS} ms"
+            )));
+        }
+        if self.spent_join_tokens.contains_key(&token_id) {
+            return Err(Conflict::WrongState("the join token was already used".into()).into());
+        }
+        if self.spent_join_tokens.len() >= SPENT_JOIN_TOKENS_MAX {
+            return Err(Error::Unavailable(format!(
+                "{SPENT_JOIN_TOKENS_MAX} join tokens were spent and have not expired yet"
+            )));
+        }
+        self.spent_join_tokens.insert(token_id, expires_at_ms);
+        Ok(Response::Done)
     }
 
     /// Answers `query`; never changes the state.
@@ -744,6 +843,7 @@ impl State {
                     c.name.clone()
                 })))
             }
+            Query::GetCa => Ok(Response::Ca(self.ca.clone())),
         }
     }
 

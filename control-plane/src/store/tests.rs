@@ -772,3 +772,52 @@ async fn a_configuration_keeps_at_most_50_revisions_and_each_is_immutable() {
         Err(Error::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn the_ca_is_installed_once_and_kept_redacted() {
+    use crate::model::ca::{SecretPem, StoredCa};
+    let store = store();
+    assert_eq!(store.get_ca().await.unwrap(), None);
+    let ca = StoredCa {
+        cert_pem: "CERT".into(),
+        key_pem: SecretPem::new("KEY"),
+    };
+    store.install_ca(ca.clone()).await.unwrap();
+    // The same CA again (a restart, another member holding the key) changes nothing.
+    store.install_ca(ca.clone()).await.unwrap();
+    let other = StoredCa {
+        cert_pem: "OTHER".into(),
+        key_pem: SecretPem::new("KEY2"),
+    };
+    assert!(matches!(
+        store.install_ca(other).await,
+        Err(Error::Conflict(Conflict::WrongState(_)))
+    ));
+    assert_eq!(store.get_ca().await.unwrap(), Some(ca));
+}
+
+#[tokio::test]
+async fn a_join_token_is_spent_once_and_forgotten_after_it_expires() {
+    let store = store();
+    let later = 1_000 + 60_000;
+    store.spend_join_token("j1", "host-a", later).await.unwrap();
+    for (id, expires) in [("j1", later), ("j2", 999)] {
+        assert!(
+            matches!(
+                store.spend_join_token(id, "host-a", expires).await,
+                Err(Error::Conflict(Conflict::WrongState(_)))
+            ),
+            "{id}"
+        );
+    }
+    // Past its expiry the id is forgotten, and a token that old is refused anyway.
+    store.set_now_ms(later + 1);
+    store
+        .spend_join_token("j3", "host-b", later + 1_000)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.spend_join_token("", "host-b", later + 1_000).await,
+        Err(Error::InvalidInput(_))
+    ));
+}

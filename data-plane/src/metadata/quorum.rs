@@ -19,6 +19,12 @@
 //! or batch that does not decode, or a batch that contradicts the image, is logged and
 //! dropped whole, and the image stays as it was.
 //!
+//! # Authentication
+//! Every call goes over mutual TLS: the broker presents its node certificate and accepts only
+//! a server whose certificate names it a controller of this cluster
+//! ([`ferry_identity::controller_server_name`]), so a broker never sends its registration or
+//! admin commands to anything else.
+//!
 //! # Caveats
 //! Any controller can serve the stream; only the active one takes registrations, heartbeats
 //! and commands. The client tries the controllers in turn and remembers which one answered.
@@ -29,13 +35,14 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ferry_identity::TlsMaterial;
 use ferry_proto::controller::v1 as pb;
 use ferry_proto::controller::v1::controller_service_client::ControllerServiceClient;
 use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::local::write_atomically;
 use super::{AdminError, Authority, BrokerInfo, Image, NodeId};
@@ -61,18 +68,28 @@ pub struct ControllerClient {
     controllers: Arc<Vec<(NodeId, ControllerServiceClient<Channel>)>>,
     /// Index of the controller that answered last.
     preferred: Arc<AtomicUsize>,
+    /// The TLS config every channel uses (also for a leader found by address).
+    tls: ClientTlsConfig,
 }
 
 impl ControllerClient {
-    /// A client of the controllers at `voters` (node id → `host:port`).
-    pub fn new(voters: &BTreeMap<NodeId, String>) -> Result<Self, String> {
+    /// A client of the controllers of `cluster_id` at `voters` (node id → `host:port`),
+    /// presenting `tls`'s certificate and trusting only controllers of `cluster_id` certified
+    /// by `tls`'s CA.
+    pub fn new(
+        voters: &BTreeMap<NodeId, String>,
+        cluster_id: &str,
+        tls: &TlsMaterial,
+    ) -> Result<Self, String> {
+        let tls = ferry_identity::client_tls_config(
+            tls,
+            &ferry_identity::controller_server_name(cluster_id),
+        );
         let controllers = voters
             .iter()
             .map(|(id, addr)| {
-                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-                    .map_err(|e| format!("controller {id} address {addr:?}: {e}"))?
-                    .connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true);
+                let endpoint = controller_endpoint(addr, &tls)
+                    .map_err(|e| format!("controller {id} address {addr:?}: {e}"))?;
                 Ok((*id, ControllerServiceClient::new(endpoint.connect_lazy())))
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -82,6 +99,7 @@ impl ControllerClient {
         Ok(Self {
             controllers: Arc::new(controllers),
             preferred: Arc::new(AtomicUsize::new(0)),
+            tls,
         })
     }
 
@@ -173,9 +191,8 @@ impl ControllerClient {
         else {
             return Ok(first);
         };
-        let Ok(endpoint) =
-            Endpoint::from_shared(format!("http://{}:{}", endpoint.host, endpoint.port))
-        else {
+        let address = format!("{}:{}", endpoint.host, endpoint.port);
+        let Ok(endpoint) = controller_endpoint(&address, &self.tls) else {
             return Ok(first);
         };
         let mut leader = ControllerServiceClient::new(endpoint.connect_lazy());
@@ -192,6 +209,14 @@ impl ControllerClient {
         let count = self.controllers.len();
         (0..count).map(move |i| self.controllers[(start + i) % count].1.clone())
     }
+}
+
+/// The endpoint of a controller listener at `address` (`host:port`), over mutual TLS.
+fn controller_endpoint(address: &str, tls: &ClientTlsConfig) -> Result<Endpoint, String> {
+    Endpoint::from_shared(format!("https://{address}"))
+        .and_then(|e| e.tls_config(tls.clone()))
+        .map(|e| e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true))
+        .map_err(|e| e.to_string())
 }
 
 /// Whether another controller (or a later try) may succeed.
@@ -216,6 +241,9 @@ pub struct QuorumAuthorityOptions {
     pub image_path: PathBuf,
     /// `broker.heartbeat.interval.ms`.
     pub heartbeat_interval: Duration,
+    /// This broker's certificate (a broker of `cluster_id`, node `broker.node_id`), its key and
+    /// the CA it trusts.
+    pub tls: TlsMaterial,
 }
 
 /// The broker's registration state.
@@ -246,7 +274,8 @@ pub struct QuorumAuthority {
 impl QuorumAuthority {
     /// Builds the authority, starting from the image kept at `image_path` if there is one.
     pub fn open(options: QuorumAuthorityOptions) -> Result<Arc<Self>, String> {
-        let client = ControllerClient::new(&options.controllers)?;
+        let client =
+            ControllerClient::new(&options.controllers, &options.cluster_id, &options.tls)?;
         let image = match std::fs::read(&options.image_path) {
             Ok(bytes) => MetadataImage::decode(&bytes).map_err(|e| {
                 format!(

@@ -13,6 +13,21 @@
 //! than the session timeout; a heartbeat that shows the broker caught up with its registration
 //! unfences it.
 //!
+//! # Who may call what
+//! The listener serves only over mutual TLS ([`ControllerOptions::tls`]): a client must present
+//! a certificate of the cluster's CA, or the handshake fails. Then, by the identity in that
+//! certificate ([`ferry_identity::Identity::Node`]):
+//!
+//! | method | who |
+//! |---|---|
+//! | `ferry.quorum.v1.Raft/*` | controllers of this cluster whose node id is a voter, each sending only as itself |
+//! | `RegisterBroker`, `BrokerHeartbeat` | a broker of this cluster, for its own node id only |
+//! | `FollowMetadata`, `Execute` | brokers of this cluster |
+//! | `DescribeQuorum` | any node of this cluster (also `ferry quorum describe` with a node's certificate) |
+//!
+//! Everything else, and every certificate of another cluster, gets PERMISSION_DENIED before a
+//! handler runs.
+//!
 //! # Ids
 //! Raft ids must be nonzero while Kafka node ids start at 0, so the raft id of node `n` is
 //! `n + 1`.
@@ -23,6 +38,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use ferry_identity::{Identity, Policy, TlsMaterial};
 use ferry_proto::controller::v1 as pb;
 use ferry_proto::controller::v1::controller_service_server::{
     ControllerService, ControllerServiceServer,
@@ -67,8 +83,43 @@ pub struct ControllerOptions {
     pub session_timeout: Duration,
     /// Topic defaults and bounds every voter applies identically.
     pub limits: Limits,
-    /// Raft timing and bounds; `id` and `peers` are filled in from the fields above.
+    /// Raft timing and bounds; `id`, `peers` and `tls` are filled in from the fields above.
     pub quorum: ferry_quorum::Options,
+    /// This controller's certificate (a controller of `cluster_id`, node `node_id`), the CA
+    /// it and every peer trust, and its key. The listener serves only over mutual TLS.
+    pub tls: TlsMaterial,
+}
+
+/// The gRPC path prefix of the controller service.
+pub const CONTROLLER_SERVICE: &str = "/ferry.controller.v1.ControllerService/";
+
+/// Who may call which controller method (see the module docs). Raft's rules are the quorum's.
+pub fn controller_policy(cluster_id: &str) -> Policy {
+    let broker = |cluster: String| move |peer: &Identity| peer.is_broker_of(&cluster);
+    let node = |cluster: String| move |peer: &Identity| peer.node_of(&cluster).is_some();
+    let method = |name: &str| format!("{CONTROLLER_SERVICE}{name}");
+    let cluster = cluster_id.to_string();
+    Policy::new()
+        .allow(method("RegisterBroker"), broker(cluster.clone()))
+        .allow(method("BrokerHeartbeat"), broker(cluster.clone()))
+        .allow(method("FollowMetadata"), broker(cluster.clone()))
+        .allow(method("Execute"), broker(cluster.clone()))
+        .allow(method("DescribeQuorum"), node(cluster))
+}
+
+/// The quorum's mutual TLS for a controller of `cluster_id`: voters are the controllers of
+/// this cluster, by node id.
+fn quorum_tls(cluster_id: &str, material: TlsMaterial) -> ferry_quorum::TlsOptions {
+    let cluster = cluster_id.to_string();
+    ferry_quorum::TlsOptions {
+        material,
+        server_name: ferry_identity::controller_server_name(cluster_id),
+        voter_of: Arc::new(move |peer: &Identity| match peer.node_of(&cluster) {
+            Some(node) if peer.is_controller_of(&cluster) => Some(raft_id(node)),
+            _ => None,
+        }),
+        policy: controller_policy(cluster_id),
+    }
 }
 
 /// The raft id of a node id.
@@ -135,6 +186,7 @@ impl ControllerRole {
             .iter()
             .map(|(id, addr)| (raft_id(*id), addr.clone()))
             .collect();
+        quorum_options.tls = Some(quorum_tls(&options.cluster_id, options.tls.clone()));
         let shared = Arc::new(Shared {
             options: options.clone(),
             quorum: OnceLock::new(),
@@ -399,6 +451,25 @@ impl ControllerRole {
         })
     }
 
+    /// The node id of the caller's verified certificate (a node of this cluster; the policy
+    /// layer let only such callers through).
+    fn caller_node<T>(&self, request: &Request<T>) -> Result<NodeId, Status> {
+        let peer = ferry_identity::peer_identity(request)?;
+        peer.node_of(&self.shared.options.cluster_id)
+            .ok_or_else(|| Status::permission_denied(format!("{peer} is not of this cluster")))
+    }
+
+    /// A broker registers and heartbeats only as itself: its certificate's node id.
+    fn check_own_id(&self, caller: NodeId, broker_id: NodeId) -> Result<(), Status> {
+        if caller == broker_id {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "node {caller} may not speak for broker {broker_id}"
+            )))
+        }
+    }
+
     async fn describe(&self) -> Result<pb::DescribeQuorumResponse, Status> {
         // Any controller answers with what it knows; only the active one knows each voter's
         // progress and the brokers' sessions (the others report -1 and no observers), so
@@ -509,8 +580,12 @@ impl ControllerService for ControllerRole {
         &self,
         request: Request<pb::RegisterBrokerRequest>,
     ) -> Result<Response<pb::RegisterBrokerResponse>, Status> {
+        let caller = self.caller_node(&request)?;
         let command = Command::decode(&request.into_inner().command)
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        if let Command::RegisterBroker { broker_id, .. } = &command {
+            self.check_own_id(caller, *broker_id)?;
+        }
         self.register(command).await.map(Response::new)
     }
 
@@ -518,6 +593,8 @@ impl ControllerService for ControllerRole {
         &self,
         request: Request<pb::BrokerHeartbeatRequest>,
     ) -> Result<Response<pb::BrokerHeartbeatResponse>, Status> {
+        let caller = self.caller_node(&request)?;
+        self.check_own_id(caller, request.get_ref().broker_id)?;
         self.heartbeat(request.into_inner())
             .await
             .map(Response::new)
@@ -608,6 +685,7 @@ mod tests {
 
     /// Three controllers on port 0, each over its own directory.
     struct Controllers {
+        ca: ferry_identity::CertificateAuthority,
         voters: BTreeMap<NodeId, String>,
         dirs: BTreeMap<NodeId, tempfile::TempDir>,
         roles: BTreeMap<NodeId, ControllerRole>,
@@ -627,6 +705,7 @@ mod tests {
                 .map(|id| (id, tempfile::tempdir().unwrap()))
                 .collect();
             let mut controllers = Controllers {
+                ca: ferry_identity::CertificateAuthority::generate("poison test CA").unwrap(),
                 voters,
                 dirs,
                 roles: BTreeMap::new(),
@@ -649,9 +728,22 @@ mod tests {
                     tick_interval: Duration::from_millis(20),
                     ..Default::default()
                 },
+                tls: self.material(id),
             };
             let role = ControllerRole::start(options, listener).await.unwrap();
             self.roles.insert(id, role);
+        }
+
+        /// Certificate and key of controller `id` of [`CLUSTER`].
+        fn material(&self, id: NodeId) -> TlsMaterial {
+            let identity = ferry_identity::Identity::Node {
+                cluster_id: CLUSTER.into(),
+                node_id: id,
+                roles: ferry_identity::NodeRoles::CONTROLLER,
+            };
+            self.ca
+                .issue(&identity, &[], ferry_identity::CERT_VALIDITY_DEFAULT)
+                .unwrap()
         }
 
         async fn leader(&self) -> NodeId {
@@ -689,16 +781,28 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
 
-        // As an attacker on the network: raw Raft.Propose, to every voter.
+        // As the strongest attacker left once the transport is authenticated: a voter of this
+        // cluster (its certificate stolen, or its code broken) sending raw Raft.Propose to every
+        // voter. Peers without such a certificate are refused at the handshake (tests/
+        // controller_auth.rs).
+        let insider = controllers.material(0);
         let poisons = [
             b"garbage".to_vec(),
             br#"{"NotACommand":1}"#.to_vec(),
             Vec::new(),
         ];
         for address in controllers.voters.values() {
-            let mut client = RaftClient::connect(format!("http://{address}"))
+            let channel = tonic::transport::Endpoint::from_shared(format!("https://{address}"))
+                .unwrap()
+                .tls_config(ferry_identity::client_tls_config(
+                    &insider,
+                    &ferry_identity::controller_server_name(CLUSTER),
+                ))
+                .unwrap()
+                .connect()
                 .await
                 .unwrap();
+            let mut client = RaftClient::new(channel);
             for poison in &poisons {
                 let request = raft_pb::ProposeRequest {
                     command: poison.clone(),

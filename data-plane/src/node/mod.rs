@@ -18,6 +18,14 @@
 //! - **Single-node mode** (no quorum): one combined node is its own metadata authority
 //!   ([`crate::metadata::local::LocalAuthority`]), for development and tests.
 //!
+//! # Authentication
+//! In quorum mode every node has peers, so it must be given its TLS material
+//! ([`NodeConfig::tls`]): the controller listener serves only over mutual TLS, and brokers
+//! dial controllers with their node certificate (see [`controller`] for who may call what).
+//! The certificate must name this node of this cluster with the roles it runs; a node without
+//! material, or with someone else's, refuses to start. A single-node-mode node has no internal
+//! listener and needs no certificate.
+//!
 //! # Data directory
 //! ```text
 //! <data_dir>/meta.properties        cluster.id, node.id (who owns this directory)
@@ -37,6 +45,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry_identity::{Identity, TlsMaterial};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -101,6 +110,10 @@ pub struct NodeConfig {
     pub session_timeout: Duration,
     /// `broker.heartbeat.interval.ms`.
     pub heartbeat_interval: Duration,
+    /// This node's CA, certificate and key: required in quorum mode, unused in single-node
+    /// mode. The certificate must be [`ferry_identity::Identity::Node`] for `cluster_id` and
+    /// `node_id`, with (at least) the roles in `roles`.
+    pub tls: Option<TlsMaterial>,
 }
 
 /// Why a node could not start.
@@ -157,6 +170,7 @@ impl NodeConfig {
                 self.controller_quorum.len()
             ));
         }
+        self.validate_tls(&roles)?;
         let is_voter = self.controller_quorum.contains_key(&self.node_id);
         match (roles.contains(&Role::Controller), is_voter) {
             (true, false) => invalid(format!(
@@ -172,6 +186,51 @@ impl NodeConfig {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl NodeConfig {
+    /// Checks that a node of a quorum has TLS material naming it (plaintext peers are refused,
+    /// never silently accepted).
+    fn validate_tls(&self, roles: &[Role]) -> Result<(), NodeError> {
+        let Some(material) = &self.tls else {
+            return Err(NodeError::InvalidConfig(
+                "nodes of a quorum talk to each other over mutual TLS: give the node its CA, \
+                 certificate and key (ferry node --tls-ca --tls-cert --tls-key; \
+                 ferry cert issue makes them)"
+                    .into(),
+            ));
+        };
+        material
+            .validate()
+            .map_err(|e| NodeError::InvalidConfig(format!("TLS material: {e}")))?;
+        let identity = material
+            .identity()
+            .map_err(|e| NodeError::InvalidConfig(format!("TLS certificate: {e}")))?;
+        let cluster_id = self.cluster_id.as_deref().unwrap_or_default();
+        let ok = match &identity {
+            Identity::Node {
+                cluster_id: c,
+                node_id,
+                roles: granted,
+            } => {
+                c == cluster_id
+                    && *node_id == self.node_id
+                    && (!roles.contains(&Role::Broker) || granted.broker)
+                    && (!roles.contains(&Role::Controller) || granted.controller)
+            }
+            _ => false,
+        };
+        if !ok {
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            return Err(NodeError::InvalidConfig(format!(
+                "the TLS certificate is for {identity}, not for node {} ({}) of cluster \
+                 {cluster_id}",
+                self.node_id,
+                roles.join(",")
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -400,6 +459,10 @@ async fn start_controller(
         session_timeout: config.session_timeout,
         limits,
         quorum: ferry_quorum::Options::default(),
+        tls: config
+            .tls
+            .clone()
+            .expect("validate() requires TLS material in quorum mode"),
     };
     ControllerRole::start(options, listener)
         .await
@@ -444,6 +507,10 @@ async fn open_broker(config: &NodeConfig, dir: &DataDir) -> Result<BrokerRole, N
             controllers: config.controller_quorum.clone(),
             image_path: dir.metadata_image_path(),
             heartbeat_interval: config.heartbeat_interval,
+            tls: config
+                .tls
+                .clone()
+                .expect("validate() requires TLS material in quorum mode"),
         })
         .map_err(NodeError::DataDir)?;
         (quorum.clone(), Some(quorum))
@@ -463,5 +530,69 @@ fn advertised_ip(addr: SocketAddr) -> String {
         "127.0.0.1".to_string()
     } else {
         addr.ip().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_identity::{CERT_VALIDITY_DEFAULT, CertificateAuthority, NodeRoles};
+
+    /// Controller 1 of cluster `c1` in a one-voter quorum, with `tls`.
+    fn controller(tls: Option<TlsMaterial>) -> NodeConfig {
+        NodeConfig {
+            node_id: 1,
+            cluster_id: Some("c1".into()),
+            roles: vec![Role::Controller],
+            data_dir: "/nonexistent".into(),
+            kafka_listen: "127.0.0.1:0".parse().unwrap(),
+            advertised_host: None,
+            rack: None,
+            admin_listen: None,
+            server: ServerOptions::default(),
+            broker: BrokerConfig::new(1, "/nonexistent".into()),
+            controller_quorum: BTreeMap::from([(1, "127.0.0.1:9093".into())]),
+            controller_listen: Some("127.0.0.1:9093".parse().unwrap()),
+            session_timeout: Duration::from_secs(9),
+            heartbeat_interval: Duration::from_secs(2),
+            tls,
+        }
+    }
+
+    #[test]
+    fn a_quorum_node_needs_a_certificate_naming_it() {
+        let ca = CertificateAuthority::generate("test").unwrap();
+        let cert = |cluster: &str, node_id: i32, roles: NodeRoles| {
+            let identity = Identity::Node {
+                cluster_id: cluster.into(),
+                node_id,
+                roles,
+            };
+            Some(ca.issue(&identity, &[], CERT_VALIDITY_DEFAULT).unwrap())
+        };
+        controller(cert("c1", 1, NodeRoles::CONTROLLER))
+            .validate()
+            .unwrap();
+        controller(cert("c1", 1, NodeRoles::COMBINED))
+            .validate()
+            .unwrap();
+        let refused = [
+            (None, "mutual TLS"),
+            (cert("c2", 1, NodeRoles::CONTROLLER), "not for node 1"),
+            (cert("c1", 2, NodeRoles::CONTROLLER), "not for node 1"),
+            (cert("c1", 1, NodeRoles::BROKER), "not for node 1"),
+        ];
+        for (tls, want) in refused {
+            let err = controller(tls).validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should say {want:?}");
+        }
+        // Someone else's key with the right certificate.
+        let mut swapped = cert("c1", 1, NodeRoles::CONTROLLER).unwrap();
+        swapped.key_pem = cert("c1", 2, NodeRoles::CONTROLLER).unwrap().key_pem;
+        let err = controller(Some(swapped))
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not belong"), "{err}");
     }
 }
