@@ -129,7 +129,7 @@ impl<E: Entry> Index<E> {
     /// false when the file was damaged: a partial trailing entry or entries out of order. Only
     /// the well-ordered prefix is loaded then, and the caller should rebuild.
     pub fn open(path: &Path) -> io::Result<(Index<E>, bool)> {
-        let mut options = OpenOptions::new();
+        let mut options = crate::owner_only::options();
         options.read(true).write(true).create(true).truncate(false);
         let mut file = options.open(path)?;
         let mut bytes = Vec::new();
