@@ -57,9 +57,11 @@ impl ControlPlane {
             .map_err(|e| Error::InvalidInput(format!("control plane URL {url:?}: {e}")))?
             .connect_timeout(timeout)
             .timeout(timeout);
-        let authorization = format!("Bearer {}", token.trim())
+        let mut authorization: MetadataValue<Ascii> = format!("Bearer {}", token.trim())
             .parse()
             .map_err(|_| Error::InvalidInput("the token is not a valid header value".into()))?;
+        // Debug output (and tonic's own logging) shows "Sensitive" instead of the token.
+        authorization.set_sensitive(true);
         Ok(ControlPlane {
             client: AgentServiceClient::new(endpoint.connect_lazy()),
             authorization,
