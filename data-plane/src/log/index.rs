@@ -20,7 +20,7 @@
 //! detects ([`Index::open`] reports whether the file was clean) and the segment then rebuilds.
 
 use std::fmt::Debug;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -294,7 +294,7 @@ mod tests {
             })
             .unwrap();
         drop(index);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(&[1, 2, 3]).unwrap();
         let (index, clean) = Index::<TimeEntry>::open(&path).unwrap();
         assert!(!clean);
