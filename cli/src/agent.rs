@@ -38,12 +38,10 @@ pub struct AgentArgs {
     /// Storage offered to node data, in bytes (default: the data dir's free space).
     #[arg(long, env = "FERRY_STORAGE_BYTES")]
     pub storage_bytes: Option<u64>,
-    /// A file holding the agent token (`ferry token create --role agent`).
-    #[arg(long, env = "FERRY_TOKEN_FILE", conflicts_with = "token")]
+    /// A file holding the agent token (`ferry token create --role agent`); without it, the
+    /// token is taken from the FERRY_TOKEN environment variable (never from a flag).
+    #[arg(long, env = "FERRY_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// The agent token itself.
-    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
     /// The `ferry` binary nodes run (default: this one).
     #[arg(long, env = "FERRY_NODE_BINARY")]
     pub node_binary: Option<PathBuf>,
@@ -73,15 +71,11 @@ fn parse_ports(s: &str) -> Result<(u16, u16), String> {
 
 /// Runs `ferry agent` until SIGINT or SIGTERM.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let token = match (&args.token, &args.token_file) {
-        (Some(token), _) => token.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token file {}", path.display()))?,
-        (None, None) => anyhow::bail!("give the agent token with --token-file or FERRY_TOKEN"),
-    };
+    let token = crate::secret::token(args.token_file.as_deref())?
+        .context("give the agent token with --token-file or FERRY_TOKEN")?;
     let mut options = AgentOptions::new(
         args.control_plane,
-        token.trim(),
+        token,
         args.data_dir,
         args.zone,
         args.address,

@@ -98,7 +98,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 /// The managed service on loopback: a control plane and three agents.
 async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     let cp_dir = args.data_dir.join("control-plane");
-    std::fs::create_dir_all(&cp_dir).with_context(|| format!("creating {}", cp_dir.display()))?;
+    crate::secret::create_dir_all(&cp_dir)?;
     let secret_file = cp_dir.join("token-secret");
     let secret = crate::control_plane::read_or_create_secret(&secret_file)?;
     let listen: SocketAddr = ([127, 0, 0, 1], args.api_port).into();
@@ -112,11 +112,13 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     }));
 
     let issuer = TokenIssuer::new(&secret, ISSUER, AUDIENCE)?;
-    let admin_token = issuer.mint(
+    // Whoever runs `ferry dev` runs the service: a service operator (an admin of the dev
+    // tenant who also sees every host and node), so `ferry host list` shows what runs where.
+    let token = issuer.mint(
         &Principal {
-            subject: format!("admin@{DEV_TENANT}"),
+            subject: format!("service-operator@{DEV_TENANT}"),
             tenant: DEV_TENANT.into(),
-            role: Role::Admin,
+            role: Role::ServiceOperator,
         },
         DEV_TOKEN_TTL,
     );
@@ -172,14 +174,17 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
-    println!("  console:            {api}/console  (sign in with the admin token)");
+    println!("  console:            {api}/console  (sign in with the token)");
     println!(
         "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
         agents.len()
     );
-    println!("  admin token:        {admin_token}");
+    println!("  token:              {token}");
+    println!(
+        "                      (role service-operator: admin of tenant {DEV_TENANT}, sees every host)"
+    );
     println!();
-    println!("  export FERRY_API={api} FERRY_TOKEN={admin_token}");
+    println!("  export FERRY_API={api} FERRY_TOKEN={token}");
     println!("  ferry cluster create demo --wait      # 3 brokers + 3 controllers");
     println!("  ferry cluster list; ferry host list");
     println!("  curl -H \"Authorization: Bearer $FERRY_TOKEN\" {api}/v1/clusters");
@@ -187,7 +192,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
 
     let outcome = match &args.cluster {
         Some(name) => tokio::select! {
-            result = demo_cluster(&api, &admin_token, name, args.hosts_per_zone) => result,
+            result = demo_cluster(&api, &token, name, args.hosts_per_zone) => result,
             _ = crate::shutdown_signal() => Ok(false),
         },
         None => Ok(true),
@@ -467,7 +472,7 @@ fn dev_cluster_id(dir: &Path) -> anyhow::Result<String> {
     if let Ok(id) = std::fs::read_to_string(&path) {
         return Ok(id.trim().to_string());
     }
-    std::fs::create_dir_all(dir)?;
+    crate::secret::create_dir_all(dir)?;
     let id = format!("dev-{}", uuid_like());
     std::fs::write(&path, format!("{id}\n")).with_context(|| path.display().to_string())?;
     Ok(id)

@@ -24,7 +24,9 @@ enum TokenCommand {
         /// no tenant).
         #[arg(long)]
         tenant: Option<String>,
-        /// The role in that tenant: admin, operator or viewer; or agent, for host agents.
+        /// The role in that tenant: viewer, operator or admin; service-operator for whoever
+        /// runs the Ferry service (an admin of the tenant who also sees every tenant's nodes
+        /// on the hosts); or agent, for host agents.
         #[arg(long, value_parser = parse_role)]
         role: Role,
         /// The token's subject (user or service); defaults to `<role>@<tenant>`, or `agent`.
