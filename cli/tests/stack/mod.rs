@@ -192,7 +192,7 @@ impl Stack {
         }
     }
 
-    fn token(&self, args: &[&str]) -> String {
+    pub fn token(&self, args: &[&str]) -> String {
         let output = ferry()
             .args(["token", "create"])
             .args(args)
