@@ -116,7 +116,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     // tenant who also sees every host and node), so `ferry host list` shows what runs where.
     let token = issuer.mint(
         &Principal {
-            subject: format!("service-operator@{DEV_TENANT}"),
+            subject: format!("admin@{DEV_TENANT}"),
             tenant: DEV_TENANT.into(),
             role: Role::ServiceOperator,
         },
