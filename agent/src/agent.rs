@@ -867,13 +867,13 @@ mod tests {
         );
         let shown = format!("{options:?}");
         assert!(!shown.contains("secret"), "{shown}");
-        assert!(shown.contains("<redacted>") && shown.contains("http://x"), "{shown}");
-        let client = ControlPlane::new(
-            "http://127.0.0.1:1",
-            &options.token,
-            Duration::from_secs(1),
-        )
-        .unwrap();
+        assert!(
+            shown.contains("<redacted>") && shown.contains("http://x"),
+            "{shown}"
+        );
+        let client =
+            ControlPlane::new("http://127.0.0.1:1", &options.token, Duration::from_secs(1))
+                .unwrap();
         let shown = format!("{client:?}");
         assert!(!shown.contains("secret"), "{shown}");
     }
@@ -881,9 +881,8 @@ mod tests {
     #[tokio::test]
     async fn the_agents_data_directory_and_files_are_its_user_only() {
         use std::os::unix::fs::PermissionsExt;
-        let mode = |path: &std::path::Path| {
-            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-        };
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let data_dir = dir.path().join("ferry-agent");

@@ -290,9 +290,8 @@ struct Client {
 
 impl Client {
     async fn connect(connection: &Connection) -> anyhow::Result<Client> {
-        let token = crate::secret::token(connection.token_file.as_deref())?.context(
-            "no token: set FERRY_TOKEN or pass --token-file (ferry dev prints a token)",
-        )?;
+        let token = crate::secret::token(connection.token_file.as_deref())?
+            .context("no token: set FERRY_TOKEN or pass --token-file (ferry dev prints a token)")?;
         let channel = Endpoint::from_shared(connection.api.clone())
             .with_context(|| format!("bad --api URL {:?}", connection.api))?
             .connect_timeout(Duration::from_secs(5))

@@ -112,7 +112,13 @@ mod tests {
     #[test]
     fn no_command_takes_a_token_on_the_command_line() {
         let agent = [
-            "agent", "--zone", "a", "--address", "127.0.0.1", "--token", "secret-token",
+            "agent",
+            "--zone",
+            "a",
+            "--address",
+            "127.0.0.1",
+            "--token",
+            "secret-token",
         ];
         let refused = [
             &agent[..],

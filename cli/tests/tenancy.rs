@@ -37,7 +37,15 @@ fn a_tenant_admin_lists_hosts_without_other_tenants_nodes() {
     let token_file = stack.dir.path().join("acme.token");
     std::fs::write(&token_file, format!("{}\n", stack.admin_token)).unwrap();
     let created = stack::ferry()
-        .args(["cluster", "create", "orders", "--output", "json", "--api", &stack.api()])
+        .args([
+            "cluster",
+            "create",
+            "orders",
+            "--output",
+            "json",
+            "--api",
+            &stack.api(),
+        ])
         .arg("--token-file")
         .arg(&token_file)
         .env_remove("FERRY_TOKEN")
@@ -70,7 +78,15 @@ fn a_tenant_admin_lists_hosts_without_other_tenants_nodes() {
 #[test]
 fn no_command_accepts_a_token_as_an_argument() {
     for args in [
-        &["agent", "--zone", "a", "--address", "127.0.0.1", "--token", "stolen"][..],
+        &[
+            "agent",
+            "--zone",
+            "a",
+            "--address",
+            "127.0.0.1",
+            "--token",
+            "stolen",
+        ][..],
         &["cluster", "list", "--token", "stolen"],
     ] {
         let output = stack::ferry().args(args).output().unwrap();
@@ -87,5 +103,8 @@ fn no_command_accepts_a_token_as_an_argument() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("FERRY_TOKEN") && stderr.contains("--token-file"), "{stderr}");
+    assert!(
+        stderr.contains("FERRY_TOKEN") && stderr.contains("--token-file"),
+        "{stderr}"
+    );
 }

@@ -1235,12 +1235,22 @@ async fn a_tenant_admin_sees_no_other_tenants_nodes_and_the_service_operator_see
         .unwrap();
 
     let list = |token: &str| authed(token, pb::ListHostsRequest::default());
-    let seen_by_globex = h.hosts.list_hosts(list(&globex)).await.unwrap().into_inner();
+    let seen_by_globex = h
+        .hosts
+        .list_hosts(list(&globex))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(seen_by_globex.hosts.len(), 3, "every host is listed");
     assert_eq!(node_clusters(&seen_by_globex), [ids[1].clone()]);
     let seen_by_acme = h.hosts.list_hosts(list(&acme)).await.unwrap().into_inner();
     assert_eq!(node_clusters(&seen_by_acme), [ids[0].clone()]);
-    let fleet = h.hosts.list_hosts(list(&operator)).await.unwrap().into_inner();
+    let fleet = h
+        .hosts
+        .list_hosts(list(&operator))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(node_clusters(&fleet), ids);
 
     // The other roles still may not list hosts at all.
@@ -1313,7 +1323,10 @@ async fn limits_are_resource_exhausted_naming_the_limit_and_nothing_is_written()
         "{}",
         err.message()
     );
-    assert_eq!(err.get_details_error_info().unwrap().reason, "LIMIT_REACHED");
+    assert_eq!(
+        err.get_details_error_info().unwrap().reason,
+        "LIMIT_REACHED"
+    );
     assert_eq!(h.store.state(), before, "nothing was proposed");
 
     // Configurations.
@@ -1338,7 +1351,8 @@ async fn limits_are_resource_exhausted_naming_the_limit_and_nothing_is_written()
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(
-        err.message().contains("CONFIGURATIONS_PER_TENANT_MAX = 100"),
+        err.message()
+            .contains("CONFIGURATIONS_PER_TENANT_MAX = 100"),
         "{}",
         err.message()
     );
@@ -1381,6 +1395,10 @@ async fn limits_are_resource_exhausted_naming_the_limit_and_nothing_is_written()
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-    assert!(err.message().contains("REVISIONS_MAX = 50"), "{}", err.message());
+    assert!(
+        err.message().contains("REVISIONS_MAX = 50"),
+        "{}",
+        err.message()
+    );
     assert_eq!(h.store.state(), before, "nothing was proposed");
 }

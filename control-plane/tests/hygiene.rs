@@ -69,6 +69,9 @@ fn server_options_do_not_print_the_token_secret() {
     let shown = format!("{options:?}");
     assert!(!shown.contains("test-secret"), "{shown}");
     // Nor as the bytes a derived Debug would print.
-    assert!(!shown.contains(&format!("{:?}", &SECRET[..8])[1..20]), "{shown}");
+    assert!(
+        !shown.contains(&format!("{:?}", &SECRET[..8])[1..20]),
+        "{shown}"
+    );
     assert!(shown.contains("<redacted>"), "{shown}");
 }

@@ -852,7 +852,10 @@ async fn over_rest_a_tenant_admin_sees_only_its_own_nodes_on_the_hosts() {
     let operator = h.token("ops", Role::ServiceOperator);
     let mut ids = Vec::new();
     for token in [&acme, &globex] {
-        let created = h.http.post("/v1/clusters", token, &create_body("orders")).await;
+        let created = h
+            .http
+            .post("/v1/clusters", token, &create_body("orders"))
+            .await;
         assert_eq!(created.status, 200, "{}", created.json);
         ids.push(created.json["cluster"]["id"].as_str().unwrap().to_string());
     }
@@ -901,10 +904,16 @@ async fn over_rest_a_limit_is_429_naming_it() {
         assert_eq!(created.status, 200, "{i}: {}", created.json);
     }
     let before = h.store.state();
-    let refused = h.http.post("/v1/clusters", &admin, &create_body("one-more")).await;
+    let refused = h
+        .http
+        .post("/v1/clusters", &admin, &create_body("one-more"))
+        .await;
     assert_error(&refused, 429, "RESOURCE_EXHAUSTED", "LIMIT_REACHED");
     assert!(
-        refused.json.to_string().contains("CLUSTERS_PER_TENANT_MAX = 100"),
+        refused
+            .json
+            .to_string()
+            .contains("CLUSTERS_PER_TENANT_MAX = 100"),
         "{}",
         refused.json
     );

@@ -738,13 +738,13 @@ impl State {
                     Some(token) => Bound::Excluded(token.clone()),
                     None => Bound::Unbounded,
                 };
-                let items = self
-                    .hosts
-                    .range((start, Bound::Unbounded))
-                    .map(|(_, host)| match tenant {
-                        None => host.clone(),
-                        Some(tenant) => self.host_as_seen_by(host, tenant),
-                    });
+                let items =
+                    self.hosts
+                        .range((start, Bound::Unbounded))
+                        .map(|(_, host)| match tenant {
+                            None => host.clone(),
+                            Some(tenant) => self.host_as_seen_by(host, tenant),
+                        });
                 Ok(Response::Hosts(page(items, request, |h| h.id.clone())))
             }
             Query::GetConfiguration {
@@ -823,7 +823,10 @@ impl State {
     fn usage(&self, tenant: &str) -> TenantUsage {
         TenantUsage {
             clusters: self.names.get(tenant).map_or(0, BTreeMap::len),
-            configurations: self.configuration_names.get(tenant).map_or(0, BTreeMap::len),
+            configurations: self
+                .configuration_names
+                .get(tenant)
+                .map_or(0, BTreeMap::len),
         }
     }
 

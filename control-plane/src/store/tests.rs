@@ -827,7 +827,12 @@ async fn a_tenant_may_hold_configurations_up_to_the_limit_and_no_more() {
     let store = store();
     for i in 0..CONFIGURATIONS_PER_TENANT_MAX {
         store
-            .create_configuration("t1", &format!("cfg{i}"), vec![], partitions_revision(i + 1, 0))
+            .create_configuration(
+                "t1",
+                &format!("cfg{i}"),
+                vec![],
+                partitions_revision(i + 1, 0),
+            )
             .await
             .unwrap();
     }
@@ -934,7 +939,10 @@ async fn lists_of_configurations_and_revisions_carry_no_properties() {
     // The body comes from one revision at a time.
     let second = store.get_revision("t1", &created.id, 2).await.unwrap();
     assert!(second.server_properties.starts_with("num.partitions=2\n"));
-    assert_eq!(second.server_properties.len(), "num.partitions=2\n#\n".len() + (64 << 10));
+    assert_eq!(
+        second.server_properties.len(),
+        "num.partitions=2\n#\n".len() + (64 << 10)
+    );
     assert!(matches!(
         store.get_revision("t1", &created.id, 4).await,
         Err(Error::NotFound(_))
@@ -977,7 +985,11 @@ async fn finished_operations_are_pruned_oldest_first_beyond_the_limit() {
     // CREATE plus MAX - 1 reboots: exactly MAX finished, nothing pruned yet.
     let mut ended = vec![create.id.clone()];
     for _ in 1..MAX {
-        ended.push(run_operation(&store, &cluster.id, OperationType::RebootBroker).await.id);
+        ended.push(
+            run_operation(&store, &cluster.id, OperationType::RebootBroker)
+                .await
+                .id,
+        );
         activate(&store, &cluster.id).await;
     }
     assert_eq!(all_operations(&store, &cluster.id).await.len(), MAX);
@@ -994,7 +1006,11 @@ async fn finished_operations_are_pruned_oldest_first_beyond_the_limit() {
         .await
         .unwrap();
     ended.push(running.id.clone());
-    let kept: Vec<String> = all_operations(&store, &cluster.id).await.into_iter().map(|op| op.id).collect();
+    let kept: Vec<String> = all_operations(&store, &cluster.id)
+        .await
+        .into_iter()
+        .map(|op| op.id)
+        .collect();
     assert_eq!(kept.len(), MAX);
     let expected: Vec<String> = ended[1..].iter().rev().cloned().collect();
     assert_eq!(kept, expected, "newest first, the oldest one pruned");
@@ -1018,7 +1034,11 @@ async fn activate(store: &MemoryStore, cluster_id: &str) {
 /// Every operation of the cluster, newest first.
 async fn all_operations(store: &MemoryStore, cluster_id: &str) -> Vec<Operation> {
     store
-        .list_operations("t1", cluster_id, PageRequest::first(crate::model::PAGE_SIZE_MAX))
+        .list_operations(
+            "t1",
+            cluster_id,
+            PageRequest::first(crate::model::PAGE_SIZE_MAX),
+        )
         .await
         .unwrap()
         .items
@@ -1054,7 +1074,10 @@ async fn the_create_operation_a_request_id_points_to_is_never_pruned() {
 async fn a_tenant_sees_only_its_own_nodes_on_the_hosts() {
     let store = store();
     store.register_host(registration("h1", "a")).await.unwrap();
-    let (mine, _) = store.create_cluster("t1", spec("mine"), None).await.unwrap();
+    let (mine, _) = store
+        .create_cluster("t1", spec("mine"), None)
+        .await
+        .unwrap();
     let (theirs, _) = store
         .create_cluster("t2", spec("theirs"), None)
         .await
@@ -1092,11 +1115,7 @@ async fn a_tenant_sees_only_its_own_nodes_on_the_hosts() {
         .await
         .unwrap();
     store
-        .report_host(
-            "h1",
-            1,
-            vec![report(&mine.id, 1), report(&theirs.id, 2)],
-        )
+        .report_host("h1", 1, vec![report(&mine.id, 1), report(&theirs.id, 2)])
         .await
         .unwrap();
 
@@ -1111,7 +1130,11 @@ async fn a_tenant_sees_only_its_own_nodes_on_the_hosts() {
     assert_eq!(seen.items.len(), 1, "every host is listed");
     let host = &seen.items[0];
     assert_eq!(host.id, "h1");
-    let clusters: Vec<&str> = host.assignments.iter().map(|a| a.cluster_id.as_str()).collect();
+    let clusters: Vec<&str> = host
+        .assignments
+        .iter()
+        .map(|a| a.cluster_id.as_str())
+        .collect();
     assert_eq!(clusters, [mine.id.as_str()]);
     let reported: Vec<&str> = host.nodes.iter().map(|n| n.cluster_id.as_str()).collect();
     assert_eq!(reported, [mine.id.as_str()]);

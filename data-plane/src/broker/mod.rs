@@ -438,8 +438,11 @@ impl Broker {
         }
         crate::owner_only::create_dir_all(&dir).map_err(io(&dir))?;
         if !marker.exists() {
-            crate::owner_only::write(&marker, format!("version: 0\ntopic_id: {topic_id}\n").as_bytes())
-                .map_err(io(&marker))?;
+            crate::owner_only::write(
+                &marker,
+                format!("version: 0\ntopic_id: {topic_id}\n").as_bytes(),
+            )
+            .map_err(io(&marker))?;
         }
         let log =
             FileLog::open(&dir, config.log.clone(), now_ms()).map_err(|source| Error::Log {

@@ -805,7 +805,12 @@ mod tests {
         let mut seen = Vec::new();
         for entry in fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            assert_eq!(mode(&path), crate::owner_only::FILE_MODE, "{}", path.display());
+            assert_eq!(
+                mode(&path),
+                crate::owner_only::FILE_MODE,
+                "{}",
+                path.display()
+            );
             seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
         seen.sort();

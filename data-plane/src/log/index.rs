@@ -294,7 +294,10 @@ mod tests {
             })
             .unwrap();
         drop(index);
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(&[1, 2, 3]).unwrap();
         let (index, clean) = Index::<TimeEntry>::open(&path).unwrap();
         assert!(!clean);

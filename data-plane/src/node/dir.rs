@@ -12,8 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::NodeError;
-use crate::owner_only;
 use crate::metadata::NodeId;
+use crate::owner_only;
 
 /// File naming the owner of the directory.
 const META_PROPERTIES: &str = "meta.properties";
