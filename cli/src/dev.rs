@@ -112,11 +112,21 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     }));
 
     let issuer = TokenIssuer::new(&secret, ISSUER, AUDIENCE)?;
-    // Whoever runs `ferry dev` runs the service: a service operator (an admin of the dev
-    // tenant who also sees every host and node), so `ferry host list` shows what runs where.
-    let token = issuer.mint(
+    // Two tokens: the dev tenant's admin, for everything a user of the service does (every
+    // cluster `ferry dev` makes is in that tenant, so its `ferry host list` already shows
+    // what runs where), and a service operator's, for the fleet view across tenants (nodes
+    // of clusters made with tokens of other tenants).
+    let admin_token = issuer.mint(
         &Principal {
             subject: format!("admin@{DEV_TENANT}"),
+            tenant: DEV_TENANT.into(),
+            role: Role::Admin,
+        },
+        DEV_TOKEN_TTL,
+    );
+    let operator_token = issuer.mint(
+        &Principal {
+            subject: format!("service-operator@{DEV_TENANT}"),
             tenant: DEV_TENANT.into(),
             role: Role::ServiceOperator,
         },
@@ -174,17 +184,16 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
-    println!("  console:            {api}/console  (sign in with the token)");
+    println!("  console:            {api}/console  (sign in with the admin token)");
     println!(
         "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
         agents.len()
     );
-    println!("  token:              {token}");
-    println!(
-        "                      (role service-operator: admin of tenant {DEV_TENANT}, sees every host)"
-    );
+    println!("  admin token:        {admin_token}");
+    println!("  service-operator token: {operator_token}");
+    println!("                      (also sees other tenants' nodes in `ferry host list`)");
     println!();
-    println!("  export FERRY_API={api} FERRY_TOKEN={token}");
+    println!("  export FERRY_API={api} FERRY_TOKEN={admin_token}");
     println!("  ferry cluster create demo --wait      # 3 brokers + 3 controllers");
     println!("  ferry cluster list; ferry host list");
     println!("  curl -H \"Authorization: Bearer $FERRY_TOKEN\" {api}/v1/clusters");
@@ -192,7 +201,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
 
     let outcome = match &args.cluster {
         Some(name) => tokio::select! {
-            result = demo_cluster(&api, &token, name, args.hosts_per_zone) => result,
+            result = demo_cluster(&api, &admin_token, name, args.hosts_per_zone) => result,
             _ = crate::shutdown_signal() => Ok(false),
         },
         None => Ok(true),

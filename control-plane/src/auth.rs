@@ -14,7 +14,7 @@
 //! nodes on it. A tenant admin's view of the hosts shows only its own tenant's nodes on
 //! them. Only the holder of the token secret mints tokens (`ferry token create`; there is no
 //! minting API), so no tenant role can turn itself into a service operator. `ferry dev`
-//! prints a service-operator token, since whoever runs `ferry dev` runs the service.
+//! prints an admin token of its `dev` tenant and a service-operator token beside it.
 //!
 //! # Agents
 //!

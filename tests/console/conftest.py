@@ -2,7 +2,7 @@
 
 `stack` (one per session) starts `ferry dev` (the binary FERRY_BIN names, as for the Python
 client tests) on a free API port and a free block of agent ports, with a temporary data
-directory; it reads the (service-operator) token from its output and mints a viewer token with `ferry token
+directory; it reads the admin token from its output and mints a viewer token with `ferry token
 create`. At the end it stops the stack with SIGINT (the agents stop their nodes), then kills
 whatever survives: the process group, and every `ferry node` whose command line names the
 temporary directory (each by its pid).
@@ -46,7 +46,7 @@ CHROMIUM = os.environ.get("FERRY_CHROMIUM", "/usr/bin/chromium")
 # Bounds on every wait of the harness.
 STACK_READY_TIMEOUT_S = 90.0
 STACK_STOP_TIMEOUT_S = 30.0
-TOKEN_LINE = re.compile(r"^\s*token:\s+(\S+)")
+TOKEN_LINE = re.compile(r"^\s*admin token:\s+(\S+)")
 # Ports each dev agent takes (cli/src/dev.rs AGENT_PORT_SPAN) times its three agents.
 AGENT_PORTS = 3 * 200
 
@@ -140,7 +140,7 @@ class Stack:
         if not ready.wait(STACK_READY_TIMEOUT_S) or not found:
             code = self.proc.poll()
             self.stop()
-            raise RuntimeError(f"ferry dev printed no token within {STACK_READY_TIMEOUT_S}s (exit {code}); stdout={lines!r}")
+            raise RuntimeError(f"ferry dev printed no admin token within {STACK_READY_TIMEOUT_S}s (exit {code}); stdout={lines!r}")
         return found[0]
 
     def mint(self, role: str, tenant: str = "dev") -> str:
