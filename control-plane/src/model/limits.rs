@@ -14,6 +14,7 @@
 //! | [`CONFIGURATIONS_PER_TENANT_MAX`] | 100 | CreateConfiguration refused |
 //! | [`REVISIONS_MAX`] | 50 per configuration | UpdateConfiguration refused |
 //! | [`FINISHED_OPERATIONS_PER_CLUSTER_MAX`] | 100 per cluster | the oldest finished ones are forgotten |
+//! | [`REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX`] | 100 per tenant | the oldest ones are forgotten |
 //!
 //! The limits are constants rather than options: every replica must apply the same ones, and a
 //! per-deployment setting would have to be replicated with the state to stay deterministic.
@@ -32,6 +33,12 @@ pub const FINISHED_OPERATIONS_PER_CLUSTER_MAX: usize = 100;
 
 use crate::error::{Error, Result};
 
+/// Most operations of removed clusters a tenant keeps (so that a finished DELETE stays readable
+/// for a while). When a cluster is removed beyond it, the tenant's oldest operations of removed
+/// clusters are forgotten: creating and deleting clusters in a loop cannot grow the store.
+pub const REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX: usize = 100;
+
+const _: () = assert!(REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX > 0);
 const _: () = assert!(CLUSTERS_PER_TENANT_MAX > 0 && CONFIGURATIONS_PER_TENANT_MAX > 0);
 const _: () = assert!(REVISIONS_MAX > 0 && FINISHED_OPERATIONS_PER_CLUSTER_MAX > 0);
 

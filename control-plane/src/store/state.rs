@@ -30,7 +30,9 @@
 //!
 //! - Operations outlive their cluster (so a finished DELETE stays readable); each cluster keeps
 //!   at most [`FINISHED_OPERATIONS_PER_CLUSTER_MAX`] finished ones (the oldest go first when
-//!   another ends). Listing a cluster's operations scans all operations.
+//!   another ends), and each tenant at most [`REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX`] of
+//!   its removed clusters' (the oldest go first when another cluster is removed). Listing a
+//!   cluster's operations scans all operations.
 //! - Per-tenant limits ([`crate::model::limits`]) are checked here, in apply, so every replica
 //!   refuses the same command; a refused command changes nothing.
 //! - A `client_request_id` is remembered as long as its cluster exists.
@@ -44,7 +46,8 @@ use ferry_quorum::StateMachine;
 
 use crate::error::{Conflict, Error, Result};
 use crate::model::limits::{
-    FINISHED_OPERATIONS_PER_CLUSTER_MAX, TenantLimit, check_one_more_revision,
+    FINISHED_OPERATIONS_PER_CLUSTER_MAX, REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX, TenantLimit,
+    check_one_more_revision,
 };
 use crate::model::{
     Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId,
@@ -845,6 +848,25 @@ impl State {
         host
     }
 
+    /// Forgets the tenant's oldest operations of removed clusters beyond
+    /// [`REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX`]. A removed cluster's operations have all
+    /// ended (removing it ends its DELETE).
+    fn prune_removed_clusters_operations(&mut self, tenant: &str) {
+        // Ids sort in creation order, so this is oldest first.
+        let orphans: Vec<OperationId> = self
+            .operations
+            .values()
+            .filter(|op| op.tenant == tenant && !self.clusters.contains_key(&op.cluster_id))
+            .map(|op| op.id.clone())
+            .collect();
+        let excess = orphans
+            .len()
+            .saturating_sub(REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX);
+        for id in &orphans[..excess] {
+            self.operations.remove(id);
+        }
+    }
+
     /// Forgets the cluster's oldest finished operations beyond
     /// [`FINISHED_OPERATIONS_PER_CLUSTER_MAX`]. Never a running operation, nor the CREATE
     /// operation the cluster's `client_request_id` points to (an idempotent retry returns it).
@@ -1232,6 +1254,7 @@ impl State {
                 self.request_ids.remove(tenant);
             }
         }
+        self.prune_removed_clusters_operations(tenant);
         Ok(Response::Done)
     }
 

@@ -1148,3 +1148,56 @@ async fn a_tenant_sees_only_its_own_nodes_on_the_hosts() {
     assert!(stranger.items[0].nodes.is_empty());
     assert!(stranger.items[0].releasing.is_empty());
 }
+
+#[tokio::test]
+async fn operations_of_removed_clusters_are_kept_up_to_the_limit_per_tenant() {
+    use crate::model::limits::REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX as MAX;
+    let store = store();
+    // Each cycle leaves two operations behind: the CREATE and the DELETE.
+    let cycles = MAX / 2 + 5;
+    let mut removed = Vec::new();
+    for i in 0..cycles {
+        let (cluster, create) = store
+            .create_cluster("t1", spec(&format!("c{i}")), None)
+            .await
+            .unwrap();
+        store
+            .update_operation("t1", &create.id, succeeded())
+            .await
+            .unwrap();
+        store
+            .begin_operation("t1", &cluster.id, OperationType::Delete, None)
+            .await
+            .unwrap();
+        store.remove_cluster("t1", &cluster.id, None).await.unwrap();
+        removed.push(cluster.id);
+    }
+    let kept: Vec<usize> = {
+        let mut kept = Vec::new();
+        for id in &removed {
+            kept.push(
+                match store.list_operations("t1", id, PageRequest::first(0)).await {
+                    Ok(page) => page.items.len(),
+                    Err(Error::NotFound(_)) => 0,
+                    Err(err) => panic!("{err:?}"),
+                },
+            );
+        }
+        kept
+    };
+    assert_eq!(kept.iter().sum::<usize>(), MAX);
+    // The oldest clusters' operations went first; the newest keep both of theirs.
+    assert_eq!(kept[..5], [0; 5]);
+    assert!(kept[5..].iter().all(|&n| n == 2), "{kept:?}");
+    // Another tenant's are untouched by t1's churn.
+    let (other, _) = store.create_cluster("t2", spec("x"), None).await.unwrap();
+    assert_eq!(
+        store
+            .list_operations("t2", &other.id, PageRequest::first(0))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}
