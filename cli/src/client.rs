@@ -278,7 +278,8 @@ pub struct HostArgs {
 /// `ferry host` subcommands.
 #[derive(Debug, Subcommand)]
 enum HostCommand {
-    /// List the registered hosts (admin role).
+    /// List the registered hosts: an admin sees its own tenant's nodes on them, a service
+    /// operator every node.
     List,
 }
 

@@ -56,7 +56,7 @@ enum Command {
     Configuration(client::ConfigurationArgs),
     /// Inspect operations (long-running changes to clusters).
     Operation(client::OperationArgs),
-    /// Inspect the hosts agents registered (admin role).
+    /// Inspect the hosts agents registered (admin or service-operator role).
     Host(client::HostArgs),
 }
 
