@@ -26,6 +26,7 @@
 //! Linux. One agent per data directory: [`Agent::start`] refuses a directory another agent
 //! holds (`agent.lock`).
 
+use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,8 +48,8 @@ use crate::store;
 use crate::supervisor::{Action, Millis, NodeReport, Supervisor, SupervisorOptions};
 
 /// How an agent runs. Build with [`AgentOptions::new`], adjust fields, then
-/// [`Agent::start`].
-#[derive(Debug, Clone)]
+/// [`Agent::start`]. Its `Debug` output leaves the token out.
+#[derive(Clone)]
 pub struct AgentOptions {
     /// The control plane's public API URL, `http://host:port`: where the agent enrolls.
     pub control_plane: String,
@@ -96,6 +97,58 @@ pub struct AgentOptions {
     /// Whether stopping the agent stops its nodes too (brokers first). Off by default: nodes
     /// outlive their agent (static stability); `ferry dev` turns it on.
     pub stop_nodes_on_shutdown: bool,
+}
+
+impl fmt::Debug for AgentOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let AgentOptions {
+            control_plane,
+            join_token,
+            peer_address,
+            data_dir,
+            host_id,
+            zone,
+            address,
+            ports_lo,
+            ports_hi,
+            max_nodes,
+            storage_bytes,
+            node_binary,
+            node_env,
+            supervisor,
+            report_interval,
+            tick_interval,
+            probe_interval,
+            probe_timeout,
+            rpc_timeout,
+            retry_backoff_max,
+            stop_nodes_on_shutdown,
+        } = self;
+        f.debug_struct("AgentOptions")
+            .field("control_plane", control_plane)
+            .field("join_token", &join_token.as_ref().map(|_| "<redacted>"))
+            .field("peer_address", peer_address)
+            .field("data_dir", data_dir)
+            .field("host_id", host_id)
+            .field("zone", zone)
+            .field("address", address)
+            .field("ports_lo", ports_lo)
+            .field("ports_hi", ports_hi)
+            .field("max_nodes", max_nodes)
+            .field("storage_bytes", storage_bytes)
+            .field("node_binary", node_binary)
+            .field("node_env", node_env)
+            .field("supervisor", supervisor)
+            .field("report_interval", report_interval)
+            .field("tick_interval", tick_interval)
+            .field("probe_interval", probe_interval)
+            .field("probe_timeout", probe_timeout)
+            .field("rpc_timeout", rpc_timeout)
+            .field("retry_backoff_max", retry_backoff_max)
+            .field("stop_nodes_on_shutdown", stop_nodes_on_shutdown)
+            .finish()
+    }
 }
 
 impl AgentOptions {
@@ -230,7 +283,7 @@ impl Agent {
     /// is unusable.
     pub async fn start(options: AgentOptions) -> Result<Agent> {
         options.validate()?;
-        std::fs::create_dir_all(&options.data_dir).map_err(|e| Error::io(&options.data_dir, e))?;
+        store::create_dir_all(&options.data_dir).map_err(|e| Error::io(&options.data_dir, e))?;
         let data_dir = std::fs::canonicalize(&options.data_dir)
             .map_err(|e| Error::io(&options.data_dir, e))?;
         let lock = store::lock(&data_dir)?;
@@ -866,6 +919,64 @@ mod tests {
             take_calls(&mut shell),
             ["start node 101 of cluster cl-1 as 102"]
         );
+    }
+
+    #[tokio::test]
+    async fn debug_output_leaves_the_token_out() {
+        let options = AgentOptions::new(
+            "http://x",
+            "eyJhbGciOiJIUzI1NiJ9.secret-claims.secret-signature",
+            "/tmp",
+            "a",
+            "127.0.0.1",
+        );
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("http://x"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_agents_data_directory_and_files_are_its_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data_dir = dir.path().join("ferry-agent");
+        // A host that enrolled before: its certificate and the peer address are in the data
+        // dir (written as enrollment writes them, into a directory made by the same helper
+        // the agent uses).
+        store::create_dir_all(&data_dir).unwrap();
+        let ca = ferry_identity::CertificateAuthority::generate("agent test CA").unwrap();
+        let host = ferry_identity::Identity::Host {
+            host_id: "a-1".into(),
+        };
+        ca.issue(&host, &[], ferry_identity::CERT_VALIDITY_DEFAULT)
+            .unwrap()
+            .write(&data_dir.join(crate::enroll::IDENTITY_DIR))
+            .unwrap();
+        ferry_identity::write_private_file(
+            &data_dir.join(crate::enroll::PEER_ADDRESS_FILE),
+            "127.0.0.1:1",
+        )
+        .unwrap();
+        // The control plane is unreachable: the agent starts anyway (static stability).
+        let options = AgentOptions::new("http://127.0.0.1:1", "", &data_dir, "a", "127.0.0.1");
+        let agent = Agent::start(options).await.unwrap();
+        assert_eq!(mode(&data_dir), store::DIR_MODE);
+        let identity = data_dir.join(crate::enroll::IDENTITY_DIR);
+        assert_eq!(mode(&identity), store::DIR_MODE);
+        assert_eq!(
+            mode(&identity.join(ferry_identity::KEY_FILE)),
+            store::FILE_MODE
+        );
+        for name in [store::LOCK_FILE, store::HOST_ID_FILE] {
+            assert_eq!(mode(&data_dir.join(name)), store::FILE_MODE, "{name}");
+        }
+        agent.run(async {}).await;
     }
 
     #[tokio::test]

@@ -178,7 +178,7 @@ impl OsHost {
     /// Opens the node's log for appending, rotating it first when it is too big.
     fn open_log(paths: &NodePaths) -> std::io::Result<File> {
         rotate_log(&paths.log)?;
-        OpenOptions::new()
+        crate::store::private_file()
             .create(true)
             .append(true)
             .open(&paths.log)
@@ -191,7 +191,7 @@ impl Host for OsHost {
         let paths = self.paths(&key);
         let io =
             |what: &str, path: &Path, e: std::io::Error| format!("{what} {}: {e}", path.display());
-        fs::create_dir_all(&paths.data).map_err(|e| io("creating", &paths.data, e))?;
+        crate::store::create_dir_all(&paths.data).map_err(|e| io("creating", &paths.data, e))?;
         let record = serde_json::to_vec_pretty(assignment).expect("assignments serialize");
         write_atomically(&paths.assignment, &record)
             .map_err(|e| io("writing", &paths.assignment, e))?;
@@ -536,5 +536,29 @@ mod tests {
         assert!(!paths.dir.exists());
         assert!(!paths.dir.parent().unwrap().exists());
         assert!(host.discover().is_empty());
+    }
+
+    #[test]
+    fn a_nodes_directory_and_files_are_the_agents_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let script = dir.path().join("fake-ferry");
+        fs::write(&script, "#!/bin/sh\necho starting\nexec sleep 30\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.path().join("agent");
+        crate::store::create_dir_all(&root).unwrap();
+        let mut host = OsHost::new(&root, script, vec![]).unwrap();
+        let a = crate::assignment::tests::broker("cl-1", 101);
+        let pid = host.start(&a).unwrap();
+        let paths = host.paths(&a.key());
+        for path in [&paths.data, &paths.dir, paths.dir.parent().unwrap()] {
+            assert_eq!(mode(path), crate::store::DIR_MODE, "{}", path.display());
+        }
+        for path in [&paths.assignment, &paths.pid, &paths.log] {
+            assert_eq!(mode(path), crate::store::FILE_MODE, "{}", path.display());
+        }
+        host.signal(&a.key(), pid, StopSignal::Kill);
     }
 }

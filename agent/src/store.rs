@@ -9,9 +9,15 @@
 //!
 //! Files are replaced atomically (write a temporary file, fsync, rename, fsync the directory),
 //! so a crash leaves either the old or the new content, never a mix.
+//!
+//! Everything the agent creates is its own user's only: directories with [`DIR_MODE`] (0700),
+//! files with [`FILE_MODE`] (0600), set when they are created ([`create_dir_all`],
+//! [`private_file`]) so that no other local user can ever read the assignments (which carry
+//! every node's configuration) or a node's log. A process umask can only narrow the modes.
 
-use std::fs::{self, File};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use crate::assignment::{Assignments, is_safe_name};
@@ -28,13 +34,38 @@ pub const ASSIGNMENTS_FILE: &str = "assignments.json";
 /// operator removes it (and `assignments.json`) to accept the new control plane.
 pub const DIVERGED_FILE: &str = "control-plane-diverged";
 
+/// The mode of every directory the agent creates: the owner only.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of every file the agent creates: the owner may read and write it, no one else.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `path` and any missing parents with [`DIR_MODE`]; an existing directory is left as
+/// it is.
+pub fn create_dir_all(path: &Path) -> io::Result<()> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+}
+
+/// Open options that create a missing file with [`FILE_MODE`]; set the access mode as usual.
+pub fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.mode(FILE_MODE);
+    options
+}
+
 /// Replaces `path` with `bytes` atomically.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     {
-        let mut file = File::create(&tmp)?;
+        let mut file = private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
@@ -54,7 +85,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// opened.
 pub fn lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let file = fs::OpenOptions::new()
+    let file = private_file()
         .create(true)
         .truncate(false)
         .write(true)

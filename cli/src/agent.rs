@@ -89,7 +89,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     };
     let mut options = AgentOptions::new(
         args.control_plane,
-        token.trim(),
+        token,
         args.data_dir,
         args.zone,
         args.address,

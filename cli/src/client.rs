@@ -43,9 +43,11 @@ pub struct Connection {
     /// The control plane's API URL.
     #[arg(long, env = "FERRY_API", default_value = API_DEFAULT, global = true)]
     pub api: String,
-    /// The bearer token (see `ferry token create`; `ferry dev` prints one).
-    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    /// A file holding the bearer token (see `ferry token create`); without it, the token is
+    /// taken from the FERRY_TOKEN environment variable (`ferry dev` prints one), never from a
+    /// flag.
+    #[arg(long, env = "FERRY_TOKEN_FILE", global = true)]
+    pub token_file: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
@@ -276,7 +278,8 @@ pub struct HostArgs {
 /// `ferry host` subcommands.
 #[derive(Debug, Subcommand)]
 enum HostCommand {
-    /// List the registered hosts (admin role).
+    /// List the registered hosts: an admin sees its own tenant's nodes on them, a service
+    /// operator every node.
     List,
 }
 
@@ -288,10 +291,8 @@ struct Client {
 
 impl Client {
     async fn connect(connection: &Connection) -> anyhow::Result<Client> {
-        let token = connection
-            .token
-            .clone()
-            .context("no token: pass --token or set FERRY_TOKEN (ferry dev prints one)")?;
+        let token = crate::secret::token(connection.token_file.as_deref())?
+            .context("no token: set FERRY_TOKEN or pass --token-file (ferry dev prints a token)")?;
         let channel = Endpoint::from_shared(connection.api.clone())
             .with_context(|| format!("bad --api URL {:?}", connection.api))?
             .connect_timeout(Duration::from_secs(5))

@@ -67,8 +67,7 @@ pub struct ControlPlaneArgs {
 
 /// Runs `ferry control-plane` until SIGINT or SIGTERM.
 pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    crate::secret::create_dir_all(&args.data_dir)?;
     let secret_file = args
         .token_secret_file
         .clone()

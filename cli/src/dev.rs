@@ -113,7 +113,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 /// The managed service on loopback: a control plane and three agents.
 async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     let cp_dir = args.data_dir.join("control-plane");
-    std::fs::create_dir_all(&cp_dir).with_context(|| format!("creating {}", cp_dir.display()))?;
+    crate::secret::create_dir_all(&cp_dir)?;
     let secret_file = cp_dir.join("token-secret");
     let secret = crate::control_plane::read_or_create_secret(&secret_file)?;
     let listen: SocketAddr = ([127, 0, 0, 1], args.api_port).into();
@@ -136,11 +136,23 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     }));
 
     let issuer = TokenIssuer::new(&secret, ISSUER, AUDIENCE)?;
+    // Two tokens: the dev tenant's admin, for everything a user of the service does (every
+    // cluster `ferry dev` makes is in that tenant, so its `ferry host list` already shows
+    // what runs where), and a service operator's, for the fleet view across tenants (nodes
+    // of clusters made with tokens of other tenants).
     let admin_token = issuer.mint(
         &Principal {
             subject: format!("admin@{DEV_TENANT}"),
             tenant: DEV_TENANT.into(),
             role: Role::Admin,
+        },
+        DEV_TOKEN_TTL,
+    );
+    let operator_token = issuer.mint(
+        &Principal {
+            subject: format!("service-operator@{DEV_TENANT}"),
+            tenant: DEV_TENANT.into(),
+            role: Role::ServiceOperator,
         },
         DEV_TOKEN_TTL,
     );
@@ -206,6 +218,8 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         agents.len()
     );
     println!("  admin token:        {admin_token}");
+    println!("  service-operator token: {operator_token}");
+    println!("                      (also sees other tenants' nodes in `ferry host list`)");
     println!();
     println!("  export FERRY_API={api} FERRY_TOKEN={admin_token}");
     println!("  ferry cluster create demo --wait      # 3 brokers + 3 controllers");
@@ -512,7 +526,7 @@ fn dev_cluster_id(dir: &Path) -> anyhow::Result<String> {
     if let Ok(id) = std::fs::read_to_string(&path) {
         return Ok(id.trim().to_string());
     }
-    std::fs::create_dir_all(dir)?;
+    crate::secret::create_dir_all(dir)?;
     let id = format!("dev-{}", uuid_like());
     std::fs::write(&path, format!("{id}\n")).with_context(|| path.display().to_string())?;
     Ok(id)

@@ -23,6 +23,7 @@ mod control_plane;
 mod dev;
 mod node;
 mod quorum;
+mod secret;
 mod token;
 
 use clap::{Parser, Subcommand};
@@ -59,7 +60,7 @@ enum Command {
     Configuration(client::ConfigurationArgs),
     /// Inspect operations (long-running changes to clusters).
     Operation(client::OperationArgs),
-    /// Inspect the hosts agents registered (admin role).
+    /// Inspect the hosts agents registered (admin or service-operator role).
     Host(client::HostArgs),
 }
 
@@ -99,5 +100,85 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    /// Parses `ferry <args>`.
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ferry").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn no_command_takes_a_token_on_the_command_line() {
+        let agent = [
+            "agent",
+            "--zone",
+            "a",
+            "--address",
+            "127.0.0.1",
+            "--token",
+            "secret-token",
+        ];
+        let refused = [
+            &agent[..],
+            &["cluster", "list", "--token", "secret-token"],
+            &["host", "list", "--token=secret-token"],
+            &["control-plane", "--token-secret", "secret-token"],
+        ];
+        for args in refused {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{args:?}: {err}");
+        }
+        // The file flags remain.
+        parse(&[
+            "agent",
+            "--zone",
+            "a",
+            "--address",
+            "127.0.0.1",
+            "--token-file",
+            "/run/ferry/agent.token",
+        ])
+        .unwrap();
+        parse(&["cluster", "list", "--token-file", "/run/ferry/api.token"]).unwrap();
+    }
+
+    #[test]
+    fn tokens_are_read_from_files_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  eyJ.token.sig\n").unwrap();
+        assert_eq!(
+            secret::token(Some(&path)).unwrap().as_deref(),
+            Some("eyJ.token.sig")
+        );
+        std::fs::write(&path, "\n").unwrap();
+        assert_eq!(secret::token(Some(&path)).unwrap(), None);
+        assert!(secret::token(Some(&dir.path().join("missing"))).is_err());
+    }
+
+    #[test]
+    fn parsed_arguments_hold_no_secret_to_print() {
+        let cli = parse(&["cluster", "list", "--token-file", "/run/ferry/api.token"]).unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("/run/ferry/api.token"), "{shown}");
+    }
+
+    #[test]
+    fn data_directories_are_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a").join("b");
+        secret::create_dir_all(&nested).unwrap();
+        for path in [&nested, &dir.path().join("a")] {
+            let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, secret::DIR_MODE, "{}", path.display());
+        }
     }
 }

@@ -28,8 +28,10 @@ enum TokenCommand {
         /// no tenant).
         #[arg(long)]
         tenant: Option<String>,
-        /// The role in that tenant: admin, operator or viewer; or agent, for a host agent's
-        /// one-time join token (with --host and --ca-cert).
+        /// The role in that tenant: viewer, operator or admin; service-operator for whoever
+        /// runs the Ferry service (an admin of the tenant who also sees every tenant's nodes
+        /// on the hosts); or agent, for a host agent's one-time join token (with --host and
+        /// --ca-cert).
         #[arg(long, value_parser = parse_role)]
         role: Role,
         /// With `--role agent`: the host the join token enrolls.

@@ -6,6 +6,16 @@
 //! [`Role::allows`] whether the role may perform the call's [`Action`] (→ 403 if not). Admins
 //! mint tokens with [`TokenIssuer::mint`].
 //!
+//! # The service operator
+//!
+//! [`Role::ServiceOperator`] (`service-operator`) is the person or team that runs the Ferry
+//! service itself, as opposed to a tenant's admin. It has an admin's rights in its own
+//! tenant and, on top, the fleet view ([`Action::ReadFleet`]): every host with every tenant's
+//! nodes on it. A tenant admin's view of the hosts shows only its own tenant's nodes on
+//! them. Only the holder of the token secret mints tokens (`ferry token create`; there is no
+//! minting API), so no tenant role can turn itself into a service operator. `ferry dev`
+//! prints an admin token of its `dev` tenant and a service-operator token beside it.
+//!
 //! # Agents
 //!
 //! Host agents authenticate with the same kind of token, with the role [`Role::Agent`] and an
@@ -67,8 +77,12 @@ pub enum Role {
     Viewer,
     /// Reads, and changes running clusters (update, reboot), but neither creates nor deletes.
     Operator,
-    /// Everything, including creating and deleting clusters and minting tokens.
+    /// Everything in the tenant, including creating and deleting clusters and minting tokens.
     Admin,
+    /// Runs the Ferry service: an admin in its own tenant plus the fleet view, every host
+    /// with every tenant's nodes on it ([`Action::ReadFleet`]). See the module docs.
+    #[serde(rename = "service-operator")]
+    ServiceOperator,
     /// A host agent: calls `AgentService` only, in no tenant (its tokens carry an empty
     /// tenant).
     Agent,
@@ -76,7 +90,13 @@ pub enum Role {
 
 impl Role {
     /// Every role: the tenant roles least powerful first, then the agent role.
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Admin, Role::Agent];
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Operator,
+        Role::Admin,
+        Role::ServiceOperator,
+        Role::Agent,
+    ];
 
     /// Whether this role may perform `action`. The whole permission table is this match.
     pub fn allows(self, action: Action) -> bool {
@@ -84,10 +104,12 @@ impl Role {
             // Agents act in no tenant, so no tenant action is theirs.
             return false;
         }
+        let admin = matches!(self, Role::Admin | Role::ServiceOperator);
         match action {
             Action::Read => true,
-            Action::Update | Action::Reboot => matches!(self, Role::Operator | Role::Admin),
-            Action::Create | Action::Delete | Action::MintToken => self == Role::Admin,
+            Action::Update | Action::Reboot => self == Role::Operator || admin,
+            Action::Create | Action::Delete | Action::MintToken | Action::ReadHosts => admin,
+            Action::ReadFleet => self == Role::ServiceOperator,
         }
     }
 
@@ -102,6 +124,7 @@ impl Role {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
+            Role::ServiceOperator => "service-operator",
             Role::Agent => "agent",
         }
     }
@@ -121,7 +144,10 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown role {s:?} (expected viewer, operator, admin or agent)")
+                format!(
+                    "unknown role {s:?} (expected viewer, operator, admin, service-operator or \
+                     agent)"
+                )
             })
     }
 }
@@ -141,17 +167,23 @@ pub enum Action {
     Delete,
     /// Minting API tokens.
     MintToken,
+    /// ListHosts: the hosts, with the caller's own tenant's nodes on them.
+    ReadHosts,
+    /// The fleet view: every tenant's nodes on the hosts (service operators only).
+    ReadFleet,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 8] = [
         Action::Read,
         Action::Update,
         Action::Reboot,
         Action::Create,
         Action::Delete,
         Action::MintToken,
+        Action::ReadHosts,
+        Action::ReadFleet,
     ];
 }
 
@@ -665,12 +697,18 @@ mod tests {
     #[test]
     fn role_permissions_table() {
         use Action::*;
-        let table: [(Role, &[Action]); 4] = [
+        let table: [(Role, &[Action]); 5] = [
             (Role::Viewer, &[Read]),
             (Role::Operator, &[Read, Update, Reboot]),
             (
                 Role::Admin,
-                &[Read, Update, Reboot, Create, Delete, MintToken],
+                &[Read, Update, Reboot, Create, Delete, MintToken, ReadHosts],
+            ),
+            (
+                Role::ServiceOperator,
+                &[
+                    Read, Update, Reboot, Create, Delete, MintToken, ReadHosts, ReadFleet,
+                ],
             ),
             (Role::Agent, &[]),
         ];
@@ -690,6 +728,10 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
+        assert_eq!(
+            "service-operator".parse::<Role>(),
+            Ok(Role::ServiceOperator)
+        );
         assert!("Admin".parse::<Role>().is_err());
         assert!("root".parse::<Role>().is_err());
     }

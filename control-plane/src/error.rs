@@ -6,6 +6,7 @@
 //! | [`Error::InvalidInput`] | fix the request | 400 / INVALID_ARGUMENT |
 //! | [`Error::NotFound`] | nothing to act on (also: another tenant's resource) | 404 / NOT_FOUND |
 //! | [`Error::Conflict`] | re-read and decide; the [`Conflict`] says why | 409 / ALREADY_EXISTS or ABORTED |
+//! | [`Error::ResourceExhausted`] | delete something first; a per-tenant limit ([`crate::model::limits`]) is reached | 429 / RESOURCE_EXHAUSTED |
 //! | [`Error::Unavailable`] | retry later; nothing was changed | 503 / UNAVAILABLE |
 //! | [`Error::Indeterminate`] | read back, or retry only idempotent requests | 503 / UNAVAILABLE |
 //! | [`Error::Io`] | an operator must look | 500 / INTERNAL |
@@ -27,6 +28,10 @@ pub enum Error {
     /// The request contradicts the current state; nothing was changed.
     #[error("conflict: {0}")]
     Conflict(Conflict),
+    /// A per-tenant limit ([`crate::model::limits`]) would be exceeded; nothing was changed.
+    /// The message names the limit and its value.
+    #[error("limit reached: {0}")]
+    ResourceExhausted(String),
     /// The store cannot serve the request now (no quorum leader, a full queue). Nothing was
     /// changed; retrying is safe.
     #[error("the store is unavailable: {0}")]

@@ -35,6 +35,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +70,8 @@ pub const LEADER_WAIT: Duration = Duration::from_secs(30);
 /// Pause between checks while waiting for the voter to become leader.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
-/// How a control-plane server runs.
-#[derive(Debug, Clone)]
+/// How a control-plane server runs. Its `Debug` output leaves the token secret out.
+#[derive(Clone)]
 pub struct ServerOptions {
     /// Directory for everything the control plane persists (the store is in
     /// `<data_dir>/store`).
@@ -102,6 +103,40 @@ pub struct ServerOptions {
     pub peers: BTreeMap<u64, String>,
     /// This member's raft id among `peers`.
     pub raft_id: u64,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let ServerOptions {
+            data_dir,
+            listen,
+            token_secret: _,
+            issuer,
+            audience,
+            api,
+            reconciler,
+            peers,
+            raft_id,
+            peer_listen,
+            tls,
+            ca_dir,
+        } = self;
+        f.debug_struct("ServerOptions")
+            .field("data_dir", data_dir)
+            .field("listen", listen)
+            .field("token_secret", &"<redacted>")
+            .field("issuer", issuer)
+            .field("audience", audience)
+            .field("api", api)
+            .field("reconciler", reconciler)
+            .field("peers", peers)
+            .field("raft_id", raft_id)
+            .field("peer_listen", peer_listen)
+            .field("tls", tls)
+            .field("ca_dir", ca_dir)
+            .finish()
+    }
 }
 
 impl ServerOptions {
@@ -168,7 +203,12 @@ impl Server {
         let join_tokens = JoinTokens::new(&options.token_secret, &options.issuer)
             .map_err(|err| Error::InvalidInput(format!("token secret: {err}")))?;
         let dir = options.data_dir.join(STORE_DIR);
-        std::fs::create_dir_all(&dir)
+        // The data directory and the store's are the control plane's user's only (the raft
+        // log holds every tenant's state); the store's files are created 0600 by its disk.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(ferry_quorum::disk::DIR_MODE)
+            .create(&dir)
             .map_err(|err| Error::Io(format!("creating {}: {err}", dir.display())))?;
         let bind = |addr: SocketAddr| async move {
             let listener = TcpListener::bind(addr)

@@ -1180,3 +1180,225 @@ async fn clusters_reference_revisions_and_hold_their_configuration() {
         .unwrap_err();
     assert_eq!(reason(&err), "OPERATION_IN_PROGRESS");
 }
+
+/// A broker of `cluster_id` on a host, as the reconciler would assign it.
+fn assignment(cluster_id: &str, node_id: i32) -> ferry_control_plane::model::HostAssignment {
+    ferry_control_plane::model::HostAssignment {
+        cluster_id: cluster_id.into(),
+        node_id,
+        role: ferry_control_plane::placement::Role::Broker,
+        address: "10.0.97.0".into(),
+        kafka_port: Some(9000 + node_id as u16),
+        controller_port: None,
+        admin_port: 9050 + node_id as u16,
+        kafka_version: "3.9.0".into(),
+        storage_bytes: 1 << 30,
+        broker_config: Default::default(),
+        controller_quorum_voters: vec![],
+        config_fingerprint: String::new(),
+    }
+}
+
+/// The cluster ids of the nodes each listed host shows.
+fn node_clusters(hosts: &pb::ListHostsResponse) -> Vec<String> {
+    hosts
+        .hosts
+        .iter()
+        .flat_map(|h| h.nodes.iter().map(|n| n.cluster_id.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tenant_admin_sees_no_other_tenants_nodes_and_the_service_operator_sees_all() {
+    let mut h = Harness::start(1, 10).await;
+    let acme = h.token("acme", Role::Admin);
+    let globex = h.token("globex", Role::Admin);
+    let operator = h.token("ops", Role::ServiceOperator);
+    let mut ids = Vec::new();
+    for token in [&acme, &globex] {
+        let created = h
+            .clusters
+            .create_cluster(create(token, spec("orders"), ""))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(created.cluster.unwrap().id);
+    }
+    // One node of each tenant's cluster on the same host.
+    h.store
+        .set_assignments(
+            "host-a0",
+            vec![assignment(&ids[0], 1), assignment(&ids[1], 2)],
+            None,
+        )
+        .await
+        .unwrap();
+
+    let list = |token: &str| authed(token, pb::ListHostsRequest::default());
+    let seen_by_globex = h
+        .hosts
+        .list_hosts(list(&globex))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen_by_globex.hosts.len(), 3, "every host is listed");
+    assert_eq!(node_clusters(&seen_by_globex), [ids[1].clone()]);
+    let seen_by_acme = h.hosts.list_hosts(list(&acme)).await.unwrap().into_inner();
+    assert_eq!(node_clusters(&seen_by_acme), [ids[0].clone()]);
+    let fleet = h
+        .hosts
+        .list_hosts(list(&operator))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(node_clusters(&fleet), ids);
+
+    // The other roles still may not list hosts at all.
+    for role in [Role::Viewer, Role::Operator] {
+        let err = h
+            .hosts
+            .list_hosts(list(&h.token("acme", role)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{role}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_service_operator_acts_as_an_admin_in_its_own_tenant_only() {
+    let mut h = Harness::start(1, 10).await;
+    let acme = h.token("acme", Role::Admin);
+    let operator = h.token("ops", Role::ServiceOperator);
+    let created = h
+        .clusters
+        .create_cluster(create(&acme, spec("orders"), ""))
+        .await
+        .unwrap()
+        .into_inner()
+        .cluster
+        .unwrap();
+    // Another tenant's cluster is as invisible to the service operator as to anyone.
+    let err = h
+        .clusters
+        .get_cluster(get(&operator, &created.id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    // In its own tenant it creates like an admin.
+    h.clusters
+        .create_cluster(create(&operator, spec("orders"), ""))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn limits_are_resource_exhausted_naming_the_limit_and_nothing_is_written() {
+    use ferry_control_plane::model::limits::{
+        CLUSTERS_PER_TENANT_MAX, CONFIGURATIONS_PER_TENANT_MAX, REVISIONS_MAX,
+    };
+    let mut h = Harness::start(1, 10).await;
+    let admin = h.token("acme", Role::Admin);
+    let revision = |value: usize| ferry_control_plane::model::Revision {
+        revision: 0,
+        description: String::new(),
+        server_properties: format!("num.partitions={value}\n"),
+        properties: [("num.partitions".to_string(), value.to_string())].into(),
+        created_at_ms: 0,
+    };
+    // Clusters: fill the tenant's allowance to the bound.
+    for i in 0..CLUSTERS_PER_TENANT_MAX {
+        let mut spec = ferry_control_plane::api::convert::spec_from_proto(spec("x"));
+        spec.name = format!("c{i}");
+        h.store.create_cluster("acme", spec, None).await.unwrap();
+    }
+    let before = h.store.state();
+    let err = h
+        .clusters
+        .create_cluster(create(&admin, spec("one-more"), ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("CLUSTERS_PER_TENANT_MAX = 100"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(
+        err.get_details_error_info().unwrap().reason,
+        "LIMIT_REACHED"
+    );
+    assert_eq!(h.store.state(), before, "nothing was proposed");
+
+    // Configurations.
+    for i in 0..CONFIGURATIONS_PER_TENANT_MAX {
+        h.store
+            .create_configuration("acme", &format!("cfg{i}"), vec![], revision(1))
+            .await
+            .unwrap();
+    }
+    let before = h.store.state();
+    let err = h
+        .configurations
+        .create_configuration(authed(
+            &admin,
+            pb::CreateConfigurationRequest {
+                name: "one-more".into(),
+                server_properties: "num.partitions=2\n".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message()
+            .contains("CONFIGURATIONS_PER_TENANT_MAX = 100"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(h.store.state(), before, "nothing was proposed");
+
+    // Revisions: the 50th is accepted, the 51st is not.
+    let listed = h
+        .store
+        .list_configurations("acme", Default::default())
+        .await
+        .unwrap();
+    let id = listed.items[0].id.clone();
+    for value in 2..REVISIONS_MAX {
+        h.store
+            .update_configuration("acme", &id, revision(value))
+            .await
+            .unwrap();
+    }
+    let update = |value: usize| {
+        authed(
+            &admin,
+            pb::UpdateConfigurationRequest {
+                configuration_id: id.clone(),
+                server_properties: format!("num.partitions={value}\n"),
+                ..Default::default()
+            },
+        )
+    };
+    let last = h
+        .configurations
+        .update_configuration(update(50))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(last.latest_revision.unwrap().revision, REVISIONS_MAX as u64);
+    let before = h.store.state();
+    let err = h
+        .configurations
+        .update_configuration(update(51))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("REVISIONS_MAX = 50"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(h.store.state(), before, "nothing was proposed");
+}

@@ -832,3 +832,90 @@ async fn configurations_over_rest() {
         .await;
     assert_error(&again, 404, "NOT_FOUND", "NOT_FOUND");
 }
+
+/// The cluster ids of the nodes on the hosts of a `/v1/hosts` reply.
+fn node_clusters(reply: &Reply) -> Vec<String> {
+    reply.json["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["nodes"].as_array().cloned().unwrap_or_default())
+        .map(|n| n["clusterId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn over_rest_a_tenant_admin_sees_only_its_own_nodes_on_the_hosts() {
+    let h = Harness::start(10).await;
+    let acme = h.token("acme", Role::Admin);
+    let globex = h.token("globex", Role::Admin);
+    let operator = h.token("ops", Role::ServiceOperator);
+    let mut ids = Vec::new();
+    for token in [&acme, &globex] {
+        let created = h
+            .http
+            .post("/v1/clusters", token, &create_body("orders"))
+            .await;
+        assert_eq!(created.status, 200, "{}", created.json);
+        ids.push(created.json["cluster"]["id"].as_str().unwrap().to_string());
+    }
+    let assignment = |cluster_id: &str, node_id: i32| ferry_control_plane::model::HostAssignment {
+        cluster_id: cluster_id.into(),
+        node_id,
+        role: ferry_control_plane::placement::Role::Broker,
+        address: "10.0.97.1".into(),
+        kafka_port: Some(9000 + node_id as u16),
+        controller_port: None,
+        admin_port: 9050 + node_id as u16,
+        kafka_version: "3.9.0".into(),
+        storage_bytes: 1 << 30,
+        broker_config: Default::default(),
+        controller_quorum_voters: vec![],
+        config_fingerprint: String::new(),
+    };
+    h.store
+        .set_assignments(
+            "host-a",
+            vec![assignment(&ids[0], 1), assignment(&ids[1], 2)],
+            None,
+        )
+        .await
+        .unwrap();
+
+    let seen = h.http.get("/v1/hosts", &globex).await;
+    assert_eq!(seen.status, 200, "{}", seen.json);
+    assert_eq!(node_clusters(&seen), [ids[1].clone()]);
+    assert!(!seen.json.to_string().contains(&ids[0]), "{}", seen.json);
+    let fleet = h.http.get("/v1/hosts", &operator).await;
+    assert_eq!(fleet.status, 200, "{}", fleet.json);
+    assert_eq!(node_clusters(&fleet), ids);
+}
+
+#[tokio::test]
+async fn over_rest_a_limit_is_429_naming_it() {
+    use ferry_control_plane::model::limits::CLUSTERS_PER_TENANT_MAX;
+    let h = Harness::start(10).await;
+    let admin = h.token("acme", Role::Admin);
+    for i in 0..CLUSTERS_PER_TENANT_MAX {
+        let created = h
+            .http
+            .post("/v1/clusters", &admin, &create_body(&format!("c{i}")))
+            .await;
+        assert_eq!(created.status, 200, "{i}: {}", created.json);
+    }
+    let before = h.store.state();
+    let refused = h
+        .http
+        .post("/v1/clusters", &admin, &create_body("one-more"))
+        .await;
+    assert_error(&refused, 429, "RESOURCE_EXHAUSTED", "LIMIT_REACHED");
+    assert!(
+        refused
+            .json
+            .to_string()
+            .contains("CLUSTERS_PER_TENANT_MAX = 100"),
+        "{}",
+        refused.json
+    );
+    assert_eq!(h.store.state(), before, "nothing was written");
+}

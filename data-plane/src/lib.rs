@@ -28,5 +28,6 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod node;
+pub mod owner_only;
 pub mod protocol;
 pub mod server;

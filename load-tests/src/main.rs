@@ -214,9 +214,10 @@ struct ProvisionArgs {
     /// The control plane's API URL.
     #[arg(long, env = "FERRY_API", default_value = "http://127.0.0.1:7070")]
     api: String,
-    /// A token with the admin role (`ferry dev` prints one).
-    #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
-    token: String,
+    /// A file holding a token with the admin role; without it the token is taken from the
+    /// FERRY_TOKEN environment variable (`ferry dev` prints one), never from a flag.
+    #[arg(long, env = "FERRY_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// Brokers per cluster.
     #[arg(long, default_value_t = 3)]
     brokers: u32,
@@ -647,6 +648,19 @@ fn exit_code(verified: bool) -> ExitCode {
     }
 }
 
+/// The API token from `file`, else from FERRY_TOKEN: never from the command line, where any
+/// local user could read it.
+fn provision_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let token = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the token file {}", path.display()))?,
+        None => std::env::var("FERRY_TOKEN")
+            .context("give the API token with FERRY_TOKEN or --token-file")?,
+    };
+    Ok(token.trim().to_string())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let report = match cli.command {
         Command::Produce { client, produce } => {
@@ -677,7 +691,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Provision(args) => workload::run(&mut Provision::new(ProvisionOptions {
             api: args.api,
-            token: args.token,
+            token: provision_token(args.token_file.as_deref())?,
             brokers: args.brokers,
             controllers: args.controllers,
             zones: args.zones,

@@ -29,8 +29,8 @@ use crate::workload::Workload;
 /// Pause between polls of an operation or a deletion.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Options of a provision run.
-#[derive(Debug, Clone)]
+/// Options of a provision run. Its `Debug` output leaves the token out.
+#[derive(Clone)]
 pub struct ProvisionOptions {
     /// The control plane's API URL.
     pub api: String,
@@ -50,6 +50,34 @@ pub struct ProvisionOptions {
     pub api_requests: u32,
     /// Give up on a creation or deletion after this long.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for ProvisionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let ProvisionOptions {
+            api,
+            token: _,
+            brokers,
+            controllers,
+            zones,
+            trials,
+            api_clients,
+            api_requests,
+            timeout,
+        } = self;
+        f.debug_struct("ProvisionOptions")
+            .field("api", api)
+            .field("token", &"<redacted>")
+            .field("brokers", brokers)
+            .field("controllers", controllers)
+            .field("zones", zones)
+            .field("trials", trials)
+            .field("api_clients", api_clients)
+            .field("api_requests", api_requests)
+            .field("timeout", timeout)
+            .finish()
+    }
 }
 
 /// The provision workload. See the module docs.

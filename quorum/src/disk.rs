@@ -4,12 +4,23 @@
 //! real storage code against [`MemDisk`], including crashes in the middle of a write
 //! ([`MemDisk::tear_next_append`]). Every operation is durable when it returns: there is no
 //! "written but not yet synced" state to reason about above this layer.
+//!
+//! [`FsDisk`] creates its directory with mode [`DIR_MODE`] (0700) and its files with
+//! [`FILE_MODE`] (0600): a raft log and its snapshots hold the whole replicated state, which
+//! only the process's own user should read. The modes are set at creation, so no other user
+//! ever sees a wider one, and a process umask can only narrow them.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// The mode of the directories [`FsDisk`] creates: the owner only.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of the files [`FsDisk`] creates: the owner may read and write them, no one else.
+pub const FILE_MODE: u32 = 0o600;
 
 /// Durable whole-file operations on a flat namespace of file names.
 pub trait Disk: Send + 'static {
@@ -39,7 +50,10 @@ impl FsDisk {
     /// Opens (creating if needed) the directory `dir`.
     pub fn open(dir: impl AsRef<Path>) -> io::Result<FsDisk> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&dir)?;
         Ok(FsDisk {
             dir,
             appenders: HashMap::new(),
@@ -65,7 +79,11 @@ impl Disk for FsDisk {
         if !self.appenders.contains_key(name) {
             let path = self.dir.join(name);
             let existed = path.exists();
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(FILE_MODE)
+                .open(path)?;
             if !existed {
                 self.sync_dir()?;
             }
@@ -88,7 +106,12 @@ impl Disk for FsDisk {
     fn replace(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.appenders.remove(name);
         let tmp = self.dir.join(format!("{name}.tmp"));
-        let mut file = File::create(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, self.dir.join(name))?;
@@ -182,5 +205,33 @@ impl Disk for MemDisk {
     fn replace(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.lock().files.insert(name.to_string(), bytes.to_vec());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// The permission bits of `path`.
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_directory_is_the_owners_and_so_is_every_file() {
+        let root = tempfile::tempdir().unwrap();
+        // Even a permissive parent directory and umask give nothing away.
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = root.path().join("store").join("raft");
+        let mut disk = FsDisk::open(&dir).unwrap();
+        disk.append_sync("log", b"entry").unwrap();
+        disk.replace("snapshot", b"state").unwrap();
+        disk.truncate("log", 2).unwrap();
+        assert_eq!(mode(&root.path().join("store")), DIR_MODE);
+        assert_eq!(mode(&dir), DIR_MODE);
+        assert_eq!(mode(&dir.join("log")), FILE_MODE);
+        assert_eq!(mode(&dir.join("snapshot")), FILE_MODE);
     }
 }

@@ -104,13 +104,22 @@ impl From<Status> for Error {
 /// Result of an API call.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A configured connection to the control plane.
-#[derive(Clone, Debug)]
+/// A configured connection to the control plane. Its `Debug` output leaves the token out.
+#[derive(Clone)]
 pub struct Client {
     channel: Channel,
     token: String,
     /// Becomes true when Terraform calls StopProvider: waits end early.
     stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("channel", &self.channel)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -492,5 +501,19 @@ mod tests {
             diagnostics[0].detail,
             "operation op-1 failed: NODE_START_FAILED: node 101 exited: address in use"
         );
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_output_leaves_the_token_out() {
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let client = Client::new("http://127.0.0.1:1", "eyJ.secret-claims.sig", stopped).unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("secret-claims"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

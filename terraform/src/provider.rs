@@ -231,7 +231,7 @@ impl Provider for FerryProvider {
                     diagnostics.push(diag::error(
                         "No Ferry token",
                         "Set token in the provider block or FERRY_TOKEN (`ferry dev` prints \
-                         an admin token; `ferry token create` makes one).",
+                         a token; `ferry token create` makes one).",
                     ));
                 }
             }

@@ -79,7 +79,7 @@ pub fn provider() -> Schema {
         "token",
         r#""string""#,
         Mode::Optional,
-        "API token (a JWT; `ferry dev` prints an admin token). Defaults to `FERRY_TOKEN`.",
+        "API token (a JWT; `ferry dev` prints one). Defaults to `FERRY_TOKEN`.",
     );
     token.sensitive = true;
     Schema {

@@ -20,13 +20,16 @@ export const session = {
   get claims() {
     return decodeClaims(this.token);
   },
-  /** Whether the role may change running clusters (operator and admin). */
+  /** Whether the role may change running clusters (operator, admin and service-operator). */
   get canUpdate() {
-    return ["admin", "operator"].includes(this.claims?.role);
+    return ["admin", "operator", "service-operator"].includes(this.claims?.role);
   },
-  /** Whether the role may create and delete clusters (the API's permission table: admin only). */
+  /**
+   * Whether the role may create and delete clusters and list hosts (the API's permission table:
+   * admin, and service-operator, an admin of its tenant who also sees every tenant's nodes).
+   */
   get canChange() {
-    return this.claims?.role === "admin";
+    return ["admin", "service-operator"].includes(this.claims?.role);
   },
 };
 

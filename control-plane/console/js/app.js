@@ -5,7 +5,7 @@
 //   #/clusters          the cluster list
 //   #/create            Quick create and Custom create
 //   #/clusters/{id}     one cluster
-//   #/hosts             zones, hosts, capacity, what runs where (admin)
+//   #/hosts             zones, hosts, capacity, what runs where (admin, service-operator)
 //
 // A page is `render(main, params) -> cleanup?`; the cleanup (stopping its timers) runs when
 // the route changes.

@@ -1,6 +1,6 @@
 // Hosts: the zones, the hosts their agents registered, each host's capacity and health, and
-// which nodes of which clusters run where. An operator's view: the API requires the admin
-// role for it.
+// which nodes of which clusters run where. The API requires the admin role (which sees only its
+// own tenant's nodes on the hosts) or service-operator (which sees every tenant's).
 
 import { api, session } from "./api.js";
 import { errorAlert, formatBytes, h, hostBadge, nodeBadge, pageTitle, roleLabel, timeEl, setChildren } from "./ui.js";

@@ -23,7 +23,7 @@ export function renderSignIn(main, done) {
       h("p", { class: "hint", id: "token-hint" },
         "A bearer token for the Ferry API. ", h("code", {}, "ferry dev"),
         " prints an admin token; ",
-        h("code", {}, "ferry token create --tenant T --role viewer|operator|admin"),
+        h("code", {}, "ferry token create --tenant T --role viewer|operator|admin|service-operator"),
         " mints others. The token is kept in this browser tab only, until you sign out or close it."),
       error),
     h("div", { class: "actions" }, submit));

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, NodeStates};
 use super::{Api, page_request, require_id, status, violation};
 use crate::auth::Action;
+use crate::model::limits::TenantLimit;
 use crate::model::{OperationType, PageRequest, placement_hosts};
 use crate::placement::{self, Placement};
 use crate::spec::{self, ValidationContext};
@@ -93,6 +94,13 @@ impl<S: Store> ClusterService for Api<S> {
 
         let client_request_id =
             (!request.client_request_id.is_empty()).then_some(request.client_request_id);
+        // Checked again when the store applies the create; checking here keeps a request over
+        // the limit out of the raft log. A retry with a request id is the store's to answer
+        // (it returns the cluster already made), so it is not refused here.
+        if client_request_id.is_none() {
+            let usage = self.store().tenant_usage(&principal.tenant).await?;
+            TenantLimit::Clusters.check_one_more(&principal.tenant, usage.clusters)?;
+        }
         let (cluster, operation) = self
             .store()
             .create_cluster(&principal.tenant, spec, client_request_id)

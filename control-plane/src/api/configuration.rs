@@ -4,6 +4,12 @@
 //! line and key at once, as field violations of `server_properties`) before the store sees
 //! anything; the store keeps the text and its parsed map. Delete is the store's to refuse
 //! while a cluster references the configuration.
+//!
+//! Only GetConfigurationRevision reads a revision's properties: Get and List answer from
+//! summaries and ListConfigurationRevisions from revision metadata, so no list call carries
+//! revision bodies, inside the control plane or on the wire. Create and Update check the
+//! tenant's limits ([`crate::model::limits`]) before proposing; the store checks them again
+//! when it applies.
 
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::configuration_service_server::ConfigurationService;
@@ -12,21 +18,23 @@ use tonic::{Request, Response, Status};
 use super::{Api, convert, page_request, require_id, status, violation};
 use crate::auth::Action;
 use crate::configuration::{self, DESCRIPTION_LEN_MAX};
-use crate::model::{Configuration, PageRequest, Revision};
+use crate::model::limits::{TenantLimit, check_one_more_revision};
+use crate::model::{ConfigurationSummary, Revision};
 use crate::spec::{self, FieldViolation};
 use crate::store::Store;
 
 impl<S: Store> Api<S> {
-    /// The tenant's configuration `configuration_id`, which must be given.
+    /// The tenant's configuration `configuration_id` (which must be given), without revision
+    /// properties.
     async fn tenant_configuration(
         &self,
         tenant: &str,
         configuration_id: &str,
-    ) -> Result<Configuration, Status> {
+    ) -> Result<ConfigurationSummary, Status> {
         require_id("configuration_id", configuration_id)?;
         Ok(self
             .store()
-            .get_configuration(tenant, configuration_id)
+            .configuration_summary(tenant, configuration_id)
             .await?)
     }
 }
@@ -98,6 +106,8 @@ impl<S: Store> ConfigurationService for Api<S> {
             Some(revision) if violations.is_empty() => revision,
             _ => return Err(status::invalid_argument(&violations)),
         };
+        let usage = self.store().tenant_usage(&principal.tenant).await?;
+        TenantLimit::Configurations.check_one_more(&principal.tenant, usage.configurations)?;
         let configuration = self
             .store()
             .create_configuration(
@@ -121,7 +131,7 @@ impl<S: Store> ConfigurationService for Api<S> {
         let configuration = self
             .tenant_configuration(&principal.tenant, &request.configuration_id)
             .await?;
-        Ok(Response::new(convert::configuration_to_proto(
+        Ok(Response::new(convert::configuration_summary_to_proto(
             &configuration,
         )))
     }
@@ -143,7 +153,7 @@ impl<S: Store> ConfigurationService for Api<S> {
             configurations: page
                 .items
                 .iter()
-                .map(convert::configuration_to_proto)
+                .map(convert::configuration_summary_to_proto)
                 .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
@@ -166,6 +176,12 @@ impl<S: Store> ConfigurationService for Api<S> {
             Some(revision) if violations.is_empty() => revision,
             _ => return Err(status::invalid_argument(&violations)),
         };
+        // Revisions are numbered from 1 and never removed: the latest number is the count.
+        let current = self
+            .tenant_configuration(&principal.tenant, &request.configuration_id)
+            .await?;
+        let held = usize::try_from(current.latest.revision).unwrap_or(usize::MAX);
+        check_one_more_revision(&current.id, held)?;
         let configuration = self
             .store()
             .update_configuration(&principal.tenant, &request.configuration_id, revision)
@@ -182,44 +198,28 @@ impl<S: Store> ConfigurationService for Api<S> {
         let principal = self.authorize(&request, Action::Read)?;
         let request = request.into_inner();
         // The token is the last revision of the previous page (newest first).
-        let before = match request.page_token.as_str() {
-            "" => None,
-            token => match token.parse::<u64>() {
-                Ok(revision) => Some(revision),
-                Err(_) => {
-                    return Err(status::invalid_argument(&[violation(
-                        "page_token",
-                        "is not a token this API gave",
-                    )]));
-                }
-            },
-        };
-        let configuration = self
-            .tenant_configuration(&principal.tenant, &request.configuration_id)
+        if !request.page_token.is_empty() && request.page_token.parse::<u64>().is_err() {
+            return Err(status::invalid_argument(&[violation(
+                "page_token",
+                "is not a token this API gave",
+            )]));
+        }
+        require_id("configuration_id", &request.configuration_id)?;
+        let page = self
+            .store()
+            .list_revisions(
+                &principal.tenant,
+                &request.configuration_id,
+                page_request(request.page_size, request.page_token),
+            )
             .await?;
-        let size = PageRequest::first(request.page_size).size();
-        let mut revisions: Vec<&Revision> = configuration
-            .revisions
-            .iter()
-            .rev()
-            .filter(|r| before.is_none_or(|before| r.revision < before))
-            .take(size + 1)
-            .collect();
-        let next_page_token = if revisions.len() > size {
-            revisions.truncate(size);
-            revisions
-                .last()
-                .map(|r| r.revision.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
         Ok(Response::new(pb::ListConfigurationRevisionsResponse {
-            revisions: revisions
-                .into_iter()
-                .map(|r| convert::revision_to_proto(r, false))
+            revisions: page
+                .items
+                .iter()
+                .map(convert::revision_info_to_proto)
                 .collect(),
-            next_page_token,
+            next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
 
@@ -229,18 +229,16 @@ impl<S: Store> ConfigurationService for Api<S> {
     ) -> Result<Response<pb::ConfigurationRevision>, Status> {
         let principal = self.authorize(&request, Action::Read)?;
         let request = request.into_inner();
-        let configuration = self
-            .tenant_configuration(&principal.tenant, &request.configuration_id)
-            .await?;
-        let revision = configuration.revision(request.revision).ok_or_else(|| {
-            Status::from(crate::Error::NotFound(format!(
-                "revision {} of configuration {} (its latest is {})",
+        require_id("configuration_id", &request.configuration_id)?;
+        let revision = self
+            .store()
+            .get_revision(
+                &principal.tenant,
+                &request.configuration_id,
                 request.revision,
-                configuration.id,
-                configuration.latest().revision
-            )))
-        })?;
-        Ok(Response::new(convert::revision_to_proto(revision, true)))
+            )
+            .await?;
+        Ok(Response::new(convert::revision_to_proto(&revision)))
     }
 
     async fn delete_configuration(

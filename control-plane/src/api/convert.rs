@@ -15,7 +15,7 @@ use crate::model::{
     Cluster, ClusterState, Host, HostHealth, NodeProbe, NodeReport, NodeState, Operation,
     OperationState, OperationType, ReplicationHealth, StepState,
 };
-use crate::model::{Configuration, Revision};
+use crate::model::{Configuration, ConfigurationSummary, Revision, RevisionInfo};
 use crate::placement::{Assignment, NodeId, Role};
 use crate::spec::{ClusterSpec, ConfigurationRef};
 
@@ -98,29 +98,37 @@ pub fn configuration_ref_to_proto(reference: &ConfigurationRef) -> pb::Configura
 
 /// The wire configuration for a model one; its latest revision without the properties.
 pub fn configuration_to_proto(configuration: &Configuration) -> pb::Configuration {
-    let latest = configuration.latest();
+    configuration_summary_to_proto(&configuration.summary())
+}
+
+/// The wire configuration for a summary: its latest revision without the properties.
+pub fn configuration_summary_to_proto(summary: &ConfigurationSummary) -> pb::Configuration {
     pb::Configuration {
-        id: configuration.id.clone(),
-        tenant: configuration.tenant.clone(),
-        name: configuration.name.clone(),
-        description: latest.description.clone(),
-        kafka_versions: configuration.kafka_versions.clone(),
-        latest_revision: Some(revision_to_proto(latest, false)),
-        created_at: configuration.created_at_ms,
+        id: summary.id.clone(),
+        tenant: summary.tenant.clone(),
+        name: summary.name.clone(),
+        description: summary.latest.description.clone(),
+        kafka_versions: summary.kafka_versions.clone(),
+        latest_revision: Some(revision_info_to_proto(&summary.latest)),
+        created_at: summary.created_at_ms,
     }
 }
 
-/// The wire revision for a model one, with its properties text if `with_properties`.
-pub fn revision_to_proto(revision: &Revision, with_properties: bool) -> pb::ConfigurationRevision {
+/// The wire revision for a revision's metadata (no properties text).
+pub fn revision_info_to_proto(info: &RevisionInfo) -> pb::ConfigurationRevision {
     pb::ConfigurationRevision {
-        revision: revision.revision,
-        description: revision.description.clone(),
-        created_at: revision.created_at_ms,
-        server_properties: if with_properties {
-            revision.server_properties.clone()
-        } else {
-            String::new()
-        },
+        revision: info.revision,
+        description: info.description.clone(),
+        created_at: info.created_at_ms,
+        server_properties: String::new(),
+    }
+}
+
+/// The wire revision for a model one, with its properties text.
+pub fn revision_to_proto(revision: &Revision) -> pb::ConfigurationRevision {
+    pb::ConfigurationRevision {
+        server_properties: revision.server_properties.clone(),
+        ..revision_info_to_proto(&revision.info())
     }
 }
 

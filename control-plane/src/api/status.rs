@@ -19,6 +19,7 @@
 //! | [`Conflict::WrongState`] | FAILED_PRECONDITION | `WRONG_STATE` | 409 |
 //! | [`Conflict::ConfigurationInUse`] | FAILED_PRECONDITION | `CONFIGURATION_IN_USE` | 409 |
 //! | not enough host capacity ([`Shortage`]) | FAILED_PRECONDITION | `INSUFFICIENT_CAPACITY` | 409 |
+//! | [`Error::ResourceExhausted`] (a per-tenant limit) | RESOURCE_EXHAUSTED | `LIMIT_REACHED` | 429 |
 //! | [`Error::Unavailable`] | UNAVAILABLE | `UNAVAILABLE` | 503 |
 //! | [`Error::Indeterminate`] | DEADLINE_EXCEEDED | `INDETERMINATE` | 504 |
 //! | [`Error::Io`] | INTERNAL | `STORAGE_FAILED` | 500 |
@@ -122,6 +123,7 @@ pub fn from_error(err: &Error) -> Status {
                 (Code::FailedPrecondition, "CONFIGURATION_IN_USE")
             }
         },
+        Error::ResourceExhausted(_) => (Code::ResourceExhausted, "LIMIT_REACHED"),
         Error::Unavailable(_) => (Code::Unavailable, "UNAVAILABLE"),
         Error::Indeterminate(_) => (Code::DeadlineExceeded, "INDETERMINATE"),
         Error::Io(_) => (Code::Internal, "STORAGE_FAILED"),
@@ -173,6 +175,11 @@ mod tests {
             ),
             (Error::Io("x".into()), Code::Internal, "STORAGE_FAILED"),
             (Error::NotFound("x".into()), Code::NotFound, "NOT_FOUND"),
+            (
+                Error::ResourceExhausted("x".into()),
+                Code::ResourceExhausted,
+                "LIMIT_REACHED",
+            ),
         ];
         for (err, code, reason) in cases {
             let status = from_error(&err);

@@ -14,8 +14,7 @@ use super::{Tenant, TimestampMs};
 /// digits>`.
 pub type ConfigurationId = String;
 
-/// Most revisions one configuration keeps (MSK's limit).
-pub const REVISIONS_MAX: usize = 50;
+pub use super::limits::REVISIONS_MAX;
 
 /// A configuration as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +45,60 @@ impl Configuration {
     pub fn revision(&self, revision: u64) -> Option<&Revision> {
         let index = usize::try_from(revision.checked_sub(1)?).ok()?;
         self.revisions.get(index)
+    }
+}
+
+/// A configuration without its revisions' properties: what list calls carry, so that a page
+/// of configurations stays small however large their revisions are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConfigurationSummary {
+    /// Unique id, never reused.
+    pub id: ConfigurationId,
+    /// The owning tenant.
+    pub tenant: Tenant,
+    /// Its name, unique in the tenant.
+    pub name: String,
+    /// The Kafka versions it is meant for; empty for any.
+    pub kafka_versions: Vec<String>,
+    /// When it was created.
+    pub created_at_ms: TimestampMs,
+    /// Its newest revision, without the properties.
+    pub latest: RevisionInfo,
+}
+
+/// A revision without its properties.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RevisionInfo {
+    /// 1 for the first, one more per update.
+    pub revision: u64,
+    /// What it is for, as its author wrote.
+    pub description: String,
+    /// When it was created.
+    pub created_at_ms: TimestampMs,
+}
+
+impl Configuration {
+    /// The configuration without its revisions' properties.
+    pub fn summary(&self) -> ConfigurationSummary {
+        ConfigurationSummary {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            name: self.name.clone(),
+            kafka_versions: self.kafka_versions.clone(),
+            created_at_ms: self.created_at_ms,
+            latest: self.latest().info(),
+        }
+    }
+}
+
+impl Revision {
+    /// The revision without its properties.
+    pub fn info(&self) -> RevisionInfo {
+        RevisionInfo {
+            revision: self.revision,
+            description: self.description.clone(),
+            created_at_ms: self.created_at_ms,
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! A host: a machine running one agent, what it offers, what it should run and what it
 //! reports.
 //!
-//! Hosts are not tenant resources: every tenant's nodes share them, and only operators (the
-//! admin role) see them through the API.
+//! Hosts are not tenant resources: every tenant's nodes share them. Through the API a tenant
+//! admin sees every host with only its own tenant's nodes on it, and a service operator sees
+//! every node (`HostService` in `api/host.rs`).
 
 use std::collections::BTreeMap;
 

@@ -16,15 +16,19 @@
 //! - [`host`]: [`Host`] (what its agent registered and reports) and its [`HostAssignment`]s.
 //! - [`configuration`]: [`Configuration`], named broker properties with immutable
 //!   [`Revision`]s that clusters reference.
+//! - [`limits`]: how much of the store one tenant may take.
 
 pub mod ca;
 pub mod cluster;
 pub mod configuration;
 pub mod host;
+pub mod limits;
 pub mod operation;
 
 pub use cluster::{Cluster, ClusterId, ClusterState, ClusterStatus, StateInfo};
-pub use configuration::{Configuration, ConfigurationId, Revision};
+pub use configuration::{
+    Configuration, ConfigurationId, ConfigurationSummary, Revision, RevisionInfo,
+};
 pub use host::{
     Host, HostAssignment, HostCapacity, HostHealth, HostRegistration, NodeProbe, NodeReport,
     NodeState, ReplicationHealth, placement_hosts,

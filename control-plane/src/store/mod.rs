@@ -35,6 +35,9 @@
 //! - One operation at a time per cluster ([`Conflict::OperationInProgress`]).
 //! - Updates with an expected version are refused when the resource moved on
 //!   ([`Conflict::VersionMismatch`]).
+//! - A tenant holds at most so many clusters, configurations and revisions, and each cluster
+//!   keeps at most so many finished operations ([`crate::model::limits`]); over a limit is
+//!   [`Error::ResourceExhausted`].
 //! - A configuration's name is unique within its tenant; a cluster may reference only a
 //!   revision that exists in its own tenant (else [`Error::NotFound`]); a configuration a
 //!   cluster references (desired or running) cannot be deleted
@@ -57,14 +60,14 @@ use std::future::Future;
 
 pub use memory::MemoryStore;
 pub use quorum::QuorumStore;
-pub use state::{Command, Query, Response, State};
+pub use state::{Command, Query, Response, State, TenantUsage};
 
 pub use crate::error::{Conflict, Error, Result};
 use crate::model::ca::StoredCa;
 use crate::model::{
-    Cluster, ClusterStatus, Configuration, Host, HostAssignment, HostHealth, HostRegistration,
-    NodeReport, Operation, OperationType, OperationUpdate, Page, PageRequest, Revision,
-    TimestampMs,
+    Cluster, ClusterStatus, Configuration, ConfigurationSummary, Host, HostAssignment, HostHealth,
+    HostRegistration, NodeReport, Operation, OperationType, OperationUpdate, Page, PageRequest,
+    Revision, RevisionInfo, TimestampMs,
 };
 use crate::spec::ClusterSpec;
 
@@ -101,7 +104,8 @@ pub trait Store: Send + Sync + 'static {
     /// `client_request_id`, a retry with the same spec returns the same cluster and operation.
     ///
     /// Errors: [`Conflict::NameTaken`], [`Conflict::RequestIdReused`], [`Error::InvalidInput`]
-    /// (empty tenant or name, bad request id).
+    /// (empty tenant or name, bad request id), [`Error::ResourceExhausted`] (the tenant has
+    /// too many clusters).
     fn create_cluster(
         &self,
         tenant: &str,
@@ -486,7 +490,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Creates a configuration with `revision` as its revision 1. Errors:
-    /// [`Conflict::NameTaken`], [`Error::InvalidInput`].
+    /// [`Conflict::NameTaken`], [`Error::InvalidInput`], [`Error::ResourceExhausted`] (the
+    /// tenant has too many).
     fn create_configuration(
         &self,
         tenant: &str,
@@ -510,7 +515,7 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Appends `revision` as the configuration's next one. Errors: [`Error::NotFound`],
-    /// [`Conflict::WrongState`] (too many revisions).
+    /// [`Error::ResourceExhausted`] (too many revisions).
     fn update_configuration(
         &self,
         tenant: &str,
@@ -567,28 +572,121 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
-    /// One page of the tenant's configurations, sorted by name.
+    /// One page of the tenant's configurations, sorted by name, without revision properties.
     fn list_configurations(
         &self,
         tenant: &str,
         page: PageRequest,
-    ) -> impl Future<Output = Result<Page<Configuration>>> + Send {
+    ) -> impl Future<Output = Result<Page<ConfigurationSummary>>> + Send {
         let query = Query::ListConfigurations {
             tenant: tenant.to_owned(),
             page,
         };
         async move {
             match self.query(query).await? {
-                Response::Configurations(page) => Ok(page),
+                Response::ConfigurationSummaries(page) => Ok(page),
                 other => unexpected("ListConfigurations", other),
             }
         }
     }
 
-    /// One page of hosts, sorted by id.
+    /// The tenant's configuration without revision properties. Errors: [`Error::NotFound`].
+    fn configuration_summary(
+        &self,
+        tenant: &str,
+        configuration_id: &str,
+    ) -> impl Future<Output = Result<ConfigurationSummary>> + Send {
+        let query = Query::GetConfigurationSummary {
+            tenant: tenant.to_owned(),
+            configuration_id: configuration_id.to_owned(),
+        };
+        async move {
+            match self.query(query).await? {
+                Response::ConfigurationSummary(c) => Ok(c),
+                other => unexpected("GetConfigurationSummary", other),
+            }
+        }
+    }
+
+    /// One page of a configuration's revisions, newest first, without their properties; the
+    /// page token is the last revision number of the previous page. Errors:
+    /// [`Error::NotFound`], [`Error::InvalidInput`] (a bad page token).
+    fn list_revisions(
+        &self,
+        tenant: &str,
+        configuration_id: &str,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<RevisionInfo>>> + Send {
+        let query = Query::ListRevisions {
+            tenant: tenant.to_owned(),
+            configuration_id: configuration_id.to_owned(),
+            page,
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Revisions(page) => Ok(page),
+                other => unexpected("ListRevisions", other),
+            }
+        }
+    }
+
+    /// One revision of the tenant's configuration, with its properties. Errors:
+    /// [`Error::NotFound`] (no such configuration or revision).
+    fn get_revision(
+        &self,
+        tenant: &str,
+        configuration_id: &str,
+        revision: u64,
+    ) -> impl Future<Output = Result<Revision>> + Send {
+        let query = Query::GetRevision {
+            tenant: tenant.to_owned(),
+            configuration_id: configuration_id.to_owned(),
+            revision,
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Revision(r) => Ok(r),
+                other => unexpected("GetRevision", other),
+            }
+        }
+    }
+
+    /// How much the tenant holds, to check [`crate::model::limits`] before proposing.
+    fn tenant_usage(&self, tenant: &str) -> impl Future<Output = Result<TenantUsage>> + Send {
+        let query = Query::TenantUsage {
+            tenant: tenant.to_owned(),
+        };
+        async move {
+            match self.query(query).await? {
+                Response::Usage(usage) => Ok(usage),
+                other => unexpected("TenantUsage", other),
+            }
+        }
+    }
+
+    /// One page of hosts, sorted by id, with every tenant's nodes (the fleet view).
     fn list_hosts(&self, page: PageRequest) -> impl Future<Output = Result<Page<Host>>> + Send {
         async move {
-            match self.query(Query::ListHosts { page }).await? {
+            match self.query(Query::ListHosts { page, tenant: None }).await? {
+                Response::Hosts(page) => Ok(page),
+                other => unexpected("ListHosts", other),
+            }
+        }
+    }
+
+    /// One page of hosts, sorted by id, each showing only `tenant`'s nodes (assigned,
+    /// releasing and reported): what a tenant may see of the shared hosts.
+    fn list_hosts_for_tenant(
+        &self,
+        tenant: &str,
+        page: PageRequest,
+    ) -> impl Future<Output = Result<Page<Host>>> + Send {
+        let query = Query::ListHosts {
+            page,
+            tenant: Some(tenant.to_owned()),
+        };
+        async move {
+            match self.query(query).await? {
                 Response::Hosts(page) => Ok(page),
                 other => unexpected("ListHosts", other),
             }

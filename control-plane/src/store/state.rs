@@ -40,8 +40,13 @@
 //!
 //! # Caveats
 //!
-//! - Operations outlive their cluster (so a finished DELETE stays readable) and are never
-//!   pruned yet; listing a cluster's operations scans all operations.
+//! - Operations outlive their cluster (so a finished DELETE stays readable); each cluster keeps
+//!   at most [`FINISHED_OPERATIONS_PER_CLUSTER_MAX`] finished ones (the oldest go first when
+//!   another ends), and each tenant at most [`REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX`] of
+//!   its removed clusters' (the oldest go first when another cluster is removed). Listing a
+//!   cluster's operations scans all operations.
+//! - Per-tenant limits ([`crate::model::limits`]) are checked here, in apply, so every replica
+//!   refuses the same command; a refused command changes nothing.
 //! - A `client_request_id` is remembered as long as its cluster exists.
 //! - JSON is chosen for readability of snapshots and easy evolution with serde defaults, not
 //!   for size; the control-plane state is small (clusters and hosts, not Kafka data).
@@ -55,12 +60,15 @@ use crate::error::{Conflict, Error, Result};
 use crate::model::ca::{
     JOIN_TOKEN_ID_LEN_MAX, JOIN_TOKEN_TTL_MAX_MS, SPENT_JOIN_TOKENS_MAX, StoredCa,
 };
-use crate::model::configuration::REVISIONS_MAX;
+use crate::model::limits::{
+    FINISHED_OPERATIONS_PER_CLUSTER_MAX, REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX, TenantLimit,
+    check_one_more_revision,
+};
 use crate::model::{
-    Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId, Host,
-    HostAssignment, HostHealth, HostRegistration, NodeReport, NodeState, Operation, OperationId,
-    OperationState, OperationType, OperationUpdate, Page, PageRequest, Revision, Step, StepState,
-    Tenant, TimestampMs,
+    Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId,
+    ConfigurationSummary, Host, HostAssignment, HostHealth, HostRegistration, NodeReport,
+    NodeState, Operation, OperationId, OperationState, OperationType, OperationUpdate, Page,
+    PageRequest, Revision, RevisionInfo, Step, StepState, Tenant, TimestampMs,
 };
 use crate::placement::HostId;
 use crate::spec::{ClusterSpec, ConfigurationRef, ValidationContext};
@@ -298,6 +306,10 @@ pub enum Query {
     ListHosts {
         /// Which page.
         page: PageRequest,
+        /// `Some(tenant)`: each host shows only that tenant's nodes (a tenant admin's view);
+        /// `None`: every tenant's nodes (the fleet view of reconcilers and service operators).
+        #[serde(default)]
+        tenant: Option<Tenant>,
     },
     /// One configuration with all its revisions. Responds [`Response::Configuration`].
     GetConfiguration {
@@ -306,7 +318,8 @@ pub enum Query {
         /// The configuration.
         configuration_id: ConfigurationId,
     },
-    /// The tenant's configurations by name. Responds [`Response::Configurations`].
+    /// The tenant's configurations by name, without revision properties. Responds
+    /// [`Response::ConfigurationSummaries`].
     ListConfigurations {
         /// The asking tenant.
         tenant: Tenant,
@@ -315,6 +328,48 @@ pub enum Query {
     },
     /// The control plane's CA. Responds [`Response::Ca`] (`None` before it is installed).
     GetCa,
+    /// One configuration without revision properties. Responds
+    /// [`Response::ConfigurationSummary`].
+    GetConfigurationSummary {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// The configuration.
+        configuration_id: ConfigurationId,
+    },
+    /// A configuration's revisions, newest first, without their properties. Responds
+    /// [`Response::Revisions`].
+    ListRevisions {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// The configuration.
+        configuration_id: ConfigurationId,
+        /// Which page; the token is the last revision number of the previous page.
+        page: PageRequest,
+    },
+    /// One revision with its properties. Responds [`Response::Revision`].
+    GetRevision {
+        /// The asking tenant.
+        tenant: Tenant,
+        /// The configuration.
+        configuration_id: ConfigurationId,
+        /// The revision number.
+        revision: u64,
+    },
+    /// How much the tenant holds, for checking limits before proposing. Responds
+    /// [`Response::Usage`].
+    TenantUsage {
+        /// The tenant.
+        tenant: Tenant,
+    },
+}
+
+/// How much of the store one tenant holds, counted as [`crate::model::limits`] counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TenantUsage {
+    /// Its clusters, those being deleted included.
+    pub clusters: usize,
+    /// Its configurations.
+    pub configurations: usize,
 }
 
 /// What a command or query answers.
@@ -342,8 +397,16 @@ pub enum Response {
     Hosts(Page<Host>),
     /// A configuration.
     Configuration(Configuration),
-    /// A page of configurations.
-    Configurations(Page<Configuration>),
+    /// A page of configurations, without revision properties.
+    ConfigurationSummaries(Page<ConfigurationSummary>),
+    /// A configuration without revision properties.
+    ConfigurationSummary(ConfigurationSummary),
+    /// A page of revisions, without their properties.
+    Revisions(Page<RevisionInfo>),
+    /// One revision with its properties.
+    Revision(Revision),
+    /// A tenant's usage.
+    Usage(TenantUsage),
     /// Nothing to say.
     Done,
     /// The control plane's CA, if installed.
@@ -465,6 +528,15 @@ impl State {
         self.undecodable_entries += 1;
         self.last_undecodable_entry = Some(error.clone());
         Err(Error::InvalidInput(error))
+    }
+
+    /// The state with its applied index reset, to compare what two states hold.
+    #[cfg(test)]
+    pub(crate) fn contents(&self) -> State {
+        State {
+            applied_index: 0,
+            ..self.clone()
+        }
     }
 
     /// Applies `command` at log `index` and returns its outcome. Panics if `index` does not
@@ -622,13 +694,7 @@ impl State {
                 now_ms,
             } => {
                 let configuration = self.configuration_mut(&tenant, &configuration_id)?;
-                if configuration.revisions.len() >= REVISIONS_MAX {
-                    return Err(Conflict::WrongState(format!(
-                        "configuration {configuration_id} has {REVISIONS_MAX} revisions, the \
-                         most one may have; create a new configuration"
-                    ))
-                    .into());
-                }
+                check_one_more_revision(&configuration_id, configuration.revisions.len())?;
                 revision.revision = configuration.latest().revision + 1;
                 revision.created_at_ms = now_ms;
                 configuration.revisions.push(revision);
@@ -809,15 +875,21 @@ impl State {
                     .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?
                     .clone(),
             )),
-            Query::ListHosts { page: request } => {
+            Query::ListHosts {
+                page: request,
+                tenant,
+            } => {
                 let start = match &request.page_token {
                     Some(token) => Bound::Excluded(token.clone()),
                     None => Bound::Unbounded,
                 };
-                let items = self
-                    .hosts
-                    .range((start, Bound::Unbounded))
-                    .map(|(_, host)| host.clone());
+                let items =
+                    self.hosts
+                        .range((start, Bound::Unbounded))
+                        .map(|(_, host)| match tenant {
+                            None => host.clone(),
+                            Some(tenant) => self.host_as_seen_by(host, tenant),
+                        });
                 Ok(Response::Hosts(page(items, request, |h| h.id.clone())))
             }
             Query::GetConfiguration {
@@ -838,12 +910,129 @@ impl State {
                 };
                 let items = names
                     .range((start, Bound::Unbounded))
-                    .map(|(_, id)| self.configurations[id].clone());
-                Ok(Response::Configurations(page(items, request, |c| {
-                    c.name.clone()
+                    .map(|(_, id)| self.configurations[id].summary());
+                Ok(Response::ConfigurationSummaries(page(
+                    items,
+                    request,
+                    |c| c.name.clone(),
+                )))
+            }
+            Query::GetConfigurationSummary {
+                tenant,
+                configuration_id,
+            } => Ok(Response::ConfigurationSummary(
+                self.configuration(tenant, configuration_id)?.summary(),
+            )),
+            Query::ListRevisions {
+                tenant,
+                configuration_id,
+                page: request,
+            } => {
+                let configuration = self.configuration(tenant, configuration_id)?;
+                let before = match &request.page_token {
+                    None => None,
+                    Some(token) => Some(token.parse::<u64>().map_err(|_| {
+                        Error::InvalidInput(format!("page token {token:?} is not a revision"))
+                    })?),
+                };
+                let items = configuration
+                    .revisions
+                    .iter()
+                    .rev()
+                    .filter(|r| before.is_none_or(|before| r.revision < before))
+                    .map(Revision::info);
+                Ok(Response::Revisions(page(items, request, |r| {
+                    r.revision.to_string()
                 })))
             }
             Query::GetCa => Ok(Response::Ca(self.ca.clone())),
+            Query::GetRevision {
+                tenant,
+                configuration_id,
+                revision,
+            } => {
+                let configuration = self.configuration(tenant, configuration_id)?;
+                let found = configuration.revision(*revision).ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "revision {revision} of configuration {configuration_id} (its latest \
+                         is {})",
+                        configuration.latest().revision
+                    ))
+                })?;
+                Ok(Response::Revision(found.clone()))
+            }
+            Query::TenantUsage { tenant } => Ok(Response::Usage(self.usage(tenant))),
+        }
+    }
+
+    /// How much `tenant` holds.
+    fn usage(&self, tenant: &str) -> TenantUsage {
+        TenantUsage {
+            clusters: self.names.get(tenant).map_or(0, BTreeMap::len),
+            configurations: self
+                .configuration_names
+                .get(tenant)
+                .map_or(0, BTreeMap::len),
+        }
+    }
+
+    /// `host` as a member of `tenant` may see it: only the nodes of the tenant's own clusters
+    /// (assigned, releasing and reported); other tenants' nodes are left out.
+    fn host_as_seen_by(&self, host: &Host, tenant: &str) -> Host {
+        let own = |cluster_id: &str| {
+            self.clusters
+                .get(cluster_id)
+                .is_some_and(|c| c.tenant == tenant)
+        };
+        let mut host = host.clone();
+        host.assignments.retain(|a| own(&a.cluster_id));
+        host.releasing.retain(|a| own(&a.cluster_id));
+        host.nodes.retain(|n| own(&n.cluster_id));
+        host
+    }
+
+    /// Forgets the tenant's oldest operations of removed clusters beyond
+    /// [`REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX`]. A removed cluster's operations have all
+    /// ended (removing it ends its DELETE).
+    fn prune_removed_clusters_operations(&mut self, tenant: &str) {
+        // Ids sort in creation order, so this is oldest first.
+        let orphans: Vec<OperationId> = self
+            .operations
+            .values()
+            .filter(|op| op.tenant == tenant && !self.clusters.contains_key(&op.cluster_id))
+            .map(|op| op.id.clone())
+            .collect();
+        let excess = orphans
+            .len()
+            .saturating_sub(REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX);
+        for id in &orphans[..excess] {
+            self.operations.remove(id);
+        }
+    }
+
+    /// Forgets the cluster's oldest finished operations beyond
+    /// [`FINISHED_OPERATIONS_PER_CLUSTER_MAX`]. Never a running operation, nor the CREATE
+    /// operation the cluster's `client_request_id` points to (an idempotent retry returns it).
+    fn prune_finished_operations(&mut self, tenant: &str, cluster_id: &str) {
+        let keep = self
+            .clusters
+            .get(cluster_id)
+            .and_then(|c| c.client_request_id.as_ref())
+            .and_then(|request_id| self.request_ids.get(tenant)?.get(request_id))
+            .map(|(_, operation_id)| operation_id.clone());
+        // Ids sort in creation order, so this is oldest first.
+        let finished: Vec<OperationId> = self
+            .operations
+            .values()
+            .filter(|op| op.cluster_id == cluster_id && op.tenant == tenant)
+            .filter(|op| op.state.is_terminal() && Some(&op.id) != keep.as_ref())
+            .map(|op| op.id.clone())
+            .collect();
+        let excess = finished
+            .len()
+            .saturating_sub(FINISHED_OPERATIONS_PER_CLUSTER_MAX);
+        for id in &finished[..excess] {
+            self.operations.remove(id);
         }
     }
 
@@ -923,6 +1112,7 @@ impl State {
             }
             .into());
         }
+        TenantLimit::Configurations.check_one_more(&tenant, self.usage(&tenant).configurations)?;
         revision.revision = 1;
         revision.created_at_ms = now_ms;
         let configuration = Configuration {
@@ -1037,6 +1227,7 @@ impl State {
             }
             .into());
         }
+        TenantLimit::Clusters.check_one_more(&tenant, self.usage(&tenant).clusters)?;
         let configuration_properties = match &spec.configuration {
             Some(reference) => {
                 self.resolve_configuration(&tenant, reference, &spec.kafka_version)?
@@ -1190,6 +1381,7 @@ impl State {
                 }
             }
         }
+        self.prune_finished_operations(tenant, cluster_id);
         let cluster = self.clusters.remove(cluster_id).expect("checked above");
         if let Some(names) = self.names.get_mut(tenant) {
             names.remove(&cluster.spec.name);
@@ -1205,6 +1397,7 @@ impl State {
                 self.request_ids.remove(tenant);
             }
         }
+        self.prune_removed_clusters_operations(tenant);
         Ok(Response::Done)
     }
 
@@ -1269,6 +1462,7 @@ impl State {
                 cluster.current_version += 1;
                 cluster.updated_at_ms = now_ms;
             }
+            self.prune_finished_operations(tenant, &operation.cluster_id);
             return Ok(Response::Operation(operation));
         }
         Ok(Response::Operation(operation.clone()))

@@ -756,10 +756,7 @@ async fn a_configuration_keeps_at_most_50_revisions_and_each_is_immutable() {
         .update_configuration("t1", &created.id, revision(99))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, Error::Conflict(Conflict::WrongState(_))),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::ResourceExhausted(_)), "{err:?}");
     let kept = store.get_configuration("t1", &created.id).await.unwrap();
     assert_eq!(
         kept.revisions.len(),
@@ -820,4 +817,436 @@ async fn a_join_token_is_spent_once_and_forgotten_after_it_expires() {
         store.spend_join_token("", "host-b", later + 1_000).await,
         Err(Error::InvalidInput(_))
     ));
+}
+
+/// A revision setting `num.partitions` to `value`, with a body of `padding` extra bytes.
+fn partitions_revision(value: usize, padding: usize) -> crate::model::Revision {
+    crate::model::Revision {
+        revision: 0,
+        description: format!("partitions {value}"),
+        server_properties: format!("num.partitions={value}\n#{}\n", "x".repeat(padding)),
+        properties: BTreeMap::from([("num.partitions".into(), value.to_string())]),
+        created_at_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_may_hold_clusters_up_to_the_limit_and_no_more() {
+    use crate::model::limits::CLUSTERS_PER_TENANT_MAX;
+    let store = store();
+    for i in 0..CLUSTERS_PER_TENANT_MAX {
+        store
+            .create_cluster("t1", spec(&format!("c{i}")), Some(format!("r{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.tenant_usage("t1").await.unwrap().clusters,
+        CLUSTERS_PER_TENANT_MAX
+    );
+    let before = store.state().contents();
+    let err = store
+        .create_cluster("t1", spec("one-more"), None)
+        .await
+        .unwrap_err();
+    let Error::ResourceExhausted(message) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("CLUSTERS_PER_TENANT_MAX = 100"),
+        "{message}"
+    );
+    assert_eq!(store.state().contents(), before, "nothing was written");
+    // A retry of a create that made it is still answered with its cluster.
+    let (again, _) = store
+        .create_cluster("t1", spec("c0"), Some("r0".into()))
+        .await
+        .unwrap();
+    assert_eq!(again.spec.name, "c0");
+    // Other tenants have their own allowance.
+    store
+        .create_cluster("t2", spec("one-more"), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_tenant_may_hold_configurations_up_to_the_limit_and_no_more() {
+    use crate::model::limits::CONFIGURATIONS_PER_TENANT_MAX;
+    let store = store();
+    for i in 0..CONFIGURATIONS_PER_TENANT_MAX {
+        store
+            .create_configuration(
+                "t1",
+                &format!("cfg{i}"),
+                vec![],
+                partitions_revision(i + 1, 0),
+            )
+            .await
+            .unwrap();
+    }
+    let before = store.state().contents();
+    let err = store
+        .create_configuration("t1", "one-more", vec![], partitions_revision(1, 0))
+        .await
+        .unwrap_err();
+    let Error::ResourceExhausted(message) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("CONFIGURATIONS_PER_TENANT_MAX = 100"),
+        "{message}"
+    );
+    assert_eq!(store.state().contents(), before, "nothing was written");
+    // Deleting one makes room again.
+    let first = store
+        .list_configurations("t1", PageRequest::first(1))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    store.delete_configuration("t1", &first.id).await.unwrap();
+    store
+        .create_configuration("t1", "one-more", vec![], partitions_revision(1, 0))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_revision_over_the_limit_writes_nothing_and_names_the_limit() {
+    let store = store();
+    let created = store
+        .create_configuration("t1", "tuned", vec![], partitions_revision(1, 0))
+        .await
+        .unwrap();
+    for value in 2..=REVISIONS_LIMIT {
+        store
+            .update_configuration("t1", &created.id, partitions_revision(value, 0))
+            .await
+            .unwrap();
+    }
+    let before = store.state().contents();
+    let err = store
+        .update_configuration("t1", &created.id, partitions_revision(99, 0))
+        .await
+        .unwrap_err();
+    let Error::ResourceExhausted(message) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("REVISIONS_MAX = 50"), "{message}");
+    assert_eq!(store.state().contents(), before, "nothing was written");
+}
+
+const REVISIONS_LIMIT: usize = crate::model::limits::REVISIONS_MAX;
+
+#[tokio::test]
+async fn lists_of_configurations_and_revisions_carry_no_properties() {
+    let store = store();
+    // Revisions of 64 KiB each: a list must not carry them.
+    let created = store
+        .create_configuration("t1", "big", vec![], partitions_revision(1, 64 << 10))
+        .await
+        .unwrap();
+    for value in 2..=3 {
+        store
+            .update_configuration("t1", &created.id, partitions_revision(value, 64 << 10))
+            .await
+            .unwrap();
+    }
+    let listed = store
+        .list_configurations("t1", PageRequest::first(0))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].latest.revision, 3);
+    assert_eq!(listed.items[0].latest.description, "partitions 3");
+    let encoded = serde_json::to_vec(&listed).unwrap();
+    assert!(encoded.len() < 1024, "{} bytes", encoded.len());
+
+    let revisions = store
+        .list_revisions("t1", &created.id, PageRequest::first(2))
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = revisions.items.iter().map(|r| r.revision).collect();
+    assert_eq!(numbers, [3, 2]);
+    assert!(serde_json::to_vec(&revisions).unwrap().len() < 1024);
+    let rest = store
+        .list_revisions(
+            "t1",
+            &created.id,
+            PageRequest {
+                page_size: 2,
+                page_token: revisions.next_page_token,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].revision, 1);
+    assert_eq!(rest.next_page_token, None);
+
+    // The body comes from one revision at a time.
+    let second = store.get_revision("t1", &created.id, 2).await.unwrap();
+    assert!(second.server_properties.starts_with("num.partitions=2\n"));
+    assert_eq!(
+        second.server_properties.len(),
+        "num.partitions=2\n#\n".len() + (64 << 10)
+    );
+    assert!(matches!(
+        store.get_revision("t1", &created.id, 4).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get_revision("t2", &created.id, 1).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.configuration_summary("t2", &created.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// Runs one operation of `kind` on the cluster to its end.
+async fn run_operation(store: &MemoryStore, cluster_id: &str, kind: OperationType) -> Operation {
+    let (_, op) = store
+        .begin_operation("t1", cluster_id, kind, None)
+        .await
+        .unwrap();
+    store
+        .update_operation("t1", &op.id, succeeded())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn finished_operations_are_pruned_oldest_first_beyond_the_limit() {
+    use crate::model::limits::FINISHED_OPERATIONS_PER_CLUSTER_MAX as MAX;
+    let store = store();
+    let (cluster, create) = store
+        .create_cluster("t1", spec("orders"), None)
+        .await
+        .unwrap();
+    store
+        .update_operation("t1", &create.id, succeeded())
+        .await
+        .unwrap();
+    activate(&store, &cluster.id).await;
+    // CREATE plus MAX - 1 reboots: exactly MAX finished, nothing pruned yet.
+    let mut ended = vec![create.id.clone()];
+    for _ in 1..MAX {
+        ended.push(
+            run_operation(&store, &cluster.id, OperationType::RebootBroker)
+                .await
+                .id,
+        );
+        activate(&store, &cluster.id).await;
+    }
+    assert_eq!(all_operations(&store, &cluster.id).await.len(), MAX);
+
+    // A running one is never pruned, and does not count.
+    let (_, running) = store
+        .begin_operation("t1", &cluster.id, OperationType::RebootBroker, None)
+        .await
+        .unwrap();
+    assert_eq!(all_operations(&store, &cluster.id).await.len(), MAX + 1);
+    // When it ends, the oldest finished one (the CREATE) goes.
+    store
+        .update_operation("t1", &running.id, succeeded())
+        .await
+        .unwrap();
+    ended.push(running.id.clone());
+    let kept: Vec<String> = all_operations(&store, &cluster.id)
+        .await
+        .into_iter()
+        .map(|op| op.id)
+        .collect();
+    assert_eq!(kept.len(), MAX);
+    let expected: Vec<String> = ended[1..].iter().rev().cloned().collect();
+    assert_eq!(kept, expected, "newest first, the oldest one pruned");
+    assert!(matches!(
+        store.get_operation("t1", &create.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// Puts the cluster back to ACTIVE, as a reconciler does when an operation succeeds.
+async fn activate(store: &MemoryStore, cluster_id: &str) {
+    let cluster = store.get_cluster("t1", cluster_id).await.unwrap();
+    let mut status = cluster.status.clone();
+    status.state = ClusterState::Active;
+    store
+        .update_cluster_status("t1", cluster_id, cluster.current_version, status)
+        .await
+        .unwrap();
+}
+
+/// Every operation of the cluster, newest first.
+async fn all_operations(store: &MemoryStore, cluster_id: &str) -> Vec<Operation> {
+    store
+        .list_operations(
+            "t1",
+            cluster_id,
+            PageRequest::first(crate::model::PAGE_SIZE_MAX),
+        )
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn the_create_operation_a_request_id_points_to_is_never_pruned() {
+    use crate::model::limits::FINISHED_OPERATIONS_PER_CLUSTER_MAX as MAX;
+    let store = store();
+    let (cluster, create) = store
+        .create_cluster("t1", spec("orders"), Some("req-1".into()))
+        .await
+        .unwrap();
+    store
+        .update_operation("t1", &create.id, succeeded())
+        .await
+        .unwrap();
+    for _ in 0..MAX + 5 {
+        activate(&store, &cluster.id).await;
+        run_operation(&store, &cluster.id, OperationType::RebootBroker).await;
+    }
+    // The retry still finds its operation.
+    let (_, again) = store
+        .create_cluster("t1", spec("orders"), Some("req-1".into()))
+        .await
+        .unwrap();
+    assert_eq!(again.id, create.id);
+    let kept = all_operations(&store, &cluster.id).await;
+    assert_eq!(kept.len(), MAX + 1, "MAX reboots and the CREATE");
+}
+
+#[tokio::test]
+async fn a_tenant_sees_only_its_own_nodes_on_the_hosts() {
+    let store = store();
+    store.register_host(registration("h1", "a")).await.unwrap();
+    let (mine, _) = store
+        .create_cluster("t1", spec("mine"), None)
+        .await
+        .unwrap();
+    let (theirs, _) = store
+        .create_cluster("t2", spec("theirs"), None)
+        .await
+        .unwrap();
+    let assignment = |cluster_id: &str, node_id| HostAssignment {
+        cluster_id: cluster_id.into(),
+        node_id,
+        role: Role::Broker,
+        address: "127.0.0.1".into(),
+        kafka_port: Some(9000 + node_id as u16),
+        controller_port: None,
+        admin_port: 9050 + node_id as u16,
+        kafka_version: "3.9.0".into(),
+        storage_bytes: 1 << 30,
+        broker_config: BTreeMap::new(),
+        controller_quorum_voters: vec![],
+        config_fingerprint: String::new(),
+    };
+    let report = |cluster_id: &str, node_id| NodeReport {
+        cluster_id: cluster_id.into(),
+        node_id,
+        state: NodeState::Running,
+        message: String::new(),
+        config_fingerprint: String::new(),
+        probe: None,
+        reported_at_ms: 0,
+        running_since_ms: None,
+    };
+    store
+        .set_assignments(
+            "h1",
+            vec![assignment(&mine.id, 1), assignment(&theirs.id, 2)],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .report_host("h1", 1, vec![report(&mine.id, 1), report(&theirs.id, 2)])
+        .await
+        .unwrap();
+
+    let fleet = store.list_hosts(PageRequest::first(0)).await.unwrap();
+    assert_eq!(fleet.items[0].assignments.len(), 2);
+    assert_eq!(fleet.items[0].nodes.len(), 2);
+
+    let seen = store
+        .list_hosts_for_tenant("t1", PageRequest::first(0))
+        .await
+        .unwrap();
+    assert_eq!(seen.items.len(), 1, "every host is listed");
+    let host = &seen.items[0];
+    assert_eq!(host.id, "h1");
+    let clusters: Vec<&str> = host
+        .assignments
+        .iter()
+        .map(|a| a.cluster_id.as_str())
+        .collect();
+    assert_eq!(clusters, [mine.id.as_str()]);
+    let reported: Vec<&str> = host.nodes.iter().map(|n| n.cluster_id.as_str()).collect();
+    assert_eq!(reported, [mine.id.as_str()]);
+
+    // A tenant with no clusters sees the hosts and none of the nodes.
+    let stranger = store
+        .list_hosts_for_tenant("t3", PageRequest::first(0))
+        .await
+        .unwrap();
+    assert!(stranger.items[0].assignments.is_empty());
+    assert!(stranger.items[0].nodes.is_empty());
+    assert!(stranger.items[0].releasing.is_empty());
+}
+
+#[tokio::test]
+async fn operations_of_removed_clusters_are_kept_up_to_the_limit_per_tenant() {
+    use crate::model::limits::REMOVED_CLUSTER_OPERATIONS_PER_TENANT_MAX as MAX;
+    let store = store();
+    // Each cycle leaves two operations behind: the CREATE and the DELETE.
+    let cycles = MAX / 2 + 5;
+    let mut removed = Vec::new();
+    for i in 0..cycles {
+        let (cluster, create) = store
+            .create_cluster("t1", spec(&format!("c{i}")), None)
+            .await
+            .unwrap();
+        store
+            .update_operation("t1", &create.id, succeeded())
+            .await
+            .unwrap();
+        store
+            .begin_operation("t1", &cluster.id, OperationType::Delete, None)
+            .await
+            .unwrap();
+        store.remove_cluster("t1", &cluster.id, None).await.unwrap();
+        removed.push(cluster.id);
+    }
+    let kept: Vec<usize> = {
+        let mut kept = Vec::new();
+        for id in &removed {
+            kept.push(
+                match store.list_operations("t1", id, PageRequest::first(0)).await {
+                    Ok(page) => page.items.len(),
+                    Err(Error::NotFound(_)) => 0,
+                    Err(err) => panic!("{err:?}"),
+                },
+            );
+        }
+        kept
+    };
+    assert_eq!(kept.iter().sum::<usize>(), MAX);
+    // The oldest clusters' operations went first; the newest keep both of theirs.
+    assert_eq!(kept[..5], [0; 5]);
+    assert!(kept[5..].iter().all(|&n| n == 2), "{kept:?}");
+    // Another tenant's are untouched by t1's churn.
+    let (other, _) = store.create_cluster("t2", spec("x"), None).await.unwrap();
+    assert_eq!(
+        store
+            .list_operations("t2", &other.id, PageRequest::first(0))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }

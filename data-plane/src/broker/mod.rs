@@ -129,7 +129,7 @@ impl Broker {
     /// Opens the broker: reconciles the local logs with the authority's current image (which
     /// runs crash recovery on every partition).
     pub fn open(config: BrokerConfig, authority: Arc<dyn Authority>) -> Result<Arc<Self>, Error> {
-        fs::create_dir_all(&config.log_dir).map_err(|source| Error::Io {
+        crate::owner_only::create_dir_all(&config.log_dir).map_err(|source| Error::Io {
             path: config.log_dir.clone(),
             source,
         })?;
@@ -436,10 +436,13 @@ impl Broker {
                 });
             }
         }
-        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        crate::owner_only::create_dir_all(&dir).map_err(io(&dir))?;
         if !marker.exists() {
-            fs::write(&marker, format!("version: 0\ntopic_id: {topic_id}\n"))
-                .map_err(io(&marker))?;
+            crate::owner_only::write(
+                &marker,
+                format!("version: 0\ntopic_id: {topic_id}\n").as_bytes(),
+            )
+            .map_err(io(&marker))?;
         }
         let log =
             FileLog::open(&dir, config.log.clone(), now_ms()).map_err(|source| Error::Log {

@@ -20,7 +20,7 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// Replaces `dir/name` with `contents` atomically and durably.
 pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let mut file = File::create(&tmp)?;
+    let mut file = crate::owner_only::create(&tmp)?;
     file.write_all(contents)?;
     count(|c| c.files += 1);
     file.sync_all()?;

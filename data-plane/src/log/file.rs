@@ -86,7 +86,7 @@ impl FileLog {
     /// Opens (or creates) the partition log in `dir`, recovering from a crash if needed.
     /// Creating a new log does no fsync (see the module docs).
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<FileLog> {
-        fs::create_dir_all(dir)?;
+        crate::owner_only::create_dir_all(dir)?;
         let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
         let (bases, mut removed) = list_segments(dir)?;
         let recovery_point = read_offset(dir, RECOVERY_POINT_FILE)?;
@@ -324,7 +324,7 @@ impl Storage for FileStorage {
     }
 
     fn mark_clean_shutdown(&mut self) -> Result<()> {
-        fs::File::create(self.dir.join(CLEAN_SHUTDOWN_FILE))?;
+        crate::owner_only::create(&self.dir.join(CLEAN_SHUTDOWN_FILE))?;
         checkpoint::sync_dir(&self.dir)?;
         self.dir_dirty = false;
         Ok(())
@@ -787,6 +787,39 @@ mod tests {
             checkpoint::sync_counts() != before,
             "an ordinary close still flushes"
         );
+    }
+
+    #[test]
+    fn every_file_and_directory_of_a_log_is_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        // A permissive parent gives nothing away: what the log creates is its own.
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = partition_dir(&root.path().join("node"), "orders", 0);
+        let mut log = FileLog::open(&dir, config(), 0).unwrap();
+        // Several segments, indexes, checkpoints and a clean-shutdown marker.
+        fill(&mut log, 12);
+        log.flush().unwrap();
+        drop(log);
+        let mut seen = Vec::new();
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(
+                mode(&path),
+                crate::owner_only::FILE_MODE,
+                "{}",
+                path.display()
+            );
+            seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        seen.sort();
+        for kind in [".log", ".index", ".timeindex", "checkpoint"] {
+            assert!(seen.iter().any(|n| n.ends_with(kind)), "{kind}: {seen:?}");
+        }
+        assert!(seen.iter().any(|n| n == CLEAN_SHUTDOWN_FILE), "{seen:?}");
+        assert_eq!(mode(&dir), crate::owner_only::DIR_MODE);
+        assert_eq!(mode(dir.parent().unwrap()), crate::owner_only::DIR_MODE);
     }
 
     #[test]

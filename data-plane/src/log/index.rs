@@ -20,7 +20,7 @@
 //! detects ([`Index::open`] reports whether the file was clean) and the segment then rebuilds.
 
 use std::fmt::Debug;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -129,7 +129,7 @@ impl<E: Entry> Index<E> {
     /// false when the file was damaged: a partial trailing entry or entries out of order. Only
     /// the well-ordered prefix is loaded then, and the caller should rebuild.
     pub fn open(path: &Path) -> io::Result<(Index<E>, bool)> {
-        let mut options = OpenOptions::new();
+        let mut options = crate::owner_only::options();
         options.read(true).write(true).create(true).truncate(false);
         let mut file = options.open(path)?;
         let mut bytes = Vec::new();
@@ -294,7 +294,10 @@ mod tests {
             })
             .unwrap();
         drop(index);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(&[1, 2, 3]).unwrap();
         let (index, clean) = Index::<TimeEntry>::open(&path).unwrap();
         assert!(!clean);

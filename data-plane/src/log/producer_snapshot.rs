@@ -154,7 +154,7 @@ pub fn write(
         checkpoint::write_atomic(dir, &name, &bytes).map_err(io_error)?;
     } else {
         let tmp = dir.join(format!("{name}{}", checkpoint::TMP_SUFFIX));
-        fs::write(&tmp, &bytes).map_err(io_error)?;
+        crate::owner_only::write(&tmp, &bytes).map_err(io_error)?;
         fs::rename(&tmp, &path).map_err(io_error)?;
     }
     let offsets = list(dir)?;
@@ -235,6 +235,18 @@ mod tests {
         assert_eq!(list(dir.path()).unwrap(), vec![15]);
         assert_eq!(read(dir.path(), 15).unwrap(), states(3));
         assert!(snapshot_path(dir.path(), 15).ends_with("00000000000000000015.snapshot"));
+    }
+
+    #[test]
+    fn snapshot_files_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (offset, durable) in [(15, true), (16, false)] {
+            write(dir.path(), offset, &states(1), durable).unwrap();
+            let path = snapshot_path(dir.path(), offset);
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, crate::owner_only::FILE_MODE, "durable: {durable}");
+        }
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl FileSegment {
     /// Creates an empty segment, replacing any stale files of the same name.
     pub fn create(dir: &Path, base_offset: Offset) -> io::Result<FileSegment> {
         let log_path = dir.join(log_file_name(base_offset));
-        let log = OpenOptions::new()
+        let log = crate::owner_only::options()
             .read(true)
             .write(true)
             .create(true)

@@ -210,9 +210,9 @@ fn client_view(image: &MetadataImage, node_id: super::NodeId) -> Image {
 /// Writes `bytes` to `path` so that a crash leaves the old or the new file, never a mix.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    crate::owner_only::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp)?;
+    let mut file = crate::owner_only::create(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;

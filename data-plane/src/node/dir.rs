@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::NodeError;
 use crate::metadata::NodeId;
+use crate::owner_only;
 
 /// File naming the owner of the directory.
 const META_PROPERTIES: &str = "meta.properties";
@@ -43,8 +44,8 @@ impl DataDir {
         cluster_id: Option<&str>,
     ) -> Result<Self, NodeError> {
         let fail = |what: String| NodeError::DataDir(format!("{}: {what}", root.display()));
-        fs::create_dir_all(root).map_err(|e| fail(format!("cannot create: {e}")))?;
-        let lock = File::create(root.join(LOCK_FILE))
+        owner_only::create_dir_all(root).map_err(|e| fail(format!("cannot create: {e}")))?;
+        let lock = owner_only::create(&root.join(LOCK_FILE))
             .map_err(|e| fail(format!("cannot create lock file: {e}")))?;
         lock.try_lock()
             .map_err(|_| fail("in use by another process (lock held)".into()))?;
@@ -135,7 +136,7 @@ fn parse_properties(text: &str) -> BTreeMap<String, String> {
 
 fn write_properties(path: &Path, node_id: NodeId, cluster_id: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
+    let mut file = owner_only::create(&tmp)?;
     writeln!(
         file,
         "# Written by ferry node on first start; identifies the owner of this directory."
@@ -180,6 +181,18 @@ mod tests {
             other_node.to_string().contains("belongs to node 1"),
             "{other_node}"
         );
+    }
+
+    #[test]
+    fn a_claimed_directory_and_its_files_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("node-1");
+        let _dir = DataDir::claim(&root, 1, None).unwrap();
+        assert_eq!(mode(&root), owner_only::DIR_MODE);
+        assert_eq!(mode(&root.join(LOCK_FILE)), owner_only::FILE_MODE);
+        assert_eq!(mode(&root.join(META_PROPERTIES)), owner_only::FILE_MODE);
     }
 
     #[test]
