@@ -58,7 +58,8 @@ pub fn record_batch(data: &[u8]) {
         let header = info.header;
         let bytes = Bytes::copy_from_slice(&records[info.position..info.position + header.size()]);
         for target_ms in [i64::MIN, header.base_timestamp, header.max_timestamp] {
-            let found = batch::first_record_at_or_after(&bytes, target_ms, header.base_offset, limit);
+            let found =
+                batch::first_record_at_or_after(&bytes, target_ms, header.base_offset, limit);
             if let (true, Some((offset, _))) = (accepted, found) {
                 assert!(
                     (header.base_offset..=header.last_offset()).contains(&offset),

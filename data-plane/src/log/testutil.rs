@@ -96,7 +96,12 @@ pub fn concat(batches: &[Bytes]) -> BytesMut {
 /// One record encoded by hand as Kafka's `DefaultRecord` (key `k`, null value), with any
 /// timestamp delta and header count: what an attacker writes, which no encoder would.
 /// `header_bytes` follow the count (the headers, if the count is honest).
-pub fn raw_record(timestamp_delta: i64, offset_delta: i32, headers: i32, header_bytes: &[u8]) -> Vec<u8> {
+pub fn raw_record(
+    timestamp_delta: i64,
+    offset_delta: i32,
+    headers: i32,
+    header_bytes: &[u8],
+) -> Vec<u8> {
     let mut body = vec![0u8]; // attributes
     put_varlong(&mut body, timestamp_delta);
     put_varlong(&mut body, offset_delta.into());
