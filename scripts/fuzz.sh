@@ -46,15 +46,6 @@ TARGETS=(kafka_request record_batch raft_message store_command controller_comman
 # another change of issue 13 fixes; delete its line when that change lands, so that the crash
 # fails the run again if it comes back.
 KNOWN_CRASHES=(
-  # Kafka input bounds: a batch the validator accepts with a huge recordsCount makes
-  # kafka-protocol's record decoder reserve memory for that count, and the process aborts.
-  "record_batch|^memory allocation of [0-9]+ bytes failed|capacity overflow|out-of-memory \\(used: "
-  # Kafka input bounds: kafka-protocol's record decoder adds a record's timestampDelta to the
-  # batch's baseTimestamp unchecked (a panic where overflow checks are on: debug builds, tests).
-  "record_batch|kafka-protocol-[0-9.]+/src/records\\.rs:[0-9:]+ attempt to (add|subtract) with overflow"
-  # Kafka input bounds (internal topics): an offset commit record with an extreme commit
-  # timestamp overflows the expiry check (`now - commit_timestamp`) where overflow checks are on.
-  "group_record|data-plane/src/group/coordinator\\.rs:[0-9:]+ attempt to subtract with overflow"
   # Raft never crashes on input: raft-rs trusts its peers, and a forged message trips one of its
   # fatal checks (a commit index past the log, a vote without a term, an empty proposal,
   # entries that do not fit the log, ...). docs/fuzzing.md lists those seen.

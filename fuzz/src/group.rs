@@ -6,7 +6,7 @@ use ferry_data_plane::group::coordinator::Coordinator;
 use ferry_data_plane::group::records::OffsetsRecord;
 
 /// A fixed clock (milliseconds) for replay and the tick after it.
-const NOW_MS: i64 = 1_700_000_000_000;
+pub const NOW_MS: i64 = 1_700_000_000_000;
 
 /// `data` is a sequence of records, each `key_len:u16 key value_len:i32 value` (big endian;
 /// a negative `value_len` is a tombstone, no value). Each record is decoded as the loader does

@@ -10,7 +10,7 @@
 //! | target | what the bytes are | the code under test |
 //! |---|---|---|
 //! | `kafka_request` | a Kafka request frame | frame decoder, header + body decode with the guard |
-//! | `record_batch` | the records of a Produce partition | batch validation, then record decoding |
+//! | `record_batch` | the records of a Produce partition | produce validation; timestamp lookup and offsets replay of stored batches |
 //! | `raft_message` | a `ferry.quorum.v1.SendRequest` | raft message decode, then a voter's `step` |
 //! | `store_command` | control-plane store commands, one per line | the store's `apply` |
 //! | `controller_command` | metadata commands, one per line | the controller's `apply` |

@@ -322,7 +322,43 @@ fn encoded_batches() -> Vec<(String, Vec<u8>)> {
     let mut two = batch(Compression::None, 1, -1).to_vec();
     two.extend_from_slice(&batch(Compression::Gzip, 2, -1));
     out.push(("two-batches".into(), two));
+    out.push(("offsets-records".into(), offsets_batch().to_vec()));
     out
+}
+
+/// One uncompressed batch of `__consumer_offsets` records (a group, an offset commit, its
+/// tombstone), as the group coordinator writes them: the harness replays their keys and values.
+fn offsets_batch() -> Bytes {
+    let records: Vec<Record> = offsets_records()
+        .iter()
+        .zip(0..)
+        .map(|(r, i)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(r.key()),
+            value: r.value(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("records encode");
+    buf.freeze()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -667,6 +703,27 @@ fn grpc_messages() -> Vec<(String, Vec<u8>)> {
 
 /// An offset commit, a group with one member, and their tombstones.
 fn group_records() -> Vec<(String, Vec<u8>)> {
+    let [group, offset, tombstone] = offsets_records();
+    let encode = |records: &[&OffsetsRecord]| {
+        crate::group::encode_records(
+            &records
+                .iter()
+                .map(|r| (r.key().to_vec(), r.value().map(|v| v.to_vec())))
+                .collect::<Vec<_>>(),
+        )
+    };
+    vec![
+        ("offset".into(), encode(&[&offset])),
+        ("group".into(), encode(&[&group])),
+        (
+            "group-offset-tombstone".into(),
+            encode(&[&group, &offset, &tombstone]),
+        ),
+    ]
+}
+
+/// A group with one member, an offset commit of that group, and the commit's tombstone.
+fn offsets_records() -> [OffsetsRecord; 3] {
     let offset = OffsetsRecord::Offset {
         group: "billing".into(),
         topic: "orders".into(),
@@ -704,20 +761,5 @@ fn group_records() -> Vec<(String, Vec<u8>)> {
         partition: 0,
         value: None,
     };
-    let encode = |records: &[&OffsetsRecord]| {
-        crate::group::encode_records(
-            &records
-                .iter()
-                .map(|r| (r.key().to_vec(), r.value().map(|v| v.to_vec())))
-                .collect::<Vec<_>>(),
-        )
-    };
-    vec![
-        ("offset".into(), encode(&[&offset])),
-        ("group".into(), encode(&[&group])),
-        (
-            "group-offset-tombstone".into(),
-            encode(&[&group, &offset, &tombstone]),
-        ),
-    ]
+    [group, offset, tombstone]
 }

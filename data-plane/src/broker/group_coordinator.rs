@@ -474,7 +474,9 @@ impl Broker {
                     }
                 };
                 for record in decoded.records().map_while(Result::ok) {
-                    let record_offset = header.base_offset + i64::from(record.offset_delta);
+                    let record_offset = header
+                        .base_offset
+                        .saturating_add(i64::from(record.offset_delta));
                     let Some(key) = record.key else {
                         continue;
                     };

@@ -426,7 +426,7 @@ impl Coordinator {
         let interval = self.options.offsets_retention_check_interval_ms;
         if self
             .last_expiry_check
-            .is_none_or(|last| now - last >= interval)
+            .is_none_or(|last| now.saturating_sub(last) >= interval)
         {
             self.last_expiry_check = Some(now);
             output.records.extend(self.expire(now));
@@ -458,7 +458,12 @@ impl Coordinator {
                     } else {
                         v.commit_timestamp
                     };
-                    now - base >= retention
+                    // Timestamps are read back from the log, where a client could write
+                    // any i64 (until produce to internal topics was refused): saturating, a
+                    // commit before any representable time is older than any retention, and
+                    // one in the far future stays. (Kafka's Java wraps, so such an offset
+                    // would never expire there.)
+                    now.saturating_sub(base) >= retention
                 })
                 .map(|(tp, _)| tp.clone())
                 .collect();
@@ -471,7 +476,7 @@ impl Coordinator {
                     value: None,
                 });
             }
-            if stored.is_empty() && now - group.state_timestamp >= retention {
+            if stored.is_empty() && now.saturating_sub(group.state_timestamp) >= retention {
                 dead.push(id.clone());
             }
         }
@@ -808,6 +813,43 @@ mod tests {
             2,
             "offset and group tombstones"
         );
+    }
+
+    #[test]
+    fn offsets_loaded_with_extreme_commit_timestamps_expire_without_overflow() {
+        // fuzz/artifacts/group_record/commit-timestamp-overflow: an offset commit record read
+        // back from `__consumer_offsets` with a commit timestamp so far in the past that
+        // `now - commit_timestamp` overflowed in the expiry check.
+        let now = 1_700_000_000_000;
+        let mut c = coordinator();
+        for (topic, commit_timestamp) in [("past", i64::MIN), ("future", i64::MAX)] {
+            c.replay(
+                OffsetsRecord::Offset {
+                    group: "simple".into(),
+                    topic: topic.into(),
+                    partition: 0,
+                    value: Some(CommittedOffset {
+                        offset: 1,
+                        leader_epoch: -1,
+                        metadata: String::new(),
+                        commit_timestamp,
+                    }),
+                },
+                now,
+            );
+        }
+        let out = c.tick(now);
+        assert_eq!(
+            out.records,
+            vec![OffsetsRecord::Offset {
+                group: "simple".into(),
+                topic: "past".into(),
+                partition: 0,
+                value: None,
+            }],
+            "a commit before any representable time is past retention; one after it is not"
+        );
+        assert_eq!(c.fetch("simple", None).len(), 1);
     }
 
     #[test]

@@ -466,7 +466,7 @@ pub fn first_record_at_or_after(
         .map(|r| {
             (
                 header.base_offset.saturating_add(i64::from(r.offset_delta)),
-                header.base_timestamp.saturating_add(r.timestamp_delta),
+                r.timestamp,
             )
         })
         .find(|(offset, timestamp)| *offset >= min_offset && *timestamp >= target_ms)
@@ -494,7 +494,7 @@ fn read_i64(buf: &[u8], at: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::testutil::{BatchSpec, batch, batch_with};
+    use crate::log::testutil::{BatchSpec, batch, batch_with, raw_batch, raw_record};
 
     /// Decompression bound for the tests.
     const LIMIT: usize = 1 << 20;
@@ -527,6 +527,24 @@ mod tests {
         assert_eq!(
             first_record_at_or_after(&bytes, 100, 0, LIMIT),
             Some((7, 101))
+        );
+    }
+
+    #[test]
+    fn a_batch_whose_record_timestamp_overflows_is_refused_from_clients() {
+        // The essence of fuzz/artifacts/record_batch/timestamp-delta-overflow: one record whose
+        // baseTimestamp + timestampDelta is below i64::MIN (see `records::Records`).
+        let base = -8_430_738_494_654_683_136;
+        let buf = raw_batch(base, 1, 0, &raw_record(-(1i64 << 62), 0, 0, &[]));
+        let err = validate(&buf, Origin::Client, 1 << 20).unwrap_err();
+        assert_eq!(err.kafka_code(), 87, "{err}");
+        // A follower copies it (a leader's old log may hold one); a timestamp lookup answers
+        // at the batch level, as for any batch that does not decode.
+        assert!(validate(&buf, Origin::Replication, usize::MAX).is_ok());
+        let bytes = Bytes::from(buf);
+        assert_eq!(
+            first_record_at_or_after(&bytes, i64::MIN, 0, LIMIT),
+            Some((0, base))
         );
     }
 

@@ -15,9 +15,10 @@
 //! - Compressed records are inflated by a streaming decoder that stops one byte past
 //!   [`decompressed_limit`] ([`decompress`]); a batch that expands further is refused, so a
 //!   1 MiB gzip bomb costs at most that bound in memory, never its 1 GiB.
-//! - Records are then walked one by one ([`Records`]) without allocating: each length is
-//!   checked against the bytes left, and the walk must find exactly `recordsCount` records
-//!   and no trailing bytes.
+//! - Records are then walked one by one ([`Records`]) without allocating: each length and
+//!   each record's header count is checked against the bytes left, each timestamp
+//!   (baseTimestamp + timestampDelta) must not overflow, and the walk must find exactly
+//!   `recordsCount` records and no trailing bytes.
 //!
 //! Record layout inside the (decompressed) records section, Kafka's `DefaultRecord`
 //! (varints are zig-zag encoded, as in protobuf's sint32/sint64):
@@ -52,6 +53,11 @@ use super::batch::{BatchError, BatchHeader, HEADER_LEN};
 /// timestampDelta, offsetDelta, keyLength, valueLength, headersCount). Kafka's
 /// `DefaultRecord.MIN_RECORD_SIZE`... is not a public constant; this is the same arithmetic.
 pub const MIN_RECORD_BYTES: usize = 7;
+
+/// The smallest encoded record header: a one-byte key length (an empty key) and a one-byte
+/// value length (null or empty). A record's header count must fit in its bytes by this
+/// measure before any header is read.
+pub const MIN_HEADER_BYTES: usize = 2;
 
 /// The least a compressed batch may expand to, whatever the topic's `max.message.bytes`.
 ///
@@ -233,6 +239,9 @@ pub struct RecordView<'a> {
     pub offset_delta: i32,
     /// Timestamp minus the batch's base timestamp.
     pub timestamp_delta: i64,
+    /// The record's timestamp: the batch's baseTimestamp plus `timestamp_delta`, which is
+    /// checked (a record whose sum overflows an i64 does not decode: see [`Records`]).
+    pub timestamp: i64,
     /// The key, `None` if null.
     pub key: Option<&'a [u8]>,
     /// The value, `None` if null (a tombstone).
@@ -241,22 +250,36 @@ pub struct RecordView<'a> {
 
 /// Walks the records of a records section, checking every length before using it. Yields at
 /// most `recordsCount` records; an error ends the walk.
+///
+/// A record is INVALID_RECORD when a length or count runs past the record, when bytes are left
+/// over, and when its timestamp, baseTimestamp + timestampDelta, overflows an i64. Kafka's Java
+/// broker adds the two in wrapping `long` arithmetic (`DefaultRecord.readFrom`) and so would
+/// accept such a record with a meaningless timestamp; Ferry refuses it instead, because no
+/// producer can write one honestly (Java's `ProducerRecord` refuses negative timestamps and a
+/// batch's baseTimestamp is one of its records' timestamps, so the sum of a real batch is
+/// always another record's timestamp) and a wrapped value would misplace the record in
+/// ListOffsets by timestamp and in the time index. Only the sum is checked: a timestamp that
+/// fits, however far from now, is left to the timestamp policies, as in Kafka.
 #[derive(Debug, Clone)]
 pub struct Records<'a> {
     /// What is left of the section.
     rest: &'a [u8],
     /// Records still expected.
     remaining: usize,
+    /// The batch's baseTimestamp, which every record's timestampDelta is relative to.
+    base_timestamp: i64,
     /// Set once an error was returned, so the walk stops.
     failed: bool,
 }
 
 impl<'a> Records<'a> {
-    /// Walks `section`, expecting `count` records.
-    pub fn new(section: &'a [u8], count: usize) -> Records<'a> {
+    /// Walks `section`, expecting `count` records whose timestamps are relative to
+    /// `base_timestamp`.
+    pub fn new(section: &'a [u8], count: usize, base_timestamp: i64) -> Records<'a> {
         Records {
             rest: section,
             remaining: count,
+            base_timestamp,
             failed: false,
         }
     }
@@ -276,15 +299,32 @@ impl<'a> Records<'a> {
         self.rest = rest;
         let _attributes = take(&mut body, 1)?;
         let timestamp_delta = read_varlong(&mut body)?;
+        let timestamp = self
+            .base_timestamp
+            .checked_add(timestamp_delta)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "timestampDelta {timestamp_delta} overflows baseTimestamp {}",
+                    self.base_timestamp
+                ))
+            })?;
         let offset_delta = read_varint(&mut body)?;
         let key = read_nullable(&mut body, "key")?;
         let value = read_nullable(&mut body, "value")?;
         let headers = read_varint(&mut body)?;
-        if headers < 0 {
-            return Err(invalid(format!("negative header count {headers}")));
+        // No allocation from the count (kafka-protocol's decoder sized a map from it, and a
+        // one-record batch claiming 2^31-1 headers aborted the process): the count is checked
+        // against the bytes left, each header taking at least MIN_HEADER_BYTES, and each
+        // header is then skipped as it is read.
+        let headers = usize::try_from(headers)
+            .map_err(|_| invalid(format!("negative header count {headers}")))?;
+        if headers > body.len() / MIN_HEADER_BYTES {
+            return Err(invalid(format!(
+                "{headers} headers cannot fit in the {} bytes left of the record \
+                 (a header takes at least {MIN_HEADER_BYTES})",
+                body.len()
+            )));
         }
-        // No allocation from the count: each header is skipped as it is read, and each takes
-        // at least two bytes of the record, so a false count runs out of bytes.
         for _ in 0..headers {
             let key_len = read_varint(&mut body)?;
             if key_len < 0 {
@@ -302,6 +342,7 @@ impl<'a> Records<'a> {
         Ok(RecordView {
             offset_delta,
             timestamp_delta,
+            timestamp,
             key,
             value,
         })
@@ -345,7 +386,11 @@ pub struct DecodedBatch<'a> {
 impl DecodedBatch<'_> {
     /// The records, walked again (they are known to decode).
     pub fn records(&self) -> Records<'_> {
-        Records::new(&self.section, self.header.records_count.max(0) as usize)
+        Records::new(
+            &self.section,
+            self.header.records_count.max(0) as usize,
+            self.header.base_timestamp,
+        )
     }
 }
 
@@ -449,7 +494,7 @@ fn read_varlong(buf: &mut &[u8]) -> Result<i64, BatchError> {
 mod tests {
     use super::*;
     use crate::log::batch::{BatchHeader, compute_crc};
-    use crate::log::testutil::{BatchSpec, batch_with};
+    use crate::log::testutil::{BatchSpec, batch_with, raw_batch, raw_record};
     use std::io::Write;
 
     fn header(buf: &[u8]) -> BatchHeader {
@@ -626,6 +671,69 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A timestamp of today (ms), for records whose timestamps do not matter.
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_header_count_its_record_cannot_hold_is_refused_before_any_header_is_read() {
+        // fuzz/artifacts/record_batch/header-count-allocation-abort: a consistent batch of one
+        // zstd-compressed record that claims a huge header count and carries no header.
+        // kafka-protocol's decoder sized a map from the count and the process aborted.
+        let record = raw_record(0, 0, i32::MAX, &[]);
+        let zstd = zstd::encode_all(&record[..], 3).unwrap();
+        for (attributes, section) in [(0, record.clone()), (4, zstd)] {
+            let buf = raw_batch(NOW_MS, 1, attributes, &section);
+            let err = decode_batch(&buf, header(&buf), 1 << 20, true).unwrap_err();
+            assert_eq!(err.kafka_code(), 87, "attributes {attributes}: {err}");
+            assert!(
+                err.to_string().contains("2147483647 headers cannot fit"),
+                "attributes {attributes}: {err}"
+            );
+        }
+        // A count the bytes could hold but whose headers are not all there is refused too;
+        // the honest count decodes.
+        let one_header = [0x02, b'h', 0x02, b'v']; // key "h", value "v"
+        let buf = raw_batch(NOW_MS, 1, 0, &raw_record(0, 0, 2, &one_header));
+        let err = decode_batch(&buf, header(&buf), 1 << 20, true).unwrap_err();
+        assert_eq!(err.kafka_code(), 87, "{err}");
+        let buf = raw_batch(NOW_MS, 1, 0, &raw_record(0, 0, 1, &one_header));
+        assert!(decode_batch(&buf, header(&buf), 1 << 20, true).is_ok());
+    }
+
+    #[test]
+    fn a_timestamp_delta_that_overflows_the_base_timestamp_is_invalid_record() {
+        // fuzz/artifacts/record_batch/timestamp-delta-overflow has the first case: its sum
+        // is below i64::MIN. kafka-protocol's decoder added them unchecked.
+        let overflowing = [
+            (-8_430_738_494_654_683_136, -(1i64 << 62)),
+            (i64::MIN, -1),
+            (i64::MAX, 1),
+            (NOW_MS, i64::MAX),
+        ];
+        for (base, delta) in overflowing {
+            let buf = raw_batch(base, 1, 0, &raw_record(delta, 0, 0, &[]));
+            let err = decode_batch(&buf, header(&buf), 1 << 20, true).unwrap_err();
+            assert_eq!(err.kafka_code(), 87, "{base} + {delta}: {err}");
+            assert!(
+                err.to_string().contains("overflows baseTimestamp"),
+                "{base} + {delta}: {err}"
+            );
+        }
+        // Far from now, but representable: a record like any other.
+        for (base, delta, timestamp) in [
+            (i64::MAX, 0, i64::MAX),
+            (i64::MIN, 0, i64::MIN),
+            (i64::MAX, i64::MIN, -1),
+            (-1, i64::MIN + 1, i64::MIN),
+        ] {
+            let buf = raw_batch(base, 1, 0, &raw_record(delta, 0, 0, &[]));
+            let decoded = decode_batch(&buf, header(&buf), 1 << 20, true)
+                .unwrap_or_else(|e| panic!("{base} + {delta}: {e}"));
+            let record = decoded.records().next().unwrap().unwrap();
+            assert_eq!(record.timestamp, timestamp, "{base} + {delta}");
         }
     }
 

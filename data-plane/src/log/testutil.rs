@@ -92,3 +92,62 @@ pub fn concat(batches: &[Bytes]) -> BytesMut {
     }
     buf
 }
+
+/// One record encoded by hand as Kafka's `DefaultRecord` (key `k`, null value), with any
+/// timestamp delta and header count: what an attacker writes, which no encoder would.
+/// `header_bytes` follow the count (the headers, if the count is honest).
+pub fn raw_record(
+    timestamp_delta: i64,
+    offset_delta: i32,
+    headers: i32,
+    header_bytes: &[u8],
+) -> Vec<u8> {
+    let mut body = vec![0u8]; // attributes
+    put_varlong(&mut body, timestamp_delta);
+    put_varlong(&mut body, offset_delta.into());
+    put_varlong(&mut body, 1); // key length
+    body.push(b'k');
+    put_varlong(&mut body, -1); // null value
+    put_varlong(&mut body, headers.into());
+    body.extend_from_slice(header_bytes);
+    let mut record = Vec::new();
+    put_varlong(&mut record, body.len() as i64);
+    record.extend(body);
+    record
+}
+
+/// A v2 batch of `count` records (lastOffsetDelta `count - 1`) around `section`, which is
+/// already compressed as `attributes` says, with base offset 0 and a correct CRC. Its
+/// maxTimestamp is `base_timestamp`.
+pub fn raw_batch(base_timestamp: i64, count: i32, attributes: i16, section: &[u8]) -> Vec<u8> {
+    let batch_length = i32::try_from(super::batch::MIN_BATCH_LENGTH as usize + section.len())
+        .expect("a small test batch");
+    let mut b = Vec::new();
+    b.extend(0i64.to_be_bytes()); // baseOffset
+    b.extend(batch_length.to_be_bytes());
+    b.extend((-1i32).to_be_bytes()); // partitionLeaderEpoch
+    b.push(2); // magic
+    b.extend(0u32.to_be_bytes()); // crc, set below
+    b.extend(attributes.to_be_bytes());
+    b.extend((count - 1).to_be_bytes()); // lastOffsetDelta
+    b.extend(base_timestamp.to_be_bytes());
+    b.extend(base_timestamp.to_be_bytes()); // maxTimestamp
+    b.extend((-1i64).to_be_bytes()); // producerId
+    b.extend((-1i16).to_be_bytes()); // producerEpoch
+    b.extend((-1i32).to_be_bytes()); // baseSequence
+    b.extend(count.to_be_bytes());
+    b.extend_from_slice(section);
+    let crc = super::batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// A zig-zag varlong, as records encode their varints.
+fn put_varlong(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    while zigzag >= 0x80 {
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+    out.push(zigzag as u8);
+}
