@@ -82,6 +82,10 @@ pub struct DevArgs {
     /// Most nodes each agent runs (60 brokers + 5 controllers need 22 per host over 3 hosts).
     #[arg(long, default_value_t = 32)]
     max_nodes_per_host: u32,
+    /// Storage each agent offers to node data, in bytes (default: the data dir's free space,
+    /// which all the agents of this machine share).
+    #[arg(long)]
+    storage_bytes_per_host: Option<u64>,
     /// Also create (or reuse) a 3-broker / 3-controller cluster with this name and print its
     /// bootstrap servers once it is ACTIVE.
     #[arg(long)]
@@ -190,6 +194,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         );
         options.host_id = Some(host_id);
         options.max_nodes = args.max_nodes_per_host;
+        options.storage_bytes = args.storage_bytes_per_host;
         options.ports_lo = lo;
         options.ports_hi = hi;
         options.stop_nodes_on_shutdown = true;

@@ -142,8 +142,8 @@ mod tests {
             "a",
             "--address",
             "127.0.0.1",
-            "--token-file",
-            "/run/ferry/agent.token",
+            "--join-token-file",
+            "/run/ferry/join.token",
         ])
         .unwrap();
         parse(&["cluster", "list", "--token-file", "/run/ferry/api.token"]).unwrap();

@@ -225,6 +225,8 @@ async fn agents_in_separate_namespaces_run_a_cluster_a_client_elsewhere_can_use(
                 "30000-30099",
                 "--data-dir",
                 agent_dir.to_str().unwrap(),
+                "--storage-bytes",
+                stack::AGENT_STORAGE_BYTES,
             ],
             &[("FERRY_JOIN_TOKEN", &join)],
             "ferry agent ready:",

@@ -26,6 +26,10 @@ struct Sink {
 }
 
 impl StateMachine for Sink {
+    fn validate(&self, _command: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
     fn apply(&mut self, index: u64, _command: &[u8]) -> Vec<u8> {
         self.applied = index;
         Vec::new()
@@ -35,7 +39,9 @@ impl StateMachine for Sink {
         self.applied.to_be_bytes().to_vec()
     }
 
-    fn restore(&mut self, _data: &[u8]) {}
+    fn restore(&mut self, _data: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 
     fn query(&self, _query: &[u8]) -> Vec<u8> {
         Vec::new()

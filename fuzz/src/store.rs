@@ -4,23 +4,25 @@
 use ferry_control_plane::store::{Command, State};
 use ferry_quorum::StateMachine;
 
-/// Applies each line of `data` as one command, at raft indexes 1, 2, ..., to a fresh store
-/// state, then checks that the state's snapshot restores. A refused command is a response; a
-/// panic is a finding.
-///
-/// Lines that do not decode as a [`Command`] are skipped: today `apply` panics on them by
-/// design (issue 13's poison command). When `apply` turns them into a recorded no-op, drop
-/// the filter so the target covers that path too.
+/// Validates each line of `data` as a proposal would be, then applies it as one command, at
+/// raft indexes 1, 2, ..., to a fresh store state (a follower applies what a leader appended,
+/// validated or not), then checks that the state's snapshot restores. A refused command is a
+/// response and a line that does not decode as a [`Command`] a recorded no-op; a panic is a
+/// finding.
 pub fn store_command(data: &[u8]) {
     let mut state = State::default();
-    let mut index = 0;
-    for line in crate::lines(data) {
-        if serde_json::from_slice::<Command>(line).is_err() {
-            continue;
+    for (line, index) in crate::lines(data).zip(1..) {
+        let valid = state.validate(line);
+        if valid.is_ok() {
+            assert!(
+                serde_json::from_slice::<Command>(line).is_ok(),
+                "a command that validates decodes"
+            );
         }
-        index += 1;
         let _response = state.apply(index, line);
     }
     let snapshot = state.snapshot();
-    State::default().restore(&snapshot);
+    State::default()
+        .restore(&snapshot)
+        .expect("a store snapshot restores");
 }

@@ -110,6 +110,9 @@ class Stack:
                 "--data-dir", str(self.data_dir),
                 "--api-port", str(self.api_port),
                 "--agent-ports", str(self.agent_ports),
+                # Declared, so the console's 10 GiB default fits on a CI machine with little
+                # free disk (nothing is written beyond what the tests produce).
+                "--storage-bytes-per-host", str(1 << 40),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

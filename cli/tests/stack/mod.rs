@@ -77,6 +77,12 @@ fn ready_line(child: &mut Child, prefix: &'static str) -> String {
         .unwrap_or_else(|_| panic!("no {prefix:?} line within {READY:?}"))
 }
 
+/// The storage every agent a test starts offers (`--storage-bytes`): declared, so placement
+/// never depends on how much disk the machine running the tests has free (an agent left to
+/// measure it refuses a 10 GiB broker on a CI machine with 7 GB free). Agents record it and do
+/// not enforce it on node directories.
+pub const AGENT_STORAGE_BYTES: &str = "1099511627776";
+
 /// One agent of the stack.
 pub struct AgentProcess {
     pub zone: String,
@@ -255,6 +261,7 @@ impl Stack {
             .arg(format!("{}-{}", agent.ports.0, agent.ports.1))
             .arg("--data-dir")
             .arg(&agent.dir)
+            .args(["--storage-bytes", AGENT_STORAGE_BYTES])
             .arg("--join-token-file")
             .arg(&join_token)
             .stdout(Stdio::piped())
