@@ -38,7 +38,7 @@
 //! | raft-rs 0.7 (reached from `step`) | message that reaches it | refused when |
 //! |---|---|---|
 //! | `RaftLog::commit_to`: "to_commit is out of range" (`handle_heartbeat`) | MsgHeartbeat | `commit` > local last index |
-//! | `RaftLog::maybe_append`: "entry conflict with committed entry", underflow of `conflict - (index + 1)`; `Unstable::truncate_and_append`: "unstable.slice out of bound" | MsgAppend | entries not numbered `index + 1, index + 2, …`; `log_term` 0 at a nonzero index (term 0 "matches" any index past the log); index overflow |
+//! | `RaftLog::maybe_append`: "entry conflict with committed entry", underflow of `conflict - (index + 1)`; `Unstable::truncate_and_append`: "unstable.slice out of bound" | MsgAppend | entries not numbered `index + 1, index + 2, …`; `log_term` 0 at a nonzero index or an entry of term 0 (term 0 "matches" any index past the log, so nothing is appended and the commit goes past the log); index overflow |
 //! | `Raft::restore` → `commit_to` (snapshot term 0 "matches" past the log); `confchange::restore`, "invalid restore" | MsgSnapshot | snapshot index or term 0, term above the message's; voter set other than this quorum's |
 //! | `Node::install_snapshot` (this crate): restore at the applied index | MsgSnapshot | snapshot at the commit index with another term than the local entry |
 //! | `Raft::send`: "term should be set / should not be set" (votes answered with the request's term; forwarded messages keep theirs) | vote messages with term 0; MsgReadIndex, MsgPropose, MsgTransferLeader with a term | term 0 (except MsgReadIndex, which must have none) |
@@ -405,6 +405,11 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             let want = msg.index + 1 + i as u64;
             if entry.index != want {
                 return Err(format!("entry {} where {want} was due", entry.index));
+            }
+            // An entry of term 0 "matches" the term 0 that `term(i)` answers past the last
+            // index, so raft-rs appends nothing and then commits it: fatal in `commit_to`.
+            if entry.term == 0 {
+                return Err(format!("entry {} with term 0", entry.index));
             }
             if entry.term < previous_term || entry.term > msg.term {
                 return Err(format!(

@@ -263,6 +263,14 @@ fn forgeries(
     (m.index, m.log_term) = (last + 10, 0);
     m.entries = vec![entry(last + 11, term)].into();
     cases.push(("append after a gap with previous term 0", m));
+    // Found by the raft_message fuzz target (on a fresh voter): after the bootstrap point an
+    // entry of term 0 either "matches" past the log, so nothing is appended and the commit
+    // moves past it, or conflicts with a committed entry.
+    let mut m = message(MsgAppend, from, to, term);
+    (m.index, m.log_term) = (0, 0);
+    m.entries = vec![entry(1, 0)].into();
+    m.commit = 1;
+    cases.push(("append of an entry of term 0 committing it", m));
     let mut m = message(MsgAppend, from, to, term);
     (m.index, m.log_term) = (last, term);
     let mut change = entry(last + 1, term);
