@@ -103,9 +103,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     options.stop_nodes_on_shutdown = args.stop_nodes_on_exit;
     options.report_interval = Duration::from_millis(args.report_interval_ms);
     options.supervisor.stop_timeout = Duration::from_millis(args.stop_timeout_ms);
+    let shutdown = crate::ShutdownSignal::install()?;
     let agent = Agent::start(options).await?;
     // One line on stdout that scripts and tests wait for.
     println!("ferry agent ready: host_id={}", agent.host_id());
-    agent.run(crate::shutdown_signal()).await;
+    agent.run(shutdown.wait()).await;
     Ok(())
 }

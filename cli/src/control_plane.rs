@@ -107,12 +107,13 @@ pub async fn run(args: ControlPlaneArgs) -> anyhow::Result<()> {
             _ => anyhow::bail!("--peers: member id {id} must be positive"),
         })
         .collect::<anyhow::Result<_>>()?;
+    let shutdown = crate::ShutdownSignal::install()?;
     let server = Server::bind(options).await?;
     // One line on stdout that scripts and tests wait for.
     println!("ferry control-plane peer listener: {}", server.peer_addr());
     println!("ferry control-plane ready: api={}", server.local_addr());
     std::io::stdout().flush()?;
-    server.run(crate::shutdown_signal()).await;
+    server.run(shutdown.wait()).await;
     Ok(())
 }
 

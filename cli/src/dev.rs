@@ -24,7 +24,9 @@
 //!                   7071                     (peer listener: the agents, mutual TLS)
 //!   agents          a: 19000-19199, b: 19200-19399, c: 19400-19599 (nodes' ports)
 //!   --single-node   9092 (Kafka), 9192 (node status)
-//!   --nodes N       brokers 9092.., controllers --port + 100 + 1..=3, admin --admin-port + n
+//!   --nodes N       brokers --port 9092.., their status --admin-port 9192..,
+//!                   controllers --controller-port 9292..9294 (each kind its own range,
+//!                   checked for overlaps before anything binds)
 //! ```
 
 use std::net::SocketAddr;
@@ -104,18 +106,22 @@ pub struct DevArgs {
     /// n).
     #[arg(long, default_value_t = 9192)]
     admin_port: u16,
+    /// First controller port on 127.0.0.1 (--nodes; controller i uses this + i - 1).
+    #[arg(long, default_value_t = 9292)]
+    controller_port: u16,
 }
 
 /// Runs `ferry dev`.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let shutdown = crate::ShutdownSignal::install()?;
     if args.single_node || args.nodes.is_some() {
-        return run_local(args).await;
+        return run_local(args, shutdown).await;
     }
-    run_stack(args).await
+    run_stack(args, shutdown).await
 }
 
 /// The managed service on loopback: a control plane and three agents.
-async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
+async fn run_stack(args: DevArgs, mut shutdown: crate::ShutdownSignal) -> anyhow::Result<()> {
     let cp_dir = args.data_dir.join("control-plane");
     crate::secret::create_dir_all(&cp_dir)?;
     let secret_file = cp_dir.join("token-secret");
@@ -235,7 +241,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
     let outcome = match &args.cluster {
         Some(name) => tokio::select! {
             result = demo_cluster(&api, &admin_token, name, args.hosts_per_zone) => result,
-            _ = crate::shutdown_signal() => Ok(false),
+            _ = shutdown.recv() => Ok(false),
         },
         None => Ok(true),
     };
@@ -247,7 +253,7 @@ async fn run_stack(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     if keep_running {
-        crate::shutdown_signal().await;
+        shutdown.recv().await;
     }
 
     println!("Stopping the agents and their nodes...");
@@ -408,7 +414,7 @@ async fn wait_for_hosts(
 }
 
 /// `--single-node` and `--nodes N`: data-plane nodes in this process, no control plane.
-async fn run_local(args: DevArgs) -> anyhow::Result<()> {
+async fn run_local(args: DevArgs, mut shutdown: crate::ShutdownSignal) -> anyhow::Result<()> {
     let configs = match args.nodes {
         None => vec![single_node(&args)],
         Some(brokers) => cluster(&args, brokers)?,
@@ -436,7 +442,7 @@ async fn run_local(args: DevArgs) -> anyhow::Result<()> {
             ));
         }
     }
-    crate::shutdown_signal().await;
+    shutdown.recv().await;
     stop_brokers.cancel();
     for task in brokers {
         task.await?;
@@ -470,13 +476,74 @@ fn single_node(args: &DevArgs) -> RunArgs {
     }
 }
 
+/// The ports of a `--nodes` cluster on 127.0.0.1: broker `b` (0-based) listens on
+/// `kafka[b]` with its status endpoint on `admin[b]`, controller `i` (1-based) on
+/// `controllers[i - 1]`.
+#[derive(Debug, PartialEq)]
+struct LocalPorts {
+    kafka: Vec<u16>,
+    admin: Vec<u16>,
+    controllers: Vec<u16>,
+}
+
+impl LocalPorts {
+    /// Lays out `brokers` brokers and the controllers from the first port of each kind, and
+    /// refuses a layout in which two uses share a port, naming both, before anything binds.
+    fn plan(args: &DevArgs, brokers: u16) -> anyhow::Result<LocalPorts> {
+        let range = |flag: &str, first: u16, count: u16| -> anyhow::Result<Vec<u16>> {
+            anyhow::ensure!(first != 0, "--nodes needs fixed ports: give {flag}");
+            (0..count)
+                .map(|i| {
+                    first
+                        .checked_add(i)
+                        .with_context(|| format!("{flag} {first} is too high for {count} ports"))
+                })
+                .collect()
+        };
+        let ports = LocalPorts {
+            kafka: range("--port", args.port, brokers)?,
+            admin: range("--admin-port", args.admin_port, brokers)?,
+            controllers: range("--controller-port", args.controller_port, DEV_CONTROLLERS)?,
+        };
+        let mut uses = std::collections::BTreeMap::new();
+        let named = ports
+            .kafka
+            .iter()
+            .zip(101..)
+            .map(|(port, id)| (*port, format!("broker {id}'s Kafka listener (--port)")))
+            .chain(ports.admin.iter().zip(101..).map(|(port, id)| {
+                (
+                    *port,
+                    format!("broker {id}'s status endpoint (--admin-port)"),
+                )
+            }))
+            .chain(ports.controllers.iter().zip(1..).map(|(port, id)| {
+                (
+                    *port,
+                    format!("controller {id}'s listener (--controller-port)"),
+                )
+            }));
+        for (port, what) in named {
+            if let Some(other) = uses.insert(port, what.clone()) {
+                anyhow::bail!(
+                    "port {port} would be both {other} and {what}: choose --port, --admin-port \
+                     and --controller-port so that their ranges do not overlap"
+                );
+            }
+        }
+        Ok(ports)
+    }
+}
+
 /// 3 controllers (ids 1-3) and `brokers` brokers (ids 101…) sharing one cluster id.
 fn cluster(args: &DevArgs, brokers: u16) -> anyhow::Result<Vec<RunArgs>> {
-    anyhow::ensure!(args.port != 0, "--nodes needs fixed ports: give --port");
+    let ports = LocalPorts::plan(args, brokers)?;
     let cluster_id = dev_cluster_id(&args.data_dir)?;
-    let controller_port = |i: u16| args.port + 100 + i;
-    let quorum: Vec<String> = (1..=DEV_CONTROLLERS)
-        .map(|i| format!("{i}@127.0.0.1:{}", controller_port(i)))
+    let quorum: Vec<String> = ports
+        .controllers
+        .iter()
+        .zip(1..)
+        .map(|(port, i)| format!("{i}@127.0.0.1:{port}"))
         .collect();
     let ca = CertificateAuthority::load_or_generate(&args.data_dir.join("ca"), "Ferry dev CA")
         .context("the dev cluster's CA")?;
@@ -505,19 +572,23 @@ fn cluster(args: &DevArgs, brokers: u16) -> anyhow::Result<Vec<RunArgs>> {
             tls: TlsArgs::in_dir(&tls_dir),
         })
     };
-    let mut configs: Vec<RunArgs> = (1..=DEV_CONTROLLERS)
-        .map(|i| {
+    let mut configs: Vec<RunArgs> = ports
+        .controllers
+        .iter()
+        .zip(1..)
+        .map(|(port, i)| {
             Ok(RunArgs {
-                controller_listen: Some(([127, 0, 0, 1], controller_port(i)).into()),
-                ..base(i32::from(i), "controller")?
+                controller_listen: Some(([127, 0, 0, 1], *port).into()),
+                ..base(i, "controller")?
             })
         })
         .collect::<anyhow::Result<_>>()?;
     for b in 0..brokers {
         let node_id = 101 + i32::from(b);
+        let i = usize::from(b);
         configs.push(RunArgs {
-            listen: ([127, 0, 0, 1], args.port + b).into(),
-            admin_listen: Some(([127, 0, 0, 1], args.admin_port + b).into()),
+            listen: ([127, 0, 0, 1], ports.kafka[i]).into(),
+            admin_listen: Some(([127, 0, 0, 1], ports.admin[i]).into()),
             rack: Some(((b'a' + (b % 26) as u8) as char).to_string()),
             ..base(node_id, "broker")?
         });
@@ -584,4 +655,64 @@ fn print_banner(args: &DevArgs, configs: &[RunArgs], nodes: &[Node]) {
     }
     println!();
     println!("  try:  kcat -b {bootstrap} -L");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// `ferry dev ARGS`, parsed.
+    fn dev(args: &[&str]) -> DevArgs {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        Cli::try_parse_from(std::iter::once("dev").chain(args.iter().copied()))
+            .unwrap()
+            .dev
+    }
+
+    #[test]
+    fn the_default_ports_give_each_kind_its_own_range_up_to_nine_brokers() {
+        let ports = LocalPorts::plan(&dev(&["--nodes", "9"]), 9).unwrap();
+        assert_eq!(ports.kafka, (9092..=9100).collect::<Vec<_>>());
+        assert_eq!(ports.admin, (9192..=9200).collect::<Vec<_>>());
+        assert_eq!(ports.controllers, vec![9292, 9293, 9294]);
+    }
+
+    #[test]
+    fn overlapping_ranges_are_refused_naming_both_uses() {
+        let args = dev(&["--nodes", "3", "--admin-port", "9093"]);
+        let err = LocalPorts::plan(&args, 3).unwrap_err().to_string();
+        assert!(
+            err.contains("port 9093")
+                && err.contains("broker 102's Kafka listener (--port)")
+                && err.contains("broker 101's status endpoint (--admin-port)"),
+            "{err}"
+        );
+        let args = dev(&["--nodes", "2", "--controller-port", "9193"]);
+        let err = LocalPorts::plan(&args, 2).unwrap_err().to_string();
+        assert!(
+            err.contains("broker 102's status endpoint") && err.contains("controller 1's listener"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ports_past_the_last_or_zero_are_refused() {
+        let err = LocalPorts::plan(&dev(&["--port", "65534"]), 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--port 65534 is too high for 3 ports"),
+            "{err}"
+        );
+        let err = LocalPorts::plan(&dev(&["--controller-port", "0"]), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give --controller-port"), "{err}");
+    }
 }

@@ -26,6 +26,7 @@ mod quorum;
 mod secret;
 mod token;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// Ferry: a self-hostable managed Kafka service.
@@ -93,13 +94,36 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler succeeds");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT (Ctrl-C) and SIGTERM, caught from the moment this is made. Long-running commands
+/// make it first, before they print that they are ready: a signal right after that line then
+/// stops them cleanly instead of killing them with the default action (a handler registered
+/// only when the wait is first polled leaves that window open).
+pub struct ShutdownSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    /// Installs the handlers.
+    pub fn install() -> anyhow::Result<ShutdownSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignal {
+            interrupt: signal(SignalKind::interrupt()).context("installing a SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing a SIGTERM handler")?,
+        })
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM (or at once for one that came since the last).
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM, for APIs that take a shutdown future.
+    pub async fn wait(mut self) {
+        self.recv().await;
     }
 }
 

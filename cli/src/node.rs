@@ -237,6 +237,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: &RunArgs) -> anyhow::Result<()> {
+    let shutdown = crate::ShutdownSignal::install()?;
     let node = Node::bind(args.to_config()?).await?;
     let or_dash = |a: Option<String>| a.unwrap_or_else(|| "-".to_string());
     // One line on stdout that scripts and tests wait for.
@@ -248,7 +249,7 @@ async fn serve(args: &RunArgs) -> anyhow::Result<()> {
         or_dash(node.admin_addr().map(|a| a.to_string())),
         or_dash(node.controller_addr().map(|a| a.to_string())),
     );
-    node.run(crate::shutdown_signal()).await;
+    node.run(shutdown.wait()).await;
     Ok(())
 }
 

@@ -113,13 +113,18 @@ async fn ferry_dev_runs_a_demo_cluster_through_the_control_plane_and_keeps_it_ac
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ferry_dev_nodes_makes_its_certificates_keeps_them_and_its_controllers_want_them() {
     use std::os::unix::fs::PermissionsExt;
-    // Brokers at base, admin at base + 50, controllers at base + 101..=103.
+    // Brokers at base, admin at base + 50, controllers at base + 100..=102.
     let (base, _) = stack::free_range(110);
-    let args: Vec<String> = ["--nodes", "1", "--port", &base.to_string(), "--admin-port"]
-        .map(String::from)
-        .into_iter()
-        .chain([(base + 50).to_string()])
-        .collect();
+    let args: Vec<String> = vec![
+        "--nodes".into(),
+        "1".into(),
+        "--port".into(),
+        base.to_string(),
+        "--admin-port".into(),
+        (base + 50).to_string(),
+        "--controller-port".into(),
+        (base + 100).to_string(),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let (child, _) = start_dev(dir.path(), &args);
     let mut guard = Cleanup {
@@ -136,7 +141,7 @@ async fn ferry_dev_nodes_makes_its_certificates_keeps_them_and_its_controllers_w
     let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
     let cert = read("node-101/tls/cert.pem");
 
-    let controller = format!("127.0.0.1:{}", base + 101);
+    let controller = format!("127.0.0.1:{}", base + 100);
     let describe = |tls: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
         command.args([
@@ -186,6 +191,40 @@ async fn ferry_dev_nodes_makes_its_certificates_keeps_them_and_its_controllers_w
     guard.child = Some(child);
     // The same CA and certificates after a restart.
     assert_eq!(read("node-101/tls/cert.pem"), cert);
+    interrupt(guard.child.take().unwrap());
+}
+
+/// `ferry dev --nodes 3` as the README shows it, on the default ports (9092.., 9192..,
+/// 9292..): every broker is up and in the metadata.
+#[test]
+fn ferry_dev_nodes_3_starts_on_its_default_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, bootstrap) = start_dev(dir.path(), &["--nodes".into(), "3".into()]);
+    let guard = Cleanup {
+        child: Some(child),
+        dir: dir.path().to_path_buf(),
+    };
+    assert_eq!(bootstrap, "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let brokers = loop {
+        let brokers: Vec<i32> = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|m| m.brokers().iter().map(|b| b.id()).collect())
+            .unwrap_or_default();
+        if brokers.len() == 3 || std::time::Instant::now() > deadline {
+            break brokers;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    drop(consumer);
+    let mut brokers = brokers;
+    brokers.sort_unstable();
+    assert_eq!(brokers, vec![101, 102, 103]);
+    let mut guard = guard;
     interrupt(guard.child.take().unwrap());
 }
 
