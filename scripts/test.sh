@@ -16,7 +16,12 @@
 #   deps     the installs above (only when a client stage is selected)
 #   fmt      cargo fmt --all -- --check (and the same for the fuzz/ workspace)
 #   clippy   cargo clippy --workspace --all-targets -- -D warnings
-#   build    cargo build --workspace --all-targets (builds target/debug/ferry for the clients)
+#   build    cargo build --workspace --all-targets (builds $CARGO_TARGET_DIR/debug/ferry for the
+#            clients)
+#   docs     scripts/check_doc_commands.sh: every command shown in README.md and docs/*.md in a
+#            sh/bash/console block matches the binaries and the repository (`ferry` subcommands
+#            and flags from `--help`, nothing started; repository paths, cargo packages, fuzz
+#            targets); a block marked `<!-- example: real hosts -->` is skipped
 #   rust     cargo nextest run --workspace --no-fail-fast (cargo test --workspace without nextest);
 #            includes terraform/tests/acceptance.rs, which needs `terraform` (1.11) on PATH
 #            (or TERRAFORM_BIN) and finds ferry through FERRY_BIN below
@@ -38,7 +43,8 @@
 #   FERRY_TEST_ONLY   comma-separated stages (names above) or groups to run instead of all:
 #                     `clients` = kcat,js,python,console (+ deps, + a build of just the ferry
 #                     binary),
-#                     `lint` = fmt,clippy, `rustall` = fmt,clippy,build,rust.
+#                     `lint` = fmt,clippy, `rustall` = fmt,clippy,build,docs,rust.
+#                     `docs` without `build` builds just the ferry and ferry-load binaries.
 #                     E.g. FERRY_TEST_ONLY=clients bash scripts/test.sh
 #   CARGO_TARGET_DIR  default $HOME/.cache/ferry-target (outside the clone; exported).
 #   FERRY_LOG         passed to the ferry nodes the client tests start (e.g. debug); their
@@ -63,7 +69,7 @@ trap 'rm -rf "$LOG_DIR"' EXIT
 
 # ---------------------------------------------------------------------------------------
 # Stage selection
-ALL_STAGES=(deps fmt clippy build rust fuzz kcat js python console)
+ALL_STAGES=(deps fmt clippy build docs rust fuzz kcat js python console)
 declare -A SELECTED=()
 select_stages() {
   local item
@@ -75,8 +81,8 @@ select_stages() {
       all) for s in "${ALL_STAGES[@]}"; do SELECTED[$s]=1; done ;;
       clients) SELECTED[deps]=1 SELECTED[kcat]=1 SELECTED[js]=1 SELECTED[python]=1 SELECTED[console]=1 ;;
       lint) SELECTED[fmt]=1 SELECTED[clippy]=1 ;;
-      rustall) SELECTED[fmt]=1 SELECTED[clippy]=1 SELECTED[build]=1 SELECTED[rust]=1 ;;
-      deps|fmt|clippy|build|rust|fuzz|kcat|js|python|console) SELECTED[$item]=1 ;;
+      rustall) SELECTED[fmt]=1 SELECTED[clippy]=1 SELECTED[build]=1 SELECTED[docs]=1 SELECTED[rust]=1 ;;
+      deps|fmt|clippy|build|docs|rust|fuzz|kcat|js|python|console) SELECTED[$item]=1 ;;
       *) echo "scripts/test.sh: unknown stage '$item' in FERRY_TEST_ONLY (stages: ${ALL_STAGES[*]}; groups: all, clients, lint, rustall)" >&2; exit 2 ;;
     esac
   done
@@ -255,7 +261,26 @@ stage_fmt() {
 }
 stage_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 stage_build() { cargo build --workspace --all-targets; }
-stage_build_bin() { cargo build -p ferry-cli --bin ferry; }
+stage_build_bin() {
+  local packages=(-p ferry-cli)
+  # The docs check reads ferry-load's --help too.
+  if selected docs; then packages+=(-p ferry-load); fi
+  cargo build "${packages[@]}" --bins
+}
+
+# docs: the commands README.md and docs/ show still match the binaries and the repository.
+stage_docs() {
+  require_ferry_bin
+  with_log docs bash scripts/check_doc_commands.sh || return $?
+  # "check_doc_commands: 103 checks passed, 0 failed (12 files, ...)"
+  local line passed failed
+  line="$(grep -E '^check_doc_commands: [0-9]+ checks passed, [0-9]+ failed' "$LOG_DIR/docs.log" | tail -n 1 || true)"
+  [[ -n "$line" ]] || { echo "scripts/test.sh: no summary line from check_doc_commands.sh" >&2; return 1; }
+  passed="$(grep -oE '[0-9]+ checks passed' <<<"$line" | grep -oE '[0-9]+')"
+  failed="$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')"
+  (( passed > 0 )) || { echo "scripts/test.sh: the docs check checked nothing" >&2; return 1; }
+  record_counts docs "$passed" "$failed"
+}
 
 stage_rust() {
   local log="$LOG_DIR/rust.log"
@@ -371,9 +396,10 @@ selected fmt && run_stage fmt "cargo fmt --all -- --check" stage_fmt
 selected clippy && run_stage clippy "cargo clippy --workspace --all-targets -- -D warnings" stage_clippy
 if selected build; then
   run_stage build "cargo build --workspace --all-targets" stage_build
-elif selected kcat || selected js || selected python || selected console; then
-  run_stage build-bin "cargo build -p ferry-cli --bin ferry (for the client tests)" stage_build_bin
+elif selected docs || selected kcat || selected js || selected python || selected console; then
+  run_stage build-bin "cargo build -p ferry-cli$(selected docs && echo ' -p ferry-load') (for the client tests and the docs check)" stage_build_bin
 fi
+selected docs && run_stage docs "commands in README.md and docs/ (scripts/check_doc_commands.sh)" stage_docs
 selected rust && run_stage rust "Rust tests (cargo nextest run --workspace)" stage_rust
 selected fuzz && run_stage fuzz "fuzz targets, ${FERRY_FUZZ_SECONDS:-20}s each (scripts/fuzz.sh all)" stage_fuzz
 if selected kcat || selected js || selected python || selected console; then

@@ -50,7 +50,7 @@ pub fn check_cookie() -> anyhow::Result<()> {
     if std::env::var(MAGIC_COOKIE_KEY).as_deref() != Ok(MAGIC_COOKIE_VALUE) {
         bail!(
             "This binary is a plugin. It is not meant to be executed directly: Terraform runs it. \
-             See the Terraform section of the README to install it."
+             See docs/terraform.md to install it."
         );
     }
     Ok(())

@@ -2,7 +2,7 @@
 #
 #   ferry dev                                   # prints the API address and an admin token
 #   export FERRY_ENDPOINT=http://127.0.0.1:7070 FERRY_TOKEN=<admin token>
-#   export TF_CLI_CONFIG_FILE=$PWD/dev.tfrc     # see the README: dev_overrides, no registry
+#   export TF_CLI_CONFIG_FILE=$PWD/dev.tfrc     # see docs/terraform.md: dev_overrides, no registry
 #   terraform apply
 #
 # Then change server_properties and apply: the configuration gets revision 2 in place, and the
