@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ferry's one run command: builds (release) and runs `ferry dev`, the managed service on
-# loopback: a control plane (API on 127.0.0.1:7070, gRPC + REST) and three agents in zones a, b
-# and c that run `ferry node` processes; data in .ferry-dev/ under the directory you run it
+# loopback: a control plane (API on 127.0.0.1:7070, gRPC + REST) and three agents in zones zone-a,
+# zone-b and zone-c that run `ferry node` processes; data in .ferry-dev/ under the directory you run it
 # from. It prints the API URL and an admin token (and a service-operator one).
 #
 #     bash scripts/dev.sh --cluster demo   # also creates a 3-broker/3-controller cluster and

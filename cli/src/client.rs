@@ -199,6 +199,9 @@ enum ConfigurationCommand {
     },
 }
 
+/// Most zones `cluster create` picks by itself (Kafka's usual three failure domains).
+const DEFAULT_ZONES_MAX: usize = 3;
+
 /// `ferry cluster create`.
 #[derive(Debug, Args)]
 struct CreateArgs {
@@ -210,8 +213,9 @@ struct CreateArgs {
     /// Number of controllers: 3 or 5.
     #[arg(long, default_value_t = 3)]
     controllers: u32,
-    /// The zones to spread over.
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+    /// The zones to spread over (default: the zones of the registered hosts, the first 3 by
+    /// name, as the console proposes them).
+    #[arg(long, value_delimiter = ',')]
     zones: Vec<String>,
     /// Storage per broker, in GiB.
     #[arg(long, default_value_t = 10)]
@@ -357,6 +361,41 @@ impl Client {
 
     fn hosts(&self) -> HostServiceClient<Channel> {
         HostServiceClient::new(self.channel.clone())
+    }
+
+    /// Every registered host, all pages.
+    async fn list_hosts(&self) -> anyhow::Result<Vec<pb::Host>> {
+        all_pages(|page_token| {
+            let (mut hosts, request) = (
+                self.hosts(),
+                self.request(pb::ListHostsRequest {
+                    page_size: 0,
+                    page_token,
+                }),
+            );
+            async move {
+                let page = hosts.list_hosts(request).await?.into_inner();
+                Ok((page.hosts, page.next_page_token))
+            }
+        })
+        .await
+    }
+
+    /// The zones `cluster create` spreads over when none are given: those of the registered
+    /// hosts, the first [`DEFAULT_ZONES_MAX`] by name (as the console proposes them).
+    async fn default_zones(&self) -> anyhow::Result<Vec<String>> {
+        let zones: std::collections::BTreeSet<String> = self
+            .list_hosts()
+            .await?
+            .into_iter()
+            .map(|h| h.zone)
+            .collect();
+        anyhow::ensure!(
+            !zones.is_empty(),
+            "no host is registered, so there is no zone to place the cluster in \
+             (see `ferry host list`; or give --zones)"
+        );
+        Ok(zones.into_iter().take(DEFAULT_ZONES_MAX).collect())
     }
 
     /// The id of the cluster named `reference` (an id is returned as is).
@@ -554,12 +593,16 @@ pub async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
                 }),
                 _ => None,
             };
+            let zones = match create.zones {
+                zones if !zones.is_empty() => zones,
+                _ => client.default_zones().await?,
+            };
             let spec = pb::ClusterSpec {
                 name: create.name,
                 kafka_version: create.kafka_version,
                 broker_count: create.brokers,
                 controller_count: create.controllers,
-                zones: create.zones,
+                zones,
                 storage_per_broker_bytes: create.storage_gib.saturating_mul(1 << 30),
                 broker_config: pairs("--set", &create.set)?.into_iter().collect(),
                 tags: pairs("--tag", &create.tags)?.into_iter().collect(),
@@ -1029,20 +1072,7 @@ pub async fn host(args: HostArgs) -> anyhow::Result<()> {
     let client = Client::connect(&args.connection).await?;
     match args.command {
         HostCommand::List => {
-            let hosts = all_pages(|page_token| {
-                let (mut hosts, request) = (
-                    client.hosts(),
-                    client.request(pb::ListHostsRequest {
-                        page_size: 0,
-                        page_token,
-                    }),
-                );
-                async move {
-                    let page = hosts.list_hosts(request).await?.into_inner();
-                    Ok((page.hosts, page.next_page_token))
-                }
-            })
-            .await?;
+            let hosts = client.list_hosts().await?;
             show(output, &hosts, || {
                 let rows = hosts
                     .iter()

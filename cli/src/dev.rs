@@ -1,7 +1,7 @@
 //! `ferry dev`: the one-command local start.
 //!
 //! By default it runs the whole managed service on loopback in this one process: a control
-//! plane (API on `--api-port`, gRPC and REST) and three agents in zones `a`, `b` and `c`, each
+//! plane (API on `--api-port`, gRPC and REST) and three agents in zones `zone-a`, `zone-b` and `zone-c`, each
 //! with its own data directory and port range. The control plane makes its CA in its data
 //! directory, and each agent enrolls with a join token minted here, so every agent and node
 //! speaks mutual TLS with certificates nobody had to make by hand. It prints the API URL and an admin token; with
@@ -22,7 +22,7 @@
 //! ports (defaults):
 //!   control plane   7070                     (gRPC + REST /v1 + /openapi.json)
 //!                   7071                     (peer listener: the agents, mutual TLS)
-//!   agents          a: 19000-19199, b: 19200-19399, c: 19400-19599 (nodes' ports)
+//!   agents          zone-a: 19000-19199, zone-b: 19200-19399, zone-c: 19400-19599
 //!   --single-node   9092 (Kafka), 9192 (node status)
 //!   --nodes N       brokers --port 9092.., their status --admin-port 9192..,
 //!                   controllers --controller-port 9292..9294 (each kind its own range,
@@ -49,8 +49,12 @@ use ferry_identity::{CertificateAuthority, Identity, NodeRoles};
 
 /// Controllers in a `--nodes` cluster.
 const DEV_CONTROLLERS: u16 = 3;
-/// The zones of the dev agents, one agent each.
-const DEV_ZONES: [&str; 3] = ["a", "b", "c"];
+/// The zones of the dev agents, one agent each. Brokers present their zone as their rack, and
+/// librdkafka 2.3 and later (confluent-kafka, the rdkafka crate) cannot parse the metadata of
+/// 28 or more brokers whose host is 127.0.0.1 and whose rack is one character: it sizes its
+/// parse buffer from the response's size, and such entries cost more than it allows. Names of
+/// six characters leave room for 60 brokers.
+const DEV_ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
 /// Ports each dev agent offers its nodes; agent `i` starts at `--agent-ports + i * this`.
 const AGENT_PORT_SPAN: u16 = 200;
 /// The tenant of the admin token `ferry dev` prints.
@@ -212,6 +216,13 @@ async fn run_stack(args: DevArgs, mut shutdown: crate::ShutdownSignal) -> anyhow
             .with_context(|| format!("starting the agent of zone {zone}"))?;
         agents.push(agent);
     }
+    // The banner means ready: every agent's host is registered and reporting, so a `ferry
+    // cluster create` right after it finds all the zones.
+    let channel = tonic::transport::Endpoint::from_shared(api.clone())?
+        .connect()
+        .await
+        .context("connecting to the local control plane")?;
+    wait_for_hosts(&channel, &admin_token, args.hosts_per_zone).await?;
 
     println!(
         "Ferry dev is running (Ctrl-C to stop; data is kept in {}).",
@@ -225,8 +236,9 @@ async fn run_stack(args: DevArgs, mut shutdown: crate::ShutdownSignal) -> anyhow
     );
     println!("  console:            {api}/console  (sign in with the admin token)");
     println!(
-        "  hosts:              {} agents on 127.0.0.1 in zones a, b, c",
-        agents.len()
+        "  hosts:              {} agents on 127.0.0.1 in zones {}",
+        agents.len(),
+        DEV_ZONES.join(", ")
     );
     println!("  admin token:        {admin_token}");
     println!("  service-operator token: {operator_token}");

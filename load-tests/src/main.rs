@@ -224,8 +224,8 @@ struct ProvisionArgs {
     /// Controllers per cluster.
     #[arg(long, default_value_t = 3)]
     controllers: u32,
-    /// Zones to spread over.
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c")]
+    /// Zones to spread over (`ferry dev`'s by default).
+    #[arg(long, value_delimiter = ',', default_value = "zone-a,zone-b,zone-c")]
     zones: Vec<String>,
     /// Create/delete rounds.
     #[arg(long, default_value_t = 3)]

@@ -1,5 +1,5 @@
 //! Acceptance: the real `terraform` binary (1.11) drives terraform-provider-ferry against a
-//! real `ferry dev` stack (control plane + three agents in zones a, b, c running real nodes).
+//! real `ferry dev` stack (control plane + three agents in zones zone-a, zone-b, zone-c running real nodes).
 //!
 //! Binaries:
 //! - the provider: this crate's own binary (`CARGO_BIN_EXE_terraform-provider-ferry`), installed
@@ -334,7 +334,7 @@ provider "ferry" {{}}
 resource "ferry_cluster" "main" {{
   name                = "{name}"
   broker_count        = {brokers}
-  zones               = ["a", "b", "c"]
+  zones               = ["zone-a", "zone-b", "zone-c"]
   broker_config       = {{ "num.partitions" = "3" }}
   tags                = {{ team = "payments" }}
   deletion_protection = {deletion_protection}
@@ -479,7 +479,7 @@ async fn terraform_manages_a_ferry_cluster_end_to_end() {
                 kafka_version: "3.9.0".into(),
                 broker_count: 3,
                 controller_count: 3,
-                zones: vec!["a".into(), "b".into(), "c".into()],
+                zones: vec!["zone-a".into(), "zone-b".into(), "zone-c".into()],
                 storage_per_broker_bytes: 1 << 30,
                 broker_config: [("num.partitions".to_string(), "3".to_string())].into(),
                 tags: [("team".to_string(), "payments".to_string())].into(),
@@ -635,7 +635,7 @@ resource "ferry_configuration" "tuned" {{
 resource "ferry_cluster" "tuned" {{
   name                   = "tuned"
   broker_count           = 3
-  zones                  = ["a", "b", "c"]
+  zones                  = ["zone-a", "zone-b", "zone-c"]
   configuration_id       = ferry_configuration.tuned.id
   configuration_revision = ferry_configuration.tuned.latest_revision
   deletion_protection    = {deletion_protection}

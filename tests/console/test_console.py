@@ -124,7 +124,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     page.get_by_label("Cluster name").fill(name)
     page.get_by_label("Brokers per zone").fill("1")
     for zone in "abc":
-        assert page.locator(f"#zone-{zone}").is_checked()
+        assert page.locator(f"#zone-zone-{zone}").is_checked()
     assert "Total: 3 brokers" in page.locator("#broker-total").inner_text()
     page.get_by_label("3", exact=True).check()
     page.get_by_label("Storage per broker (GiB)").fill("2")
@@ -158,7 +158,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     expect(page.locator("#nodes tbody tr")).to_have_count(6)
     assert page.locator("#nodes [data-state='NODE_STATE_RUNNING']").count() == 6
     zones = page.locator("#nodes table").evaluate_all("ts => ts.map(t => t.dataset.zone)")
-    assert zones == ["a", "b", "c"]
+    assert zones == ["zone-a", "zone-b", "zone-c"]
     expect(page.locator("#cluster-summary")).to_contain_text("team=console")
     history = page.locator("#operations-table").inner_text()
     assert "Create" in history and "Succeeded" in history
@@ -192,7 +192,7 @@ def test_custom_create_a_3_broker_cluster_use_it_and_delete_it(stack, page):
     page.get_by_role("heading", level=1, name="Hosts").wait_for()
     expect(page.locator("#hosts")).to_contain_text(name)
     for zone in "abc":
-        assert page.locator(f"[data-host='dev-{zone}']").count() == 1
+        assert page.locator(f"[data-host='dev-zone-{zone}']").count() == 1
     shot(page, "11-hosts")
     page.go_back()
     page.get_by_role("heading", level=1, name=name).wait_for()
@@ -253,7 +253,7 @@ def test_the_list_refreshes_itself_while_a_quick_created_cluster_becomes_active(
     sign_in(page, stack.admin_token)
     page.get_by_role("link", name="Create cluster").first.click()
     defaults = page.locator("#quick-defaults").inner_text()
-    for expected in ["3.9.0", "a, b, c", "3 (1 per zone)", "PLAINTEXT"]:
+    for expected in ["3.9.0", "zone-a, zone-b, zone-c", "3 (1 per zone)", "PLAINTEXT"]:
         assert expected in defaults, f"{expected!r} not in the Quick create defaults:\n{defaults}"
     name = unique("quick")
     page.get_by_label("Cluster name").fill(name)
@@ -287,10 +287,10 @@ def test_invalid_choices_are_explained_beside_their_fields_before_and_after_subm
     brokers_error = page.locator("#brokers-per-zone-error").inner_text()
     assert "75 brokers" in brokers_error and "at most 60" in brokers_error and "at most 20 per zone" in brokers_error
     # Fewer zones: the same count is fine again, and the total follows.
-    page.locator("#zone-c").uncheck()
+    page.locator("#zone-zone-c").uncheck()
     assert page.locator("#brokers-per-zone-error").inner_text() == ""
     assert "Total: 50 brokers" in page.locator("#broker-total").inner_text()
-    page.locator("#zone-c").check()
+    page.locator("#zone-zone-c").check()
     page.get_by_label("Tags (optional)").fill("ferry:owner=me")
     assert "reserved" in page.locator("#tags-error").inner_text()
     page.get_by_role("button", name="Next").click()
@@ -321,7 +321,7 @@ def test_a_viewer_sees_no_create_or_delete_and_the_api_refuses_it(stack, page):
     # A cluster for the viewer to look at, made by the admin through the API.
     name = unique("viewed")
     spec = {"name": name, "kafkaVersion": "3.9.0", "brokerCount": 3, "controllerCount": 3,
-            "zones": ["a", "b", "c"], "storagePerBrokerBytes": str(1 << 30)}
+            "zones": ["zone-a", "zone-b", "zone-c"], "storagePerBrokerBytes": str(1 << 30)}
     status, created = stack.request("POST", "/v1/clusters", {"spec": spec}, token=stack.admin_token)
     assert status == 200, created
     cluster_id = created["cluster"]["id"]
@@ -374,14 +374,14 @@ def test_an_api_field_error_on_the_broker_count_appears_beside_brokers_per_zone(
     error = page.locator("#brokers-per-zone-error")
     expect(error).to_contain_text("multiple of the number of zones (3)")
     assert page.get_by_label("Brokers per zone").get_attribute("aria-invalid") == "true"
-    assert sent and sent[0]["spec"]["zones"] == ["a", "b", "c"]
+    assert sent and sent[0]["spec"]["zones"] == ["zone-a", "zone-b", "zone-c"]
     shot(page, "19-api-broker-count-error")
 
 
 def test_an_operator_grows_a_cluster_with_edit_number_of_brokers_but_cannot_delete(stack, page):
     name = unique("grown")
     spec = {"name": name, "kafkaVersion": "3.9.0", "brokerCount": 3, "controllerCount": 3,
-            "zones": ["a", "b", "c"], "storagePerBrokerBytes": str(1 << 30)}
+            "zones": ["zone-a", "zone-b", "zone-c"], "storagePerBrokerBytes": str(1 << 30)}
     status, created = stack.request("POST", "/v1/clusters", {"spec": spec}, token=stack.admin_token)
     assert status == 200, created
     cluster_id = created["cluster"]["id"]
@@ -408,7 +408,7 @@ def test_an_operator_grows_a_cluster_with_edit_number_of_brokers_but_cannot_dele
         page.locator("#cluster-state [data-state='CLUSTER_STATE_ACTIVE']").wait_for(timeout=ACTIVE_TIMEOUT_MS)
         expect(page.locator("#nodes tbody tr")).to_have_count(9)
         expect(page.locator("#nodes [data-state='NODE_STATE_RUNNING']")).to_have_count(9)
-        expect(page.locator("#cluster-summary")).to_contain_text("6 over zones a, b, c")
+        expect(page.locator("#cluster-summary")).to_contain_text("6 over zones zone-a, zone-b, zone-c")
         expect(page.locator("#operations-table")).to_contain_text("Update broker count")
         shot(page, "21-cluster-grown")
     finally:

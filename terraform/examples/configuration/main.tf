@@ -35,7 +35,7 @@ resource "ferry_configuration" "tuned" {
 resource "ferry_cluster" "orders" {
   name         = "orders"
   broker_count = 3
-  zones        = ["a", "b", "c"]
+  zones        = ["zone-a", "zone-b", "zone-c"]
 
   # The configuration's properties first, then broker_config on top: a name set in both takes
   # broker_config's value.

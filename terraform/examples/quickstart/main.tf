@@ -20,7 +20,7 @@ provider "ferry" {}
 resource "ferry_cluster" "orders" {
   name         = "orders"
   broker_count = 3 # grow it (a multiple of the zones) and apply: brokers are added in place
-  zones        = ["a", "b", "c"]
+  zones        = ["zone-a", "zone-b", "zone-c"]
 
   # Optional; these are the defaults. Changing them replaces the cluster (the API cannot
   # change them in place yet).
