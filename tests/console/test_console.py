@@ -265,7 +265,7 @@ def test_the_list_refreshes_itself_while_a_quick_created_cluster_becomes_active(
     # No reload: the list polls while the cluster changes.
     row.locator("[data-state='CLUSTER_STATE_ACTIVE']").wait_for(timeout=ACTIVE_TIMEOUT_MS)
     cells = row.locator("td").all_inner_texts()
-    assert cells[1:5] == ["3.9.0", "3", "3", "a, b, c"], cells
+    assert cells[1:5] == ["3.9.0", "3", "3", "zone-a, zone-b, zone-c"], cells
     page.get_by_label("Filter by name").fill("no-such-prefix")
     page.get_by_text("No cluster name starts with").wait_for()
     page.get_by_label("Filter by name").fill(name[:8])
