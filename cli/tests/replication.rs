@@ -687,6 +687,27 @@ async fn a_former_leader_truncates_its_unreplicated_tail_when_it_rejoins() {
     assert_eq!(read.len() as u64, COMMITTED + AFTER);
 }
 
+/// (log end offset, high watermark, bytes on disk) of one partition as `ferry node status`
+/// reports it.
+fn partition_log(admin: &str, topic: &str, partition: i32) -> Option<(i64, i64, u64)> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "status", "--admin", admin, "--output", "json"])
+        .output()
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    json["partitions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["topic"] == topic && p["partition"] == partition)
+        .map(|p| {
+            (
+                p["log_end_offset"].as_i64().unwrap_or(-1),
+                p["high_watermark"].as_i64().unwrap_or(-1),
+                p["size_bytes"].as_u64().unwrap_or(0),
+            )
+        })
+}
+
 /// A bridge and one network namespace per host, joined by veth pairs: the multi-host tier of
 /// the test plan on one machine. Everything is removed on drop (also on panic).
 struct Network {
@@ -963,7 +984,10 @@ async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_los
         report.reordered,
     );
     // The old leader dropped its unreplicated tail when a leader's answer to its fetch named
-    // the divergence, and then holds the same log as the other replicas.
+    // the divergence, and then holds the same log as the other replicas: the same offsets and,
+    // as followers copy the leader's batches byte for byte, the same number of bytes (the
+    // "stale" batch and the other writes only the old leader took differ in size from what
+    // the new leader wrote at their offsets).
     assert!(
         cluster
             .node(leader)
@@ -977,20 +1001,21 @@ async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_los
         .collect();
     let deadline = Instant::now() + CONVERGE;
     loop {
-        let offsets: Vec<Option<(i64, i64)>> = admins
+        let offsets: Vec<Option<(i64, i64, u64)>> = admins
             .iter()
-            .map(|admin| partition_offsets(admin, "split", 0))
+            .map(|admin| partition_log(admin, "split", 0))
             .collect();
         if offsets
             .iter()
-            .all(|o| matches!(o, Some((end, hw)) if end == hw))
+            .all(|o| matches!(o, Some((end, hw, _)) if end == hw))
             && offsets.windows(2).all(|w| w[0] == w[1])
         {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "every replica at one end offset within {CONVERGE:?}: {offsets:?}"
+            "every replica with one log (end, high watermark, bytes) within {CONVERGE:?}: \
+             {offsets:?}"
         );
         tokio::time::sleep(POLL).await;
     }
