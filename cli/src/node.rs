@@ -268,7 +268,7 @@ async fn status(admin: &str, output: Output) -> anyhow::Result<()> {
                         "topic": p.topic, "partition": p.partition,
                         "log_start_offset": p.log_start_offset, "log_end_offset": p.log_end_offset,
                         "high_watermark": p.high_watermark, "size_bytes": p.size_bytes,
-                        "segment_count": p.segment_count,
+                        "segment_count": p.segment_count, "duplicate_batches": p.duplicate_batches,
                     })
                 })
                 .collect();

@@ -17,8 +17,9 @@
 //!   every message is consumed, a fresh pair of consumers then resumes from the commits the
 //!   new coordinator holds, and the committed offsets reach the end of every partition.
 //! - [`each_assignor_splits_the_partitions_between_members`]: roundrobin and cooperative-sticky
-//!   (range is the default of the first test) give two members disjoint assignments covering
-//!   all partitions.
+//!   (range is the default of the first test) give two members disjoint, non-empty assignments
+//!   covering all partitions, as each member's rebalance callbacks record them, and every
+//!   message is processed once.
 
 mod cluster;
 
@@ -30,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use cluster::{Admin, Cluster, ClusterSpec, MetadataReader, POLL, partitions};
 use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -88,11 +89,46 @@ struct Ledger {
     delivered: Mutex<BTreeMap<String, usize>>,
     /// Messages whose commit succeeded, and how often.
     processed: Mutex<BTreeMap<String, usize>>,
+    /// Each member's partitions of the topic, by member name, as its last rebalance left them.
+    /// Recorded inside the rebalance callback, before the client goes on (and, for a
+    /// revocation, before it rejoins), so a partition shows up with its next owner only after
+    /// its previous owner dropped it: two members never both hold a partition here unless the
+    /// group really gave it to both.
+    assignments: Mutex<BTreeMap<String, BTreeSet<i32>>>,
 }
 
 impl Ledger {
     fn processed_count(&self) -> usize {
         self.processed.lock().unwrap().len()
+    }
+}
+
+/// A member's client context: records the member's assignment after every rebalance.
+struct Recorder {
+    /// The member's name (its client id).
+    name: String,
+    ledger: Arc<Ledger>,
+}
+
+impl ClientContext for Recorder {}
+
+impl ConsumerContext for Recorder {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if matches!(rebalance, Rebalance::Error(_)) {
+            return;
+        }
+        let owned: BTreeSet<i32> = consumer
+            .assignment()
+            .expect("the assignment is readable in the rebalance callback")
+            .elements_for_topic(TOPIC)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        self.ledger
+            .assignments
+            .lock()
+            .unwrap()
+            .insert(self.name.clone(), owned);
     }
 }
 
@@ -111,7 +147,11 @@ impl Member {
         ledger: Arc<Ledger>,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let consumer: BaseConsumer = ClientConfig::new()
+        let recorder = Recorder {
+            name: name.to_string(),
+            ledger: ledger.clone(),
+        };
+        let consumer: BaseConsumer<Recorder> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("group.id", group)
             .set("client.id", name)
@@ -120,7 +160,7 @@ impl Member {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("partition.assignment.strategy", assignor)
-            .create()
+            .create_with_context(recorder)
             .expect("consumer");
         consumer.subscribe(&[TOPIC]).expect("subscribe");
         let thread = {
@@ -511,10 +551,36 @@ async fn each_assignor_splits_the_partitions_between_members() {
             || described() == Some(("Stable".to_string(), assignor.to_string(), 2)),
         )
         .await;
+        // Each member ends up with some partitions and together they hold all of them (a
+        // cooperative rebalance takes a second round to hand over the revoked ones); at no
+        // point do two members hold the same partition.
+        let all: BTreeSet<i32> = (0..PARTITIONS).collect();
+        let split = || {
+            let owned = ledger.assignments.lock().unwrap().clone();
+            let (x, y) = (
+                owned.get("x").cloned().unwrap_or_default(),
+                owned.get("y").cloned().unwrap_or_default(),
+            );
+            let shared: Vec<&i32> = x.intersection(&y).collect();
+            assert!(
+                shared.is_empty(),
+                "{assignor}: partitions {shared:?} held by both members: {owned:?}"
+            );
+            !x.is_empty() && !y.is_empty() && x.union(&y).copied().collect::<BTreeSet<_>>() == all
+        };
+        wait_until(
+            &format!("{assignor}: both members hold partitions and together all of them"),
+            split,
+        )
+        .await;
         wait_until("everything processed", || {
             ledger.processed_count() == produced
         })
         .await;
+        assert!(
+            split(),
+            "{assignor}: the split held while the group consumed"
+        );
         for m in members {
             m.stop();
         }

@@ -8,9 +8,11 @@
 //! were never acknowledged, and the other follower becomes the new leader. librdkafka retries
 //! every unacknowledged batch with the same producer id and sequence, so only a new leader that
 //! built the producer state from the replicated batches answers those retries as duplicates
-//! instead of writing them twice (without deduplication this test sees duplicates). The check, after Jepsen's queue checker: every
-//! acknowledged message is read back at its acknowledged offset, no message appears twice, and
-//! each partition holds its messages in the order they were sent.
+//! instead of writing them twice. That this happens is checked, not assumed: in each round the
+//! new leader must report a batch it answered as a duplicate (`duplicate_batches` in `ferry
+//! node status`) before the old leader returns. The check, after Jepsen's queue checker:
+//! every acknowledged message is read back at its acknowledged offset, no message appears
+//! twice, and each partition holds its messages in the order they were sent.
 //!
 //! Waits are bounded loops whose bounds only turn a hang into a failure; nothing asserts a
 //! duration. Every process is killed when the `Cluster` drops, also on panic.
@@ -27,6 +29,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
 
 /// Bound for a controller election and for brokers to register.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -96,6 +99,29 @@ struct Sent {
 
 /// A send's outcome: its (partition, offset), or librdkafka's error.
 type Delivery = Result<(i32, i64), String>;
+
+/// Batches the node at `admin` answered as duplicates on `topic`-`partition` since it
+/// started, as `ferry node status` reports it.
+fn duplicate_batches(admin: &str, topic: &str, partition: i32) -> u64 {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "status", "--admin", admin, "--output", "json"])
+        .output()
+        .expect("run ferry node status");
+    let status: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ferry node status --admin {admin}: {e}; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    status["partitions"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|p| p["topic"] == topic && p["partition"] == partition)
+        })
+        .and_then(|p| p["duplicate_batches"].as_u64())
+        .unwrap_or_else(|| panic!("{admin} reports {topic}-{partition}: {status}"))
+}
 
 /// Sends `m-0`, `m-1`, … round-robin to `partitions` partitions with an idempotent producer,
 /// paced every 2 ms, until `stop` is set and every send has an answer.
@@ -300,6 +326,8 @@ async fn idempotent_producer_survives_leader_kills_without_duplicates_loss_or_re
 
     let stop = Arc::new(AtomicBool::new(false));
     let client = spawn_idempotent_producer(&cluster.bootstrap(), TOPIC, PARTITIONS, stop.clone());
+    // Per round: the new leader and how many retried batches it answered as duplicates.
+    let mut deduplicated: Vec<(i32, u64)> = Vec::new();
     for round in 0..ROUNDS {
         let views = wait_for_full_isr(&cluster, TOPIC).await;
         let victim = (round % PARTITIONS as usize) as i32;
@@ -330,9 +358,28 @@ async fn idempotent_producer_survives_leader_kills_without_duplicates_loss_or_re
         })
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
+        // The survivor alone is below min.insync.replicas=2 and refuses the retries with
+        // NOT_ENOUGH_REPLICAS; the stalled follower, restarted, catches up and rejoins the ISR
+        // first, so the retries reach the survivor while it leads. Only then does the old
+        // leader return (and, as the preferred replica, take the lead back).
         cluster.kill9(stalled);
-        cluster.restart(leader);
         cluster.restart(stalled);
+        let admin = cluster.node(survivor).admin.clone().expect("admin address");
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let count = duplicate_batches(&admin, TOPIC, victim);
+            if count > 0 {
+                deduplicated.push((survivor, count));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: a retry of an unacknowledged batch reached the new leader \
+                 {survivor}, which answered it as a duplicate, within {CONVERGE:?}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        cluster.restart(leader);
     }
     wait_for_full_isr(&cluster, TOPIC).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -353,7 +400,8 @@ async fn idempotent_producer_survives_leader_kills_without_duplicates_loss_or_re
     let report = check(&acks, &read);
     eprintln!(
         "{ROUNDS} leader kills in {:?}: sent {sent}, acknowledged {}, failed {}, read back {}, \
-         lost {}, moved {}, duplicated {}, reordered {}",
+         lost {}, moved {}, duplicated {}, reordered {}; (new leader, batches it answered as \
+         duplicates) per round: {deduplicated:?}",
         started.elapsed(),
         acks.len(),
         failures.len(),

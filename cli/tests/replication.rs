@@ -687,6 +687,27 @@ async fn a_former_leader_truncates_its_unreplicated_tail_when_it_rejoins() {
     assert_eq!(read.len() as u64, COMMITTED + AFTER);
 }
 
+/// (log end offset, high watermark, bytes on disk) of one partition as `ferry node status`
+/// reports it.
+fn partition_log(admin: &str, topic: &str, partition: i32) -> Option<(i64, i64, u64)> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["node", "status", "--admin", admin, "--output", "json"])
+        .output()
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    json["partitions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["topic"] == topic && p["partition"] == partition)
+        .map(|p| {
+            (
+                p["log_end_offset"].as_i64().unwrap_or(-1),
+                p["high_watermark"].as_i64().unwrap_or(-1),
+                p["size_bytes"].as_u64().unwrap_or(0),
+            )
+        })
+}
+
 /// A bridge and one network namespace per host, joined by veth pairs: the multi-host tier of
 /// the test plan on one machine. Everything is removed on drop (also on panic).
 struct Network {
@@ -897,13 +918,18 @@ async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_los
     })
     .await;
 
-    // A client that only knows the old leader still reaches it, and is not acknowledged.
+    // A client that only knows the old leader still reaches it, and is not acknowledged. The
+    // old leader appends the write but its followers never fetch it, so the high watermark
+    // stays below it: after the request's 5 s timeout_ms the broker answers REQUEST_TIMED_OUT,
+    // as Kafka's leader does. With no retries that answer is the delivery error; the client's
+    // own give-up (a local MessageTimedOut at 20 s) cannot pass for it.
     let stale: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", cluster.bootstrap_of(leader))
         .set("acks", "all")
         .set("enable.idempotence", "false")
+        .set("retries", "0")
         .set("request.timeout.ms", "5000")
-        .set("message.timeout.ms", "8000")
+        .set("message.timeout.ms", "20000")
         .create()
         .unwrap();
     let record = FutureRecord::<(), _>::to("split")
@@ -911,10 +937,26 @@ async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_los
         .payload("stale");
     let answer = stale.send(record, Duration::from_secs(5)).await;
     assert!(
-        answer.is_err(),
-        "the isolated old leader acknowledged an acks=all write: {answer:?}"
+        matches!(
+            answer,
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::RequestTimedOut),
+                _
+            ))
+        ),
+        "the isolated old leader refuses the acks=all write with REQUEST_TIMED_OUT: {answer:?}"
     );
     drop(stale);
+    // The write is in the old leader's log, above its high watermark, with what else it
+    // appended and could not replicate.
+    let old_admin = cluster.node(leader).admin.clone().expect("admin address");
+    let (old_end, old_high_watermark) =
+        partition_offsets(&old_admin, "split", 0).expect("the old leader reports the partition");
+    assert!(
+        old_end > old_high_watermark,
+        "the old leader holds an unreplicated tail: end {old_end}, high watermark \
+         {old_high_watermark}"
+    );
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     eprintln!("healing broker {leader}");
@@ -931,7 +973,7 @@ async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_los
     let report = check(&acks, failed, &read);
     eprintln!(
         "isolated leader {leader} in {:?}: sent {sent}, acknowledged {}, failed {}, read back \
-         {}, lost {}, moved {}, duplicated {}, reordered {}; old leader truncated: {}",
+         {}, lost {}, moved {}, duplicated {}, reordered {}",
         started.elapsed(),
         report.acknowledged,
         report.failed,
@@ -940,8 +982,43 @@ async fn an_isolated_leader_stops_acknowledging_and_no_acknowledged_write_is_los
         report.moved.len(),
         report.duplicated,
         report.reordered,
-        cluster.node(leader).log_contains("truncating")
     );
+    // The old leader dropped its unreplicated tail when a leader's answer to its fetch named
+    // the divergence, and then holds the same log as the other replicas: the same offsets and,
+    // as followers copy the leader's batches byte for byte, the same number of bytes (the
+    // "stale" batch and the other writes only the old leader took differ in size from what
+    // the new leader wrote at their offsets).
+    assert!(
+        cluster
+            .node(leader)
+            .log_contains("truncating a divergent tail"),
+        "the old leader truncated its tail through DivergingEpoch"
+    );
+    let admins: Vec<String> = cluster
+        .broker_ids()
+        .into_iter()
+        .map(|id| cluster.node(id).admin.clone().expect("admin address"))
+        .collect();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let offsets: Vec<Option<(i64, i64, u64)>> = admins
+            .iter()
+            .map(|admin| partition_log(admin, "split", 0))
+            .collect();
+        if offsets
+            .iter()
+            .all(|o| matches!(o, Some((end, hw, _)) if end == hw))
+            && offsets.windows(2).all(|w| w[0] == w[1])
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every replica with one log (end, high watermark, bytes) within {CONVERGE:?}: \
+             {offsets:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
     assert!(
         read.values().all(|p| p != "stale"),
         "the stale write is not committed"

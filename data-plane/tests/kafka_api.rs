@@ -8,6 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use ferry_data_plane::protocol::versions::{SUPPORTED_APIS, supported_versions};
 use ferry_data_plane::server::ServerOptions;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -144,12 +145,59 @@ fn batch_count(mut records: &[u8]) -> usize {
     count
 }
 
+/// The broker's ApiVersions entries as (key, min, max), in the order it sent them.
+fn advertised(response: &ApiVersionsResponse) -> Vec<(i16, i16, i16)> {
+    response
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect()
+}
+
+/// The served table of `versions.rs` (what the decoder accepts) as (key, min, max).
+fn served_table() -> Vec<(i16, i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|api| (api.key as i16, api.versions.min, api.versions.max))
+        .collect()
+}
+
+/// A request frame (size prefix included) whose header names `api_key` (raw, so keys Kafka
+/// does not define can be sent) at `version`, with `header_version`'s layout, followed by
+/// `body` (already encoded).
+fn raw_frame(api_key: i16, version: i16, header_version: i16, body: &[u8]) -> Bytes {
+    use kafka_protocol::protocol::Encodable;
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(api_key)
+        .with_request_api_version(version)
+        .with_correlation_id(4242)
+        .with_client_id(Some(StrBytes::from_static_str("ferry-test")))
+        .encode(&mut buf, header_version)
+        .unwrap();
+    buf.put_slice(body);
+    let size = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&size.to_be_bytes());
+    buf.freeze()
+}
+
+/// `body` encoded at `version` by the `kafka-protocol` codec.
+fn encoded(body: &RequestKind, version: i16) -> Bytes {
+    let mut buf = BytesMut::new();
+    body.encode(&mut buf, version).unwrap();
+    buf.freeze()
+}
+
 #[tokio::test]
 async fn api_versions_advertises_the_served_table_and_answers_newer_versions_in_v0() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
-    for version in 0..=4 {
+    let own = supported_versions(ApiKey::ApiVersions).expect("ApiVersions is served");
+    // Every served version of ApiVersions advertises the whole table the decoder enforces:
+    // the same keys, in the same order, with the same ranges.
+    for version in own.min..=own.max {
         let ResponseKind::ApiVersions(r) = client
             .call(
                 ApiKey::ApiVersions,
@@ -161,32 +209,33 @@ async fn api_versions_advertises_the_served_table_and_answers_newer_versions_in_
             panic!()
         };
         assert_eq!(r.error_code, 0, "v{version}");
-        let fetch = r
-            .api_keys
-            .iter()
-            .find(|k| k.api_key == ApiKey::Fetch as i16)
-            .unwrap();
-        assert_eq!((fetch.min_version, fetch.max_version), (4, 12));
+        assert_eq!(advertised(&r), served_table(), "v{version}");
     }
-    // A v5 request (newer than the broker knows): Kafka answers v0 with UNSUPPORTED_VERSION and
-    // only ApiVersions' range, and keeps the connection open.
-    let mut frame = BytesMut::new();
-    frame.put_i32(10);
-    frame.put_i16(ApiKey::ApiVersions as i16);
-    frame.put_i16(5);
-    frame.put_i32(777);
-    frame.put_i16(-1); // null client id
+    // A v5 request (newer than the broker knows), shaped as a client would send it: the
+    // flexible header and the v4 body. Kafka (KIP-511) does not parse it; it answers in v0
+    // with UNSUPPORTED_VERSION and only ApiVersions' own range, and keeps the connection open.
+    let newer = own.max + 1;
+    let body = RequestKind::ApiVersions(
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("ferry-test"))
+            .with_client_software_version(StrBytes::from_static_str("1.0")),
+    );
+    let frame = raw_frame(
+        ApiKey::ApiVersions as i16,
+        newer,
+        ApiKey::ApiVersions.request_header_version(own.max),
+        &encoded(&body, own.max),
+    );
     client.send_raw(&frame).await;
-    let (correlation_id, mut body) = client.read_frame().await.unwrap();
-    assert_eq!(correlation_id, 777);
+    let (correlation_id, mut reply) = client.read_frame().await.unwrap();
+    assert_eq!(correlation_id, 4242);
     use kafka_protocol::protocol::Decodable;
-    ResponseHeader::decode(&mut body, 0).unwrap();
-    let reply = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    ResponseHeader::decode(&mut reply, 0).unwrap();
+    let reply = ApiVersionsResponse::decode(&mut reply, 0).unwrap();
     assert_eq!(reply.error_code, ResponseError::UnsupportedVersion.code());
-    assert_eq!(reply.api_keys.len(), 1);
     assert_eq!(
-        (reply.api_keys[0].min_version, reply.api_keys[0].max_version),
-        (0, 4)
+        advertised(&reply),
+        vec![(ApiKey::ApiVersions as i16, own.min, own.max)]
     );
     let again = client
         .call(
@@ -230,50 +279,164 @@ async fn an_oversized_frame_is_refused_from_its_prefix_and_only_that_connection_
     node.shutdown().await;
 }
 
+/// One refusal case: a well-formed request the broker must refuse, and a control request on
+/// the same connection, just before it, that the broker must answer.
+struct Refusal {
+    what: &'static str,
+    /// The control: an API and version the broker serves, and its body.
+    control: (ApiKey, i16, RequestKind),
+    /// The refused frame.
+    refused: Bytes,
+}
+
+/// A well-formed body of `key` encoded at `version`, in a frame whose header claims `version`:
+/// exactly what a client speaking that version sends.
+fn well_formed(key: ApiKey, version: i16, body: &RequestKind) -> Bytes {
+    raw_frame(
+        key as i16,
+        version,
+        key.request_header_version(version),
+        &encoded(body, version),
+    )
+}
+
+/// Above the served range, but inside what the codec decodes: if the broker accepted the
+/// version, it would parse and answer the request.
+fn above_served_range(what: &'static str, key: ApiKey, body: RequestKind) -> Refusal {
+    let served = supported_versions(key).expect("a served API");
+    let version = served.max + 1;
+    assert!(
+        version <= codec_max(key),
+        "{what}: the codec cannot encode v{version}; pick an API it knows beyond the table"
+    );
+    Refusal {
+        what,
+        refused: well_formed(key, version, &body),
+        control: (key, served.max, body),
+    }
+}
+
+/// The highest version the `kafka-protocol` codec encodes and decodes for `key`.
+fn codec_max(key: ApiKey) -> i16 {
+    use kafka_protocol::protocol::Message;
+    match key {
+        ApiKey::Metadata => MetadataRequest::VERSIONS.max,
+        ApiKey::Produce => ProduceRequest::VERSIONS.max,
+        ApiKey::Fetch => FetchRequest::VERSIONS.max,
+        ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS.max,
+        other => panic!("no codec range listed for {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn unknown_api_keys_and_unsupported_versions_close_the_connection_as_kafka_does() {
+async fn unknown_api_keys_unserved_apis_and_unsupported_versions_close_the_connection_as_kafka_does()
+ {
+    // Apache Kafka answers an unsupported ApiVersions version (the test above); for every other
+    // API it closes the connection without a response when the key is unknown, the API is not
+    // enabled on the listener, or the version is outside what it serves. Ferry does the same.
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
-    let header = |key: i16, version: i16| {
-        let mut frame = BytesMut::new();
-        frame.put_i32(10);
-        frame.put_i16(key);
-        frame.put_i16(version);
-        frame.put_i32(1);
-        frame.put_i16(-1);
-        frame
-    };
-    for (key, version, what) in [
-        (9999, 0, "unknown key"),
-        (
-            ApiKey::Produce as i16,
-            2,
-            "Produce v2 (below the served range)",
-        ),
-        (
-            ApiKey::Fetch as i16,
-            13,
-            "Fetch v13 (above the served range)",
-        ),
-        (
-            ApiKey::JoinGroup as i16,
-            0,
-            "an API the broker does not serve",
-        ),
-    ] {
-        let mut client = RawClient::connect(node.addr).await;
-        client.send_raw(&header(key, version)).await;
-        assert!(client.is_closed().await, "{what}");
-    }
-    let mut client = RawClient::connect(node.addr).await;
-    let ok = client
-        .call(
+    let empty_produce = ProduceRequest::default().with_acks(1).with_timeout_ms(5000);
+    let empty_fetch = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1);
+    let api_versions = (
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    );
+    // Produce v2: the codec starts at v3, so the body is built by hand from the v3 one (v2 is
+    // v3 without the leading transactional id, here the 2 bytes of a null string). Every
+    // served minimum is also the codec's, so below the range the codec would refuse the body
+    // too; this case pins Kafka's answer (a close, no response), while the cases above the
+    // range are the ones only the version table refuses.
+    let produce_v3 = encoded(&RequestKind::Produce(empty_produce.clone()), 3);
+    assert_eq!(&produce_v3[..2], &[0xff, 0xff], "a null transactional id");
+    let produce_min = supported_versions(ApiKey::Produce).unwrap().min;
+    assert_eq!(produce_min, 3, "the hand-built body below is a v2 body");
+    // An API kafka-protocol knows (and Apache Kafka serves) that Ferry does not.
+    let unserved = ApiKey::ElectLeaders;
+    assert!(
+        supported_versions(unserved).is_none(),
+        "{unserved:?} is served now: pick an API the broker does not serve"
+    );
+    let cases = vec![
+        above_served_range(
+            "Metadata one above the served range",
             ApiKey::Metadata,
-            1,
-            RequestKind::Metadata(MetadataRequest::default()),
-        )
-        .await;
-    assert!(matches!(ok, ResponseKind::Metadata(_)));
+            RequestKind::Metadata(MetadataRequest::default().with_topics(None)),
+        ),
+        above_served_range(
+            "Produce one above the served range",
+            ApiKey::Produce,
+            RequestKind::Produce(empty_produce.clone()),
+        ),
+        above_served_range(
+            "Fetch one above the served range",
+            ApiKey::Fetch,
+            RequestKind::Fetch(empty_fetch),
+        ),
+        above_served_range(
+            "DescribeCluster one above the served range",
+            ApiKey::DescribeCluster,
+            RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ),
+        Refusal {
+            what: "Produce v2 (below the served range)",
+            refused: raw_frame(
+                ApiKey::Produce as i16,
+                produce_min - 1,
+                ApiKey::Produce.request_header_version(produce_min - 1),
+                &produce_v3[2..],
+            ),
+            control: (
+                ApiKey::Produce,
+                produce_min,
+                RequestKind::Produce(empty_produce),
+            ),
+        },
+        Refusal {
+            what: "an API the broker does not serve",
+            refused: well_formed(
+                unserved,
+                2,
+                &RequestKind::ElectLeaders(ElectLeadersRequest::default().with_timeout_ms(5000)),
+            ),
+            control: api_versions.clone(),
+        },
+        Refusal {
+            what: "an API key Kafka does not define",
+            refused: raw_frame(9999, 0, 1, &[]),
+            control: api_versions,
+        },
+    ];
+    for Refusal {
+        what,
+        control: (key, version, body),
+        refused,
+    } in cases
+    {
+        let mut client = RawClient::connect(node.addr).await;
+        // The connection works and the same request, at a served version, is answered...
+        let (correlation_id, frame) = client.frame(key, version, &body);
+        client.send_raw(&frame).await;
+        let (got, mut answer) = client
+            .read_frame()
+            .await
+            .unwrap_or_else(|| panic!("{what}: the control request was not answered"));
+        assert_eq!(got, correlation_id, "{what}");
+        use kafka_protocol::protocol::Decodable;
+        ResponseHeader::decode(&mut answer, key.response_header_version(version)).unwrap();
+        ResponseKind::decode(key, &mut answer, version)
+            .unwrap_or_else(|e| panic!("{what}: control answer does not decode: {e}"));
+        // ...so the close that follows is the refusal of the version or the API.
+        client.send_raw(&refused).await;
+        assert!(
+            client.is_closed().await,
+            "{what}: closed without a response"
+        );
+    }
     node.shutdown().await;
 }
 

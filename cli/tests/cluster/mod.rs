@@ -636,6 +636,9 @@ pub fn partitions(metadata: &Metadata, topic: &str) -> Option<Vec<PartitionView>
 }
 
 /// An admin client whose requests give up after `request_timeout`.
+///
+/// librdkafka also bounds every request by `socket.timeout.ms` (default 60 s); that is raised
+/// to `request_timeout` when it is longer, so the client really waits that long.
 pub struct Admin {
     client: AdminClient<DefaultClientContext>,
     options: AdminOptions,
@@ -644,8 +647,10 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(bootstrap: &str, request_timeout: Duration) -> Self {
+        let socket_timeout = request_timeout.max(Duration::from_secs(60));
         let client = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
+            .set("socket.timeout.ms", socket_timeout.as_millis().to_string())
             .create()
             .expect("admin client");
         let options = AdminOptions::new()

@@ -217,14 +217,32 @@ async fn a_new_reconciler_resumes_an_interrupted_creation() {
     assert_eq!(done.state, OperationState::Succeeded);
 }
 
-#[tokio::test]
-async fn a_follower_control_plane_does_not_reconcile() {
-    struct Follower;
-    impl Leadership for Follower {
-        async fn is_leader(&self) -> bool {
-            false
+/// A fixed answer to "do I lead the store?" that ends the run after `ticks` answers: the
+/// reconciler asks once per tick, so a run lasts a number of ticks, not a wall-clock time.
+struct FixedLeadership {
+    /// The answer.
+    leads: bool,
+    /// Answers given so far.
+    asked: std::sync::atomic::AtomicUsize,
+    /// Answers after which `done` is notified.
+    ticks: usize,
+    /// The run's shutdown signal.
+    done: Arc<tokio::sync::Notify>,
+}
+
+impl Leadership for FixedLeadership {
+    async fn is_leader(&self) -> bool {
+        let asked = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if asked >= self.ticks {
+            self.done.notify_one();
         }
+        self.leads
     }
+}
+
+/// Creates a cluster and runs a reconciler that `leads` (or not) for 5 ticks; returns how many
+/// nodes it placed.
+async fn nodes_placed_in_a_run(leads: bool) -> usize {
     let store = store_with_hosts().await;
     let (created, _) = store
         .create_cluster("t1", spec("orders"), None)
@@ -234,16 +252,32 @@ async fn a_follower_control_plane_does_not_reconcile() {
         tick: Duration::from_millis(1),
         ..ReconcilerOptions::default()
     };
-    let follower = Reconciler::new(Arc::clone(&store), Follower, options);
-    follower
-        .run(tokio::time::sleep(Duration::from_millis(50)))
+    let done = Arc::new(tokio::sync::Notify::new());
+    let leadership = FixedLeadership {
+        leads,
+        asked: Default::default(),
+        ticks: 5,
+        done: Arc::clone(&done),
+    };
+    Reconciler::new(Arc::clone(&store), leadership, options)
+        .run(done.notified())
         .await;
-    assert!(
-        cluster(&store, &created.id)
-            .await
-            .status
-            .placement
-            .is_empty()
+    cluster(&store, &created.id).await.status.placement.len()
+}
+
+#[tokio::test]
+async fn a_follower_control_plane_does_not_reconcile() {
+    assert_eq!(
+        nodes_placed_in_a_run(false).await,
+        0,
+        "a follower places nothing"
+    );
+    // Positive control: the same run, leading, places every node; so the follower's empty
+    // placement comes from not leading, not from a run too short or a cluster not placeable.
+    assert_eq!(
+        nodes_placed_in_a_run(true).await,
+        6,
+        "3 brokers and 3 controllers"
     );
 }
 

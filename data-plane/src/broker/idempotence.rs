@@ -8,7 +8,8 @@
 //! # Expected flow
 //! - Leader ([`PartitionInner::check_producer_batch`] in `produce.rs`): before the append the
 //!   batch's producer id, epoch and sequences are checked; a duplicate is answered with the
-//!   original offsets and nothing is written; a refusal (OUT_OF_ORDER_SEQUENCE_NUMBER,
+//!   original offsets, nothing is written, and [`Producers::duplicate_batches`] counts it; a
+//!   refusal (OUT_OF_ORDER_SEQUENCE_NUMBER,
 //!   INVALID_PRODUCER_EPOCH) writes nothing; otherwise the batch is appended and recorded.
 //! - Follower ([`PartitionInner::record_replicated`]): every batch copied from the leader is
 //!   recorded, so a new leader deduplicates retries of its predecessor's batches.
@@ -48,6 +49,10 @@ pub struct Producers {
     /// The log's segment count when last looked at: a larger count means a roll, which takes a
     /// snapshot.
     segments_seen: usize,
+    /// Batches this replica, leading, answered as duplicates (retries of batches already in
+    /// its log) since the process opened it; `ferry node status` reports it. Kept in memory
+    /// only, and across rebuilds of the table.
+    pub duplicate_batches: u64,
 }
 
 /// What the leader does with a produced partition's records, decided under the partition lock.

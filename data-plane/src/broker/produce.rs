@@ -252,6 +252,7 @@ impl Broker {
                 first_offset,
                 last_offset,
             } => {
+                inner.producers.duplicate_batches += 1;
                 // Answered like the original write, once the original is replicated as well.
                 let required = last_offset + 1;
                 let wait = (acks == ACKS_ALL && inner.high_watermark < required)

@@ -60,6 +60,7 @@ impl NodeService for StatusSource {
                     high_watermark: inner.high_watermark,
                     size_bytes: inner.log.size_bytes(),
                     segment_count: inner.log.segment_count() as u32,
+                    duplicate_batches: inner.producers.duplicate_batches,
                 }
             })
             .collect();

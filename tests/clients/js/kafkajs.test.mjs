@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 
-import { CompressionTypes, Kafka, logLevel, Partitioners } from 'kafkajs';
+import { AssignerProtocol, CompressionTypes, Kafka, logLevel, Partitioners } from 'kafkajs';
 
 import { FerryNode, run } from './ferry-node.mjs';
 
@@ -29,6 +29,18 @@ function errorTypes(err, seen = new Set()) {
     .flatMap((e) => errorTypes(e, seen));
   const own = typeof err.type === 'string' ? [err.type] : [];
   return [...new Set([...own, ...inner])];
+}
+
+// Polls `probe` every 200 ms until it returns something other than null; fails with `what`
+// after `ms`.
+async function withinMs(ms, what, probe) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const result = await probe();
+    if (result !== null) return result;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 // Reads a whole topic from the beginning with kcat; returns [{partition, offset, key, value}].
@@ -256,39 +268,81 @@ describe('kafkajs', { timeout: 180_000 }, () => {
     assert.ok(!(await admin.listTopics()).includes('not a valid name!'));
   });
 
-  test('a consumer group of two kafkajs consumers reads everything once and commits it', async () => {
+  test('a consumer group of two kafkajs consumers splits the topic, reads everything once and commits it', async () => {
     const topic = topicName('kafkajs-group');
     await admin.createTopics({
       topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
       waitForLeaders: true,
       timeout: TIMEOUT_MS,
     });
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
     const messages = Array.from({ length: 90 }, (_, i) => ({ key: `k-${i}`, value: `group-${i}` }));
-    try {
-      await producer.send({ topic, acks: -1, timeout: TIMEOUT_MS, messages });
-    } finally {
-      await producer.disconnect();
-    }
-
     const groupId = topicName('kafkajs-group-id');
+    // Each consumer's member id and partitions, from its latest GROUP_JOIN (emitted after
+    // SyncGroup with the assignment the broker handed it).
+    const joined = [null, null];
+    // Deliveries of each message; the first second sighting fails the test at once.
     const seen = new Map();
-    const consumers = [0, 1].map(() => kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 }));
     let allSeen;
-    const done = new Promise((resolve) => { allSeen = resolve; });
+    let duplicate;
+    const done = new Promise((resolve, reject) => {
+      allSeen = resolve;
+      duplicate = reject;
+    });
+    const consumers = [0, 1].map(() => kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1_000 }));
     try {
-      for (const consumer of consumers) {
+      for (const [index, consumer] of consumers.entries()) {
+        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+          const partitions = [...(payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b);
+          joined[index] = { memberId: payload.memberId, partitions };
+        });
         await consumer.connect();
         await consumer.subscribe({ topic, fromBeginning: true });
         // eachMessage resolves before kafkajs commits the offset (autoCommit after processing).
         await consumer.run({
-          eachMessage: async ({ message }) => {
+          eachMessage: async ({ message, partition }) => {
             const value = message.value.toString();
-            seen.set(value, (seen.get(value) ?? 0) + 1);
+            const count = (seen.get(value) ?? 0) + 1;
+            seen.set(value, count);
+            if (count > 1) {
+              duplicate(new Error(`${value} (partition ${partition}) read ${count} times, by consumer ${index} the last time`));
+            }
             if (seen.size === messages.length) allSeen();
           },
         });
+      }
+
+      // Both consumers settle in one generation before anything is produced, so no rebalance
+      // happens while they read (kafkajs's eager rebalance may legitimately re-deliver what was
+      // read but not committed). A generation is settled when the coordinator's group is
+      // Stable with both members and each consumer's own view of its assignment is the one the
+      // coordinator holds for it (a consumer's GROUP_JOIN can lag the other's).
+      const split = await withinMs(60_000, 'both consumers settled in one generation', async () => {
+        const { groups } = await admin.describeGroups([groupId]);
+        const group = groups[0];
+        if (group.state !== 'Stable' || group.members.length !== 2) return null;
+        const views = group.members.map((member) => {
+          const decoded = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
+          const held = [...(decoded?.assignment[topic] ?? [])].sort((a, b) => a - b);
+          const mine = joined.find((j) => j?.memberId === member.memberId);
+          return mine && JSON.stringify(mine.partitions) === JSON.stringify(held) ? held : null;
+        });
+        return views.every((v) => v !== null) ? views : null;
+      });
+      for (const partitions of split) assert.ok(partitions.length > 0, `a member holds nothing: ${JSON.stringify(split)}`);
+      const [first, second] = split;
+      assert.deepEqual(first.filter((p) => second.includes(p)), [], `held by both members: ${JSON.stringify(split)}`);
+      assert.deepEqual(
+        [...first, ...second].sort((a, b) => a - b),
+        Array.from({ length: PARTITIONS }, (_, p) => p),
+        `the members together hold every partition: ${JSON.stringify(split)}`,
+      );
+
+      const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      try {
+        await producer.send({ topic, acks: -1, timeout: TIMEOUT_MS, messages });
+      } finally {
+        await producer.disconnect();
       }
       let timer;
       const bound = new Promise((_, reject) => {
@@ -306,7 +360,11 @@ describe('kafkajs', { timeout: 180_000 }, () => {
     } finally {
       for (const consumer of consumers) await consumer.disconnect();
     }
-    assert.deepEqual([...seen.keys()].sort(), messages.map((m) => m.value).sort());
+    // Every message, each exactly once (also counting what arrived after the last new one).
+    assert.deepEqual(
+      [...seen.entries()].sort(([a], [b]) => a.localeCompare(b)),
+      messages.map((m) => [m.value, 1]).sort(([a], [b]) => a.localeCompare(b)),
+    );
 
     // Disconnecting commits and leaves: the committed offsets cover every message.
     const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
