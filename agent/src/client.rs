@@ -396,7 +396,7 @@ mod tests {
         // The first member is back: calls stay with the second.
         set(&mut members, 0, Ok(()));
         assert_eq!(call(&mut members).await.unwrap(), "cp-2:7071");
-        // The second dies too (a timeout): the third answers, wrapping around is not needed.
+        // The second dies too (a timeout): the third answers.
         set(&mut members, 1, Err(Code::DeadlineExceeded));
         assert_eq!(call(&mut members).await.unwrap(), "cp-3:7071");
         // The third dies: the list wraps around to the first.
