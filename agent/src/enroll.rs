@@ -13,8 +13,8 @@
 //! one the certificate carries); every later call to `AgentService` is made with this
 //! certificate over mutual TLS, and the control plane lets it act for that host only.
 //!
-//! The same scheme gives each node its certificate ([`crate::node_tls`]): the agent makes the node's
-//! key, the control plane signs it for the node's cluster, id and role as assigned.
+//! The same scheme gives each node its certificate ([`crate::node_tls`]): the agent makes the
+//! node's key, the control plane signs it for the node's cluster, id and role as assigned.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
