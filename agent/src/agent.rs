@@ -13,10 +13,22 @@
 //! ones and neither side ever blocks the other. The supervise task is the single owner of the
 //! supervisor and of every process handle.
 //!
+//! # A replicated control plane
+//!
+//! The agent knows every control-plane member: their public URLs (`control_plane`, where it
+//! enrolls, trying each in turn) and their peer listeners (told by enrollment and kept in the
+//! data dir, or given as `peer_addresses`). The sync task talks to one member at a time; a call
+//! that finds it unreachable (UNAVAILABLE, a timeout, a broken connection) goes on to the next
+//! member at once, and the member that answers is kept for the calls after
+//! ([`crate::client`]). Any member will do: a follower forwards the agent's writes to the
+//! leader. Only when no member answers does the round fail and back off. The supervise task
+//! knows nothing of this: nodes keep running, restarting and being probed throughout.
+//!
 //! # Guarantees
 //!
 //! - The agent never exits on its own: a control plane that is down, slow or restarting only
-//!   delays reports and new assignments (retried with backoff up to `retry_backoff_max`).
+//!   delays reports and new assignments (retried with backoff up to `retry_backoff_max`); a
+//!   member that dies costs at most one call timeout before another member answers.
 //! - Nodes keep running from the last persisted assignments while the control plane is away,
 //!   and keep running when the agent stops (unless `stop_nodes_on_shutdown`) or dies.
 //! - A restarted agent adopts the node processes still running instead of starting them again.
@@ -51,14 +63,17 @@ use crate::supervisor::{Action, Millis, NodeReport, Supervisor, SupervisorOption
 /// [`Agent::start`]. Its `Debug` output leaves the token out.
 #[derive(Clone)]
 pub struct AgentOptions {
-    /// The control plane's public API URL, `http://host:port`: where the agent enrolls.
-    pub control_plane: String,
+    /// Each control-plane member's public API URL, `http://host:port`: where the agent
+    /// enrolls, trying them in turn. One for a control plane running alone.
+    pub control_plane: Vec<String>,
     /// The one-time join token (`ferry token create --role agent --host ID`); needed only for
     /// the first start, when the data dir holds no host certificate yet.
     pub join_token: Option<JoinToken>,
-    /// The control plane's peer listener, `host:port`, where `AgentService` is served; by
-    /// default the one enrollment told (kept in the data dir).
-    pub peer_address: Option<String>,
+    /// Each control-plane member's peer listener, `host:port`, where `AgentService` is
+    /// served; the agent talks to one and fails over to the next ([`crate::client`]). Empty
+    /// for the ones enrollment told (kept in the data dir): every member's, the enrolling
+    /// member's first.
+    pub peer_addresses: Vec<String>,
     /// Where the agent keeps its host id, its last assignments and its nodes' directories.
     pub data_dir: PathBuf,
     /// The host's id; by default the one kept in the data dir, else a new random one.
@@ -105,7 +120,7 @@ impl fmt::Debug for AgentOptions {
         let AgentOptions {
             control_plane,
             join_token,
-            peer_address,
+            peer_addresses,
             data_dir,
             host_id,
             zone,
@@ -128,7 +143,7 @@ impl fmt::Debug for AgentOptions {
         f.debug_struct("AgentOptions")
             .field("control_plane", control_plane)
             .field("join_token", &join_token.as_ref().map(|_| "<redacted>"))
-            .field("peer_address", peer_address)
+            .field("peer_addresses", peer_addresses)
             .field("data_dir", data_dir)
             .field("host_id", host_id)
             .field("zone", zone)
@@ -164,9 +179,9 @@ impl AgentOptions {
     ) -> AgentOptions {
         let join_token = join_token.into();
         AgentOptions {
-            control_plane: control_plane.into(),
+            control_plane: vec![control_plane.into()],
             join_token: (!join_token.trim().is_empty()).then(|| JoinToken::new(join_token)),
-            peer_address: None,
+            peer_addresses: Vec::new(),
             data_dir: data_dir.into(),
             host_id: None,
             zone: zone.into(),
@@ -195,13 +210,22 @@ impl AgentOptions {
     /// [`Error::InvalidInput`] listing the problems.
     pub fn validate(&self) -> Result<()> {
         let mut problems = Vec::new();
-        if !(self.control_plane.starts_with("http://")
-            || self.control_plane.starts_with("https://"))
-        {
-            problems.push(format!(
-                "the control plane URL {:?} must start with http:// or https://",
-                self.control_plane
-            ));
+        if self.control_plane.is_empty() {
+            problems.push("at least one control plane URL is needed".to_string());
+        }
+        for url in &self.control_plane {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!(
+                    "the control plane URL {url:?} must start with http:// or https://"
+                ));
+            }
+        }
+        for address in &self.peer_addresses {
+            if address.is_empty() || address.contains("://") {
+                problems.push(format!(
+                    "the control plane peer address {address:?} must be HOST:PORT"
+                ));
+            }
         }
         if !is_safe_name(&self.zone) {
             problems.push(format!(
@@ -332,12 +356,13 @@ impl Agent {
             Some(bytes) => bytes,
             None => free_bytes(&data_dir)?,
         };
-        let peer_address = options
-            .peer_address
-            .clone()
-            .unwrap_or_else(|| enrolled.peer_address.clone());
+        let peer_addresses = if options.peer_addresses.is_empty() {
+            enrolled.peer_addresses.clone()
+        } else {
+            options.peer_addresses.clone()
+        };
         let control_plane =
-            ControlPlane::new(&peer_address, &enrolled.material, options.rpc_timeout)?;
+            ControlPlane::new(&peer_addresses, &enrolled.material, options.rpc_timeout)?;
 
         let mut shell = Shell {
             core: Supervisor::new(options.supervisor.clone()),
@@ -352,6 +377,7 @@ impl Agent {
             host_id,
             generation = kept.generation,
             nodes = kept.nodes.len(),
+            control_plane = ?peer_addresses,
             "agent started"
         );
 
@@ -652,6 +678,7 @@ impl Sync {
                     if let Some(since) = outage.take() {
                         tracing::info!(
                             after = ?since.elapsed(),
+                            member = self.control_plane.current_member(),
                             "the control plane is reachable again"
                         );
                     }

@@ -1,10 +1,11 @@
 //! The agent's identity: enrollment with a join token, and the host certificate kept after it.
 //!
 //! ```text
-//! first start:   join token (file or env) ──► make a key and a CSR ──► Enroll on the public
-//!                API port ──► check the CA's fingerprint against the token ──► keep the
-//!                certificate, key and CA in <data dir>/identity (0700; files 0600) and the
-//!                peer address in <data dir>/control-plane-peer
+//! first start:   join token (file or env) ──► make a key and a CSR ──► Enroll on a member's
+//!                public API port (each member's in turn until one answers) ──► check the
+//!                CA's fingerprint against the token ──► keep the certificate, key and CA in
+//!                <data dir>/identity (0700; files 0600) and every member's peer address in
+//!                <data dir>/control-plane-peer (one a line, the enrolling member's first)
 //! later starts:  load <data dir>/identity; the join token is not needed (it is spent)
 //! ```
 //!
@@ -12,8 +13,8 @@
 //! one the certificate carries); every later call to `AgentService` is made with this
 //! certificate over mutual TLS, and the control plane lets it act for that host only.
 //!
-//! The same scheme gives each node its certificate ([`node_csr`]): the agent makes the node's
-//! key, the control plane signs it for the node's cluster, id and role as assigned.
+//! The same scheme gives each node its certificate ([`crate::node_tls`]): the agent makes the
+//! node's key, the control plane signs it for the node's cluster, id and role as assigned.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,18 +25,18 @@ use ferry_identity::{Identity, TlsMaterial};
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::enrollment_service_client::EnrollmentServiceClient;
 use sha2::{Digest, Sha256};
-use tonic::Code;
 
 use crate::error::{Error, Result};
 use crate::store::write_atomically;
 
 /// Subdirectory of the agent's data directory holding its host certificate, key and CA.
 pub const IDENTITY_DIR: &str = "identity";
-/// File holding the control plane's peer address (`host:port`), as enrollment told it.
+/// File holding the control plane members' peer addresses (`host:port`, one a line), as
+/// enrollment told them.
 pub const PEER_ADDRESS_FILE: &str = "control-plane-peer";
 /// How long the agent keeps trying to reach the control plane to enroll.
 pub const ENROLL_WAIT: Duration = Duration::from_secs(60);
-/// Pause between enrollment attempts while the control plane is unreachable.
+/// Pause between rounds of enrollment attempts while no member can be reached.
 const ENROLL_RETRY: Duration = Duration::from_millis(500);
 /// Longest join token read (a JWT of a few hundred bytes).
 pub const JOIN_TOKEN_BYTES_MAX: usize = 4096;
@@ -72,15 +73,15 @@ struct Claims {
     ca: String,
 }
 
-/// An enrolled host: its id, its TLS material, the control plane's peer address.
+/// An enrolled host: its id, its TLS material, the control plane members' peer addresses.
 #[derive(Debug, Clone)]
 pub struct Enrolled {
     /// The host id the certificate speaks for.
     pub host_id: String,
     /// The host certificate, its key and the CA.
     pub material: TlsMaterial,
-    /// `host:port` of the control plane's peer listener.
-    pub peer_address: String,
+    /// `host:port` of each member's peer listener, the one the host enrolled with first.
+    pub peer_addresses: Vec<String>,
 }
 
 /// The identity kept in `data_dir`, if the host enrolled before.
@@ -98,14 +99,23 @@ pub fn load(data_dir: &Path) -> Result<Option<Enrolled>> {
     })?;
     let host_id = host_of(&material)?;
     let path = data_dir.join(PEER_ADDRESS_FILE);
-    let peer_address = std::fs::read_to_string(&path)
+    let peer_addresses: Vec<String> = std::fs::read_to_string(&path)
         .map_err(|e| Error::io(&path, e))?
-        .trim()
-        .to_string();
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    if peer_addresses.is_empty() {
+        return Err(Error::InvalidData(format!(
+            "{} names no control plane peer address",
+            path.display()
+        )));
+    }
     Ok(Some(Enrolled {
         host_id,
         material,
-        peer_address,
+        peer_addresses,
     }))
 }
 
@@ -151,51 +161,66 @@ fn claims(token: &JoinToken) -> Result<Claims> {
     Ok(claims)
 }
 
-/// Enrolls the host at the control plane's public API `url` with `token`, keeps the result in
-/// `data_dir` and returns it. Retries for up to [`ENROLL_WAIT`] while the control plane cannot
-/// be reached; a refusal is final.
+/// Enrolls the host at one of the control plane members' public API `urls` with `token`,
+/// keeps the result in `data_dir` and returns it. Tries the members in turn (each for one
+/// timeout), round after round for up to [`ENROLL_WAIT`], while none can be reached; a refusal
+/// is final.
 ///
 /// # Errors
 ///
 /// [`Error::Enrollment`] for a refused token, a CA that is not the one the token names, or a
-/// control plane that stays unreachable; [`Error::Io`] when the data dir cannot be written.
+/// control plane that stays unreachable; [`Error::InvalidInput`] for a bad URL; [`Error::Io`]
+/// when the data dir cannot be written.
 pub async fn enroll(
     data_dir: &Path,
-    url: &str,
+    urls: &[String],
     token: &JoinToken,
     timeout: Duration,
 ) -> Result<Enrolled> {
     let claims = claims(token)?;
     let (key_pem, csr_pem) = new_key_and_csr()?;
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| Error::InvalidInput(format!("control plane URL {url:?}: {e}")))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let mut client = EnrollmentServiceClient::new(endpoint.connect_lazy());
+    let mut clients = Vec::with_capacity(urls.len());
+    for url in urls {
+        let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+            .map_err(|e| Error::InvalidInput(format!("control plane URL {url:?}: {e}")))?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        clients.push((url, EnrollmentServiceClient::new(endpoint.connect_lazy())));
+    }
+    if clients.is_empty() {
+        return Err(Error::InvalidInput(
+            "no control plane URL to enroll at".into(),
+        ));
+    }
     let deadline = tokio::time::Instant::now() + ENROLL_WAIT;
-    let response = loop {
-        let request = pb::EnrollRequest {
-            join_token: token.0.clone(),
-            csr_pem: csr_pem.clone(),
-        };
-        match client.enroll(request).await {
-            Ok(response) => break response.into_inner(),
-            Err(status)
-                if matches!(
-                    status.code(),
-                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
-                ) && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(ENROLL_RETRY).await;
-            }
-            Err(status) => {
-                return Err(Error::Enrollment(format!(
-                    "the control plane at {url} answered {:?}: {}",
-                    status.code(),
-                    status.message()
-                )));
+    let (url, response) = 'members: loop {
+        let mut failures = Vec::new();
+        for (url, client) in &mut clients {
+            let request = pb::EnrollRequest {
+                join_token: token.0.clone(),
+                csr_pem: csr_pem.clone(),
+            };
+            match client.enroll(request).await {
+                Ok(response) => break 'members (url.as_str(), response.into_inner()),
+                Err(status) if crate::client::is_unreachable(status.code()) => {
+                    failures.push(format!("{url}: {}", status.message()));
+                }
+                Err(status) => {
+                    return Err(Error::Enrollment(format!(
+                        "the control plane at {url} answered {:?}: {}",
+                        status.code(),
+                        status.message()
+                    )));
+                }
             }
         }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Enrollment(format!(
+                "no control-plane member could be reached within {ENROLL_WAIT:?} ({})",
+                failures.join("; ")
+            )));
+        }
+        tokio::time::sleep(ENROLL_RETRY).await;
     };
     let fingerprint = fingerprint(&response.ca_pem)?;
     if fingerprint != claims.ca {
@@ -213,6 +238,7 @@ pub async fn enroll(
             claims.sub
         )));
     }
+    let peer_addresses = peer_addresses(&response.peer_address, &response.member_peer_addresses);
     let dir = data_dir.join(IDENTITY_DIR);
     material.write(&dir).map_err(|e| {
         Error::Io(format!(
@@ -221,14 +247,26 @@ pub async fn enroll(
         ))
     })?;
     let path: PathBuf = data_dir.join(PEER_ADDRESS_FILE);
-    write_atomically(&path, format!("{}\n", response.peer_address).as_bytes())
-        .map_err(|e| Error::io(&path, e))?;
-    tracing::info!(host_id, "enrolled with the control plane");
+    let lines: String = peer_addresses.iter().map(|a| format!("{a}\n")).collect();
+    write_atomically(&path, lines.as_bytes()).map_err(|e| Error::io(&path, e))?;
+    tracing::info!(host_id, url, "enrolled with the control plane");
     Ok(Enrolled {
         host_id,
         material,
-        peer_address: response.peer_address,
+        peer_addresses,
     })
+}
+
+/// The members' peer addresses an enrollment answer gives: the enrolling member's first, then
+/// the others, each once. (A control plane older than the member list gives only its own.)
+fn peer_addresses(own: &str, members: &[String]) -> Vec<String> {
+    let mut addresses = vec![own.to_string()];
+    for address in members {
+        if !addresses.contains(address) {
+            addresses.push(address.clone());
+        }
+    }
+    addresses
 }
 
 /// A new key (PEM) and a certificate signing request over it (PEM). The request names
@@ -278,6 +316,20 @@ mod tests {
             assert!(token_host(&token(claims)).is_err(), "{claims}");
         }
         assert!(token_host(&JoinToken::new("no-dots")).is_err());
+    }
+
+    #[test]
+    fn the_enrolling_members_peer_address_comes_first_and_each_once() {
+        let members = [
+            "cp-1:7071".to_string(),
+            "cp-2:7071".into(),
+            "cp-3:7071".into(),
+        ];
+        assert_eq!(
+            peer_addresses("cp-2:7071", &members),
+            ["cp-2:7071", "cp-1:7071", "cp-3:7071"]
+        );
+        assert_eq!(peer_addresses("cp-1:7071", &[]), ["cp-1:7071"]);
     }
 
     #[test]

@@ -29,7 +29,8 @@
 //! - [`health`]: a node's admin endpoint answer judged into ready / not ready / failed.
 //! - [`enroll`]: the host's identity: enrollment with a one-time join token, the host
 //!   certificate kept in the data dir.
-//! - [`client`]: the control plane's `AgentService`, over mutual TLS with that certificate.
+//! - [`client`]: the control plane's `AgentService`, over mutual TLS with that certificate,
+//!   failing over between the members of a replicated control plane.
 //! - [`node_tls`]: each node's certificate, over a key made here, signed by the control plane.
 //! - [`store`]: what the agent keeps in its data directory (host id, assignments).
 //! - [`agent`]: [`Agent`], the shell running the two tasks, and its [`AgentOptions`].

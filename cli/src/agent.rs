@@ -10,13 +10,16 @@ use ferry_agent::{Agent, AgentOptions};
 /// Flags of an agent process.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The control plane's public API URL (where the agent enrolls).
+    /// The control plane's public API URL (where the agent enrolls); for a replicated control
+    /// plane, every member's: repeat the flag or separate them with commas. Enrollment tries
+    /// them in turn.
     #[arg(
         long,
         env = "FERRY_CONTROL_PLANE",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:7070"
     )]
-    pub control_plane: String,
+    pub control_plane: Vec<String>,
     /// The host's zone (failure domain; the brokers' rack).
     #[arg(long, env = "FERRY_ZONE")]
     pub zone: String,
@@ -30,9 +33,11 @@ pub struct AgentArgs {
     /// certificate) names.
     #[arg(long, env = "FERRY_HOST_ID")]
     pub host_id: Option<String>,
-    /// The control plane's peer listener, HOST:PORT (default: the address enrollment gave).
-    #[arg(long, env = "FERRY_CONTROL_PLANE_PEER")]
-    pub control_plane_peer: Option<String>,
+    /// The control plane members' peer listeners, HOST:PORT each (repeat the flag or separate
+    /// them with commas); the agent talks to the first and fails over to the next when it is
+    /// unreachable. Default: the ones enrollment gave (every member's).
+    #[arg(long, env = "FERRY_CONTROL_PLANE_PEER", value_delimiter = ',')]
+    pub control_plane_peer: Vec<String>,
     /// The ports nodes on this host may use, LO-HI.
     #[arg(long, env = "FERRY_PORTS", default_value = "9000-9999", value_parser = parse_ports)]
     pub ports: (u16, u16),
@@ -87,15 +92,21 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         // None is fine for a host that enrolled before (its certificate is in the data dir).
         (Err(_), None) => String::new(),
     };
-    let mut options = AgentOptions::new(
-        args.control_plane,
-        token,
-        args.data_dir,
-        args.zone,
-        args.address,
-    );
+    let mut options =
+        AgentOptions::new(String::new(), token, args.data_dir, args.zone, args.address);
+    options.control_plane = args
+        .control_plane
+        .into_iter()
+        .map(|url| url.trim().to_string())
+        .filter(|url| !url.is_empty())
+        .collect();
     options.host_id = args.host_id;
-    options.peer_address = args.control_plane_peer;
+    options.peer_addresses = args
+        .control_plane_peer
+        .into_iter()
+        .map(|address| address.trim().to_string())
+        .filter(|address| !address.is_empty())
+        .collect();
     (options.ports_lo, options.ports_hi) = args.ports;
     options.max_nodes = args.max_nodes;
     options.storage_bytes = args.storage_bytes;

@@ -174,6 +174,44 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_takes_one_control_plane_url_or_every_members() {
+        let agent = |extra: &[&str]| {
+            let mut args = vec!["agent", "--zone", "a", "--address", "127.0.0.1"];
+            args.extend_from_slice(extra);
+            match parse(&args).unwrap().command {
+                Command::Agent(agent) => (agent.control_plane, agent.control_plane_peer),
+                other => panic!("{other:?}"),
+            }
+        };
+        let one = ["http://10.0.0.10:7070".to_string()];
+        let three = [
+            "http://10.0.0.10:7070".to_string(),
+            "http://10.0.0.11:7070".into(),
+            "http://10.0.0.12:7070".into(),
+        ];
+        assert_eq!(agent(&[]).0, ["http://127.0.0.1:7070"]);
+        assert!(agent(&[]).1.is_empty(), "peers come from enrollment");
+        assert_eq!(agent(&["--control-plane", &one[0]]).0, one);
+        assert_eq!(
+            agent(&[
+                "--control-plane",
+                &three[0],
+                "--control-plane",
+                &three[1],
+                "--control-plane",
+                &three[2]
+            ])
+            .0,
+            three
+        );
+        assert_eq!(agent(&["--control-plane", &three.join(",")]).0, three);
+        assert_eq!(
+            agent(&["--control-plane-peer", "10.0.0.10:7071,10.0.0.11:7071"]).1,
+            ["10.0.0.10:7071", "10.0.0.11:7071"]
+        );
+    }
+
+    #[test]
     fn tokens_are_read_from_files_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");

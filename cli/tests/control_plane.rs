@@ -1,9 +1,9 @@
 //! `ferry control-plane` and `ferry token create` as processes: the API refuses calls without
 //! a token or with too weak a role, CreateCluster without registered hosts is refused naming
-//! the zone, and the store survives SIGTERM and a restart on the same directory.
+//! the zone, and the store survives SIGTERM and a restart on the same directory: a
+//! configuration stored before the restart (it needs no hosts) is read back after it.
 //!
-//! Hosts can only be registered through the store API for now (no AgentService is served), so
-//! this test sees an empty fleet.
+//! No agent runs here, so the fleet is empty.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
+use ferry_proto::controlplane::v1::configuration_service_client::ConfigurationServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -58,6 +59,13 @@ impl ControlPlane {
     /// A client of its ClusterService.
     async fn clusters(&self) -> ClusterServiceClient<Channel> {
         ClusterServiceClient::connect(format!("http://{}", self.api))
+            .await
+            .unwrap()
+    }
+
+    /// A client of its ConfigurationService.
+    async fn configurations(&self) -> ConfigurationServiceClient<Channel> {
+        ConfigurationServiceClient::connect(format!("http://{}", self.api))
             .await
             .unwrap()
     }
@@ -177,11 +185,54 @@ async fn control_plane_serves_the_api_with_tokens_and_survives_a_restart() {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 
+    // Something to find after the restart: a configuration (it needs no hosts).
+    let properties = "num.partitions=7\nlog.retention.ms=3600000\n";
+    let stored = server
+        .configurations()
+        .await
+        .create_configuration(authed(
+            &admin,
+            pb::CreateConfigurationRequest {
+                name: "kept".into(),
+                description: "stored before the restart".into(),
+                kafka_versions: Vec::new(),
+                server_properties: properties.into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
     drop(clusters);
     server.terminate();
 
-    // Same directory, same secret: the store reopens and old tokens still work.
+    // Same directory, same secret: the store reopens with what it held, and old tokens still
+    // work.
     let server = ControlPlane::start(&data, &secret);
+    let mut configurations = server.configurations().await;
+    let read = configurations
+        .get_configuration(authed(
+            &viewer,
+            pb::GetConfigurationRequest {
+                configuration_id: stored.id.clone(),
+            },
+        ))
+        .await
+        .expect("the configuration stored before the restart")
+        .into_inner();
+    assert_eq!(read, stored);
+    let revision = configurations
+        .get_configuration_revision(authed(
+            &viewer,
+            pb::GetConfigurationRevisionRequest {
+                configuration_id: stored.id.clone(),
+                revision: 1,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revision.server_properties, properties);
     let mut clusters = server.clusters().await;
     let listed = clusters
         .list_clusters(authed(&viewer, list_request()))
@@ -190,5 +241,6 @@ async fn control_plane_serves_the_api_with_tokens_and_survives_a_restart() {
         .into_inner();
     assert!(listed.clusters.is_empty(), "{listed:?}");
     drop(clusters);
+    drop(configurations);
     server.terminate();
 }

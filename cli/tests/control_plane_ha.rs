@@ -1,8 +1,12 @@
 //! A replicated control plane: three `ferry control-plane` members on one raft-rs store. Every
 //! member serves the API (a follower forwards writes to the leader); only the leader
-//! reconciles. The leader is killed with kill -9 in the middle of a cluster's creation: another
-//! member takes over and the operation completes, with nothing started twice.
+//! reconciles. The leader is killed with kill -9 in the middle of a cluster's creation (seen
+//! under way: some steps done, some node processes started): another member takes over and the
+//! operation completes, with nothing started twice. The agents know every member; the agent
+//! that talked to the leader fails over to another member and goes on reporting, and its nodes
+//! keep running throughout.
 
+mod cluster;
 mod stack;
 
 use std::io::{BufRead, BufReader};
@@ -11,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry_proto::controlplane::v1 as pb;
-use stack::{Stack, authorized, ferry, free_port, free_range};
+use stack::{Stack, authorized, ferry, free_port, free_range, now_ms};
 
 /// Runs `ferry cert` with `args`.
 fn cert(args: &[&str]) {
@@ -190,10 +194,17 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
     let mut members = Members::start();
     let leader = members.leader();
     let follower = (1..=3).find(|m| *m != leader).unwrap();
+    let third = (1..=3).find(|m| *m != leader && *m != follower).unwrap();
     let admin = members.token(&["--tenant", "acme", "--role", "admin"]);
     let ca_cert = members.dir.path().join("ca").join("ca.pem");
 
-    // Agents talk to a follower, which forwards their writes to the leader.
+    // Every agent is given every member. Host a's agent lists the leader first: it enrolls
+    // there and talks to it, and must fail over when the leader is killed below. Hosts b and c
+    // list a follower first, which forwards their writes to the leader. The three ways to give
+    // the list: a comma list (a), the flag repeated (b), FERRY_CONTROL_PLANE (c). Host b's
+    // list starts with a member that is down: enrollment goes on to the next.
+    let api: Vec<String> = (1..=3).map(|m| members.api(m)).collect();
+    let urls = |order: [usize; 3]| order.map(|m| api[m - 1].clone());
     for zone in ["a", "b", "c"] {
         let join = members.token(&[
             "--role",
@@ -204,14 +215,31 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
             ca_cert.to_str().unwrap(),
         ]);
         let (lo, hi) = free_range(100);
-        let mut child = ferry()
-            .args([
-                "agent",
-                "--control-plane",
-                &members.api(follower),
-                "--zone",
-                zone,
-            ])
+        let mut command = ferry();
+        command.args(["agent", "--zone", zone]);
+        match zone {
+            "a" => {
+                command.args([
+                    "--control-plane",
+                    &urls([leader, follower, third]).join(","),
+                ]);
+            }
+            "b" => {
+                // First an address where no member listens (a member down at enrollment).
+                let down = format!("http://127.0.0.1:{}", free_port());
+                command.args(["--control-plane", &down]);
+                for url in urls([follower, third, leader]) {
+                    command.args(["--control-plane", &url]);
+                }
+            }
+            _ => {
+                command.env(
+                    "FERRY_CONTROL_PLANE",
+                    urls([follower, leader, third]).join(","),
+                );
+            }
+        }
+        let child = command
             .args([
                 "--address",
                 "127.0.0.1",
@@ -226,45 +254,85 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        // Nothing to read: readiness is the host showing up below.
-        let _ = child.stdin.take();
         members.agents.push(child);
     }
+    // Readiness is every host HEALTHY, as a follower lists them.
+    let deadline = Instant::now() + stack::READY;
+    loop {
+        let hosts = stack::list_hosts(&members.api(follower), &admin)
+            .await
+            .unwrap_or_default();
+        let healthy = hosts
+            .iter()
+            .filter(|h| h.health == pb::HostHealth::Healthy as i32)
+            .count();
+        if healthy == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hosts not all HEALTHY: {hosts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
+    // Host c's agent is paused from just before the creation, so that the operation stays
+    // under way (its nodes are placed and assigned but not started) until the kill.
+    let host_c_agent = members.agents[2].id();
+    stack::signal(host_c_agent, "STOP");
     let channel = tonic::transport::Channel::from_shared(members.api(follower))
         .unwrap()
         .connect()
         .await
         .unwrap();
     let mut clusters =
-        ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient::new(channel);
-    let deadline = Instant::now() + stack::READY;
-    let created = loop {
-        match clusters
-            .create_cluster(authorized(
-                &admin,
-                pb::CreateClusterRequest {
-                    spec: Some(stack::spec("ha")),
-                    client_request_id: "ha-1".into(),
-                },
-            ))
-            .await
-        {
-            Ok(response) => break response.into_inner(),
-            Err(status) if Instant::now() < deadline => {
-                eprintln!("waiting for the agents: {}", status.message());
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(status) => panic!("CreateCluster through a follower: {status}"),
-        }
-    };
+        ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient::new(
+            channel.clone(),
+        );
+    let mut operations =
+        ferry_proto::controlplane::v1::operation_service_client::OperationServiceClient::new(
+            channel,
+        );
+    let created = clusters
+        .create_cluster(authorized(
+            &admin,
+            pb::CreateClusterRequest {
+                spec: Some(stack::spec("ha")),
+                client_request_id: "ha-1".into(),
+            },
+        ))
+        .await
+        .expect("CreateCluster through a follower")
+        .into_inner();
     let cluster_id = created.cluster.unwrap().id;
+    let operation_id = created.operation.unwrap().id;
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Host a's agent runs its two nodes, and the operation is under way: then the leader dies.
+    let host_a_dir = members.dir.path().join("agent-a");
+    let deadline = Instant::now() + stack::READY;
+    while Stack::node_pids_under(&host_a_dir).len() < 2 {
+        assert!(Instant::now() < deadline, "host a's nodes never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let under_way = stack::wait_until_under_way(
+        &mut operations,
+        &admin,
+        &operation_id,
+        || Stack::node_pids_under(members.dir.path()).len(),
+        6,
+    )
+    .await;
+    let host_a_pids = Stack::node_pids_under(&host_a_dir);
+    eprintln!(
+        "killing the leader (member {leader}) with the operation at {}% and host a running {:?}",
+        under_way.progress_percent, host_a_pids
+    );
     members.kill(leader);
+    let killed_ms = now_ms();
+    stack::signal(host_c_agent, "CONT");
 
     let deadline = Instant::now() + stack::ACTIVE_WAIT;
-    loop {
+    let active = loop {
         let get = authorized(
             &admin,
             pb::GetClusterRequest {
@@ -280,7 +348,7 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
                 status.state_info
             );
             if status.state == pb::ClusterState::Active as i32 {
-                break;
+                break status;
             }
         }
         assert!(
@@ -288,9 +356,39 @@ async fn the_leader_killed_mid_creation_hands_the_operation_to_another_member() 
             "not ACTIVE after the leader's death"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
     let new_leader = members.leader();
     assert_ne!(new_leader, leader, "another member took over reconciling");
     // One process per node: the new leader resumed the operation, it did not start it again.
     assert_eq!(Stack::node_pids_under(members.dir.path()).len(), 6);
+
+    // Host a's agent lost its member and reports through another: a survivor holds reports of
+    // the host and of each of its nodes, RUNNING, received after the kill.
+    let deadline = Instant::now() + stack::READY;
+    loop {
+        let hosts = stack::list_hosts(&members.api(third), &admin)
+            .await
+            .unwrap_or_default();
+        let host_a = hosts.iter().find(|h| h.id == "host-a");
+        let reported = host_a.is_some_and(|h| {
+            h.last_seen_at > killed_ms
+                && h.nodes.len() == 2
+                && h.nodes.iter().filter_map(|n| n.node.as_ref()).all(|n| {
+                    n.reported_at_ms > killed_ms && n.state == pb::NodeState::Running as i32
+                })
+        });
+        if reported {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "host a's agent did not report through another member after the kill at \
+             {killed_ms}: {host_a:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Its nodes kept running all along (the same processes) and the cluster serves.
+    assert_eq!(Stack::node_pids_under(&host_a_dir), host_a_pids);
+    let acked = cluster::produce(&active.bootstrap_brokers, "after-failover", 50).await;
+    assert_eq!(acked.values().sum::<usize>(), 50);
 }

@@ -4,10 +4,10 @@
 //! - a cluster created through gRPC becomes ACTIVE, serves produce and consume through its
 //!   bootstrap brokers, and leaves no node process or data directory once deleted;
 //! - the same through the REST API;
-//! - the control plane killed with kill -9 in the middle of a creation: after a restart on the
-//!   same directory the operation completes;
+//! - the control plane killed with kill -9 in the middle of a creation (some steps done, some
+//!   node processes started): after a restart on the same directory the operation completes;
 //! - an agent killed with kill -9: its nodes keep serving; restarted, it adopts the very same
-//!   processes;
+//!   processes (checked once it has reported them since the restart);
 //! - a node that cannot start (its port taken) fails the cluster with a message naming it.
 
 mod cluster;
@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use ferry_proto::controlplane::v1 as pb;
-use stack::{Stack, spec};
+use stack::{Stack, now_ms, spec};
 
 /// Creates `name` through gRPC and returns (cluster id, operation id).
 async fn create(stack: &Stack, name: &str) -> (String, String) {
@@ -238,10 +238,26 @@ async fn a_cluster_created_through_rest_serves_kafka_and_leaves_nothing_once_del
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_creation_interrupted_by_kill_9_of_the_control_plane_completes_after_a_restart() {
     let mut stack = Stack::start(&["a", "b", "c"]);
+    // Zone c's agent is paused from just before the creation, so that the operation stays
+    // under way for as long as the test needs: placed and assigned, zones a's and b's nodes
+    // started, zone c's not. (Its host stays HEALTHY: it reported a moment ago.)
+    stack.pause_agent(2);
     let (id, operation_id) = create(&stack, "interrupted").await;
-    // Let the reconciler start (placement and assignments), then kill it mid-operation.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let under_way = stack::wait_until_under_way(
+        &mut stack.operations().await,
+        &stack.admin_token,
+        &operation_id,
+        || stack.node_pids().len(),
+        6,
+    )
+    .await;
+    eprintln!(
+        "killing the control plane with the operation at {}% and {} node processes",
+        under_way.progress_percent,
+        stack.node_pids().len()
+    );
     stack.kill_control_plane();
+    stack.resume_agent(2);
     stack.start_control_plane();
 
     stack.wait_for_state(&id, pb::ClusterState::Active).await;
@@ -270,9 +286,31 @@ async fn a_killed_agent_leaves_its_nodes_serving_and_adopts_the_same_processes_o
     produce_and_consume(&bootstrap).await;
     assert_eq!(Stack::node_pids_under(&stack.agents[0].dir), zone_a_nodes);
 
+    let restarted_ms = now_ms();
     stack.start_agent(0);
-    // Give the restarted agent a few report rounds; it must adopt, not start anew.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The restarted agent must adopt its nodes, not start them anew. Its reports since the
+    // restart show each node STARTING (adopted, not yet probed) or RUNNING, never PENDING
+    // or UNHEALTHY (a node started again: its new process cannot take the ports the old one
+    // holds); once two report rounds showed them all RUNNING, its first ticks (where a node
+    // it failed to adopt is started) are behind it, and the processes must be the same.
+    let mut after_ms = restarted_ms;
+    let mut rounds_running = 0;
+    while rounds_running < 2 {
+        let nodes = reports_after(&stack, "host-a", after_ms).await;
+        for node in &nodes {
+            assert!(
+                matches!(
+                    node.state(),
+                    pb::NodeState::Starting | pb::NodeState::Running
+                ),
+                "the restarted agent reports {node:?}"
+            );
+        }
+        if nodes.iter().all(|n| n.state() == pb::NodeState::Running) {
+            rounds_running += 1;
+        }
+        after_ms = nodes.iter().map(|n| n.reported_at_ms).max().unwrap();
+    }
     assert_eq!(Stack::node_pids_under(&stack.agents[0].dir), zone_a_nodes);
     let again = stack.wait_for_state(&id, pb::ClusterState::Active).await;
     for node in again.status.unwrap().nodes {
@@ -442,16 +480,68 @@ async fn a_control_plane_that_lost_its_store_does_not_stop_the_nodes_agents_run(
     std::fs::remove_dir_all(stack.dir.path().join("control-plane")).unwrap();
     stack.start_control_plane();
     stack.wait_for_hosts();
-    tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // The agents refuse to go back to an older generation: every node keeps running.
-    assert_eq!(stack.node_pids(), pids);
-    produce_and_consume(&bootstrap).await;
+    // Every agent pulled the new control plane's assignments, an older generation, and refused
+    // them: it records the divergence when it does.
+    let deadline = std::time::Instant::now() + stack::READY;
+    let mut marked_ms = Vec::new();
     for agent in &stack.agents {
+        let marker = agent.dir.join("control-plane-diverged");
+        while !marker.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "agent {} did not record the divergence",
+                agent.zone
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let modified = std::fs::metadata(&marker).unwrap().modified().unwrap();
+        let modified = modified.duration_since(std::time::UNIX_EPOCH).unwrap();
+        marked_ms.push(modified.as_millis() as i64);
+    }
+    // Each reported again after that: whatever it decided is in effect by now.
+    let marked_ms = *marked_ms.iter().max().unwrap();
+    let deadline = std::time::Instant::now() + stack::READY;
+    loop {
+        let hosts = stack::list_hosts(&stack.api(), &stack.admin_token)
+            .await
+            .unwrap_or_default();
+        if hosts.len() == stack.agents.len() && hosts.iter().all(|h| h.last_seen_at > marked_ms) {
+            break;
+        }
         assert!(
-            agent.dir.join("control-plane-diverged").exists(),
-            "agent {} recorded the divergence",
-            agent.zone
+            std::time::Instant::now() < deadline,
+            "no report after the divergence from every agent: {hosts:?}"
         );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The agents kept to the generation they had: every node still serves, the same process.
+    produce_and_consume(&bootstrap).await;
+    assert_eq!(stack.node_pids(), pids);
+}
+
+/// The nodes of `host_id` once each has a report the control plane received after
+/// `after_ms` (ms since the Unix epoch); panics after [`stack::ACTIVE_WAIT`].
+async fn reports_after(stack: &Stack, host_id: &str, after_ms: i64) -> Vec<pb::Node> {
+    let deadline = std::time::Instant::now() + stack::ACTIVE_WAIT;
+    loop {
+        let hosts = stack::list_hosts(&stack.api(), &stack.admin_token)
+            .await
+            .unwrap_or_default();
+        let nodes: Vec<pb::Node> = hosts
+            .into_iter()
+            .filter(|h| h.id == host_id)
+            .flat_map(|h| h.nodes)
+            .filter_map(|n| n.node)
+            .collect();
+        if !nodes.is_empty() && nodes.iter().all(|n| n.reported_at_ms > after_ms) {
+            return nodes;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report of {host_id}'s nodes after {after_ms}: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

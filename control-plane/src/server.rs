@@ -256,7 +256,13 @@ impl Server {
         let store = Arc::new(LateStore::default());
         let console = crate::console::router(&options.api);
         let api = Api::new(Arc::clone(&store), issuer, options.api);
-        api.enable_enrollment(join_tokens, peer_addr);
+        // Agents are told every member's peer listener, so that they can fail over.
+        let other_members = peers
+            .iter()
+            .filter(|(id, _)| **id != raft_id)
+            .map(|(_, address)| address.clone())
+            .collect();
+        api.enable_enrollment(join_tokens, peer_addr, other_members);
         let grpc = Routes::new(api.cluster_service())
             .add_service(api.configuration_service())
             .add_service(api.operation_service())

@@ -232,6 +232,8 @@ async fn enroll(cp: &ControlPlane, token: &str) -> Result<TlsMaterial, tonic::St
         .await?
         .into_inner();
     assert_eq!(answer.peer_address, cp.peer.to_string());
+    // Alone, the control plane is its only member.
+    assert_eq!(answer.member_peer_addresses, [cp.peer.to_string()]);
     Ok(TlsMaterial::new(answer.ca_pem, answer.cert_pem, key))
 }
 

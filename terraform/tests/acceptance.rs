@@ -740,8 +740,10 @@ async fn terraform_applies_a_configuration_revision_in_place() {
     assert!(shown.contains("2 to change, 0 to destroy"), "{shown}");
     assert!(!shown.contains("must be replaced"), "{shown}");
 
-    // While Terraform applies, sample the nodes: never more than one may be down or
-    // restarting, and every node process is replaced (pids change) one at a time.
+    // While Terraform applies, sample the nodes: never more than one may be restarting at once
+    // (see RollSample: every state but RUNNING counts, except a node that waits on the
+    // quorum's election in the process it was RUNNING in), some node must be seen restarting
+    // (else the samples prove nothing), and every node process is replaced (pids change).
     let pids_before: Vec<(i32, u32)> = node_pids_by_id(&dev);
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
@@ -749,10 +751,16 @@ async fn terraform_applies_a_configuration_revision_in_place() {
         let dev_api = dev.api.clone();
         let token = dev.token.clone();
         let id = id.clone();
+        let mut running: std::collections::BTreeMap<i32, String> = nodes_of(&dev, &id)
+            .await
+            .into_iter()
+            .filter(|n| n.state() == pb::NodeState::Running)
+            .map(|n| (n.node_id, n.config_fingerprint))
+            .collect();
         tokio::spawn(async move {
             let channel = Channel::from_shared(dev_api).unwrap().connect_lazy();
             let mut clusters = ClusterServiceClient::new(channel);
-            let mut most_restarting = 0;
+            let mut samples = Vec::new();
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut request = tonic::Request::new(pb::GetClusterRequest {
                     cluster_id: id.clone(),
@@ -761,35 +769,30 @@ async fn terraform_applies_a_configuration_revision_in_place() {
                     .metadata_mut()
                     .insert("authorization", format!("Bearer {token}").parse().unwrap());
                 if let Ok(cluster) = clusters.get_cluster(request).await {
-                    let not_running = cluster
-                        .into_inner()
-                        .status
-                        .unwrap_or_default()
-                        .nodes
-                        .iter()
-                        // Nodes the roll is restarting: stopped, or starting again for a
-                        // new assignment. (A broker may also turn STARTING for a moment
-                        // while a restarted controller's quorum elects a leader; that is
-                        // not a second restart.)
-                        .filter(|n| {
-                            n.state() == pb::NodeState::Stopped
-                                || n.state() == pb::NodeState::Pending
-                                || n.state_message.contains("restarting")
-                        })
-                        .count();
-                    most_restarting = most_restarting.max(not_running);
+                    let nodes = cluster.into_inner().status.unwrap_or_default().nodes;
+                    let sample = RollSample::of(&nodes, &mut running);
+                    if !sample.not_running.is_empty() {
+                        samples.push(sample);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            most_restarting
+            samples
         })
     };
     ws.ok(&["apply", "-auto-approve", "-no-color"]);
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let most_restarting = sampler.await.unwrap();
+    let samples = sampler.await.unwrap();
     assert!(
-        most_restarting <= 1,
-        "{most_restarting} nodes were restarted at once during the roll"
+        samples.iter().any(|s| !s.restarting.is_empty()),
+        "no node was ever seen restarting during the roll, so the samples cannot tell a safe \
+         roll from an unsafe one: {samples:?}"
+    );
+    let worst = samples.iter().max_by_key(|s| s.restarting.len()).unwrap();
+    assert!(
+        worst.restarting.len() <= 1,
+        "{} nodes were restarting at once during the roll: {worst:?}",
+        worst.restarting.len()
     );
     assert_eq!(ws.output("latest_revision"), "2");
     let cluster = dev.cluster(&id).await.unwrap();
@@ -870,6 +873,53 @@ async fn terraform_applies_a_configuration_revision_in_place() {
             dev.node_pids()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One sample of a cluster during a roll: every node not RUNNING, and which of them the roll
+/// is restarting.
+#[derive(Debug)]
+struct RollSample {
+    /// Every node in any state but RUNNING: (node id, state, message).
+    not_running: Vec<(i32, pb::NodeState, String)>,
+    /// The node ids of those the roll is restarting: every node not RUNNING but one that
+    /// waits on the controllers' quorum while another node restarts. Such a node is STARTING
+    /// in the process it was last seen RUNNING in (the same config fingerprint: the roll gives
+    /// each restarted process a new one), and its agent's probe says it knows no quorum leader
+    /// (a controller while its quorum elects a new one: restarting the leader does that) or
+    /// is fenced or unregistered (a broker meanwhile). A node stopping for its restart reports
+    /// neither a fingerprint nor a probe, so it counts, and so does its new process until it
+    /// has been RUNNING.
+    restarting: Vec<i32>,
+}
+
+impl RollSample {
+    /// Judges `nodes` (as the API shows them), with `running` the config fingerprint each
+    /// node was last seen RUNNING with (updated here).
+    fn of(nodes: &[pb::Node], running: &mut std::collections::BTreeMap<i32, String>) -> RollSample {
+        let mut sample = RollSample {
+            not_running: Vec::new(),
+            restarting: Vec::new(),
+        };
+        for node in nodes {
+            if node.state() == pb::NodeState::Running {
+                running.insert(node.node_id, node.config_fingerprint.clone());
+                continue;
+            }
+            sample
+                .not_running
+                .push((node.node_id, node.state(), node.state_message.clone()));
+            let same_process = !node.config_fingerprint.is_empty()
+                && running.get(&node.node_id) == Some(&node.config_fingerprint);
+            let waits_on_quorum = node.probe.as_ref().is_some_and(|p| match node.role() {
+                pb::NodeRole::Controller => p.quorum_leader_id < 0,
+                _ => p.fenced || p.broker_epoch < 0,
+            });
+            if !(node.state() == pb::NodeState::Starting && same_process && waits_on_quorum) {
+                sample.restarting.push(node.node_id);
+            }
+        }
+        sample
     }
 }
 

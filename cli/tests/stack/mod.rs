@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use ferry_proto::controlplane::v1 as pb;
 use ferry_proto::controlplane::v1::cluster_service_client::ClusterServiceClient;
+use ferry_proto::controlplane::v1::host_service_client::HostServiceClient;
 use ferry_proto::controlplane::v1::operation_service_client::OperationServiceClient;
 use tonic::transport::Channel;
 
@@ -272,6 +273,20 @@ impl Stack {
         self.agents[i].child = Some(child);
     }
 
+    /// SIGSTOP of agent `i`: it neither reports nor pulls assignments until
+    /// [`Stack::resume_agent`]; its nodes keep running. (The control plane marks its host
+    /// UNREACHABLE once it has been silent for the host timeout, 15 s by default.)
+    pub fn pause_agent(&self, i: usize) {
+        let child = self.agents[i].child.as_ref().expect("agent running");
+        signal(child.id(), "STOP");
+    }
+
+    /// SIGCONT of agent `i` after [`Stack::pause_agent`].
+    pub fn resume_agent(&self, i: usize) {
+        let child = self.agents[i].child.as_ref().expect("agent running");
+        signal(child.id(), "CONT");
+    }
+
     /// kill -9 of agent `i` (its nodes keep running).
     pub fn kill_agent(&mut self, i: usize) {
         if let Some(mut child) = self.agents[i].child.take() {
@@ -399,6 +414,91 @@ impl Drop for Stack {
         for pid in self.node_pids() {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
+    }
+}
+
+/// Sends `SIG<name>` (e.g. `STOP`, `CONT`) to process `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Now, in ms since the Unix epoch (the control plane's timestamps).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The registered hosts, as the API at `api` lists them to `token`.
+pub async fn list_hosts(api: &str, token: &str) -> Result<Vec<pb::Host>, tonic::Status> {
+    let channel = Channel::from_shared(api.to_string())
+        .unwrap()
+        .connect_lazy();
+    let hosts = HostServiceClient::new(channel)
+        .list_hosts(authorized(
+            token,
+            pb::ListHostsRequest {
+                page_size: 0,
+                page_token: String::new(),
+            },
+        ))
+        .await?
+        .into_inner()
+        .hosts;
+    Ok(hosts)
+}
+
+/// Polls operation `operation_id` through `operations` until it is really under way: RUNNING,
+/// with some steps DONE and some not, while `node_processes()` counts some but not all of the
+/// `nodes` node processes it starts. Returns it then; panics if that is not seen within
+/// [`READY`]. For tests that interrupt an operation and must know they did.
+pub async fn wait_until_under_way(
+    operations: &mut OperationServiceClient<Channel>,
+    token: &str,
+    operation_id: &str,
+    node_processes: impl Fn() -> usize,
+    nodes: usize,
+) -> pb::Operation {
+    let deadline = Instant::now() + READY;
+    let mut last = None;
+    loop {
+        let got = operations
+            .get_operation(authorized(
+                token,
+                pb::GetOperationRequest {
+                    operation_id: operation_id.into(),
+                },
+            ))
+            .await;
+        if let Ok(operation) = got {
+            let operation = operation.into_inner();
+            let done = operation
+                .steps
+                .iter()
+                .filter(|s| s.state == pb::StepState::Done as i32)
+                .count();
+            let running = node_processes();
+            if operation.state == pb::OperationState::Running as i32
+                && done > 0
+                && done < operation.steps.len()
+                && running > 0
+                && running < nodes
+            {
+                return operation;
+            }
+            last = Some((operation, running));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "operation {operation_id} never seen under way (some steps done, some node \
+             processes running): last seen {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -6,7 +6,8 @@
 //!                                                expiry), check its CA fingerprint is ours,
 //!                                                sign the key for Host { sub }, spend the
 //!                                                token id in the store (once, ever)
-//!                                             <- host cert, CA cert, peer address
+//!                                             <- host cert, CA cert, peer address (every
+//!                                                member's, this one's first)
 //! ```
 //!
 //! The certificate is for the host the token names; nothing the request asks for (names in
@@ -88,11 +89,16 @@ impl<S: Store> EnrollmentService for Api<S> {
             Err(err) => return Err(err.into()),
         }
         tracing::info!(host_id = claims.sub, "enrolled a host");
+        let peer_address = peer_address.to_string();
+        let member_peer_addresses = std::iter::once(peer_address.clone())
+            .chain(enrollment.other_members.iter().cloned())
+            .collect();
         Ok(Response::new(pb::EnrollResponse {
             host_id: claims.sub,
             cert_pem,
             ca_pem: ca.cert_pem().to_string(),
-            peer_address: peer_address.to_string(),
+            peer_address,
+            member_peer_addresses,
         }))
     }
 }

@@ -115,6 +115,9 @@ struct Enrollment {
     /// The peer listener's address, told to enrolled agents (an unspecified IP, as from
     /// `0.0.0.0`, is replaced by the address the agent reached the public port at).
     peer_address: std::net::SocketAddr,
+    /// The other members' peer listeners (`host:port`, in member id order), told to enrolled
+    /// agents so that they can fail over; empty for a control plane running alone.
+    other_members: Vec<String>,
 }
 
 impl<S: Store> Api<S> {
@@ -132,12 +135,19 @@ impl<S: Store> Api<S> {
     }
 
     /// Lets agents enroll with join tokens verified by `tokens`, telling them to call
-    /// `AgentService` at `peer_address`. Without it Enroll answers UNAVAILABLE. Set once; a
-    /// second call is ignored.
-    pub fn enable_enrollment(&self, tokens: JoinTokens, peer_address: std::net::SocketAddr) {
+    /// `AgentService` at `peer_address`, or at one of `other_members` (the other members' peer
+    /// listeners, `host:port`) when this member is unreachable. Without it Enroll answers
+    /// UNAVAILABLE. Set once; a second call is ignored.
+    pub fn enable_enrollment(
+        &self,
+        tokens: JoinTokens,
+        peer_address: std::net::SocketAddr,
+        other_members: Vec<String>,
+    ) {
         let _ = self.inner.enrollment.set(Enrollment {
             tokens,
             peer_address,
+            other_members,
         });
     }
 
