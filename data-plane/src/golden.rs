@@ -60,7 +60,7 @@ pub struct Command {
 
 impl Command {
     /// Parses one command line.
-    fn parse(line: &str) -> Self {
+    pub fn parse(line: &str) -> Self {
         let mut words = line.split_whitespace();
         let name = words.next().unwrap_or_default().to_string();
         let mut positional = Vec::new();

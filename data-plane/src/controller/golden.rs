@@ -8,6 +8,7 @@
 //! # Commands
 //!
 //! ```text
+//! brokers <id>:<rack>...                              registers and unfences each (setup)
 //! register <id> [rack=R] [incarnation=N] [cluster=C]   RegisterBroker (incarnation 1, ferry-test)
 //! unfence|fence|shutdown|pids <id> [epoch=E]           the broker's command; E = its current epoch
 //! unregister <id>                                       UnregisterBroker
@@ -22,7 +23,7 @@
 //! noop                                                  NoOp
 //! garbage                                               applies bytes that are not a command
 //! heartbeat <id> offset=N [epoch=E] [shutdown]          the pure heartbeat; changes nothing
-//! image                                                 renders the image
+//! image                                                 renders the image (topics by name)
 //! ```
 //!
 //! # Output
@@ -207,7 +208,9 @@ impl ControllerDriver {
             }
             out.push(line);
         }
-        for topic in image.topics() {
+        let mut topics: Vec<_> = image.topics().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        for topic in topics {
             out.push(format!("topic {}", topic.name));
             for (i, p) in topic.partitions.iter().enumerate() {
                 let leader = if p.leader < 0 {
@@ -394,6 +397,23 @@ impl Driver for ControllerDriver {
             return Ok(self.apply(&built.encode()));
         }
         match command.name.as_str() {
+            "brokers" => {
+                let mut ids = Vec::new();
+                for spec in &command.positional {
+                    let (id, rack) = spec
+                        .split_once(':')
+                        .ok_or_else(|| format!("{spec}: not <id>:<rack>"))?;
+                    let id: NodeId = id.parse().map_err(|_| format!("{spec}: bad id"))?;
+                    for line in [format!("register {id} rack={rack}"), format!("unfence {id}")] {
+                        let step = golden::Command::parse(&line);
+                        let built = self.command(&step)?.expect("a broker command");
+                        let out = self.apply(&built.encode());
+                        assert!(out.starts_with("ok"), "{line}: {out}");
+                    }
+                    ids.push(id);
+                }
+                Ok(format!("ok brokers={} offset={}", list(&ids), self.index))
+            }
             "garbage" => Ok(self.apply(b"garbage")),
             "image" => Ok(self.render_image()),
             "heartbeat" => {
