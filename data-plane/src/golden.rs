@@ -36,12 +36,21 @@
 //! # Running and updating
 //!
 //! `cargo test -p ferry-data-plane --lib golden` runs every script. A mismatch fails the test
-//! with `file:line`, the command, and a `-expected` / `+actual` diff of its block; every
-//! mismatching block of every script is reported, not only the first.
+//! with `file:line`, the command, and a line diff of its block (`  - ` expected only, `  + `
+//! actual only, four spaces for both). Every mismatching block of every script is reported,
+//! not only the first.
 //!
 //! `UPDATE_GOLDEN=1 cargo test -p ferry-data-plane --lib golden` rewrites each expectation in
 //! place with the actual output (a command written without `---` gets one). Review the
 //! `git diff` afterwards: the diff *is* the behaviour change.
+//!
+//! # Adding a scenario
+//!
+//! Write `tests/golden/<machine>/<scenario_name>.txt` with the property line and the commands,
+//! each followed by `---` and nothing else; run with `UPDATE_GOLDEN=1`; read the generated
+//! output and check it shows the property (the runner only knows what the code does, not what
+//! it should do); commit the script. A new command goes into the driver's `run`, with a line in
+//! its module docs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -163,6 +172,37 @@ fn blocks(lines: &[&str]) -> Vec<Block> {
     blocks
 }
 
+/// A line diff of `expected` against `actual` (longest common subsequence): `  - ` lines only
+/// expected, `  + ` lines only actual, `    ` lines in both.
+fn diff(expected: &[&str], actual: &[&str]) -> Vec<String> {
+    let (n, m) = (expected.len(), actual.len());
+    // common[i][j]: the longest common subsequence of expected[i..] and actual[j..].
+    let mut common = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            common[i][j] = if expected[i] == actual[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && expected[i] == actual[j] {
+            out.push(format!("    {}", expected[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if j == m || (i < n && common[i + 1][j] >= common[i][j + 1]) {
+            out.push(format!("  - {}", expected[i]));
+            i += 1;
+        } else {
+            out.push(format!("  + {}", actual[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
 /// Replays one script with a fresh driver. Returns the mismatch report (empty when every
 /// block matches) and the script text with actual outputs in place.
 fn run_script(path: &Path, text: &str, driver: &mut dyn Driver) -> (String, String) {
@@ -198,11 +238,10 @@ fn run_script(path: &Path, text: &str, driver: &mut dyn Driver) -> (String, Stri
             if block.separator.is_none() {
                 let _ = writeln!(report, "  (no `---` and no expectation)");
             }
-            for line in expected.lines() {
-                let _ = writeln!(report, "  -{line}");
-            }
-            for line in actual.lines() {
-                let _ = writeln!(report, "  +{line}");
+            let expected: Vec<&str> = expected.lines().collect();
+            let actual: Vec<&str> = actual.lines().collect();
+            for line in diff(&expected, &actual) {
+                let _ = writeln!(report, "{line}");
             }
         }
         rewritten.extend(lines[copied..=block.command].iter().map(|l| l.to_string()));
@@ -277,7 +316,7 @@ mod tests {
     fn matching_scripts_report_nothing_and_mismatches_name_the_line() {
         let text = "# p\n\necho a\n---\necho [\"a\"]\n\necho b\n---\nwrong\n";
         let (report, rewritten) = run_script(Path::new("s.txt"), text, &mut Echo);
-        assert_eq!(report, "s.txt:7: echo b\n  -wrong\n  +echo [\"b\"]\n");
+        assert_eq!(report, "s.txt:7: echo b\n  - wrong\n  + echo [\"b\"]\n");
         assert_eq!(
             rewritten,
             "# p\n\necho a\n---\necho [\"a\"]\n\necho b\n---\necho [\"b\"]\n"
