@@ -106,7 +106,10 @@ impl Command {
     pub fn get<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
         self.named
             .get(key)
-            .map(|v| v.parse().map_err(|_| format!("{key}={v}: not a valid value")))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("{key}={v}: not a valid value"))
+            })
             .transpose()
     }
 
@@ -118,7 +121,10 @@ impl Command {
         value
             .split(',')
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|_| format!("{key}={value}: bad item {s:?}")))
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| format!("{key}={value}: bad item {s:?}"))
+            })
             .collect::<Result<_, _>>()
             .map(Some)
     }

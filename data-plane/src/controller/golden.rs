@@ -95,7 +95,11 @@ impl ControllerDriver {
             panic!("the history reaches the previous index");
         };
         for (_, records) in batches {
-            out.extend(records.iter().map(|r| format!("+ {}", self.render_record(r))));
+            out.extend(
+                records
+                    .iter()
+                    .map(|r| format!("+ {}", self.render_record(r))),
+            );
         }
         out.join("\n")
     }
@@ -186,7 +190,9 @@ impl ControllerDriver {
                 broker_id,
                 broker_epoch,
                 next_producer_id,
-            } => format!("producer-ids broker={broker_id} epoch={broker_epoch} next={next_producer_id}"),
+            } => format!(
+                "producer-ids broker={broker_id} epoch={broker_epoch} next={next_producer_id}"
+            ),
             Record::FeatureLevel { name, level } => format!("feature {name}={level}"),
             Record::NoOp => "noop".to_string(),
         }
@@ -292,8 +298,11 @@ impl ControllerDriver {
             "unregister" => Command::UnregisterBroker { broker_id: id()? },
             "create" => {
                 let assignments = assignments(command)?;
-                let specs: Vec<&String> =
-                    command.positional.iter().filter(|p| *p != "validate").collect();
+                let specs: Vec<&String> = command
+                    .positional
+                    .iter()
+                    .filter(|p| *p != "validate")
+                    .collect();
                 let topics = specs
                     .iter()
                     .map(|spec| {
@@ -307,8 +316,7 @@ impl ControllerDriver {
                         Ok(NewTopic {
                             name,
                             num_partitions: count(parts.next())?,
-                            replication_factor: count(parts.next())?
-                                .map(|f: i32| f as i16),
+                            replication_factor: count(parts.next())?.map(|f: i32| f as i16),
                             assignments: assignments.clone(),
                             configs: vec![],
                         })
@@ -320,7 +328,12 @@ impl ControllerDriver {
                 }
             }
             "delete" => Command::DeleteTopics {
-                topics: command.positional.iter().cloned().map(TopicRef::Name).collect(),
+                topics: command
+                    .positional
+                    .iter()
+                    .cloned()
+                    .map(TopicRef::Name)
+                    .collect(),
             },
             "grow" => Command::CreatePartitions {
                 topic: command.arg(0, "topic")?.to_string(),
@@ -404,7 +417,10 @@ impl Driver for ControllerDriver {
                         .split_once(':')
                         .ok_or_else(|| format!("{spec}: not <id>:<rack>"))?;
                     let id: NodeId = id.parse().map_err(|_| format!("{spec}: bad id"))?;
-                    for line in [format!("register {id} rack={rack}"), format!("unfence {id}")] {
+                    for line in [
+                        format!("register {id} rack={rack}"),
+                        format!("unfence {id}"),
+                    ] {
                         let step = golden::Command::parse(&line);
                         let built = self.command(&step)?.expect("a broker command");
                         let out = self.apply(&built.encode());
@@ -521,7 +537,11 @@ fn render_result(result: &CommandResult) -> String {
         CommandResult::CreateTopics(results) => results
             .iter()
             .map(|r| match r {
-                Ok(topic) => format!("created {} partitions={}", topic.name, topic.partitions.len()),
+                Ok(topic) => format!(
+                    "created {} partitions={}",
+                    topic.name,
+                    topic.partitions.len()
+                ),
                 Err(e) => render_error(e),
             })
             .collect::<Vec<_>>()
