@@ -31,3 +31,6 @@ pub mod node;
 pub mod owner_only;
 pub mod protocol;
 pub mod server;
+
+#[cfg(test)]
+mod golden;

@@ -60,6 +60,8 @@
 
 pub mod command;
 pub mod execute;
+#[cfg(test)]
+mod golden;
 pub mod heartbeat;
 pub mod image;
 pub mod placement;

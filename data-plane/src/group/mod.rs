@@ -26,6 +26,8 @@
 //!   reported as `/unknown`.
 
 pub mod coordinator;
+#[cfg(test)]
+mod golden;
 pub mod records;
 pub mod state;
 
