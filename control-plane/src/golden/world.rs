@@ -14,7 +14,7 @@
 //! update-brokers T CL N            start UPDATE_BROKER_COUNT with N brokers
 //! update-configuration T CL CFG:REV [config=k:v,...]
 //! begin T CL KIND [version=N]      start an operation (delete, reboot-broker, heal)
-//! set-status T CL VERSION STATE    replace a cluster's status (placement kept)
+//! set-status T CL VERSION STATE [info=CODE]   replace a cluster's status (placement kept)
 //! update-operation T OP [state=S] [percent=N] [error=CODE] [steps=S,S,...]
 //! remove-cluster T CL [version=N]
 //! create-configuration T NAME k=v... [padding=N]   update-configuration-revision T CFG k=v...
@@ -80,6 +80,8 @@ impl Args {
                 Some((k, v)) => {
                     options.insert(k.to_owned(), v.to_owned());
                 }
+                // `''` is the empty argument (an empty tenant, say).
+                None if *word == "''" => positional.push(String::new()),
                 None => positional.push(long_id(word)),
             }
         }
@@ -393,6 +395,9 @@ impl World {
                 ];
                 let status = ClusterStatus {
                     state: parse_enum(&states, args.get(3)),
+                    state_info: args.options.get("info").map_or_else(Default::default, |code| {
+                        crate::model::StateInfo::new(code, "set by the script")
+                    }),
                     ..cluster.status
                 };
                 let cluster = store
