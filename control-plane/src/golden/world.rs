@@ -26,7 +26,8 @@
 //!                                  config its assignment carries, unless told otherwise)
 //! reconciler [grace=MS] [node-timeout=MS] [sync-timeout=MS]   a new reconciler
 //! plan                             the effects `decide` would make now (none applied)
-//! settle                           reconciler passes until nothing changes, then `state`
+//! settle [hosts=no]               reconciler passes until nothing changes, then `state`
+//!                                  (without the hosts if told)
 //! state                            every cluster, operation and host
 //! ```
 
@@ -579,9 +580,10 @@ impl World {
                     passes += 1;
                     assert!(passes < 20, "the reconciler kept changing things");
                 }
-                format!("{passes} passes\n{}", self.state().await?)
+                let hosts = args.options.get("hosts").is_none_or(|v| v != "no");
+                format!("{passes} passes\n{}", self.state(hosts).await?)
             }
-            "state" => self.state().await?,
+            "state" => self.state(true).await?,
             other => panic!("unknown command {other}"),
         })
     }
@@ -694,7 +696,7 @@ impl World {
     }
 
     /// Every cluster (of every tenant named), every operation started, every host.
-    async fn state(&self) -> Result<String> {
+    async fn state(&self, hosts: bool) -> Result<String> {
         let mut out = String::new();
         for tenant in &self.tenants {
             let page = PageRequest::first(crate::model::PAGE_SIZE_MAX);
@@ -709,8 +711,10 @@ impl World {
                 Err(err) => return Err(err),
             }
         }
-        for host in self.store.list_hosts(PageRequest::default()).await?.items {
-            render_host(&mut out, &host);
+        if hosts {
+            for host in self.store.list_hosts(PageRequest::default()).await?.items {
+                render_host(&mut out, &host);
+            }
         }
         Ok(out)
     }
