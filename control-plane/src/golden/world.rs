@@ -17,7 +17,7 @@
 //! set-status T CL VERSION STATE [info=CODE]   replace a cluster's status (placement kept)
 //! update-operation T OP [state=S] [percent=N] [error=CODE] [steps=S,S,...]
 //! remove-cluster T CL [version=N]
-//! create-configuration T NAME k=v... [padding=N]   update-configuration-revision T CFG k=v...
+//! create-configuration T NAME k:v... [count=N]   update-configuration-revision T CFG k:v... [count=N]
 //! delete-configuration T CFG
 //! get-cluster T CL | get-operation T OP | list-clusters T [prefix=P] [size=N] [token=X]
 //! list-operations T CL [size=N] [token=X] | active-operations | usage T
@@ -209,11 +209,8 @@ fn spec(name: &str, args: &Args) -> ClusterSpec {
     }
 }
 
-fn revision(words: &[String], padding: usize) -> Revision {
-    let mut properties = pairs(&words.join(","), '=');
-    if padding > 0 {
-        properties.insert("padding".into(), "x".repeat(padding));
-    }
+fn revision(words: &[String]) -> Revision {
+    let properties = pairs(&words.join(","), ':');
     Revision {
         revision: 0,
         description: String::new(),
@@ -456,7 +453,6 @@ impl World {
                 String::new()
             }
             "create-configuration" => {
-                let padding = args.num("padding").unwrap_or(0);
                 let count: usize = args.num("count").unwrap_or(1);
                 let mut out = String::new();
                 for i in 0..count {
@@ -470,7 +466,7 @@ impl World {
                             args.get(0),
                             &name,
                             Vec::new(),
-                            revision(&args.positional[2..], padding),
+                            revision(&args.positional[2..]),
                         )
                         .await?;
                     out = format!("configuration {} revision 1", configuration.id);
@@ -481,7 +477,6 @@ impl World {
                 out
             }
             "update-configuration-revision" => {
-                let padding = args.num("padding").unwrap_or(0);
                 let count: usize = args.num("count").unwrap_or(1);
                 let mut out = String::new();
                 for _ in 0..count {
@@ -489,7 +484,7 @@ impl World {
                         .update_configuration(
                             args.get(0),
                             args.get(1),
-                            revision(&args.positional[2..], padding),
+                            revision(&args.positional[2..]),
                         )
                         .await?;
                     let latest = configuration.revisions.last().map_or(0, |r| r.revision);
