@@ -123,6 +123,12 @@ fn rewrite(pieces: &[Piece], actual: &[Vec<String>]) -> String {
     text
 }
 
+/// `path` from the workspace root, as a reader finds the file.
+fn shown(path: &Path) -> &Path {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    path.strip_prefix(workspace).unwrap_or(path)
+}
+
 /// Runs one script; returns the description of every mismatch (empty if it passes). In update
 /// mode, rewrites the file instead and returns nothing.
 fn run_script(path: &Path, update: bool) -> Vec<String> {
@@ -151,7 +157,7 @@ fn run_script(path: &Path, update: bool) -> Vec<String> {
             path.display()
         );
         if &output != expected {
-            let mut report = format!("{}:{line}: `{command}`\n", path.display());
+            let mut report = format!("{}:{line}: `{command}`\n", shown(path).display());
             for l in expected {
                 writeln!(report, "-{l}").unwrap();
             }
@@ -174,7 +180,9 @@ fn run_script(path: &Path, update: bool) -> Vec<String> {
 
 /// Runs every `*.txt` script in `tests/golden/<dir>`, failing with every mismatch found.
 fn run_dir(dir: &str) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(dir);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(dir);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|err| panic!("{}: {err}", root.display()))
         .map(|entry| entry.unwrap().path())

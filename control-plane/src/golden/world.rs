@@ -100,9 +100,10 @@ impl Args {
     }
 
     fn num<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
-        self.options
-            .get(key)
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("{key}={v} is not a number")))
+        self.options.get(key).map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{key}={v} is not a number"))
+        })
     }
 }
 
@@ -254,20 +255,9 @@ impl World {
         format!("started {} {}", cluster.id, operation.id)
     }
 
+    /// Runs one command; see the module docs for what each does.
     async fn command(&mut self, name: &str, args: &Args) -> Result<String> {
         let store = Arc::clone(&self.store);
-        let tenant = || {
-            let t = args.get(0).to_owned();
-            t
-        };
-        if let Some(t) = args.positional.first()
-            && !name.starts_with("report")
-            && !name.starts_with("host")
-        {
-            if !t.is_empty() && !t.contains('-') {
-                self.tenants.insert(t.clone());
-            }
-        }
         Ok(match name {
             "now" => {
                 store.set_now_ms(args.get(0).parse().unwrap());
@@ -393,9 +383,12 @@ impl World {
                 ];
                 let status = ClusterStatus {
                     state: parse_enum(&states, args.get(3)),
-                    state_info: args.options.get("info").map_or_else(Default::default, |code| {
-                        crate::model::StateInfo::new(code, "set by the script")
-                    }),
+                    state_info: args
+                        .options
+                        .get("info")
+                        .map_or_else(Default::default, |code| {
+                            crate::model::StateInfo::new(code, "set by the script")
+                        }),
                     ..cluster.status
                 };
                 let cluster = store
@@ -426,7 +419,10 @@ impl World {
                 ];
                 let current = store.get_operation(args.get(0), args.get(1)).await;
                 let steps = args.options.get("steps").map(|s| {
-                    let mut steps = current.as_ref().map(|o| o.steps.clone()).unwrap_or_default();
+                    let mut steps = current
+                        .as_ref()
+                        .map(|o| o.steps.clone())
+                        .unwrap_or_default();
                     for (step, state) in steps.iter_mut().zip(s.split(',')) {
                         step.state = parse_enum(&step_states, state);
                     }
@@ -441,7 +437,9 @@ impl World {
                         message: format!("{code} (set by the script)"),
                     }),
                 };
-                let op = store.update_operation(args.get(0), args.get(1), update).await?;
+                let op = store
+                    .update_operation(args.get(0), args.get(1), update)
+                    .await?;
                 let mut out = String::new();
                 render_operation(&mut out, &op);
                 out
@@ -502,18 +500,24 @@ impl World {
             }
             "get-cluster" => {
                 let mut out = String::new();
-                render_cluster(&mut out, &store.get_cluster(args.get(0), args.get(1)).await?);
+                render_cluster(
+                    &mut out,
+                    &store.get_cluster(args.get(0), args.get(1)).await?,
+                );
                 out
             }
             "get-operation" => {
                 let mut out = String::new();
-                render_operation(&mut out, &store.get_operation(args.get(0), args.get(1)).await?);
+                render_operation(
+                    &mut out,
+                    &store.get_operation(args.get(0), args.get(1)).await?,
+                );
                 out
             }
             "list-clusters" => {
                 let page = page_request(args);
                 let prefix = args.options.get("prefix").map_or("", String::as_str);
-                let got = store.list_clusters(&tenant(), prefix, page).await?;
+                let got = store.list_clusters(args.get(0), prefix, page).await?;
                 let mut out = String::new();
                 for c in &got.items {
                     writeln!(out, "{} {}", c.id, c.spec.name).unwrap();
@@ -539,8 +543,15 @@ impl World {
             "active-operations" => {
                 let mut out = String::new();
                 for o in store.active_operations().await? {
-                    writeln!(out, "{} {} {} {}", o.id, o.cluster_id, upper(o.kind), upper(o.state))
-                        .unwrap();
+                    writeln!(
+                        out,
+                        "{} {} {} {}",
+                        o.id,
+                        o.cluster_id,
+                        upper(o.kind),
+                        upper(o.state)
+                    )
+                    .unwrap();
                 }
                 out
             }
@@ -590,11 +601,7 @@ impl World {
             .options
             .get("hosts")
             .map(|h| h.split(',').map(str::to_owned).collect());
-        let by_role = |key: &str| {
-            args.options
-                .get(key)
-                .map(|s| parse_enum(&NODE_STATES, s))
-        };
+        let by_role = |key: &str| args.options.get(key).map(|s| parse_enum(&NODE_STATES, s));
         let (controllers, brokers) = (by_role("controllers"), by_role("brokers"));
         let nodes: BTreeMap<NodeId, NodeState> = args
             .options
@@ -621,11 +628,13 @@ impl World {
                 .assignments
                 .iter()
                 .map(|a| {
-                    let state = nodes.get(&a.node_id).copied().unwrap_or(match a.role {
-                        Role::Controller => controllers,
-                        Role::Broker => brokers,
-                    }
-                    .unwrap_or(NodeState::Running));
+                    let state = nodes.get(&a.node_id).copied().unwrap_or(
+                        match a.role {
+                            Role::Controller => controllers,
+                            Role::Broker => brokers,
+                        }
+                        .unwrap_or(NodeState::Running),
+                    );
                     if state == NodeState::Unhealthy {
                         self.unhealthy_since.entry(a.node_id).or_insert(now_ms);
                     } else {
@@ -641,14 +650,14 @@ impl World {
                             String::new()
                         },
                         config_fingerprint: a.config_fingerprint.clone(),
-                        probe: replication.filter(|_| state == NodeState::Running).map(|r| {
-                            NodeProbe {
+                        probe: replication
+                            .filter(|_| state == NodeState::Running)
+                            .map(|r| NodeProbe {
                                 broker_epoch: if a.role == Role::Broker { 7 } else { -1 },
                                 quorum_leader_id: 1,
                                 replication: (a.role == Role::Broker).then_some(r),
                                 ..Default::default()
-                            }
-                        }),
+                            }),
                         reported_at_ms: 0,
                         running_since_ms: None,
                     }
@@ -681,8 +690,14 @@ impl World {
                 unhealthy_since: &self.unhealthy_since,
             };
             let effects = plan::decide(&view, &self.options.settings);
-            writeln!(out, "{} {}: {} effects", operation.id, upper(operation.kind), effects.len())
-                .unwrap();
+            writeln!(
+                out,
+                "{} {}: {} effects",
+                operation.id,
+                upper(operation.kind),
+                effects.len()
+            )
+            .unwrap();
             for effect in effects {
                 render_effect(&mut out, &effect);
             }
@@ -755,7 +770,9 @@ fn render_cluster(out: &mut String, c: &Cluster) {
 }
 
 fn render_operation(out: &mut String, o: &Operation) {
-    let ended = o.ended_at_ms.map_or(String::new(), |t| format!(" ended={t}"));
+    let ended = o
+        .ended_at_ms
+        .map_or(String::new(), |t| format!(" ended={t}"));
     writeln!(
         out,
         "operation {} {} {} {} {}%{ended}",
