@@ -20,13 +20,14 @@
 //! # A created cluster becomes ACTIVE once every controller and broker runs.
 //! hosts a b c
 //! ---
-//! host h-a zone=a 10.0.0.1 40000-40099 HEALTHY gen=0 applied=0
-//! ...
+//! host h-a zone=a 10.0.0.1 40000-40099 UNKNOWN gen=0 applied=0
+//! host h-b zone=b 10.0.0.2 40000-40099 UNKNOWN gen=0 applied=0
+//! host h-c zone=c 10.0.0.3 40000-40099 UNKNOWN gen=0 applied=0
 //!
 //! # A comment between blocks is kept as it is.
 //! create-cluster t1 orders
 //! ---
-//! started cl-1 op-1
+//! started cl-4 op-4
 //! ```
 //!
 //! - The first line is a `#` comment stating the property the scenario shows.
@@ -35,7 +36,15 @@
 //!   renders `error: ` and the error's sentence. Outputs never contain blank lines.
 //! - Outside blocks, blank lines and `#` comments are free.
 //! - A command is a name, positional arguments and `key=value` options, split on spaces. Ids
-//!   may be written short (`cl-1` for `cl-0000000000000001`) and are rendered short.
+//!   may be written short (`cl-1` for `cl-0000000000000001`) and are rendered short; they
+//!   are the store's log index in hex, so every command that reaches the store (a refused
+//!   one too) moves the next id on.
+//! - Each command renders what a reader needs to check it: a started operation's ids, a
+//!   cluster's state, version, placement and state info, an operation's state, progress and
+//!   steps, a host's health, generations, assignments (with the first 8 characters of their
+//!   config fingerprint) and reported nodes, and for `plan` the [`crate::reconcile::Effect`]s
+//!   `decide` returns. Lists are in the store's order (names, ids, newest first), which is
+//!   deterministic.
 //!
 //! # Running and updating
 //!

@@ -13,11 +13,12 @@
 //!                [configuration=CFG:REV] [config=k:v,...] [count=N]
 //! update-brokers T CL N            start UPDATE_BROKER_COUNT with N brokers
 //! update-configuration T CL CFG:REV [config=k:v,...]
-//! begin T CL KIND [version=N]      start an operation (delete, reboot-broker, heal)
+//! begin T CL KIND [version=N]      start an operation (create, delete, reboot-broker, heal)
 //! set-status T CL VERSION STATE [info=CODE]   replace a cluster's status (placement kept)
 //! update-operation T OP [state=S] [percent=N] [error=CODE] [steps=S,S,...]
 //! remove-cluster T CL [version=N]
-//! create-configuration T NAME k:v... [count=N]   update-configuration-revision T CFG k:v... [count=N]
+//! create-configuration T NAME k:v... [count=N]
+//! update-configuration-revision T CFG k:v... [count=N]
 //! delete-configuration T CFG
 //! get-cluster T CL | get-operation T OP | list-clusters T [prefix=P] [size=N] [token=X]
 //! list-operations T CL [size=N] [token=X] | active-operations | usage T
@@ -26,10 +27,19 @@
 //!                                  config its assignment carries, unless told otherwise)
 //! reconciler [grace=MS] [node-timeout=MS] [sync-timeout=MS]   a new reconciler
 //! plan                             the effects `decide` would make now (none applied)
-//! settle [hosts=no]               reconciler passes until nothing changes, then `state`
+//! settle [hosts=no]                reconciler passes until nothing changes, then `state`
 //!                                  (without the hosts if told)
 //! state                            every cluster, operation and host
 //! ```
+//!
+//! `count=N` repeats a create N times (names suffixed `-0`, `-1`, ...) and renders the last
+//! outcome: enough to reach a limit in one line. In `request=`, `empty` is the empty id and
+//! `x*N` is N x's; `''` is an empty positional argument.
+//!
+//! The simulated agents restart a node as soon as its assignment changes: a report always
+//! carries the config fingerprint the node's assignment holds, so a rolling restart advances
+//! one `report` at a time. `plan` uses the unhealthy-since times the reports recorded, as the
+//! reconciler does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
