@@ -59,6 +59,8 @@ pub mod configuration;
 pub mod console;
 pub mod enroll;
 mod error;
+#[cfg(test)]
+mod golden;
 pub mod model;
 pub mod pki;
 pub mod placement;
