@@ -40,6 +40,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::AuthError;
+use crate::model::OperationErrorCode;
 use crate::placement::Shortage;
 use crate::spec::FieldViolation;
 use crate::{Conflict, Error};
@@ -100,9 +101,11 @@ pub fn insufficient_capacity(shortage: &Shortage) -> Status {
     let message = format!("not enough host capacity for the cluster: {shortage}");
     let details =
         ErrorDetails::with_precondition_failure_violation(kind, subject, shortage.to_string());
+    // The same reason as the operation a too-big create would have failed, so a client
+    // branches on one code whether the refusal comes now or from the reconciler.
     status(
         Code::FailedPrecondition,
-        "INSUFFICIENT_CAPACITY",
+        OperationErrorCode::InsufficientCapacity.as_str(),
         message,
         details,
     )

@@ -101,7 +101,9 @@ pub enum ClusterState {
 /// A machine-readable explanation of a state.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StateInfo {
-    /// A stable code a program can branch on (`INSUFFICIENT_CAPACITY`); empty if none.
+    /// A stable code a program can branch on (`INSUFFICIENT_CAPACITY`), the wire string of an
+    /// [`OperationErrorCode`](super::OperationErrorCode); empty if none. A string, like
+    /// [`OperationError::code`](super::OperationError::code), so unknown codes still load.
     pub code: String,
     /// A human sentence.
     pub message: String,

@@ -12,7 +12,7 @@
 //! proposes a change and carried in the command, never read by the state machine.
 //!
 //! - [`cluster`]: [`Cluster`] = [`ClusterSpec`](crate::spec::ClusterSpec) + [`ClusterStatus`].
-//! - [`operation`]: [`Operation`], its [`Step`]s and outcome.
+//! - [`operation`]: [`Operation`], its [`Step`]s and outcome ([`OperationErrorCode`] when it fails).
 //! - [`host`]: [`Host`] (what its agent registered and reports) and its [`HostAssignment`]s.
 //! - [`configuration`]: [`Configuration`], named broker properties with immutable
 //!   [`Revision`]s that clusters reference.
@@ -34,8 +34,8 @@ pub use host::{
     NodeState, ReplicationHealth, placement_hosts,
 };
 pub use operation::{
-    Operation, OperationError, OperationId, OperationState, OperationType, OperationUpdate, Step,
-    StepState,
+    Operation, OperationError, OperationErrorCode, OperationId, OperationState, OperationType,
+    OperationUpdate, Step, StepState,
 };
 
 /// The owner of clusters and configurations; every API call acts inside one tenant (from the caller's token).

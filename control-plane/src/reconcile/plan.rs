@@ -17,7 +17,8 @@
 //! | start brokers | every broker reports RUNNING (registered and unfenced) |
 //! | wait until healthy | all of the above at once: the cluster becomes ACTIVE |
 //!
-//! It fails, with the cluster FAILED and a code a program can branch on, when placement finds
+//! It fails, with the cluster FAILED and a code a program can branch on (an
+//! [`OperationErrorCode`], named below by its wire string), when placement finds
 //! the hosts short (`INSUFFICIENT_CAPACITY`), a node stays UNHEALTHY for the grace period
 //! (`NODE_START_FAILED`, naming the node, its host and its agent's reason), a host of the
 //! placement disappears (`HOST_LOST`), or the nodes are not all ready within the start timeout
@@ -73,8 +74,8 @@ use std::collections::BTreeMap;
 use crate::configuration;
 use crate::model::{
     Cluster, ClusterState, ClusterStatus, Host, HostAssignment, HostHealth, NodeReport, NodeState,
-    Operation, OperationError, OperationState, OperationType, OperationUpdate, ReplicationHealth,
-    StateInfo, Step, StepState, TimestampMs, placement_hosts,
+    Operation, OperationError, OperationErrorCode, OperationState, OperationType, OperationUpdate,
+    ReplicationHealth, StateInfo, Step, StepState, TimestampMs, placement_hosts,
 };
 use crate::placement::{self, Assignment, HostId, NodeId, Placement, Role};
 
@@ -158,7 +159,7 @@ pub fn decide(view: &View<'_>, settings: &Settings) -> Vec<Effect> {
         OperationType::UpdateConfiguration => update_configuration(view, settings, progress),
         other => progress.fail(
             0,
-            "NOT_SUPPORTED",
+            OperationErrorCode::NotSupported,
             format!("{other:?} operations are not supported by this control plane yet"),
         ),
     }
@@ -249,7 +250,7 @@ impl Progress {
     }
 
     /// Fails step `index` and the operation with `code` and `message`.
-    fn fail(mut self, index: usize, code: &str, message: String) -> Vec<Effect> {
+    fn fail(mut self, index: usize, code: OperationErrorCode, message: String) -> Vec<Effect> {
         let now = self.now_ms;
         if let Some(step) = self.step(index) {
             step.started_at_ms.get_or_insert(now);
@@ -261,10 +262,7 @@ impl Progress {
             state: Some(OperationState::Failed),
             steps: Some(self.steps),
             progress_percent: Some(self.percent),
-            error: Some(OperationError {
-                code: code.into(),
-                message,
-            }),
+            error: Some(OperationError::new(code, message)),
         })]
     }
 
@@ -273,15 +271,12 @@ impl Progress {
         self,
         view: &View<'_>,
         index: usize,
-        code: &str,
+        code: OperationErrorCode,
         message: String,
     ) -> Vec<Effect> {
         let status = ClusterStatus {
             state: ClusterState::Failed,
-            state_info: StateInfo {
-                code: code.into(),
-                message: message.clone(),
-            },
+            state_info: StateInfo::new(code.as_str(), message.clone()),
             placement: view.cluster.status.placement.clone(),
             configuration: view.cluster.status.configuration.clone(),
         };
@@ -372,12 +367,15 @@ fn converge(
             Err(placement::Error::Insufficient(shortage)) => progress.fail_cluster(
                 view,
                 steps.plan,
-                "INSUFFICIENT_CAPACITY",
+                OperationErrorCode::InsufficientCapacity,
                 shortage.to_string(),
             ),
-            Err(err @ placement::Error::InvalidRequest(_)) => {
-                progress.fail_cluster(view, steps.plan, "INVALID_SPEC", err.to_string())
-            }
+            Err(err @ placement::Error::InvalidRequest(_)) => progress.fail_cluster(
+                view,
+                steps.plan,
+                OperationErrorCode::InvalidSpec,
+                err.to_string(),
+            ),
         };
     }
     progress.done(steps.plan, "placed");
@@ -386,7 +384,9 @@ fn converge(
     let placement = &cluster.status.placement;
     let writes = match assignment_writes(view, settings, placement) {
         Ok(writes) => writes,
-        Err(message) => return progress.fail_cluster(view, steps.assign, "HOST_LOST", message),
+        Err(message) => {
+            return progress.fail_cluster(view, steps.assign, OperationErrorCode::HostLost, message);
+        }
     };
     if !writes.is_empty() {
         progress.run(
@@ -423,7 +423,7 @@ fn converge(
                     (Role::Controller, Some(index)) => index,
                     _ => steps.brokers,
                 },
-                "NODE_START_FAILED",
+                OperationErrorCode::NodeStartFailed,
                 format!("{} could not start: {why}", describe(node)),
             );
         }
@@ -527,7 +527,7 @@ fn converge(
         return progress.fail_cluster(
             view,
             index,
-            "NODE_START_TIMEOUT",
+            OperationErrorCode::NodeStartTimeout,
             format!(
                 "not every node was ready after {} s: {}",
                 settings.node_timeout_ms / 1000,
@@ -573,7 +573,7 @@ fn update_configuration(
             return progress.fail_cluster(
                 view,
                 index,
-                "HOST_LOST",
+                OperationErrorCode::HostLost,
                 format!(
                     "host {} of {} is no longer registered",
                     node.host,
@@ -626,7 +626,7 @@ fn update_configuration(
             return progress.fail_cluster(
                 view,
                 step_of(node.role),
-                "NODE_RESTART_FAILED",
+                OperationErrorCode::NodeRestartFailed,
                 format!(
                     "{} did not come back with the new configuration: {why}",
                     describe(node)
@@ -686,7 +686,7 @@ fn update_configuration(
                     return progress.fail_cluster(
                         view,
                         step_of(node.role),
-                        "REPLICAS_NOT_IN_SYNC",
+                        OperationErrorCode::ReplicasNotInSync,
                         format!(
                             "the cluster was not fully replicated within {} s of its last node \
                              coming back, so {} {} was not restarted: {why}",
@@ -855,7 +855,7 @@ fn roll_timeout(
     Some(progress.fail_cluster(
         view,
         step_of(waiting_on.role),
-        "NODE_RESTART_TIMEOUT",
+        OperationErrorCode::NodeRestartTimeout,
         format!(
             "the rolling restart did not finish within {} s ({} s per node); waiting on {} ({report})",
             budget / 1000,
@@ -951,7 +951,7 @@ fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
             let ids: Vec<&str> = waiting.iter().map(|h| h.id.as_str()).collect();
             return progress.fail(
                 REMOVE_DATA,
-                "NODE_STOP_TIMEOUT",
+                OperationErrorCode::NodeStopTimeout,
                 format!(
                     "hosts {} still report nodes of the cluster after {} s",
                     ids.join(", "),
