@@ -385,7 +385,12 @@ fn converge(
     let writes = match assignment_writes(view, settings, placement) {
         Ok(writes) => writes,
         Err(message) => {
-            return progress.fail_cluster(view, steps.assign, OperationErrorCode::HostLost, message);
+            return progress.fail_cluster(
+                view,
+                steps.assign,
+                OperationErrorCode::HostLost,
+                message,
+            );
         }
     };
     if !writes.is_empty() {
