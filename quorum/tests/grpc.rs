@@ -260,6 +260,14 @@ async fn two_of_three_down_refuses_instead_of_hanging() {
         cluster.stop(id).await;
     }
     let lonely = cluster.handles[&keep].clone();
+    // Once the follower has noticed that its leader is gone (its election timeout passed), a
+    // proposal is refused as certainly not applied. Before that, a forward may die on the old
+    // leader's closing connection, whose outcome is honestly unknown (Indeterminate).
+    wait_for("the follower to notice its leader is gone", || async {
+        let status = lonely.status().await.unwrap();
+        (status.leader != Some(leader)).then_some(())
+    })
+    .await;
 
     let started = Instant::now();
     let err = lonely.propose(b"lost".to_vec()).await.unwrap_err();
