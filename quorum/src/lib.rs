@@ -23,6 +23,7 @@
 //! - [`server`]: the thin tokio shell: one task owns the node and `select!`s over a ticker,
 //!   peer messages and client requests.
 //! - [`transport`]: the gRPC service and per-peer senders.
+//! - `request`: the client requests both of them hand to the node task.
 //!
 //! # The Ready order
 //!
@@ -70,6 +71,7 @@ mod error;
 pub mod logger;
 pub mod node;
 mod options;
+mod request;
 pub mod server;
 mod state_machine;
 pub mod storage;

@@ -44,6 +44,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::disk::FsDisk;
 use crate::node::{Outcome, ProposalId, ReadId};
+use crate::request::ClientRequest;
 use crate::storage::LogStore;
 use crate::transport::{self, Feedback, PeerClient, RaftService, SnapshotLimits};
 use crate::{Error, Node, NodeId, Options, Result, StateMachine, Status};
@@ -52,29 +53,6 @@ use crate::{Error, Node, NodeId, Options, Result, StateMachine, Status};
 pub const PROPOSE_RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// Most inbound raft messages stepped before the node task handles a `Ready`.
 const INBOUND_BATCH_MAX: usize = 256;
-
-/// A request from a handle (or the gRPC Propose service) to the node task.
-pub(crate) enum ClientRequest {
-    /// Propose a command; the reply comes when it is applied or refused.
-    Propose {
-        /// The command.
-        command: Vec<u8>,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<Result<Vec<u8>>>,
-    },
-    /// Run a linearizable read.
-    Read {
-        /// The query for [`StateMachine::query`].
-        query: Vec<u8>,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<Vec<u8>>>,
-    },
-    /// Report the node's status.
-    Status {
-        /// Where the status goes.
-        reply: oneshot::Sender<Status>,
-    },
-}
 
 /// Starts quorum members. See the module docs.
 pub struct Quorum;

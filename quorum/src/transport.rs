@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::server::ClientRequest;
+use crate::request::ClientRequest;
 use crate::{Error, NodeId, Result};
 
 /// The gRPC path prefix of every service of the quorum's package (`Raft` and any other

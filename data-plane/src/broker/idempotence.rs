@@ -5,18 +5,22 @@
 //! lock, so the check of a batch's sequence and its append cannot interleave with another
 //! request's.
 //!
+//! The methods here take the partition's log as an argument; `PartitionInner` (in
+//! [`super::partition`]) calls them under its lock with its own log (`check_producer_batch`,
+//! `record_appended`, ...), so this module does not reach into the partition.
+//!
 //! # Expected flow
-//! - Leader ([`PartitionInner::check_producer_batch`] in `produce.rs`): before the append the
+//! - Leader ([`Producers::check_batch`] in `produce.rs`): before the append the
 //!   batch's producer id, epoch and sequences are checked; a duplicate is answered with the
 //!   original offsets, nothing is written, and [`Producers::duplicate_batches`] counts it; a
 //!   refusal (OUT_OF_ORDER_SEQUENCE_NUMBER,
 //!   INVALID_PRODUCER_EPOCH) writes nothing; otherwise the batch is appended and recorded.
-//! - Follower ([`PartitionInner::record_replicated`]): every batch copied from the leader is
+//! - Follower ([`Producers::record_replicated`]): every batch copied from the leader is
 //!   recorded, so a new leader deduplicates retries of its predecessor's batches.
-//! - Restart ([`PartitionInner::recover_producers`]): the newest readable `<offset>.snapshot`
+//! - Restart ([`Producers::recover`]): the newest readable `<offset>.snapshot`
 //!   at or below the log end offset is loaded and the log after it replayed; with no usable
 //!   snapshot the whole log is replayed.
-//! - Truncation ([`PartitionInner::producers_after_truncation`]): snapshots above the new end
+//! - Truncation ([`Producers::after_truncation`]): snapshots above the new end
 //!   are deleted and the state is rebuilt as on a restart.
 //! - Snapshots are written when a segment rolls (append, time-based roll) and on clean
 //!   shutdown; producers expire after `producer.id.expiration.ms` of inactivity.
@@ -32,8 +36,6 @@ use crate::log::batch::{BatchHeader, check_batch};
 use crate::log::producer_snapshot;
 use crate::log::producer_state::{Check, ProducerBatch, ProducerStates, SequenceError};
 use crate::log::{AppendInfo, Offset, PartitionLog};
-
-use super::partition::PartitionInner;
 
 /// Bytes read per step when replaying the log into the producer state.
 const REPLAY_READ_BYTES: usize = 1 << 20;
@@ -60,7 +62,7 @@ pub struct Producers {
 pub enum ProducerCheck {
     /// Not an idempotent batch: append as usual.
     Plain,
-    /// A new idempotent batch: append it, then [`PartitionInner::record_appended`].
+    /// A new idempotent batch: append it, then [`Producers::record_appended`].
     Append(ProducerBatch),
     /// A retry of a batch in the log at `first_offset..=last_offset`: answer with these.
     Duplicate {
@@ -94,10 +96,10 @@ impl ProducerRefusal {
     }
 }
 
-impl PartitionInner {
+impl Producers {
     /// Checks produced `records` against the producer state (see the module docs). Records
     /// that do not parse are left to the log's validation (`Plain`), which refuses them.
-    pub fn check_producer_batch(&self, records: &[u8]) -> ProducerCheck {
+    pub fn check_batch(&self, records: &[u8]) -> ProducerCheck {
         let Ok(header) = BatchHeader::parse(records) else {
             return ProducerCheck::Plain;
         };
@@ -126,7 +128,7 @@ impl PartitionInner {
                 "a batch with a producer id must carry a producer epoch and a base sequence",
             ));
         }
-        match self.producers.states.check(&batch) {
+        match self.states.check(&batch) {
             Ok(Check::Append) => ProducerCheck::Append(batch),
             Ok(Check::Duplicate(original)) => ProducerCheck::Duplicate {
                 first_offset: original.first_offset,
@@ -136,72 +138,76 @@ impl PartitionInner {
         }
     }
 
-    /// Records a batch the leader just appended, and snapshots if the append rolled a segment.
-    pub fn record_appended(&mut self, batch: &ProducerBatch, info: &AppendInfo) {
-        self.producers
-            .states
+    /// Records a batch the leader just appended to `log`, and snapshots if the append rolled a
+    /// segment.
+    pub fn record_appended(
+        &mut self,
+        log: &dyn PartitionLog,
+        batch: &ProducerBatch,
+        info: &AppendInfo,
+    ) {
+        self.states
             .record(batch, info.first_offset, info.last_offset);
-        self.producers.maybe_snapshot_after_roll(self.log.as_ref());
+        self.maybe_snapshot_after_roll(log);
     }
 
     /// Records the batches a follower copied from its leader (`records`, exactly as appended).
-    pub fn record_replicated(&mut self, records: &[u8]) {
-        let end = self.log.log_end_offset();
+    pub fn record_replicated(&mut self, log: &dyn PartitionLog, records: &[u8]) {
+        let end = log.log_end_offset();
         let mut rest = records;
         while let Ok(header) = BatchHeader::parse(rest) {
             if header.size() > rest.len() || header.last_offset() >= end {
                 break; // a partial trailing batch, which the append left out
             }
             if let Some(batch) = ProducerBatch::from_header(&header) {
-                self.producers
-                    .states
+                self.states
                     .record(&batch, header.base_offset, header.last_offset());
             }
             rest = &rest[header.size()..];
         }
-        self.producers.maybe_snapshot_after_roll(self.log.as_ref());
+        self.maybe_snapshot_after_roll(log);
     }
 
     /// Rebuilds the producer state after a restart: the newest usable snapshot in
     /// `snapshot_dir` at or below the log end, then the log after it.
-    pub fn recover_producers(&mut self, snapshot_dir: Option<PathBuf>) {
-        self.producers.snapshot_dir = snapshot_dir;
-        self.rebuild_producers();
+    pub fn recover(&mut self, log: &mut dyn PartitionLog, snapshot_dir: Option<PathBuf>) {
+        self.snapshot_dir = snapshot_dir;
+        self.rebuild(log);
     }
 
     /// Rebuilds the producer state after the log was truncated.
-    pub fn producers_after_truncation(&mut self) {
-        self.rebuild_producers();
+    pub fn after_truncation(&mut self, log: &mut dyn PartitionLog) {
+        self.rebuild(log);
     }
 
     /// Periodic work: forgets producers idle for `expiration_ms` and snapshots after a
     /// time-based roll.
-    pub fn maintain_producers(&mut self, now_ms: i64, expiration_ms: i64) {
-        let expired = self.producers.states.expire(now_ms, expiration_ms);
+    pub fn maintain(&mut self, log: &dyn PartitionLog, now_ms: i64, expiration_ms: i64) {
+        let expired = self.states.expire(now_ms, expiration_ms);
         if expired > 0 {
             tracing::debug!(expired, "expired idle producer ids");
         }
-        self.producers.maybe_snapshot_after_roll(self.log.as_ref());
+        self.maybe_snapshot_after_roll(log);
     }
 
     /// Writes a durable snapshot at the log end offset (clean shutdown).
-    pub fn snapshot_producers(&mut self) {
-        let end = self.log.log_end_offset();
-        self.producers.snapshot(end, true);
+    pub fn snapshot_at_end(&mut self, log: &dyn PartitionLog) {
+        let end = log.log_end_offset();
+        self.snapshot(end, true);
     }
 
     /// Loads the newest snapshot at or below the log end and replays the log after it. Snapshots
     /// above the log end are deleted first: they describe batches that are gone (truncated, or
     /// lost with an unflushed tail in a crash), and once the log grew past them again they would
     /// be mistaken for the state of the new batches.
-    fn rebuild_producers(&mut self) {
-        let end = self.log.log_end_offset();
-        if let Some(dir) = &self.producers.snapshot_dir
+    fn rebuild(&mut self, log: &mut dyn PartitionLog) {
+        let end = log.log_end_offset();
+        if let Some(dir) = &self.snapshot_dir
             && let Err(e) = producer_snapshot::remove_above(dir, end)
         {
             tracing::warn!(error = %e, "could not remove producer snapshots past the log end");
         }
-        let (from, states) = match &self.producers.snapshot_dir {
+        let (from, states) = match &self.snapshot_dir {
             Some(dir) => match producer_snapshot::latest_at_or_below(dir, end) {
                 Ok(Some((offset, states))) => (offset, states),
                 Ok(None) => (0, ProducerStates::new()),
@@ -212,14 +218,14 @@ impl PartitionInner {
             },
             None => (0, ProducerStates::new()),
         };
-        self.producers.states = states;
-        let from = from.max(self.log.log_start_offset());
-        if let Err(e) = replay(self.log.as_mut(), &mut self.producers.states, from) {
+        self.states = states;
+        let from = from.max(log.log_start_offset());
+        if let Err(e) = replay(log, &mut self.states, from) {
             // The log was just opened or truncated by this process; a read failure here is
             // a disk failure, which the next append or fetch reports too.
             tracing::error!(error = %e, "could not replay the log into the producer state");
         }
-        self.producers.segments_seen = self.log.segment_count();
+        self.segments_seen = log.segment_count();
     }
 }
 
@@ -280,6 +286,7 @@ fn replay(
 
 #[cfg(test)]
 mod tests {
+    use super::super::partition::PartitionInner;
     use super::*;
     use crate::log::LogConfig;
     use crate::log::MemoryLog;

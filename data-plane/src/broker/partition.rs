@@ -12,14 +12,16 @@
 //! appends what the leader sends and takes the leader's high watermark, capped by its own log
 //! end offset.
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use kafka_protocol::ResponseError;
 
-use super::idempotence::Producers;
+use super::idempotence::{ProducerCheck, Producers};
 use super::now_ms;
 use super::replica::ReplicaTracker;
-use crate::log::{Offset, PartitionLog};
+use crate::log::producer_state::ProducerBatch;
+use crate::log::{AppendInfo, Offset, PartitionLog};
 use crate::metadata::topic_config::TopicConfig;
 use crate::metadata::{NodeId, PartitionState, TopicId};
 
@@ -196,5 +198,46 @@ impl PartitionInner {
     /// Advances the high watermark after a local append (a lone leader commits at once).
     pub fn after_append(&mut self) {
         self.advance_high_watermark();
+    }
+}
+
+/// Idempotent producers, under the partition lock with the log ([`super::idempotence`] has the
+/// flow; each method hands [`Producers`] this partition's log).
+impl PartitionInner {
+    /// Checks produced `records` against the producer state: [`Producers::check_batch`].
+    pub fn check_producer_batch(&self, records: &[u8]) -> ProducerCheck {
+        self.producers.check_batch(records)
+    }
+
+    /// Records a batch the leader just appended: [`Producers::record_appended`].
+    pub fn record_appended(&mut self, batch: &ProducerBatch, info: &AppendInfo) {
+        self.producers
+            .record_appended(self.log.as_ref(), batch, info);
+    }
+
+    /// Records the batches a follower copied from its leader: [`Producers::record_replicated`].
+    pub fn record_replicated(&mut self, records: &[u8]) {
+        self.producers.record_replicated(self.log.as_ref(), records);
+    }
+
+    /// Rebuilds the producer state after a restart: [`Producers::recover`].
+    pub fn recover_producers(&mut self, snapshot_dir: Option<PathBuf>) {
+        self.producers.recover(self.log.as_mut(), snapshot_dir);
+    }
+
+    /// Rebuilds the producer state after the log was truncated: [`Producers::after_truncation`].
+    pub fn producers_after_truncation(&mut self) {
+        self.producers.after_truncation(self.log.as_mut());
+    }
+
+    /// Expires idle producers and snapshots after a time-based roll: [`Producers::maintain`].
+    pub fn maintain_producers(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers
+            .maintain(self.log.as_ref(), now_ms, expiration_ms);
+    }
+
+    /// Writes a durable snapshot at the log end offset (clean shutdown).
+    pub fn snapshot_producers(&mut self) {
+        self.producers.snapshot_at_end(self.log.as_ref());
     }
 }

@@ -1,7 +1,7 @@
 //! `execute`: a command, validated against the committed image, becomes records and a result.
 //!
-//! This file holds the dispatch, the limits, and the broker lifecycle; topic, partition and
-//! config commands are in [`super::topics`].
+//! This file holds the dispatch and the broker lifecycle; topic, partition and config commands
+//! are in [`super::topics`], and the [`Limits`] both read are in [`super::limits`].
 //!
 //! # Broker lifecycle (KIP-631)
 //!
@@ -37,37 +37,11 @@ use uuid::Uuid;
 
 use super::command::{ApiError, Command, CommandResult, ProducerIdBlock};
 use super::image::{BrokerRegistration, MetadataImage};
+use super::limits::Limits;
 use super::records::{BrokerEpoch, ConfigResource, LeaderChange, Listener, NO_LEADER, Record};
 use super::{replication, topics};
 use crate::metadata::NodeId;
-use crate::metadata::topic_config::{TopicDefaults, UNCLEAN_LEADER_ELECTION_ENABLE};
-
-/// Producer ids handed out per AllocateProducerIds, as Kafka's controller does.
-pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
-
-/// Cluster-wide defaults and limits that decide what commands do.
-///
-/// They are an input of [`execute`], so every voter must run with the same limits, and the log
-/// is replayed with the limits of the replaying process. The shell should therefore fill in
-/// defaults (partition count, replication factor) before proposing, so that a command means
-/// the same thing whenever it is executed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// Topic defaults (`num.partitions`, `default.replication.factor`, topic config defaults)
-    /// and the per-request partition bound (default 10,000).
-    pub topics: TopicDefaults,
-    /// Producer ids per block.
-    pub producer_id_block_size: i32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            topics: TopicDefaults::default(),
-            producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
-        }
-    }
-}
+use crate::metadata::topic_config::UNCLEAN_LEADER_ELECTION_ENABLE;
 
 /// Executes `command` against `image`, as the batch at metadata offset `offset`.
 ///

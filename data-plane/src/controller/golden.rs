@@ -39,9 +39,9 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::command::{ApiError, Command, CommandResult, ConfigOp};
-use super::execute::Limits;
 use super::heartbeat::heartbeat;
 use super::image::MetadataImage;
+use super::limits::Limits;
 use super::records::{ConfigResource, LeaderChange, Listener, Record};
 use super::state_machine::{Delta, MetadataStateMachine};
 use crate::golden::{self, Driver};

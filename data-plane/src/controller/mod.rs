@@ -64,6 +64,7 @@ pub mod execute;
 mod golden;
 pub mod heartbeat;
 pub mod image;
+pub mod limits;
 pub mod placement;
 pub mod records;
 pub mod replication;
@@ -73,9 +74,10 @@ mod testing;
 pub mod topics;
 
 pub use command::{AlteredPartition, ApiError, Command, CommandResult, ConfigOp, ProducerIdBlock};
-pub use execute::{Limits, PRODUCER_ID_BLOCK_SIZE, execute, precheck};
+pub use execute::{execute, precheck};
 pub use heartbeat::{Heartbeat, heartbeat};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, SnapshotError, TopicImage};
+pub use limits::{Limits, PRODUCER_ID_BLOCK_SIZE};
 pub use placement::Placer;
 pub use records::{
     BrokerEpoch, ConfigResource, LeaderChange, LeaderEpoch, Listener, NO_LEADER, PartitionEpoch,

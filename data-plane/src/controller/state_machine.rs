@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::command::{Command, CommandResult};
-use super::execute::{Limits, execute};
+use super::execute::execute;
 use super::image::MetadataImage;
+use super::limits::Limits;
 use super::records::Record;
 
 /// Most record batches the history keeps; older ones are dropped, and a broker behind them

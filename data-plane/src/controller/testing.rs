@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::command::{Command, CommandResult};
-use super::execute::{Limits, execute};
+use super::execute::execute;
 use super::image::{MetadataImage, PartitionImage};
+use super::limits::Limits;
 use super::records::{BrokerEpoch, LeaderChange, Listener, Record};
 use crate::metadata::{NewTopic, NodeId, Topic};
 

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use kafka_protocol::ResponseError;
 
 use super::command::{ApiError, Command, CommandResult, ConfigOp};
-use super::execute::Limits;
 use super::image::MetadataImage;
+use super::limits::Limits;
 use super::placement::Placer;
 use super::records::{ConfigResource, Record};
 use crate::metadata::broker_configs;

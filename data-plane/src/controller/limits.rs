@@ -1,0 +1,34 @@
+//! `limits`: the cluster-wide defaults and bounds every command is executed under.
+//!
+//! [`super::execute()`] and the topic commands in [`super::topics`] both read them, and the
+//! shells that run the state machine ([`crate::node`], [`crate::metadata::local`]) fill them
+//! in, so they live apart from the code that uses them.
+
+use crate::metadata::topic_config::TopicDefaults;
+
+/// Producer ids handed out per AllocateProducerIds, as Kafka's controller does.
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
+
+/// Cluster-wide defaults and limits that decide what commands do.
+///
+/// They are an input of [`execute`](super::execute()), so every voter must run with the same
+/// limits, and the log is replayed with the limits of the replaying process. The shell should
+/// therefore fill in defaults (partition count, replication factor) before proposing, so that a
+/// command means the same thing whenever it is executed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Topic defaults (`num.partitions`, `default.replication.factor`, topic config defaults)
+    /// and the per-request partition bound (default 10,000).
+    pub topics: TopicDefaults,
+    /// Producer ids per block.
+    pub producer_id_block_size: i32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            topics: TopicDefaults::default(),
+            producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
+        }
+    }
+}
