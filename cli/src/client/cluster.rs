@@ -181,6 +181,7 @@ impl Client {
         }
     }
 
+    /// Every cluster of the tenant whose name starts with `name_prefix`.
     async fn all_clusters(&self, name_prefix: &str) -> anyhow::Result<Vec<pb::Cluster>> {
         all_pages(|page_token| {
             let (mut clusters, request) = (
@@ -199,6 +200,7 @@ impl Client {
         .await
     }
 
+    /// One cluster by id.
     async fn cluster(&self, cluster_id: &str) -> anyhow::Result<pb::Cluster> {
         Ok(self
             .clusters()

@@ -15,8 +15,8 @@
 //! [`Client`] that attaches the token to each call, paging and the error text of a failed call.
 //! Each resource has its own module with its flags, its subcommands and the `Client` calls only
 //! it needs: [`cluster`](mod@cluster), [`configuration`](mod@configuration),
-//! [`operation`](mod@operation) and [`host`](mod@host). [`print`] renders what they fetch as
-//! tables or JSON.
+//! [`operation`](mod@operation) and [`host`](mod@host). [`print`](mod@print) renders what they
+//! fetch as tables or JSON.
 
 mod cluster;
 mod configuration;
@@ -80,6 +80,7 @@ struct Client {
 }
 
 impl Client {
+    /// Reads the token and connects to `--api`, giving up after five seconds.
     async fn connect(connection: &Connection) -> anyhow::Result<Client> {
         let token = crate::secret::token(connection.token_file.as_deref())?
             .context("no token: set FERRY_TOKEN or pass --token-file (ferry dev prints a token)")?;
@@ -92,6 +93,7 @@ impl Client {
         Ok(Client { channel, token })
     }
 
+    /// A request for `message` carrying the token.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         authorized(&self.token, message)
     }

@@ -41,6 +41,7 @@ enum OperationCommand {
 }
 
 impl Client {
+    /// One operation with its steps.
     async fn operation(&self, operation_id: &str) -> anyhow::Result<pb::Operation> {
         Ok(self
             .operations()

@@ -9,6 +9,7 @@ use ferry_proto::controlplane::v1 as pb;
 
 use super::Output;
 
+/// Prints a configuration as key-value lines, with its latest revision.
 pub(super) fn print_configuration(configuration: &pb::Configuration) {
     let latest = configuration.latest_revision.clone().unwrap_or_default();
     println!("id:              {}", configuration.id);
@@ -23,6 +24,7 @@ pub(super) fn print_configuration(configuration: &pb::Configuration) {
     println!("latest revision: {}", latest.revision);
 }
 
+/// Prints a cluster as key-value lines and its nodes as a table, or as JSON.
 pub(super) fn print_cluster(cluster: &pb::Cluster, output: Output) -> anyhow::Result<()> {
     if output == Output::Json {
         return print_json(cluster);
@@ -69,6 +71,7 @@ pub(super) fn print_cluster(cluster: &pb::Cluster, output: Output) -> anyhow::Re
     Ok(())
 }
 
+/// Prints a cluster's nodes as a table, one row per node with its last probe.
 pub(super) fn print_nodes(nodes: &[pb::Node]) {
     let rows = nodes
         .iter()
@@ -148,6 +151,7 @@ fn probe_replication(node: &pb::Node) -> String {
     }
 }
 
+/// Prints an operation as key-value lines and its steps as a table.
 pub(super) fn print_operation(op: &pb::Operation) {
     println!("id:       {}", op.id);
     println!("cluster:  {}", op.cluster_id);
@@ -206,6 +210,7 @@ pub(super) fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+/// Prints `value` as pretty JSON, the shapes the REST API returns.
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -226,6 +231,8 @@ pub(super) fn show<T: serde::Serialize + ?Sized>(
     }
 }
 
+/// The name of the API enum `value` without its `prefix`, `UNKNOWN(n)` for a value this
+/// client does not know.
 fn enum_name<E: TryFrom<i32>>(
     value: i32,
     name: impl Fn(&E) -> &'static str,
