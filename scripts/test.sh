@@ -14,7 +14,8 @@
 #   * npm packages in tests/clients/js/node_modules from the committed package-lock.json (npm ci).
 # Then it runs these stages, in this order, stopping at the first failure (non-zero exit):
 #   deps     the installs above (only when a client stage is selected)
-#   fmt      cargo fmt --all -- --check (and the same for the fuzz/ workspace)
+#   fmt      cargo fmt --all -- --check (and the same for the fuzz/ workspace), then
+#            scripts/check_import_cycles.py (no new import cycles between sibling modules)
 #   clippy   cargo clippy --workspace --all-targets -- -D warnings
 #   build    cargo build --workspace --all-targets (builds $CARGO_TARGET_DIR/debug/ferry for the
 #            clients)
@@ -258,6 +259,8 @@ stage_deps() {
 stage_fmt() {
   cargo fmt --all -- --check
   cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+  # No module imports a sibling that imports it back, beyond the allowlisted ones.
+  python3 scripts/check_import_cycles.py
 }
 stage_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 stage_build() { cargo build --workspace --all-targets; }
@@ -392,7 +395,7 @@ header "Ferry tests in $REPO_ROOT (stages: $(for s in "${ALL_STAGES[@]}"; do sel
 echo "rustc: $(rustc --version 2>/dev/null || echo missing); python3: $(python3 --version 2>&1); node: $(node --version 2>/dev/null || echo missing)"
 
 selected deps && run_stage deps "install client-test dependencies (kcat, .venv, npm ci)" stage_deps
-selected fmt && run_stage fmt "cargo fmt --all -- --check" stage_fmt
+selected fmt && run_stage fmt "cargo fmt --all -- --check; import cycles" stage_fmt
 selected clippy && run_stage clippy "cargo clippy --workspace --all-targets -- -D warnings" stage_clippy
 if selected build; then
   run_stage build "cargo build --workspace --all-targets" stage_build
