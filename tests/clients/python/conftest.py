@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -27,27 +28,14 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "support"))
+from ferry_dev import FerryDev, ferry_bin  # noqa: E402,F401  (the path above first; shared)
 READY_RE = re.compile(
     r"^ferry node ready: node_id=(?P<node_id>\d+) cluster_id=(?P<cluster_id>\S+) "
     r"bootstrap=(?P<bootstrap>\S+) admin=(?P<admin>\S+)"
 )
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-
-
-def ferry_bin() -> Path:
-    explicit = os.environ.get("FERRY_BIN")
-    if explicit:
-        path = Path(explicit)
-    else:
-        target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache" / "ferry-target")
-        path = Path(target) / "debug" / "ferry"
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise RuntimeError(
-            f"ferry binary not found at {path}: build it first "
-            "(bash scripts/test.sh does; or `cargo build -p ferry-cli`), or set FERRY_BIN"
-        )
-    return path
 
 
 class FerryNode:

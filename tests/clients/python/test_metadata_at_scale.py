@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,10 +23,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import REPO_ROOT, ferry_bin
-
-sys.path.insert(0, str(REPO_ROOT / "tests" / "support"))
-from ferry_dev import FerryDev  # noqa: E402  (the path above first)
+from conftest import REPO_ROOT, FerryDev, ferry_bin
 
 BROKERS = 60
 CONTROLLERS = 5
