@@ -252,7 +252,7 @@ async fn run_stack(args: DevArgs, mut shutdown: crate::ShutdownSignal) -> anyhow
 
     let outcome = match &args.cluster {
         Some(name) => tokio::select! {
-            result = demo_cluster(&api, &admin_token, name, args.hosts_per_zone) => result,
+            result = demo_cluster(channel, &admin_token, name) => result,
             _ = shutdown.recv() => Ok(false),
         },
         None => Ok(true),
@@ -279,20 +279,15 @@ async fn run_stack(args: DevArgs, mut shutdown: crate::ShutdownSignal) -> anyhow
     Ok(())
 }
 
-/// Creates (or finds) the cluster `name` through the API, waits until it is ACTIVE and prints
-/// its bootstrap servers. Returns whether to keep running (false if it failed for good).
+/// Creates (or finds) the cluster `name` through the API (the agents' hosts are already
+/// reporting), waits until it is ACTIVE and prints its bootstrap servers. Returns whether to
+/// keep running (false if it failed for good).
 async fn demo_cluster(
-    api: &str,
+    channel: tonic::transport::Channel,
     token: &str,
     name: &str,
-    hosts_per_zone: u16,
 ) -> anyhow::Result<bool> {
-    let channel = tonic::transport::Endpoint::from_shared(api.to_string())?
-        .connect()
-        .await
-        .context("connecting to the local control plane")?;
     use crate::client::authorized as request;
-    wait_for_hosts(&channel, token, hosts_per_zone).await?;
     let mut clusters = ClusterServiceClient::new(channel);
     let spec = pb::ClusterSpec {
         name: name.to_string(),

@@ -29,7 +29,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use serde_json::Value;
 
 /// Bound for a controller election and for brokers to register.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -103,24 +102,14 @@ type Delivery = Result<(i32, i64), String>;
 /// Batches the node at `admin` answered as duplicates on `topic`-`partition` since it
 /// started, as `ferry node status` reports it.
 fn duplicate_batches(admin: &str, topic: &str, partition: i32) -> u64 {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["node", "status", "--admin", admin, "--output", "json"])
-        .output()
-        .expect("run ferry node status");
-    let status: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "ferry node status --admin {admin}: {e}; stderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    status["partitions"]
-        .as_array()
-        .and_then(|all| {
-            all.iter()
-                .find(|p| p["topic"] == topic && p["partition"] == partition)
-        })
+    cluster::partition_status(admin, topic, partition)
         .and_then(|p| p["duplicate_batches"].as_u64())
-        .unwrap_or_else(|| panic!("{admin} reports {topic}-{partition}: {status}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "{admin} reports no duplicate_batches for {topic}-{partition}: {}",
+                cluster::node_status(admin)
+            )
+        })
 }
 
 /// Sends `m-0`, `m-1`, … round-robin to `partitions` partitions with an idempotent producer,

@@ -690,22 +690,13 @@ async fn a_former_leader_truncates_its_unreplicated_tail_when_it_rejoins() {
 /// (log end offset, high watermark, bytes on disk) of one partition as `ferry node status`
 /// reports it.
 fn partition_log(admin: &str, topic: &str, partition: i32) -> Option<(i64, i64, u64)> {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["node", "status", "--admin", admin, "--output", "json"])
-        .output()
-        .ok()?;
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    json["partitions"]
-        .as_array()?
-        .iter()
-        .find(|p| p["topic"] == topic && p["partition"] == partition)
-        .map(|p| {
-            (
-                p["log_end_offset"].as_i64().unwrap_or(-1),
-                p["high_watermark"].as_i64().unwrap_or(-1),
-                p["size_bytes"].as_u64().unwrap_or(0),
-            )
-        })
+    cluster::partition_status(admin, topic, partition).map(|p| {
+        (
+            p["log_end_offset"].as_i64().unwrap_or(-1),
+            p["high_watermark"].as_i64().unwrap_or(-1),
+            p["size_bytes"].as_u64().unwrap_or(0),
+        )
+    })
 }
 
 /// A bridge and one network namespace per host, joined by veth pairs: the multi-host tier of

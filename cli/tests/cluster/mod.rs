@@ -780,23 +780,29 @@ pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<i3
     })
 }
 
-/// (log end offset, high watermark) of one partition as `ferry node status` reports it.
-pub fn partition_offsets(admin: &str, topic: &str, partition: i32) -> Option<(i64, i64)> {
+/// One partition's entry of `ferry node status --output json` for the node at `admin`; None
+/// while the node does not answer or does not host the partition.
+pub fn partition_status(admin: &str, topic: &str, partition: i32) -> Option<serde_json::Value> {
     let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(["node", "status", "--admin", admin, "--output", "json"])
         .output()
         .ok()?;
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    json["partitions"]
-        .as_array()?
+    let mut json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let partitions = json["partitions"].as_array_mut()?;
+    let i = partitions
         .iter()
-        .find(|p| p["topic"] == topic && p["partition"] == partition)
-        .map(|p| {
-            (
-                p["log_end_offset"].as_i64().unwrap_or(-1),
-                p["high_watermark"].as_i64().unwrap_or(-1),
-            )
-        })
+        .position(|p| p["topic"] == topic && p["partition"] == partition)?;
+    Some(partitions.swap_remove(i))
+}
+
+/// (log end offset, high watermark) of one partition as `ferry node status` reports it.
+pub fn partition_offsets(admin: &str, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    partition_status(admin, topic, partition).map(|p| {
+        (
+            p["log_end_offset"].as_i64().unwrap_or(-1),
+            p["high_watermark"].as_i64().unwrap_or(-1),
+        )
+    })
 }
 
 /// `ferry node status --output json` of a running node, as text (for failure reports).
