@@ -18,7 +18,7 @@
 //! ```
 //!
 //! - [`node`]: the sans-IO core. Inputs (tick, step, propose, read) in, outputs (messages,
-//!   outcomes) out; no clock, no sockets. The simulation in `tests/simulation.rs` drives it.
+//!   outcomes) out; no clock, no sockets. The simulation in `tests/integration/simulation.rs` drives it.
 //! - [`storage`]: durable raft storage, our own two-file format (see its docs for why).
 //! - [`server`]: the thin tokio shell: one task owns the node and `select!`s over a ticker,
 //!   peer messages and client requests.

@@ -95,7 +95,7 @@ def alter_broker_config(
 ):
     """Sets (or with None deletes) a dynamic config of one broker. (librdkafka sends a BROKER
     resource to the broker it names, so it cannot address the cluster-wide default "";
-    tests/admin.rs and data-plane/tests/admin_api.rs cover that one.)"""
+    cli/tests/integration/admin.rs and data-plane/tests/integration/admin_api.rs cover that one.)"""
     op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
     resource = ConfigResource(
         ResourceType.BROKER,

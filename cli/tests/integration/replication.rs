@@ -18,7 +18,7 @@
 //!   only the leader holds vanish when it dies; once back, it truncates them (DivergingEpoch)
 //!   and serves the new leader's data at those offsets.
 
-mod cluster;
+use crate::cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

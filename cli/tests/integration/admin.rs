@@ -5,7 +5,7 @@
 //! What is asserted is state, never a duration: waits are bounded loops whose bounds only turn
 //! a hang into a failure. Every process is killed when the test's `Cluster` drops.
 
-mod cluster;
+use crate::cluster;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -6,8 +6,8 @@
 //! that talked to the leader fails over to another member and goes on reporting, and its nodes
 //! keep running throughout.
 
-mod cluster;
-mod stack;
+use crate::cluster;
+use crate::stack;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -15,8 +15,8 @@
 //!   directory, it resumes from the store and the agents' reports and finishes, every broker
 //!   restarted once onto the new revision.
 
-mod cluster;
-mod stack;
+use crate::cluster;
+use crate::stack;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! as the peak resident set of this test's process (`VmHWM`; nextest runs every test in its
 //! own process), which includes the node, the client and the attack itself.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

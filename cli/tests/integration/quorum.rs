@@ -3,7 +3,7 @@
 //! controller, a quorum without a majority refuses writes in bounded time and recovers, and a
 //! killed broker is fenced, loses its leadership and returns.
 
-mod cluster;
+use crate::cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -173,7 +173,7 @@ async fn rdkafka_creates_topics_and_produces_through_3_controllers_and_3_brokers
     );
 
     // Data through a replication-factor-1 topic, led by every broker (replicated topics are
-    // covered by acks_all_to_a_replicated_topic_is_consumed_back and tests/replication.rs).
+    // covered by acks_all_to_a_replicated_topic_is_consumed_back and tests/integration/replication.rs).
     assert_eq!(admin.create_topic("payments", 6, 1).await, Ok(()));
     let views = wait_for_metadata(
         &cluster.bootstrap(),

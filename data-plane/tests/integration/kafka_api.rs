@@ -3,7 +3,7 @@
 //! Each test starts its own node in-process on port 0 and speaks raw Kafka frames, so it can
 //! send what no well-behaved client would: oversized frames, unknown keys, corrupt batches.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

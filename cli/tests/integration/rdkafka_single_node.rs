@@ -1,7 +1,7 @@
 //! A real Kafka client (librdkafka, through the rdkafka crate) against a real `ferry node`
 //! process: what is acknowledged is consumed back in order, and survives kill -9.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

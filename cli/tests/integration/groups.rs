@@ -21,7 +21,7 @@
 //!   covering all partitions, as each member's rebalance callbacks record them, and every
 //!   message is processed once.
 
-mod cluster;
+use crate::cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! A poison command sent straight to the store's raft service (`ferry.quorum.v1.Raft/Propose`)
 //! on the peer port, by the only caller the peer port lets through: a member of the store (its
 //! certificate stolen, or its code broken; everyone else is refused at the handshake, see
-//! `tests/peer.rs`). Refused before it enters the log, nothing written, the server still
+//! `tests/integration/peer.rs`). Refused before it enters the log, nothing written, the server still
 //! answers, and it restarts on the same data directory.
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! out-of-order batches, fenced epochs, and deduplication that survives a restart (from the
 //! snapshot, and from the log when the snapshot is missing or damaged).
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! Needs root (`ip netns`, veth, a bridge) and kcat (installed by `scripts/test.sh`). Names carry the test's pid so parallel runs do not
 //! collide; a guard removes every namespace, link and process, also when the test fails.
 
-mod stack;
+use crate::stack;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

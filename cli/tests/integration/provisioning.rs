@@ -10,8 +10,8 @@
 //!   processes (checked once it has reported them since the restart);
 //! - a node that cannot start (its port taken) fails the cluster with a message naming it.
 
-mod cluster;
-mod stack;
+use crate::cluster;
+use crate::stack;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-mod stack;
+use crate::stack;
 
 /// Starts `ferry dev` with `args`; returns the child and the bootstrap address it printed.
 fn start_dev(dir: &std::path::Path, args: &[String]) -> (Child, String) {

@@ -17,7 +17,7 @@
 //! Waits are bounded loops whose bounds only turn a hang into a failure; nothing asserts a
 //! duration. Every process is killed when the `Cluster` drops, also on panic.
 
-mod cluster;
+use crate::cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! topics are the same, broker 1 is still registered and unfenced, and the voter still
 //! answers.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-mod stack;
+use crate::stack;
 
 use stack::Stack;
 

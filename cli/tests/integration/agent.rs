@@ -9,7 +9,7 @@
 //! panic: agents by their [`AgentProcess`] guard, nodes (which outlive their agent on purpose)
 //! by the [`NodeReaper`] guard from their pid files. Every wait is bounded.
 
-mod cluster;
+use crate::cluster;
 
 use std::collections::BTreeMap;
 use std::fs;

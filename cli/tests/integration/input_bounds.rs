@@ -4,7 +4,7 @@
 //!
 //! What is asserted is state and memory, never a duration.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! Each test starts its own node in-process on port 0 and speaks raw Kafka frames. Waits for
 //! background work (retention passes) poll with a generous bound and never assert on timing.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,10 +2,10 @@
 //! the `kafka-protocol` codecs at chosen versions, so every error code can be asserted exactly.
 //!
 //! Real-client tests (librdkafka, kafka-python, confluent-kafka, kafkajs, kcat) live in
-//! `cli/tests/groups.rs` and `tests/clients/`; these pin the protocol details they cannot reach
+//! `cli/tests/integration/groups.rs` and `tests/clients/`; these pin the protocol details they cannot reach
 //! (stale generations, batched keys, per-member LeaveGroup results, reload after a restart).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,15 @@
+//! Integration tests of one Ferry node in process: the Kafka API request by request over real TCP
+//! with exact versions and raw frames (well-formed, malformed and oversized), the admin and group
+//! APIs, the idempotent producer, and the controllers' authentication of brokers.
+//!
+//! One test binary for the crate, so the tests link the node once rather than once per file;
+//! `support` holds the raw Kafka client and the in-process node every module uses.
+
+mod support;
+
+mod admin_api;
+mod controller_auth;
+mod groups_api;
+mod idempotent_produce;
+mod input_bounds;
+mod kafka_api;
