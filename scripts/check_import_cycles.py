@@ -50,38 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # (crate, modules in the circle, only with --tests, reason). Modules are written relative to
 # the crate root; a pair is a 2-cycle, three or more names are one strongly connected component.
 ALLOWED: list[tuple[str, frozenset[str], bool, str]] = [
-    (
-        "ferry-data-plane",
-        frozenset({"broker", "server"}),
-        False,
-        "broker/config.rs reads server's connection defaults; issue 14 item 1 (Broker split)",
-    ),
-    (
-        "ferry-data-plane",
-        frozenset({"controller", "metadata"}),
-        False,
-        "named in issue 14 item 1: metadata authorities to move where they belong",
-    ),
-    (
-        "ferry-data-plane",
-        frozenset({"log::batch", "log::records"}),
-        False,
-        "batch validation and record decoding share types both ways; not yet looked at",
-    ),
-    (
-        "ferry-agent",
-        frozenset({"host", "node_tls"}),
-        False,
-        "host.rs names node_tls's TLS_DIR and node_tls reads host's NodePaths; not looked at",
-    ),
     # Circles closed only by unit tests: a `#[cfg(test)]` helper module (controller::testing,
     # log::testutil) uses the module whose tests use it, or a test checks another module.
-    (
-        "ferry-data-plane",
-        frozenset({"controller", "group", "metadata"}),
-        True,
-        "group's config test asks metadata's broker catalog, plus controller <-> metadata",
-    ),
     (
         "ferry-data-plane",
         frozenset({"group", "metadata"}),
@@ -120,12 +90,6 @@ ALLOWED: list[tuple[str, frozenset[str], bool, str]] = [
         frozenset({"log::batch", "log::testutil"}),
         True,
         "test helpers build batches; batch's tests use the helpers",
-    ),
-    (
-        "ferry-data-plane",
-        frozenset({"log::batch", "log::records", "log::testutil"}),
-        True,
-        "log::batch <-> log::records plus the test helpers",
     ),
     (
         "ferry-data-plane",

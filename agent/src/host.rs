@@ -41,6 +41,9 @@ use crate::store::write_atomically;
 
 /// Subdirectory of the agent's data directory holding the node directories.
 pub const NODES_DIR: &str = "nodes";
+/// The subdirectory of a node's directory holding its TLS material (kept by
+/// [`crate::node_tls`]).
+pub const TLS_DIR: &str = "tls";
 /// A node's log beyond this size is rotated: copied to `node.log.1`, then truncated (the node
 /// appends, so it writes on at the new end). Checked at each start and every probe round, so
 /// a log may pass the bound by what the node writes in between.
@@ -118,7 +121,7 @@ impl NodePaths {
             assignment: dir.join("assignment.json"),
             pid: dir.join("node.pid"),
             log: dir.join("node.log"),
-            tls: dir.join(crate::node_tls::TLS_DIR),
+            tls: dir.join(TLS_DIR),
             dir,
         }
     }

@@ -19,9 +19,8 @@ use crate::client::ControlPlane;
 use crate::host::NodePaths;
 use crate::store::write_atomically;
 
-/// The subdirectory of a node's directory holding its TLS material.
-pub const TLS_DIR: &str = "tls";
-/// The file (in [`TLS_DIR`]) holding the certificate's expiry, ms since the Unix epoch.
+/// The file (in [`crate::host::TLS_DIR`]) holding the certificate's expiry, ms since the Unix
+/// epoch.
 pub const NOT_AFTER_FILE: &str = "not-after-ms";
 /// A certificate with less than this left is renewed: 30 days, a third of the control plane's
 /// node certificate validity, so a node restarted any time in that window gets a fresh one.
@@ -86,6 +85,7 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::TLS_DIR;
 
     #[test]
     fn missing_or_nearly_expired_material_is_renewed() {

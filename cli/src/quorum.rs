@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use ferry_data_plane::metadata::quorum::ControllerClient;
+use ferry_data_plane::authority::quorum::ControllerClient;
 use ferry_proto::controller::v1::{DescribeQuorumResponse, ReplicaState};
 
 /// Arguments of `ferry quorum`.

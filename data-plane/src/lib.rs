@@ -11,8 +11,10 @@
 //! - [`group`]: the classic consumer-group coordinator's sans-IO core (groups, offsets, records).
 //! - [`controller`]: the KRaft-style controller's deterministic metadata state machine —
 //!   commands in, typed records out, applied to the metadata image brokers follow.
-//! - [`metadata`]: the cluster image the broker serves from, and the authority that changes it
-//!   (the node itself today; the KRaft-style controller quorum later).
+//! - [`metadata`]: the cluster image the broker serves from, and the admin requests and configs
+//!   that change it.
+//! - [`authority`]: where a broker's image comes from and its admin requests go: the node
+//!   itself (single node) or the KRaft-style controller quorum.
 //! - [`node`]: wires the pieces into a running node with roles, a data directory and an admin
 //!   endpoint.
 //!
@@ -22,6 +24,7 @@
 //!        <- response::encode <---------------- ResponseKind <--'
 //! ```
 
+pub mod authority;
 pub mod broker;
 pub mod controller;
 pub mod group;

@@ -31,11 +31,11 @@ pub fn kafka_request(data: &[u8]) {
 
 /// The records of one Produce partition, through everything the broker runs on records:
 ///
-/// 1. Produce: [`batch::validate`] of a client's batches (`Origin::Client`): the header, the
-///    count against the bytes, bounded decompression, every record walked.
+/// 1. Produce: [`log_records::validate`] of a client's batches (`Origin::Client`): the
+///    header, the count against the bytes, bounded decompression, every record walked.
 /// 2. What readers run later on every batch of a log, which may also hold batches that passed
 ///    only a follower's structural checks (`Origin::Replication`) or an older broker's:
-///    [`batch::first_record_at_or_after`] (ListOffsets by timestamp), and
+///    [`log_records::first_record_at_or_after`] (ListOffsets by timestamp), and
 ///    [`records::decode_batch`] with each record's key and value through
 ///    [`OffsetsRecord::decode`] and [`Coordinator::replay`] (loading `__consumer_offsets`).
 ///
@@ -48,8 +48,8 @@ pub fn record_batch(data: &[u8]) {
     let mut records = data.to_vec();
     fix_crcs(&mut records);
     let limit = log_records::decompressed_limit(MAX_MESSAGE_BYTES);
-    let accepted = batch::validate(&records, Origin::Client, MAX_MESSAGE_BYTES).is_ok();
-    let Ok(stored) = batch::validate(&records, Origin::Replication, usize::MAX) else {
+    let accepted = log_records::validate(&records, Origin::Client, MAX_MESSAGE_BYTES).is_ok();
+    let Ok(stored) = log_records::validate(&records, Origin::Replication, usize::MAX) else {
         assert!(!accepted, "produce accepted what replication refuses");
         return;
     };
@@ -59,7 +59,7 @@ pub fn record_batch(data: &[u8]) {
         let bytes = Bytes::copy_from_slice(&records[info.position..info.position + header.size()]);
         for target_ms in [i64::MIN, header.base_timestamp, header.max_timestamp] {
             let found =
-                batch::first_record_at_or_after(&bytes, target_ms, header.base_offset, limit);
+                log_records::first_record_at_or_after(&bytes, target_ms, header.base_offset, limit);
             if let (true, Some((offset, _))) = (accepted, found) {
                 assert!(
                     (header.base_offset..=header.last_offset()).contains(&offset),

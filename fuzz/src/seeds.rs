@@ -292,7 +292,7 @@ fn batch(compression: Compression, count: i32, producer_id: i64) -> Bytes {
 fn record_batches() -> Vec<(String, Vec<u8>)> {
     let out = encoded_batches();
     for (name, records) in &out {
-        let valid = ferry_data_plane::log::batch::validate(
+        let valid = ferry_data_plane::log::records::validate(
             records,
             ferry_data_plane::log::batch::Origin::Client,
             crate::kafka::MAX_MESSAGE_BYTES,

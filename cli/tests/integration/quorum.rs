@@ -14,7 +14,7 @@ use cluster::{
     Admin, Cluster, ClusterSpec, MetadataReader, POLL, broker_ids, consume_all, describe_leader,
     node_status, partitions, produce, topic_names,
 };
-use ferry_data_plane::metadata::quorum::CONTROLLER_CALL_TIMEOUT;
+use ferry_data_plane::authority::quorum::CONTROLLER_CALL_TIMEOUT;
 use rdkafka::types::RDKafkaErrorCode;
 
 /// Generous bound for a leader election after a start or a kill.

@@ -34,8 +34,8 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms` (Kafka's default 10 minutes): the Kafka listener closes a
     /// connection idle this long ([`crate::server`]).
     pub connections_max_idle: Duration,
-    /// `max.connections.per.ip` (Ferry's default
-    /// [`crate::server::DEFAULT_MAX_CONNECTIONS_PER_IP`]): client connections from one address.
+    /// `max.connections.per.ip` (Ferry's default [`DEFAULT_MAX_CONNECTIONS_PER_IP`]): client
+    /// connections from one address.
     pub max_connections_per_ip: usize,
     /// The broker configs given at startup by Kafka name, as given (DescribeConfigs reports
     /// them as STATIC_BROKER_CONFIG).
@@ -43,6 +43,16 @@ pub struct BrokerConfig {
     /// The consumer-group coordinator's settings (`group.*`, `offsets.*`).
     pub groups: crate::group::GroupOptions,
 }
+
+/// Default of `connections.max.idle.ms`: Kafka's, 10 minutes.
+pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
+
+/// Default of `max.connections.per.ip`. Kafka's is unbounded (`Integer.MAX_VALUE`); Ferry's is
+/// a tenth of [`crate::server::DEFAULT_MAX_CONNECTIONS`], so no single address can take the
+/// listener and at least ten must cooperate to fill it, while a host running many clients (or,
+/// in `ferry dev`, every client and broker on 127.0.0.1) stays far from it. Raise it for a NAT
+/// gateway with more than a thousand clients behind it.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
 
 impl BrokerConfig {
     /// Defaults for a broker with `node_id` keeping its logs in `log_dir`.
@@ -56,10 +66,8 @@ impl BrokerConfig {
             replica_lag_time_max: Duration::from_millis(30_000),
             producer_id_expiration_ms:
                 crate::log::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
-            connections_max_idle: Duration::from_millis(
-                crate::server::DEFAULT_CONNECTIONS_MAX_IDLE_MS,
-            ),
-            max_connections_per_ip: crate::server::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            connections_max_idle: Duration::from_millis(DEFAULT_CONNECTIONS_MAX_IDLE_MS),
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             static_configs: BTreeMap::new(),
             groups: crate::group::GroupOptions::default(),
         }

@@ -263,7 +263,7 @@ impl Broker {
 
     /// A topic's configs, with the topic's overrides over this broker's layered defaults.
     fn topic_entries(&self, image: &Image, overrides: &BTreeMap<String, String>) -> Vec<Described> {
-        let defaults = self.topic_defaults(image);
+        let defaults = self.partitions.topic_defaults(image);
         let effective = defaults
             .with_overrides(overrides)
             .unwrap_or_else(|_| defaults.clone());

@@ -66,7 +66,7 @@ impl Broker {
             .await;
         if !request.validate_only {
             let latest = self.authority.image();
-            if let Err(e) = self.apply_image(&latest) {
+            if let Err(e) = self.partitions.apply_image(&latest) {
                 tracing::error!(error = %e, "could not apply metadata after CreateTopics");
             }
         }

@@ -11,10 +11,10 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 use crate::group::coordinator::Output;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a DeleteGroups request.
     pub(super) async fn delete_groups(&self, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
         let mut results = Vec::with_capacity(request.groups_names.len());

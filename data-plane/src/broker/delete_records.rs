@@ -41,7 +41,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::partitions::Partitions;
 use crate::log::Offset;
 
 /// How often a waiting DeleteRecords looks at its partitions' low watermarks again.
@@ -64,119 +64,116 @@ struct Pending {
     result: DeleteRecordsPartitionResult,
 }
 
-impl Broker {
-    /// Answers a DeleteRecords request.
-    pub(super) async fn delete_records(
-        &self,
-        request: DeleteRecordsRequest,
-    ) -> DeleteRecordsResponse {
-        // Topic name -> partitions in request order.
-        let mut answers: Vec<(TopicName, Vec<Pending>)> = Vec::new();
-        for topic in &request.topics {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|asked| {
-                    self.delete_partition_records(
-                        &topic.name.0,
-                        asked.partition_index,
-                        asked.offset,
-                    )
-                })
-                .collect();
-            answers.push((topic.name.clone(), partitions));
-        }
-        let timeout =
-            Duration::from_millis(request.timeout_ms.max(0) as u64).min(DELETE_RECORDS_WAIT_MAX);
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let mut waiting = false;
-            for (topic, partitions) in &mut answers {
-                for pending in partitions.iter_mut() {
-                    let Some(target) = pending.waiting_for else {
-                        continue; // answered already (success or a final error)
-                    };
-                    match self.low_watermark(&topic.0, pending.result.partition_index) {
-                        Some(low) if low >= target => {
-                            pending.result.low_watermark = low;
-                            pending.result.error_code = 0;
-                            pending.waiting_for = None;
-                        }
-                        Some(_) => waiting = true,
-                        None => {
-                            pending.result.error_code = ResponseError::NotLeaderOrFollower.code();
-                            pending.waiting_for = None;
-                        }
+/// Answers a DeleteRecords request.
+pub(super) async fn handle(
+    held: &Partitions,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    // Topic name -> partitions in request order.
+    let mut answers: Vec<(TopicName, Vec<Pending>)> = Vec::new();
+    for topic in &request.topics {
+        let partitions = topic
+            .partitions
+            .iter()
+            .map(|asked| {
+                delete_partition_records(held, &topic.name.0, asked.partition_index, asked.offset)
+            })
+            .collect();
+        answers.push((topic.name.clone(), partitions));
+    }
+    let timeout =
+        Duration::from_millis(request.timeout_ms.max(0) as u64).min(DELETE_RECORDS_WAIT_MAX);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut waiting = false;
+        for (topic, partitions) in &mut answers {
+            for pending in partitions.iter_mut() {
+                let Some(target) = pending.waiting_for else {
+                    continue; // answered already (success or a final error)
+                };
+                match low_watermark(held, &topic.0, pending.result.partition_index) {
+                    Some(low) if low >= target => {
+                        pending.result.low_watermark = low;
+                        pending.result.error_code = 0;
+                        pending.waiting_for = None;
+                    }
+                    Some(_) => waiting = true,
+                    None => {
+                        pending.result.error_code = ResponseError::NotLeaderOrFollower.code();
+                        pending.waiting_for = None;
                     }
                 }
             }
-            if !waiting || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(LOW_WATERMARK_POLL).await;
         }
-        let topics = answers
-            .into_iter()
-            .map(|(name, partitions)| {
-                DeleteRecordsTopicResult::default()
-                    .with_name(name)
-                    .with_partitions(partitions.into_iter().map(|p| p.result).collect())
-            })
-            .collect();
-        DeleteRecordsResponse::default().with_topics(topics)
+        if !waiting || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(LOW_WATERMARK_POLL).await;
     }
-
-    /// Steps 1–3 of the module docs for one partition.
-    fn delete_partition_records(&self, topic: &StrBytes, index: i32, offset: i64) -> Pending {
-        let result = DeleteRecordsPartitionResult::default()
-            .with_partition_index(index)
-            .with_low_watermark(-1);
-        let fail = |code: ResponseError| Pending {
-            waiting_for: None,
-            result: result.clone().with_error_code(code.code()),
-        };
-        let Some(partition) = self.partition(topic.as_str(), index) else {
-            return fail(ResponseError::UnknownTopicOrPartition);
-        };
-        let mut inner = partition.lock();
-        if !inner.is_leader(self.node_id()) {
-            return fail(ResponseError::NotLeaderOrFollower);
-        }
-        let high_watermark = inner.high_watermark;
-        let target = match offset {
-            HIGH_WATERMARK => high_watermark,
-            o if o < 0 || o > high_watermark => return fail(ResponseError::OffsetOutOfRange),
-            o => o,
-        };
-        if let Err(e) = inner.log.advance_log_start(target) {
-            tracing::warn!(partition = ?partition.id, error = %e, "DeleteRecords failed");
-            return fail(ResponseError::KafkaStorageError);
-        }
-        tracing::info!(partition = ?partition.id, log_start = inner.log.log_start_offset(),
-            "DeleteRecords advanced the log start offset");
-        Pending {
-            waiting_for: Some(target),
-            result: result
-                .with_low_watermark(inner.log.log_start_offset())
-                .with_error_code(ResponseError::RequestTimedOut.code()),
-        }
-    }
-
-    /// The low watermark of a partition this broker leads (see the module docs), or `None` if
-    /// it no longer leads it.
-    fn low_watermark(&self, topic: &str, index: i32) -> Option<Offset> {
-        let partition = self.partition(topic, index)?;
-        let image = self.image();
-        let inner = partition.lock();
-        if !inner.is_leader(self.node_id()) {
-            return None;
-        }
-        let leader_start = inner.log.log_start_offset();
-        Some(match &inner.tracker {
-            Some(tracker) => {
-                tracker.low_watermark(leader_start, |id| image.brokers.contains_key(&id))
-            }
-            None => leader_start,
+    let topics = answers
+        .into_iter()
+        .map(|(name, partitions)| {
+            DeleteRecordsTopicResult::default()
+                .with_name(name)
+                .with_partitions(partitions.into_iter().map(|p| p.result).collect())
         })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+/// Steps 1–3 of the module docs for one partition.
+fn delete_partition_records(
+    held: &Partitions,
+    topic: &StrBytes,
+    index: i32,
+    offset: i64,
+) -> Pending {
+    let result = DeleteRecordsPartitionResult::default()
+        .with_partition_index(index)
+        .with_low_watermark(-1);
+    let fail = |code: ResponseError| Pending {
+        waiting_for: None,
+        result: result.clone().with_error_code(code.code()),
+    };
+    let Some(partition) = held.get(topic.as_str(), index) else {
+        return fail(ResponseError::UnknownTopicOrPartition);
+    };
+    let mut inner = partition.lock();
+    if !inner.is_leader(held.node_id()) {
+        return fail(ResponseError::NotLeaderOrFollower);
     }
+    let high_watermark = inner.high_watermark;
+    let target = match offset {
+        HIGH_WATERMARK => high_watermark,
+        o if o < 0 || o > high_watermark => return fail(ResponseError::OffsetOutOfRange),
+        o => o,
+    };
+    if let Err(e) = inner.log.advance_log_start(target) {
+        tracing::warn!(partition = ?partition.id, error = %e, "DeleteRecords failed");
+        return fail(ResponseError::KafkaStorageError);
+    }
+    tracing::info!(partition = ?partition.id, log_start = inner.log.log_start_offset(),
+        "DeleteRecords advanced the log start offset");
+    Pending {
+        waiting_for: Some(target),
+        result: result
+            .with_low_watermark(inner.log.log_start_offset())
+            .with_error_code(ResponseError::RequestTimedOut.code()),
+    }
+}
+
+/// The low watermark of a partition this broker leads (see the module docs), or `None` if
+/// it no longer leads it.
+fn low_watermark(held: &Partitions, topic: &str, index: i32) -> Option<Offset> {
+    let partition = held.get(topic, index)?;
+    let image = held.image();
+    let inner = partition.lock();
+    if !inner.is_leader(held.node_id()) {
+        return None;
+    }
+    let leader_start = inner.log.log_start_offset();
+    Some(match &inner.tracker {
+        Some(tracker) => tracker.low_watermark(leader_start, |id| image.brokers.contains_key(&id)),
+        None => leader_start,
+    })
 }

@@ -36,7 +36,7 @@ impl Broker {
         };
         let outcomes = self.authority.delete_topics(refs.clone()).await;
         let latest = self.authority.image();
-        if let Err(e) = self.apply_image(&latest) {
+        if let Err(e) = self.partitions.apply_image(&latest) {
             tracing::error!(error = %e, "could not apply metadata after DeleteTopics");
         }
         let responses =

@@ -18,8 +18,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
-use crate::metadata::NodeId;
+use crate::metadata::{Image, NodeId};
 
 /// Kafka's "authorized operations were not requested" value.
 pub(super) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -33,49 +32,43 @@ const ENDPOINT_BROKERS: i8 = 1;
 pub(super) const CLUSTER_OPERATIONS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
-impl Broker {
-    /// Answers a DescribeCluster request.
-    pub(super) fn describe_cluster(
-        &self,
-        request: DescribeClusterRequest,
-    ) -> DescribeClusterResponse {
-        let image = self.image();
-        let response = DescribeClusterResponse::default()
-            .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
-            .with_endpoint_type(request.endpoint_type)
-            .with_controller_id(BrokerId(-1))
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
-        if request.endpoint_type != ENDPOINT_BROKERS {
-            return response
-                .with_error_code(ResponseError::UnsupportedEndpointType.code())
-                .with_error_message(Some(StrBytes::from_static_str(
-                    "The request was sent to an endpoint of type BROKER, but we wanted an \
-                     endpoint of type CONTROLLER",
-                )));
-        }
-        let brokers: Vec<DescribeClusterBroker> = image
-            .brokers
-            .values()
-            .map(|b| {
-                DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(b.node_id))
-                    .with_host(StrBytes::from_string(b.host.clone()))
-                    .with_port(i32::from(b.port))
-                    .with_rack(b.rack.clone().map(StrBytes::from_string))
-            })
-            .collect();
-        let ids: Vec<NodeId> = image.brokers.keys().copied().collect();
-        let controller = random_choice(&ids).unwrap_or(-1);
-        let operations = if request.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
-        } else {
-            AUTHORIZED_OPERATIONS_OMITTED
-        };
-        response
-            .with_controller_id(BrokerId(controller))
-            .with_brokers(brokers)
-            .with_cluster_authorized_operations(operations)
+/// Answers a DescribeCluster request.
+pub(super) fn handle(image: &Image, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let response = DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
+        .with_endpoint_type(request.endpoint_type)
+        .with_controller_id(BrokerId(-1))
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+    if request.endpoint_type != ENDPOINT_BROKERS {
+        return response
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "The request was sent to an endpoint of type BROKER, but we wanted an \
+                 endpoint of type CONTROLLER",
+            )));
     }
+    let brokers: Vec<DescribeClusterBroker> = image
+        .brokers
+        .values()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    let ids: Vec<NodeId> = image.brokers.keys().copied().collect();
+    let controller = random_choice(&ids).unwrap_or(-1);
+    let operations = if request.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    response
+        .with_controller_id(BrokerId(controller))
+        .with_brokers(brokers)
+        .with_cluster_authorized_operations(operations)
 }
 
 /// One of `ids` chosen at random (a v4 UUID is the randomness at hand without a new

@@ -8,13 +8,13 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 use crate::group::state::GroupState;
 
 /// `authorized_operations` when the client did not ask (Kafka's INT32_MIN sentinel).
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a DescribeGroups request.
     pub(super) fn describe_groups(&self, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
         let groups = request

@@ -24,66 +24,64 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::partitions::Partitions;
 
-impl Broker {
-    /// Answers a DescribeLogDirs request.
-    pub(super) fn describe_log_dirs(
-        &self,
-        request: DescribeLogDirsRequest,
-        version: i16,
-    ) -> DescribeLogDirsResponse {
-        let asked: Option<BTreeSet<(String, i32)>> = request.topics.as_ref().map(|topics| {
-            topics
-                .iter()
-                .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
-                .collect()
-        });
-        let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
-        for partition in self.partitions() {
-            let id = &partition.id;
-            if let Some(asked) = &asked
-                && !asked.contains(&(id.topic.clone(), id.partition))
-            {
-                continue;
-            }
-            let inner = partition.lock();
-            let lag = (inner.high_watermark - inner.log.log_end_offset()).max(0);
-            topics.entry(id.topic.clone()).or_default().push(
-                DescribeLogDirsPartition::default()
-                    .with_partition_index(id.partition)
-                    .with_partition_size(inner.log.size_bytes() as i64)
-                    .with_offset_lag(lag)
-                    .with_is_future_key(false),
-            );
+/// Answers a DescribeLogDirs request.
+pub(super) fn handle(
+    held: &Partitions,
+    request: DescribeLogDirsRequest,
+    version: i16,
+) -> DescribeLogDirsResponse {
+    let asked: Option<BTreeSet<(String, i32)>> = request.topics.as_ref().map(|topics| {
+        topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
+            .collect()
+    });
+    let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
+    for partition in held.all() {
+        let id = &partition.id;
+        if let Some(asked) = &asked
+            && !asked.contains(&(id.topic.clone(), id.partition))
+        {
+            continue;
         }
-        let topics = topics
-            .into_iter()
-            .map(|(name, partitions)| {
-                DescribeLogDirsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(name)))
-                    .with_partitions(partitions)
-            })
-            .collect();
-        let log_dir = &self.config.log_dir;
-        let mut result = DescribeLogDirsResult::default()
-            .with_log_dir(StrBytes::from_string(log_dir.display().to_string()))
-            .with_topics(topics)
-            .with_total_bytes(-1)
-            .with_usable_bytes(-1);
-        if version >= 4 {
-            match file_system_space(log_dir) {
-                Ok((total, usable)) => {
-                    result = result.with_total_bytes(total).with_usable_bytes(usable);
-                }
-                Err(e) => {
-                    tracing::warn!(dir = %log_dir.display(), error = %e, "statvfs failed");
-                    result = result.with_error_code(ResponseError::KafkaStorageError.code());
-                }
-            }
-        }
-        DescribeLogDirsResponse::default().with_results(vec![result])
+        let inner = partition.lock();
+        let lag = (inner.high_watermark - inner.log.log_end_offset()).max(0);
+        topics.entry(id.topic.clone()).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(id.partition)
+                .with_partition_size(inner.log.size_bytes() as i64)
+                .with_offset_lag(lag)
+                .with_is_future_key(false),
+        );
     }
+    let topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            DescribeLogDirsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let log_dir = held.log_dir();
+    let mut result = DescribeLogDirsResult::default()
+        .with_log_dir(StrBytes::from_string(log_dir.display().to_string()))
+        .with_topics(topics)
+        .with_total_bytes(-1)
+        .with_usable_bytes(-1);
+    if version >= 4 {
+        match file_system_space(log_dir) {
+            Ok((total, usable)) => {
+                result = result.with_total_bytes(total).with_usable_bytes(usable);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %log_dir.display(), error = %e, "statvfs failed");
+                result = result.with_error_code(ResponseError::KafkaStorageError.code());
+            }
+        }
+    }
+    DescribeLogDirsResponse::default().with_results(vec![result])
 }
 
 /// Total and available bytes of the file system holding `dir`.

@@ -39,7 +39,8 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::time::Instant;
 
-use super::{Broker, divergence, now_ms};
+use super::partitions::Partitions;
+use super::{divergence, now_ms};
 use crate::metadata::NodeId;
 
 /// Longest a fetch may wait, whatever the client asks: bounds how long a connection is parked.
@@ -66,171 +67,173 @@ struct Reader {
     first: bool,
 }
 
-impl Broker {
-    /// Answers a Fetch request, waiting up to `max_wait_ms` for `min_bytes`.
-    pub(super) async fn fetch(&self, request: FetchRequest, version: i16) -> FetchResponse {
-        if version >= 7 && request.session_id != 0 {
-            return FetchResponse::default()
-                .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+/// Answers a Fetch request, waiting up to `max_wait_ms` for `min_bytes`.
+pub(super) async fn handle(
+    held: &Partitions,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
+    if version >= 7 && request.session_id != 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
+    let deadline = Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let mut appended = held.subscribe_appended();
+    loop {
+        appended.borrow_and_update();
+        let read = read_for_fetch(held, &request);
+        if read.bytes >= min_bytes.max(1) || read.any_error || Instant::now() >= deadline {
+            return read.response;
         }
-        let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
-        let deadline = Instant::now() + wait;
-        let min_bytes = request.min_bytes.max(0) as usize;
-        let mut appended = self.appended.subscribe();
-        loop {
-            appended.borrow_and_update();
-            let read = self.read_for_fetch(&request);
-            if read.bytes >= min_bytes.max(1) || read.any_error || Instant::now() >= deadline {
-                return read.response;
-            }
-            // Woken by any append on this broker; re-reading is cheap and keeps this simple.
-            if tokio::time::timeout_at(deadline, appended.changed())
-                .await
-                .is_err()
-            {
-                return self.read_for_fetch(&request).response;
-            }
+        // Woken by any append on this broker; re-reading is cheap and keeps this simple.
+        if tokio::time::timeout_at(deadline, appended.changed())
+            .await
+            .is_err()
+        {
+            return read_for_fetch(held, &request).response;
         }
     }
+}
 
-    fn read_for_fetch(&self, request: &FetchRequest) -> FetchRead {
-        let mut remaining = request.max_bytes.max(0) as usize;
-        let mut total = 0usize;
-        let mut any_error = false;
-        let topics = request
-            .topics
-            .iter()
-            .map(|topic| {
-                let partitions = topic
-                    .partitions
-                    .iter()
-                    .map(|asked| {
-                        let first = total == 0;
-                        let reader = Reader {
-                            replica: request.replica_id.0,
-                            budget: remaining,
-                            first,
-                        };
-                        let data = self.read_partition(&topic.topic.0, asked, &reader);
-                        let taken = data.records.as_ref().map_or(0, Bytes::len);
-                        total += taken;
-                        remaining = remaining.saturating_sub(taken);
-                        any_error |= data.error_code != 0;
-                        data
-                    })
-                    .collect();
-                FetchableTopicResponse::default()
-                    .with_topic(topic.topic.clone())
-                    .with_topic_id(topic.topic_id)
-                    .with_partitions(partitions)
-            })
-            .collect();
-        FetchRead {
-            response: FetchResponse::default()
-                .with_session_id(0)
-                .with_responses(topics),
-            bytes: total,
-            any_error,
-        }
+fn read_for_fetch(held: &Partitions, request: &FetchRequest) -> FetchRead {
+    let mut remaining = request.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut any_error = false;
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|asked| {
+                    let first = total == 0;
+                    let reader = Reader {
+                        replica: request.replica_id.0,
+                        budget: remaining,
+                        first,
+                    };
+                    let data = read_partition(held, &topic.topic.0, asked, &reader);
+                    let taken = data.records.as_ref().map_or(0, Bytes::len);
+                    total += taken;
+                    remaining = remaining.saturating_sub(taken);
+                    any_error |= data.error_code != 0;
+                    data
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    FetchRead {
+        response: FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics),
+        bytes: total,
+        any_error,
     }
+}
 
-    /// Reads one partition for a consumer or a follower (see the module docs).
-    fn read_partition(
-        &self,
-        topic: &str,
-        asked: &FetchPartition,
-        reader: &Reader,
-    ) -> PartitionData {
-        let Reader {
-            replica,
-            budget,
-            first,
-        } = *reader;
-        let index = asked.partition;
-        let empty = PartitionData::default()
-            .with_partition_index(index)
-            .with_high_watermark(-1)
-            .with_last_stable_offset(-1)
-            .with_log_start_offset(-1)
-            .with_preferred_read_replica((-1).into())
-            .with_aborted_transactions(Some(vec![]))
-            .with_records(Some(Bytes::new()));
-        let error = |code: ResponseError| empty.clone().with_error_code(code.code());
-        let Some(partition) = self.partition(topic, index) else {
-            return error(ResponseError::UnknownTopicOrPartition);
-        };
-        let mut inner = partition.lock();
-        if let Err(code) = inner.check_leader(self.node_id(), asked.current_leader_epoch) {
-            // KIP-951: tell the client who leads now, so it need not wait for Metadata.
-            let current = LeaderIdAndEpoch::default()
-                .with_leader_id(BrokerId(inner.state.leader))
-                .with_leader_epoch(inner.state.leader_epoch);
-            return error(code).with_current_leader(current);
-        }
-        let follower = replica >= 0;
-        if follower && !inner.state.replicas.contains(&replica) {
-            // A broker that holds no replica of this partition has nothing to follow.
-            return error(ResponseError::NotLeaderOrFollower);
-        }
-        let log_start = inner.log.log_start_offset();
-        let log_end = inner.log.log_end_offset();
-        if follower && asked.last_fetched_epoch >= 0 {
-            let diverging = divergence::diverging_epoch(
-                asked.last_fetched_epoch,
-                asked.fetch_offset,
-                inner.log.end_offset_for_epoch(asked.last_fetched_epoch),
-                inner.log.latest_epoch(),
-                log_end,
-            );
-            if let Some((epoch, end_offset)) = diverging {
-                let high_watermark = inner.high_watermark;
-                return empty
-                    .with_high_watermark(high_watermark)
-                    .with_last_stable_offset(high_watermark)
-                    .with_log_start_offset(log_start)
-                    .with_diverging_epoch(
-                        EpochEndOffset::default()
-                            .with_epoch(epoch)
-                            .with_end_offset(end_offset),
-                    );
-            }
-        }
-        let limit = if follower {
-            log_end
-        } else {
-            inner.high_watermark
-        };
-        if asked.fetch_offset < log_start || asked.fetch_offset > limit {
+/// Reads one partition for a consumer or a follower (see the module docs).
+fn read_partition(
+    held: &Partitions,
+    topic: &str,
+    asked: &FetchPartition,
+    reader: &Reader,
+) -> PartitionData {
+    let Reader {
+        replica,
+        budget,
+        first,
+    } = *reader;
+    let index = asked.partition;
+    let empty = PartitionData::default()
+        .with_partition_index(index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica((-1).into())
+        .with_aborted_transactions(Some(vec![]))
+        .with_records(Some(Bytes::new()));
+    let error = |code: ResponseError| empty.clone().with_error_code(code.code());
+    let Some(partition) = held.get(topic, index) else {
+        return error(ResponseError::UnknownTopicOrPartition);
+    };
+    let mut inner = partition.lock();
+    if let Err(code) = inner.check_leader(held.node_id(), asked.current_leader_epoch) {
+        // KIP-951: tell the client who leads now, so it need not wait for Metadata.
+        let current = LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(inner.state.leader))
+            .with_leader_epoch(inner.state.leader_epoch);
+        return error(code).with_current_leader(current);
+    }
+    let follower = replica >= 0;
+    if follower && !inner.state.replicas.contains(&replica) {
+        // A broker that holds no replica of this partition has nothing to follow.
+        return error(ResponseError::NotLeaderOrFollower);
+    }
+    let log_start = inner.log.log_start_offset();
+    let log_end = inner.log.log_end_offset();
+    if follower && asked.last_fetched_epoch >= 0 {
+        let diverging = divergence::diverging_epoch(
+            asked.last_fetched_epoch,
+            asked.fetch_offset,
+            inner.log.end_offset_for_epoch(asked.last_fetched_epoch),
+            inner.log.latest_epoch(),
+            log_end,
+        );
+        if let Some((epoch, end_offset)) = diverging {
             let high_watermark = inner.high_watermark;
             return empty
                 .with_high_watermark(high_watermark)
                 .with_last_stable_offset(high_watermark)
                 .with_log_start_offset(log_start)
-                .with_error_code(ResponseError::OffsetOutOfRange.code());
+                .with_diverging_epoch(
+                    EpochEndOffset::default()
+                        .with_epoch(epoch)
+                        .with_end_offset(end_offset),
+                );
         }
-        if follower {
-            let now = now_ms();
-            let recorded = inner.tracker.as_mut().is_some_and(|t| {
-                t.record_log_start(replica, asked.log_start_offset);
-                t.record_fetch(replica, asked.fetch_offset, log_end, now)
-            });
-            if recorded && inner.advance_high_watermark() {
-                self.notify_appended();
-            }
-        }
+    }
+    let limit = if follower {
+        log_end
+    } else {
+        inner.high_watermark
+    };
+    if asked.fetch_offset < log_start || asked.fetch_offset > limit {
         let high_watermark = inner.high_watermark;
-        let with_offsets = empty
-            .clone()
+        return empty
             .with_high_watermark(high_watermark)
             .with_last_stable_offset(high_watermark)
-            .with_log_start_offset(log_start);
-        let max_bytes = (asked.partition_max_bytes.max(0) as usize).min(budget);
-        match inner.log.read(asked.fetch_offset, max_bytes, limit, first) {
-            Ok(read) => with_offsets.with_records(Some(read.records)),
-            Err(e) => {
-                tracing::warn!(topic, partition = index, error = %e, "fetch read failed");
-                with_offsets.with_error_code(e.kafka_code())
-            }
+            .with_log_start_offset(log_start)
+            .with_error_code(ResponseError::OffsetOutOfRange.code());
+    }
+    if follower {
+        let now = now_ms();
+        let recorded = inner.tracker.as_mut().is_some_and(|t| {
+            t.record_log_start(replica, asked.log_start_offset);
+            t.record_fetch(replica, asked.fetch_offset, log_end, now)
+        });
+        if recorded && inner.advance_high_watermark() {
+            held.notify_appended();
+        }
+    }
+    let high_watermark = inner.high_watermark;
+    let with_offsets = empty
+        .clone()
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(high_watermark)
+        .with_log_start_offset(log_start);
+    let max_bytes = (asked.partition_max_bytes.max(0) as usize).min(budget);
+    match inner.log.read(asked.fetch_offset, max_bytes, limit, first) {
+        Ok(read) => with_offsets.with_records(Some(read.records)),
+        Err(e) => {
+            tracing::warn!(topic, partition = index, error = %e, "fetch read failed");
+            with_offsets.with_error_code(e.kafka_code())
         }
     }
 }

@@ -114,7 +114,7 @@ impl Broker {
             let image = images.borrow_and_update().clone();
             // The broker applies images on its own task; apply here too so the partitions
             // exist before their fetchers start (apply_image is idempotent).
-            if let Err(e) = self.apply_image(&image) {
+            if let Err(e) = self.partitions.apply_image(&image) {
                 tracing::warn!(error = %e, "could not apply metadata for replication");
             }
             self.assign_fetchers(&image, &mut fetchers);
@@ -139,7 +139,7 @@ impl Broker {
     ) {
         let me = self.node_id();
         let mut wanted: BTreeMap<NodeId, Assignment> = BTreeMap::new();
-        for partition in self.partitions() {
+        for partition in self.partitions.all() {
             let state = partition.lock().state.clone();
             if state.leader < 0 || state.leader == me || !state.replicas.contains(&me) {
                 continue;
@@ -182,7 +182,7 @@ impl Broker {
     fn check_isr(self: &Arc<Self>) {
         let now = now_ms();
         let lag_max_ms = self.config.replica_lag_time_max.as_millis() as i64;
-        for partition in self.partitions() {
+        for partition in self.partitions.all() {
             let command = {
                 let mut inner = partition.lock();
                 if !inner.is_leader(self.node_id()) {
@@ -237,7 +237,7 @@ impl Broker {
                 tracker.abort_alter();
             }
         }
-        self.notify_appended();
+        self.partitions.notify_appended();
     }
 
     /// A fetcher task: fetches from `leader` the partitions in `assignment` until its sender
@@ -265,7 +265,7 @@ impl Broker {
                 .partitions
                 .iter()
                 .filter(|id| !parked.contains_key(*id))
-                .filter_map(|id| self.partition(&id.topic, id.partition))
+                .filter_map(|id| self.partitions.get(&id.topic, id.partition))
                 .collect();
             if partitions.is_empty() {
                 let wake = parked
@@ -326,7 +326,7 @@ impl Broker {
                 }
             }
             if any_progress {
-                self.notify_appended();
+                self.partitions.notify_appended();
             }
         }
     }

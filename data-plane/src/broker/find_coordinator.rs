@@ -16,14 +16,14 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 
 /// `key_type` of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
 /// `key_type` of a transactional id.
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a FindCoordinator request.
     pub(super) fn find_coordinator(
         &self,

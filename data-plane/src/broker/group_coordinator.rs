@@ -1,11 +1,16 @@
 //! The group coordinator's I/O shell: loading, timers, log writes and parked requests.
 //!
-//! The decisions are made by the sans-IO [`crate::group`] core. This file owns what waits:
+//! The decisions are made by the sans-IO [`crate::group`] core. [`GroupCoordinator`] owns what
+//! waits, and reaches the offsets partitions through the broker's shared [`Partitions`]; the
+//! group APIs (`join_group.rs`, `sync_group.rs`, `heartbeat.rs`, `leave_group.rs`,
+//! `offset_commit.rs`, `offset_fetch.rs`, `offset_delete.rs`, `describe_groups.rs`,
+//! `list_groups.rs`, `delete_groups.rs`, `find_coordinator.rs`) are its methods, each in the
+//! file named after the API:
 //! - **Shards.** For every `__consumer_offsets` partition this broker leads there is one
 //!   [`Coordinator`], created by replaying the partition's log when the leadership arrives
 //!   (requests meanwhile get COORDINATOR_LOAD_IN_PROGRESS) and dropped when it goes (requests
 //!   get NOT_COORDINATOR; parked ones are answered NOT_COORDINATOR).
-//! - **Timer.** [`Broker::run_group_coordinator`] ticks every [`GROUP_TICK_INTERVAL`]: it
+//! - **Timer.** [`GroupCoordinator::run`] ticks every [`GROUP_TICK_INTERVAL`]: it
 //!   follows the leadership of the offsets partitions and feeds `now` to every coordinator
 //!   (session expiry, rebalance deadlines, offset retention).
 //! - **Writes.** Records a call produced are appended to the partition under the shard lock (so
@@ -17,8 +22,9 @@
 //!   client).
 //!
 //! # Lock order
-//! `shards` → a partition's lock (appends, reads) → `parked`. Nothing holding a partition lock
-//! takes `shards`.
+//! `shards` → the partition map's and image's read locks ([`Partitions::get`],
+//! [`Partitions::image`]) and a partition's lock (appends, reads) → `parked`. Nothing holding a
+//! partition lock takes `shards`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,8 +39,10 @@ use kafka_protocol::records::{
 };
 use tokio::sync::{oneshot, watch};
 
+use super::now_ms;
 use super::partition::Partition;
-use super::{Broker, now_ms};
+use super::partitions::Partitions;
+use crate::authority::Authority;
 use crate::group::coordinator::{Coordinator, Output};
 use crate::group::records::OffsetsRecord;
 use crate::group::state::{Effects, Reply};
@@ -42,7 +50,7 @@ use crate::group::{GroupOptions, Millis, OFFSETS_TOPIC, ReplyId, partition_for};
 use crate::log::batch::check_batch;
 use crate::log::records;
 use crate::log::{LeaderEpoch, Offset};
-use crate::metadata::NewTopic;
+use crate::metadata::{Image, NewTopic, NodeId};
 
 /// How often coordinators see the time pass and leadership changes are noticed. Session and
 /// rebalance deadlines are therefore honoured to within this much.
@@ -75,10 +83,15 @@ enum Shard {
     Loaded(LeaderEpoch, Coordinator),
 }
 
-/// The coordinator state of a broker.
+/// The classic group coordinator of a broker: its shards, parked requests and timer. The
+/// group APIs (`join_group.rs`, `offset_commit.rs`, …) are its methods.
 pub struct GroupCoordinator {
     /// Settings.
     pub options: GroupOptions,
+    /// The broker's partitions: the offsets partitions are read, written and led there.
+    partitions: Arc<Partitions>,
+    /// Where `__consumer_offsets` is created.
+    authority: Arc<dyn Authority>,
     /// Offsets partitions led here, by index.
     shards: Mutex<HashMap<i32, Shard>>,
     /// Parked requests' reply channels.
@@ -91,10 +104,16 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// A coordinator leading nothing yet.
-    pub fn new(options: GroupOptions) -> Self {
+    /// A coordinator leading nothing yet, over the broker's `partitions`.
+    pub fn new(
+        options: GroupOptions,
+        partitions: Arc<Partitions>,
+        authority: Arc<dyn Authority>,
+    ) -> Self {
         Self {
             options,
+            partitions,
+            authority,
             shards: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
             next_reply: AtomicU64::new(1),
@@ -114,7 +133,17 @@ struct PendingWrite {
 /// How a call into a coordinator went at the shell level.
 pub(super) type Routed<T> = Result<T, ResponseError>;
 
-impl Broker {
+impl GroupCoordinator {
+    /// The metadata image the broker's partitions were last reconciled with.
+    pub(super) fn image(&self) -> Arc<Image> {
+        self.partitions.image()
+    }
+
+    /// This broker's node id.
+    fn node_id(&self) -> NodeId {
+        self.partitions.node_id()
+    }
+
     /// The offsets partition index of `group_id`, if the offsets topic exists.
     fn offsets_partition_of(&self, group_id: &str) -> Option<i32> {
         let image = self.image();
@@ -124,7 +153,7 @@ impl Broker {
 
     /// Registers a parked request; `None` at the bound.
     pub(super) fn park(&self) -> Option<(ReplyId, oneshot::Receiver<Reply>)> {
-        let mut parked = self.groups.parked.lock().expect("parked lock poisoned");
+        let mut parked = self.parked.lock().expect("parked lock poisoned");
         if parked.len() >= PARKED_REQUESTS_MAX {
             tracing::warn!(
                 bound = PARKED_REQUESTS_MAX,
@@ -132,7 +161,7 @@ impl Broker {
             );
             return None;
         }
-        let id = self.groups.next_reply.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_reply.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         parked.insert(id, tx);
         Some((id, rx))
@@ -140,8 +169,7 @@ impl Broker {
 
     /// Forgets a parked request whose call failed before it was parked in a group.
     pub(super) fn unpark(&self, id: ReplyId) {
-        self.groups
-            .parked
+        self.parked
             .lock()
             .expect("parked lock poisoned")
             .remove(&id);
@@ -155,14 +183,12 @@ impl Broker {
         rebalance_timeout_ms: i32,
     ) -> Option<Reply> {
         let bound = Duration::from_millis(
-            rebalance_timeout_ms.max(0) as u64
-                + self.groups.options.initial_rebalance_delay_ms as u64,
+            rebalance_timeout_ms.max(0) as u64 + self.options.initial_rebalance_delay_ms as u64,
         ) + PARKED_WAIT_SLACK;
         match tokio::time::timeout(bound, rx).await {
             Ok(Ok(reply)) => Some(reply),
             _ => {
-                self.groups
-                    .parked
+                self.parked
                     .lock()
                     .expect("parked lock poisoned")
                     .remove(&id);
@@ -181,7 +207,7 @@ impl Broker {
         f: impl FnOnce(&mut Coordinator, Millis) -> (T, Output),
     ) -> Routed<T> {
         let (value, pending, effects) = {
-            let mut shards = self.groups.shards.lock().expect("shards lock poisoned");
+            let mut shards = self.shards.lock().expect("shards lock poisoned");
             let (index, partition) = self.coordinator_partition(group_id)?;
             let coordinator = match shards.get_mut(&index) {
                 Some(Shard::Loaded(epoch, coordinator))
@@ -225,7 +251,7 @@ impl Broker {
         group_id: &str,
         f: impl FnOnce(&mut Coordinator, Millis) -> T,
     ) -> Routed<T> {
-        let mut shards = self.groups.shards.lock().expect("shards lock poisoned");
+        let mut shards = self.shards.lock().expect("shards lock poisoned");
         let (index, partition) = self.coordinator_partition(group_id)?;
         match shards.get_mut(&index) {
             Some(Shard::Loaded(epoch, coordinator))
@@ -239,7 +265,7 @@ impl Broker {
 
     /// Runs `f` on every loaded coordinator (ListGroups).
     pub(super) fn each_coordinator(&self, mut f: impl FnMut(&Coordinator)) {
-        let shards = self.groups.shards.lock().expect("shards lock poisoned");
+        let shards = self.shards.lock().expect("shards lock poisoned");
         for shard in shards.values() {
             if let Shard::Loaded(_, coordinator) = shard {
                 f(coordinator);
@@ -249,7 +275,7 @@ impl Broker {
 
     /// Whether some offsets partition led here is still loading (ListGroups reports it).
     pub(super) fn coordinator_loading(&self) -> bool {
-        let shards = self.groups.shards.lock().expect("shards lock poisoned");
+        let shards = self.shards.lock().expect("shards lock poisoned");
         shards.values().any(|s| matches!(s, Shard::Loading(_)))
     }
 
@@ -260,7 +286,8 @@ impl Broker {
             .offsets_partition_of(group_id)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
         let partition = self
-            .partition(OFFSETS_TOPIC, index)
+            .partitions
+            .get(OFFSETS_TOPIC, index)
             .ok_or(ResponseError::NotCoordinator)?;
         if !partition.lock().is_leader(self.node_id()) {
             return Err(ResponseError::NotCoordinator);
@@ -318,7 +345,7 @@ impl Broker {
             })?;
         inner.after_append();
         drop(inner);
-        self.notify_appended();
+        self.partitions.notify_appended();
         Ok(Some(PendingWrite {
             partition: partition.clone(),
             required: info.last_offset + 1,
@@ -330,7 +357,7 @@ impl Broker {
     /// [`OFFSETS_COMMIT_TIMEOUT`].
     async fn wait_replicated(&self, write: &PendingWrite) -> Routed<()> {
         wait_replicated(
-            self.appended.subscribe(),
+            self.partitions.subscribe_appended(),
             self.node_id(),
             write,
             OFFSETS_COMMIT_TIMEOUT,
@@ -340,7 +367,7 @@ impl Broker {
 
     /// Sends replies to parked requests (those whose waiter gave up are dropped).
     fn send_replies(&self, effects: Effects) {
-        let mut parked = self.groups.parked.lock().expect("parked lock poisoned");
+        let mut parked = self.parked.lock().expect("parked lock poisoned");
         for (id, reply) in effects.replies {
             if let Some(tx) = parked.remove(&id) {
                 let _ = tx.send(reply);
@@ -350,10 +377,7 @@ impl Broker {
 
     /// Follows the leadership of the offsets partitions and ticks every coordinator, every
     /// [`GROUP_TICK_INTERVAL`], until `shutdown` resolves.
-    pub async fn run_group_coordinator(
-        self: Arc<Self>,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         let mut ticker = tokio::time::interval(GROUP_TICK_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -370,7 +394,8 @@ impl Broker {
     /// Loads shards for offsets partitions newly led here and drops those no longer led.
     fn follow_offsets_leadership(&self) {
         let led: BTreeMap<i32, (Arc<Partition>, LeaderEpoch)> = self
-            .partitions()
+            .partitions
+            .all()
             .into_iter()
             .filter(|p| p.id.topic == OFFSETS_TOPIC)
             .filter_map(|p| {
@@ -383,7 +408,7 @@ impl Broker {
             .collect();
         let mut to_load = Vec::new();
         {
-            let mut shards = self.groups.shards.lock().expect("shards lock poisoned");
+            let mut shards = self.shards.lock().expect("shards lock poisoned");
             let stale: Vec<i32> = shards
                 .iter()
                 .filter(|(index, shard)| {
@@ -414,7 +439,7 @@ impl Broker {
         }
         for (index, partition, epoch) in to_load {
             let coordinator = self.load_shard(&partition);
-            let mut shards = self.groups.shards.lock().expect("shards lock poisoned");
+            let mut shards = self.shards.lock().expect("shards lock poisoned");
             if matches!(shards.get(&index), Some(Shard::Loading(e)) if *e == epoch) {
                 tracing::info!(
                     partition = index,
@@ -433,7 +458,7 @@ impl Broker {
     /// error line and the replay goes on: one bad batch must not keep every group of the
     /// partition from loading, nor take the broker down at every start.
     fn load_shard(&self, partition: &Arc<Partition>) -> Coordinator {
-        let mut coordinator = Coordinator::new(self.groups.options.clone());
+        let mut coordinator = Coordinator::new(self.options.clone());
         let now = now_ms();
         let (mut offset, limit) = {
             let inner = partition.lock();
@@ -503,7 +528,7 @@ impl Broker {
     async fn tick_coordinators(&self) {
         let mut writes = Vec::new();
         {
-            let mut shards = self.groups.shards.lock().expect("shards lock poisoned");
+            let mut shards = self.shards.lock().expect("shards lock poisoned");
             for (index, shard) in shards.iter_mut() {
                 let Shard::Loaded(_, coordinator) = shard else {
                     continue;
@@ -512,7 +537,7 @@ impl Broker {
                 if output.records.is_empty() && output.effects.replies.is_empty() {
                     continue;
                 }
-                let Some(partition) = self.partition(OFFSETS_TOPIC, *index) else {
+                let Some(partition) = self.partitions.get(OFFSETS_TOPIC, *index) else {
                     continue;
                 };
                 match self.append_records(&partition, &output.records) {
@@ -558,12 +583,12 @@ impl Broker {
     /// unlimited because the log does not compact yet: the coordinator expires offsets itself
     /// with tombstones.
     fn start_creating_offsets_topic(&self) {
-        let creating = self.groups.creating_offsets_topic.clone();
+        let creating = self.creating_offsets_topic.clone();
         if creating.swap(true, Ordering::AcqRel) {
             return; // one creation at a time
         }
         let live = self.image().brokers.len().max(1) as i16;
-        let options = &self.groups.options;
+        let options = &self.options;
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_string(),
             num_partitions: Some(options.offsets_topic_partitions),
@@ -591,7 +616,7 @@ impl Broker {
 /// Waits until the high watermark of `write.partition` covers the write in its leader epoch.
 async fn wait_replicated(
     mut changed: watch::Receiver<u64>,
-    node: crate::metadata::NodeId,
+    node: NodeId,
     write: &PendingWrite,
     timeout: Duration,
 ) -> Routed<()> {

@@ -8,9 +8,9 @@
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a Heartbeat request.
     pub(super) fn heartbeat(&self, request: HeartbeatRequest) -> HeartbeatResponse {
         let group_id = request.group_id.0.to_string();

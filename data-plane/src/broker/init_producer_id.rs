@@ -41,9 +41,9 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::Broker;
+use crate::authority::Authority;
 use crate::controller::{Command, CommandResult, ProducerIdBlock};
-use crate::metadata::{AdminError, Authority, NodeId};
+use crate::metadata::{AdminError, NodeId};
 
 /// Fetch the next block when fewer than this fraction (1/N) of the current block remains.
 const PREFETCH_WHEN_REMAINING_BELOW_ONE_IN: i64 = 10;
@@ -52,45 +52,43 @@ const PREFETCH_WHEN_REMAINING_BELOW_ONE_IN: i64 = 10;
 /// keeps `Short.MAX_VALUE` as a sentinel).
 const MAX_EPOCH: i16 = i16::MAX - 1;
 
-impl Broker {
-    /// Answers InitProducerId.
-    pub(super) async fn init_producer_id(
-        &self,
-        request: InitProducerIdRequest,
-        _version: i16,
-    ) -> InitProducerIdResponse {
-        let refused = |code: ResponseError| {
-            InitProducerIdResponse::default()
-                .with_error_code(code.code())
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1)
-        };
-        match request.transactional_id.as_ref().map(|t| t.0.is_empty()) {
-            Some(true) => return refused(ResponseError::InvalidRequest),
-            Some(false) => return refused(ResponseError::UnsupportedVersion),
-            None => {}
-        }
-        let presented = (request.producer_id.0, request.producer_epoch);
-        let (producer_id, epoch) = match presented {
-            (-1, -1) => (None, 0),
-            (id, epoch) if id >= 0 && (0..MAX_EPOCH).contains(&epoch) => (Some(id), epoch + 1),
-            (id, epoch) if id >= 0 && epoch >= MAX_EPOCH => (None, 0),
-            _ => return refused(ResponseError::InvalidRequest),
-        };
-        let producer_id = match producer_id {
-            Some(id) => id,
-            None => match self.producer_ids.next_id().await {
-                Ok(id) => id,
-                Err(e) => {
-                    tracing::warn!(error = %e, "no producer id block available");
-                    return refused(ResponseError::CoordinatorLoadInProgress);
-                }
-            },
-        };
+/// Answers InitProducerId.
+pub(super) async fn handle(
+    producer_ids: &Arc<ProducerIdAllocator>,
+    request: InitProducerIdRequest,
+    _version: i16,
+) -> InitProducerIdResponse {
+    let refused = |code: ResponseError| {
         InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(producer_id))
-            .with_producer_epoch(epoch)
+            .with_error_code(code.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    match request.transactional_id.as_ref().map(|t| t.0.is_empty()) {
+        Some(true) => return refused(ResponseError::InvalidRequest),
+        Some(false) => return refused(ResponseError::UnsupportedVersion),
+        None => {}
     }
+    let presented = (request.producer_id.0, request.producer_epoch);
+    let (producer_id, epoch) = match presented {
+        (-1, -1) => (None, 0),
+        (id, epoch) if id >= 0 && (0..MAX_EPOCH).contains(&epoch) => (Some(id), epoch + 1),
+        (id, epoch) if id >= 0 && epoch >= MAX_EPOCH => (None, 0),
+        _ => return refused(ResponseError::InvalidRequest),
+    };
+    let producer_id = match producer_id {
+        Some(id) => id,
+        None => match producer_ids.next_id().await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "no producer id block available");
+                return refused(ResponseError::CoordinatorLoadInProgress);
+            }
+        },
+    };
+    InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
 }
 
 /// The blocks of producer ids a broker holds (sans-IO): ids are taken from the front block;

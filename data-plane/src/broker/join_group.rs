@@ -15,10 +15,10 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 use crate::group::state::{JoinRequest, JoinResponse, Reply};
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a JoinGroup request.
     pub(super) async fn join_group(
         &self,

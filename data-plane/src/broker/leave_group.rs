@@ -7,9 +7,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a LeaveGroup request.
     pub(super) async fn leave_group(
         &self,

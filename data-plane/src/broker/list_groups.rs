@@ -10,12 +10,12 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 
 /// The only group type Ferry serves.
 const GROUP_TYPE_CLASSIC: &str = "classic";
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a ListGroups request.
     pub(super) fn list_groups(&self, request: ListGroupsRequest) -> ListGroupsResponse {
         let states: Vec<String> = request

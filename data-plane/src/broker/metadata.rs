@@ -114,7 +114,7 @@ impl Broker {
             }
         }
         let latest = self.authority.image();
-        if let Err(e) = self.apply_image(&latest) {
+        if let Err(e) = self.partitions.apply_image(&latest) {
             tracing::error!(error = %e, "could not apply metadata after auto-creation");
         }
     }

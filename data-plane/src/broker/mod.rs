@@ -4,6 +4,19 @@
 //! handler in the file named after the API (`produce.rs`, `fetch.rs`, …). Adding an API means a
 //! new file, a new arm, and a line in [`crate::protocol::versions::SUPPORTED_APIS`].
 //!
+//! # Who owns what
+//! The [`Broker`] holds its settings, the metadata [`Authority`] handle and the owners of the
+//! state; each handler is given only the owner it works on:
+//! - [`Partitions`] (`partitions.rs`): the partitions held here, the image they were reconciled
+//!   with, their directories and the `appended` signal. Handlers that only read and write
+//!   partitions (`produce.rs`, `fetch.rs`, `list_offsets.rs`, `offset_for_leader_epoch.rs`,
+//!   `delete_records.rs`, `describe_log_dirs.rs`) are free functions `handle(&Partitions, …)`.
+//! - [`GroupCoordinator`] (`group_coordinator.rs`): the group APIs are its methods.
+//! - The producer id allocator (`init_producer_id.rs`): InitProducerId takes only it.
+//! - Handlers that send admin requests to the authority and then apply the committed image
+//!   (`create_topics.rs`, `delete_topics.rs`, `create_partitions.rs`, `metadata.rs`,
+//!   `configs.rs`) and the replica fetchers ([`fetcher`]) stay methods of the broker.
+//!
 //! # Replication
 //! - [`replica`]: the leader's sans-IO view of its followers (high watermark, ISR changes).
 //! - [`divergence`]: the sans-IO truncation decisions after a leader change.
@@ -14,11 +27,12 @@
 //!   `init_producer_id.rs`.
 //!
 //! # Consumer groups
-//! `group_coordinator.rs` is the I/O shell of the classic group coordinator (the decisions are
-//! in [`crate::group`]); the group APIs (`find_coordinator.rs`, `join_group.rs`, …) call it.
+//! [`group_coordinator`] is the I/O shell of the classic group coordinator (the decisions are
+//! in [`crate::group`]); the group APIs (`find_coordinator.rs`, `join_group.rs`, …) are methods
+//! of its [`GroupCoordinator`].
 //!
 //! The broker follows the metadata [`Authority`]: every new image is reconciled into the set of
-//! local partitions ([`Broker::apply_image`]), creating logs for partitions assigned here and
+//! local partitions ([`Partitions::apply_image`]), creating logs for partitions assigned here and
 //! deleting the logs of topics that are gone. Admin requests go to the authority and are answered
 //! once it has committed them and this broker has applied the result.
 
@@ -52,48 +66,22 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 pub mod partition;
+pub mod partitions;
 mod produce;
 pub mod replica;
 mod sync_group;
 
-use std::collections::HashMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::messages::{RequestKind, ResponseKind};
-use tokio::sync::watch;
 
-use crate::log::{FileLog, PartitionLog};
-use crate::metadata::{Authority, Image, NodeId, Topic, TopicId};
+use crate::authority::Authority;
+use crate::metadata::{Image, NodeId};
 use crate::protocol::request::Request;
-pub use config::BrokerConfig;
-use partition::{Partition, TopicPartition};
-
-/// Name of the file in each partition directory recording which topic id the data belongs to.
-const PARTITION_METADATA_FILE: &str = "partition.metadata";
-
-/// A broker error that prevents it from starting or applying metadata.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A partition's log could not be opened or removed.
-    #[error("partition {partition:?}: {source}")]
-    Log {
-        /// Which partition.
-        partition: TopicPartition,
-        /// What the log reported.
-        source: crate::log::Error,
-    },
-    /// A file outside the logs (directory listing, partition metadata) failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
+pub use config::{BrokerConfig, DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_MAX_CONNECTIONS_PER_IP};
+use group_coordinator::GroupCoordinator;
+pub use partitions::{Error, Partitions};
 
 /// What the connection does after a request.
 #[derive(Debug)]
@@ -113,44 +101,38 @@ pub struct Broker {
     config: BrokerConfig,
     /// Where metadata comes from and admin changes go.
     authority: Arc<dyn Authority>,
-    /// The image the partitions were last reconciled with.
-    image: RwLock<Arc<Image>>,
-    /// Partitions held here.
-    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
-    /// Bumped after every append, so long-polling fetches wake up.
-    appended: watch::Sender<u64>,
+    /// Partitions held here, and the image they were reconciled with (`partitions.rs`).
+    partitions: Arc<Partitions>,
     /// Producer ids for InitProducerId, in blocks from the authority.
     producer_ids: Arc<init_producer_id::ProducerIdAllocator>,
     /// Consumer groups coordinated here (`group_coordinator.rs`).
-    groups: group_coordinator::GroupCoordinator,
+    groups: GroupCoordinator,
 }
 
 impl Broker {
     /// Opens the broker: reconciles the local logs with the authority's current image (which
     /// runs crash recovery on every partition).
     pub fn open(config: BrokerConfig, authority: Arc<dyn Authority>) -> Result<Arc<Self>, Error> {
-        crate::owner_only::create_dir_all(&config.log_dir).map_err(|source| Error::Io {
-            path: config.log_dir.clone(),
-            source,
-        })?;
-        let image = authority.image();
-        let authority_for_ids = authority.clone();
-        let config_node_id = config.node_id;
-        let broker = Arc::new(Self {
-            groups: group_coordinator::GroupCoordinator::new(config.groups.clone()),
+        let partitions = Arc::new(Partitions::open(
+            config.node_id,
+            config.log_dir.clone(),
+            config.topic_defaults.config.clone(),
+            &authority.image(),
+        )?);
+        Ok(Arc::new(Self {
+            groups: GroupCoordinator::new(
+                config.groups.clone(),
+                partitions.clone(),
+                authority.clone(),
+            ),
+            producer_ids: Arc::new(init_producer_id::ProducerIdAllocator::new(
+                authority.clone(),
+                config.node_id,
+            )),
+            partitions,
             config,
             authority,
-            image: RwLock::new(image.clone()),
-            partitions: RwLock::new(HashMap::new()),
-            appended: watch::channel(0).0,
-            producer_ids: Arc::new(init_producer_id::ProducerIdAllocator::new(
-                authority_for_ids,
-                config_node_id,
-            )),
-        });
-        broker.apply_image(&image)?;
-        broker.remove_stray_logs(&image)?;
-        Ok(broker)
+        }))
     }
 
     /// This broker's node id.
@@ -160,33 +142,12 @@ impl Broker {
 
     /// The metadata image the broker serves from.
     pub fn image(&self) -> Arc<Image> {
-        self.image.read().expect("image lock poisoned").clone()
+        self.partitions.image()
     }
 
-    /// The partition, if this broker holds it.
-    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        let key = TopicPartition {
-            topic: topic.to_string(),
-            partition,
-        };
-        self.partitions
-            .read()
-            .expect("partitions lock poisoned")
-            .get(&key)
-            .cloned()
-    }
-
-    /// Every partition held here, sorted by topic and index.
-    pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        let mut all: Vec<_> = self
-            .partitions
-            .read()
-            .expect("partitions lock poisoned")
-            .values()
-            .cloned()
-            .collect();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all
+    /// The partitions held here.
+    pub fn partitions(&self) -> &Partitions {
+        &self.partitions
     }
 
     /// Handles one request.
@@ -201,9 +162,13 @@ impl Broker {
             RequestKind::DeleteTopics(r) => {
                 ResponseKind::DeleteTopics(self.delete_topics(r, version).await)
             }
-            RequestKind::Produce(r) => return self.produce(r, version).await,
-            RequestKind::Fetch(r) => ResponseKind::Fetch(self.fetch(r, version).await),
-            RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(self.list_offsets(r, version)),
+            RequestKind::Produce(r) => return produce::handle(&self.partitions, r, version).await,
+            RequestKind::Fetch(r) => {
+                ResponseKind::Fetch(fetch::handle(&self.partitions, r, version).await)
+            }
+            RequestKind::ListOffsets(r) => {
+                ResponseKind::ListOffsets(list_offsets::handle(&self.partitions, r, version))
+            }
             RequestKind::CreatePartitions(r) => {
                 ResponseKind::CreatePartitions(self.create_partitions(r).await)
             }
@@ -214,42 +179,54 @@ impl Broker {
             RequestKind::IncrementalAlterConfigs(r) => {
                 ResponseKind::IncrementalAlterConfigs(self.incremental_alter_configs(r).await)
             }
-            RequestKind::OffsetForLeaderEpoch(r) => {
-                ResponseKind::OffsetForLeaderEpoch(self.offset_for_leader_epoch(r))
-            }
-            RequestKind::InitProducerId(r) => {
-                ResponseKind::InitProducerId(self.init_producer_id(r, version).await)
-            }
-            RequestKind::DescribeQuorum(r) => {
-                ResponseKind::DescribeQuorum(self.describe_quorum(r, version).await)
-            }
+            RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+                offset_for_leader_epoch::handle(&self.partitions, r),
+            ),
+            RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
+                init_producer_id::handle(&self.producer_ids, r, version).await,
+            ),
+            RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(
+                describe_quorum::handle(self.authority.as_ref(), r, version).await,
+            ),
             RequestKind::DeleteRecords(r) => {
-                ResponseKind::DeleteRecords(self.delete_records(r).await)
+                ResponseKind::DeleteRecords(delete_records::handle(&self.partitions, r).await)
             }
-            RequestKind::DescribeLogDirs(r) => {
-                ResponseKind::DescribeLogDirs(self.describe_log_dirs(r, version))
-            }
+            RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(
+                describe_log_dirs::handle(&self.partitions, r, version),
+            ),
             RequestKind::DescribeCluster(r) => {
-                ResponseKind::DescribeCluster(self.describe_cluster(r))
+                ResponseKind::DescribeCluster(describe_cluster::handle(&self.image(), r))
             }
             RequestKind::FindCoordinator(r) => {
-                ResponseKind::FindCoordinator(self.find_coordinator(r, version))
+                ResponseKind::FindCoordinator(self.groups.find_coordinator(r, version))
             }
             RequestKind::JoinGroup(r) => {
                 let client_id = request.header.client_id.as_deref().unwrap_or_default();
-                ResponseKind::JoinGroup(self.join_group(r, version, client_id).await)
+                ResponseKind::JoinGroup(self.groups.join_group(r, version, client_id).await)
             }
-            RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(self.sync_group(r, version).await),
-            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(self.heartbeat(r)),
+            RequestKind::SyncGroup(r) => {
+                ResponseKind::SyncGroup(self.groups.sync_group(r, version).await)
+            }
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(self.groups.heartbeat(r)),
             RequestKind::LeaveGroup(r) => {
-                ResponseKind::LeaveGroup(self.leave_group(r, version).await)
+                ResponseKind::LeaveGroup(self.groups.leave_group(r, version).await)
             }
-            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(self.offset_commit(r).await),
-            RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(self.offset_fetch(r, version)),
-            RequestKind::ListGroups(r) => ResponseKind::ListGroups(self.list_groups(r)),
-            RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(self.describe_groups(r)),
-            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(self.delete_groups(r).await),
-            RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(self.offset_delete(r).await),
+            RequestKind::OffsetCommit(r) => {
+                ResponseKind::OffsetCommit(self.groups.offset_commit(r).await)
+            }
+            RequestKind::OffsetFetch(r) => {
+                ResponseKind::OffsetFetch(self.groups.offset_fetch(r, version))
+            }
+            RequestKind::ListGroups(r) => ResponseKind::ListGroups(self.groups.list_groups(r)),
+            RequestKind::DescribeGroups(r) => {
+                ResponseKind::DescribeGroups(self.groups.describe_groups(r))
+            }
+            RequestKind::DeleteGroups(r) => {
+                ResponseKind::DeleteGroups(self.groups.delete_groups(r).await)
+            }
+            RequestKind::OffsetDelete(r) => {
+                ResponseKind::OffsetDelete(self.groups.offset_delete(r).await)
+            }
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",
                 std::mem::discriminant(&other)
@@ -263,7 +240,7 @@ impl Broker {
         tokio::pin!(shutdown);
         loop {
             let image = images.borrow_and_update().clone();
-            if let Err(e) = self.apply_image(&image) {
+            if let Err(e) = self.partitions.apply_image(&image) {
                 tracing::error!(error = %e, offset = image.offset, "could not apply metadata image");
             }
             tokio::select! {
@@ -292,215 +269,30 @@ impl Broker {
 
     /// One pass of [`Self::run_log_maintenance`].
     pub fn maintain_logs(&self) {
-        let now = now_ms();
-        for partition in self.partitions() {
-            let mut inner = partition.lock();
-            if let Err(e) = inner.log.maybe_roll(now) {
-                tracing::warn!(partition = ?partition.id, error = %e, "segment roll failed");
-            }
-            inner.maintain_producers(now, self.config.producer_id_expiration_ms);
-            let high_watermark = inner.high_watermark;
-            match inner.log.enforce_retention(now, high_watermark) {
-                Ok(outcome) => tracing::debug!(partition = ?partition.id, ?outcome, "retention"),
-                Err(e) => tracing::warn!(partition = ?partition.id, error = %e, "retention failed"),
-            }
-        }
+        self.partitions
+            .maintain_logs(now_ms(), self.config.producer_id_expiration_ms);
     }
 
     /// Flushes every partition's log to disk (clean shutdown).
     pub fn flush_all(&self) {
-        for partition in self.partitions() {
-            let mut inner = partition.lock();
-            if let Err(e) = inner.log.flush() {
-                tracing::error!(partition = ?partition.id, error = %e, "flush failed");
-            }
-            inner.snapshot_producers();
-        }
+        self.partitions.flush_all();
     }
 
-    /// Reconciles local partitions with `image`: opens logs for partitions assigned to this
-    /// broker, updates placement and configs of existing ones, deletes the rest. Idempotent.
-    pub fn apply_image(&self, image: &Arc<Image>) -> Result<(), Error> {
-        let mut partitions = self.partitions.write().expect("partitions lock poisoned");
-        {
-            let current = self.image.read().expect("image lock poisoned");
-            if current.offset > image.offset && !partitions.is_empty() {
-                return Ok(()); // an older image raced a newer one; the newer already applied
-            }
-        }
-        let wanted = self.wanted_partitions(image);
-        let topic_defaults = self.topic_defaults(image);
-        let stale: Vec<TopicPartition> = partitions
-            .iter()
-            .filter(|(id, p)| {
-                wanted
-                    .get(*id)
-                    .is_none_or(|(topic, _)| topic.id != p.topic_id)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            if let Some(partition) = partitions.remove(&id) {
-                partition.lock().log.discard();
-                drop(partition);
-                self.delete_partition_dir(&id)?;
-                tracing::info!(partition = ?id, "deleted partition");
-            }
-        }
-        for (id, (topic, index)) in wanted {
-            let state = topic.partitions[index].clone();
-            let config = topic_defaults
-                .with_overrides(&topic.configs)
-                .unwrap_or_else(|e| {
-                    tracing::warn!(topic = topic.name, error = %e, "invalid topic config; using defaults");
-                    topic_defaults.clone()
-                });
-            match partitions.get(&id) {
-                Some(existing) => existing.update(state, config),
-                None => {
-                    let log = self.open_log(&id, topic.id, &config)?;
-                    let partition =
-                        Partition::new(id.clone(), topic.id, self.node_id(), log, config, state);
-                    partition
-                        .lock()
-                        .recover_producers(Some(self.partition_dir(&id)));
-                    partitions.insert(id, Arc::new(partition));
-                }
-            }
-        }
-        *self.image.write().expect("image lock poisoned") = image.clone();
-        drop(partitions);
-        // Leadership or ISR may have changed: waiting acks=all writes re-check their outcome.
-        self.notify_appended();
-        Ok(())
-    }
-
-    /// This broker's topic defaults under `image`: its static ones with the dynamic broker
-    /// configs of the image applied (cluster-wide, then its own).
-    fn topic_defaults(&self, image: &Image) -> crate::metadata::topic_config::TopicConfig {
-        let base = &self.config.topic_defaults.config;
-        image
-            .broker_configs
-            .topic_defaults(self.node_id(), base)
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "invalid dynamic broker config; using static defaults");
-                base.clone()
-            })
-    }
-
-    /// The partitions of `image` that have a replica on this broker.
-    fn wanted_partitions<'a>(
-        &self,
-        image: &'a Image,
-    ) -> HashMap<TopicPartition, (&'a Topic, usize)> {
-        let mut wanted = HashMap::new();
-        for topic in image.topics.values() {
-            for (index, state) in topic.partitions.iter().enumerate() {
-                if state.replicas.contains(&self.node_id()) {
-                    let id = TopicPartition {
-                        topic: topic.name.clone(),
-                        partition: index as i32,
-                    };
-                    wanted.insert(id, (topic, index));
-                }
-            }
-        }
-        wanted
-    }
-
-    /// Opens (recovering) the log of a partition, first discarding a directory left behind
-    /// by an earlier topic of the same name.
-    fn open_log(
-        &self,
-        id: &TopicPartition,
-        topic_id: TopicId,
-        config: &crate::metadata::topic_config::TopicConfig,
-    ) -> Result<Box<dyn PartitionLog>, Error> {
-        let dir = self.partition_dir(id);
-        let marker = dir.join(PARTITION_METADATA_FILE);
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        match fs::read_to_string(&marker) {
-            Ok(text) if text.contains(&topic_id.to_string()) => {}
-            Ok(_) => {
-                tracing::warn!(partition = ?id, "removing data of a deleted topic with the same name");
-                fs::remove_dir_all(&dir).map_err(io(&dir))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Io {
-                    path: marker,
-                    source: e,
-                });
-            }
-        }
-        crate::owner_only::create_dir_all(&dir).map_err(io(&dir))?;
-        if !marker.exists() {
-            crate::owner_only::write(
-                &marker,
-                format!("version: 0\ntopic_id: {topic_id}\n").as_bytes(),
-            )
-            .map_err(io(&marker))?;
-        }
-        let log =
-            FileLog::open(&dir, config.log.clone(), now_ms()).map_err(|source| Error::Log {
-                partition: id.clone(),
-                source,
-            })?;
-        Ok(Box::new(log))
-    }
-
-    /// Removes partition directories that no partition of `image` owns (left by a crash
-    /// between a topic deletion and the removal of its files).
-    fn remove_stray_logs(&self, image: &Image) -> Result<(), Error> {
-        let wanted = self.wanted_partitions(image);
-        let entries = fs::read_dir(&self.config.log_dir).map_err(|source| Error::Io {
-            path: self.config.log_dir.clone(),
-            source,
-        })?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !path.join(PARTITION_METADATA_FILE).exists() {
-                continue; // not a partition directory of ours
-            }
-            let owned = wanted.keys().any(|id| self.partition_dir(id) == path);
-            if !owned {
-                tracing::info!(dir = %path.display(), "removing stray partition directory");
-                fs::remove_dir_all(&path).map_err(|source| Error::Io { path, source })?;
-            }
-        }
-        Ok(())
-    }
-
-    fn delete_partition_dir(&self, id: &TopicPartition) -> Result<(), Error> {
-        let dir = self.partition_dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(Error::Io { path: dir, source }),
-        }
-    }
-
-    /// `<log_dir>/<topic>-<partition>`, as Kafka names it.
-    fn partition_dir(&self, id: &TopicPartition) -> PathBuf {
-        self.config
-            .log_dir
-            .join(format!("{}-{}", id.topic, id.partition))
+    /// Follows the leadership of the offsets partitions and ticks every group coordinator
+    /// until `shutdown` resolves ([`GroupCoordinator::run`]).
+    pub async fn run_group_coordinator(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        self.groups.run(shutdown).await;
     }
 
     /// Applies the authority's latest image now, so the answer to an admin request reflects it.
     fn refresh_image(&self) {
         let latest = self.authority.image();
-        if let Err(e) = self.apply_image(&latest) {
+        if let Err(e) = self.partitions.apply_image(&latest) {
             tracing::error!(error = %e, "could not apply metadata after an admin request");
         }
-    }
-
-    /// Notifies long-polling fetches that data arrived.
-    fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 

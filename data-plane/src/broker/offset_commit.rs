@@ -19,10 +19,10 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 use crate::group::coordinator::{OffsetToCommit, Output, PartitionResults};
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers an OffsetCommit request.
     pub(super) async fn offset_commit(&self, request: OffsetCommitRequest) -> OffsetCommitResponse {
         let group_id = request.group_id.0.to_string();

@@ -11,10 +11,10 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 use crate::group::coordinator::Output;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers an OffsetDelete request.
     pub(super) async fn offset_delete(&self, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
         let group_id = request.group_id.0.to_string();

@@ -14,7 +14,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 use crate::group::records::CommittedOffset;
 
 /// One group's answer: per topic, per partition, the commit or an error.
@@ -23,7 +23,7 @@ type Fetched = Vec<(
     Vec<(i32, Result<Option<CommittedOffset>, ResponseError>)>,
 )>;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers an OffsetFetch request.
     pub(super) fn offset_fetch(
         &self,

@@ -18,56 +18,53 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::Broker;
+use super::partitions::Partitions;
 
-impl Broker {
-    /// Answers an OffsetForLeaderEpoch request.
-    pub(super) fn offset_for_leader_epoch(
-        &self,
-        request: OffsetForLeaderEpochRequest,
-    ) -> OffsetForLeaderEpochResponse {
-        let consumer = request.replica_id.0 < 0;
-        let topics = request
-            .topics
-            .into_iter()
-            .map(|topic| {
-                let partitions = topic
-                    .partitions
-                    .iter()
-                    .map(|asked| {
-                        let answer = EpochEndOffset::default()
-                            .with_partition(asked.partition)
-                            .with_leader_epoch(-1)
-                            .with_end_offset(-1);
-                        let Some(partition) = self.partition(&topic.topic.0, asked.partition)
-                        else {
-                            return answer
-                                .with_error_code(ResponseError::UnknownTopicOrPartition.code());
-                        };
-                        let inner = partition.lock();
-                        if let Err(code) =
-                            inner.check_leader(self.node_id(), asked.current_leader_epoch)
-                        {
-                            return answer.with_error_code(code.code());
+/// Answers an OffsetForLeaderEpoch request.
+pub(super) fn handle(
+    held: &Partitions,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let consumer = request.replica_id.0 < 0;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|asked| {
+                    let answer = EpochEndOffset::default()
+                        .with_partition(asked.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some(partition) = held.get(&topic.topic.0, asked.partition) else {
+                        return answer
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let inner = partition.lock();
+                    if let Err(code) =
+                        inner.check_leader(held.node_id(), asked.current_leader_epoch)
+                    {
+                        return answer.with_error_code(code.code());
+                    }
+                    match inner.log.end_offset_for_epoch(asked.leader_epoch) {
+                        Some((epoch, end)) => {
+                            let end = if consumer {
+                                end.min(inner.high_watermark)
+                            } else {
+                                end
+                            };
+                            answer.with_leader_epoch(epoch).with_end_offset(end)
                         }
-                        match inner.log.end_offset_for_epoch(asked.leader_epoch) {
-                            Some((epoch, end)) => {
-                                let end = if consumer {
-                                    end.min(inner.high_watermark)
-                                } else {
-                                    end
-                                };
-                                answer.with_leader_epoch(epoch).with_end_offset(end)
-                            }
-                            None => answer,
-                        }
-                    })
-                    .collect();
-                OffsetForLeaderTopicResult::default()
-                    .with_topic(topic.topic)
-                    .with_partitions(partitions)
-            })
-            .collect();
-        OffsetForLeaderEpochResponse::default().with_topics(topics)
-    }
+                        None => answer,
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
 }

@@ -44,7 +44,8 @@ use std::time::Duration;
 
 use super::idempotence::ProducerCheck;
 use super::partition::Partition;
-use super::{Broker, Reply, now_ms};
+use super::partitions::Partitions;
+use super::{Reply, now_ms};
 use crate::log::{LeaderEpoch, Offset};
 use crate::metadata::is_internal_topic;
 
@@ -53,250 +54,248 @@ const ACKS_NONE: i16 = 0;
 const ACKS_LEADER: i16 = 1;
 const ACKS_ALL: i16 = -1;
 
-impl Broker {
-    /// Answers a Produce request. With acks=0 nothing is sent back, and a failure closes the
-    /// connection instead.
-    pub(super) async fn produce(&self, request: ProduceRequest, _version: i16) -> Reply {
-        let acks = request.acks;
-        let mut responses = Vec::with_capacity(request.topic_data.len());
-        let mut appended = false;
-        let mut waits: Vec<Wait> = Vec::new();
-        for (t, topic) in request.topic_data.into_iter().enumerate() {
-            let name = topic.name.0.to_string();
-            let mut partitions = Vec::with_capacity(topic.partition_data.len());
-            for (p, data) in topic.partition_data.into_iter().enumerate() {
-                let response = if ![ACKS_NONE, ACKS_LEADER, ACKS_ALL].contains(&acks) {
-                    error(
-                        data.index,
-                        ResponseError::InvalidRequiredAcks,
-                        "acks must be 0, 1 or -1",
-                    )
-                } else {
-                    let (outcome, wait) = self.append(&name, data.index, data.records, acks);
-                    appended |= outcome.error_code == 0;
-                    if let Some((partition, required, leader_epoch)) = wait {
-                        waits.push(Wait {
-                            topic: t,
-                            partition_index: p,
-                            partition,
-                            required,
-                            leader_epoch,
-                        });
-                    }
-                    outcome
-                };
-                if response.error_code != 0 && acks == ACKS_NONE {
-                    tracing::debug!(
-                        topic = name,
-                        partition = data.index,
-                        code = response.error_code,
-                        "acks=0 produce failed"
-                    );
+/// Answers a Produce request. With acks=0 nothing is sent back, and a failure closes the
+/// connection instead.
+pub(super) async fn handle(held: &Partitions, request: ProduceRequest, _version: i16) -> Reply {
+    let acks = request.acks;
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut appended = false;
+    let mut waits: Vec<Wait> = Vec::new();
+    for (t, topic) in request.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (p, data) in topic.partition_data.into_iter().enumerate() {
+            let response = if ![ACKS_NONE, ACKS_LEADER, ACKS_ALL].contains(&acks) {
+                error(
+                    data.index,
+                    ResponseError::InvalidRequiredAcks,
+                    "acks must be 0, 1 or -1",
+                )
+            } else {
+                let (outcome, wait) = append(held, &name, data.index, data.records, acks);
+                appended |= outcome.error_code == 0;
+                if let Some((partition, required, leader_epoch)) = wait {
+                    waits.push(Wait {
+                        topic: t,
+                        partition_index: p,
+                        partition,
+                        required,
+                        leader_epoch,
+                    });
                 }
-                partitions.push(response);
-            }
-            responses.push(
-                TopicProduceResponse::default()
-                    .with_name(topic.name)
-                    .with_partition_responses(partitions),
-            );
-        }
-        if appended {
-            self.notify_appended();
-        }
-        let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-        for (failed, code) in self.wait_for_high_watermark(waits, timeout).await {
-            let response = &mut responses[failed.topic].partition_responses[failed.partition_index];
-            let message = match code {
-                ResponseError::RequestTimedOut => {
-                    "the in-sync replicas did not acknowledge the write within the request timeout"
-                }
-                ResponseError::NotLeaderOrFollower => {
-                    "this broker lost the leadership before the write was replicated"
-                }
-                _ => "the in-sync replica set shrank below min.insync.replicas after the append",
+                outcome
             };
-            *response = error(response.index, code, message);
+            if response.error_code != 0 && acks == ACKS_NONE {
+                tracing::debug!(
+                    topic = name,
+                    partition = data.index,
+                    code = response.error_code,
+                    "acks=0 produce failed"
+                );
+            }
+            partitions.push(response);
         }
-        if acks != ACKS_NONE {
-            return Reply::Respond(Box::new(ResponseKind::Produce(
-                ProduceResponse::default().with_responses(responses),
-            )));
-        }
-        let failed = responses
-            .iter()
-            .flat_map(|t| &t.partition_responses)
-            .find(|p| p.error_code != 0);
-        match failed {
-            Some(p) => Reply::Close(format!(
-                "acks=0 produce failed with error code {}",
-                p.error_code
-            )),
-            None => Reply::Silent,
-        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
     }
+    if appended {
+        held.notify_appended();
+    }
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    for (failed, code) in wait_for_high_watermark(held, waits, timeout).await {
+        let response = &mut responses[failed.topic].partition_responses[failed.partition_index];
+        let message = match code {
+            ResponseError::RequestTimedOut => {
+                "the in-sync replicas did not acknowledge the write within the request timeout"
+            }
+            ResponseError::NotLeaderOrFollower => {
+                "this broker lost the leadership before the write was replicated"
+            }
+            _ => "the in-sync replica set shrank below min.insync.replicas after the append",
+        };
+        *response = error(response.index, code, message);
+    }
+    if acks != ACKS_NONE {
+        return Reply::Respond(Box::new(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        )));
+    }
+    let failed = responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .find(|p| p.error_code != 0);
+    match failed {
+        Some(p) => Reply::Close(format!(
+            "acks=0 produce failed with error code {}",
+            p.error_code
+        )),
+        None => Reply::Silent,
+    }
+}
 
-    /// Waits until the high watermark of every partition in `waits` covers its write, for up
-    /// to `timeout`; returns the writes that failed, with the error to answer. The high
-    /// watermark moves when followers catch up, and whoever moves it (or installs new
-    /// metadata) notifies `appended`.
-    async fn wait_for_high_watermark(
-        &self,
-        waits: Vec<Wait>,
-        timeout: Duration,
-    ) -> Vec<(Wait, ResponseError)> {
-        let mut failed = Vec::new();
-        if waits.is_empty() {
+/// Waits until the high watermark of every partition in `waits` covers its write, for up
+/// to `timeout`; returns the writes that failed, with the error to answer. The high
+/// watermark moves when followers catch up, and whoever moves it (or installs new
+/// metadata) notifies `appended`.
+async fn wait_for_high_watermark(
+    held: &Partitions,
+    waits: Vec<Wait>,
+    timeout: Duration,
+) -> Vec<(Wait, ResponseError)> {
+    let mut failed = Vec::new();
+    if waits.is_empty() {
+        return failed;
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut changed = held.subscribe_appended();
+    let mut pending = waits;
+    loop {
+        changed.borrow_and_update();
+        let mut still = Vec::with_capacity(pending.len());
+        for wait in pending {
+            match wait.outcome(held.node_id()) {
+                None => still.push(wait),
+                Some(Ok(())) => {}
+                Some(Err(code)) => failed.push((wait, code)),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
             return failed;
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut changed = self.appended.subscribe();
-        let mut pending = waits;
-        loop {
-            changed.borrow_and_update();
-            let mut still = Vec::with_capacity(pending.len());
-            for wait in pending {
-                match wait.outcome(self.node_id()) {
-                    None => still.push(wait),
-                    Some(Ok(())) => {}
-                    Some(Err(code)) => failed.push((wait, code)),
-                }
-            }
-            pending = still;
-            if pending.is_empty() {
-                return failed;
-            }
-            if tokio::time::timeout_at(deadline, changed.changed())
-                .await
-                .is_err()
-            {
-                failed.extend(
-                    pending
-                        .into_iter()
-                        .map(|w| (w, ResponseError::RequestTimedOut)),
-                );
-                return failed;
-            }
+        if tokio::time::timeout_at(deadline, changed.changed())
+            .await
+            .is_err()
+        {
+            failed.extend(
+                pending
+                    .into_iter()
+                    .map(|w| (w, ResponseError::RequestTimedOut)),
+            );
+            return failed;
         }
     }
+}
 
-    /// Appends one partition's records and builds its response, with what an acks=all write
-    /// must wait for (the partition and the high watermark that covers the write).
-    fn append(
-        &self,
-        topic: &str,
-        index: i32,
-        records: Option<bytes::Bytes>,
-        acks: i16,
-    ) -> (
-        PartitionProduceResponse,
-        Option<(Arc<Partition>, Offset, LeaderEpoch)>,
-    ) {
-        if is_internal_topic(topic) {
-            let message = format!("Cannot append to internal topic {topic}");
-            return (
-                error(index, ResponseError::InvalidTopicException, &message),
-                None,
-            );
+/// Appends one partition's records and builds its response, with what an acks=all write
+/// must wait for (the partition and the high watermark that covers the write).
+fn append(
+    held: &Partitions,
+    topic: &str,
+    index: i32,
+    records: Option<bytes::Bytes>,
+    acks: i16,
+) -> (
+    PartitionProduceResponse,
+    Option<(Arc<Partition>, Offset, LeaderEpoch)>,
+) {
+    if is_internal_topic(topic) {
+        let message = format!("Cannot append to internal topic {topic}");
+        return (
+            error(index, ResponseError::InvalidTopicException, &message),
+            None,
+        );
+    }
+    let Some(partition) = held.get(topic, index) else {
+        return (
+            error(
+                index,
+                ResponseError::UnknownTopicOrPartition,
+                "unknown topic or partition",
+            ),
+            None,
+        );
+    };
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return (
+            error(
+                index,
+                ResponseError::CorruptMessage,
+                "the request carries no records",
+            ),
+            None,
+        );
+    };
+    let mut inner = partition.lock();
+    if !inner.is_leader(held.node_id()) {
+        let message = "this broker does not lead the partition";
+        return (
+            error(index, ResponseError::NotLeaderOrFollower, message),
+            None,
+        );
+    }
+    if acks == ACKS_ALL && (inner.state.isr.len() as i32) < inner.config.min_insync_replicas {
+        let message = format!(
+            "the in-sync replica set has {} member(s), below min.insync.replicas={}",
+            inner.state.isr.len(),
+            inner.config.min_insync_replicas
+        );
+        return (
+            error(index, ResponseError::NotEnoughReplicas, &message),
+            None,
+        );
+    }
+    let epoch = inner.state.leader_epoch;
+    // Idempotent producers: checked under the partition lock, right before the append.
+    let producer_check = inner.check_producer_batch(&records);
+    match producer_check {
+        ProducerCheck::Refused(refusal) => {
+            tracing::debug!(topic, partition = index, error = %refusal, "idempotent produce refused");
+            let code = ResponseError::try_from_code(refusal.kafka_code())
+                .expect("producer refusals use known codes");
+            return (error(index, code, &refusal.to_string()), None);
         }
-        let Some(partition) = self.partition(topic, index) else {
-            return (
-                error(
-                    index,
-                    ResponseError::UnknownTopicOrPartition,
-                    "unknown topic or partition",
-                ),
-                None,
-            );
-        };
-        let Some(records) = records.filter(|r| !r.is_empty()) else {
-            return (
-                error(
-                    index,
-                    ResponseError::CorruptMessage,
-                    "the request carries no records",
-                ),
-                None,
-            );
-        };
-        let mut inner = partition.lock();
-        if !inner.is_leader(self.node_id()) {
-            let message = "this broker does not lead the partition";
-            return (
-                error(index, ResponseError::NotLeaderOrFollower, message),
-                None,
-            );
+        ProducerCheck::Duplicate {
+            first_offset,
+            last_offset,
+        } => {
+            inner.producers.duplicate_batches += 1;
+            // Answered like the original write, once the original is replicated as well.
+            let required = last_offset + 1;
+            let wait = (acks == ACKS_ALL && inner.high_watermark < required)
+                .then(|| (partition.clone(), required, epoch));
+            let response = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(first_offset)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(inner.log.log_start_offset());
+            return (response, wait);
         }
-        if acks == ACKS_ALL && (inner.state.isr.len() as i32) < inner.config.min_insync_replicas {
-            let message = format!(
-                "the in-sync replica set has {} member(s), below min.insync.replicas={}",
-                inner.state.isr.len(),
-                inner.config.min_insync_replicas
-            );
-            return (
-                error(index, ResponseError::NotEnoughReplicas, &message),
-                None,
-            );
+        ProducerCheck::Plain | ProducerCheck::Append(_) => {}
+    }
+    match inner
+        .log
+        .append_as_leader(BytesMut::from(records), epoch, now_ms())
+    {
+        Ok(info) => {
+            if let ProducerCheck::Append(batch) = &producer_check {
+                inner.record_appended(batch, &info);
+            }
+            inner.after_append();
+            let required = info.last_offset + 1;
+            let wait = (acks == ACKS_ALL && inner.high_watermark < required)
+                .then(|| (partition.clone(), required, epoch));
+            let response = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(info.log_append_time)
+                .with_log_start_offset(inner.log.log_start_offset());
+            (response, wait)
         }
-        let epoch = inner.state.leader_epoch;
-        // Idempotent producers: checked under the partition lock, right before the append.
-        let producer_check = inner.check_producer_batch(&records);
-        match producer_check {
-            ProducerCheck::Refused(refusal) => {
-                tracing::debug!(topic, partition = index, error = %refusal, "idempotent produce refused");
-                let code = ResponseError::try_from_code(refusal.kafka_code())
-                    .expect("producer refusals use known codes");
-                return (error(index, code, &refusal.to_string()), None);
-            }
-            ProducerCheck::Duplicate {
-                first_offset,
-                last_offset,
-            } => {
-                inner.producers.duplicate_batches += 1;
-                // Answered like the original write, once the original is replicated as well.
-                let required = last_offset + 1;
-                let wait = (acks == ACKS_ALL && inner.high_watermark < required)
-                    .then(|| (partition.clone(), required, epoch));
-                let response = PartitionProduceResponse::default()
-                    .with_index(index)
-                    .with_base_offset(first_offset)
-                    .with_log_append_time_ms(-1)
-                    .with_log_start_offset(inner.log.log_start_offset());
-                return (response, wait);
-            }
-            ProducerCheck::Plain | ProducerCheck::Append(_) => {}
-        }
-        match inner
-            .log
-            .append_as_leader(BytesMut::from(records), epoch, now_ms())
-        {
-            Ok(info) => {
-                if let ProducerCheck::Append(batch) = &producer_check {
-                    inner.record_appended(batch, &info);
-                }
-                inner.after_append();
-                let required = info.last_offset + 1;
-                let wait = (acks == ACKS_ALL && inner.high_watermark < required)
-                    .then(|| (partition.clone(), required, epoch));
-                let response = PartitionProduceResponse::default()
-                    .with_index(index)
-                    .with_base_offset(info.first_offset)
-                    .with_log_append_time_ms(info.log_append_time)
-                    .with_log_start_offset(inner.log.log_start_offset());
-                (response, wait)
-            }
-            Err(e) => {
-                tracing::debug!(topic, partition = index, error = %e, "append refused");
-                let code = e.kafka_code();
-                let response = PartitionProduceResponse::default()
-                    .with_index(index)
-                    .with_error_code(code)
-                    .with_base_offset(-1)
-                    .with_log_append_time_ms(-1)
-                    .with_log_start_offset(-1)
-                    .with_error_message(Some(StrBytes::from_string(e.to_string())));
-                (response, None)
-            }
+        Err(e) => {
+            tracing::debug!(topic, partition = index, error = %e, "append refused");
+            let code = e.kafka_code();
+            let response = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_error_code(code)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1)
+                .with_error_message(Some(StrBytes::from_string(e.to_string())));
+            (response, None)
         }
     }
 }

@@ -12,14 +12,14 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Broker;
+use super::group_coordinator::GroupCoordinator;
 use crate::group::state::Reply;
 
 /// Bound on the wait for the leader's assignment when the group's rebalance timeout is not
 /// known to the caller (the state machine answers well before).
 const SYNC_WAIT_REBALANCE_MS: i32 = 300_000;
 
-impl Broker {
+impl GroupCoordinator {
     /// Answers a SyncGroup request.
     pub(super) async fn sync_group(
         &self,

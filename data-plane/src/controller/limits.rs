@@ -1,7 +1,7 @@
 //! `limits`: the cluster-wide defaults and bounds every command is executed under.
 //!
 //! [`super::execute()`] and the topic commands in [`super::topics`] both read them, and the
-//! shells that run the state machine ([`crate::node`], [`crate::metadata::local`]) fill them
+//! shells that run the state machine ([`crate::node`], [`crate::authority::local`]) fill them
 //! in, so they live apart from the code that uses them.
 
 use crate::metadata::topic_config::TopicDefaults;

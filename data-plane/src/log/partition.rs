@@ -340,7 +340,7 @@ fn prepare_leader_append(
     now_ms: i64,
     config: &LogConfig,
 ) -> Result<(Vec<BatchInfo>, AppendInfo)> {
-    let mut batches = batch::validate(buf, Origin::Client, config.max_message_bytes)?;
+    let mut batches = records::validate(buf, Origin::Client, config.max_message_bytes)?;
     let log_append_time = config.message_timestamp_type == MessageTimestampType::LogAppendTime;
     let mut next = first_offset;
     let (mut record_count, mut max_timestamp) = (0, -1);
@@ -380,7 +380,7 @@ fn prepare_follower_append(buf: &[u8], log_end: Offset) -> Result<(Vec<BatchInfo
     if buf.is_empty() {
         return Ok((Vec::new(), info));
     }
-    let batches = batch::validate(buf, Origin::Replication, usize::MAX)?;
+    let batches = records::validate(buf, Origin::Replication, usize::MAX)?;
     let mut expected = log_end;
     for b in &batches {
         if b.header.base_offset != expected {
@@ -484,7 +484,7 @@ impl<S: Storage> PartitionLog for Log<S> {
             let mut min_offset = start.max(segment.base_offset());
             while let Some(found) = segment.batch_for_timestamp(timestamp_ms, min_offset)? {
                 if let Some(hit) =
-                    batch::first_record_at_or_after(&found, timestamp_ms, min_offset, limit)
+                    records::first_record_at_or_after(&found, timestamp_ms, min_offset, limit)
                 {
                     return Ok(Some(hit));
                 }
@@ -522,7 +522,7 @@ impl<S: Storage> PartitionLog for Log<S> {
         };
         let read = self.segments[i].read(offset.max(start), Offset::MAX, 0, true)?;
         let limit = records::decompressed_limit(self.config.max_message_bytes);
-        let exact = batch::first_record_at_or_after(&read.records, ts, start, limit);
+        let exact = records::first_record_at_or_after(&read.records, ts, start, limit);
         Ok(Some(exact.unwrap_or((offset.max(start), ts))))
     }
 

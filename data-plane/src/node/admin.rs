@@ -17,9 +17,9 @@ use tonic::{Request, Response, Status};
 
 use super::Role;
 use super::controller::{ControllerRole, node_id};
+use crate::authority::quorum::QuorumAuthority;
 use crate::broker::Broker;
 use crate::metadata::NodeId;
-use crate::metadata::quorum::QuorumAuthority;
 
 /// What the status call reads from.
 #[derive(Clone)]
@@ -49,7 +49,7 @@ impl NodeService for StatusSource {
         let partitions = self
             .broker
             .iter()
-            .flat_map(|b| b.partitions())
+            .flat_map(|b| b.partitions().all())
             .map(|p| {
                 let inner = p.lock();
                 PartitionStatus {

@@ -12,11 +12,11 @@
 //! quorum.
 //! - **Quorum mode** (`controller_quorum` set, Kafka's `controller.quorum.voters`): controllers
 //!   run the [`controller::ControllerRole`]; brokers follow them through the
-//!   [`crate::metadata::quorum::QuorumAuthority`]. A node may be a broker, a controller, or
+//!   [`crate::authority::quorum::QuorumAuthority`]. A node may be a broker, a controller, or
 //!   both (combined mode). This is the production shape: 3 or 5 controllers and any number
 //!   of brokers.
 //! - **Single-node mode** (no quorum): one combined node is its own metadata authority
-//!   ([`crate::metadata::local::LocalAuthority`]), for development and tests.
+//!   ([`crate::authority::local::LocalAuthority`]), for development and tests.
 //!
 //! # Authentication
 //! In quorum mode every node has peers, so it must be given its TLS material
@@ -49,11 +49,12 @@ use ferry_identity::{Identity, TlsMaterial};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::authority::Authority;
+use crate::authority::local::{LocalAuthority, LocalOptions};
+use crate::authority::quorum::{QuorumAuthority, QuorumAuthorityOptions};
 use crate::broker::{Broker, BrokerConfig};
 use crate::controller::Limits;
-use crate::metadata::local::{LocalAuthority, LocalOptions};
-use crate::metadata::quorum::{QuorumAuthority, QuorumAuthorityOptions};
-use crate::metadata::{Authority, BrokerInfo, NodeId};
+use crate::metadata::{BrokerInfo, NodeId};
 use crate::server::{self, ServerOptions};
 use controller::{ControllerOptions, ControllerRole};
 pub use dir::DataDir;

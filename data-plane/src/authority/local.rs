@@ -19,9 +19,10 @@ use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use super::{AdminError, Authority, BrokerInfo, Image, QuorumState};
+use super::{Authority, QuorumState};
 use crate::controller::image::CLIENT_LISTENER;
 use crate::controller::{Command, CommandResult, Limits, Listener, MetadataImage, execute};
+use crate::metadata::{AdminError, BrokerInfo, Image, NodeId};
 
 /// Options of the local authority.
 #[derive(Debug, Clone)]
@@ -203,7 +204,7 @@ impl Authority for LocalAuthority {
 }
 
 /// The client view, with this node named as the controller.
-fn client_view(image: &MetadataImage, node_id: super::NodeId) -> Image {
+fn client_view(image: &MetadataImage, node_id: NodeId) -> Image {
     image.to_client_image(node_id)
 }
 

@@ -45,9 +45,10 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::local::write_atomically;
-use super::{AdminError, Authority, BrokerInfo, Image, NodeId};
+use super::{Authority, QuorumState};
 use crate::controller::records::decode_batch;
 use crate::controller::{Command, CommandResult, Listener, MetadataImage};
+use crate::metadata::{AdminError, BrokerInfo, Image, NodeId};
 
 /// How long a call to the controllers keeps trying other controllers before giving up.
 pub const CONTROLLER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -563,7 +564,7 @@ impl QuorumAuthority {
     }
 
     /// DescribeQuorum, asked of the active controller.
-    async fn quorum_state(&self) -> Result<super::QuorumState, AdminError> {
+    async fn quorum_state(&self) -> Result<QuorumState, AdminError> {
         self.client.describe_quorum().await.map_err(|status| {
             AdminError::new(
                 ResponseError::NotController,
@@ -603,7 +604,7 @@ impl Authority for QuorumAuthority {
         Box::pin(self.run(command))
     }
 
-    fn describe_quorum(&self) -> BoxFuture<'_, Result<super::QuorumState, AdminError>> {
+    fn describe_quorum(&self) -> BoxFuture<'_, Result<QuorumState, AdminError>> {
         Box::pin(self.quorum_state())
     }
 
