@@ -16,8 +16,10 @@
 //! Deliberate simplifications: SASL's raw (v0) token framing is not handled here yet; it will
 //! arrive with the security work.
 
+mod bodies;
 pub mod frame;
 pub mod guard;
 pub mod request;
 pub mod response;
+mod schema;
 pub mod versions;
