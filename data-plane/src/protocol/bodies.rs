@@ -3,7 +3,7 @@
 //! Each description lists the fields that `kafka-protocol` 0.18's generated `Decodable` impl
 //! (`src/messages/*_request.rs`) reads, for every version that impl decodes, in the notation of
 //! [`super::schema`]. [`super::versions::SUPPORTED_APIS`] registers each one next to its served
-//! versions. The tests below build a body from each description at every version the codec
+//! versions. The guard's tests build a body from each description at every version the codec
 //! decodes and check that the codec decodes exactly those bytes and encodes them back unchanged,
 //! so a description that disagrees with the codec fails a test.
 

@@ -33,8 +33,10 @@
 //! served versions, the only one is Fetch v12's `cluster_id`, a compact nullable string).
 //!
 //! The tests encode requests with the crate at every version the codec knows and check that the
-//! walk consumes exactly the encoded bytes; [`super::bodies`]' own tests check each description
-//! against the codec.
+//! walk consumes exactly the encoded bytes. They also build a body from each description (every
+//! field, every known tag, probes of unknown ones) and check that the codec decodes exactly those
+//! bytes and encodes them back unchanged, so a description that disagrees with the codec fails
+//! a test even for an API without hand-built requests.
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -413,6 +415,7 @@ impl<'a> Walker<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::schema::sample;
     use bytes::BytesMut;
     use kafka_protocol::messages::alter_configs_request::AlterConfigsRequest;
     use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
@@ -440,7 +443,6 @@ mod tests {
         PartitionProduceData, ProduceRequest, TopicProduceData,
     };
     use kafka_protocol::messages::{BrokerId, GroupId, RequestKind, TopicName, TransactionalId};
-    use crate::protocol::schema::sample;
     use kafka_protocol::protocol::{Encodable, StrBytes, VersionRange};
     use uuid::Uuid;
 
@@ -1065,8 +1067,11 @@ mod tests {
 
     /// Every served (api, version) with its test body.
     fn served_bodies() -> Vec<(&'static SupportedApi, i16, Bytes)> {
-        let versions = |api: &'static SupportedApi| (api.versions.min..=api.versions.max).map(move |v| (api, v));
-        SUPPORTED_APIS.iter()
+        let versions = |api: &'static SupportedApi| {
+            (api.versions.min..=api.versions.max).map(move |v| (api, v))
+        };
+        SUPPORTED_APIS
+            .iter()
             .flat_map(versions)
             .map(|(api, v)| (api, v, body(api.key, v)))
             .collect()
@@ -1133,8 +1138,14 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{at}: the codec refuses the sample: {e}"));
                 assert_eq!(rest.len(), 0, "{at}: the codec left bytes over");
                 let mut encoded = BytesMut::new();
-                decoded.encode(&mut encoded, v).expect("a decoded request encodes");
-                assert_eq!(encoded.freeze(), body, "{at}: the codec encodes it otherwise");
+                decoded
+                    .encode(&mut encoded, v)
+                    .expect("a decoded request encodes");
+                assert_eq!(
+                    encoded.freeze(),
+                    body,
+                    "{at}: the codec encodes it otherwise"
+                );
             }
         }
     }
@@ -1301,7 +1312,9 @@ mod tests {
     /// The length prefixes the walk reads in `body`, in order.
     fn prefixes(api: &SupportedApi, v: i16, body: &[u8]) -> Vec<std::ops::Range<usize>> {
         let mut walker = Walker::new(body, v, is_flexible(api.key, v));
-        walker.structure(&api.request.body).expect("the test body is valid");
+        walker
+            .structure(&api.request.body)
+            .expect("the test body is valid");
         walker.prefixes
     }
 
@@ -1356,7 +1369,10 @@ mod tests {
     fn assert_codec_agrees(key: ApiKey, v: i16, body: &Bytes, verdict: Result<(), GuardError>) {
         match verdict {
             Ok(()) => {
-                let api = SUPPORTED_APIS.iter().find(|api| api.key == key).expect("served");
+                let api = SUPPORTED_APIS
+                    .iter()
+                    .find(|api| api.key == key)
+                    .expect("served");
                 if let Some(consumed) = codec_consumed(key, v, body) {
                     assert_eq!(walk(api, v, body), Ok(consumed), "{key:?} v{v} {body:?}");
                 }

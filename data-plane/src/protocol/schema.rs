@@ -1,7 +1,7 @@
 //! The vocabulary in which [`super::bodies`] describes request bodies for the [`super::guard`].
 //!
 //! A body is a struct: fields in wire order, each with a wire type and the versions in which it is
-//! on the wire, then (in a flexible version) tagged fields. The [`request!`] macro reads a
+//! on the wire, then (in a flexible version) tagged fields. The `request!` macro reads a
 //! description that looks like the struct it describes:
 //!
 //! ```text
@@ -308,7 +308,11 @@ impl Sampler {
     /// Writes one struct, then its tagged fields if the version is flexible.
     fn structure(&mut self, schema: &Schema) {
         let version = self.version;
-        for field in schema.fields.iter().filter(|f| f.versions.contains(version)) {
+        for field in schema
+            .fields
+            .iter()
+            .filter(|f| f.versions.contains(version))
+        {
             self.value(field.kind);
         }
         if !self.flexible {

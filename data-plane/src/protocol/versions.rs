@@ -1,9 +1,13 @@
 //! Which APIs and versions the broker advertises in ApiVersions, and accepts.
 //!
-//! The table is the single source of truth: the request decoder refuses anything outside it and
-//! the ApiVersions handler advertises exactly it. Each range must lie inside the versions that the
-//! `kafka-protocol` request type itself decodes (`<XRequest as Message>::VERSIONS`, which can be
-//! narrower than `ApiKey::valid_versions()`); a unit test checks that.
+//! The table is the single source of truth: the request decoder refuses anything outside it, the
+//! [`guard`](super::guard) walks bodies of exactly these versions, and the ApiVersions handler
+//! advertises exactly it. Each row also names the description of its request body in
+//! [`bodies`](super::bodies), which the guard walks; serving a new API is one row here and one
+//! description there (plus its handler in the broker). Each range must lie inside the versions
+//! that the `kafka-protocol` request type itself decodes (`<XRequest as Message>::VERSIONS`, which
+//! can be narrower than `ApiKey::valid_versions()`): the row does not compile otherwise, and a unit
+//! test checks it too.
 //!
 //! The minimums are Apache Kafka 4.0's (the first release that dropped the pre-2.1 versions); the
 //! maximums stop where Ferry stops implementing the protocol exactly:
@@ -36,7 +40,10 @@ pub struct SupportedApi {
 /// Registers one API. Fails the build when `request` describes another API's body, or when the
 /// range is empty or reaches past the versions the codec decodes.
 const fn api(key: ApiKey, min: i16, max: i16, request: &'static RequestSchema) -> SupportedApi {
-    assert!(key as i16 == request.key, "the body described is another API's");
+    assert!(
+        key as i16 == request.key,
+        "the body described is another API's"
+    );
     assert!(min <= max, "an empty range of versions");
     assert!(
         request.codec.min <= min && max <= request.codec.max,
@@ -69,13 +76,23 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DeleteTopics, 1, 6, &bodies::DELETE_TOPICS),
     api(ApiKey::DeleteRecords, 0, 2, &bodies::DELETE_RECORDS),
     api(ApiKey::InitProducerId, 0, 5, &bodies::INIT_PRODUCER_ID),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4, &bodies::OFFSET_FOR_LEADER_EPOCH),
+    api(
+        ApiKey::OffsetForLeaderEpoch,
+        2,
+        4,
+        &bodies::OFFSET_FOR_LEADER_EPOCH,
+    ),
     api(ApiKey::DescribeConfigs, 1, 4, &bodies::DESCRIBE_CONFIGS),
     api(ApiKey::AlterConfigs, 0, 2, &bodies::ALTER_CONFIGS),
     api(ApiKey::DescribeLogDirs, 1, 4, &bodies::DESCRIBE_LOG_DIRS),
     api(ApiKey::CreatePartitions, 0, 3, &bodies::CREATE_PARTITIONS),
     api(ApiKey::DeleteGroups, 0, 2, &bodies::DELETE_GROUPS),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1, &bodies::INCREMENTAL_ALTER_CONFIGS),
+    api(
+        ApiKey::IncrementalAlterConfigs,
+        0,
+        1,
+        &bodies::INCREMENTAL_ALTER_CONFIGS,
+    ),
     api(ApiKey::OffsetDelete, 0, 0, &bodies::OFFSET_DELETE),
     api(ApiKey::DescribeQuorum, 0, 2, &bodies::DESCRIBE_QUORUM),
     api(ApiKey::DescribeCluster, 0, 1, &bodies::DESCRIBE_CLUSTER),
