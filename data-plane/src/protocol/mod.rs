@@ -3,8 +3,10 @@
 //! This layer turns bytes into typed requests and typed responses into bytes. It never touches a
 //! socket: [`frame`] splits a byte stream into size-prefixed frames (refusing oversized ones before
 //! any allocation), [`request`] decodes a frame's header and body with the `kafka-protocol`
-//! codecs, applying the [`versions`] policy, and [`response`] encodes replies. The server
-//! (`crate::server`) owns the sockets and calls into this module.
+//! codecs, applying the [`versions`] policy, after the [`guard`] has checked every length in the
+//! body against the layouts in [`bodies`] (written in the notation of [`schema`]), and
+//! [`response`] encodes replies. The server (`crate::server`) owns the sockets and calls into this
+//! module.
 //!
 //! ```text
 //! frame    := size:i32 (big endian, excludes itself) payload:[u8; size]
@@ -16,8 +18,10 @@
 //! Deliberate simplifications: SASL's raw (v0) token framing is not handled here yet; it will
 //! arrive with the security work.
 
+pub mod bodies;
 pub mod frame;
 pub mod guard;
 pub mod request;
 pub mod response;
+pub mod schema;
 pub mod versions;

@@ -1,9 +1,13 @@
 //! Which APIs and versions the broker advertises in ApiVersions, and accepts.
 //!
-//! The table is the single source of truth: the request decoder refuses anything outside it and
-//! the ApiVersions handler advertises exactly it. Each range must lie inside the versions that the
-//! `kafka-protocol` request type itself decodes (`<XRequest as Message>::VERSIONS`, which can be
-//! narrower than `ApiKey::valid_versions()`); a unit test checks that.
+//! The table is the single source of truth: the request decoder refuses anything outside it, the
+//! [`guard`](super::guard) walks bodies of exactly these versions, and the ApiVersions handler
+//! advertises exactly it. Each row also names the description of its request body in
+//! [`bodies`](super::bodies), which the guard walks; serving a new API is one row here and one
+//! description there (plus its handler in the broker). Each range must lie inside the versions
+//! that the `kafka-protocol` request type itself decodes (`<XRequest as Message>::VERSIONS`, which
+//! can be narrower than `ApiKey::valid_versions()`): the row does not compile otherwise, and a unit
+//! test checks it too.
 //!
 //! The minimums are Apache Kafka 4.0's (the first release that dropped the pre-2.1 versions); the
 //! maximums stop where Ferry stops implementing the protocol exactly:
@@ -18,52 +22,80 @@
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
 
-/// One advertised API: its key and the inclusive range of versions the broker implements.
+use super::bodies;
+use super::schema::RequestSchema;
+
+/// One advertised API: its key, the inclusive range of versions the broker implements, and its
+/// request body's layout.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SupportedApi {
     /// The API.
     pub key: ApiKey,
     /// Versions the broker decodes and answers exactly as Kafka does.
     pub versions: VersionRange,
+    /// The request body, as the guard walks it before the codec decodes it.
+    pub(crate) request: &'static RequestSchema,
 }
 
-const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
+/// Registers one API. Fails the build when `request` describes another API's body, or when the
+/// range is empty or reaches past the versions the codec decodes.
+const fn api(key: ApiKey, min: i16, max: i16, request: &'static RequestSchema) -> SupportedApi {
+    assert!(
+        key as i16 == request.key,
+        "the body described is another API's"
+    );
+    assert!(min <= max, "an empty range of versions");
+    assert!(
+        request.codec.min <= min && max <= request.codec.max,
+        "a version the codec does not decode"
+    );
     SupportedApi {
         key,
         versions: VersionRange { min, max },
+        request,
     }
 }
 
 /// Every API the broker serves, in api-key order.
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    api(ApiKey::Produce, 3, 12),
-    api(ApiKey::Fetch, 4, 12),
-    api(ApiKey::ListOffsets, 1, 7),
-    api(ApiKey::Metadata, 0, 12),
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
-    api(ApiKey::FindCoordinator, 0, 4),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 5),
-    api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::DeleteRecords, 0, 2),
-    api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::DescribeConfigs, 1, 4),
-    api(ApiKey::AlterConfigs, 0, 2),
-    api(ApiKey::DescribeLogDirs, 1, 4),
-    api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::OffsetDelete, 0, 0),
-    api(ApiKey::DescribeQuorum, 0, 2),
-    api(ApiKey::DescribeCluster, 0, 1),
+    api(ApiKey::Produce, 3, 12, &bodies::PRODUCE),
+    api(ApiKey::Fetch, 4, 12, &bodies::FETCH),
+    api(ApiKey::ListOffsets, 1, 7, &bodies::LIST_OFFSETS),
+    api(ApiKey::Metadata, 0, 12, &bodies::METADATA),
+    api(ApiKey::OffsetCommit, 2, 9, &bodies::OFFSET_COMMIT),
+    api(ApiKey::OffsetFetch, 1, 9, &bodies::OFFSET_FETCH),
+    api(ApiKey::FindCoordinator, 0, 4, &bodies::FIND_COORDINATOR),
+    api(ApiKey::JoinGroup, 0, 9, &bodies::JOIN_GROUP),
+    api(ApiKey::Heartbeat, 0, 4, &bodies::HEARTBEAT),
+    api(ApiKey::LeaveGroup, 0, 5, &bodies::LEAVE_GROUP),
+    api(ApiKey::SyncGroup, 0, 5, &bodies::SYNC_GROUP),
+    api(ApiKey::DescribeGroups, 0, 5, &bodies::DESCRIBE_GROUPS),
+    api(ApiKey::ListGroups, 0, 5, &bodies::LIST_GROUPS),
+    api(ApiKey::ApiVersions, 0, 4, &bodies::API_VERSIONS),
+    api(ApiKey::CreateTopics, 2, 7, &bodies::CREATE_TOPICS),
+    api(ApiKey::DeleteTopics, 1, 6, &bodies::DELETE_TOPICS),
+    api(ApiKey::DeleteRecords, 0, 2, &bodies::DELETE_RECORDS),
+    api(ApiKey::InitProducerId, 0, 5, &bodies::INIT_PRODUCER_ID),
+    api(
+        ApiKey::OffsetForLeaderEpoch,
+        2,
+        4,
+        &bodies::OFFSET_FOR_LEADER_EPOCH,
+    ),
+    api(ApiKey::DescribeConfigs, 1, 4, &bodies::DESCRIBE_CONFIGS),
+    api(ApiKey::AlterConfigs, 0, 2, &bodies::ALTER_CONFIGS),
+    api(ApiKey::DescribeLogDirs, 1, 4, &bodies::DESCRIBE_LOG_DIRS),
+    api(ApiKey::CreatePartitions, 0, 3, &bodies::CREATE_PARTITIONS),
+    api(ApiKey::DeleteGroups, 0, 2, &bodies::DELETE_GROUPS),
+    api(
+        ApiKey::IncrementalAlterConfigs,
+        0,
+        1,
+        &bodies::INCREMENTAL_ALTER_CONFIGS,
+    ),
+    api(ApiKey::OffsetDelete, 0, 0, &bodies::OFFSET_DELETE),
+    api(ApiKey::DescribeQuorum, 0, 2, &bodies::DESCRIBE_QUORUM),
+    api(ApiKey::DescribeCluster, 0, 1, &bodies::DESCRIBE_CLUSTER),
 ];
 
 /// The versions of `key` the broker accepts, or `None` if it does not serve the API at all.
@@ -79,43 +111,15 @@ pub fn is_supported(key: ApiKey, version: i16) -> bool {
     supported_versions(key).is_some_and(|range| range.min <= version && version <= range.max)
 }
 
-/// The versions the `kafka-protocol` codec decodes for each request type the broker serves
-/// (`<XRequest as Message>::VERSIONS`); tests check the policy and the guard against it.
+/// The versions the `kafka-protocol` codec decodes for a request type the broker serves
+/// (`<XRequest as Message>::VERSIONS`, taken from its body's description); tests check the policy
+/// and the guard against it.
 #[cfg(test)]
 pub(crate) fn codec_versions(key: ApiKey) -> VersionRange {
-    use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::Message;
-    match key {
-        ApiKey::Produce => ProduceRequest::VERSIONS,
-        ApiKey::Fetch => FetchRequest::VERSIONS,
-        ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
-        ApiKey::Metadata => MetadataRequest::VERSIONS,
-        ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
-        ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
-        ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
-        ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
-        ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
-        ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
-        ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
-        ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
-        ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
-        ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
-        ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
-        ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
-        ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
-        ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
-        ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
-        ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
-        ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
-        ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
-        ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
-        ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
-        ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
-        ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
-        ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
-        ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
-        other => panic!("no codec mapping for {other:?}: add it here"),
-    }
+    let api = SUPPORTED_APIS.iter().find(|api| api.key == key);
+    api.unwrap_or_else(|| panic!("{key:?} is not served"))
+        .request
+        .codec
 }
 
 #[cfg(test)]
