@@ -5,7 +5,6 @@
 //! One test binary for the crate, so tonic, axum and the store link once rather than once per file;
 //! every module is one area.
 
-
 mod agent_api;
 mod api;
 mod hygiene;

@@ -9,7 +9,7 @@ use super::command::{Command, CommandResult};
 use super::execute::execute;
 use super::image::{MetadataImage, PartitionImage};
 use super::limits::Limits;
-use super::records::{BrokerEpoch, LeaderChange, Listener, Record};
+use super::records::{BrokerEpoch, Listener, Record};
 use crate::metadata::{NewTopic, NodeId, Topic};
 
 /// The cluster id of every test cluster.
@@ -164,35 +164,4 @@ impl Cluster {
             .expect("topic exists")
             .partitions
     }
-}
-
-/// Records as one line each, with topic ids replaced by topic names from `image` (or `?`),
-/// for golden comparisons.
-pub fn render(image: &MetadataImage, records: &[Record]) -> String {
-    let name = |id| image.topic(id).map_or("?".to_string(), |t| t.name.clone());
-    records
-        .iter()
-        .map(|record| match record {
-            Record::PartitionChange {
-                topic_id,
-                partition,
-                isr,
-                leader,
-                replicas,
-            } => {
-                let leader = match leader {
-                    LeaderChange::Unchanged => "unchanged".to_string(),
-                    LeaderChange::None => "none".to_string(),
-                    LeaderChange::Broker(id) => id.to_string(),
-                };
-                format!(
-                    "PartitionChange {}-{partition} isr={isr:?} leader={leader} \
-                     replicas={replicas:?}",
-                    name(*topic_id)
-                )
-            }
-            other => format!("{other:?}"),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }

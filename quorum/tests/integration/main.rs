@@ -4,7 +4,6 @@
 //!
 //! One test binary for the crate; every module is one area.
 
-
 mod bad_input;
 mod grpc;
 mod simulation;
