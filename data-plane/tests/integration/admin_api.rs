@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ferry_data_plane::server::ServerOptions;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -26,53 +26,16 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use support::{RawClient, TestNode, batch};
+use support::{RawClient, TestNode, batch, create_topic, name, text};
 
 /// How long a test waits for background work before it fails.
 const WAIT_MAX: Duration = Duration::from_secs(60);
-
-fn text(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(text(s))
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-async fn create_topic(client: &mut RawClient, topic: &str, configs: &[(&str, &str)]) {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(name(topic))
-                .with_num_partitions(1)
-                .with_replication_factor(-1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(text(k))
-                                .with_value(Some(text(v)))
-                        })
-                        .collect(),
-                ),
-        ]);
-    match client
-        .call(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request))
-        .await
-    {
-        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "create {topic}"),
-        other => panic!("unexpected {other:?}"),
-    }
 }
 
 /// Produces with acks=1; (error code, base offset).

@@ -13,50 +13,10 @@ use bytes::Bytes;
 use ferry_data_plane::server::ServerOptions;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use support::{RawClient, TestNode};
-
-const CONFIGS: &[(&str, &str)] = &[
-    ("group.initial.rebalance.delay.ms", "0"),
-    ("offsets.topic.num.partitions", "3"),
-];
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
+use support::{GROUP_CONFIGS, RawClient, TestNode, find_coordinator, text};
 
 fn code(e: ResponseError) -> i16 {
     e.code()
-}
-
-/// FindCoordinator until the group's coordinator is ready (the offsets topic is created on the
-/// first call and its partitions need a moment to get a leader).
-async fn find_coordinator(client: &mut RawClient, group: &str) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let request = FindCoordinatorRequest::default()
-            .with_key(s(group))
-            .with_key_type(0);
-        let ResponseKind::FindCoordinator(r) = client
-            .call(
-                ApiKey::FindCoordinator,
-                3,
-                RequestKind::FindCoordinator(request),
-            )
-            .await
-        else {
-            panic!("wrong response kind");
-        };
-        if r.error_code == 0 {
-            return r.node_id.0;
-        }
-        assert_eq!(r.error_code, code(ResponseError::CoordinatorNotAvailable));
-        assert!(
-            Instant::now() < deadline,
-            "coordinator available within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A JoinGroup v5 that retries while the coordinator loads.
@@ -64,14 +24,14 @@ async fn join(client: &mut RawClient, group: &str, member_id: &str) -> JoinGroup
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let request = JoinGroupRequest::default()
-            .with_group_id(GroupId(s(group)))
+            .with_group_id(GroupId(text(group)))
             .with_session_timeout_ms(10_000)
             .with_rebalance_timeout_ms(10_000)
-            .with_member_id(s(member_id))
-            .with_protocol_type(s("consumer"))
+            .with_member_id(text(member_id))
+            .with_protocol_type(text("consumer"))
             .with_protocols(vec![
                 join_group_request::JoinGroupRequestProtocol::default()
-                    .with_name(s("range"))
+                    .with_name(text("range"))
                     .with_metadata(subscription("orders")),
             ]);
         let ResponseKind::JoinGroup(r) = client
@@ -105,18 +65,18 @@ async fn commit(
     offset: i64,
 ) -> i16 {
     let request = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
+        .with_group_id(GroupId(text(group)))
         .with_generation_id_or_member_epoch(generation)
-        .with_member_id(s(member))
+        .with_member_id(text(member))
         .with_topics(vec![
             offset_commit_request::OffsetCommitRequestTopic::default()
-                .with_name(TopicName(s("orders")))
+                .with_name(TopicName(text("orders")))
                 .with_partitions(vec![
                     offset_commit_request::OffsetCommitRequestPartition::default()
                         .with_partition_index(0)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(0)
-                        .with_committed_metadata(Some(s("meta"))),
+                        .with_committed_metadata(Some(text("meta"))),
                 ]),
         ]);
     let ResponseKind::OffsetCommit(r) = client
@@ -132,10 +92,10 @@ async fn commit(
 async fn fetch_committed(client: &mut RawClient, group: &str) -> (i16, i64) {
     let request = OffsetFetchRequest::default().with_groups(vec![
         offset_fetch_request::OffsetFetchRequestGroup::default()
-            .with_group_id(GroupId(s(group)))
+            .with_group_id(GroupId(text(group)))
             .with_topics(Some(vec![
                 offset_fetch_request::OffsetFetchRequestTopics::default()
-                    .with_name(TopicName(s("orders")))
+                    .with_name(TopicName(text("orders")))
                     .with_partition_indexes(vec![0]),
             ])),
     ]);
@@ -157,7 +117,7 @@ async fn create_orders(client: &mut RawClient) {
     let request = CreateTopicsRequest::default()
         .with_topics(vec![
             create_topics_request::CreatableTopic::default()
-                .with_name(TopicName(s("orders")))
+                .with_name(TopicName(text("orders")))
                 .with_num_partitions(2)
                 .with_replication_factor(1),
         ])
@@ -174,7 +134,7 @@ async fn create_orders(client: &mut RawClient) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let node = TestNode::start(dir.path(), CONFIGS, ServerOptions::default()).await;
+    let node = TestNode::start(dir.path(), GROUP_CONFIGS, ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
     create_orders(&mut client).await;
     assert_eq!(find_coordinator(&mut client, "g").await, 1);
@@ -182,7 +142,7 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     // v4 batches keys; the transaction key type is refused with a clear error.
     let request = FindCoordinatorRequest::default()
         .with_key_type(0)
-        .with_coordinator_keys(vec![s("g"), s("h"), s("")]);
+        .with_coordinator_keys(vec![text("g"), text("h"), text("")]);
     let ResponseKind::FindCoordinator(r) = client
         .call(
             ApiKey::FindCoordinator,
@@ -197,7 +157,7 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     assert_eq!(codes, vec![0, 0, code(ResponseError::InvalidRequest)]);
     let request = FindCoordinatorRequest::default()
         .with_key_type(1)
-        .with_coordinator_keys(vec![s("txn")]);
+        .with_coordinator_keys(vec![text("txn")]);
     let ResponseKind::FindCoordinator(r) = client
         .call(
             ApiKey::FindCoordinator,
@@ -235,12 +195,12 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     assert_eq!(joined.members.len(), 1);
 
     let request = SyncGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
+        .with_group_id(GroupId(text("g")))
         .with_generation_id(1)
-        .with_member_id(s(&member))
+        .with_member_id(text(&member))
         .with_assignments(vec![
             sync_group_request::SyncGroupRequestAssignment::default()
-                .with_member_id(s(&member))
+                .with_member_id(text(&member))
                 .with_assignment(Bytes::from_static(b"all of it")),
         ]);
     let ResponseKind::SyncGroup(r) = client
@@ -274,9 +234,9 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     let heartbeat = |generation: i32, member: &str| {
         RequestKind::Heartbeat(
             HeartbeatRequest::default()
-                .with_group_id(GroupId(s("g")))
+                .with_group_id(GroupId(text("g")))
                 .with_generation_id(generation)
-                .with_member_id(s(member)),
+                .with_member_id(text(member)),
         )
     };
     let ResponseKind::Heartbeat(r) = client
@@ -297,14 +257,14 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     // Deleting a group with members is refused; the group and its offsets stay.
     let delete = || {
         RequestKind::DeleteGroups(
-            DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]),
+            DeleteGroupsRequest::default().with_groups_names(vec![GroupId(text("g"))]),
         )
     };
     let ResponseKind::DeleteGroups(r) = client.call(ApiKey::DeleteGroups, 2, delete()).await else {
         panic!("wrong response kind");
     };
     assert_eq!(r.results[0].error_code, code(ResponseError::NonEmptyGroup));
-    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))]);
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(text("g"))]);
     let ResponseKind::DescribeGroups(r) = client
         .call(
             ApiKey::DescribeGroups,
@@ -321,10 +281,10 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
 
     // OffsetDelete of a subscribed topic is refused.
     let request = OffsetDeleteRequest::default()
-        .with_group_id(GroupId(s("g")))
+        .with_group_id(GroupId(text("g")))
         .with_topics(vec![
             offset_delete_request::OffsetDeleteRequestTopic::default()
-                .with_name(TopicName(s("orders")))
+                .with_name(TopicName(text("orders")))
                 .with_partitions(vec![
                     offset_delete_request::OffsetDeleteRequestPartition::default()
                         .with_partition_index(0),
@@ -343,7 +303,7 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
 
     // ListGroups filters by state.
     let list = |state: &str| {
-        RequestKind::ListGroups(ListGroupsRequest::default().with_states_filter(vec![s(state)]))
+        RequestKind::ListGroups(ListGroupsRequest::default().with_states_filter(vec![text(state)]))
     };
     let ResponseKind::ListGroups(r) = client.call(ApiKey::ListGroups, 4, list("stable")).await
     else {
@@ -358,10 +318,10 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
 
     // Batched LeaveGroup (v3+): one result per member.
     let request = LeaveGroupRequest::default()
-        .with_group_id(GroupId(s("g")))
+        .with_group_id(GroupId(text("g")))
         .with_members(vec![
-            leave_group_request::MemberIdentity::default().with_member_id(s(&member)),
-            leave_group_request::MemberIdentity::default().with_member_id(s("stranger")),
+            leave_group_request::MemberIdentity::default().with_member_id(text(&member)),
+            leave_group_request::MemberIdentity::default().with_member_id(text("stranger")),
         ]);
     let ResponseKind::LeaveGroup(r) = client
         .call(ApiKey::LeaveGroup, 3, RequestKind::LeaveGroup(request))
@@ -376,7 +336,7 @@ async fn a_group_lifecycle_with_every_refusal_leaving_state_unchanged() {
     // it can be deleted.
     drop(client);
     node.shutdown().await;
-    let node = TestNode::start(dir.path(), CONFIGS, ServerOptions::default()).await;
+    let node = TestNode::start(dir.path(), GROUP_CONFIGS, ServerOptions::default()).await;
     let mut client = RawClient::connect(node.addr).await;
     find_coordinator(&mut client, "g").await;
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -19,13 +19,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use support::{RawClient, TestNode};
+use support::{RawClient, TestNode, name};
 
 const TOPIC: &str = "idem";
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
 
 /// A batch of `count` records from producer `pid`/`epoch`, sequences `seq..seq+count`.
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, count: usize) -> Bytes {

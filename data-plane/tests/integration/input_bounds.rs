@@ -17,31 +17,17 @@ use ferry_data_plane::log::batch::{compute_crc, set_base_offset};
 use ferry_data_plane::log::file::partition_dir;
 use ferry_data_plane::server::ServerOptions;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use support::{RawClient, TestNode, batch};
+use support::{
+    GROUP_CONFIGS, RawClient, TestNode, batch, create_topic, find_coordinator, name, text,
+};
 
 /// The bound the peak resident set of a test process must stay under.
 const RSS_BOUND_BYTES: u64 = 512 << 20;
-
-/// Group settings for the tests that use `__consumer_offsets`.
-const GROUP_CONFIGS: &[(&str, &str)] = &[
-    ("group.initial.rebalance.delay.ms", "0"),
-    ("offsets.topic.num.partitions", "3"),
-];
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
-
-fn name(text: &str) -> TopicName {
-    TopicName(s(text))
-}
 
 /// Peak resident set of this process, from `/proc/self/status`.
 fn peak_rss_bytes() -> u64 {
@@ -73,34 +59,6 @@ fn assert_rss_bounded(what: &str) {
         peak < RSS_BOUND_BYTES,
         "{what}: peak RSS {peak} bytes is over {RSS_BOUND_BYTES}"
     );
-}
-
-async fn create_topic(client: &mut RawClient, topic: &str, configs: &[(&str, &str)]) {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(name(topic))
-                .with_num_partitions(1)
-                .with_replication_factor(-1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(s(k))
-                                .with_value(Some(s(v)))
-                        })
-                        .collect(),
-                ),
-        ]);
-    let ResponseKind::CreateTopics(r) = client
-        .call(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request))
-        .await
-    else {
-        panic!("wrong response kind");
-    };
-    assert_eq!(r.topics[0].error_code, 0, "create {topic}");
 }
 
 /// Produce v9 of `records` to one partition; returns (error code, base offset).
@@ -368,41 +326,15 @@ async fn a_zstd_batch_that_inflates_to_a_gibibyte_is_refused_in_bounded_memory()
     node.shutdown().await;
 }
 
-/// FindCoordinator until `group`'s coordinator is ready (the offsets topic is created by the
-/// first call).
-async fn find_coordinator(client: &mut RawClient, group: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let request = FindCoordinatorRequest::default()
-            .with_key(s(group))
-            .with_key_type(0);
-        let ResponseKind::FindCoordinator(r) = client
-            .call(
-                ApiKey::FindCoordinator,
-                3,
-                RequestKind::FindCoordinator(request),
-            )
-            .await
-        else {
-            panic!("wrong response kind");
-        };
-        if r.error_code == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "coordinator within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Commits `offset` for t-0 as a standalone consumer (generation -1), retrying while the
 /// coordinator loads; returns the error code.
 async fn commit(client: &mut RawClient, group: &str, offset: i64) -> i16 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(s(group)))
+            .with_group_id(GroupId(text(group)))
             .with_generation_id_or_member_epoch(-1)
-            .with_member_id(s(""))
+            .with_member_id(text(""))
             .with_topics(vec![
                 offset_commit_request::OffsetCommitRequestTopic::default()
                     .with_name(name("t"))
@@ -411,7 +343,7 @@ async fn commit(client: &mut RawClient, group: &str, offset: i64) -> i16 {
                             .with_partition_index(0)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(-1)
-                            .with_committed_metadata(Some(s(""))),
+                            .with_committed_metadata(Some(text(""))),
                     ]),
             ]);
         let ResponseKind::OffsetCommit(r) = client
@@ -434,7 +366,7 @@ async fn committed(client: &mut RawClient, group: &str) -> i64 {
     loop {
         let request = OffsetFetchRequest::default().with_groups(vec![
             offset_fetch_request::OffsetFetchRequestGroup::default()
-                .with_group_id(GroupId(s(group)))
+                .with_group_id(GroupId(text(group)))
                 .with_topics(Some(vec![
                     offset_fetch_request::OffsetFetchRequestTopics::default()
                         .with_name(name("t"))
@@ -558,8 +490,8 @@ async fn broker_configs(client: &mut RawClient, names: &[&str]) -> Vec<(String, 
     let request = DescribeConfigsRequest::default().with_resources(vec![
         DescribeConfigsResource::default()
             .with_resource_type(4)
-            .with_resource_name(s("1"))
-            .with_configuration_keys(Some(names.iter().map(|n| s(n)).collect())),
+            .with_resource_name(text("1"))
+            .with_configuration_keys(Some(names.iter().map(|n| text(n)).collect())),
     ]);
     let ResponseKind::DescribeConfigs(r) = client
         .call(

@@ -5,14 +5,19 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ferry_data_plane::broker::BrokerConfig;
 use ferry_data_plane::node::{Node, NodeConfig, Role};
 use ferry_data_plane::server::ServerOptions;
 use indexmap::IndexMap;
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, FindCoordinatorRequest, RequestHeader, RequestKind,
+    ResponseHeader, ResponseKind, TopicName,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -168,4 +173,81 @@ pub fn batch(count: usize, value_bytes: usize, timestamp: i64) -> Bytes {
     )
     .unwrap();
     buf.freeze()
+}
+
+/// Group settings for the tests that use `__consumer_offsets`: no rebalance delay, and three
+/// offsets partitions so the topic is quick to create.
+pub const GROUP_CONFIGS: &[(&str, &str)] = &[
+    ("group.initial.rebalance.delay.ms", "0"),
+    ("offsets.topic.num.partitions", "3"),
+];
+
+/// A protocol string.
+pub fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// A topic name.
+pub fn name(s: &str) -> TopicName {
+    TopicName(text(s))
+}
+
+/// CreateTopics v7 of one partition with the broker's replication factor and these configs;
+/// panics unless it succeeds.
+pub async fn create_topic(client: &mut RawClient, topic: &str, configs: &[(&str, &str)]) {
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(1)
+                .with_replication_factor(-1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(text(k))
+                                .with_value(Some(text(v)))
+                        })
+                        .collect(),
+                ),
+        ]);
+    match client
+        .call(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request))
+        .await
+    {
+        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "create {topic}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// FindCoordinator v3 until `group`'s coordinator is ready (the offsets topic is created on the
+/// first call and its partitions need a moment to get a leader); the coordinator's node id.
+pub async fn find_coordinator(client: &mut RawClient, group: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = FindCoordinatorRequest::default()
+            .with_key(text(group))
+            .with_key_type(0);
+        let ResponseKind::FindCoordinator(r) = client
+            .call(
+                ApiKey::FindCoordinator,
+                3,
+                RequestKind::FindCoordinator(request),
+            )
+            .await
+        else {
+            panic!("wrong response kind");
+        };
+        if r.error_code == 0 {
+            return r.node_id.0;
+        }
+        assert_eq!(r.error_code, ResponseError::CoordinatorNotAvailable.code());
+        assert!(
+            Instant::now() < deadline,
+            "coordinator available within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
