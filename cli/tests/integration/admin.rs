@@ -6,11 +6,11 @@
 //! a hang into a failure. Every process is killed when the test's `Cluster` drops.
 
 use crate::cluster;
+use crate::support::kafka_call;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
 use cluster::{Admin, Cluster, ClusterSpec, MetadataReader, POLL, node_status, partitions};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -20,12 +20,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Bound for a controller election and for brokers to register.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -35,37 +33,6 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Bound for failover, restart and metadata propagation.
 const CONVERGE: Duration = Duration::from_secs(60);
-
-/// Sends one request on a fresh connection and decodes the answer.
-async fn call(addr: &str, key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(7)
-            .with_client_id(Some(StrBytes::from_static_str("ferry-admin-test")))
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let size = (buf.len() - 4) as i32;
-        buf[0..4].copy_from_slice(&size.to_be_bytes());
-        stream.write_all(&buf).await.unwrap();
-        let size = stream.read_i32().await.expect("a response");
-        let mut frame = vec![0u8; size as usize];
-        stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = bytes::Bytes::from(frame);
-        let header =
-            ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, 7);
-        ResponseKind::decode(key, &mut frame, version).unwrap()
-    };
-    tokio::time::timeout(ADMIN_TIMEOUT, exchange)
-        .await
-        .expect("an answer within the admin timeout")
-}
 
 /// Starts 3 controllers and 3 brokers (racks a, b, c) and waits until they serve.
 async fn three_brokers(name: &str) -> Cluster {
@@ -136,7 +103,7 @@ async fn leader_and_epoch(addr: &str, topic: &str) -> (i32, i32) {
             .with_name(Some(TopicName(StrBytes::from_string(topic.to_string())))),
     ]));
     let ResponseKind::Metadata(m) =
-        call(addr, ApiKey::Metadata, 12, RequestKind::Metadata(request)).await
+        kafka_call(addr, ApiKey::Metadata, 12, RequestKind::Metadata(request)).await
     else {
         panic!("a Metadata response")
     };
@@ -151,7 +118,7 @@ async fn admin_apis_across_three_brokers() {
     let first = cluster.bootstrap_of(brokers[0]);
 
     // DescribeCluster: every broker, and a live broker as the "controller".
-    let ResponseKind::DescribeCluster(described) = call(
+    let ResponseKind::DescribeCluster(described) = kafka_call(
         &first,
         ApiKey::DescribeCluster,
         1,
@@ -185,7 +152,7 @@ async fn admin_apis_across_three_brokers() {
                     .with_value(Some(StrBytes::from_static_str("3600000"))),
             ]),
     ]);
-    let ResponseKind::IncrementalAlterConfigs(altered) = call(
+    let ResponseKind::IncrementalAlterConfigs(altered) = kafka_call(
         &first,
         ApiKey::IncrementalAlterConfigs,
         1,
@@ -339,7 +306,7 @@ async fn admin_apis_across_three_brokers() {
                             .with_leader_epoch(epoch),
                     ]),
             ]);
-        let ResponseKind::OffsetForLeaderEpoch(r) = call(
+        let ResponseKind::OffsetForLeaderEpoch(r) = kafka_call(
             &new_leader_addr,
             ApiKey::OffsetForLeaderEpoch,
             4,

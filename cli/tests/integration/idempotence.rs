@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cluster::{Admin, Cluster, ClusterSpec, MetadataReader, POLL, PartitionView, partitions};
+use cluster::{Admin, Cluster, ClusterSpec, POLL, wait_for_full_isr, wait_for_partitions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -41,43 +41,6 @@ const CONVERGE: Duration = Duration::from_secs(60);
 
 /// Most sends awaiting their acknowledgement at once.
 const IN_FLIGHT_MAX: usize = 500;
-
-/// Polls Metadata until `done` accepts the partitions of `topic`; panics after `timeout`.
-async fn wait_for_partitions<T>(
-    cluster: &Cluster,
-    topic: &str,
-    what: &str,
-    mut done: impl FnMut(&[PartitionView]) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let last = match MetadataReader::new(&cluster.bootstrap()).fetch().await {
-            Ok(metadata) => match partitions(&metadata, topic) {
-                Some(views) => match done(&views) {
-                    Some(value) => return value,
-                    None => format!("{views:?}"),
-                },
-                None => format!("no topic {topic}"),
-            },
-            Err(e) => format!("Metadata failed: {e}"),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {CONVERGE:?}; last: {last}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-async fn wait_for_full_isr(cluster: &Cluster, topic: &str) -> Vec<PartitionView> {
-    wait_for_partitions(cluster, topic, "a full ISR everywhere", |views| {
-        views
-            .iter()
-            .all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len())
-            .then(|| views.to_vec())
-    })
-    .await
-}
 
 /// One acknowledged write: message `n` at `offset` of `partition`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -342,7 +305,7 @@ async fn idempotent_producer_survives_leader_kills_without_duplicates_loss_or_re
         cluster.pause(stalled);
         tokio::time::sleep(Duration::from_secs(1)).await;
         cluster.kill9(leader);
-        wait_for_partitions(&cluster, TOPIC, "the survivor leads", |views| {
+        wait_for_partitions(&cluster, TOPIC, CONVERGE, "the survivor leads", |views| {
             (views[victim as usize].leader == survivor).then_some(())
         })
         .await;

@@ -17,48 +17,17 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use support::NodeProcess;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::{NodeProcess, kafka_call};
 
 /// The bound on the broker process's peak resident set.
 const RSS_BOUND_BYTES: u64 = 512 << 20;
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-/// Sends one request on a fresh connection and decodes the answer.
-async fn call(addr: &str, key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(7)
-            .with_client_id(Some(StrBytes::from_static_str("ferry-bounds-test")))
-            .encode(&mut buf, key.request_header_version(version))
-            .unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let size = (buf.len() - 4) as i32;
-        buf[0..4].copy_from_slice(&size.to_be_bytes());
-        stream.write_all(&buf).await.unwrap();
-        let size = stream.read_i32().await.expect("a response");
-        let mut frame = vec![0u8; size as usize];
-        stream.read_exact(&mut frame).await.unwrap();
-        let mut frame = Bytes::from(frame);
-        ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
-        ResponseKind::decode(key, &mut frame, version).unwrap()
-    };
-    tokio::time::timeout(Duration::from_secs(40), exchange)
-        .await
-        .expect("an answer within 40 s")
 }
 
 /// Peak resident set of process `pid`.
@@ -163,7 +132,7 @@ async fn produce(addr: &str, records: Bytes) -> (i16, i64) {
                 ]),
         ]);
     let ResponseKind::Produce(r) =
-        call(addr, ApiKey::Produce, 9, RequestKind::Produce(request)).await
+        kafka_call(addr, ApiKey::Produce, 9, RequestKind::Produce(request)).await
     else {
         panic!("wrong response kind");
     };
@@ -184,7 +153,7 @@ async fn list_offset(addr: &str, timestamp: i64) -> (i16, i64) {
                         .with_current_leader_epoch(-1),
                 ]),
         ]);
-    let ResponseKind::ListOffsets(r) = call(
+    let ResponseKind::ListOffsets(r) = kafka_call(
         addr,
         ApiKey::ListOffsets,
         7,
@@ -231,7 +200,7 @@ async fn lying_batches_are_refused_in_bounded_broker_memory_and_the_broker_resta
                         .with_value(Some(s("4194304"))),
                 ]),
         ]);
-    let ResponseKind::CreateTopics(r) = call(
+    let ResponseKind::CreateTopics(r) = kafka_call(
         &addr,
         ApiKey::CreateTopics,
         7,

@@ -817,3 +817,75 @@ pub fn node_status(admin: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// How long [`wait_for_full_isr`] waits.
+pub const FULL_ISR_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Polls Metadata (through every running broker) until `done` accepts the partitions of
+/// `topic`; panics with the last view after `timeout`.
+pub async fn wait_for_partitions<T>(
+    cluster: &Cluster,
+    topic: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl FnMut(&[PartitionView]) -> Option<T>,
+) -> T {
+    wait_for_partitions_via(cluster, &cluster.bootstrap(), topic, timeout, what, done).await
+}
+
+/// [`wait_for_partitions`] asking only `bootstrap`. (A restarted broker answers from the image
+/// it kept on disk until it has followed the metadata log again, so a check that must not see
+/// its old view asks another broker.)
+pub async fn wait_for_partitions_via<T>(
+    cluster: &Cluster,
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    what: &str,
+    mut done: impl FnMut(&[PartitionView]) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last;
+        let reader = MetadataReader::new(bootstrap);
+        match reader.fetch().await {
+            Ok(metadata) => match partitions(&metadata, topic) {
+                Some(views) => match done(&views) {
+                    Some(value) => return value,
+                    None => last = format!("{views:?}"),
+                },
+                None => last = format!("no topic {topic}"),
+            },
+            Err(e) => last = format!("Metadata failed: {e}"),
+        }
+        if Instant::now() >= deadline {
+            let statuses: Vec<String> = cluster
+                .broker_ids()
+                .into_iter()
+                .filter_map(|id| cluster.node(id).admin.as_deref().map(node_status))
+                .collect();
+            panic!(
+                "{what} within {timeout:?}; last: {last}\nbrokers report:\n{}",
+                statuses.join("\n")
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until every partition of `topic` has a leader and all `replicas` in its ISR.
+pub async fn wait_for_full_isr(cluster: &Cluster, topic: &str) -> Vec<PartitionView> {
+    wait_for_partitions(
+        cluster,
+        topic,
+        FULL_ISR_TIMEOUT,
+        "a full ISR everywhere",
+        |views| {
+            views
+                .iter()
+                .all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len())
+                .then(|| views.to_vec())
+        },
+    )
+    .await
+}
