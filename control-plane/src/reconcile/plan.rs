@@ -7,15 +7,24 @@
 //! where the store says it is. Each call makes one transition (place, write assignments, mark
 //! progress, finish), so the shell applies a short list and reads back before the next.
 //!
+//! Each operation is a list of steps, one function per row of its table below, that
+//! `Decision::walk` runs in order. A step returns a `Next`: `Continue` (its row is done,
+//! the next row runs in the same call), `Wait` (effects to apply, or none while agents work),
+//! `Succeed`, `Release` (DELETE's end) or `Fail` with an [`OperationErrorCode`]. The first step
+//! that does not continue ends the call, so the operation's body reads like its table.
+//!
 //! # CREATE
 //!
-//! | step | done when |
-//! |---|---|
-//! | plan placement | the cluster's status holds a placement ([`crate::placement::plan`] over the healthy hosts) |
-//! | write assignments | every host of the placement lists the cluster's nodes on it |
-//! | start controllers | every controller reports RUNNING (its agent saw a quorum leader) |
-//! | start brokers | every broker reports RUNNING (registered and unfenced) |
-//! | wait until healthy | all of the above at once: the cluster becomes ACTIVE |
+//! | step | function | done when |
+//! |---|---|---|
+//! | plan placement | `plan_placement` | the cluster's status holds a placement ([`crate::placement::plan`] over the healthy hosts) |
+//! | write assignments | `write_assignments` | every host of the placement lists the cluster's nodes on it |
+//! | | `fail_nodes_past_grace` | (a check before the start rows: the agents start every node at once) |
+//! | start controllers | `start_controllers` | every controller reports RUNNING (its agent saw a quorum leader) |
+//! | start brokers | `start_brokers` | every broker reports RUNNING (registered and unfenced) |
+//! | wait until healthy | `wait_until_healthy` | all of the above at once: the cluster becomes ACTIVE |
+//!
+//! UPDATE_BROKER_COUNT runs the same steps without the controllers' row.
 //!
 //! It fails, with the cluster FAILED and a code a program can branch on (an
 //! [`OperationErrorCode`], named below by its wire string), when placement finds
@@ -26,11 +35,11 @@
 //!
 //! # DELETE
 //!
-//! | step | done when |
-//! |---|---|
-//! | stop nodes | no host lists a node of the cluster any more |
-//! | remove data | no reachable host reports a node of the cluster (agents report a node until they stopped it and removed its directory) |
-//! | release placement | the cluster is removed, which ends the operation |
+//! | step | function | done when |
+//! |---|---|---|
+//! | stop nodes | `stop_nodes` | no host lists a node of the cluster any more |
+//! | remove data | `remove_data` | no reachable host reports a node of the cluster (agents report a node until they stopped it and removed its directory) |
+//! | release placement | `release_placement` | the cluster is removed, which ends the operation |
 //!
 //! An unreachable host is not waited for: its agent drops the nodes when it returns, since its
 //! assignments no longer list them. The step's message says so.
@@ -52,11 +61,11 @@
 //! id order, and only those whose config changed (most broker-only properties leave them
 //! alone); then the brokers in id order.
 //!
-//! | step | done when |
-//! |---|---|
-//! | restart controllers | every controller's assignment carries its new config and it runs it |
-//! | restart brokers | the same for every broker |
-//! | wait until healthy | every node RUNNING with its new config: the cluster is ACTIVE and its status records the revision |
+//! | step | function | done when |
+//! |---|---|---|
+//! | restart controllers | `restart` (controllers) | every controller's assignment carries its new config and it runs it |
+//! | restart brokers | `restart` (brokers) | the same for every broker |
+//! | wait until healthy | `wait_until_rolled` | every node RUNNING with its new config: the cluster is ACTIVE and its status records the revision |
 //!
 //! Nothing is remembered between calls but the store: which node is "in flight" is the one
 //! whose assignment already carries the new fingerprint while its report does not show it
@@ -149,19 +158,185 @@ pub enum Effect {
 
 /// The next effects for the view's operation; empty while waiting on agents.
 pub fn decide(view: &View<'_>, settings: &Settings) -> Vec<Effect> {
-    let progress = Progress::new(view.operation, view.now_ms);
+    let decision = Decision::new(view, settings);
     match view.operation.kind {
-        OperationType::Create => converge(view, settings, progress, CREATE_STEPS),
-        OperationType::UpdateBrokerCount => {
-            converge(view, settings, progress, UPDATE_BROKER_COUNT_STEPS)
-        }
-        OperationType::Delete => delete(view, settings, progress),
-        OperationType::UpdateConfiguration => update_configuration(view, settings, progress),
-        other => progress.fail(
+        OperationType::Create => converge(decision, CREATE_STEPS),
+        OperationType::UpdateBrokerCount => converge(decision, UPDATE_BROKER_COUNT_STEPS),
+        OperationType::Delete => delete(decision),
+        OperationType::UpdateConfiguration => update_configuration(decision),
+        other => decision.finish(Next::fail(
             0,
             OperationErrorCode::NotSupported,
             format!("{other:?} operations are not supported by this control plane yet"),
-        ),
+        )),
+    }
+}
+
+/// What one step of an operation tells the operation: go on to the next step, or end this
+/// decision (and how).
+#[derive(Debug)]
+enum Next {
+    /// The step is done: the next one runs in this same decision.
+    Continue,
+    /// The step is under way: these effects (none while it waits on agents), then the
+    /// progress recorded so far. [`decide`] runs again once they are applied or agents report.
+    Wait(Vec<Effect>),
+    /// The operation succeeded: the cluster takes this status and every step is done.
+    Succeed(ClusterStatus),
+    /// The progress so far, then the cluster is forgotten, which ends its DELETE operation.
+    Release,
+    /// The operation failed.
+    Fail(Failure),
+}
+
+/// Where and why an operation failed.
+#[derive(Debug)]
+struct Failure {
+    /// The index of the step that failed.
+    step: usize,
+    /// What a program branches on.
+    code: OperationErrorCode,
+    /// What a person reads.
+    message: String,
+    /// Whether the cluster goes FAILED too, with the same code and message.
+    cluster_fails: bool,
+}
+
+impl Next {
+    /// Waiting on agents: no effect but the progress.
+    fn wait() -> Next {
+        Next::Wait(Vec::new())
+    }
+
+    /// Fails the operation at `step`; the cluster keeps its state.
+    fn fail(step: usize, code: OperationErrorCode, message: impl Into<String>) -> Next {
+        Next::Fail(Failure {
+            step,
+            code,
+            message: message.into(),
+            cluster_fails: false,
+        })
+    }
+
+    /// Fails the operation at `step` and puts the cluster in FAILED with the same code and
+    /// message.
+    fn fail_cluster(step: usize, code: OperationErrorCode, message: impl Into<String>) -> Next {
+        Next::Fail(Failure {
+            step,
+            code,
+            message: message.into(),
+            cluster_fails: true,
+        })
+    }
+}
+
+/// One step of an operation, as [`Decision::walk`] runs it.
+type StepFn<'s, 'a> = &'s dyn Fn(&mut Decision<'a>) -> Next;
+
+/// One call of [`decide`]: what it looks at, and the operation's steps as they change.
+struct Decision<'a> {
+    /// The store's contents and the time.
+    view: View<'a>,
+    /// The timeouts and sizes.
+    settings: &'a Settings,
+    /// The operation's steps and percentage, as this decision leaves them.
+    progress: Progress,
+}
+
+impl<'a> Decision<'a> {
+    fn new(view: &View<'a>, settings: &'a Settings) -> Self {
+        Decision {
+            view: *view,
+            settings,
+            progress: Progress::new(view.operation, view.now_ms),
+        }
+    }
+
+    /// Runs `steps` in order while each continues; the first that does not ends the decision
+    /// with its effects. (Every operation's last step ends it; were all to continue, only the
+    /// progress would be recorded.)
+    fn walk(mut self, steps: &[StepFn<'_, 'a>]) -> Vec<Effect> {
+        for step in steps {
+            match step(&mut self) {
+                Next::Continue => {}
+                next => return self.finish(next),
+            }
+        }
+        self.finish(Next::wait())
+    }
+
+    /// The effects that carry out `next`.
+    fn finish(self, next: Next) -> Vec<Effect> {
+        let mut progress = self.progress;
+        match next {
+            Next::Continue => progress.with(Vec::new()),
+            Next::Wait(effects) => progress.with(effects),
+            Next::Succeed(status) => {
+                let now = progress.now_ms;
+                for step in &mut progress.steps {
+                    if step.state != StepState::Done {
+                        step.state = StepState::Done;
+                        step.started_at_ms.get_or_insert(now);
+                        step.ended_at_ms = Some(now);
+                    }
+                }
+                vec![
+                    Effect::SetStatus(status),
+                    Effect::UpdateOperation(OperationUpdate {
+                        state: Some(OperationState::Succeeded),
+                        steps: Some(progress.steps),
+                        progress_percent: Some(100),
+                        error: None,
+                    }),
+                ]
+            }
+            Next::Release => {
+                let mut effects = progress.with(Vec::new());
+                effects.push(Effect::RemoveCluster);
+                effects
+            }
+            Next::Fail(failure) => {
+                let mut effects = Vec::new();
+                if failure.cluster_fails {
+                    let status = &self.view.cluster.status;
+                    effects.push(Effect::SetStatus(ClusterStatus {
+                        state: ClusterState::Failed,
+                        state_info: StateInfo::new(failure.code.as_str(), failure.message.clone()),
+                        placement: status.placement.clone(),
+                        configuration: status.configuration.clone(),
+                    }));
+                }
+                effects.push(progress.fail(failure));
+                effects
+            }
+        }
+    }
+
+    /// The first node of the placement that has been UNHEALTHY for the grace period, with its
+    /// agent's reason.
+    fn node_past_grace(&self) -> Option<(&'a Assignment, String)> {
+        let view = self.view;
+        let node = view.cluster.status.placement.iter().find(|node| {
+            view.unhealthy_since
+                .get(&node.node_id)
+                .is_some_and(|&since| view.now_ms - since >= self.settings.unhealthy_grace_ms)
+        })?;
+        Some((node, self.reason_of(node.node_id)))
+    }
+
+    /// The message of the node's latest report, or "no reason given".
+    fn reason_of(&self, node_id: NodeId) -> String {
+        reports_of(self.view.hosts, &self.view.cluster.id)
+            .get(&node_id)
+            .map(|r| r.message.as_str())
+            .filter(|m| !m.is_empty())
+            .unwrap_or("no reason given")
+            .to_string()
+    }
+
+    /// Whether the operation has run longer than `budget_ms`.
+    fn past(&self, budget_ms: i64) -> bool {
+        self.view.now_ms - self.view.operation.started_at_ms > budget_ms
     }
 }
 
@@ -231,58 +406,35 @@ impl Progress {
         }
     }
 
-    /// The operation update recording the steps so far (RUNNING), if anything changed.
-    fn update(&self) -> Option<Effect> {
-        self.changed.then(|| {
-            Effect::UpdateOperation(OperationUpdate {
+    /// `effects` followed by the operation update recording the steps so far (RUNNING), if
+    /// anything changed.
+    fn with(self, mut effects: Vec<Effect>) -> Vec<Effect> {
+        if self.changed {
+            effects.push(Effect::UpdateOperation(OperationUpdate {
                 state: Some(OperationState::Running),
-                steps: Some(self.steps.clone()),
+                steps: Some(self.steps),
                 progress_percent: Some(self.percent),
                 error: None,
-            })
-        })
-    }
-
-    /// `effects` followed by the progress update, if any.
-    fn with(self, mut effects: Vec<Effect>) -> Vec<Effect> {
-        effects.extend(self.update());
+            }));
+        }
         effects
     }
 
-    /// Fails step `index` and the operation with `code` and `message`.
-    fn fail(mut self, index: usize, code: OperationErrorCode, message: String) -> Vec<Effect> {
+    /// The operation update failing `failure.step` and the operation.
+    fn fail(mut self, failure: Failure) -> Effect {
         let now = self.now_ms;
-        if let Some(step) = self.step(index) {
+        if let Some(step) = self.step(failure.step) {
             step.started_at_ms.get_or_insert(now);
             step.state = StepState::Failed;
             step.ended_at_ms = Some(now);
-            step.message = message.clone();
+            step.message = failure.message.clone();
         }
-        vec![Effect::UpdateOperation(OperationUpdate {
+        Effect::UpdateOperation(OperationUpdate {
             state: Some(OperationState::Failed),
             steps: Some(self.steps),
             progress_percent: Some(self.percent),
-            error: Some(OperationError::new(code, message)),
-        })]
-    }
-
-    /// Fails the operation and puts the cluster in FAILED with the same code and message.
-    fn fail_cluster(
-        self,
-        view: &View<'_>,
-        index: usize,
-        code: OperationErrorCode,
-        message: String,
-    ) -> Vec<Effect> {
-        let status = ClusterStatus {
-            state: ClusterState::Failed,
-            state_info: StateInfo::new(code.as_str(), message.clone()),
-            placement: view.cluster.status.placement.clone(),
-            configuration: view.cluster.status.configuration.clone(),
-        };
-        let mut effects = vec![Effect::SetStatus(status)];
-        effects.extend(self.fail(index, code, message));
-        effects
+            error: Some(OperationError::new(failure.code, failure.message)),
+        })
     }
 }
 
@@ -314,6 +466,19 @@ const UPDATE_BROKER_COUNT_STEPS: ConvergeSteps = ConvergeSteps {
     healthy: 3,
 };
 
+/// CREATE and UPDATE_BROKER_COUNT: place what the spec asks for (keeping every placed node
+/// where it is), tell the hosts, and wait until every node runs.
+fn converge(decision: Decision<'_>, rows: ConvergeSteps) -> Vec<Effect> {
+    decision.walk(&[
+        &|d| plan_placement(d, rows),
+        &|d| write_assignments(d, rows),
+        &|d| fail_nodes_past_grace(d, rows),
+        &|d| start_controllers(d, rows),
+        &|d| start_brokers(d, rows),
+        &|d| wait_until_healthy(d, rows),
+    ])
+}
+
 /// The node ids the spec asks for: controllers `1..=C`, brokers `101..`.
 fn wanted_ids(cluster: &Cluster) -> Vec<NodeId> {
     let spec = &cluster.spec;
@@ -323,224 +488,211 @@ fn wanted_ids(cluster: &Cluster) -> Vec<NodeId> {
         .collect()
 }
 
-/// CREATE and UPDATE_BROKER_COUNT: place what the spec asks for (keeping every placed node
-/// where it is), tell the hosts, and wait until every node runs.
-fn converge(
-    view: &View<'_>,
-    settings: &Settings,
-    mut progress: Progress,
-    steps: ConvergeSteps,
-) -> Vec<Effect> {
-    let cluster = view.cluster;
-    let spec = &cluster.spec;
-
-    // Plan placement.
-    let placed: Vec<NodeId> = cluster.status.placement.iter().map(|a| a.node_id).collect();
-    if placed != wanted_ids(cluster) {
-        progress.run(steps.plan, "placing nodes");
-        let request = placement::Request::for_spec(spec, settings.controller_storage_bytes);
-        let hosts = placement_hosts(view.hosts, Some(&cluster.id));
-        let current = Placement {
-            nodes: cluster.status.placement.clone(),
-        };
-        return match placement::plan(&request, &hosts, &current) {
-            Ok(planned) => {
-                let host_count = planned
-                    .nodes
-                    .iter()
-                    .map(|a| a.host.as_str())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .len();
-                progress.done(
-                    steps.plan,
-                    format!("{} nodes on {host_count} hosts", planned.nodes.len()),
-                );
-                progress.set_percent(10);
-                let status = ClusterStatus {
-                    state: cluster.status.state,
-                    state_info: StateInfo::default(),
-                    placement: planned.nodes,
-                    configuration: cluster.status.configuration.clone(),
-                };
-                progress.with(vec![Effect::SetStatus(status)])
-            }
-            Err(placement::Error::Insufficient(shortage)) => progress.fail_cluster(
-                view,
-                steps.plan,
-                OperationErrorCode::InsufficientCapacity,
-                shortage.to_string(),
-            ),
-            Err(err @ placement::Error::InvalidRequest(_)) => progress.fail_cluster(
-                view,
-                steps.plan,
-                OperationErrorCode::InvalidSpec,
-                err.to_string(),
-            ),
-        };
-    }
-    progress.done(steps.plan, "placed");
-
-    // Write assignments.
-    let placement = &cluster.status.placement;
-    let writes = match assignment_writes(view, settings, placement) {
-        Ok(writes) => writes,
-        Err(message) => {
-            return progress.fail_cluster(
-                view,
-                steps.assign,
-                OperationErrorCode::HostLost,
-                message,
-            );
-        }
-    };
-    if !writes.is_empty() {
-        progress.run(
-            steps.assign,
-            format!("writing assignments to {} hosts", writes.len()),
-        );
-        return progress.with(writes);
-    }
-    let hosts_used = placement
+/// How many hosts `placement` uses.
+fn host_count(placement: &[Assignment]) -> usize {
+    placement
         .iter()
         .map(|a| a.host.as_str())
         .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    progress.done(
-        steps.assign,
-        format!("assignments written to {hosts_used} hosts"),
-    );
+        .len()
+}
 
-    // Start the nodes: the agents start them all at once; brokers become ready after the
-    // controllers elect a leader.
-    let reports = reports_of(view.hosts, &cluster.id);
-    for node in placement {
-        if let Some(&since) = view.unhealthy_since.get(&node.node_id)
-            && view.now_ms - since >= settings.unhealthy_grace_ms
-        {
-            let why = reports
-                .get(&node.node_id)
-                .map(|r| r.message.as_str())
-                .filter(|m| !m.is_empty())
-                .unwrap_or("no reason given");
-            return progress.fail_cluster(
-                view,
-                match (node.role, steps.controllers) {
-                    (Role::Controller, Some(index)) => index,
-                    _ => steps.brokers,
-                },
-                OperationErrorCode::NodeStartFailed,
-                format!("{} could not start: {why}", describe(node)),
-            );
-        }
+/// Plan placement: done once the status places every node the spec asks for; else places
+/// them over the healthy hosts and records the placement in the status.
+fn plan_placement(d: &mut Decision<'_>, rows: ConvergeSteps) -> Next {
+    let cluster = d.view.cluster;
+    let placed: Vec<NodeId> = cluster.status.placement.iter().map(|a| a.node_id).collect();
+    if placed == wanted_ids(cluster) {
+        d.progress.done(rows.plan, "placed");
+        return Next::Continue;
     }
-    let ready = |role: Role| -> (usize, usize) {
-        let nodes: Vec<&Assignment> = placement.iter().filter(|a| a.role == role).collect();
-        let running = nodes
-            .iter()
-            .filter(|a| {
-                reports
-                    .get(&a.node_id)
-                    .is_some_and(|r| r.state == NodeState::Running)
-            })
-            .count();
-        (running, nodes.len())
+    d.progress.run(rows.plan, "placing nodes");
+    let request = placement::Request::for_spec(&cluster.spec, d.settings.controller_storage_bytes);
+    let hosts = placement_hosts(d.view.hosts, Some(&cluster.id));
+    let current = Placement {
+        nodes: cluster.status.placement.clone(),
     };
-    let (controllers_up, controllers) = ready(Role::Controller);
-    let (brokers_up, brokers) = ready(Role::Broker);
-    let all = controllers + brokers;
-    progress.set_percent(20 + (70 * (controllers_up + brokers_up) / all.max(1)) as u32);
-
-    if let Some(index) = steps.controllers {
-        if controllers_up == controllers {
-            progress.done(
-                index,
-                format!("{controllers} controllers running with a quorum leader"),
+    match placement::plan(&request, &hosts, &current) {
+        Ok(planned) => {
+            d.progress.done(
+                rows.plan,
+                format!(
+                    "{} nodes on {} hosts",
+                    planned.nodes.len(),
+                    host_count(&planned.nodes)
+                ),
             );
-        } else {
-            progress.run(
-                index,
-                format!("{controllers_up} of {controllers} controllers ready"),
-            );
+            d.progress.set_percent(10);
+            Next::Wait(vec![Effect::SetStatus(ClusterStatus {
+                state: cluster.status.state,
+                state_info: StateInfo::default(),
+                placement: planned.nodes,
+                configuration: cluster.status.configuration.clone(),
+            })])
+        }
+        Err(placement::Error::Insufficient(shortage)) => Next::fail_cluster(
+            rows.plan,
+            OperationErrorCode::InsufficientCapacity,
+            shortage.to_string(),
+        ),
+        Err(err @ placement::Error::InvalidRequest(_)) => {
+            Next::fail_cluster(rows.plan, OperationErrorCode::InvalidSpec, err.to_string())
         }
     }
-    if brokers_up == brokers {
-        progress.done(
-            steps.brokers,
-            format!("{brokers} brokers registered and unfenced"),
+}
+
+/// Write assignments: done once every host of the placement lists the cluster's nodes on it.
+fn write_assignments(d: &mut Decision<'_>, rows: ConvergeSteps) -> Next {
+    let placement = &d.view.cluster.status.placement;
+    let writes = match assignment_writes(&d.view, d.settings, placement) {
+        Ok(writes) => writes,
+        Err(message) => {
+            return Next::fail_cluster(rows.assign, OperationErrorCode::HostLost, message);
+        }
+    };
+    if !writes.is_empty() {
+        d.progress.run(
+            rows.assign,
+            format!("writing assignments to {} hosts", writes.len()),
+        );
+        return Next::Wait(writes);
+    }
+    d.progress.done(
+        rows.assign,
+        format!("assignments written to {} hosts", host_count(placement)),
+    );
+    Next::Continue
+}
+
+/// Before the start rows: the agents start every node at once, so a node of either role that
+/// stayed UNHEALTHY for the grace period fails the start, at its role's row.
+fn fail_nodes_past_grace(d: &mut Decision<'_>, rows: ConvergeSteps) -> Next {
+    let Some((node, why)) = d.node_past_grace() else {
+        return Next::Continue;
+    };
+    let row = match (node.role, rows.controllers) {
+        (Role::Controller, Some(row)) => row,
+        _ => rows.brokers,
+    };
+    Next::fail_cluster(
+        row,
+        OperationErrorCode::NodeStartFailed,
+        format!("{} could not start: {why}", describe(node)),
+    )
+}
+
+/// How many of the placement's nodes of `role` report RUNNING, and how many there are.
+fn running(view: &View<'_>, role: Role) -> (usize, usize) {
+    let reports = reports_of(view.hosts, &view.cluster.id);
+    let nodes: Vec<&Assignment> = view
+        .cluster
+        .status
+        .placement
+        .iter()
+        .filter(|a| a.role == role)
+        .collect();
+    let up = nodes
+        .iter()
+        .filter(|a| {
+            reports
+                .get(&a.node_id)
+                .is_some_and(|r| r.state == NodeState::Running)
+        })
+        .count();
+    (up, nodes.len())
+}
+
+/// Start controllers (CREATE only): done once every controller reports RUNNING (its agent saw
+/// a quorum leader). Always continues: the brokers start at the same time.
+fn start_controllers(d: &mut Decision<'_>, rows: ConvergeSteps) -> Next {
+    let Some(row) = rows.controllers else {
+        return Next::Continue;
+    };
+    let (up, all) = running(&d.view, Role::Controller);
+    if up == all {
+        d.progress.done(
+            row,
+            format!("{all} controllers running with a quorum leader"),
         );
     } else {
-        progress.run(
-            steps.brokers,
-            format!("{brokers_up} of {brokers} brokers ready"),
-        );
+        d.progress
+            .run(row, format!("{up} of {all} controllers ready"));
     }
+    Next::Continue
+}
 
-    if controllers_up == controllers && progress.is_done(steps.brokers) {
-        progress.done(steps.healthy, "every node is running");
+/// Start brokers: done once every broker reports RUNNING (registered and unfenced). Always
+/// continues: [`wait_until_healthy`] decides whether the start is over.
+fn start_brokers(d: &mut Decision<'_>, rows: ConvergeSteps) -> Next {
+    let (up, all) = running(&d.view, Role::Broker);
+    if up == all {
+        d.progress.done(
+            rows.brokers,
+            format!("{all} brokers registered and unfenced"),
+        );
+    } else {
+        d.progress
+            .run(rows.brokers, format!("{up} of {all} brokers ready"));
+    }
+    Next::Continue
+}
+
+/// Wait until healthy: every node running at once makes the cluster ACTIVE; past the start
+/// timeout the operation fails naming every node not ready.
+fn wait_until_healthy(d: &mut Decision<'_>, rows: ConvergeSteps) -> Next {
+    let view = d.view;
+    let placement = &view.cluster.status.placement;
+    let (controllers_up, controllers) = running(&view, Role::Controller);
+    let (brokers_up, brokers) = running(&view, Role::Broker);
+    let all = controllers + brokers;
+    d.progress
+        .set_percent(20 + (70 * (controllers_up + brokers_up) / all.max(1)) as u32);
+
+    if controllers_up == controllers && d.progress.is_done(rows.brokers) {
+        d.progress.done(rows.healthy, "every node is running");
         // Every node started with the assignments just written, so they run the spec's
         // configuration.
-        let status = ClusterStatus {
+        return Next::Succeed(ClusterStatus {
             state: ClusterState::Active,
             state_info: StateInfo::default(),
             placement: placement.clone(),
-            configuration: spec.configuration.clone(),
-        };
-        let mut done = progress.steps.clone();
-        for step in &mut done {
-            if step.state != StepState::Done {
-                step.state = StepState::Done;
-                step.started_at_ms.get_or_insert(view.now_ms);
-                step.ended_at_ms = Some(view.now_ms);
-            }
-        }
-        return vec![
-            Effect::SetStatus(status),
-            Effect::UpdateOperation(OperationUpdate {
-                state: Some(OperationState::Succeeded),
-                steps: Some(done),
-                progress_percent: Some(100),
-                error: None,
-            }),
-        ];
+            configuration: view.cluster.spec.configuration.clone(),
+        });
     }
-
-    if view.now_ms - view.operation.started_at_ms > settings.node_timeout_ms {
-        let waiting: Vec<String> = placement
-            .iter()
-            .filter_map(|node| {
-                let report = reports.get(&node.node_id);
-                match report {
-                    Some(r) if r.state == NodeState::Running => None,
-                    Some(r) if !r.message.is_empty() => Some(format!(
-                        "{} is {:?}: {}",
-                        describe(node),
-                        r.state,
-                        r.message
-                    )),
-                    Some(r) => Some(format!("{} is {:?}", describe(node), r.state)),
-                    None => Some(format!(
-                        "{} was never reported by its agent",
-                        describe(node)
-                    )),
-                }
-            })
-            .collect();
-        let index = match steps.controllers {
-            Some(index) if controllers_up < controllers => index,
-            _ => steps.brokers,
-        };
-        return progress.fail_cluster(
-            view,
-            index,
-            OperationErrorCode::NodeStartTimeout,
-            format!(
-                "not every node was ready after {} s: {}",
-                settings.node_timeout_ms / 1000,
-                waiting.join("; ")
-            ),
-        );
+    if !d.past(d.settings.node_timeout_ms) {
+        return Next::wait();
     }
-    progress.with(Vec::new())
+    let reports = reports_of(view.hosts, &view.cluster.id);
+    let waiting: Vec<String> = placement
+        .iter()
+        .filter_map(|node| match reports.get(&node.node_id) {
+            Some(r) if r.state == NodeState::Running => None,
+            Some(r) if !r.message.is_empty() => Some(format!(
+                "{} is {:?}: {}",
+                describe(node),
+                r.state,
+                r.message
+            )),
+            Some(r) => Some(format!("{} is {:?}", describe(node), r.state)),
+            None => Some(format!(
+                "{} was never reported by its agent",
+                describe(node)
+            )),
+        })
+        .collect();
+    let row = match rows.controllers {
+        Some(row) if controllers_up < controllers => row,
+        _ => rows.brokers,
+    };
+    Next::fail_cluster(
+        row,
+        OperationErrorCode::NodeStartTimeout,
+        format!(
+            "not every node was ready after {} s: {}",
+            d.settings.node_timeout_ms / 1000,
+            waiting.join("; ")
+        ),
+    )
 }
 
 // UPDATE_CONFIGURATION step indexes, matching its `step_names()`.
@@ -559,210 +711,266 @@ enum Roll {
     Done,
 }
 
-/// UPDATE_CONFIGURATION: a rolling restart, one node at a time (see the module docs).
-fn update_configuration(
-    view: &View<'_>,
-    settings: &Settings,
-    mut progress: Progress,
-) -> Vec<Effect> {
-    let cluster = view.cluster;
-    let placement = &cluster.status.placement;
-    let voters = controller_quorum_voters(placement);
-    let reports = reports_of(view.hosts, &cluster.id);
-    // Controllers first (ids 1..), then brokers (101..): the placement is sorted by node id.
-    let mut nodes = Vec::with_capacity(placement.len());
-    for node in placement {
-        let want = host_assignment(cluster, settings, node, &voters);
-        let Some(host) = view.hosts.iter().find(|h| h.id == node.host) else {
-            let index = step_of(node.role);
-            return progress.fail_cluster(
-                view,
-                index,
-                OperationErrorCode::HostLost,
-                format!(
-                    "host {} of {} is no longer registered",
-                    node.host,
-                    describe(node)
-                ),
-            );
-        };
-        let current = host
-            .assignments
-            .iter()
-            .find(|a| a.cluster_id == cluster.id && a.node_id == node.node_id);
-        let report = reports.get(&node.node_id);
-        let running_new = report.is_some_and(|r| {
-            r.state == NodeState::Running && r.config_fingerprint == want.config_fingerprint
-        });
-        let roll = match current {
-            Some(current) if *current == want && running_new => Roll::Done,
-            Some(current) if *current == want => Roll::Restarting,
-            _ => Roll::Stale,
-        };
-        nodes.push((node, host, want, roll));
-    }
-    let count = |role: Role, roll: Option<Roll>| {
-        nodes
-            .iter()
-            .filter(|(n, _, _, r)| n.role == role && roll.is_none_or(|roll| *r == roll))
-            .count()
-    };
-    let total = nodes.len().max(1);
-    let done = nodes.iter().filter(|(.., r)| *r == Roll::Done).count();
-    progress.set_percent(5 + (90 * done / total) as u32);
-    for role in [Role::Controller, Role::Broker] {
-        let (all, finished) = (count(role, None), count(role, Some(Roll::Done)));
-        let index = step_of(role);
-        if finished == all {
-            progress.done(index, format!("{all} {role}s run the new configuration"));
+/// One node of a rolling update.
+struct RollingNode<'a> {
+    /// Where it is placed.
+    node: &'a Assignment,
+    /// Its host.
+    host: &'a Host,
+    /// Its assignment with the config the cluster now asks for.
+    want: HostAssignment,
+    /// Where it is.
+    roll: Roll,
+}
+
+/// A rolling update as the store shows it: every node of the placement, controllers first
+/// (ids 1..), then brokers (101..), since the placement is sorted by node id.
+struct Rolling<'a> {
+    nodes: Vec<RollingNode<'a>>,
+    /// The latest report of each node of the cluster.
+    reports: BTreeMap<NodeId, &'a NodeReport>,
+}
+
+impl<'a> Rolling<'a> {
+    /// Where each node is; a host of the placement that is gone fails the roll (`HOST_LOST`).
+    fn observe(view: View<'a>, settings: &Settings) -> Result<Self, Next> {
+        let cluster = view.cluster;
+        let placement = &cluster.status.placement;
+        let voters = controller_quorum_voters(placement);
+        let reports = reports_of(view.hosts, &cluster.id);
+        let mut nodes = Vec::with_capacity(placement.len());
+        for node in placement {
+            let want = host_assignment(cluster, settings, node, &voters);
+            let Some(host) = view.hosts.iter().find(|h| h.id == node.host) else {
+                return Err(Next::fail_cluster(
+                    step_of(node.role),
+                    OperationErrorCode::HostLost,
+                    format!(
+                        "host {} of {} is no longer registered",
+                        node.host,
+                        describe(node)
+                    ),
+                ));
+            };
+            let current = host
+                .assignments
+                .iter()
+                .find(|a| a.cluster_id == cluster.id && a.node_id == node.node_id);
+            let running_new = reports.get(&node.node_id).is_some_and(|r| {
+                r.state == NodeState::Running && r.config_fingerprint == want.config_fingerprint
+            });
+            let roll = match current {
+                Some(current) if *current == want && running_new => Roll::Done,
+                Some(current) if *current == want => Roll::Restarting,
+                _ => Roll::Stale,
+            };
+            nodes.push(RollingNode {
+                node,
+                host,
+                want,
+                roll,
+            });
         }
+        Ok(Rolling { nodes, reports })
     }
 
-    // A node restarting: wait for it, or fail if it does not come back.
-    if let Some((node, _, _, _)) = nodes.iter().find(|(.., r)| *r == Roll::Restarting) {
-        if let Some(&since) = view.unhealthy_since.get(&node.node_id)
-            && view.now_ms - since >= settings.unhealthy_grace_ms
-        {
-            let why = reports
-                .get(&node.node_id)
-                .map(|r| r.message.as_str())
-                .filter(|m| !m.is_empty())
-                .unwrap_or("no reason given");
-            return progress.fail_cluster(
-                view,
-                step_of(node.role),
-                OperationErrorCode::NodeRestartFailed,
-                format!(
-                    "{} did not come back with the new configuration: {why}",
-                    describe(node)
-                ),
+    /// How many nodes of `role` are at `roll` (any, for `None`).
+    fn count(&self, role: Role, roll: Option<Roll>) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.node.role == role && roll.is_none_or(|roll| n.roll == roll))
+            .count()
+    }
+
+    /// The node restarting now, if any (there is at most one but after a bug).
+    fn in_flight(&self) -> Option<&RollingNode<'a>> {
+        self.nodes.iter().find(|n| n.roll == Roll::Restarting)
+    }
+
+    /// The next node of `role` still on the old config.
+    fn next_stale(&self, role: Role) -> Option<&RollingNode<'a>> {
+        self.nodes
+            .iter()
+            .find(|n| n.node.role == role && n.roll == Roll::Stale)
+    }
+
+    /// "(2 of 3 brokers run the new configuration)" for `node`'s role.
+    fn tally(&self, node: &Assignment) -> String {
+        format!(
+            "({} of {} {}s run the new configuration)",
+            self.count(node.role, Some(Roll::Done)),
+            self.count(node.role, None),
+            node.role
+        )
+    }
+}
+
+/// UPDATE_CONFIGURATION: a rolling restart, one node at a time (see the module docs).
+fn update_configuration(mut decision: Decision<'_>) -> Vec<Effect> {
+    let roll = match Rolling::observe(decision.view, decision.settings) {
+        Ok(roll) => roll,
+        Err(host_lost) => return decision.finish(host_lost),
+    };
+    let total = roll.nodes.len().max(1);
+    let done = roll.nodes.iter().filter(|n| n.roll == Roll::Done).count();
+    decision
+        .progress
+        .set_percent(5 + (90 * done / total) as u32);
+    for role in [Role::Controller, Role::Broker] {
+        let all = roll.count(role, None);
+        if roll.count(role, Some(Roll::Done)) == all {
+            decision.progress.done(
+                step_of(role),
+                format!("{all} {role}s run the new configuration"),
             );
         }
-        if let Some(effects) = roll_timeout(view, settings, &mut progress, node, total) {
-            return effects;
-        }
-        progress.run(
+    }
+    decision.walk(&[
+        &|d| restart(d, &roll, Role::Controller),
+        &|d| restart(d, &roll, Role::Broker),
+        &|d| wait_until_rolled(d),
+    ])
+}
+
+/// Restart controllers, restart brokers: done once every node of `role` runs its new config.
+/// One node at a time: a node already restarting (of either role) is waited for first;
+/// otherwise the next node of `role` on the old config is restarted.
+fn restart(d: &mut Decision<'_>, roll: &Rolling<'_>, role: Role) -> Next {
+    if let Some(node) = roll.in_flight() {
+        return await_restart(d, roll, node.node);
+    }
+    match roll.next_stale(role) {
+        Some(node) => restart_next(d, roll, node),
+        None => Next::Continue,
+    }
+}
+
+/// A node restarting: wait for it, or fail if it does not come back.
+fn await_restart(d: &mut Decision<'_>, roll: &Rolling<'_>, node: &Assignment) -> Next {
+    if let Some(&since) = d.view.unhealthy_since.get(&node.node_id)
+        && d.view.now_ms - since >= d.settings.unhealthy_grace_ms
+    {
+        return Next::fail_cluster(
             step_of(node.role),
+            OperationErrorCode::NodeRestartFailed,
             format!(
-                "restarting {} {} ({} of {} {}s run the new configuration)",
-                node.role,
-                node.node_id,
-                count(node.role, Some(Roll::Done)),
-                count(node.role, None),
-                node.role
+                "{} did not come back with the new configuration: {}",
+                describe(node),
+                d.reason_of(node.node_id)
             ),
         );
-        return progress.with(Vec::new());
     }
+    if let Some(timeout) = roll_timeout(d, roll, node) {
+        return timeout;
+    }
+    d.progress.run(
+        step_of(node.role),
+        format!(
+            "restarting {} {} {}",
+            node.role,
+            node.node_id,
+            roll.tally(node)
+        ),
+    );
+    Next::wait()
+}
 
-    // The next stale node, once every node of the cluster is RUNNING.
-    if let Some((node, host, want, _)) = nodes.iter().find(|(.., r)| *r == Roll::Stale) {
-        let not_running: Vec<String> = placement
-            .iter()
-            .filter(|n| {
-                reports
-                    .get(&n.node_id)
-                    .is_none_or(|r| r.state != NodeState::Running)
-            })
-            .map(|n| format!("{} {}", n.role, n.node_id))
-            .collect();
-        if !not_running.is_empty() {
-            if let Some(effects) = roll_timeout(view, settings, &mut progress, node, total) {
-                return effects;
-            }
-            progress.run(
+/// The next node on the old config: its new assignment is written once every node of the
+/// cluster is RUNNING and the cluster is fully replicated.
+fn restart_next(d: &mut Decision<'_>, roll: &Rolling<'_>, next: &RollingNode<'_>) -> Next {
+    let node = next.node;
+    let not_running: Vec<String> = d
+        .view
+        .cluster
+        .status
+        .placement
+        .iter()
+        .filter(|n| {
+            roll.reports
+                .get(&n.node_id)
+                .is_none_or(|r| r.state != NodeState::Running)
+        })
+        .map(|n| format!("{} {}", n.role, n.node_id))
+        .collect();
+    if !not_running.is_empty() {
+        if let Some(timeout) = roll_timeout(d, roll, node) {
+            return timeout;
+        }
+        d.progress.run(
+            step_of(node.role),
+            format!(
+                "waiting for {} to be running before restarting {} {}",
+                not_running.join(", "),
+                node.role,
+                node.node_id
+            ),
+        );
+        return Next::wait();
+    }
+    if let Replication::Waiting { since, why } = replication(&d.view, &roll.reports) {
+        if let Some(timeout) = roll_timeout(d, roll, node) {
+            return timeout;
+        }
+        if d.view.now_ms - since > d.settings.replicas_in_sync_timeout_ms {
+            return Next::fail_cluster(
                 step_of(node.role),
+                OperationErrorCode::ReplicasNotInSync,
                 format!(
-                    "waiting for {} to be running before restarting {} {}",
-                    not_running.join(", "),
+                    "the cluster was not fully replicated within {} s of its last node \
+                     coming back, so {} {} was not restarted: {why}",
+                    d.settings.replicas_in_sync_timeout_ms / 1000,
                     node.role,
                     node.node_id
                 ),
             );
-            return progress.with(Vec::new());
         }
-        match replication(view, &reports) {
-            Replication::InSync => {}
-            Replication::Waiting { since, why } => {
-                if let Some(effects) = roll_timeout(view, settings, &mut progress, node, total) {
-                    return effects;
-                }
-                if view.now_ms - since > settings.replicas_in_sync_timeout_ms {
-                    return progress.fail_cluster(
-                        view,
-                        step_of(node.role),
-                        OperationErrorCode::ReplicasNotInSync,
-                        format!(
-                            "the cluster was not fully replicated within {} s of its last node \
-                             coming back, so {} {} was not restarted: {why}",
-                            settings.replicas_in_sync_timeout_ms / 1000,
-                            node.role,
-                            node.node_id
-                        ),
-                    );
-                }
-                progress.run(
-                    step_of(node.role),
-                    format!(
-                        "waiting for the cluster to be fully replicated before restarting {} {}: \
-                         {why}",
-                        node.role, node.node_id
-                    ),
-                );
-                return progress.with(Vec::new());
-            }
-        }
-        let mut assignments: Vec<HostAssignment> = host
-            .assignments
-            .iter()
-            .filter(|a| !(a.cluster_id == cluster.id && a.node_id == node.node_id))
-            .cloned()
-            .chain([want.clone()])
-            .collect();
-        assignments.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
-        progress.run(
+        d.progress.run(
             step_of(node.role),
             format!(
-                "restarting {} {} ({} of {} {}s run the new configuration)",
-                node.role,
-                node.node_id,
-                count(node.role, Some(Roll::Done)),
-                count(node.role, None),
-                node.role
+                "waiting for the cluster to be fully replicated before restarting {} {}: \
+                 {why}",
+                node.role, node.node_id
             ),
         );
-        return progress.with(vec![Effect::SetAssignments {
-            host_id: host.id.clone(),
-            assignments,
-            expected_generation: host.generation,
-        }]);
+        return Next::wait();
     }
+    let host = next.host;
+    let mut assignments: Vec<HostAssignment> = host
+        .assignments
+        .iter()
+        .filter(|a| !(a.cluster_id == d.view.cluster.id && a.node_id == node.node_id))
+        .cloned()
+        .chain([next.want.clone()])
+        .collect();
+    assignments.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+    d.progress.run(
+        step_of(node.role),
+        format!(
+            "restarting {} {} {}",
+            node.role,
+            node.node_id,
+            roll.tally(node)
+        ),
+    );
+    Next::Wait(vec![Effect::SetAssignments {
+        host_id: host.id.clone(),
+        assignments,
+        expected_generation: host.generation,
+    }])
+}
 
-    // Every node runs the new configuration.
-    progress.done(ROLLED, "every node runs the new configuration");
-    let status = ClusterStatus {
+/// Wait until healthy: every node runs the new configuration, so the cluster is ACTIVE and
+/// its status records the revision.
+fn wait_until_rolled(d: &mut Decision<'_>) -> Next {
+    d.progress
+        .done(ROLLED, "every node runs the new configuration");
+    let cluster = d.view.cluster;
+    Next::Succeed(ClusterStatus {
         state: ClusterState::Active,
         state_info: StateInfo::default(),
-        placement: placement.clone(),
+        placement: cluster.status.placement.clone(),
         configuration: cluster.spec.configuration.clone(),
-    };
-    let mut steps = progress.steps.clone();
-    for step in &mut steps {
-        if step.state != StepState::Done {
-            step.state = StepState::Done;
-            step.started_at_ms.get_or_insert(view.now_ms);
-            step.ended_at_ms = Some(view.now_ms);
-        }
-    }
-    vec![
-        Effect::SetStatus(status),
-        Effect::UpdateOperation(OperationUpdate {
-            state: Some(OperationState::Succeeded),
-            steps: Some(steps),
-            progress_percent: Some(100),
-            error: None,
-        }),
-    ]
+    })
 }
 
 /// Whether a rolling restart may take another replica out of the ISR.
@@ -832,39 +1040,27 @@ fn step_of(role: Role) -> usize {
     }
 }
 
-/// Fails the roll if it has taken longer than the node timeout for each of its `nodes`.
-fn roll_timeout(
-    view: &View<'_>,
-    settings: &Settings,
-    progress: &mut Progress,
-    waiting_on: &Assignment,
-    nodes: usize,
-) -> Option<Vec<Effect>> {
-    let budget = settings.node_timeout_ms.saturating_mul(nodes as i64);
-    if view.now_ms - view.operation.started_at_ms <= budget {
+/// Fails the roll if it has taken longer than the node timeout for each of its nodes.
+fn roll_timeout(d: &Decision<'_>, roll: &Rolling<'_>, waiting_on: &Assignment) -> Option<Next> {
+    let budget = d
+        .settings
+        .node_timeout_ms
+        .saturating_mul(roll.nodes.len().max(1) as i64);
+    if !d.past(budget) {
         return None;
     }
-    let progress = std::mem::replace(
-        progress,
-        Progress {
-            steps: Vec::new(),
-            percent: 0,
-            now_ms: view.now_ms,
-            changed: false,
-        },
-    );
-    let report = reports_of(view.hosts, &view.cluster.id)
+    let report = roll
+        .reports
         .get(&waiting_on.node_id)
         .map(|r| format!("{:?}: {}", r.state, r.message))
         .unwrap_or_else(|| "never reported".into());
-    Some(progress.fail_cluster(
-        view,
+    Some(Next::fail_cluster(
         step_of(waiting_on.role),
         OperationErrorCode::NodeRestartTimeout,
         format!(
             "the rolling restart did not finish within {} s ({} s per node); waiting on {} ({report})",
             budget / 1000,
-            settings.node_timeout_ms / 1000,
+            d.settings.node_timeout_ms / 1000,
             describe(waiting_on)
         ),
     ))
@@ -875,19 +1071,25 @@ const STOP: usize = 0;
 const REMOVE_DATA: usize = 1;
 const RELEASE: usize = 2;
 
-fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<Effect> {
-    let cluster_id = &view.cluster.id;
+/// DELETE: stop the nodes, wait until their data is removed, forget the cluster.
+fn delete(decision: Decision<'_>) -> Vec<Effect> {
+    decision.walk(&[&stop_nodes, &remove_data, &release_placement])
+}
 
-    // Stop nodes: take the cluster's nodes out of every host's assignments, brokers first, so
-    // their controlled shutdown still finds the controllers; the controllers go once no
-    // reachable host reports a broker of the cluster any more.
-    let brokers_left = view.hosts.iter().any(|h| {
+/// Stop nodes: take the cluster's nodes out of every host's assignments, brokers first, so
+/// their controlled shutdown still finds the controllers; the controllers go once no
+/// reachable host reports a broker of the cluster any more. Done once no host lists a node of
+/// the cluster.
+fn stop_nodes(d: &mut Decision<'_>) -> Next {
+    let hosts = d.view.hosts;
+    let cluster_id = &d.view.cluster.id;
+    let brokers_left = hosts.iter().any(|h| {
         h.health != HostHealth::Unreachable
             && h.nodes
                 .iter()
                 .any(|n| &n.cluster_id == cluster_id && n.node_id >= placement::FIRST_BROKER_ID)
     });
-    let assigned_brokers = view.hosts.iter().any(|h| {
+    let assigned_brokers = hosts.iter().any(|h| {
         h.assignments
             .iter()
             .any(|a| &a.cluster_id == cluster_id && a.role == Role::Broker)
@@ -895,8 +1097,7 @@ fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
     let remove = |a: &HostAssignment| {
         &a.cluster_id == cluster_id && (a.role == Role::Broker || !brokers_left)
     };
-    let writes: Vec<Effect> = view
-        .hosts
+    let writes: Vec<Effect> = hosts
         .iter()
         .filter(|h| h.assignments.iter().any(remove))
         .map(|h| Effect::SetAssignments {
@@ -916,35 +1117,44 @@ fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
         } else {
             "controllers"
         };
-        progress.run(
+        d.progress.run(
             STOP,
             format!("telling {} hosts to stop the {what}", writes.len()),
         );
-        progress.set_percent(if assigned_brokers { 10 } else { 30 });
-        return progress.with(writes);
+        d.progress
+            .set_percent(if assigned_brokers { 10 } else { 30 });
+        return Next::Wait(writes);
     }
-    let controllers_assigned = view
-        .hosts
+    let controllers_assigned = hosts
         .iter()
         .any(|h| h.assignments.iter().any(|a| &a.cluster_id == cluster_id));
     if controllers_assigned {
-        progress.run(
+        d.progress.run(
             STOP,
             "waiting for the brokers to stop before the controllers",
         );
-        return progress.with(Vec::new());
+        return Next::wait();
     }
-    progress.done(STOP, "no host runs the cluster's nodes any more");
+    d.progress
+        .done(STOP, "no host runs the cluster's nodes any more");
+    Next::Continue
+}
 
-    // Remove data: wait until reachable agents no longer report the cluster's nodes.
+/// Remove data: done once no reachable host reports a node of the cluster (agents report a
+/// node until they stopped it and removed its directory). Unreachable hosts are not waited
+/// for: their agents drop the nodes when they return.
+fn remove_data(d: &mut Decision<'_>) -> Next {
+    let cluster_id = &d.view.cluster.id;
     let reporting = |h: &&Host| h.nodes.iter().any(|n| &n.cluster_id == cluster_id);
-    let waiting: Vec<&Host> = view
+    let waiting: Vec<&Host> = d
+        .view
         .hosts
         .iter()
         .filter(reporting)
         .filter(|h| h.health != HostHealth::Unreachable)
         .collect();
-    let unreachable: Vec<&str> = view
+    let unreachable: Vec<&str> = d
+        .view
         .hosts
         .iter()
         .filter(reporting)
@@ -952,15 +1162,15 @@ fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
         .map(|h| h.id.as_str())
         .collect();
     if !waiting.is_empty() {
-        if view.now_ms - view.operation.started_at_ms > settings.node_timeout_ms {
+        if d.past(d.settings.node_timeout_ms) {
             let ids: Vec<&str> = waiting.iter().map(|h| h.id.as_str()).collect();
-            return progress.fail(
+            return Next::fail(
                 REMOVE_DATA,
                 OperationErrorCode::NodeStopTimeout,
                 format!(
                     "hosts {} still report nodes of the cluster after {} s",
                     ids.join(", "),
-                    settings.node_timeout_ms / 1000
+                    d.settings.node_timeout_ms / 1000
                 ),
             );
         }
@@ -973,20 +1183,21 @@ fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
                     .count()
             })
             .sum();
-        progress.run(
+        d.progress.run(
             REMOVE_DATA,
             format!(
                 "waiting for {} hosts to stop {nodes} nodes and remove their data",
                 waiting.len()
             ),
         );
-        progress.set_percent(40);
-        return progress.with(Vec::new());
+        d.progress.set_percent(40);
+        return Next::wait();
     }
     if unreachable.is_empty() {
-        progress.done(REMOVE_DATA, "every node stopped and its data removed");
+        d.progress
+            .done(REMOVE_DATA, "every node stopped and its data removed");
     } else {
-        progress.done(
+        d.progress.done(
             REMOVE_DATA,
             format!(
                 "hosts {} are unreachable; their agents remove the nodes when they return",
@@ -994,15 +1205,14 @@ fn delete(view: &View<'_>, settings: &Settings, mut progress: Progress) -> Vec<E
             ),
         );
     }
+    Next::Continue
+}
 
-    // Release placement: forget the cluster (this ends the operation).
-    progress.run(RELEASE, "removing the cluster");
-    progress.set_percent(90);
-    progress
-        .with(Vec::new())
-        .into_iter()
-        .chain([Effect::RemoveCluster])
-        .collect()
+/// Release placement: forget the cluster, which ends the operation.
+fn release_placement(d: &mut Decision<'_>) -> Next {
+    d.progress.run(RELEASE, "removing the cluster");
+    d.progress.set_percent(90);
+    Next::Release
 }
 
 /// The assignment writes that make every host of `placement` list exactly the cluster's nodes
