@@ -16,7 +16,9 @@
 //! Implementations provide three things: [`Store::execute`] (apply a command),
 //! [`Store::query`] (answer a query) and [`Store::now_ms`] (the proposer's clock, carried in
 //! commands because the state machine never reads one). Everything else is a typed provided
-//! method the API and reconcilers call.
+//! method the API and reconcilers call. Those go through [`Store::run`] and [`Store::ask`],
+//! which take one of the request structs of [`command`] and return the type it names
+//! ([`Request::Output`]), so no caller matches on a [`Response`].
 //!
 //! Methods fall into two groups:
 //!

@@ -4,6 +4,10 @@
 //! commands applied to it, in order, so every voter of the control-plane quorum reaches the same
 //! state, and the memory store runs the very same code.
 //!
+//! [`State::execute`] and [`State::query`] have one line per command or query: each calls the
+//! method of the same name, which takes the request's struct (see [`super::command`]) and
+//! returns its typed answer, turned into the wire [`Response`] there.
+//!
 //! # Determinism
 //!
 //! - Ids come from the raft log index of the command that creates the resource
@@ -113,6 +117,11 @@ pub struct State {
     spent_join_tokens: BTreeMap<String, TimestampMs>,
 }
 
+/// A request's typed answer as the wire [`Response`].
+fn respond<T: Answer>(outcome: Result<T>) -> Result<Response> {
+    outcome.map(Answer::into_response)
+}
+
 /// The id of a cluster created at `index`.
 fn cluster_id(index: u64) -> ClusterId {
     format!("cl-{index:016x}")
@@ -214,51 +223,41 @@ impl State {
         );
         self.applied_index = index;
         match command {
-            Command::CreateCluster(c) => self.create_cluster(index, c).map(Answer::into_response),
-            Command::BeginOperation(c) => self.begin_operation(index, c).map(Answer::into_response),
-            Command::UpdateTags(c) => self.update_tags(c).map(Answer::into_response),
-            Command::UpdateClusterStatus(c) => {
-                self.update_cluster_status(c).map(Answer::into_response)
-            }
-            Command::RemoveCluster(c) => self.remove_cluster(c).map(Answer::into_response),
-            Command::UpdateOperation(c) => self.update_operation(c).map(Answer::into_response),
-            Command::RegisterHost(c) => self.register_host(c).map(Answer::into_response),
-            Command::ReportHost(c) => self.report_host(c).map(Answer::into_response),
-            Command::SetHostHealth(c) => self.set_host_health(c).map(Answer::into_response),
-            Command::SetAssignments(c) => self.set_assignments(c).map(Answer::into_response),
-            Command::CreateConfiguration(c) => self
-                .create_configuration(index, c)
-                .map(Answer::into_response),
-            Command::UpdateConfiguration(c) => {
-                self.update_configuration(c).map(Answer::into_response)
-            }
-            Command::DeleteConfiguration(c) => {
-                self.delete_configuration(c).map(Answer::into_response)
-            }
-            Command::InstallCa(c) => self.install_ca(c).map(Answer::into_response),
-            Command::SpendJoinToken(c) => self.spend_join_token(c).map(Answer::into_response),
+            Command::CreateCluster(c) => respond(self.create_cluster(index, c)),
+            Command::BeginOperation(c) => respond(self.begin_operation(index, c)),
+            Command::UpdateTags(c) => respond(self.update_tags(c)),
+            Command::UpdateClusterStatus(c) => respond(self.update_cluster_status(c)),
+            Command::RemoveCluster(c) => respond(self.remove_cluster(c)),
+            Command::UpdateOperation(c) => respond(self.update_operation(c)),
+            Command::RegisterHost(c) => respond(self.register_host(c)),
+            Command::ReportHost(c) => respond(self.report_host(c)),
+            Command::SetHostHealth(c) => respond(self.set_host_health(c)),
+            Command::SetAssignments(c) => respond(self.set_assignments(c)),
+            Command::CreateConfiguration(c) => respond(self.create_configuration(index, c)),
+            Command::UpdateConfiguration(c) => respond(self.update_configuration(c)),
+            Command::DeleteConfiguration(c) => respond(self.delete_configuration(c)),
+            Command::InstallCa(c) => respond(self.install_ca(c)),
+            Command::SpendJoinToken(c) => respond(self.spend_join_token(c)),
         }
     }
 
     /// Answers `query`; never changes the state.
     pub fn query(&self, query: &Query) -> Result<Response> {
         match query {
-            Query::GetCluster(q) => self.get_cluster(q).map(Answer::into_response),
-            Query::ListClusters(q) => Ok(self.list_clusters(q).into_response()),
-            Query::GetOperation(q) => self.get_operation(q).map(Answer::into_response),
-            Query::ListOperations(q) => self.list_operations(q).map(Answer::into_response),
-            Query::ActiveOperations => Ok(self.active_operations().into_response()),
-            Query::GetHost(q) => self.get_host(q).map(Answer::into_response),
-            Query::ListHosts(q) => Ok(self.list_hosts(q).into_response()),
-            Query::GetConfiguration(q) => self.get_configuration(q).map(Answer::into_response),
-            Query::ListConfigurations(q) => Ok(self.list_configurations(q).into_response()),
-            Query::GetCa => Ok(self.ca.clone().into_response()),
-            Query::GetConfigurationSummary(q) => {
-                self.get_configuration_summary(q).map(Answer::into_response)
-            }
-            Query::ListRevisions(q) => self.list_revisions(q).map(Answer::into_response),
-            Query::GetRevision(q) => self.get_revision(q).map(Answer::into_response),
-            Query::TenantUsage(q) => Ok(self.usage(&q.tenant).into_response()),
+            Query::GetCluster(q) => respond(self.get_cluster(q)),
+            Query::ListClusters(q) => respond(Ok(self.list_clusters(q))),
+            Query::GetOperation(q) => respond(self.get_operation(q)),
+            Query::ListOperations(q) => respond(self.list_operations(q)),
+            Query::ActiveOperations => respond(Ok(self.active_operations())),
+            Query::GetHost(q) => respond(self.get_host(q)),
+            Query::ListHosts(q) => respond(Ok(self.list_hosts(q))),
+            Query::GetConfiguration(q) => respond(self.get_configuration(q)),
+            Query::ListConfigurations(q) => respond(Ok(self.list_configurations(q))),
+            Query::GetCa => respond(Ok(self.ca.clone())),
+            Query::GetConfigurationSummary(q) => respond(self.get_configuration_summary(q)),
+            Query::ListRevisions(q) => respond(self.list_revisions(q)),
+            Query::GetRevision(q) => respond(self.get_revision(q)),
+            Query::TenantUsage(q) => respond(Ok(self.usage(&q.tenant))),
         }
     }
 
