@@ -1,4 +1,5 @@
-//! CREATE and UPDATE_BROKER_COUNT: place the nodes the spec asks for, tell the hosts, wait until they run.
+//! CREATE and UPDATE_BROKER_COUNT: place the nodes the spec asks for, tell the hosts, and
+//! wait until they run.
 //!
 //! | step | function | done when |
 //! |---|---|---|

@@ -29,8 +29,9 @@
 //! (`HOST_LOST`), the cluster is not fully replicated within
 //! [`super::Settings::replicas_in_sync_timeout_ms`] of the last node coming back
 //! (`REPLICAS_NOT_IN_SYNC`, with the partition counts; nothing unsafe is restarted meanwhile),
-//! or the roll takes longer than the node timeout per node (`NODE_RESTART_TIMEOUT`). Another UpdateClusterConfiguration may then be started on the
-//! FAILED cluster (the same revision to retry, or the previous one to roll back).
+//! or the roll takes longer than the node timeout per node (`NODE_RESTART_TIMEOUT`). Another
+//! UpdateClusterConfiguration may then be started on the FAILED cluster (the same revision to
+//! retry, or the previous one to roll back).
 
 use std::collections::BTreeMap;
 
