@@ -16,7 +16,9 @@
 //! Implementations provide three things: [`Store::execute`] (apply a command),
 //! [`Store::query`] (answer a query) and [`Store::now_ms`] (the proposer's clock, carried in
 //! commands because the state machine never reads one). Everything else is a typed provided
-//! method the API and reconcilers call.
+//! method the API and reconcilers call. Those go through [`Store::run`] and [`Store::ask`],
+//! which take one of the request structs of [`command`] and return the type it names
+//! ([`Request::Output`]), so no caller matches on a [`Response`].
 //!
 //! Methods fall into two groups:
 //!
@@ -52,15 +54,26 @@
 //! come only from the quorum store. A create with a `client_request_id` is safe to retry after
 //! either.
 
+pub mod command;
 pub mod memory;
 pub mod quorum;
 pub mod state;
 
 use std::future::Future;
 
+pub use command::{Answer, Command, Query, Request, Response, TenantUsage};
 pub use memory::MemoryStore;
 pub use quorum::QuorumStore;
-pub use state::{Command, Query, Response, State, TenantUsage};
+pub use state::State;
+
+use command::{
+    ActiveOperations, BeginOperation, CreateCluster, CreateConfiguration, DeleteConfiguration,
+    GetCa, GetCluster, GetConfiguration, GetConfigurationSummary, GetHost, GetOperation,
+    GetRevision, GetTenantUsage, InstallCa, ListClusters, ListConfigurations, ListHosts,
+    ListOperations, ListRevisions, RegisterHost, RemoveCluster, ReportHost, SetAssignments,
+    SetHostHealth, SpendJoinToken, UpdateClusterStatus, UpdateConfiguration, UpdateOperation,
+    UpdateTags,
+};
 
 pub use crate::error::{Conflict, Error, Result};
 use crate::model::ca::StoredCa;
@@ -70,24 +83,6 @@ use crate::model::{
     Revision, RevisionInfo, TimestampMs,
 };
 use crate::spec::ClusterSpec;
-
-/// Panics on a response of the wrong kind: the state machine answers each command with one
-/// kind, so anything else is a bug.
-fn unexpected(what: &str, response: Response) -> ! {
-    panic!("the store answered {what} with {response:?}")
-}
-
-/// Executes a command that is answered with [`Response::Host`].
-async fn host_response<S: Store + ?Sized>(
-    store: &S,
-    what: &'static str,
-    command: Command,
-) -> Result<Host> {
-    match store.execute(command).await? {
-        Response::Host(host) => Ok(host),
-        other => unexpected(what, other),
-    }
-}
 
 /// The control-plane store. See the module docs.
 pub trait Store: Send + Sync + 'static {
@@ -99,6 +94,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// The current time, put into commands by the proposer.
     fn now_ms(&self) -> TimestampMs;
+
+    /// Applies `command` and returns its answer, of the type the command names.
+    fn run<C>(&self, command: C) -> impl Future<Output = Result<C::Output>> + Send
+    where
+        C: Request + Into<Command>,
+    {
+        let command = command.into();
+        async move { Ok(command::answer::<C>(self.execute(command).await?)) }
+    }
+
+    /// Answers `query` linearizably, with the type the query names.
+    fn ask<Q>(&self, query: Q) -> impl Future<Output = Result<Q::Output>> + Send
+    where
+        Q: Request + Into<Query>,
+    {
+        let query = query.into();
+        async move { Ok(command::answer::<Q>(self.query(query).await?)) }
+    }
 
     /// Creates a cluster in CREATING with its CREATE operation (PENDING). With a
     /// `client_request_id`, a retry with the same spec returns the same cluster and operation.
@@ -112,18 +125,12 @@ pub trait Store: Send + Sync + 'static {
         spec: ClusterSpec,
         client_request_id: Option<String>,
     ) -> impl Future<Output = Result<(Cluster, Operation)>> + Send {
-        let command = Command::CreateCluster {
+        self.run(CreateCluster {
             tenant: tenant.to_owned(),
             spec,
             client_request_id,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Started { cluster, operation } => Ok((cluster, operation)),
-                other => unexpected("CreateCluster", other),
-            }
-        }
+        })
     }
 
     /// The tenant's cluster `cluster_id`. Errors: [`Error::NotFound`].
@@ -132,16 +139,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         cluster_id: &str,
     ) -> impl Future<Output = Result<Cluster>> + Send {
-        let query = Query::GetCluster {
+        self.ask(GetCluster {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Cluster(cluster) => Ok(cluster),
-                other => unexpected("GetCluster", other),
-            }
-        }
+        })
     }
 
     /// One page of the tenant's clusters whose name starts with `name_prefix`, sorted by name.
@@ -151,17 +152,11 @@ pub trait Store: Send + Sync + 'static {
         name_prefix: &str,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Cluster>>> + Send {
-        let query = Query::ListClusters {
+        self.ask(ListClusters {
             tenant: tenant.to_owned(),
             name_prefix: name_prefix.to_owned(),
             page,
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Clusters(page) => Ok(page),
-                other => unexpected("ListClusters", other),
-            }
-        }
+        })
     }
 
     /// Starts an operation of `kind` (not CREATE) on the cluster and puts the cluster in that
@@ -175,20 +170,14 @@ pub trait Store: Send + Sync + 'static {
         kind: OperationType,
         expected_version: Option<u64>,
     ) -> impl Future<Output = Result<(Cluster, Operation)>> + Send {
-        let command = Command::BeginOperation {
+        self.run(BeginOperation {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
             kind,
             expected_version,
             spec: None,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Started { cluster, operation } => Ok((cluster, operation)),
-                other => unexpected("BeginOperation", other),
-            }
-        }
+        })
     }
 
     /// Starts an update operation of `kind` that brings the cluster to `spec`, changing the
@@ -203,20 +192,14 @@ pub trait Store: Send + Sync + 'static {
         spec: ClusterSpec,
         expected_version: Option<u64>,
     ) -> impl Future<Output = Result<(Cluster, Operation)>> + Send {
-        let command = Command::BeginOperation {
+        self.run(BeginOperation {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
             kind,
             expected_version,
             spec: Some(spec),
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Started { cluster, operation } => Ok((cluster, operation)),
-                other => unexpected("BeginOperation", other),
-            }
-        }
+        })
     }
 
     /// Replaces the cluster's tags. Errors: [`Error::NotFound`], [`Conflict::VersionMismatch`],
@@ -228,19 +211,13 @@ pub trait Store: Send + Sync + 'static {
         tags: std::collections::BTreeMap<String, String>,
         expected_version: Option<u64>,
     ) -> impl Future<Output = Result<Cluster>> + Send {
-        let command = Command::UpdateTags {
+        self.run(UpdateTags {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
             expected_version,
             tags,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Cluster(cluster) => Ok(cluster),
-                other => unexpected("UpdateTags", other),
-            }
-        }
+        })
     }
 
     /// Starts deleting the cluster: [`Store::begin_operation`] with DELETE.
@@ -262,19 +239,13 @@ pub trait Store: Send + Sync + 'static {
         expected_version: u64,
         status: ClusterStatus,
     ) -> impl Future<Output = Result<Cluster>> + Send {
-        let command = Command::UpdateClusterStatus {
+        self.run(UpdateClusterStatus {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
             expected_version,
             status,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Cluster(cluster) => Ok(cluster),
-                other => unexpected("UpdateClusterStatus", other),
-            }
-        }
+        })
     }
 
     /// Forgets a cluster being deleted and ends its running DELETE operation as SUCCEEDED, in
@@ -287,18 +258,12 @@ pub trait Store: Send + Sync + 'static {
         cluster_id: &str,
         expected_version: Option<u64>,
     ) -> impl Future<Output = Result<()>> + Send {
-        let command = Command::RemoveCluster {
+        self.run(RemoveCluster {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
             expected_version,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Done => Ok(()),
-                other => unexpected("RemoveCluster", other),
-            }
-        }
+        })
     }
 
     /// The tenant's operation `operation_id`. Errors: [`Error::NotFound`].
@@ -307,16 +272,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         operation_id: &str,
     ) -> impl Future<Output = Result<Operation>> + Send {
-        let query = Query::GetOperation {
+        self.ask(GetOperation {
             tenant: tenant.to_owned(),
             operation_id: operation_id.to_owned(),
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Operation(operation) => Ok(operation),
-                other => unexpected("GetOperation", other),
-            }
-        }
+        })
     }
 
     /// One page of the cluster's operations, newest first. Errors: [`Error::NotFound`].
@@ -326,17 +285,11 @@ pub trait Store: Send + Sync + 'static {
         cluster_id: &str,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Operation>>> + Send {
-        let query = Query::ListOperations {
+        self.ask(ListOperations {
             tenant: tenant.to_owned(),
             cluster_id: cluster_id.to_owned(),
             page,
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Operations(page) => Ok(page),
-                other => unexpected("ListOperations", other),
-            }
-        }
+        })
     }
 
     /// Records progress on an operation; SUCCEEDED or FAILED ends it and frees its cluster
@@ -349,29 +302,18 @@ pub trait Store: Send + Sync + 'static {
         operation_id: &str,
         update: OperationUpdate,
     ) -> impl Future<Output = Result<Operation>> + Send {
-        let command = Command::UpdateOperation {
+        self.run(UpdateOperation {
             tenant: tenant.to_owned(),
             operation_id: operation_id.to_owned(),
             update,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Operation(operation) => Ok(operation),
-                other => unexpected("UpdateOperation", other),
-            }
-        }
+        })
     }
 
     /// Every operation not yet ended, of every tenant, oldest first: what reconcilers resume
     /// after a restart or a leader change.
     fn active_operations(&self) -> impl Future<Output = Result<Vec<Operation>>> + Send {
-        async move {
-            match self.query(Query::ActiveOperations).await? {
-                Response::Operations(page) => Ok(page.items),
-                other => unexpected("ActiveOperations", other),
-            }
-        }
+        async move { Ok(self.ask(ActiveOperations).await?.items) }
     }
 
     /// Registers a host, or updates its registration (assignments stay).
@@ -380,11 +322,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         registration: HostRegistration,
     ) -> impl Future<Output = Result<Host>> + Send {
-        let command = Command::RegisterHost {
+        self.run(RegisterHost {
             registration,
             now_ms: self.now_ms(),
-        };
-        async move { host_response(self, "RegisterHost", command).await }
+        })
     }
 
     /// Records an agent's report: the host is HEALTHY, last seen now, with these nodes.
@@ -395,13 +336,12 @@ pub trait Store: Send + Sync + 'static {
         applied_generation: u64,
         nodes: Vec<NodeReport>,
     ) -> impl Future<Output = Result<Host>> + Send {
-        let command = Command::ReportHost {
+        self.run(ReportHost {
             host_id: host_id.to_owned(),
             applied_generation,
             nodes,
             now_ms: self.now_ms(),
-        };
-        async move { host_response(self, "ReportHost", command).await }
+        })
     }
 
     /// Sets a host's health. Errors: [`Error::NotFound`].
@@ -410,11 +350,10 @@ pub trait Store: Send + Sync + 'static {
         host_id: &str,
         health: HostHealth,
     ) -> impl Future<Output = Result<Host>> + Send {
-        let command = Command::SetHostHealth {
+        self.run(SetHostHealth {
             host_id: host_id.to_owned(),
             health,
-        };
-        async move { host_response(self, "SetHostHealth", command).await }
+        })
     }
 
     /// Replaces the nodes a host should run (its generation increases if they changed).
@@ -425,33 +364,22 @@ pub trait Store: Send + Sync + 'static {
         assignments: Vec<HostAssignment>,
         expected_generation: Option<u64>,
     ) -> impl Future<Output = Result<Host>> + Send {
-        let command = Command::SetAssignments {
+        self.run(SetAssignments {
             host_id: host_id.to_owned(),
             assignments,
             expected_generation,
-        };
-        async move { host_response(self, "SetAssignments", command).await }
+        })
     }
 
     /// Stores the control plane's CA; the same CA again is a no-op. Errors:
     /// [`Conflict::WrongState`] when another CA is installed.
     fn install_ca(&self, ca: StoredCa) -> impl Future<Output = Result<()>> + Send {
-        async move {
-            match self.execute(Command::InstallCa { ca }).await? {
-                Response::Done => Ok(()),
-                other => unexpected("InstallCa", other),
-            }
-        }
+        self.run(InstallCa { ca })
     }
 
     /// The control plane's CA, `None` before it is installed.
     fn get_ca(&self) -> impl Future<Output = Result<Option<StoredCa>>> + Send {
-        async move {
-            match self.query(Query::GetCa).await? {
-                Response::Ca(ca) => Ok(ca),
-                other => unexpected("GetCa", other),
-            }
-        }
+        self.ask(GetCa)
     }
 
     /// Spends the join token `token_id` (for `host_id`, valid until `expires_at_ms`). Errors:
@@ -462,31 +390,19 @@ pub trait Store: Send + Sync + 'static {
         host_id: &str,
         expires_at_ms: TimestampMs,
     ) -> impl Future<Output = Result<()>> + Send {
-        let command = Command::SpendJoinToken {
+        self.run(SpendJoinToken {
             token_id: token_id.to_owned(),
             host_id: host_id.to_owned(),
             expires_at_ms,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Done => Ok(()),
-                other => unexpected("SpendJoinToken", other),
-            }
-        }
+        })
     }
 
     /// One host. Errors: [`Error::NotFound`].
     fn get_host(&self, host_id: &str) -> impl Future<Output = Result<Host>> + Send {
-        let query = Query::GetHost {
+        self.ask(GetHost {
             host_id: host_id.to_owned(),
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Host(host) => Ok(host),
-                other => unexpected("GetHost", other),
-            }
-        }
+        })
     }
 
     /// Creates a configuration with `revision` as its revision 1. Errors:
@@ -499,19 +415,13 @@ pub trait Store: Send + Sync + 'static {
         kafka_versions: Vec<String>,
         revision: Revision,
     ) -> impl Future<Output = Result<Configuration>> + Send {
-        let command = Command::CreateConfiguration {
+        self.run(CreateConfiguration {
             tenant: tenant.to_owned(),
             name: name.to_owned(),
             kafka_versions,
             revision,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Configuration(c) => Ok(c),
-                other => unexpected("CreateConfiguration", other),
-            }
-        }
+        })
     }
 
     /// Appends `revision` as the configuration's next one. Errors: [`Error::NotFound`],
@@ -522,18 +432,12 @@ pub trait Store: Send + Sync + 'static {
         configuration_id: &str,
         revision: Revision,
     ) -> impl Future<Output = Result<Configuration>> + Send {
-        let command = Command::UpdateConfiguration {
+        self.run(UpdateConfiguration {
             tenant: tenant.to_owned(),
             configuration_id: configuration_id.to_owned(),
             revision,
             now_ms: self.now_ms(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Configuration(c) => Ok(c),
-                other => unexpected("UpdateConfiguration", other),
-            }
-        }
+        })
     }
 
     /// Deletes a configuration. Errors: [`Error::NotFound`], [`Conflict::ConfigurationInUse`].
@@ -542,16 +446,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         configuration_id: &str,
     ) -> impl Future<Output = Result<()>> + Send {
-        let command = Command::DeleteConfiguration {
+        self.run(DeleteConfiguration {
             tenant: tenant.to_owned(),
             configuration_id: configuration_id.to_owned(),
-        };
-        async move {
-            match self.execute(command).await? {
-                Response::Done => Ok(()),
-                other => unexpected("DeleteConfiguration", other),
-            }
-        }
+        })
     }
 
     /// The tenant's configuration, with every revision. Errors: [`Error::NotFound`].
@@ -560,16 +458,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         configuration_id: &str,
     ) -> impl Future<Output = Result<Configuration>> + Send {
-        let query = Query::GetConfiguration {
+        self.ask(GetConfiguration {
             tenant: tenant.to_owned(),
             configuration_id: configuration_id.to_owned(),
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Configuration(c) => Ok(c),
-                other => unexpected("GetConfiguration", other),
-            }
-        }
+        })
     }
 
     /// One page of the tenant's configurations, sorted by name, without revision properties.
@@ -578,16 +470,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<ConfigurationSummary>>> + Send {
-        let query = Query::ListConfigurations {
+        self.ask(ListConfigurations {
             tenant: tenant.to_owned(),
             page,
-        };
-        async move {
-            match self.query(query).await? {
-                Response::ConfigurationSummaries(page) => Ok(page),
-                other => unexpected("ListConfigurations", other),
-            }
-        }
+        })
     }
 
     /// The tenant's configuration without revision properties. Errors: [`Error::NotFound`].
@@ -596,16 +482,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         configuration_id: &str,
     ) -> impl Future<Output = Result<ConfigurationSummary>> + Send {
-        let query = Query::GetConfigurationSummary {
+        self.ask(GetConfigurationSummary {
             tenant: tenant.to_owned(),
             configuration_id: configuration_id.to_owned(),
-        };
-        async move {
-            match self.query(query).await? {
-                Response::ConfigurationSummary(c) => Ok(c),
-                other => unexpected("GetConfigurationSummary", other),
-            }
-        }
+        })
     }
 
     /// One page of a configuration's revisions, newest first, without their properties; the
@@ -617,17 +497,11 @@ pub trait Store: Send + Sync + 'static {
         configuration_id: &str,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<RevisionInfo>>> + Send {
-        let query = Query::ListRevisions {
+        self.ask(ListRevisions {
             tenant: tenant.to_owned(),
             configuration_id: configuration_id.to_owned(),
             page,
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Revisions(page) => Ok(page),
-                other => unexpected("ListRevisions", other),
-            }
-        }
+        })
     }
 
     /// One revision of the tenant's configuration, with its properties. Errors:
@@ -638,40 +512,23 @@ pub trait Store: Send + Sync + 'static {
         configuration_id: &str,
         revision: u64,
     ) -> impl Future<Output = Result<Revision>> + Send {
-        let query = Query::GetRevision {
+        self.ask(GetRevision {
             tenant: tenant.to_owned(),
             configuration_id: configuration_id.to_owned(),
             revision,
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Revision(r) => Ok(r),
-                other => unexpected("GetRevision", other),
-            }
-        }
+        })
     }
 
     /// How much the tenant holds, to check [`crate::model::limits`] before proposing.
     fn tenant_usage(&self, tenant: &str) -> impl Future<Output = Result<TenantUsage>> + Send {
-        let query = Query::TenantUsage {
+        self.ask(GetTenantUsage {
             tenant: tenant.to_owned(),
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Usage(usage) => Ok(usage),
-                other => unexpected("TenantUsage", other),
-            }
-        }
+        })
     }
 
     /// One page of hosts, sorted by id, with every tenant's nodes (the fleet view).
     fn list_hosts(&self, page: PageRequest) -> impl Future<Output = Result<Page<Host>>> + Send {
-        async move {
-            match self.query(Query::ListHosts { page, tenant: None }).await? {
-                Response::Hosts(page) => Ok(page),
-                other => unexpected("ListHosts", other),
-            }
-        }
+        self.ask(ListHosts { page, tenant: None })
     }
 
     /// One page of hosts, sorted by id, each showing only `tenant`'s nodes (assigned,
@@ -681,16 +538,10 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         page: PageRequest,
     ) -> impl Future<Output = Result<Page<Host>>> + Send {
-        let query = Query::ListHosts {
+        self.ask(ListHosts {
             page,
             tenant: Some(tenant.to_owned()),
-        };
-        async move {
-            match self.query(query).await? {
-                Response::Hosts(page) => Ok(page),
-                other => unexpected("ListHosts", other),
-            }
-        }
+        })
     }
 }
 

@@ -4,6 +4,10 @@
 //! commands applied to it, in order, so every voter of the control-plane quorum reaches the same
 //! state, and the memory store runs the very same code.
 //!
+//! [`State::execute`] and [`State::query`] have one line per command or query: each calls the
+//! method of the same name, which takes the request's struct (see [`super::command`]) and
+//! returns its typed answer, turned into the wire [`Response`] there.
+//!
 //! # Determinism
 //!
 //! - Ids come from the raft log index of the command that creates the resource
@@ -56,6 +60,8 @@ use std::ops::Bound;
 
 use ferry_quorum::StateMachine;
 
+use super::command::*;
+pub use super::command::{Command, Query, Response, TenantUsage};
 use crate::error::{Conflict, Error, Result};
 use crate::model::ca::{
     JOIN_TOKEN_ID_LEN_MAX, JOIN_TOKEN_TTL_MAX_MS, SPENT_JOIN_TOKENS_MAX, StoredCa,
@@ -67,351 +73,14 @@ use crate::model::limits::{
 use crate::model::{
     Cluster, ClusterId, ClusterState, ClusterStatus, Configuration, ConfigurationId,
     ConfigurationSummary, Host, HostAssignment, HostHealth, HostRegistration, NodeReport,
-    NodeState, Operation, OperationId, OperationState, OperationType, OperationUpdate, Page,
-    PageRequest, Revision, RevisionInfo, Step, StepState, Tenant, TimestampMs,
+    NodeState, Operation, OperationId, OperationState, OperationType, Page, PageRequest, Revision,
+    RevisionInfo, Step, StepState, Tenant, TimestampMs,
 };
 use crate::placement::HostId;
-use crate::spec::{ClusterSpec, ConfigurationRef, ValidationContext};
+use crate::spec::{ConfigurationRef, ValidationContext};
 
 /// Longest `client_request_id` accepted.
 pub const CLIENT_REQUEST_ID_LEN_MAX: usize = 64;
-
-/// A change to the store, proposed through the quorum (or applied directly by the memory store).
-///
-/// Every command that names a cluster or operation carries the tenant: a resource of another
-/// tenant is [`Error::NotFound`]. Reconcilers, which act for every tenant, pass the resource's
-/// own tenant.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Command {
-    /// Creates a cluster in CREATING with its CREATE operation. Idempotent by
-    /// `client_request_id`. Responds [`Response::Started`].
-    CreateCluster {
-        /// The owning tenant.
-        tenant: Tenant,
-        /// The desired cluster (already validated by the API).
-        spec: ClusterSpec,
-        /// The client's idempotency key, if any.
-        client_request_id: Option<String>,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Starts an operation (not CREATE) on a cluster and puts the cluster in the operation's
-    /// state. Refused while another operation runs. Responds [`Response::Started`].
-    BeginOperation {
-        /// The cluster's tenant.
-        tenant: Tenant,
-        /// The cluster.
-        cluster_id: ClusterId,
-        /// What the operation does.
-        kind: OperationType,
-        /// If set, refused unless the cluster is at this version.
-        expected_version: Option<u64>,
-        /// The new desired spec the operation brings about (an update), set in the same step;
-        /// `None` keeps the spec (delete, reboot).
-        #[serde(default)]
-        spec: Option<ClusterSpec>,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Replaces a cluster's tags (no operation: tags do not touch the nodes). Refused while
-    /// the cluster is being deleted. Responds [`Response::Cluster`].
-    UpdateTags {
-        /// The cluster's tenant.
-        tenant: Tenant,
-        /// The cluster.
-        cluster_id: ClusterId,
-        /// If set, refused unless the cluster is at this version.
-        expected_version: Option<u64>,
-        /// The new tags.
-        tags: BTreeMap<String, String>,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Replaces a cluster's status (state, state info, placement). Responds
-    /// [`Response::Cluster`].
-    UpdateClusterStatus {
-        /// The cluster's tenant.
-        tenant: Tenant,
-        /// The cluster.
-        cluster_id: ClusterId,
-        /// Refused unless the cluster is at this version.
-        expected_version: u64,
-        /// The new status.
-        status: ClusterStatus,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Forgets a cluster being deleted (DELETING, with its DELETE operation running or ended)
-    /// and ends a running DELETE operation as SUCCEEDED in the same step, so no crash can
-    /// leave a deleted cluster behind without an operation to finish it. Its operations stay
-    /// readable. Responds [`Response::Done`].
-    RemoveCluster {
-        /// The cluster's tenant.
-        tenant: Tenant,
-        /// The cluster.
-        cluster_id: ClusterId,
-        /// If set, refused unless the cluster is at this version.
-        expected_version: Option<u64>,
-        /// The proposer's clock (when the DELETE operation ends).
-        #[serde(default)]
-        now_ms: TimestampMs,
-    },
-    /// Records a reconciler's progress on an operation. Responds [`Response::Operation`].
-    UpdateOperation {
-        /// The operation's tenant.
-        tenant: Tenant,
-        /// The operation.
-        operation_id: OperationId,
-        /// What changes.
-        update: OperationUpdate,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Registers a host or updates its registration (its assignments stay). Responds
-    /// [`Response::Host`].
-    RegisterHost {
-        /// What the agent says about its host.
-        registration: HostRegistration,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// An agent's report: the host is alive, and this is how its nodes are. Responds
-    /// [`Response::Host`].
-    ReportHost {
-        /// The reporting host.
-        host_id: HostId,
-        /// The assignment generation the agent applied.
-        applied_generation: u64,
-        /// Every node the agent runs or was told to run.
-        nodes: Vec<NodeReport>,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Sets a host's health (the host reconciler marks silent hosts UNREACHABLE). Responds
-    /// [`Response::Host`].
-    SetHostHealth {
-        /// The host.
-        host_id: HostId,
-        /// Its new health.
-        health: HostHealth,
-    },
-    /// Replaces the nodes a host should run; bumps its generation if they changed. Responds
-    /// [`Response::Host`].
-    SetAssignments {
-        /// The host.
-        host_id: HostId,
-        /// Every node it should run.
-        assignments: Vec<HostAssignment>,
-        /// If set, refused unless the host's generation is this.
-        expected_generation: Option<u64>,
-    },
-    /// Creates a configuration with its revision 1 (name unique in the tenant). Responds
-    /// [`Response::Configuration`].
-    CreateConfiguration {
-        /// The owning tenant.
-        tenant: Tenant,
-        /// Its name.
-        name: String,
-        /// The Kafka versions it is for; empty for any.
-        kafka_versions: Vec<String>,
-        /// Revision 1 (its `revision` and `created_at_ms` are set by the store).
-        revision: Revision,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Appends the next revision to a configuration. Responds [`Response::Configuration`].
-    UpdateConfiguration {
-        /// The configuration's tenant.
-        tenant: Tenant,
-        /// The configuration.
-        configuration_id: ConfigurationId,
-        /// The new revision (its `revision` and `created_at_ms` are set by the store).
-        revision: Revision,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-    /// Forgets a configuration no cluster references. Responds [`Response::Done`].
-    DeleteConfiguration {
-        /// The configuration's tenant.
-        tenant: Tenant,
-        /// The configuration.
-        configuration_id: ConfigurationId,
-    },
-    /// Stores the control plane's CA, once: the same CA again is a no-op, another one is
-    /// refused ([`Conflict::WrongState`]), so no member can swap the CA under the others.
-    /// Responds [`Response::Done`].
-    InstallCa {
-        /// The CA certificate and key.
-        ca: StoredCa,
-    },
-    /// Spends a join token: its id is remembered until `expires_at_ms`, and a second spend
-    /// of the same id is refused ([`Conflict::WrongState`]). Expired ids are forgotten
-    /// first. Responds [`Response::Done`].
-    SpendJoinToken {
-        /// The token's id (`jti`).
-        token_id: String,
-        /// The host the token enrolls (recorded for the operator).
-        host_id: HostId,
-        /// When the token expires.
-        expires_at_ms: TimestampMs,
-        /// The proposer's clock.
-        now_ms: TimestampMs,
-    },
-}
-
-/// A read of the store, answered linearizably by the quorum.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Query {
-    /// One cluster. Responds [`Response::Cluster`].
-    GetCluster {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// The cluster.
-        cluster_id: ClusterId,
-    },
-    /// The tenant's clusters by name. Responds [`Response::Clusters`].
-    ListClusters {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// Only names starting with this.
-        name_prefix: String,
-        /// Which page.
-        page: PageRequest,
-    },
-    /// One operation. Responds [`Response::Operation`].
-    GetOperation {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// The operation.
-        operation_id: OperationId,
-    },
-    /// A cluster's operations, newest first. Responds [`Response::Operations`].
-    ListOperations {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// The cluster.
-        cluster_id: ClusterId,
-        /// Which page.
-        page: PageRequest,
-    },
-    /// Every operation not yet ended, all tenants, oldest first: what the reconcilers resume
-    /// after a restart or a leader change. Responds [`Response::Operations`] (one page).
-    ActiveOperations,
-    /// One host. Responds [`Response::Host`].
-    GetHost {
-        /// The host.
-        host_id: HostId,
-    },
-    /// Every host by id. Responds [`Response::Hosts`].
-    ListHosts {
-        /// Which page.
-        page: PageRequest,
-        /// `Some(tenant)`: each host shows only that tenant's nodes (a tenant admin's view);
-        /// `None`: every tenant's nodes (the fleet view of reconcilers and service operators).
-        #[serde(default)]
-        tenant: Option<Tenant>,
-    },
-    /// One configuration with all its revisions. Responds [`Response::Configuration`].
-    GetConfiguration {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// The configuration.
-        configuration_id: ConfigurationId,
-    },
-    /// The tenant's configurations by name, without revision properties. Responds
-    /// [`Response::ConfigurationSummaries`].
-    ListConfigurations {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// Which page.
-        page: PageRequest,
-    },
-    /// The control plane's CA. Responds [`Response::Ca`] (`None` before it is installed).
-    GetCa,
-    /// One configuration without revision properties. Responds
-    /// [`Response::ConfigurationSummary`].
-    GetConfigurationSummary {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// The configuration.
-        configuration_id: ConfigurationId,
-    },
-    /// A configuration's revisions, newest first, without their properties. Responds
-    /// [`Response::Revisions`].
-    ListRevisions {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// The configuration.
-        configuration_id: ConfigurationId,
-        /// Which page; the token is the last revision number of the previous page.
-        page: PageRequest,
-    },
-    /// One revision with its properties. Responds [`Response::Revision`].
-    GetRevision {
-        /// The asking tenant.
-        tenant: Tenant,
-        /// The configuration.
-        configuration_id: ConfigurationId,
-        /// The revision number.
-        revision: u64,
-    },
-    /// How much the tenant holds, for checking limits before proposing. Responds
-    /// [`Response::Usage`].
-    TenantUsage {
-        /// The tenant.
-        tenant: Tenant,
-    },
-}
-
-/// How much of the store one tenant holds, counted as [`crate::model::limits`] counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct TenantUsage {
-    /// Its clusters, those being deleted included.
-    pub clusters: usize,
-    /// Its configurations.
-    pub configurations: usize,
-}
-
-/// What a command or query answers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[allow(clippy::large_enum_variant)] // Built once per request; boxing would only add noise.
-pub enum Response {
-    /// A cluster and the operation just started on it.
-    Started {
-        /// The cluster after the change.
-        cluster: Cluster,
-        /// The operation.
-        operation: Operation,
-    },
-    /// A cluster.
-    Cluster(Cluster),
-    /// A page of clusters.
-    Clusters(Page<Cluster>),
-    /// An operation.
-    Operation(Operation),
-    /// A page of operations.
-    Operations(Page<Operation>),
-    /// A host.
-    Host(Host),
-    /// A page of hosts.
-    Hosts(Page<Host>),
-    /// A configuration.
-    Configuration(Configuration),
-    /// A page of configurations, without revision properties.
-    ConfigurationSummaries(Page<ConfigurationSummary>),
-    /// A configuration without revision properties.
-    ConfigurationSummary(ConfigurationSummary),
-    /// A page of revisions, without their properties.
-    Revisions(Page<RevisionInfo>),
-    /// One revision with its properties.
-    Revision(Revision),
-    /// A tenant's usage.
-    Usage(TenantUsage),
-    /// Nothing to say.
-    Done,
-    /// The control plane's CA, if installed.
-    Ca(Option<StoredCa>),
-}
 
 /// The whole control-plane state. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -446,6 +115,11 @@ pub struct State {
     /// Spent join token ids → when the token expires (then the id is forgotten).
     #[serde(default)]
     spent_join_tokens: BTreeMap<String, TimestampMs>,
+}
+
+/// A request's typed answer as the wire [`Response`].
+fn respond<T: Answer>(outcome: Result<T>) -> Result<Response> {
+    outcome.map(Answer::into_response)
 }
 
 /// The id of a cluster created at `index`.
@@ -549,204 +223,207 @@ impl State {
         );
         self.applied_index = index;
         match command {
-            Command::CreateCluster {
-                tenant,
-                spec,
-                client_request_id,
-                now_ms,
-            } => self.create_cluster(index, tenant, spec, client_request_id, now_ms),
-            Command::BeginOperation {
-                tenant,
-                cluster_id,
-                kind,
-                expected_version,
-                spec,
-                now_ms,
-            } => self.begin_operation(
-                index,
-                &tenant,
-                &cluster_id,
-                (kind, spec),
-                expected_version,
-                now_ms,
-            ),
-            Command::UpdateTags {
-                tenant,
-                cluster_id,
-                expected_version,
-                tags,
-                now_ms,
-            } => {
-                let cluster = self.cluster_mut(&tenant, &cluster_id)?;
-                check_version(expected_version, cluster.current_version)?;
-                if cluster.status.state == OperationType::Delete.cluster_state() {
-                    return Err(Conflict::WrongState(format!(
-                        "cluster {cluster_id} is being deleted"
-                    ))
-                    .into());
-                }
-                cluster.spec.tags = tags;
-                cluster.current_version += 1;
-                cluster.updated_at_ms = now_ms;
-                Ok(Response::Cluster(cluster.clone()))
-            }
-            Command::UpdateClusterStatus {
-                tenant,
-                cluster_id,
-                expected_version,
-                status,
-                now_ms,
-            } => {
-                let cluster = self.cluster_mut(&tenant, &cluster_id)?;
-                check_version(Some(expected_version), cluster.current_version)?;
-                cluster.status = status;
-                cluster.current_version += 1;
-                cluster.updated_at_ms = now_ms;
-                Ok(Response::Cluster(cluster.clone()))
-            }
-            Command::RemoveCluster {
-                tenant,
-                cluster_id,
-                expected_version,
-                now_ms,
-            } => self.remove_cluster(&tenant, &cluster_id, expected_version, now_ms),
-            Command::UpdateOperation {
-                tenant,
-                operation_id,
-                update,
-                now_ms,
-            } => self.update_operation(&tenant, &operation_id, update, now_ms),
-            Command::RegisterHost {
-                registration,
-                now_ms,
-            } => self.register_host(registration, now_ms),
-            Command::ReportHost {
-                host_id,
-                applied_generation,
-                mut nodes,
-                now_ms,
-            } => {
-                let host = self.host_mut(&host_id)?;
-                nodes.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
-                for node in &mut nodes {
-                    let previous = host
-                        .nodes
-                        .iter()
-                        .find(|p| p.cluster_id == node.cluster_id && p.node_id == node.node_id);
-                    stamp_report(node, previous, now_ms);
-                }
-                // A released node is gone once its agent no longer reports it.
-                host.releasing.retain(|a| {
-                    nodes
-                        .iter()
-                        .any(|n| n.cluster_id == a.cluster_id && n.node_id == a.node_id)
-                });
-                host.nodes = nodes;
-                host.applied_generation = applied_generation;
-                host.last_seen_at_ms = now_ms;
-                host.health = HostHealth::Healthy;
-                Ok(Response::Host(host.clone()))
-            }
-            Command::SetHostHealth { host_id, health } => {
-                let host = self.host_mut(&host_id)?;
-                host.health = health;
-                Ok(Response::Host(host.clone()))
-            }
-            Command::SetAssignments {
-                host_id,
-                mut assignments,
-                expected_generation,
-            } => {
-                let host = self.host_mut(&host_id)?;
-                check_version(expected_generation, host.generation)?;
-                assignments
-                    .sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
-                if host.assignments != assignments {
-                    let removed: Vec<HostAssignment> = host
-                        .assignments
-                        .iter()
-                        .filter(|old| {
-                            !assignments.iter().any(|new| {
-                                new.cluster_id == old.cluster_id && new.node_id == old.node_id
-                            })
-                        })
-                        .cloned()
-                        .collect();
-                    // They hold on to their ports and storage until the agent's next report
-                    // that no longer lists them.
-                    host.releasing.extend(removed);
-                    host.assignments = assignments;
-                    host.generation += 1;
-                }
-                Ok(Response::Host(host.clone()))
-            }
-            Command::CreateConfiguration {
-                tenant,
-                name,
-                kafka_versions,
-                revision,
-                now_ms,
-            } => self.create_configuration(index, tenant, name, kafka_versions, revision, now_ms),
-            Command::UpdateConfiguration {
-                tenant,
-                configuration_id,
-                mut revision,
-                now_ms,
-            } => {
-                let configuration = self.configuration_mut(&tenant, &configuration_id)?;
-                check_one_more_revision(&configuration_id, configuration.revisions.len())?;
-                revision.revision = configuration.latest().revision + 1;
-                revision.created_at_ms = now_ms;
-                configuration.revisions.push(revision);
-                Ok(Response::Configuration(configuration.clone()))
-            }
-            Command::DeleteConfiguration {
-                tenant,
-                configuration_id,
-            } => {
-                let name = self.configuration(&tenant, &configuration_id)?.name.clone();
-                let cluster_ids: Vec<String> = self
-                    .clusters
-                    .values()
-                    .filter(|c| c.tenant == tenant)
-                    .filter(|c| {
-                        [&c.spec.configuration, &c.status.configuration]
-                            .into_iter()
-                            .flatten()
-                            .any(|r| r.id == configuration_id)
-                    })
-                    .map(|c| c.id.clone())
-                    .collect();
-                if !cluster_ids.is_empty() {
-                    return Err(Conflict::ConfigurationInUse {
-                        configuration_id,
-                        cluster_ids,
-                    }
-                    .into());
-                }
-                self.configurations.remove(&configuration_id);
-                if let Some(names) = self.configuration_names.get_mut(&tenant) {
-                    names.remove(&name);
-                    if names.is_empty() {
-                        self.configuration_names.remove(&tenant);
-                    }
-                }
-                Ok(Response::Done)
-            }
-            Command::InstallCa { ca } => self.install_ca(ca),
-            Command::SpendJoinToken {
-                token_id,
-                host_id,
-                expires_at_ms,
-                now_ms,
-            } => self.spend_join_token(token_id, &host_id, expires_at_ms, now_ms),
+            Command::CreateCluster(c) => respond(self.create_cluster(index, c)),
+            Command::BeginOperation(c) => respond(self.begin_operation(index, c)),
+            Command::UpdateTags(c) => respond(self.update_tags(c)),
+            Command::UpdateClusterStatus(c) => respond(self.update_cluster_status(c)),
+            Command::RemoveCluster(c) => respond(self.remove_cluster(c)),
+            Command::UpdateOperation(c) => respond(self.update_operation(c)),
+            Command::RegisterHost(c) => respond(self.register_host(c)),
+            Command::ReportHost(c) => respond(self.report_host(c)),
+            Command::SetHostHealth(c) => respond(self.set_host_health(c)),
+            Command::SetAssignments(c) => respond(self.set_assignments(c)),
+            Command::CreateConfiguration(c) => respond(self.create_configuration(index, c)),
+            Command::UpdateConfiguration(c) => respond(self.update_configuration(c)),
+            Command::DeleteConfiguration(c) => respond(self.delete_configuration(c)),
+            Command::InstallCa(c) => respond(self.install_ca(c)),
+            Command::SpendJoinToken(c) => respond(self.spend_join_token(c)),
         }
     }
 
-    /// See [`Command::InstallCa`].
-    fn install_ca(&mut self, ca: StoredCa) -> Result<Response> {
+    /// Answers `query`; never changes the state.
+    pub fn query(&self, query: &Query) -> Result<Response> {
+        match query {
+            Query::GetCluster(q) => respond(self.get_cluster(q)),
+            Query::ListClusters(q) => respond(Ok(self.list_clusters(q))),
+            Query::GetOperation(q) => respond(self.get_operation(q)),
+            Query::ListOperations(q) => respond(self.list_operations(q)),
+            Query::ActiveOperations => respond(Ok(self.active_operations())),
+            Query::GetHost(q) => respond(self.get_host(q)),
+            Query::ListHosts(q) => respond(Ok(self.list_hosts(q))),
+            Query::GetConfiguration(q) => respond(self.get_configuration(q)),
+            Query::ListConfigurations(q) => respond(Ok(self.list_configurations(q))),
+            Query::GetCa => respond(Ok(self.ca.clone())),
+            Query::GetConfigurationSummary(q) => respond(self.get_configuration_summary(q)),
+            Query::ListRevisions(q) => respond(self.list_revisions(q)),
+            Query::GetRevision(q) => respond(self.get_revision(q)),
+            Query::TenantUsage(q) => respond(Ok(self.usage(&q.tenant))),
+        }
+    }
+
+    /// See [`UpdateTags`].
+    fn update_tags(&mut self, command: UpdateTags) -> Result<Cluster> {
+        let UpdateTags {
+            tenant,
+            cluster_id,
+            expected_version,
+            tags,
+            now_ms,
+        } = command;
+        let cluster = self.cluster_mut(&tenant, &cluster_id)?;
+        check_version(expected_version, cluster.current_version)?;
+        if cluster.status.state == OperationType::Delete.cluster_state() {
+            return Err(
+                Conflict::WrongState(format!("cluster {cluster_id} is being deleted")).into(),
+            );
+        }
+        cluster.spec.tags = tags;
+        cluster.current_version += 1;
+        cluster.updated_at_ms = now_ms;
+        Ok(cluster.clone())
+    }
+
+    /// See [`UpdateClusterStatus`].
+    fn update_cluster_status(&mut self, command: UpdateClusterStatus) -> Result<Cluster> {
+        let UpdateClusterStatus {
+            tenant,
+            cluster_id,
+            expected_version,
+            status,
+            now_ms,
+        } = command;
+        let cluster = self.cluster_mut(&tenant, &cluster_id)?;
+        check_version(Some(expected_version), cluster.current_version)?;
+        cluster.status = status;
+        cluster.current_version += 1;
+        cluster.updated_at_ms = now_ms;
+        Ok(cluster.clone())
+    }
+
+    /// See [`ReportHost`].
+    fn report_host(&mut self, command: ReportHost) -> Result<Host> {
+        let ReportHost {
+            host_id,
+            applied_generation,
+            mut nodes,
+            now_ms,
+        } = command;
+        let host = self.host_mut(&host_id)?;
+        nodes.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+        for node in &mut nodes {
+            let previous = host
+                .nodes
+                .iter()
+                .find(|p| p.cluster_id == node.cluster_id && p.node_id == node.node_id);
+            stamp_report(node, previous, now_ms);
+        }
+        // A released node is gone once its agent no longer reports it.
+        host.releasing.retain(|a| {
+            nodes
+                .iter()
+                .any(|n| n.cluster_id == a.cluster_id && n.node_id == a.node_id)
+        });
+        host.nodes = nodes;
+        host.applied_generation = applied_generation;
+        host.last_seen_at_ms = now_ms;
+        host.health = HostHealth::Healthy;
+        Ok(host.clone())
+    }
+
+    /// See [`SetHostHealth`].
+    fn set_host_health(&mut self, command: SetHostHealth) -> Result<Host> {
+        let host = self.host_mut(&command.host_id)?;
+        host.health = command.health;
+        Ok(host.clone())
+    }
+
+    /// See [`SetAssignments`].
+    fn set_assignments(&mut self, command: SetAssignments) -> Result<Host> {
+        let SetAssignments {
+            host_id,
+            mut assignments,
+            expected_generation,
+        } = command;
+        let host = self.host_mut(&host_id)?;
+        check_version(expected_generation, host.generation)?;
+        assignments.sort_by(|a, b| (&a.cluster_id, a.node_id).cmp(&(&b.cluster_id, b.node_id)));
+        if host.assignments != assignments {
+            let removed: Vec<HostAssignment> = host
+                .assignments
+                .iter()
+                .filter(|old| {
+                    !assignments
+                        .iter()
+                        .any(|new| new.cluster_id == old.cluster_id && new.node_id == old.node_id)
+                })
+                .cloned()
+                .collect();
+            // They hold on to their ports and storage until the agent's next report that no
+            // longer lists them.
+            host.releasing.extend(removed);
+            host.assignments = assignments;
+            host.generation += 1;
+        }
+        Ok(host.clone())
+    }
+
+    /// See [`UpdateConfiguration`].
+    fn update_configuration(&mut self, command: UpdateConfiguration) -> Result<Configuration> {
+        let UpdateConfiguration {
+            tenant,
+            configuration_id,
+            mut revision,
+            now_ms,
+        } = command;
+        let configuration = self.configuration_mut(&tenant, &configuration_id)?;
+        check_one_more_revision(&configuration_id, configuration.revisions.len())?;
+        revision.revision = configuration.latest().revision + 1;
+        revision.created_at_ms = now_ms;
+        configuration.revisions.push(revision);
+        Ok(configuration.clone())
+    }
+
+    /// See [`DeleteConfiguration`].
+    fn delete_configuration(&mut self, command: DeleteConfiguration) -> Result<()> {
+        let DeleteConfiguration {
+            tenant,
+            configuration_id,
+        } = command;
+        let name = self.configuration(&tenant, &configuration_id)?.name.clone();
+        let cluster_ids: Vec<String> = self
+            .clusters
+            .values()
+            .filter(|c| c.tenant == tenant)
+            .filter(|c| {
+                [&c.spec.configuration, &c.status.configuration]
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r.id == configuration_id)
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        if !cluster_ids.is_empty() {
+            return Err(Conflict::ConfigurationInUse {
+                configuration_id,
+                cluster_ids,
+            }
+            .into());
+        }
+        self.configurations.remove(&configuration_id);
+        if let Some(names) = self.configuration_names.get_mut(&tenant) {
+            names.remove(&name);
+            if names.is_empty() {
+                self.configuration_names.remove(&tenant);
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`InstallCa`].
+    fn install_ca(&mut self, command: InstallCa) -> Result<()> {
+        let InstallCa { ca } = command;
         match &self.ca {
-            Some(installed) if *installed == ca => Ok(Response::Done),
+            Some(installed) if *installed == ca => Ok(()),
             Some(_) => Err(Conflict::WrongState(
                 "the store already holds another CA; the CA is installed once".into(),
             )
@@ -758,19 +435,19 @@ impl State {
                     ));
                 }
                 self.ca = Some(ca);
-                Ok(Response::Done)
+                Ok(())
             }
         }
     }
 
-    /// See [`Command::SpendJoinToken`].
-    fn spend_join_token(
-        &mut self,
-        token_id: String,
-        host_id: &str,
-        expires_at_ms: TimestampMs,
-        now_ms: TimestampMs,
-    ) -> Result<Response> {
+    /// See [`SpendJoinToken`].
+    fn spend_join_token(&mut self, command: SpendJoinToken) -> Result<()> {
+        let SpendJoinToken {
+            token_id,
+            host_id,
+            expires_at_ms,
+            now_ms,
+        } = command;
         if token_id.is_empty() || token_id.len() > JOIN_TOKEN_ID_LEN_MAX {
             return Err(Error::InvalidInput(format!(
                 "a join token id has 1 to {JOIN_TOKEN_ID_LEN_MAX} characters"
@@ -799,170 +476,189 @@ impl State {
             )));
         }
         self.spent_join_tokens.insert(token_id, expires_at_ms);
-        Ok(Response::Done)
+        Ok(())
     }
 
-    /// Answers `query`; never changes the state.
-    pub fn query(&self, query: &Query) -> Result<Response> {
-        match query {
-            Query::GetCluster { tenant, cluster_id } => {
-                Ok(Response::Cluster(self.cluster(tenant, cluster_id)?.clone()))
-            }
-            Query::ListClusters {
-                tenant,
-                name_prefix,
-                page: request,
-            } => {
-                let empty = BTreeMap::new();
-                let names = self.names.get(tenant).unwrap_or(&empty);
-                // Names with the prefix are one contiguous range starting at the prefix; a page
-                // token (the last name of the previous page) starts after itself.
-                let start = match &request.page_token {
-                    Some(token) if token >= name_prefix => Bound::Excluded(token.clone()),
-                    _ => Bound::Included(name_prefix.clone()),
-                };
-                let items = names
-                    .range((start, Bound::Unbounded))
-                    .take_while(|(name, _)| name.starts_with(name_prefix.as_str()))
-                    .map(|(_, id)| self.clusters[id].clone());
-                Ok(Response::Clusters(page(items, request, |c| {
-                    c.spec.name.clone()
-                })))
-            }
-            Query::GetOperation {
-                tenant,
-                operation_id,
-            } => match self.operations.get(operation_id) {
-                Some(op) if op.tenant == *tenant => Ok(Response::Operation(op.clone())),
-                _ => Err(Error::NotFound(format!("operation {operation_id}"))),
-            },
-            Query::ListOperations {
-                tenant,
-                cluster_id,
-                page: request,
-            } => {
-                let mut ops = self
-                    .operations
-                    .values()
-                    .rev()
-                    .filter(|op| op.cluster_id == *cluster_id && op.tenant == *tenant)
-                    .peekable();
-                if ops.peek().is_none() {
-                    // Tells "no such cluster" from "no operations" (a cluster always has its
-                    // CREATE operation, so the second cannot happen for a live cluster).
-                    self.cluster(tenant, cluster_id)?;
-                }
-                let token = request.page_token.clone();
-                let items = ops
-                    .filter(|op| token.as_ref().is_none_or(|t| op.id < *t))
-                    .cloned();
-                Ok(Response::Operations(page(items, request, |op| {
-                    op.id.clone()
-                })))
-            }
-            Query::ActiveOperations => Ok(Response::Operations(Page {
-                items: self
-                    .operations
-                    .values()
-                    .filter(|op| op.is_active())
-                    .cloned()
-                    .collect(),
-                next_page_token: None,
-            })),
-            Query::GetHost { host_id } => Ok(Response::Host(
-                self.hosts
-                    .get(host_id)
-                    .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?
-                    .clone(),
-            )),
-            Query::ListHosts {
-                page: request,
-                tenant,
-            } => {
-                let start = match &request.page_token {
-                    Some(token) => Bound::Excluded(token.clone()),
-                    None => Bound::Unbounded,
-                };
-                let items =
-                    self.hosts
-                        .range((start, Bound::Unbounded))
-                        .map(|(_, host)| match tenant {
-                            None => host.clone(),
-                            Some(tenant) => self.host_as_seen_by(host, tenant),
-                        });
-                Ok(Response::Hosts(page(items, request, |h| h.id.clone())))
-            }
-            Query::GetConfiguration {
-                tenant,
-                configuration_id,
-            } => Ok(Response::Configuration(
-                self.configuration(tenant, configuration_id)?.clone(),
-            )),
-            Query::ListConfigurations {
-                tenant,
-                page: request,
-            } => {
-                let empty = BTreeMap::new();
-                let names = self.configuration_names.get(tenant).unwrap_or(&empty);
-                let start = match &request.page_token {
-                    Some(token) => Bound::Excluded(token.clone()),
-                    None => Bound::Unbounded,
-                };
-                let items = names
-                    .range((start, Bound::Unbounded))
-                    .map(|(_, id)| self.configurations[id].summary());
-                Ok(Response::ConfigurationSummaries(page(
-                    items,
-                    request,
-                    |c| c.name.clone(),
-                )))
-            }
-            Query::GetConfigurationSummary {
-                tenant,
-                configuration_id,
-            } => Ok(Response::ConfigurationSummary(
-                self.configuration(tenant, configuration_id)?.summary(),
-            )),
-            Query::ListRevisions {
-                tenant,
-                configuration_id,
-                page: request,
-            } => {
-                let configuration = self.configuration(tenant, configuration_id)?;
-                let before = match &request.page_token {
-                    None => None,
-                    Some(token) => Some(token.parse::<u64>().map_err(|_| {
-                        Error::InvalidInput(format!("page token {token:?} is not a revision"))
-                    })?),
-                };
-                let items = configuration
-                    .revisions
-                    .iter()
-                    .rev()
-                    .filter(|r| before.is_none_or(|before| r.revision < before))
-                    .map(Revision::info);
-                Ok(Response::Revisions(page(items, request, |r| {
-                    r.revision.to_string()
-                })))
-            }
-            Query::GetCa => Ok(Response::Ca(self.ca.clone())),
-            Query::GetRevision {
-                tenant,
-                configuration_id,
-                revision,
-            } => {
-                let configuration = self.configuration(tenant, configuration_id)?;
-                let found = configuration.revision(*revision).ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "revision {revision} of configuration {configuration_id} (its latest \
-                         is {})",
-                        configuration.latest().revision
-                    ))
-                })?;
-                Ok(Response::Revision(found.clone()))
-            }
-            Query::TenantUsage { tenant } => Ok(Response::Usage(self.usage(tenant))),
+    /// See [`GetCluster`].
+    fn get_cluster(&self, query: &GetCluster) -> Result<Cluster> {
+        Ok(self.cluster(&query.tenant, &query.cluster_id)?.clone())
+    }
+
+    /// See [`ListClusters`].
+    fn list_clusters(&self, query: &ListClusters) -> Page<Cluster> {
+        let ListClusters {
+            tenant,
+            name_prefix,
+            page: request,
+        } = query;
+        let empty = BTreeMap::new();
+        let names = self.names.get(tenant).unwrap_or(&empty);
+        // Names with the prefix are one contiguous range starting at the prefix; a page token
+        // (the last name of the previous page) starts after itself.
+        let start = match &request.page_token {
+            Some(token) if token >= name_prefix => Bound::Excluded(token.clone()),
+            _ => Bound::Included(name_prefix.clone()),
+        };
+        let items = names
+            .range((start, Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(name_prefix.as_str()))
+            .map(|(_, id)| self.clusters[id].clone());
+        page(items, request, |c| c.spec.name.clone())
+    }
+
+    /// See [`GetOperation`].
+    fn get_operation(&self, query: &GetOperation) -> Result<Operation> {
+        let GetOperation {
+            tenant,
+            operation_id,
+        } = query;
+        match self.operations.get(operation_id) {
+            Some(op) if op.tenant == *tenant => Ok(op.clone()),
+            _ => Err(Error::NotFound(format!("operation {operation_id}"))),
         }
+    }
+
+    /// See [`ListOperations`].
+    fn list_operations(&self, query: &ListOperations) -> Result<Page<Operation>> {
+        let ListOperations {
+            tenant,
+            cluster_id,
+            page: request,
+        } = query;
+        let mut ops = self
+            .operations
+            .values()
+            .rev()
+            .filter(|op| op.cluster_id == *cluster_id && op.tenant == *tenant)
+            .peekable();
+        if ops.peek().is_none() {
+            // Tells "no such cluster" from "no operations" (a cluster always has its CREATE
+            // operation, so the second cannot happen for a live cluster).
+            self.cluster(tenant, cluster_id)?;
+        }
+        let token = request.page_token.clone();
+        let items = ops
+            .filter(|op| token.as_ref().is_none_or(|t| op.id < *t))
+            .cloned();
+        Ok(page(items, request, |op| op.id.clone()))
+    }
+
+    /// See [`ActiveOperations`].
+    fn active_operations(&self) -> Page<Operation> {
+        Page {
+            items: self
+                .operations
+                .values()
+                .filter(|op| op.is_active())
+                .cloned()
+                .collect(),
+            next_page_token: None,
+        }
+    }
+
+    /// See [`GetHost`].
+    fn get_host(&self, query: &GetHost) -> Result<Host> {
+        let host_id = &query.host_id;
+        Ok(self
+            .hosts
+            .get(host_id)
+            .ok_or_else(|| Error::NotFound(format!("host {host_id}")))?
+            .clone())
+    }
+
+    /// See [`ListHosts`].
+    fn list_hosts(&self, query: &ListHosts) -> Page<Host> {
+        let ListHosts {
+            page: request,
+            tenant,
+        } = query;
+        let start = match &request.page_token {
+            Some(token) => Bound::Excluded(token.clone()),
+            None => Bound::Unbounded,
+        };
+        let items = self
+            .hosts
+            .range((start, Bound::Unbounded))
+            .map(|(_, host)| match tenant {
+                None => host.clone(),
+                Some(tenant) => self.host_as_seen_by(host, tenant),
+            });
+        page(items, request, |h| h.id.clone())
+    }
+
+    /// See [`GetConfiguration`].
+    fn get_configuration(&self, query: &GetConfiguration) -> Result<Configuration> {
+        Ok(self
+            .configuration(&query.tenant, &query.configuration_id)?
+            .clone())
+    }
+
+    /// See [`ListConfigurations`].
+    fn list_configurations(&self, query: &ListConfigurations) -> Page<ConfigurationSummary> {
+        let ListConfigurations {
+            tenant,
+            page: request,
+        } = query;
+        let empty = BTreeMap::new();
+        let names = self.configuration_names.get(tenant).unwrap_or(&empty);
+        let start = match &request.page_token {
+            Some(token) => Bound::Excluded(token.clone()),
+            None => Bound::Unbounded,
+        };
+        let items = names
+            .range((start, Bound::Unbounded))
+            .map(|(_, id)| self.configurations[id].summary());
+        page(items, request, |c| c.name.clone())
+    }
+
+    /// See [`GetConfigurationSummary`].
+    fn get_configuration_summary(
+        &self,
+        query: &GetConfigurationSummary,
+    ) -> Result<ConfigurationSummary> {
+        Ok(self
+            .configuration(&query.tenant, &query.configuration_id)?
+            .summary())
+    }
+
+    /// See [`ListRevisions`].
+    fn list_revisions(&self, query: &ListRevisions) -> Result<Page<RevisionInfo>> {
+        let ListRevisions {
+            tenant,
+            configuration_id,
+            page: request,
+        } = query;
+        let configuration = self.configuration(tenant, configuration_id)?;
+        let before = match &request.page_token {
+            None => None,
+            Some(token) => Some(token.parse::<u64>().map_err(|_| {
+                Error::InvalidInput(format!("page token {token:?} is not a revision"))
+            })?),
+        };
+        let items = configuration
+            .revisions
+            .iter()
+            .rev()
+            .filter(|r| before.is_none_or(|before| r.revision < before))
+            .map(Revision::info);
+        Ok(page(items, request, |r| r.revision.to_string()))
+    }
+
+    /// See [`GetRevision`].
+    fn get_revision(&self, query: &GetRevision) -> Result<Revision> {
+        let GetRevision {
+            tenant,
+            configuration_id,
+            revision,
+        } = query;
+        let configuration = self.configuration(tenant, configuration_id)?;
+        let found = configuration.revision(*revision).ok_or_else(|| {
+            Error::NotFound(format!(
+                "revision {revision} of configuration {configuration_id} (its latest is {})",
+                configuration.latest().revision
+            ))
+        })?;
+        Ok(found.clone())
     }
 
     /// How much `tenant` holds.
@@ -1085,16 +781,19 @@ impl State {
         Ok(revision.properties.clone())
     }
 
-    /// See [`Command::CreateConfiguration`].
+    /// See [`CreateConfiguration`].
     fn create_configuration(
         &mut self,
         index: u64,
-        tenant: Tenant,
-        name: String,
-        kafka_versions: Vec<String>,
-        mut revision: Revision,
-        now_ms: TimestampMs,
-    ) -> Result<Response> {
+        command: CreateConfiguration,
+    ) -> Result<Configuration> {
+        let CreateConfiguration {
+            tenant,
+            name,
+            kafka_versions,
+            mut revision,
+            now_ms,
+        } = command;
         if tenant.is_empty() || name.is_empty() {
             return Err(Error::InvalidInput(
                 "a configuration needs a tenant and a name".into(),
@@ -1129,7 +828,7 @@ impl State {
             .insert(name, configuration.id.clone());
         self.configurations
             .insert(configuration.id.clone(), configuration.clone());
-        Ok(Response::Configuration(configuration))
+        Ok(configuration)
     }
 
     /// The tenant's cluster `id`; another tenant's is [`Error::NotFound`].
@@ -1180,15 +879,18 @@ impl State {
         }
     }
 
-    /// See [`Command::CreateCluster`].
+    /// See [`CreateCluster`].
     fn create_cluster(
         &mut self,
         index: u64,
-        tenant: Tenant,
-        spec: ClusterSpec,
-        client_request_id: Option<String>,
-        now_ms: TimestampMs,
-    ) -> Result<Response> {
+        command: CreateCluster,
+    ) -> Result<(Cluster, Operation)> {
+        let CreateCluster {
+            tenant,
+            spec,
+            client_request_id,
+            now_ms,
+        } = command;
         if tenant.is_empty() {
             return Err(Error::InvalidInput("the tenant is empty".into()));
         }
@@ -1213,10 +915,7 @@ impl State {
                     }
                     .into());
                 }
-                return Ok(Response::Started {
-                    cluster: cluster.clone(),
-                    operation: self.operations[operation_id].clone(),
-                });
+                return Ok((cluster.clone(), self.operations[operation_id].clone()));
             }
         }
         if let Some(existing) = self.names.get(&tenant).and_then(|n| n.get(&spec.name)) {
@@ -1263,19 +962,24 @@ impl State {
         self.clusters.insert(cluster.id.clone(), cluster.clone());
         self.operations
             .insert(operation.id.clone(), operation.clone());
-        Ok(Response::Started { cluster, operation })
+        Ok((cluster, operation))
     }
 
-    /// See [`Command::BeginOperation`].
+    /// See [`BeginOperation`].
     fn begin_operation(
         &mut self,
         index: u64,
-        tenant: &str,
-        cluster_id: &str,
-        (kind, spec): (OperationType, Option<ClusterSpec>),
-        expected_version: Option<u64>,
-        now_ms: TimestampMs,
-    ) -> Result<Response> {
+        command: BeginOperation,
+    ) -> Result<(Cluster, Operation)> {
+        let BeginOperation {
+            tenant,
+            cluster_id,
+            kind,
+            expected_version,
+            spec,
+            now_ms,
+        } = command;
+        let (tenant, cluster_id) = (tenant.as_str(), cluster_id.as_str());
         if kind == OperationType::Create {
             return Err(Error::InvalidInput(
                 "CREATE operations start only with the cluster".into(),
@@ -1343,17 +1047,18 @@ impl State {
         let cluster = cluster.clone();
         self.operations
             .insert(operation.id.clone(), operation.clone());
-        Ok(Response::Started { cluster, operation })
+        Ok((cluster, operation))
     }
 
-    /// See [`Command::RemoveCluster`].
-    fn remove_cluster(
-        &mut self,
-        tenant: &str,
-        cluster_id: &str,
-        expected_version: Option<u64>,
-        now_ms: TimestampMs,
-    ) -> Result<Response> {
+    /// See [`RemoveCluster`].
+    fn remove_cluster(&mut self, command: RemoveCluster) -> Result<()> {
+        let RemoveCluster {
+            tenant,
+            cluster_id,
+            expected_version,
+            now_ms,
+        } = command;
+        let (tenant, cluster_id) = (tenant.as_str(), cluster_id.as_str());
         let cluster = self.cluster(tenant, cluster_id)?;
         check_version(expected_version, cluster.current_version)?;
         let deleting = cluster.status.state == OperationType::Delete.cluster_state();
@@ -1398,17 +1103,18 @@ impl State {
             }
         }
         self.prune_removed_clusters_operations(tenant);
-        Ok(Response::Done)
+        Ok(())
     }
 
-    /// See [`Command::UpdateOperation`].
-    fn update_operation(
-        &mut self,
-        tenant: &str,
-        operation_id: &str,
-        update: OperationUpdate,
-        now_ms: TimestampMs,
-    ) -> Result<Response> {
+    /// See [`UpdateOperation`].
+    fn update_operation(&mut self, command: UpdateOperation) -> Result<Operation> {
+        let UpdateOperation {
+            tenant,
+            operation_id,
+            update,
+            now_ms,
+        } = command;
+        let (tenant, operation_id) = (tenant.as_str(), operation_id.as_str());
         let operation = match self.operations.get_mut(operation_id) {
             Some(op) if op.tenant == tenant => op,
             _ => return Err(Error::NotFound(format!("operation {operation_id}"))),
@@ -1463,17 +1169,17 @@ impl State {
                 cluster.updated_at_ms = now_ms;
             }
             self.prune_finished_operations(tenant, &operation.cluster_id);
-            return Ok(Response::Operation(operation));
+            return Ok(operation);
         }
-        Ok(Response::Operation(operation.clone()))
+        Ok(operation.clone())
     }
 
-    /// See [`Command::RegisterHost`].
-    fn register_host(
-        &mut self,
-        registration: HostRegistration,
-        now_ms: TimestampMs,
-    ) -> Result<Response> {
+    /// See [`RegisterHost`].
+    fn register_host(&mut self, command: RegisterHost) -> Result<Host> {
+        let RegisterHost {
+            registration,
+            now_ms,
+        } = command;
         let HostRegistration {
             id,
             zone,
@@ -1511,7 +1217,7 @@ impl State {
         host.ports = ports;
         host.capacity = capacity;
         host.last_seen_at_ms = now_ms;
-        Ok(Response::Host(host.clone()))
+        Ok(host.clone())
     }
 }
 
@@ -1543,11 +1249,11 @@ pub fn validate_command(command: &[u8]) -> std::result::Result<Command, String> 
     let command: Command = serde_json::from_slice(command)
         .map_err(|err| format!("undecodable store command: {err}"))?;
     let spec = match &command {
-        Command::CreateCluster {
+        Command::CreateCluster(CreateCluster {
             spec,
             client_request_id,
             ..
-        } => {
+        }) => {
             let id_len = client_request_id
                 .as_deref()
                 .map_or(0, |id| id.chars().count());
@@ -1558,7 +1264,7 @@ pub fn validate_command(command: &[u8]) -> std::result::Result<Command, String> 
             }
             Some(spec)
         }
-        Command::BeginOperation { spec, .. } => spec.as_ref(),
+        Command::BeginOperation(BeginOperation { spec, .. }) => spec.as_ref(),
         _ => None,
     };
     if let Some(spec) = spec {
@@ -1637,8 +1343,9 @@ fn stamp_report(node: &mut NodeReport, previous: Option<&NodeReport>, now_ms: Ti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HostCapacity, OperationError, StateInfo};
+    use crate::model::{HostCapacity, OperationError, OperationUpdate, StateInfo};
     use crate::placement::PortRange;
+    use crate::spec::ClusterSpec;
 
     /// A revision setting `name` to `value`.
     fn revision(name: &str, value: &str) -> Revision {
@@ -1664,15 +1371,16 @@ mod tests {
             tags: BTreeMap::from([("team".into(), "payments".into())]),
             configuration: None,
         };
-        let create =
-            |tenant: &str, name: &str, request: Option<&str>, now_ms| Command::CreateCluster {
+        let create = |tenant: &str, name: &str, request: Option<&str>, now_ms| {
+            Command::CreateCluster(CreateCluster {
                 tenant: tenant.into(),
                 spec: spec(name),
                 client_request_id: request.map(Into::into),
                 now_ms,
-            };
+            })
+        };
         vec![
-            Command::RegisterHost {
+            Command::RegisterHost(RegisterHost {
                 registration: HostRegistration {
                     id: "h1".into(),
                     zone: "a".into(),
@@ -1684,12 +1392,12 @@ mod tests {
                     },
                 },
                 now_ms: 10,
-            },
+            }),
             create("t1", "orders", Some("r1"), 20),
             create("t1", "orders", Some("r1"), 21),
             create("t1", "orders", None, 22),
             create("t2", "orders", None, 23),
-            Command::UpdateOperation {
+            Command::UpdateOperation(UpdateOperation {
                 tenant: "t1".into(),
                 operation_id: operation_id(2),
                 update: OperationUpdate {
@@ -1701,8 +1409,8 @@ mod tests {
                     ..Default::default()
                 },
                 now_ms: 30,
-            },
-            Command::UpdateClusterStatus {
+            }),
+            Command::UpdateClusterStatus(UpdateClusterStatus {
                 tenant: "t1".into(),
                 cluster_id: cluster_id(2),
                 expected_version: 2,
@@ -1713,31 +1421,31 @@ mod tests {
                     configuration: None,
                 },
                 now_ms: 31,
-            },
-            Command::BeginOperation {
+            }),
+            Command::BeginOperation(BeginOperation {
                 tenant: "t1".into(),
                 cluster_id: cluster_id(2),
                 kind: OperationType::Delete,
                 expected_version: Some(3),
                 spec: None,
                 now_ms: 40,
-            },
-            Command::ReportHost {
+            }),
+            Command::ReportHost(ReportHost {
                 host_id: "h1".into(),
                 applied_generation: 0,
                 nodes: Vec::new(),
                 now_ms: 41,
-            },
-            Command::SetAssignments {
+            }),
+            Command::SetAssignments(SetAssignments {
                 host_id: "h1".into(),
                 assignments: Vec::new(),
                 expected_generation: Some(0),
-            },
-            Command::SetHostHealth {
+            }),
+            Command::SetHostHealth(SetHostHealth {
                 host_id: "h1".into(),
                 health: HostHealth::Unreachable,
-            },
-            Command::UpdateOperation {
+            }),
+            Command::UpdateOperation(UpdateOperation {
                 tenant: "t1".into(),
                 operation_id: operation_id(8),
                 update: OperationUpdate {
@@ -1745,42 +1453,42 @@ mod tests {
                     ..Default::default()
                 },
                 now_ms: 50,
-            },
-            Command::RemoveCluster {
+            }),
+            Command::RemoveCluster(RemoveCluster {
                 tenant: "t1".into(),
                 cluster_id: cluster_id(2),
                 expected_version: None,
                 now_ms: 55,
-            },
-            Command::CreateConfiguration {
+            }),
+            Command::CreateConfiguration(CreateConfiguration {
                 tenant: "t1".into(),
                 name: "tuned".into(),
                 kafka_versions: vec![],
                 revision: revision("num.partitions", "5"),
                 now_ms: 56,
-            },
-            Command::UpdateConfiguration {
+            }),
+            Command::UpdateConfiguration(UpdateConfiguration {
                 tenant: "t1".into(),
                 configuration_id: configuration_id(14),
                 revision: revision("num.partitions", "6"),
                 now_ms: 57,
-            },
+            }),
             // Another tenant's: not found, refused.
-            Command::DeleteConfiguration {
+            Command::DeleteConfiguration(DeleteConfiguration {
                 tenant: "t2".into(),
                 configuration_id: configuration_id(14),
-            },
-            Command::CreateConfiguration {
+            }),
+            Command::CreateConfiguration(CreateConfiguration {
                 tenant: "t1".into(),
                 name: "spare".into(),
                 kafka_versions: vec!["3.9.0".into()],
                 revision: revision("auto.create.topics.enable", "false"),
                 now_ms: 58,
-            },
-            Command::DeleteConfiguration {
+            }),
+            Command::DeleteConfiguration(DeleteConfiguration {
                 tenant: "t1".into(),
                 configuration_id: configuration_id(17),
-            },
+            }),
             create("t1", "orders", Some("r1"), 60),
         ]
     }
@@ -1900,25 +1608,25 @@ mod tests {
     fn a_spec_breaking_a_rule_is_refused_before_the_log() {
         let create = commands()
             .into_iter()
-            .find(|c| matches!(c, Command::CreateCluster { .. }))
+            .find(|c| matches!(c, Command::CreateCluster(CreateCluster { .. })))
             .unwrap();
-        let Command::CreateCluster {
+        let Command::CreateCluster(CreateCluster {
             tenant,
             mut spec,
             now_ms,
             ..
-        } = create.clone()
+        }) = create.clone()
         else {
             unreachable!()
         };
         spec.broker_count = 1_000_000_000;
         spec.name = "bad name!".into();
-        let command = Command::CreateCluster {
+        let command = Command::CreateCluster(CreateCluster {
             tenant,
             spec,
             client_request_id: None,
             now_ms,
-        };
+        });
         let err = StateMachine::validate(&State::new(), &encode_command(&command)).unwrap_err();
         assert!(
             err.contains("broker_count") && err.contains("name"),

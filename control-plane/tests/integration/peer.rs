@@ -15,6 +15,7 @@ use ferry_control_plane::enroll::JoinTokens;
 use ferry_control_plane::model::{HostAssignment, PageRequest};
 use ferry_control_plane::placement::Role as NodeRole;
 use ferry_control_plane::server::{ISSUER, Server, ServerOptions};
+use ferry_control_plane::store::command::RegisterHost;
 use ferry_control_plane::store::{Command, QuorumStore, Store};
 use ferry_identity::{
     CONTROL_PLANE_SERVER_NAME, CertificateAuthority, Identity, NodeRoles, TlsMaterial,
@@ -136,7 +137,7 @@ async fn peer_channel(
 
 /// A store command an attacker would propose: a cluster in someone's tenant.
 fn evil_command() -> Vec<u8> {
-    let command = Command::RegisterHost {
+    let command = Command::RegisterHost(RegisterHost {
         registration: ferry_control_plane::model::HostRegistration {
             id: "evil".into(),
             zone: "a".into(),
@@ -148,7 +149,7 @@ fn evil_command() -> Vec<u8> {
             },
         },
         now_ms: 1,
-    };
+    });
     serde_json::to_vec(&command).unwrap()
 }
 

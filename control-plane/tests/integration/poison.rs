@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use ferry_control_plane::model::PageRequest;
 use ferry_control_plane::server::{Server, ServerOptions};
 use ferry_control_plane::spec::ClusterSpec;
+use ferry_control_plane::store::command::CreateCluster;
 use ferry_control_plane::store::state::encode_command;
 use ferry_control_plane::store::{Command, Store};
 use ferry_proto::quorum::v1 as pb;
@@ -98,12 +99,12 @@ async fn a_poison_command_is_refused_before_the_log_and_the_server_restarts() {
     let poisons = [
         b"\xff\xfenot json".to_vec(),
         br#"{"DropEverything":{}}"#.to_vec(),
-        encode_command(&Command::CreateCluster {
+        encode_command(&Command::CreateCluster(CreateCluster {
             tenant: "victim".into(),
             spec: bad_spec,
             client_request_id: None,
             now_ms: 0,
-        }),
+        })),
         Vec::new(),
     ];
     for poison in poisons {
