@@ -52,12 +52,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED: list[tuple[str, frozenset[str], bool, str]] = [
     (
         "ferry-data-plane",
-        frozenset({"broker", "server"}),
-        False,
-        "broker/config.rs reads server's connection defaults; issue 14 item 1 (Broker split)",
-    ),
-    (
-        "ferry-data-plane",
         frozenset({"controller", "metadata"}),
         False,
         "named in issue 14 item 1: metadata authorities to move where they belong",
@@ -76,18 +70,6 @@ ALLOWED: list[tuple[str, frozenset[str], bool, str]] = [
     ),
     # Circles closed only by unit tests: a `#[cfg(test)]` helper module (controller::testing,
     # log::testutil) uses the module whose tests use it, or a test checks another module.
-    (
-        "ferry-data-plane",
-        frozenset({"controller", "group", "metadata"}),
-        True,
-        "group's config test asks metadata's broker catalog, plus controller <-> metadata",
-    ),
-    (
-        "ferry-data-plane",
-        frozenset({"group", "metadata"}),
-        True,
-        "group's config test asks metadata's broker catalog (issue 14 item 2 folds both)",
-    ),
     (
         "ferry-data-plane",
         frozenset({"controller::execute", "controller::testing"}),
