@@ -14,7 +14,7 @@ use crate::group::GroupOptions;
 use crate::metadata::NodeId;
 use crate::metadata::topic_config::TopicDefaults;
 
-/// Broker settings, with Kafka's names in the docs.
+/// Broker settings, with Kafka's names in the docs (defaults and bounds are the catalog's).
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// `node.id`.
@@ -27,16 +27,16 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicDefaults,
     /// `log.retention.check.interval.ms`: how often retention and time-based rolls run.
     pub retention_check_interval: Duration,
-    /// `replica.lag.time.max.ms` (Kafka's default 30 s): a follower that has not been caught
+    /// `replica.lag.time.max.ms`: a follower that has not been caught
     /// up to its leader's log end for this long is removed from the ISR.
     pub replica_lag_time_max: Duration,
-    /// `producer.id.expiration.ms` (Kafka's default one day): a partition forgets an
+    /// `producer.id.expiration.ms`: a partition forgets an
     /// idempotent producer this long after its last batch.
     pub producer_id_expiration_ms: i64,
-    /// `connections.max.idle.ms` (Kafka's default 10 minutes): the Kafka listener closes a
+    /// `connections.max.idle.ms`: the Kafka listener closes a
     /// connection idle this long ([`crate::server`]).
     pub connections_max_idle: Duration,
-    /// `max.connections.per.ip` (Ferry's default 1000): client connections from one address.
+    /// `max.connections.per.ip`: client connections from one address.
     pub max_connections_per_ip: usize,
     /// The broker configs given at startup by Kafka name, as given (DescribeConfigs reports
     /// them as STATIC_BROKER_CONFIG).

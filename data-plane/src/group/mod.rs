@@ -65,33 +65,32 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 }
 
 /// Settings of the coordinator, by Kafka's broker config names (defaults, bounds and docs are
-/// the catalog's, `ferry_kafka_config`; the defaults are noted here for the reader).
+/// the catalog's, `ferry_kafka_config`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupOptions {
-    /// `group.initial.rebalance.delay.ms` (3000): how long the first rebalance
-    /// of an empty group waits for more members, extended by this much per new member up to
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an
+    /// empty group waits for more members, extended by this much per new member up to
     /// the rebalance timeout.
     pub initial_rebalance_delay_ms: i64,
-    /// `group.min.session.timeout.ms` (6000): smaller session timeouts are refused.
+    /// `group.min.session.timeout.ms`: smaller session timeouts are refused.
     pub min_session_timeout_ms: i32,
-    /// `group.max.session.timeout.ms` (1800000): larger session timeouts are refused.
+    /// `group.max.session.timeout.ms`: larger session timeouts are refused.
     pub max_session_timeout_ms: i32,
     /// `group.max.size`: members beyond this are refused with GROUP_MAX_SIZE_REACHED. Kafka's
     /// default is unbounded; Ferry bounds it (every queue has a bound).
     pub max_size: usize,
-    /// `offsets.retention.minutes` (7 days) in ms: committed offsets of an empty group expire
+    /// `offsets.retention.minutes`, in ms: committed offsets of an empty group expire
     /// this long after the group became empty (or, for groups that never had members, after
     /// the commit).
     pub offsets_retention_ms: i64,
-    /// `offsets.retention.check.interval.ms` (600000): how often expired offsets are looked
-    /// for.
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are looked for.
     pub offsets_retention_check_interval_ms: i64,
-    /// `offsets.topic.num.partitions` (50).
+    /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
-    /// `offsets.topic.replication.factor` (3), capped by the live brokers when the topic is
+    /// `offsets.topic.replication.factor`, capped by the live brokers when the topic is
     /// created so single-broker clusters work.
     pub offsets_topic_replication_factor: i16,
-    /// `offset.metadata.max.bytes` (4096): longer commit metadata is refused with
+    /// `offset.metadata.max.bytes`: longer commit metadata is refused with
     /// OFFSET_METADATA_TOO_LARGE.
     pub offset_metadata_max_bytes: usize,
 }
