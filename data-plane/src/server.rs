@@ -59,17 +59,15 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Default bound on concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-/// Default of `connections.max.idle.ms`: Kafka's, 10 minutes (from the config catalog).
-pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 =
-    ferry_kafka_config::default_int("connections.max.idle.ms") as u64;
+/// Default of `connections.max.idle.ms`: Kafka's, 10 minutes.
+pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
 
 /// Default of `max.connections.per.ip`. Kafka's is unbounded (`Integer.MAX_VALUE`); Ferry's is
 /// a tenth of [`DEFAULT_MAX_CONNECTIONS`], so no single address can take the listener and at
 /// least ten must cooperate to fill it, while a host running many clients (or, in `ferry dev`,
 /// every client and broker on 127.0.0.1) stays far from it. Raise it for a NAT gateway with
-/// more than a thousand clients behind it. The value is the config catalog's.
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize =
-    ferry_kafka_config::default_int("max.connections.per.ip") as usize;
+/// more than a thousand clients behind it.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1_000;
 
 /// Connections accepted beyond the client bounds for replica fetchers only. A broker has at
 /// most one fetcher connection to each leader, and a cluster at most 60 brokers, so 64 leaves
