@@ -192,6 +192,19 @@ mod tests {
     }
 
     #[test]
+    fn typed_defaults_read_back_as_the_catalog_defaults() {
+        // DescribeConfigs reports DEFAULT_CONFIG from the catalog and every other layer from
+        // the typed settings; both must agree on every default.
+        let config = BrokerConfig::new(1, PathBuf::from("/tmp/x"));
+        for def in ferry_kafka_config::broker_configs() {
+            let Some(default) = def.default_value() else {
+                continue;
+            };
+            assert_eq!(config.value(def.name), Some(default), "{}", def.name);
+        }
+    }
+
+    #[test]
     fn refuses_unknown_names_and_bad_values() {
         let mut config = BrokerConfig::new(1, PathBuf::from("/tmp/x"));
         assert!(
