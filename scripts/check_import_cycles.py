@@ -54,12 +54,6 @@ ALLOWED: list[tuple[str, frozenset[str], bool, str]] = [
     # log::testutil) uses the module whose tests use it, or a test checks another module.
     (
         "ferry-data-plane",
-        frozenset({"group", "metadata"}),
-        True,
-        "group's config test asks metadata's broker catalog (issue 14 item 2 folds both)",
-    ),
-    (
-        "ferry-data-plane",
         frozenset({"controller::execute", "controller::testing"}),
         True,
         "test helper cluster drives execute; execute's tests use the helper",

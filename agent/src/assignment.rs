@@ -13,7 +13,7 @@ use ferry_proto::controlplane::v1 as pb;
 use serde::{Deserialize, Serialize};
 
 /// A node's id in its cluster (Kafka's `node.id`): controllers 1..=C, brokers 101.. .
-pub type NodeId = i32;
+pub use ferry_kafka_config::ids::NodeId;
 
 /// A process id.
 pub type Pid = u32;

@@ -27,9 +27,8 @@
 //! last; in a reviewed configuration that is almost always a mistake).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use ferry_data_plane::broker::BrokerConfig;
+use ferry_kafka_config::validate_broker_configs;
 
 use crate::placement::Role;
 use crate::spec::FieldViolation;
@@ -54,18 +53,12 @@ const SET_BY_FERRY: &[&str] = &[
     "process.roles",
 ];
 
-/// Broker configs only brokers read; every other accepted config is also a default the
+/// Whether a property matters to controllers (see the module docs): the catalog says which
+/// broker configs only brokers read; every other accepted config is also a default the
 /// active controller applies (topic defaults filled into CreateTopics, the unclean election
 /// default), so controllers get it too.
-const BROKER_ONLY: &[&str] = &[
-    "auto.create.topics.enable",
-    "log.retention.check.interval.ms",
-    "replica.lag.time.max.ms",
-];
-
-/// Whether a property matters to controllers (see the module docs).
 pub fn concerns_controllers(name: &str) -> bool {
-    !BROKER_ONLY.contains(&name)
+    ferry_kafka_config::broker(name).is_none_or(|config| config.controllers)
 }
 
 /// One `name=value` of a properties text, with the line it starts on (1-based).
@@ -180,7 +173,8 @@ fn unescape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<char
     }
 }
 
-/// Parses `text` and checks every entry the way `ferry node` will apply it. Every problem is
+/// Parses `text` and checks every entry with the catalog's checks, the ones `ferry node` runs
+/// before applying it. Every problem is
 /// one violation of `field`: `field` itself for a malformed line or a text too long,
 /// `field[name]` for a name Ferry does not accept, a value it refuses, or a name given twice;
 /// each description starts with `line N:`.
@@ -209,7 +203,6 @@ pub fn parse_and_validate(
     let mut violations = Vec::new();
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
-    let fresh = || BrokerConfig::new(0, PathBuf::new());
     for Property { line, name, value } in &properties {
         let key_field = format!("{field}[{name}]");
         if let Some(first) = first_line.get(name) {
@@ -229,7 +222,7 @@ pub fn parse_and_validate(
             ));
             continue;
         }
-        if let Err(why) = fresh().apply_kafka_configs([(name.as_str(), value.as_str())]) {
+        if let Err(why) = validate_broker_configs([(name.as_str(), value.as_str())]) {
             violations.push(FieldViolation::new(
                 key_field,
                 format!("line {line}: {why}"),
@@ -239,10 +232,9 @@ pub fn parse_and_validate(
         map.insert(name.clone(), value.clone());
     }
     if violations.is_empty()
-        && let Err(why) =
-            fresh().apply_kafka_configs(map.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        && let Err(why) = validate_broker_configs(map.iter().map(|(n, v)| (n.as_str(), v.as_str())))
     {
-        violations.push(FieldViolation::new(field, why));
+        violations.push(FieldViolation::new(field, why.to_string()));
     }
     if violations.is_empty() {
         Ok(map)

@@ -44,7 +44,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-pub use ferry_data_plane::metadata::NodeId;
+pub use ferry_kafka_config::ids::NodeId;
 
 use crate::spec::ClusterSpec;
 

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_identity::{CONTROL_PLANE_SERVER_NAME, Identity, Policy};
-use ferry_quorum::{Quorum, QuorumHandle};
+use ferry_quorum::{Quorum, QuorumHandle, RaftId};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
@@ -62,7 +62,7 @@ pub const ISSUER: &str = "ferry-control-plane";
 /// The audience (`aud`) of the tokens a control plane mints and accepts.
 pub const AUDIENCE: &str = "ferry-api";
 /// The raft id of a control plane running alone.
-pub const RAFT_ID: u64 = 1;
+pub const RAFT_ID: RaftId = 1;
 /// Subdirectory of the data directory holding the store's raft log and snapshots.
 pub const STORE_DIR: &str = "store";
 /// How long [`Server::bind`] waits for the single voter to elect itself.
@@ -97,12 +97,12 @@ pub struct ServerOptions {
     pub api: ApiConfig,
     /// How the reconciler runs.
     pub reconciler: ReconcilerOptions,
-    /// Every member's raft id and the `host:port` of its *peer* listener (this one
-    /// included), for a replicated control plane; empty to run alone as [`RAFT_ID`] on the
+    /// Every member's raft id (a control-plane member's own number, not a Kafka node id) and
+    /// the `host:port` of its *peer* listener (this one included), for a replicated control plane; empty to run alone as [`RAFT_ID`] on the
     /// peer listener's address. Fixed when the store's directory is first created.
-    pub peers: BTreeMap<u64, String>,
+    pub peers: BTreeMap<RaftId, String>,
     /// This member's raft id among `peers`.
-    pub raft_id: u64,
+    pub raft_id: RaftId,
 }
 
 impl std::fmt::Debug for ServerOptions {

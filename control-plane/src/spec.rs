@@ -28,9 +28,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::PathBuf;
 
-use ferry_data_plane::broker::BrokerConfig;
+use ferry_kafka_config::validate_broker_configs;
 
 /// Longest cluster name.
 pub const NAME_LEN_MAX: usize = 64;
@@ -248,22 +247,24 @@ fn check_storage(bytes: u64, out: &mut Vec<FieldViolation>) {
     }
 }
 
-/// Applies each override to a default broker config, as `ferry node` does, one at a time so that
+/// Checks each override with the catalog's checks, as `ferry node` does, one at a time so that
 /// every bad override gets its own violation; then all together, for rules across configs.
 fn check_broker_config(overrides: &BTreeMap<String, String>, out: &mut Vec<FieldViolation>) {
-    let fresh = || BrokerConfig::new(0, PathBuf::new());
     let mut all_valid = true;
     for (name, value) in overrides {
-        if let Err(why) = fresh().apply_kafka_configs([(name.as_str(), value.as_str())]) {
+        if let Err(why) = validate_broker_configs([(name.as_str(), value.as_str())]) {
             all_valid = false;
-            out.push(FieldViolation::new(format!("broker_config[{name}]"), why));
+            out.push(FieldViolation::new(
+                format!("broker_config[{name}]"),
+                why.to_string(),
+            ));
         }
     }
     if all_valid
         && let Err(why) =
-            fresh().apply_kafka_configs(overrides.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            validate_broker_configs(overrides.iter().map(|(n, v)| (n.as_str(), v.as_str())))
     {
-        out.push(FieldViolation::new("broker_config", why));
+        out.push(FieldViolation::new("broker_config", why.to_string()));
     }
 }
 

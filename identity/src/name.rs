@@ -44,7 +44,7 @@ pub const CONTROL_PLANE_SERVER_NAME: &str = "control-plane.ferry.internal";
 pub const ID_LEN_MAX: usize = 63;
 
 /// A cluster's node id (Kafka's `node.id`), as the data plane numbers nodes.
-pub type NodeId = i32;
+pub use ferry_kafka_config::ids::NodeId;
 
 /// The roles a node's certificate allows it to act in (Kafka's `process.roles`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

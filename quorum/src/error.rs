@@ -9,7 +9,7 @@
 //! | [`Error::Stopped`] | maybe | the local node is gone; use another one |
 //! | [`Error::Io`], [`Error::Corrupt`] | maybe | the node stopped; an operator must look |
 
-use crate::NodeId;
+use crate::RaftId;
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
@@ -24,7 +24,7 @@ pub enum Error {
     })]
     NotLeader {
         /// The leader this node believes in, if it knows one.
-        leader_hint: Option<NodeId>,
+        leader_hint: Option<RaftId>,
     },
     /// The quorum cannot serve the request now (no leader, no majority, a full queue, or a
     /// timeout before the command entered the log). Nothing was applied; retrying is safe.

@@ -90,9 +90,21 @@ pub use server::{Quorum, QuorumHandle};
 pub use state_machine::StateMachine;
 pub use storage::LogStore;
 
-/// A voter's id: nonzero, unique within its quorum (raft-rs reserves 0 for "none"). A KRaft
-/// node id `n >= 0` maps to `n + 1`.
-pub type NodeId = u64;
+/// A voter's id as raft-rs numbers voters: nonzero, unique within its quorum (raft-rs reserves
+/// 0 for "none"). A Kafka node id (`ferry_kafka_config::ids::NodeId`, an i32) converts at this
+/// crate's boundary with [`raft_id`] and [`node_id`]; the control plane's members have raft
+/// ids of their own and no Kafka node id.
+pub type RaftId = u64;
+
+/// The raft id of Kafka node id `node` (`n >= 0` maps to `n + 1`).
+pub fn raft_id(node: ferry_kafka_config::ids::NodeId) -> RaftId {
+    RaftId::try_from(node).expect("node ids are validated non-negative") + 1
+}
+
+/// The Kafka node id of a raft id that [`raft_id`] made.
+pub fn node_id(raft: RaftId) -> ferry_kafka_config::ids::NodeId {
+    ferry_kafka_config::ids::NodeId::try_from(raft - 1).expect("raft ids come from node ids")
+}
 
 /// Raft messages as raft-rs defines them (`eraftpb.Message`), for drivers of [`Node`].
 pub use raft::prelude::Message;

@@ -67,7 +67,7 @@ use raft::{RawNode, ReadState, SnapshotStatus, StateRole};
 
 use crate::disk::Disk;
 use crate::storage::LogStore;
-use crate::{Error, NodeId, Options, Result, StateMachine};
+use crate::{Error, Options, RaftId, Result, StateMachine};
 
 /// Largest term accepted from a peer. No real quorum gets near it (a term per election), and
 /// a message above it could make this node's own term overflow at its next campaign.
@@ -116,11 +116,11 @@ pub enum Role {
 #[derive(Clone, Debug)]
 pub struct Status {
     /// This voter's id.
-    pub id: NodeId,
+    pub id: RaftId,
     /// This voter's role.
     pub role: Role,
     /// The leader of the current term, if known.
-    pub leader: Option<NodeId>,
+    pub leader: Option<RaftId>,
     /// The current term (KRaft's leader epoch).
     pub term: u64,
     /// The highest index known committed (KRaft's high watermark).
@@ -139,7 +139,7 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VoterStatus {
     /// The voter's id.
-    pub id: NodeId,
+    pub id: RaftId,
     /// The highest index known replicated on it; only the leader knows (`None` elsewhere).
     pub matched: Option<u64>,
     /// How long ago the leader last heard from it (rounded to ticks); only on the leader,
@@ -183,7 +183,7 @@ pub struct Node<S: StateMachine, D: Disk> {
     /// Ticks since the node started.
     ticks: u64,
     /// On the leader: the tick at which each peer last answered an append or heartbeat.
-    last_contact: BTreeMap<NodeId, u64>,
+    last_contact: BTreeMap<RaftId, u64>,
     /// Set when `ready` failed; the node must then be dropped.
     failed: bool,
 }
@@ -450,7 +450,7 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             ));
         }
         // Membership is static, and `restore` is fatal on a voter set it cannot rebuild.
-        let sorted = |voters: &[NodeId]| {
+        let sorted = |voters: &[RaftId]| {
             let mut voters = voters.to_vec();
             voters.sort_unstable();
             voters
@@ -525,12 +525,12 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     }
 
     /// Tells raft that a message to `peer` could not be delivered.
-    pub fn report_unreachable(&mut self, peer: NodeId) {
+    pub fn report_unreachable(&mut self, peer: RaftId) {
         self.raw.report_unreachable(peer);
     }
 
     /// Tells raft whether a snapshot message to `peer` was delivered.
-    pub fn report_snapshot(&mut self, peer: NodeId, delivered: bool) {
+    pub fn report_snapshot(&mut self, peer: RaftId, delivered: bool) {
         let status = if delivered {
             SnapshotStatus::Finish
         } else {
@@ -742,12 +742,12 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     }
 
     /// This node's id.
-    pub fn id(&self) -> NodeId {
+    pub fn id(&self) -> RaftId {
         self.raw.raft.id
     }
 
     /// The leader this node knows of, if any.
-    pub fn leader(&self) -> Option<NodeId> {
+    pub fn leader(&self) -> Option<RaftId> {
         Some(self.raw.raft.leader_id).filter(|id| *id != raft::INVALID_ID)
     }
 
@@ -790,7 +790,7 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
             StateRole::Candidate => Role::Candidate,
             StateRole::Leader => Role::Leader,
         };
-        let mut voters: Vec<NodeId> = self.store().conf_state().voters.clone();
+        let mut voters: Vec<RaftId> = self.store().conf_state().voters.clone();
         voters.sort_unstable();
         let voters = voters
             .into_iter()
@@ -810,7 +810,7 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     }
 
     /// One voter's replication state; only meaningful on the leader.
-    fn voter_status(&self, id: NodeId, leader: bool) -> VoterStatus {
+    fn voter_status(&self, id: RaftId, leader: bool) -> VoterStatus {
         if !leader {
             return VoterStatus {
                 id,

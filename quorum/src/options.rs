@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use ferry_identity::{Identity, Policy, TlsMaterial};
 
-use crate::{Error, NodeId, Result};
+use crate::{Error, RaftId, Result};
 
 /// Default time between two raft ticks.
 pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_millis(100);
@@ -54,11 +54,11 @@ const _: () = assert!(SNAPSHOT_CHUNK_BYTES < MESSAGE_BYTES_MAX);
 #[derive(Clone, Debug)]
 pub struct Options {
     /// This voter's id: nonzero and unique in the quorum.
-    pub id: NodeId,
+    pub id: RaftId,
     /// Every voter of the quorum, this one included: id → `host:port` of its quorum gRPC
     /// listener. Used to bootstrap a fresh directory (the voter set) and to reach peers. The
     /// voter set is fixed at bootstrap; a directory that already holds a log keeps its own.
-    pub peers: BTreeMap<NodeId, String>,
+    pub peers: BTreeMap<RaftId, String>,
     /// Time between two raft ticks.
     pub tick_interval: Duration,
     /// Ticks without a leader before a follower campaigns (the election timeout's lower bound).
@@ -109,7 +109,7 @@ pub struct Options {
 }
 
 /// The voter id a verified peer identity speaks for, if it is a voter of this quorum.
-pub type VoterOf = Arc<dyn Fn(&Identity) -> Option<NodeId> + Send + Sync>;
+pub type VoterOf = Arc<dyn Fn(&Identity) -> Option<RaftId> + Send + Sync>;
 
 /// Mutual TLS of a quorum member: who it is, whom it trusts, who may call what.
 ///

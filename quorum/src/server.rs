@@ -47,7 +47,7 @@ use crate::node::{Outcome, ProposalId, ReadId};
 use crate::request::ClientRequest;
 use crate::storage::LogStore;
 use crate::transport::{self, Feedback, PeerClient, RaftService, SnapshotLimits};
-use crate::{Error, Node, NodeId, Options, Result, StateMachine, Status};
+use crate::{Error, Node, Options, RaftId, Result, StateMachine, Status};
 
 /// Pause between attempts while a proposal waits for a leader to be elected or to move.
 pub const PROPOSE_RETRY_BACKOFF: Duration = Duration::from_millis(50);
@@ -90,7 +90,7 @@ impl Quorum {
                 .tls_config(ferry_identity::server_tls_config(&tls.material))
                 .map_err(|e| Error::InvalidInput(format!("TLS material: {e}")))?;
         }
-        let voters: Vec<NodeId> = options.peers.keys().copied().collect();
+        let voters: Vec<RaftId> = options.peers.keys().copied().collect();
         let store = LogStore::open(FsDisk::open(dir)?, &voters)?;
         let logger = crate::logger::tracing_logger();
         let node = Node::new(&options, state_machine, store, rand::random(), &logger)?;
@@ -258,10 +258,10 @@ fn serve(
 /// Who may call the services of `ferry.quorum.v1` (`Raft` and any other service between
 /// voters): identities that are voters of this quorum.
 fn raft_policy(
-    peers: &BTreeMap<NodeId, String>,
+    peers: &BTreeMap<RaftId, String>,
     voter_of: crate::VoterOf,
 ) -> ferry_identity::Policy {
-    let voters: Vec<NodeId> = peers.keys().copied().collect();
+    let voters: Vec<RaftId> = peers.keys().copied().collect();
     let is_voter = move |peer: &ferry_identity::Identity| {
         voter_of(peer).is_some_and(|id| voters.contains(&id))
     };
@@ -275,7 +275,7 @@ struct NodeTask<S: StateMachine> {
     /// The options it runs with.
     options: Options,
     /// Per-peer outbound queues.
-    peers: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    peers: BTreeMap<RaftId, mpsc::Sender<Message>>,
     /// Callers waiting for proposals, by proposal id.
     proposals: HashMap<ProposalId, oneshot::Sender<Result<Vec<u8>>>>,
     /// Callers waiting for reads, by read id.
@@ -410,7 +410,7 @@ pub struct QuorumHandle {
 /// What the clones of a [`QuorumHandle`] share.
 struct Inner {
     /// This voter's id.
-    id: NodeId,
+    id: RaftId,
     /// The options it was started with.
     options: Options,
     /// The address its gRPC server listens on.
@@ -418,7 +418,7 @@ struct Inner {
     /// Into the node task.
     requests: mpsc::Sender<ClientRequest>,
     /// gRPC clients of the other voters, for forwarding proposals.
-    clients: BTreeMap<NodeId, RaftClient<Channel>>,
+    clients: BTreeMap<RaftId, RaftClient<Channel>>,
     /// Set to `true` to stop the node task and the server.
     shutdown: watch::Sender<bool>,
     /// The node task and the server task, awaited by `shutdown`.
@@ -427,7 +427,7 @@ struct Inner {
 
 impl QuorumHandle {
     /// This voter's id.
-    pub fn id(&self) -> NodeId {
+    pub fn id(&self) -> RaftId {
         self.inner.id
     }
 

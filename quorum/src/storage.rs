@@ -39,7 +39,7 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use crate::disk::Disk;
-use crate::{Error, NodeId, Result};
+use crate::{Error, RaftId, Result};
 
 /// File name of the log.
 const LOG_FILE: &str = "log";
@@ -70,7 +70,7 @@ pub struct LogStore<D: Disk> {
 impl<D: Disk> LogStore<D> {
     /// Opens the storage on `disk`, replaying the log and cutting a torn tail. A fresh disk
     /// is bootstrapped with `voters` as the voter set; an existing one keeps its own.
-    pub fn open(mut disk: D, voters: &[NodeId]) -> Result<LogStore<D>> {
+    pub fn open(mut disk: D, voters: &[RaftId]) -> Result<LogStore<D>> {
         let snapshot = match disk.read(SNAPSHOT_FILE)? {
             Some(bytes) => {
                 let snapshot = decode_snapshot(&bytes)?;

@@ -49,7 +49,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::request::ClientRequest;
-use crate::{Error, NodeId, Result};
+use crate::{Error, RaftId, Result};
 
 /// The gRPC path prefix of every service of the quorum's package (`Raft` and any other
 /// service between voters): with TLS, only voters may call them.
@@ -70,9 +70,9 @@ pub const PEER_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug)]
 pub(crate) enum Feedback {
     /// A call to this peer failed.
-    Unreachable(NodeId),
+    Unreachable(RaftId),
     /// A snapshot message to this peer was delivered (`true`) or lost (`false`).
-    Snapshot(NodeId, bool),
+    Snapshot(RaftId, bool),
 }
 
 /// Encodes a raft message for the wire.
@@ -109,7 +109,7 @@ pub(crate) struct PeerClient {
 
 /// Sends the messages queued for `peer` until the queue's sender (the node task) is dropped.
 pub(crate) async fn run_peer(
-    peer: NodeId,
+    peer: RaftId,
     client: PeerClient,
     mut queue: mpsc::Receiver<Message>,
     feedback: mpsc::Sender<Feedback>,
@@ -163,7 +163,7 @@ pub(crate) async fn run_peer(
 /// Sends a batch of messages with `Raft.Send`, in as many calls as keep each request below
 /// half of the message size limit; whether all were delivered (it stops at the first failure).
 async fn send_batch(
-    peer: NodeId,
+    peer: RaftId,
     client: &mut RaftClient<Channel>,
     batch: Vec<Message>,
     limits: SnapshotLimits,
@@ -190,7 +190,7 @@ async fn send_batch(
 
 /// Sends one MsgSnapshot in chunks with `RaftSnapshot.Send`; whether it was delivered.
 async fn send_snapshot(
-    peer: NodeId,
+    peer: RaftId,
     client: &mut RaftSnapshotClient<Channel>,
     mut msg: Message,
     limits: SnapshotLimits,
@@ -295,7 +295,7 @@ async fn receive_snapshot(
 #[derive(Clone)]
 pub struct RaftService {
     /// This voter's id: inbound messages must be addressed to it.
-    id: NodeId,
+    id: RaftId,
     /// Into the node task's inbound queue.
     inbound: mpsc::Sender<Message>,
     /// Into the node task's client request queue (for forwarded proposals).
@@ -312,7 +312,7 @@ pub struct RaftService {
 impl RaftService {
     /// A service feeding the node task through these queues.
     pub(crate) fn new(
-        id: NodeId,
+        id: RaftId,
         inbound: mpsc::Sender<Message>,
         requests: mpsc::Sender<ClientRequest>,
         propose_timeout: Duration,
@@ -335,7 +335,7 @@ impl RaftService {
     }
 
     /// The voter id the caller may send as, when the transport is authenticated.
-    fn sender<T>(&self, request: &Request<T>) -> std::result::Result<Option<NodeId>, Status> {
+    fn sender<T>(&self, request: &Request<T>) -> std::result::Result<Option<RaftId>, Status> {
         let Some(voter_of) = &self.voter_of else {
             return Ok(None);
         };

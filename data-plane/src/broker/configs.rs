@@ -1,7 +1,8 @@
 //! DescribeConfigs (key 32), AlterConfigs (key 33) and IncrementalAlterConfigs (key 44).
 //!
-//! Topic configs live in the metadata image as overrides of the broker defaults; dynamic broker
-//! configs live there too ([`crate::metadata::broker_configs`]). Changes go through the metadata
+//! Which configs exist, their types, defaults, synonyms and documentation come from the catalog
+//! (`ferry_kafka_config`). Topic configs live in the metadata image as overrides of the broker
+//! defaults; dynamic broker configs live there too ([`crate::metadata::broker_configs`]). Changes go through the metadata
 //! authority and take effect on every broker without a restart, when it applies the new image
 //! (the partition logs get their new settings then).
 //!
@@ -35,59 +36,15 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Broker, BrokerConfig};
+use ferry_kafka_config::{Config, source};
+
+use super::Broker;
 use crate::controller::{Command, CommandResult, ConfigOp, ConfigResource};
-use crate::metadata::broker_configs::{self, BROKER_CONFIGS, BrokerConfigDef, source};
-use crate::metadata::topic_config::{
-    COMPRESSION_TYPE, MIN_INSYNC_REPLICAS, TopicConfig, UNCLEAN_LEADER_ELECTION_ENABLE,
-};
 use crate::metadata::{AdminError, Image};
 
 /// Kafka's resource type codes.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
-
-/// Every topic config with its effective value.
-fn topic_config_values(config: &TopicConfig) -> Vec<(&'static str, String)> {
-    let mut values = config.log.describe();
-    values.push((MIN_INSYNC_REPLICAS, config.min_insync_replicas.to_string()));
-    values.push((
-        UNCLEAN_LEADER_ELECTION_ENABLE,
-        config.unclean_leader_election_enable.to_string(),
-    ));
-    values.push((COMPRESSION_TYPE, "producer".to_string()));
-    values.sort();
-    values
-}
-
-/// The value of `name` in `config`, for the broker configs that are settings of
-/// [`BrokerConfig`]; `None` for a name the catalog does not know.
-fn broker_config_value(config: &BrokerConfig, name: &str) -> Option<String> {
-    let def = broker_configs::find(name)?;
-    if let Some(topic_name) = def.topic_config {
-        return topic_config_values(&config.topic_defaults.config)
-            .into_iter()
-            .find(|(n, _)| *n == topic_name)
-            .map(|(_, v)| v);
-    }
-    Some(match name {
-        "auto.create.topics.enable" => config.auto_create_topics_enable.to_string(),
-        "broker.id" | "node.id" => config.node_id.to_string(),
-        "connections.max.idle.ms" => config.connections_max_idle.as_millis().to_string(),
-        "max.connections.per.ip" => config.max_connections_per_ip.to_string(),
-        "default.replication.factor" => {
-            config.topic_defaults.default_replication_factor.to_string()
-        }
-        "log.retention.check.interval.ms" => {
-            config.retention_check_interval.as_millis().to_string()
-        }
-        "num.partitions" => config.topic_defaults.num_partitions.to_string(),
-        "producer.id.expiration.ms" => config.producer_id_expiration_ms.to_string(),
-        name if crate::group::GroupOptions::is_config(name) => config.groups.config_value(name)?,
-        "replica.lag.time.max.ms" => config.replica_lag_time_max.as_millis().to_string(),
-        other => unreachable!("broker config {other} is in the catalog but has no value"),
-    })
-}
 
 /// One config as DescribeConfigs reports it.
 struct Described {
@@ -215,7 +172,7 @@ impl Broker {
 
     /// The layers below a topic override of broker config `def` for this broker: dynamic
     /// (own, then cluster-wide), static, default; each with the value it sets.
-    fn broker_synonyms(&self, image: &Image, def: &BrokerConfigDef) -> Vec<(String, String, i8)> {
+    fn broker_synonyms(&self, image: &Image, def: &Config) -> Vec<(String, String, i8)> {
         let name = def.name.to_string();
         let mut synonyms = Vec::new();
         let dynamic = &image.broker_configs;
@@ -233,14 +190,13 @@ impl Broker {
                 source::DYNAMIC_DEFAULT_BROKER_CONFIG,
             ));
         }
-        let is_id = matches!(def.name, "node.id" | "broker.id");
-        if is_id || self.config.static_configs.contains_key(def.name) {
-            let value = broker_config_value(&self.config, def.name).unwrap_or_default();
+        // A config without a default (the node's ids) is set for each node at startup.
+        let default = def.default_value();
+        if default.is_none() || self.config.static_configs.contains_key(def.name) {
+            let value = self.config.value(def.name).unwrap_or_default();
             synonyms.push((name.clone(), value, source::STATIC_BROKER_CONFIG));
         }
-        if !is_id {
-            let defaults = BrokerConfig::new(self.node_id(), self.config.log_dir.clone());
-            let value = broker_config_value(&defaults, def.name).unwrap_or_default();
+        if let Some(value) = default {
             synonyms.push((name, value, source::DEFAULT_CONFIG));
         }
         synonyms
@@ -267,10 +223,11 @@ impl Broker {
         let effective = defaults
             .with_overrides(overrides)
             .unwrap_or_else(|_| defaults.clone());
-        topic_config_values(&effective)
+        effective
+            .describe()
             .into_iter()
             .map(|(name, value)| {
-                let def = broker_configs::for_topic_config(name);
+                let def = ferry_kafka_config::synonym_of_topic(name);
                 let mut synonyms = Vec::new();
                 if let Some(value) = overrides.get(name) {
                     synonyms.push((
@@ -291,7 +248,9 @@ impl Broker {
                     name: name.to_string(),
                     synonyms,
                     read_only: false,
-                    config_type: def.map_or(broker_configs::config_type::STRING, |d| d.config_type),
+                    config_type: def
+                        .map_or(ferry_kafka_config::Type::String, |d| d.kind)
+                        .code(),
                     doc: def.map(|d| d.doc),
                 }
             })
@@ -300,13 +259,12 @@ impl Broker {
 
     /// Every broker config of this broker, with its layers.
     fn broker_entries(&self, image: &Image) -> Vec<Described> {
-        BROKER_CONFIGS
-            .iter()
+        ferry_kafka_config::broker_configs()
             .map(|def| Described {
                 name: def.name.to_string(),
                 synonyms: self.broker_synonyms(image, def),
-                read_only: !def.dynamic,
-                config_type: def.config_type,
+                read_only: def.read_only(),
+                config_type: def.kind.code(),
                 doc: Some(def.doc),
             })
             .collect()
@@ -319,7 +277,7 @@ impl Broker {
             .cluster
             .iter()
             .map(|(name, value)| {
-                let def = broker_configs::find(name);
+                let def = ferry_kafka_config::broker(name);
                 Described {
                     name: name.clone(),
                     synonyms: vec![(
@@ -327,8 +285,10 @@ impl Broker {
                         value.clone(),
                         source::DYNAMIC_DEFAULT_BROKER_CONFIG,
                     )],
-                    read_only: def.is_none_or(|d| !d.dynamic),
-                    config_type: def.map_or(broker_configs::config_type::STRING, |d| d.config_type),
+                    read_only: def.is_none_or(|d| d.read_only()),
+                    config_type: def
+                        .map_or(ferry_kafka_config::Type::String, |d| d.kind)
+                        .code(),
                     doc: def.map(|d| d.doc),
                 }
             })

@@ -31,14 +31,12 @@ use crate::metadata::{NodeId, TopicId};
 /// current incarnation by presenting it (heartbeats, producer-id requests, ISR changes).
 pub type BrokerEpoch = i64;
 
-/// A partition's leader epoch: increases every time the partition's leader changes.
-pub type LeaderEpoch = i32;
+/// A partition's leader epoch (increases every time the partition's leader changes) and a
+/// producer id (handed to brokers in blocks by the controller).
+pub use ferry_kafka_config::ids::{LeaderEpoch, ProducerId};
 
 /// A partition's epoch: increases on every change of the partition (leader, ISR, replicas).
 pub type PartitionEpoch = i32;
-
-/// A producer id, handed to brokers in blocks by the controller.
-pub type ProducerId = i64;
 
 /// The leader value Kafka writes for "no leader".
 pub const NO_LEADER: NodeId = -1;

@@ -35,7 +35,7 @@ pub mod state;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Wall-clock milliseconds since the Unix epoch, passed into the core as `now`.
-pub type Millis = i64;
+pub use ferry_kafka_config::ids::Millis;
 
 /// A generation of a group: increases by one every time a rebalance completes.
 pub type Generation = i32;
@@ -64,70 +64,64 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     abs % partitions
 }
 
-/// Settings of the coordinator, by Kafka's broker config names.
+/// Settings of the coordinator, by Kafka's broker config names (defaults, bounds and docs are
+/// the catalog's, `ferry_kafka_config`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupOptions {
-    /// `group.initial.rebalance.delay.ms` (Kafka's default 3000): how long the first rebalance
-    /// of an empty group waits for more members, extended by this much per new member up to
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an
+    /// empty group waits for more members, extended by this much per new member up to
     /// the rebalance timeout.
     pub initial_rebalance_delay_ms: i64,
-    /// `group.min.session.timeout.ms` (6000): smaller session timeouts are refused.
+    /// `group.min.session.timeout.ms`: smaller session timeouts are refused.
     pub min_session_timeout_ms: i32,
-    /// `group.max.session.timeout.ms` (1800000): larger session timeouts are refused.
+    /// `group.max.session.timeout.ms`: larger session timeouts are refused.
     pub max_session_timeout_ms: i32,
     /// `group.max.size`: members beyond this are refused with GROUP_MAX_SIZE_REACHED. Kafka's
     /// default is unbounded; Ferry bounds it (every queue has a bound).
     pub max_size: usize,
-    /// `offsets.retention.minutes` (7 days) in ms: committed offsets of an empty group expire
+    /// `offsets.retention.minutes`, in ms: committed offsets of an empty group expire
     /// this long after the group became empty (or, for groups that never had members, after
     /// the commit).
     pub offsets_retention_ms: i64,
-    /// `offsets.retention.check.interval.ms` (600000): how often expired offsets are looked
-    /// for.
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are looked for.
     pub offsets_retention_check_interval_ms: i64,
-    /// `offsets.topic.num.partitions` (50).
+    /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
-    /// `offsets.topic.replication.factor` (3), capped by the live brokers when the topic is
+    /// `offsets.topic.replication.factor`, capped by the live brokers when the topic is
     /// created so single-broker clusters work.
     pub offsets_topic_replication_factor: i16,
-    /// `offset.metadata.max.bytes` (4096): longer commit metadata is refused with
+    /// `offset.metadata.max.bytes`: longer commit metadata is refused with
     /// OFFSET_METADATA_TOO_LARGE.
     pub offset_metadata_max_bytes: usize,
 }
 
 impl Default for GroupOptions {
+    /// The catalog's defaults (`ferry_kafka_config`).
     fn default() -> Self {
-        Self {
-            initial_rebalance_delay_ms: 3000,
-            min_session_timeout_ms: 6000,
-            max_session_timeout_ms: 1_800_000,
-            max_size: GROUP_MAX_SIZE_DEFAULT,
-            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
-            offsets_retention_check_interval_ms: 600_000,
-            offsets_topic_partitions: 50,
-            offsets_topic_replication_factor: 3,
-            offset_metadata_max_bytes: 4096,
+        let mut options = Self {
+            initial_rebalance_delay_ms: 0,
+            min_session_timeout_ms: 0,
+            max_session_timeout_ms: 0,
+            max_size: 0,
+            offsets_retention_ms: 0,
+            offsets_retention_check_interval_ms: 0,
+            offsets_topic_partitions: 0,
+            offsets_topic_replication_factor: 0,
+            offset_metadata_max_bytes: 0,
+        };
+        for config in ferry_kafka_config::broker_configs() {
+            if options.config_value(config.name).is_some() {
+                options.set(config.name, config.default_int());
+            }
         }
+        options
     }
 }
-
-/// The broker config names [`GroupOptions`] takes.
-const CONFIG_NAMES: &[&str] = &[
-    "group.initial.rebalance.delay.ms",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "group.max.size",
-    "offsets.retention.minutes",
-    "offsets.retention.check.interval.ms",
-    "offsets.topic.num.partitions",
-    "offsets.topic.replication.factor",
-    "offset.metadata.max.bytes",
-];
 
 impl GroupOptions {
     /// Whether `name` is one of the coordinator's broker configs.
     pub fn is_config(name: &str) -> bool {
-        CONFIG_NAMES.contains(&name)
+        Self::default().config_value(name).is_some()
     }
 
     /// The value of one of these broker configs by Kafka name, as DescribeConfigs reports it;
@@ -149,52 +143,39 @@ impl GroupOptions {
         })
     }
 
-    /// Sets one broker config by Kafka name; a bad value is refused with a sentence.
+    /// Sets one broker config by Kafka name; a bad value is refused with a sentence (the
+    /// catalog's bounds). The order of the two session timeouts is checked with the whole set
+    /// of broker configs ([`ferry_kafka_config::validate_broker_configs`]).
     pub fn apply_config(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let bad = |why: &str| format!("invalid value {value:?} for {name}: {why}");
-        let int = |min: i64| {
-            value
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= min)
-                .ok_or_else(|| bad(&format!("expected an integer >= {min}")))
-        };
-        match name {
-            "group.initial.rebalance.delay.ms" => self.initial_rebalance_delay_ms = int(0)?,
-            "group.min.session.timeout.ms" => {
-                self.min_session_timeout_ms = int(0)?.min(i64::from(i32::MAX)) as i32
-            }
-            "group.max.session.timeout.ms" => {
-                self.max_session_timeout_ms = int(0)?.min(i64::from(i32::MAX)) as i32
-            }
-            "group.max.size" => self.max_size = int(1)? as usize,
-            "offsets.retention.minutes" => {
-                self.offsets_retention_ms = int(1)?.saturating_mul(60_000)
-            }
-            "offsets.retention.check.interval.ms" => {
-                self.offsets_retention_check_interval_ms = int(1)?
-            }
-            "offsets.topic.num.partitions" => {
-                self.offsets_topic_partitions = int(1)?.min(i64::from(i32::MAX)) as i32
-            }
-            "offsets.topic.replication.factor" => {
-                self.offsets_topic_replication_factor = int(1)?.min(i64::from(i16::MAX)) as i16
-            }
-            "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = int(0)? as usize,
-            _ => return Err(format!("unknown group config {name:?}")),
+        if !Self::is_config(name) {
+            return Err(format!("unknown group config {name:?}"));
         }
-        if self.min_session_timeout_ms > self.max_session_timeout_ms {
-            return Err(format!(
-                "group.min.session.timeout.ms ({}) exceeds group.max.session.timeout.ms ({})",
-                self.min_session_timeout_ms, self.max_session_timeout_ms
-            ));
-        }
+        let config = ferry_kafka_config::validate_broker(name, value).map_err(|e| e.to_string())?;
+        let n = config.int(value).map_err(|e| e.to_string())?;
+        self.set(name, n);
         Ok(())
+    }
+
+    /// Sets one config to `n`, a value in the catalog's bounds for it (which fit its field).
+    fn set(&mut self, name: &str, n: i64) {
+        match name {
+            "group.initial.rebalance.delay.ms" => self.initial_rebalance_delay_ms = n,
+            "group.min.session.timeout.ms" => self.min_session_timeout_ms = n as i32,
+            "group.max.session.timeout.ms" => self.max_session_timeout_ms = n as i32,
+            "group.max.size" => self.max_size = n as usize,
+            "offsets.retention.minutes" => self.offsets_retention_ms = n.saturating_mul(60_000),
+            "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = n,
+            "offsets.topic.num.partitions" => self.offsets_topic_partitions = n as i32,
+            "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = n as i16,
+            "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = n as usize,
+            other => unreachable!("{other} is not a group config"),
+        }
     }
 }
 
-/// Default of `group.max.size` in Ferry (Kafka's is unbounded).
-pub const GROUP_MAX_SIZE_DEFAULT: usize = 1000;
+/// Default of `group.max.size` in Ferry (Kafka's is unbounded), from the catalog.
+pub const GROUP_MAX_SIZE_DEFAULT: usize =
+    ferry_kafka_config::default_int("group.max.size") as usize;
 
 #[cfg(test)]
 mod tests {
@@ -243,9 +224,14 @@ mod tests {
     #[test]
     fn every_group_config_is_described_and_round_trips() {
         let defaults = GroupOptions::default();
-        for name in CONFIG_NAMES {
+        let names: Vec<&str> = ferry_kafka_config::broker_configs()
+            .map(|c| c.name)
+            .filter(|name| GroupOptions::is_config(name))
+            .collect();
+        assert_eq!(names.len(), 9, "{names:?}");
+        for name in names {
             assert!(
-                crate::metadata::broker_configs::find(name).is_some(),
+                ferry_kafka_config::broker(name).is_some(),
                 "{name} is missing from the broker config catalog (DescribeConfigs)"
             );
             let value = defaults.config_value(name).expect("a value");

@@ -1,34 +1,23 @@
-//! Topic-level log configuration with Kafka's names, types, defaults and bounds.
+//! A partition log's settings, typed, from Kafka's topic configs.
 //!
 //! The broker builds a [`LogConfig`] from its broker defaults (`log.retention.ms`, ... mapped
 //! by the broker) and a topic's overrides with [`LogConfig::from_kafka_configs`], and hands it
 //! to the partition log; [`super::PartitionLog::set_config`] applies a change without restart.
 //!
-//! Bounds follow Kafka's `LogConfig` validators: `segment.bytes >= 14`, `segment.ms >= 1`,
-//! `retention.ms >= -1`, `max.message.bytes >= 0`, `index.interval.bytes >= 0`,
-//! `flush.messages >= 1`, `flush.ms >= 0`. Like Kafka, any negative `retention.bytes` means
-//! unlimited. `segment.bytes` is an INT in Kafka, so it is also at most `i32::MAX`; that keeps
-//! every file position of a segment inside the u32 index entries.
+//! Names, types, defaults and bounds are the catalog's (`ferry_kafka_config::CATALOG`, after
+//! Kafka's `LogConfig` validators); this module only maps each storage config onto its field.
+//! Like Kafka, any negative `retention.bytes` means unlimited. `segment.bytes` is an INT, so at
+//! most `i32::MAX`; that keeps every file position of a segment inside the u32 index entries.
 //!
-//! Other Kafka topic configs that belong to other layers (`min.insync.replicas`,
-//! `compression.type`, ...) or are accepted without effect here (`segment.index.bytes`,
-//! `segment.jitter.ms`, `preallocate`, ...) are listed in [`OTHER_TOPIC_CONFIGS`] and ignored,
-//! so a broker can pass a topic's whole config map. Unknown names are refused.
+//! Topic configs of other layers (`min.insync.replicas`, `compression.type`, ...) and those
+//! accepted without effect (`segment.index.bytes`, `preallocate`, ...) are checked and then
+//! ignored here, so a broker can pass a topic's whole config map. Unknown names are refused.
 //! `cleanup.policy=compact` is refused: compaction is not implemented yet.
 
 use std::fmt;
 
-/// Why a configuration was refused; names the config so the broker can report it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid value {value:?} for configuration {name}: {reason}")]
-pub struct ConfigError {
-    /// The Kafka config name.
-    pub name: String,
-    /// The value given.
-    pub value: String,
-    /// Why it was refused, as a sentence fragment.
-    pub reason: String,
-}
+pub use ferry_kafka_config::ConfigError;
+use ferry_kafka_config::{Config, validate_topic};
 
 /// What to do with old segments (`cleanup.policy`). Only `delete` is supported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,24 +35,25 @@ pub enum MessageTimestampType {
     LogAppendTime,
 }
 
-/// A partition log's configuration. Field docs give the Kafka name and default.
+/// A partition log's configuration. Field docs give the Kafka name; defaults are the
+/// catalog's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
-    /// `segment.bytes` (1 GiB): roll the active segment before it would exceed this size.
+    /// `segment.bytes`: roll the active segment before it would exceed this size.
     pub segment_bytes: u64,
-    /// `segment.ms` (7 days): roll the active segment when its first batch is this old.
+    /// `segment.ms`: roll the active segment when its first batch is this old.
     pub segment_ms: i64,
-    /// `retention.ms` (7 days; -1 unlimited): delete segments whose newest timestamp is older.
+    /// `retention.ms` (-1 unlimited): delete segments whose newest timestamp is older.
     pub retention_ms: i64,
-    /// `retention.bytes` (-1 unlimited): delete oldest segments while the log is larger.
+    /// `retention.bytes` (negative: unlimited): delete oldest segments while the log is larger.
     pub retention_bytes: i64,
-    /// `max.message.bytes` (1048588): largest record batch a producer may append.
+    /// `max.message.bytes`: largest record batch a producer may append.
     pub max_message_bytes: usize,
-    /// `index.interval.bytes` (4096): bytes appended between two offset index entries.
+    /// `index.interval.bytes`: bytes appended between two offset index entries.
     pub index_interval_bytes: u64,
-    /// `cleanup.policy` (delete).
+    /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
-    /// `message.timestamp.type` (CreateTime).
+    /// `message.timestamp.type`.
     pub message_timestamp_type: MessageTimestampType,
     /// `flush.messages` (i64::MAX, i.e. never): fsync after this many appended records.
     pub flush_messages: i64,
@@ -71,53 +61,29 @@ pub struct LogConfig {
     pub flush_ms: i64,
 }
 
+/// The catalog row of topic config `name` (one of this module's).
+fn catalog(name: &str) -> Config {
+    ferry_kafka_config::topic(name).expect("the log's configs are in the catalog")
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
+        let int = |name| catalog(name).default_int();
+        let text = |name| catalog(name).default_text();
         LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 60 * 60 * 1000,
-            retention_ms: 7 * 24 * 60 * 60 * 1000,
-            retention_bytes: -1,
-            max_message_bytes: 1_048_588,
-            index_interval_bytes: 4096,
-            cleanup_policy: CleanupPolicy::Delete,
-            message_timestamp_type: MessageTimestampType::CreateTime,
-            flush_messages: i64::MAX,
-            flush_ms: i64::MAX,
+            segment_bytes: int("segment.bytes") as u64,
+            segment_ms: int("segment.ms"),
+            retention_ms: int("retention.ms"),
+            retention_bytes: int("retention.bytes"),
+            max_message_bytes: int("max.message.bytes") as usize,
+            index_interval_bytes: int("index.interval.bytes") as u64,
+            cleanup_policy: CleanupPolicy::from_word(text("cleanup.policy")),
+            message_timestamp_type: MessageTimestampType::from_word(text("message.timestamp.type")),
+            flush_messages: int("flush.messages"),
+            flush_ms: int("flush.ms"),
         }
     }
 }
-
-/// Kafka topic configs that other layers own or that the log accepts without effect.
-pub const OTHER_TOPIC_CONFIGS: &[&str] = &[
-    "compression.type",
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.storage.enable",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "unclean.leader.election.enable",
-];
-
-/// Smallest `segment.bytes` Kafka accepts (a v0 record's overhead).
-pub const SEGMENT_BYTES_MIN: u64 = 14;
 
 impl LogConfig {
     /// Applies Kafka-named `overrides` on top of `defaults`, validating each value.
@@ -133,81 +99,75 @@ impl LogConfig {
     }
 
     fn apply(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
-        let fail = |reason: &str| ConfigError {
-            name: name.to_string(),
-            value: value.to_string(),
-            reason: reason.to_string(),
-        };
-        let int = |min: i64, max: i64| -> Result<i64, ConfigError> {
-            let n: i64 = value.trim().parse().map_err(|_| fail("not an integer"))?;
-            if n < min {
-                return Err(fail(&format!("must be at least {min}")));
-            }
-            if n > max {
-                return Err(fail(&format!("must be at most {max}")));
-            }
-            Ok(n)
-        };
-        let int32 = i64::from(i32::MAX);
+        let config = validate_topic(name, value)?;
+        let int = || config.int(value);
         match name {
-            "segment.bytes" => self.segment_bytes = int(SEGMENT_BYTES_MIN as i64, int32)? as u64,
-            "segment.ms" => self.segment_ms = int(1, i64::MAX)?,
-            "retention.ms" => self.retention_ms = int(-1, i64::MAX)?,
-            "retention.bytes" => self.retention_bytes = int(i64::MIN, i64::MAX)?,
-            "max.message.bytes" => self.max_message_bytes = int(0, int32)? as usize,
-            "index.interval.bytes" => self.index_interval_bytes = int(0, int32)? as u64,
-            "flush.messages" => self.flush_messages = int(1, i64::MAX)?,
-            "flush.ms" => self.flush_ms = int(0, i64::MAX)?,
-            "cleanup.policy" => self.cleanup_policy = parse_cleanup_policy(value).map_err(fail)?,
+            "segment.bytes" => self.segment_bytes = int()? as u64,
+            "segment.ms" => self.segment_ms = int()?,
+            "retention.ms" => self.retention_ms = int()?,
+            "retention.bytes" => self.retention_bytes = int()?,
+            "max.message.bytes" => self.max_message_bytes = int()? as usize,
+            "index.interval.bytes" => self.index_interval_bytes = int()? as u64,
+            "flush.messages" => self.flush_messages = int()?,
+            "flush.ms" => self.flush_ms = int()?,
+            "cleanup.policy" => {
+                self.cleanup_policy = CleanupPolicy::from_word(config.words(value)?[0])
+            }
             "message.timestamp.type" => {
-                self.message_timestamp_type = match value.trim() {
-                    "CreateTime" => MessageTimestampType::CreateTime,
-                    "LogAppendTime" => MessageTimestampType::LogAppendTime,
-                    _ => return Err(fail("must be CreateTime or LogAppendTime")),
-                }
+                self.message_timestamp_type =
+                    MessageTimestampType::from_word(config.words(value)?[0])
             }
-            "segment.index.bytes" => {
-                int(4, int32)?;
-            }
-            _ if OTHER_TOPIC_CONFIGS.contains(&name) => {}
-            _ => return Err(fail("unknown topic configuration")),
+            // Another layer's config, or one accepted without effect.
+            _ => {}
         }
         Ok(())
     }
 
-    /// The log's configs with their current values, in Kafka's string form (DescribeConfigs).
+    /// The value of one of the log's configs in Kafka's string form; `None` for other names.
+    pub fn value(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "flush.messages" => self.flush_messages.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            "cleanup.policy" => self.cleanup_policy.to_string(),
+            "message.timestamp.type" => self.message_timestamp_type.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// The log's configs with their current values, in Kafka's string form (DescribeConfigs),
+    /// sorted by name.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("cleanup.policy", self.cleanup_policy.to_string()),
-            ("flush.messages", self.flush_messages.to_string()),
-            ("flush.ms", self.flush_ms.to_string()),
-            (
-                "index.interval.bytes",
-                self.index_interval_bytes.to_string(),
-            ),
-            ("max.message.bytes", self.max_message_bytes.to_string()),
-            (
-                "message.timestamp.type",
-                self.message_timestamp_type.to_string(),
-            ),
-            ("retention.bytes", self.retention_bytes.to_string()),
-            ("retention.ms", self.retention_ms.to_string()),
-            ("segment.bytes", self.segment_bytes.to_string()),
-            ("segment.ms", self.segment_ms.to_string()),
-        ]
+        ferry_kafka_config::topic_configs()
+            .into_iter()
+            .filter_map(|c| Some((c.name, self.value(c.name)?)))
+            .collect()
     }
 }
 
-fn parse_cleanup_policy(value: &str) -> Result<CleanupPolicy, &'static str> {
-    let mut policy = None;
-    for part in value.split(',').map(str::trim) {
-        match part {
-            "delete" => policy = Some(CleanupPolicy::Delete),
-            "compact" => return Err("compaction is not supported yet; use cleanup.policy=delete"),
-            _ => return Err("must be delete (compact is not supported yet)"),
+impl CleanupPolicy {
+    /// The policy a word the catalog accepts names.
+    fn from_word(word: &str) -> Self {
+        match word {
+            "delete" => CleanupPolicy::Delete,
+            other => unreachable!("the catalog accepts no cleanup.policy {other:?}"),
         }
     }
-    policy.ok_or("must be delete")
+}
+
+impl MessageTimestampType {
+    /// The type a word the catalog accepts names.
+    fn from_word(word: &str) -> Self {
+        match word {
+            "LogAppendTime" => MessageTimestampType::LogAppendTime,
+            _ => MessageTimestampType::CreateTime,
+        }
+    }
 }
 
 impl fmt::Display for CleanupPolicy {

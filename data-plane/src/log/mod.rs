@@ -97,7 +97,7 @@ use bytes::{Bytes, BytesMut};
 pub type Offset = i64;
 
 /// A leader epoch: bumped by the controller on every leader change of a partition.
-pub type LeaderEpoch = i32;
+pub use ferry_kafka_config::ids::LeaderEpoch;
 
 /// The outcome of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]

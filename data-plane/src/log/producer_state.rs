@@ -37,11 +37,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::Offset;
 
-/// A producer id, handed out by InitProducerId from the controllers' blocks.
-pub type ProducerId = i64;
-
-/// A producer epoch: bumped when a producer resets its sequences (KIP-360) or restarts.
-pub type ProducerEpoch = i16;
+/// A producer id, handed out by InitProducerId from the controllers' blocks; a producer epoch,
+/// bumped when a producer resets its sequences (KIP-360) or restarts.
+pub use ferry_kafka_config::ids::{ProducerEpoch, ProducerId};
 
 /// A record sequence number within one producer and partition; wraps at `i32::MAX`.
 pub type Sequence = i32;
@@ -51,8 +49,9 @@ pub type Sequence = i32;
 /// (`max.in.flight.requests.per.connection` ≤ 5 with idempotence).
 pub const BATCHES_PER_PRODUCER: usize = 5;
 
-/// Kafka's default `producer.id.expiration.ms`: one day.
-pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+/// Kafka's default `producer.id.expiration.ms`: one day (from the config catalog).
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 =
+    ferry_kafka_config::default_int("producer.id.expiration.ms");
 
 /// The producer fields of one record batch, before the log assigns offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

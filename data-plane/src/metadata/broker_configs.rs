@@ -16,335 +16,21 @@
 //! restart, so a dynamic topic default (`log.retention.ms`, …) reaches every partition that has
 //! no topic override at once.
 //!
-//! [`BROKER_CONFIGS`] is the catalog. Only the configs Kafka lists as dynamically updatable
-//! (its `DynamicBrokerConfig`, cluster-wide mode) and that Ferry applies are `dynamic`; the
-//! others are read-only here, and changing them is refused with INVALID_REQUEST, as Kafka
-//! refuses non-dynamic configs. Unknown names and bad values are INVALID_CONFIG.
+//! Which broker configs exist, their types, defaults and documentation are the catalog's
+//! (`ferry_kafka_config::CATALOG`). Only the configs Kafka lists as dynamically updatable
+//! (its `DynamicBrokerConfig`, cluster-wide mode) and that Ferry applies are dynamic there; the
+//! others are read-only, and changing them is refused with INVALID_REQUEST, as Kafka refuses
+//! non-dynamic configs. Unknown names and bad values are INVALID_CONFIG.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
+pub use ferry_kafka_config::{broker as find, source};
+
 use super::topic_config::TopicConfig;
 use super::{AdminError, NodeId};
-
-/// Kafka's `ConfigSource` codes (DescribeConfigs).
-pub mod source {
-    /// A topic's own override.
-    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-    /// Set dynamically for one broker.
-    pub const DYNAMIC_BROKER_CONFIG: i8 = 2;
-    /// Set dynamically as the cluster-wide default.
-    pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
-    /// From the broker's startup configuration.
-    pub const STATIC_BROKER_CONFIG: i8 = 4;
-    /// Kafka's default.
-    pub const DEFAULT_CONFIG: i8 = 5;
-}
-
-/// Kafka's `ConfigType` codes (DescribeConfigs v3+).
-pub mod config_type {
-    /// BOOLEAN.
-    pub const BOOLEAN: i8 = 1;
-    /// STRING.
-    pub const STRING: i8 = 2;
-    /// INT.
-    pub const INT: i8 = 3;
-    /// SHORT.
-    pub const SHORT: i8 = 4;
-    /// LONG.
-    pub const LONG: i8 = 5;
-    /// LIST.
-    pub const LIST: i8 = 7;
-}
-
-/// One broker config Ferry knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BrokerConfigDef {
-    /// Kafka's broker config name.
-    pub name: &'static str,
-    /// The topic config it is the default of, if any (`log.retention.ms` → `retention.ms`).
-    pub topic_config: Option<&'static str>,
-    /// Whether it may change without a restart (cluster-wide or per broker).
-    pub dynamic: bool,
-    /// Kafka's type code ([`config_type`]).
-    pub config_type: i8,
-    /// One sentence, sent when DescribeConfigs asks for documentation.
-    pub doc: &'static str,
-}
-
-const fn def(
-    name: &'static str,
-    topic_config: Option<&'static str>,
-    dynamic: bool,
-    config_type: i8,
-    doc: &'static str,
-) -> BrokerConfigDef {
-    BrokerConfigDef {
-        name,
-        topic_config,
-        dynamic,
-        config_type,
-        doc,
-    }
-}
-
-use config_type::{BOOLEAN, INT, LIST, LONG, SHORT, STRING};
-
-/// Every broker config Ferry serves, sorted by name.
-pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
-    def(
-        "auto.create.topics.enable",
-        None,
-        false,
-        BOOLEAN,
-        "Enable auto creation of topic on the server.",
-    ),
-    def(
-        "broker.id",
-        None,
-        false,
-        INT,
-        "The broker id of this server (the same as node.id).",
-    ),
-    def(
-        "compression.type",
-        Some("compression.type"),
-        true,
-        STRING,
-        "The final compression type of a topic; Ferry keeps batches as the producer sent them \
-         (producer).",
-    ),
-    def(
-        "connections.max.idle.ms",
-        None,
-        false,
-        LONG,
-        "Idle connections timeout: the server socket processor threads close the connections \
-         that idle more than this.",
-    ),
-    def(
-        "default.replication.factor",
-        None,
-        false,
-        SHORT,
-        "The replication factor for automatically created topics, and for topics created with \
-         -1 as the replication factor.",
-    ),
-    def(
-        "group.initial.rebalance.delay.ms",
-        None,
-        false,
-        INT,
-        "How long the coordinator waits for more members to join a new (empty) group before \
-         the first rebalance.",
-    ),
-    def(
-        "group.max.session.timeout.ms",
-        None,
-        false,
-        INT,
-        "The largest session timeout a group member may ask for.",
-    ),
-    def(
-        "group.max.size",
-        None,
-        false,
-        INT,
-        "The most members a consumer group may have.",
-    ),
-    def(
-        "group.min.session.timeout.ms",
-        None,
-        false,
-        INT,
-        "The smallest session timeout a group member may ask for.",
-    ),
-    def(
-        "log.cleanup.policy",
-        Some("cleanup.policy"),
-        true,
-        LIST,
-        "The default cleanup policy for segments beyond the retention window (delete).",
-    ),
-    def(
-        "log.flush.interval.messages",
-        Some("flush.messages"),
-        true,
-        LONG,
-        "The number of messages accumulated on a log partition before messages are flushed to \
-         disk.",
-    ),
-    def(
-        "log.flush.interval.ms",
-        Some("flush.ms"),
-        true,
-        LONG,
-        "The maximum time in ms that a message in any topic is kept in memory before flushed \
-         to disk.",
-    ),
-    def(
-        "log.index.interval.bytes",
-        Some("index.interval.bytes"),
-        true,
-        INT,
-        "The interval with which we add an entry to the offset index.",
-    ),
-    def(
-        "log.message.timestamp.type",
-        Some("message.timestamp.type"),
-        true,
-        STRING,
-        "Define whether the timestamp in the message is message create time or log append time.",
-    ),
-    def(
-        "log.retention.bytes",
-        Some("retention.bytes"),
-        true,
-        LONG,
-        "The maximum size of the log before deleting it.",
-    ),
-    def(
-        "log.retention.check.interval.ms",
-        None,
-        false,
-        LONG,
-        "The frequency in milliseconds that the log cleaner checks whether any log is eligible \
-         for deletion.",
-    ),
-    def(
-        "log.retention.ms",
-        Some("retention.ms"),
-        true,
-        LONG,
-        "The number of milliseconds to keep a log file before deleting it; -1 means no time \
-         limit.",
-    ),
-    def(
-        "log.roll.ms",
-        Some("segment.ms"),
-        true,
-        LONG,
-        "The maximum time before a new log segment is rolled out (in milliseconds).",
-    ),
-    def(
-        "log.segment.bytes",
-        Some("segment.bytes"),
-        true,
-        INT,
-        "The maximum size of a single log file.",
-    ),
-    def(
-        "max.connections.per.ip",
-        None,
-        false,
-        INT,
-        "The maximum number of client connections allowed from each ip address; Ferry's \
-         default is 1000 (Kafka's is unbounded), and replica fetchers have a reserve beyond it.",
-    ),
-    def(
-        "message.max.bytes",
-        Some("max.message.bytes"),
-        true,
-        INT,
-        "The largest record batch size allowed by Kafka.",
-    ),
-    def(
-        "min.insync.replicas",
-        Some("min.insync.replicas"),
-        true,
-        INT,
-        "The minimum number of replicas that must acknowledge a write for an acks=all write to \
-         be considered successful.",
-    ),
-    def(
-        "node.id",
-        None,
-        false,
-        INT,
-        "The node id of this server in its cluster.",
-    ),
-    def(
-        "num.partitions",
-        None,
-        false,
-        INT,
-        "The default number of log partitions per topic.",
-    ),
-    def(
-        "offset.metadata.max.bytes",
-        None,
-        false,
-        INT,
-        "The largest metadata string an offset commit may carry.",
-    ),
-    def(
-        "offsets.retention.check.interval.ms",
-        None,
-        false,
-        LONG,
-        "How often the coordinator looks for expired committed offsets.",
-    ),
-    def(
-        "offsets.retention.minutes",
-        None,
-        false,
-        INT,
-        "How long committed offsets of a group without members are kept.",
-    ),
-    def(
-        "offsets.topic.num.partitions",
-        None,
-        false,
-        INT,
-        "The number of partitions of the __consumer_offsets topic (fixed once it exists).",
-    ),
-    def(
-        "offsets.topic.replication.factor",
-        None,
-        false,
-        SHORT,
-        "The replication factor of the __consumer_offsets topic, capped at the live brokers \
-         when it is created.",
-    ),
-    def(
-        "producer.id.expiration.ms",
-        None,
-        false,
-        LONG,
-        "The time in ms that a partition keeps an idempotent producer's state after its last \
-         batch.",
-    ),
-    def(
-        "replica.lag.time.max.ms",
-        None,
-        false,
-        LONG,
-        "If a follower has not caught up to the leader's log end offset for at least this \
-         time, the leader removes the follower from the ISR.",
-    ),
-    def(
-        "unclean.leader.election.enable",
-        Some("unclean.leader.election.enable"),
-        true,
-        BOOLEAN,
-        "Whether replicas not in the ISR may be elected as leader as a last resort, even though \
-         doing so may result in data loss.",
-    ),
-];
-
-/// The catalog entry of a broker config.
-pub fn find(name: &str) -> Option<&'static BrokerConfigDef> {
-    BROKER_CONFIGS.iter().find(|d| d.name == name)
-}
-
-/// The broker config whose value is the default of topic config `topic_name`.
-pub fn for_topic_config(topic_name: &str) -> Option<&'static BrokerConfigDef> {
-    BROKER_CONFIGS
-        .iter()
-        .find(|d| d.topic_config == Some(topic_name))
-}
 
 /// Dynamic broker configs by Kafka name, as committed by the controllers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,7 +79,7 @@ pub fn as_topic_overrides(configs: &BTreeMap<String, String>) -> BTreeMap<String
     configs
         .iter()
         .filter_map(|(name, value)| {
-            let topic = find(name)?.topic_config?;
+            let topic = find(name)?.topic_name()?;
             Some((topic.to_string(), value.clone()))
         })
         .collect()
@@ -424,7 +110,7 @@ pub fn validate_dynamic<'a>(
                     format!("Unknown broker config {name}."),
                 ));
             }
-            Some(def) if !def.dynamic => read_only.push(name),
+            Some(config) if config.read_only() => read_only.push(name),
             Some(_) => {}
         }
     }
@@ -439,21 +125,16 @@ pub fn validate_dynamic<'a>(
     }
     let mut topic_overrides = BTreeMap::new();
     for (name, value) in resulting {
-        let Some(topic_name) = find(name).and_then(|d| d.topic_config) else {
+        let Some(config) = find(name) else {
             continue;
         };
-        topic_overrides.insert(topic_name.to_string(), value.clone());
-        // Check one at a time so the message names the broker config, not its topic synonym.
-        base.with_overrides(&BTreeMap::from([(topic_name.to_string(), value.clone())]))
-            .map_err(|e| {
-                AdminError::new(
-                    ResponseError::InvalidConfig,
-                    format!(
-                        "Invalid value {value} for configuration {name}: {}",
-                        e.message
-                    ),
-                )
-            })?;
+        // Checked by the broker name, so the message names it rather than its topic synonym.
+        config
+            .validate(value)
+            .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+        if let Some(topic_name) = config.topic_name() {
+            topic_overrides.insert(topic_name.to_string(), value.clone());
+        }
     }
     base.with_overrides(&topic_overrides)?;
     Ok(())
@@ -472,13 +153,15 @@ mod tests {
 
     #[test]
     fn the_catalog_is_sorted_and_its_topic_synonyms_are_topic_configs() {
-        let names: Vec<&str> = BROKER_CONFIGS.iter().map(|d| d.name).collect();
+        let names: Vec<&str> = ferry_kafka_config::broker_configs()
+            .map(|d| d.name)
+            .collect();
         let mut sorted = names.clone();
         sorted.sort();
         sorted.dedup();
         assert_eq!(names, sorted);
-        for def in BROKER_CONFIGS {
-            if let Some(topic) = def.topic_config {
+        for def in ferry_kafka_config::broker_configs() {
+            if let Some(topic) = def.topic_name() {
                 let one = map(&[(topic, "1")]);
                 // Known topic names parse (a value may be refused, the name may not).
                 if let Err(e) = TopicConfig::default().with_overrides(&one) {

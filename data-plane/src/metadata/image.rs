@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// A node's id, unique within its cluster (Kafka's `node.id` / broker id).
-pub type NodeId = i32;
+/// A node's id, unique within its cluster (defined once in `ferry-kafka-config`).
+pub use ferry_kafka_config::ids::NodeId;
 
 /// A topic's id: a UUID assigned once at creation and never reused, so a topic deleted and
 /// created again under the same name is a different topic.

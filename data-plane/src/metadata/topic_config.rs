@@ -1,15 +1,16 @@
-//! Topic configuration: Kafka's topic config names, their defaults, and validation.
+//! Topic configuration: the effective settings of one topic, from Kafka's topic configs.
 //!
-//! Storage settings (`segment.bytes`, `retention.ms`, …) belong to the partition log and are
-//! parsed by [`crate::log::LogConfig`]; this module adds the settings that concern replication
-//! and produce semantics, and is the one place that says which names a topic may carry.
+//! Names, types, defaults and validation are the catalog's (`ferry_kafka_config`): a topic
+//! may carry exactly the topic configs it lists. Storage settings (`segment.bytes`,
+//! `retention.ms`, …) belong to the partition log and are mapped by [`crate::log::LogConfig`];
+//! this module adds the settings that concern replication and produce semantics.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
 
 use super::AdminError;
-use crate::log::LogConfig;
+use crate::log::{ConfigError, LogConfig};
 
 /// `min.insync.replicas`: the ISR size below which acks=all produce fails.
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -17,6 +18,11 @@ pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 /// `compression.type`: Ferry keeps batches as producers compressed them (`producer`).
 pub const COMPRESSION_TYPE: &str = "compression.type";
+
+/// The catalog row of topic config `name` (one this module maps).
+fn catalog(name: &str) -> ferry_kafka_config::Config {
+    ferry_kafka_config::topic(name).expect("the topic's configs are in the catalog")
+}
 
 /// The effective configuration of one topic: the broker's defaults with the topic's overrides.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,10 +39,15 @@ impl Default for TopicConfig {
     fn default() -> Self {
         Self {
             log: LogConfig::default(),
-            min_insync_replicas: 1,
-            unclean_leader_election_enable: false,
+            min_insync_replicas: catalog(MIN_INSYNC_REPLICAS).default_int() as i32,
+            unclean_leader_election_enable: catalog(UNCLEAN_LEADER_ELECTION_ENABLE).default_bool(),
         }
     }
+}
+
+/// A refused topic config as the admin APIs report it: INVALID_CONFIG with the sentence.
+fn invalid(e: ConfigError) -> AdminError {
+    AdminError::new(ResponseError::InvalidConfig, e.to_string())
 }
 
 impl TopicConfig {
@@ -45,48 +56,45 @@ impl TopicConfig {
     /// Every name must be a topic config Ferry knows; the error is INVALID_CONFIG with a
     /// sentence naming the config and the problem.
     pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<Self, AdminError> {
-        let invalid = |name: &str, why: String| {
-            AdminError::new(
-                ResponseError::InvalidConfig,
-                format!("Invalid value for {name}: {why}"),
-            )
-        };
         let mut out = self.clone();
-        let mut log_overrides = Vec::new();
         for (name, value) in overrides {
+            let config = ferry_kafka_config::validate_topic(name, value).map_err(invalid)?;
             match name.as_str() {
                 MIN_INSYNC_REPLICAS => {
-                    out.min_insync_replicas = match value.trim().parse::<i32>() {
-                        Ok(n) if n >= 1 => n,
-                        _ => {
-                            return Err(invalid(name, format!("{value:?} is not an integer >= 1")));
-                        }
-                    }
+                    out.min_insync_replicas = config.int(value).map_err(invalid)? as i32
                 }
                 UNCLEAN_LEADER_ELECTION_ENABLE => {
-                    out.unclean_leader_election_enable = match value.trim() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(invalid(name, format!("{value:?} is not true or false"))),
-                    }
+                    out.unclean_leader_election_enable = config.boolean(value).map_err(invalid)?
                 }
-                COMPRESSION_TYPE => {
-                    if value.trim() != "producer" {
-                        return Err(invalid(
-                            name,
-                            format!(
-                                "{value:?} is not supported; Ferry stores batches as the producer \
-                                 compressed them (compression.type=producer)"
-                            ),
-                        ));
-                    }
-                }
-                _ => log_overrides.push((name.as_str(), value.as_str())),
+                // compression.type accepts only `producer`: nothing to set.
+                _ => {}
             }
         }
-        out.log = LogConfig::from_kafka_configs(&self.log, log_overrides)
-            .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+        out.log = LogConfig::from_kafka_configs(
+            &self.log,
+            overrides.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        )
+        .map_err(invalid)?;
         Ok(out)
+    }
+
+    /// Every topic config Ferry applies with its effective value, sorted by name
+    /// (DescribeConfigs).
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        ferry_kafka_config::topic_configs()
+            .into_iter()
+            .filter_map(|c| {
+                let value = match c.name {
+                    MIN_INSYNC_REPLICAS => self.min_insync_replicas.to_string(),
+                    UNCLEAN_LEADER_ELECTION_ENABLE => {
+                        self.unclean_leader_election_enable.to_string()
+                    }
+                    COMPRESSION_TYPE => c.default_text().to_string(),
+                    name => self.log.value(name)?,
+                };
+                Some((c.name, value))
+            })
+            .collect()
     }
 }
 
@@ -105,9 +113,14 @@ pub struct TopicDefaults {
 
 impl Default for TopicDefaults {
     fn default() -> Self {
+        let int = |name| {
+            ferry_kafka_config::broker(name)
+                .expect("a catalog broker config")
+                .default_int()
+        };
         Self {
-            num_partitions: 1,
-            default_replication_factor: 1,
+            num_partitions: int("num.partitions") as i32,
+            default_replication_factor: int("default.replication.factor") as i16,
             config: TopicConfig::default(),
             partitions_per_request_max: 10_000,
         }

@@ -122,15 +122,7 @@ fn quorum_tls(cluster_id: &str, material: TlsMaterial) -> ferry_quorum::TlsOptio
     }
 }
 
-/// The raft id of a node id.
-pub fn raft_id(node: NodeId) -> u64 {
-    u64::try_from(node).expect("node ids are validated non-negative") + 1
-}
-
-/// The node id of a raft id.
-pub fn node_id(raft: u64) -> NodeId {
-    NodeId::try_from(raft - 1).expect("raft ids come from node ids")
-}
+pub use ferry_quorum::{node_id, raft_id};
 
 /// A broker's session as the active controller sees it.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ferry_quorum::logger::discard_logger;
-use ferry_quorum::{Error, LogStore, MemDisk, Message, Node, NodeId, Options, Role, StateMachine};
+use ferry_quorum::{Error, LogStore, MemDisk, Message, Node, Options, RaftId, Role, StateMachine};
 use raft::prelude::{Entry, EntryType, MessageType, Snapshot};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -80,9 +80,9 @@ impl StateMachine for Ledger {
 /// Three nodes and the messages between them.
 struct Net {
     /// Running nodes.
-    nodes: BTreeMap<NodeId, Node<Ledger, MemDisk>>,
+    nodes: BTreeMap<RaftId, Node<Ledger, MemDisk>>,
     /// Each node's disk, kept across restarts.
-    disks: BTreeMap<NodeId, MemDisk>,
+    disks: BTreeMap<RaftId, MemDisk>,
     /// Messages in flight, in send order.
     queue: VecDeque<Message>,
     /// The validation hole shared by every node's ledger.
@@ -110,7 +110,7 @@ impl Net {
         net
     }
 
-    fn options(id: NodeId) -> Options {
+    fn options(id: RaftId) -> Options {
         let timeout = 10 + 5 * (id as usize - 1);
         Options {
             id,
@@ -121,7 +121,7 @@ impl Net {
         }
     }
 
-    fn start(&mut self, id: NodeId) {
+    fn start(&mut self, id: RaftId) {
         let store = LogStore::open(self.disks[&id].clone(), &[1, 2, 3]).unwrap();
         let ledger = Ledger {
             skip_validation: self.skip_validation.clone(),
@@ -132,7 +132,7 @@ impl Net {
     }
 
     /// Runs `ready` on `id` and queues what it sends.
-    fn ready(&mut self, id: NodeId) {
+    fn ready(&mut self, id: RaftId) {
         let queue = &mut self.queue;
         let node = self.nodes.get_mut(&id).unwrap();
         node.ready(&mut |msg| queue.push_back(msg)).unwrap();
@@ -154,7 +154,7 @@ impl Net {
     /// Ticks every node `ticks` times, delivering after each.
     fn run(&mut self, ticks: usize) {
         for _ in 0..ticks {
-            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            let ids: Vec<RaftId> = self.nodes.keys().copied().collect();
             for id in ids {
                 self.nodes.get_mut(&id).unwrap().tick();
                 self.ready(id);
@@ -163,8 +163,8 @@ impl Net {
         }
     }
 
-    fn leader(&self) -> NodeId {
-        let leaders: Vec<NodeId> = self
+    fn leader(&self) -> RaftId {
+        let leaders: Vec<RaftId> = self
             .nodes
             .values()
             .filter(|n| n.is_leader())
@@ -200,7 +200,7 @@ impl Net {
 }
 
 /// A message of `kind` from `from` to `to` at `term`.
-fn message(kind: MessageType, from: NodeId, to: NodeId, term: u64) -> Message {
+fn message(kind: MessageType, from: RaftId, to: RaftId, term: u64) -> Message {
     let mut msg = Message {
         from,
         to,
@@ -224,8 +224,8 @@ fn entry(index: u64, term: u64) -> Entry {
 /// Every forged message of the module docs of `ferry_quorum::node`, for node `to`, whose log
 /// ends at `last` and commits `commit` in `term` (as the leader if `leader`), from voter `from`.
 fn forgeries(
-    from: NodeId,
-    to: NodeId,
+    from: RaftId,
+    to: RaftId,
     leader: bool,
     term: u64,
     last: u64,
@@ -459,7 +459,7 @@ fn a_snapshot_on_disk_that_does_not_restore_is_a_clear_error() {
 }
 
 /// A random message from a voter to `to`, with fields drawn near the edges of `to`'s log.
-fn random_message(rng: &mut StdRng, to: NodeId, status: &ferry_quorum::Status) -> Message {
+fn random_message(rng: &mut StdRng, to: RaftId, status: &ferry_quorum::Status) -> Message {
     use MessageType::*;
     let kinds = [
         MsgHup,

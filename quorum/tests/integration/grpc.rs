@@ -12,7 +12,7 @@ use ferry_proto::quorum::v1::propose_error::Kind;
 use ferry_proto::quorum::v1::raft_client::RaftClient;
 use ferry_proto::quorum::v1::raft_snapshot_client::RaftSnapshotClient;
 use ferry_quorum::{
-    Error, Message, NodeId, Options, Quorum, QuorumHandle, Role, StateMachine, transport,
+    Error, Message, Options, Quorum, QuorumHandle, RaftId, Role, StateMachine, transport,
 };
 use raft::prelude::MessageType;
 use tempfile::TempDir;
@@ -58,11 +58,11 @@ impl StateMachine for Journal {
 /// Three voters' addresses, directories and options.
 struct Cluster {
     /// Voter id → listen address.
-    addresses: BTreeMap<NodeId, SocketAddr>,
+    addresses: BTreeMap<RaftId, SocketAddr>,
     /// Voter id → data directory (kept across restarts).
-    dirs: BTreeMap<NodeId, TempDir>,
+    dirs: BTreeMap<RaftId, TempDir>,
     /// Running voters.
-    handles: BTreeMap<NodeId, QuorumHandle>,
+    handles: BTreeMap<RaftId, QuorumHandle>,
     /// A test's changes to the options every voter starts with.
     tweak: fn(&mut Options),
 }
@@ -100,7 +100,7 @@ impl Cluster {
         cluster
     }
 
-    fn options(&self, id: NodeId) -> Options {
+    fn options(&self, id: RaftId) -> Options {
         let mut options = Options {
             id,
             peers: self
@@ -118,23 +118,23 @@ impl Cluster {
         options
     }
 
-    async fn start_node(&mut self, id: NodeId, listener: TcpListener) {
+    async fn start_node(&mut self, id: RaftId, listener: TcpListener) {
         let dir = self.dirs[&id].path();
         let handle = Quorum::start(self.options(id), Journal::default(), dir, listener).await;
         self.handles.insert(id, handle.unwrap());
     }
 
-    async fn restart(&mut self, id: NodeId) {
+    async fn restart(&mut self, id: RaftId) {
         let listener = TcpListener::bind(self.addresses[&id]).await.unwrap();
         self.start_node(id, listener).await;
     }
 
-    async fn stop(&mut self, id: NodeId) {
+    async fn stop(&mut self, id: RaftId) {
         self.handles.remove(&id).unwrap().shutdown().await;
     }
 
     /// Waits until a running voter is leader.
-    async fn leader(&self) -> NodeId {
+    async fn leader(&self) -> RaftId {
         wait_for("a leader", || async {
             let mut leaders = Vec::new();
             for handle in self.handles.values() {
@@ -147,7 +147,7 @@ impl Cluster {
     }
 
     /// Any running voter other than `not`.
-    fn other(&self, not: NodeId) -> &QuorumHandle {
+    fn other(&self, not: RaftId) -> &QuorumHandle {
         self.handles
             .iter()
             .find(|(id, _)| **id != not)
@@ -255,7 +255,7 @@ async fn two_of_three_down_refuses_instead_of_hanging() {
 
     // Keep one follower; stop the other two (the leader among them).
     let keep = cluster.other(leader).id();
-    let stop: Vec<NodeId> = [1, 2, 3].into_iter().filter(|id| *id != keep).collect();
+    let stop: Vec<RaftId> = [1, 2, 3].into_iter().filter(|id| *id != keep).collect();
     for id in stop {
         cluster.stop(id).await;
     }
@@ -342,7 +342,7 @@ async fn raw_client(address: SocketAddr) -> RaftClient<tonic::transport::Channel
 
 /// A heartbeat forged as coming from voter `from`, with a huge term and a commit index far
 /// past any log.
-fn forged_heartbeat(from: NodeId, to: NodeId, term: u64) -> Vec<u8> {
+fn forged_heartbeat(from: RaftId, to: RaftId, term: u64) -> Vec<u8> {
     let mut msg = Message {
         from,
         to,

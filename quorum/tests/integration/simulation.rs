@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use ferry_quorum::logger::discard_logger;
 use ferry_quorum::{
-    Error, LogStore, MemDisk, Message, Node, NodeId, Options, Outcome, StateMachine,
+    Error, LogStore, MemDisk, Message, Node, Options, Outcome, RaftId, StateMachine,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -100,31 +100,31 @@ struct Sim {
     /// The seeded randomness for everything.
     rng: StdRng,
     /// Voter ids, 1..=n.
-    ids: Vec<NodeId>,
+    ids: Vec<RaftId>,
     /// Options per node (election timeouts differ).
-    options: BTreeMap<NodeId, Options>,
+    options: BTreeMap<RaftId, Options>,
     /// Running nodes; a missing id is crashed.
-    nodes: BTreeMap<NodeId, Node<Chain, MemDisk>>,
+    nodes: BTreeMap<RaftId, Node<Chain, MemDisk>>,
     /// Each node's disk, surviving crashes.
-    disks: BTreeMap<NodeId, MemDisk>,
+    disks: BTreeMap<RaftId, MemDisk>,
     /// Each node's apply journal, drained by the checker.
-    journals: BTreeMap<NodeId, Journal>,
+    journals: BTreeMap<RaftId, Journal>,
     /// Messages in flight, in send order.
     network: Vec<Flight>,
     /// Directed links that drop everything: (from, to).
-    cut: BTreeSet<(NodeId, NodeId)>,
+    cut: BTreeSet<(RaftId, RaftId)>,
     /// Probability that a message is lost.
     loss: f64,
     /// The current step.
     now: u64,
     /// Term → its leader.
-    leaders: HashMap<u64, NodeId>,
+    leaders: HashMap<u64, RaftId>,
     /// The global committed log: index → command.
     committed: BTreeMap<u64, Vec<u8>>,
     /// Index → hash of the state after applying it.
     hashes: HashMap<u64, u64>,
     /// What the client waits for: (node, id) → expectation.
-    waiting: HashMap<(NodeId, u64), Waiting>,
+    waiting: HashMap<(RaftId, u64), Waiting>,
     /// Commands refused as certainly not applied.
     refused: BTreeSet<Vec<u8>>,
     /// Highest index acknowledged to a client so far.
@@ -157,8 +157,8 @@ struct Stats {
 impl Sim {
     fn new(seed: u64, n: u64) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
-        let ids: Vec<NodeId> = (1..=n).collect();
-        let peers: BTreeMap<NodeId, String> =
+        let ids: Vec<RaftId> = (1..=n).collect();
+        let peers: BTreeMap<RaftId, String> =
             ids.iter().map(|id| (*id, format!("n{id}"))).collect();
         let snapshot_entries = rng.random_range(3..60);
         let options = ids
@@ -205,7 +205,7 @@ impl Sim {
     }
 
     /// Starts (or restarts) a node from its disk.
-    fn start(&mut self, id: NodeId) {
+    fn start(&mut self, id: RaftId) {
         let journal = Arc::new(Mutex::new(Vec::new()));
         let chain = Chain {
             index: 0,
@@ -226,7 +226,7 @@ impl Sim {
         self.check_state(id);
     }
 
-    fn crash(&mut self, id: NodeId) {
+    fn crash(&mut self, id: RaftId) {
         if self.nodes.remove(&id).is_some() {
             self.stats.crashes += 1;
             self.waiting.retain(|(node, _), _| *node != id);
@@ -234,7 +234,7 @@ impl Sim {
     }
 
     /// Runs `ready` on a node and puts its messages on the network.
-    fn ready(&mut self, id: NodeId) {
+    fn ready(&mut self, id: RaftId) {
         let Some(node) = self.nodes.get_mut(&id) else {
             return;
         };
@@ -344,12 +344,12 @@ impl Sim {
         self.ready(id);
     }
 
-    fn random_up_node(&mut self) -> Option<NodeId> {
-        let up: Vec<NodeId> = self.nodes.keys().copied().collect();
+    fn random_up_node(&mut self) -> Option<RaftId> {
+        let up: Vec<RaftId> = self.nodes.keys().copied().collect();
         (!up.is_empty()).then(|| up[self.rng.random_range(0..up.len())])
     }
 
-    fn check_outcome(&mut self, id: NodeId, outcome: Outcome) {
+    fn check_outcome(&mut self, id: RaftId, outcome: Outcome) {
         let (request, result) = match outcome {
             Outcome::Proposal { id, result } | Outcome::Read { id, result } => (id, result),
         };
@@ -381,7 +381,7 @@ impl Sim {
     }
 
     /// Checks every apply against the global committed log.
-    fn drain_journal(&mut self, id: NodeId) {
+    fn drain_journal(&mut self, id: RaftId) {
         let applied = std::mem::take(&mut *self.journals[&id].lock().unwrap());
         for (index, command) in applied {
             let known = self
@@ -396,7 +396,7 @@ impl Sim {
     }
 
     /// Checks that the node's state equals every other state seen at the same index.
-    fn check_state(&mut self, id: NodeId) {
+    fn check_state(&mut self, id: RaftId) {
         let chain = self.nodes[&id].state_machine();
         let (index, hash) = (chain.index, chain.hash);
         if index == 0 {
@@ -444,7 +444,7 @@ impl Sim {
 
     /// Splits the voters into two random sides (sometimes one-directional).
     fn partition(&mut self) {
-        let side: BTreeSet<NodeId> = self
+        let side: BTreeSet<RaftId> = self
             .ids
             .iter()
             .copied()

@@ -15,7 +15,7 @@ use ferry_identity::{
 use ferry_proto::quorum::v1::raft_client::RaftClient;
 use ferry_proto::quorum::v1::{ProposeRequest, SendRequest};
 use ferry_quorum::transport::encode_message;
-use ferry_quorum::{Message, NodeId, Options, Quorum, QuorumHandle, StateMachine, TlsOptions};
+use ferry_quorum::{Message, Options, Quorum, QuorumHandle, RaftId, StateMachine, TlsOptions};
 use raft::prelude::MessageType;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,7 +52,7 @@ impl StateMachine for Journal {
 }
 
 /// A controller's identity: voter `n + 1` is node `n` of [`CLUSTER`].
-fn controller(voter: NodeId) -> Identity {
+fn controller(voter: RaftId) -> Identity {
     Identity::Node {
         cluster_id: CLUSTER.into(),
         node_id: voter as i32 - 1,
@@ -60,13 +60,13 @@ fn controller(voter: NodeId) -> Identity {
     }
 }
 
-fn voter_of(peer: &Identity) -> Option<NodeId> {
+fn voter_of(peer: &Identity) -> Option<RaftId> {
     match peer {
         Identity::Node {
             cluster_id,
             node_id,
             roles,
-        } if cluster_id == CLUSTER && roles.controller => Some(*node_id as NodeId + 1),
+        } if cluster_id == CLUSTER && roles.controller => Some(*node_id as RaftId + 1),
         _ => None,
     }
 }
@@ -74,8 +74,8 @@ fn voter_of(peer: &Identity) -> Option<NodeId> {
 /// Three TLS voters in one process.
 struct Cluster {
     ca: CertificateAuthority,
-    addresses: BTreeMap<NodeId, SocketAddr>,
-    handles: BTreeMap<NodeId, QuorumHandle>,
+    addresses: BTreeMap<RaftId, SocketAddr>,
+    handles: BTreeMap<RaftId, QuorumHandle>,
     _dirs: Vec<TempDir>,
 }
 
@@ -86,7 +86,7 @@ impl Cluster {
         for id in 1..=3 {
             listeners.insert(id, TcpListener::bind("127.0.0.1:0").await.unwrap());
         }
-        let addresses: BTreeMap<NodeId, SocketAddr> = listeners
+        let addresses: BTreeMap<RaftId, SocketAddr> = listeners
             .iter()
             .map(|(id, l)| (*id, l.local_addr().unwrap()))
             .collect();
@@ -133,7 +133,7 @@ impl Cluster {
         counts
     }
 
-    async fn leader(&self) -> NodeId {
+    async fn leader(&self) -> RaftId {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let status = self.handles[&1].status().await.unwrap();
@@ -163,7 +163,7 @@ async fn tls_client(
 
 /// A heartbeat as an attacker forges it: from voter `from`, a huge term, a commit index far
 /// past the log (raft-rs panics on it if it is ever stepped).
-fn forged_heartbeat(from: NodeId, to: NodeId) -> SendRequest {
+fn forged_heartbeat(from: RaftId, to: RaftId) -> SendRequest {
     let mut msg = Message::default();
     msg.set_msg_type(MessageType::MsgHeartbeat);
     msg.from = from;
@@ -186,7 +186,7 @@ fn evil_proposal() -> ProposeRequest {
 /// `refused` holds (and nothing may be written).
 async fn assert_both_refused(
     mut client: RaftClient<tonic::transport::Channel>,
-    to: NodeId,
+    to: RaftId,
     refused: impl Fn(&tonic::Status) -> bool,
 ) {
     let send = client.send(forged_heartbeat(2, to)).await.unwrap_err();
