@@ -15,6 +15,8 @@
 //!   that change it.
 //! - [`authority`]: where a broker's image comes from and its admin requests go: the node
 //!   itself (single node) or the KRaft-style controller quorum.
+//! - [`security`]: client security on the Kafka listeners: principals, SASL mechanisms,
+//!   ACLs and the authorizer (sans-IO).
 //! - [`node`]: wires the pieces into a running node with roles, a data directory and an admin
 //!   endpoint.
 //!
@@ -33,6 +35,7 @@ pub mod metadata;
 pub mod node;
 pub mod owner_only;
 pub mod protocol;
+pub mod security;
 pub mod server;
 
 #[cfg(test)]
