@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use ferry_proto::quorum::v1 as pb;
 use ferry_quorum::logger::discard_logger;
 use ferry_quorum::transport::decode_message;
-use ferry_quorum::{LogStore, MemDisk, Message, Node, NodeId, Options, StateMachine};
+use ferry_quorum::{LogStore, MemDisk, Message, Node, Options, RaftId, StateMachine};
 use prost::Message as _;
 use raft::prelude::MessageType;
 
 /// The voter under test.
-const SELF_ID: NodeId = 1;
+const SELF_ID: RaftId = 1;
 /// The quorum's voters.
-const VOTERS: [NodeId; 3] = [1, 2, 3];
+const VOTERS: [RaftId; 3] = [1, 2, 3];
 /// Ticks given to the voter to start an election before it is made leader.
 const ELECTION_TICKS_MAX: usize = 100;
 
@@ -84,7 +84,7 @@ pub fn raft_message(data: &[u8]) {
 
 /// A fresh voter 1 of {1, 2, 3} over a memory disk.
 fn voter() -> Node<Sink, MemDisk> {
-    let peers: BTreeMap<NodeId, String> = VOTERS
+    let peers: BTreeMap<RaftId, String> = VOTERS
         .iter()
         .map(|id| (*id, format!("voter-{id}:9093")))
         .collect();
