@@ -263,13 +263,21 @@ fn run_script(path: &Path, text: &str, driver: &mut dyn Driver) -> (String, Stri
     (report, rewritten.join("\n") + "\n")
 }
 
+/// This package's directory as the test runner reports it when the test runs (cargo and
+/// nextest set `CARGO_MANIFEST_DIR` for the test process), falling back to the directory it was
+/// compiled in. A test binary reused from a shared target directory by another checkout then
+/// still reads this checkout's files.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Runs every `*.txt` script under `data-plane/tests/golden/<dir>/`, each with a driver from
 /// `new_driver`, and panics with a report of every mismatch. With `UPDATE_GOLDEN=1` it
 /// rewrites the mismatching scripts instead.
 pub fn run_dir(dir: &str, mut new_driver: impl FnMut() -> Box<dyn Driver>) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(dir);
+    let root = manifest_dir().join("tests/golden").join(dir);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|entry| entry.expect("a directory entry").path())
@@ -281,9 +289,7 @@ pub fn run_dir(dir: &str, mut new_driver: impl FnMut() -> Box<dyn Driver>) {
     let mut failures = String::new();
     for path in &paths {
         let text = std::fs::read_to_string(path).expect("a readable script");
-        let relative = path
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap_or(path);
+        let relative = path.strip_prefix(manifest_dir()).unwrap_or(path);
         let (report, rewritten) = run_script(relative, &text, new_driver().as_mut());
         if report.is_empty() {
             continue;

@@ -586,9 +586,19 @@ fn the_examples_are_valid() {
     }
 }
 
+/// This package's directory as the test runner reports it when the test runs (cargo and
+/// nextest set `CARGO_MANIFEST_DIR` for the test process), falling back to the directory it was
+/// compiled in. A test binary reused from a shared target directory by another checkout then
+/// still reads this checkout's files.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn example_is_valid(example: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let example = manifest_dir()
         .join("examples")
         .join(example)
         .join("main.tf");

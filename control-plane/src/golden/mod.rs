@@ -132,9 +132,20 @@ fn rewrite(pieces: &[Piece], actual: &[Vec<String>]) -> String {
     text
 }
 
+/// This package's directory as the test runner reports it when the test runs (cargo and
+/// nextest set `CARGO_MANIFEST_DIR` for the test process), falling back to the directory it was
+/// compiled in. A test binary reused from a shared target directory by another checkout then
+/// still reads this checkout's files.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// `path` from the workspace root, as a reader finds the file.
 fn shown(path: &Path) -> &Path {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let manifest = manifest_dir();
+    let workspace = manifest.parent().unwrap();
     path.strip_prefix(workspace).unwrap_or(path)
 }
 
@@ -189,9 +200,7 @@ fn run_script(path: &Path, update: bool) -> Vec<String> {
 
 /// Runs every `*.txt` script in `tests/golden/<dir>`, failing with every mismatch found.
 fn run_dir(dir: &str) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(dir);
+    let root = manifest_dir().join("tests/golden").join(dir);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|err| panic!("{}: {err}", root.display()))
         .map(|entry| entry.unwrap().path())
