@@ -472,7 +472,9 @@ impl AclFilter {
             _ => Ok(value.map(str::to_string)),
         };
         let resource_name = bounded(wire.resource_name, RESOURCE_NAME_MAX_BYTES, "Resource name")?;
-        let principal = bounded(wire.principal, PRINCIPAL_NAME_MAX_BYTES * 2, "Principal")?;
+        // A stored principal is a type and a name of at most PRINCIPAL_NAME_MAX_BYTES each.
+        let principal_text_max = 2 * PRINCIPAL_NAME_MAX_BYTES + 1;
+        let principal = bounded(wire.principal, principal_text_max, "Principal")?;
         let host = bounded(wire.host, HOST_MAX_BYTES, "Host")?.map(|host| {
             // An address matches the binding that stored it canonically.
             canonical_host(&host).unwrap_or(host)
