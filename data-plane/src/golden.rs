@@ -7,8 +7,9 @@
 //! `datadriven`, with a smaller format and no dependency.
 //!
 //! The drivers live beside the state machines they drive: `controller::golden` (scripts in
-//! `data-plane/tests/golden/controller/`) and `group::golden` (`.../golden/group/`). Each
-//! documents its own commands.
+//! `data-plane/tests/golden/controller/`), `group::golden` (`.../golden/group/`) and
+//! `security::golden` (the authorizer, `.../golden/authorizer/`). Each documents its own
+//! commands.
 //!
 //! # Format
 //!

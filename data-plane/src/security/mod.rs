@@ -14,6 +14,11 @@
 //! metadata log (`crate::controller`) replicates credentials and ACLs. Nothing secret
 //! (passwords, salted passwords, tokens) is ever logged or written to the metadata log.
 
+pub mod acl;
+pub mod authorizer;
+#[cfg(test)]
+mod golden;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
