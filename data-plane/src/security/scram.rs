@@ -1408,6 +1408,32 @@ pub(crate) mod tests {
         }
     }
 
+    /// `c=` must carry the gs2 header this client sent, authzid included: `biws` (`n,,`) is
+    /// wrong after `n,a=user,`.
+    #[test]
+    fn channel_binding_must_echo_the_gs2_header_with_its_authzid() {
+        let nonce = String::from_utf8(server_nonce(15)).unwrap();
+        let proof = STANDARD.encode([0u8; 32]);
+        let with_authzid = STANDARD.encode("n,a=user,");
+        let table = [
+            ("biws", ScramError::ChannelBindingMismatch),
+            // Right binding: the exchange gets as far as the proof (the user is unknown).
+            (with_authzid.as_str(), ScramError::AuthenticationFailed),
+        ];
+        for (binding, expected) in table {
+            let mut server = ScramServer::new(ScramMechanism::Sha256, mock_key());
+            server
+                .first(b"n,a=user,n=user,r=x", |_| None, nonce.as_bytes())
+                .unwrap();
+            let client_final = format!("c={binding},r=x{nonce},p={proof}");
+            assert_eq!(
+                server.finish(client_final.as_bytes()),
+                Err(expected),
+                "{binding}"
+            );
+        }
+    }
+
     /// A client-final recorded from a successful exchange does not log in again: the new
     /// exchange has a new server nonce.
     #[test]
