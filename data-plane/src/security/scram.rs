@@ -1434,6 +1434,55 @@ pub(crate) mod tests {
         }
     }
 
+    /// Seeded random damage (flipped bytes, truncation, inserted bytes) to good client
+    /// messages never panics, and a damaged client-final never authenticates: every byte of it
+    /// is covered by the proof or is the proof.
+    #[test]
+    fn damaged_messages_never_panic_nor_authenticate() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        fn damage(rng: &mut StdRng, good: &[u8]) -> Vec<u8> {
+            let mut bad = good.to_vec();
+            match rng.random_range(0..3) {
+                0 => {
+                    let at = rng.random_range(0..bad.len());
+                    bad[at] = rng.random();
+                }
+                1 => bad.truncate(rng.random_range(0..bad.len())),
+                _ => {
+                    let at = rng.random_range(0..=bad.len());
+                    bad.insert(at, rng.random());
+                }
+            }
+            bad
+        }
+
+        let mut rng = StdRng::seed_from_u64(15);
+        let alice = credential(ScramMechanism::Sha256, "pw", &salt(), 4096);
+        let lookup = |name: &str| (name == "alice").then(|| alice.clone());
+        for _ in 0..500 {
+            let mut client = Client::new(ScramMechanism::Sha256, "alice", "pw", "cn");
+            let good_first = client.first();
+            let mut server = ScramServer::new(ScramMechanism::Sha256, mock_key());
+            let bad_first = damage(&mut rng, &good_first);
+            let _ = server.first(&bad_first, lookup, &server_nonce(16));
+
+            let mut server = ScramServer::new(ScramMechanism::Sha256, mock_key());
+            let server_first = server
+                .first(&good_first, lookup, &server_nonce(16))
+                .unwrap();
+            let good_final = client.final_message(&server_first);
+            let bad_final = damage(&mut rng, &good_final);
+            let outcome = server.finish(&bad_final);
+            assert!(
+                outcome.is_err() || bad_final == good_final,
+                "{:?} authenticated",
+                String::from_utf8_lossy(&bad_final)
+            );
+        }
+    }
+
     /// A client-final recorded from a successful exchange does not log in again: the new
     /// exchange has a new server nonce.
     #[test]
