@@ -23,6 +23,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub mod plain;
+pub mod scram;
+
 /// The longest principal name accepted, in bytes (Kafka sets none; a name longer than a
 /// frame's worth of ACL lookups is refused rather than stored).
 pub const PRINCIPAL_NAME_MAX_BYTES: usize = 1024;
