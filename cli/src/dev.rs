@@ -10,6 +10,10 @@
 //! processes. Ctrl-C stops the agents with their nodes (brokers first), then the control
 //! plane; running it again with the same directory brings the same clusters back.
 //!
+//! The terminal shows the banner, the demo cluster's progress and errors; the log goes to
+//! `<data-dir>/ferry-dev.log` (`--verbose` streams it to stderr too; see `crate::logging`), and
+//! each node's to the `node.log` in its directory.
+//!
 //! Two smaller modes skip the control plane: `--single-node` runs one node that is its own
 //! metadata authority, and `--nodes N` runs 3 controllers and N brokers in this process.
 //!
@@ -113,6 +117,37 @@ pub struct DevArgs {
     /// First controller port on 127.0.0.1 (--nodes; controller i uses this + i - 1).
     #[arg(long, default_value_t = 9292)]
     controller_port: u16,
+    /// Stream the log (filtered by FERRY_LOG) to stderr too; by default it goes only to
+    /// `<data-dir>/ferry-dev.log` and the terminal shows the banner and errors.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+impl DevArgs {
+    /// Where this `ferry dev` logs: its data directory's log file, streamed to stderr too
+    /// with `--verbose`.
+    pub fn log_sink(&self) -> crate::logging::LogSink {
+        crate::logging::LogSink::File {
+            path: crate::logging::dev_log_path(&self.data_dir),
+            stream: self.verbose,
+        }
+    }
+}
+
+/// The banner's line naming the log file.
+fn print_log_line(args: &DevArgs) {
+    let path = crate::logging::dev_log_path(&args.data_dir);
+    if args.verbose {
+        println!(
+            "  log:                {} (also streamed to stderr)",
+            path.display()
+        );
+    } else {
+        println!(
+            "  log:                {} (--verbose streams it here)",
+            path.display()
+        );
+    }
 }
 
 /// Runs `ferry dev`.
@@ -230,6 +265,7 @@ async fn run_stack(args: DevArgs, mut shutdown: crate::ShutdownSignal) -> anyhow
     );
     println!();
     println!("  API (gRPC + REST):  {api}    OpenAPI: {api}/openapi.json");
+    print_log_line(&args);
     println!(
         "  peer listener:      {peer}  (agents, mutual TLS; CA in {ca})",
         ca = ca_cert.display()
@@ -636,6 +672,7 @@ fn print_banner(args: &DevArgs, configs: &[RunArgs], nodes: &[Node]) {
     let bootstrap = bootstrap.join(",");
     println!("  bootstrap servers:  {bootstrap}");
     println!("  cluster id:         {}", nodes[0].cluster_id());
+    print_log_line(args);
     let controllers: Vec<String> = nodes
         .iter()
         .filter_map(|n| n.controller_addr().map(|a| a.to_string()))

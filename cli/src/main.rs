@@ -2,7 +2,8 @@
 //!
 //! Server roles parse their configuration here and hand typed options to the libraries:
 //! - `ferry node`: one data-plane node (see `ferry_data_plane::node`);
-//! - `ferry dev`: the local stack for trying Ferry (today: one node on loopback);
+//! - `ferry dev`: the local stack for trying Ferry (a control plane and three agents on
+//!   loopback, or `--single-node` / `--nodes N`); it logs to a file (see `logging`);
 //! - `ferry control-plane`: the control plane's API and store (see
 //!   `ferry_control_plane::server`);
 //! - `ferry agent`: the host agent running the nodes the control plane assigns (see
@@ -21,6 +22,7 @@ mod cert;
 mod client;
 mod control_plane;
 mod dev;
+mod logging;
 mod node;
 mod quorum;
 mod secret;
@@ -67,13 +69,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = match &cli.command {
+        Command::Dev(args) => args.log_sink(),
+        _ => logging::LogSink::Stderr,
+    };
+    logging::init(&logs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

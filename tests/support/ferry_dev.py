@@ -80,7 +80,8 @@ def free_port_block(size: int, avoid: int) -> int:
 class FerryDev:
     """A running `ferry dev`: control plane + 3 agents (zones zone-a, zone-b, zone-c) on loopback.
 
-    Its stderr goes to `log_path`; `extra_args` are added to the command line."""
+    Its log (streamed with `--verbose`) goes to `log_path`, with its stdout lines marked
+    `[stdout]`; `extra_args` are added to the command line."""
 
     def __init__(self, log_path: Path, extra_args: list[str] | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="ferry-dev-"))
@@ -100,6 +101,9 @@ class FerryDev:
                 # Declared, so the console's 10 GiB default fits on a CI machine with little
                 # free disk (nothing is written beyond what the tests produce).
                 "--storage-bytes-per-host", str(1 << 40),
+                # The whole log on stderr (a quiet `ferry dev` keeps it in its data dir, which
+                # the test removes), so the artifact shows what happened.
+                "--verbose",
                 *(extra_args or []),
             ],
             stdin=subprocess.DEVNULL,

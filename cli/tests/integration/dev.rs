@@ -289,3 +289,62 @@ async fn produce_restart_consume(args: Vec<String>) -> tempfile::TempDir {
     drop(guard);
     dir
 }
+
+/// Runs `ferry dev --single-node` (plus `extra`) with `FERRY_LOG=info` until it prints its
+/// bootstrap line, stops it with Ctrl-C, and returns (stdout, stderr, its log file).
+fn dev_output(extra: &[&str]) -> (String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .arg("dev")
+        .args(single_node_args())
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("FERRY_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut cleanup = Cleanup {
+        child: None,
+        dir: dir.path().to_path_buf(),
+    };
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.trim().starts_with("bootstrap servers:") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("ferry dev prints its bootstrap");
+    interrupt(child);
+    cleanup.child = None;
+    let log = std::fs::read_to_string(dir.path().join("ferry-dev.log")).expect("a log file");
+    (reader.join().unwrap(), errors.join().unwrap(), log)
+}
+
+#[test]
+fn ferry_dev_logs_to_a_file_and_keeps_the_terminal_to_its_banner() {
+    let (stdout, stderr, log) = dev_output(&[]);
+    assert!(stdout.contains("Ferry dev is running"), "{stdout}");
+    assert!(stdout.contains("ferry-dev.log (--verbose streams it here)"), "{stdout}");
+    assert!(
+        !stderr.contains("INFO"),
+        "the terminal shows no INFO lines without --verbose:\n{stderr}"
+    );
+    assert!(log.contains("INFO"), "the log file has the INFO lines:\n{log}");
+
+    let (stdout, stderr, log) = dev_output(&["--verbose"]);
+    assert!(stdout.contains("(also streamed to stderr)"), "{stdout}");
+    assert!(stderr.contains("INFO"), "--verbose streams the log:\n{stderr}");
+    assert!(log.contains("INFO"), "and still writes the file:\n{log}");
+}
