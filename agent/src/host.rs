@@ -39,6 +39,10 @@ use rustix::process::{Pid as RustixPid, Signal};
 use crate::assignment::{Assignment, DATA_DIR_FLAG, NodeId, NodeKey, Pid, is_safe_name};
 use crate::store::write_atomically;
 
+/// The FERRY_* variables a node inherits from its agent: the log filter and format that
+/// `ferry`'s `logging` module reads.
+const NODE_ENV_PASSED: &[&str] = &["FERRY_LOG", "FERRY_LOG_FORMAT"];
+
 /// Subdirectory of the agent's data directory holding the node directories.
 pub const NODES_DIR: &str = "nodes";
 /// The subdirectory of a node's directory holding its TLS material (kept by
@@ -214,10 +218,10 @@ impl Host for OsHost {
         let stdout = log.try_clone().map_err(|e| io("opening", &paths.log, e))?;
         let mut command = Command::new(&self.binary);
         // `ferry node` reads FERRY_* variables as flag defaults, and the agent's own (its
-        // token, its data dir) must not leak into a node: only FERRY_LOG passes.
+        // token, its data dir) must not leak into a node: only the log settings pass.
         for (name, _) in std::env::vars_os() {
             let name_str = name.to_string_lossy();
-            if name_str.starts_with("FERRY_") && name_str != "FERRY_LOG" {
+            if name_str.starts_with("FERRY_") && !NODE_ENV_PASSED.contains(&name_str.as_ref()) {
                 command.env_remove(&name);
             }
         }

@@ -1,6 +1,7 @@
 //! Where a `ferry` process's logs go.
 //!
-//! Every command logs with `tracing`, filtered by `FERRY_LOG` (an `EnvFilter`, default `info`).
+//! Every command logs with `tracing`, filtered by `FERRY_LOG` (an `EnvFilter`, default `info`),
+//! as text or, with `FERRY_LOG_FORMAT=json`, one JSON object per line for a log collector.
 //! Servers run under a supervisor that keeps their stderr (systemd, the agent's `node.log`),
 //! so they log to stderr. `ferry dev` is different: it runs a control plane and three agents in
 //! one terminal, where a user needs the banner, the URLs and the token, not every component's
@@ -21,6 +22,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// The environment variable holding the log filter.
 pub const LOG_ENV: &str = "FERRY_LOG";
+
+/// The environment variable choosing the format: `text` (the default) or `json`.
+pub const LOG_FORMAT_ENV: &str = "FERRY_LOG_FORMAT";
 
 /// The level when `FERRY_LOG` is unset or invalid.
 const DEFAULT_FILTER: &str = "info";
@@ -55,36 +59,75 @@ pub fn dev_log_path(data_dir: &Path) -> PathBuf {
     data_dir.join(DEV_LOG_FILE)
 }
 
+/// How each log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// tracing's human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, spans).
+    Json,
+}
+
+impl LogFormat {
+    /// The format `FERRY_LOG_FORMAT` asks for.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var(LOG_FORMAT_ENV) {
+            Err(_) => Ok(Self::Text),
+            Ok(value) => Self::parse(&value),
+        }
+    }
+
+    fn parse(value: &str) -> anyhow::Result<Self> {
+        match value {
+            "" | "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => anyhow::bail!("{LOG_FORMAT_ENV}={other:?}: expected text or json"),
+        }
+    }
+}
+
 /// Installs the global subscriber for `sink`. Call once, before anything logs.
 pub fn init(sink: &LogSink) -> anyhow::Result<()> {
+    let format = LogFormat::from_env()?;
     match sink {
         LogSink::Stderr => {
-            tracing_subscriber::fmt()
-                .with_env_filter(filter())
-                .with_writer(std::io::stderr)
+            tracing_subscriber::registry()
+                .with(layer(format, std::io::stderr, filter(), true))
                 .init();
         }
         LogSink::File { path, stream } => {
-            let file = open_rotated(path)?;
-            let to_file = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(Arc::new(file))
-                .with_filter(filter());
+            let file = Arc::new(open_rotated(path)?);
             let terminal = if *stream {
                 filter()
             } else {
                 EnvFilter::new(QUIET_TERMINAL_FILTER)
             };
-            let to_terminal = tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(terminal);
             tracing_subscriber::registry()
-                .with(to_file)
-                .with(to_terminal)
+                .with(layer(format, file, filter(), false))
+                .with(layer(format, std::io::stderr, terminal, true))
                 .init();
         }
     }
     Ok(())
+}
+
+/// A formatting layer writing to `writer` through `filter`; colours only where `ansi` and the
+/// format is text.
+fn layer<S, W>(
+    format: LogFormat,
+    writer: W,
+    filter: EnvFilter,
+    ansi: bool,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Text => fmt.with_ansi(ansi).with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+    }
 }
 
 /// `FERRY_LOG`, or the default level.
@@ -131,6 +174,18 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
         let aside = dir.path().join("logs").join(format!("{DEV_LOG_FILE}.1"));
         assert_eq!(std::fs::metadata(aside).unwrap().len(), ROTATE_AT_BYTES + 1);
+    }
+
+    #[test]
+    fn the_format_is_text_or_json_and_nothing_else() {
+        assert_eq!(LogFormat::parse("").unwrap(), LogFormat::Text);
+        assert_eq!(LogFormat::parse("text").unwrap(), LogFormat::Text);
+        assert_eq!(LogFormat::parse("json").unwrap(), LogFormat::Json);
+        let err = LogFormat::parse("xml").unwrap_err().to_string();
+        assert!(
+            err.contains("FERRY_LOG_FORMAT") && err.contains("xml"),
+            "{err}"
+        );
     }
 
     #[test]

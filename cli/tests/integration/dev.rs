@@ -292,7 +292,7 @@ async fn produce_restart_consume(args: Vec<String>) -> tempfile::TempDir {
 
 /// Runs `ferry dev --single-node` (plus `extra`) with `FERRY_LOG=info` until it prints its
 /// bootstrap line, stops it with Ctrl-C, and returns (stdout, stderr, its log file).
-fn dev_output(extra: &[&str]) -> (String, String, String) {
+fn dev_output(extra: &[&str], envs: &[(&str, &str)]) -> (String, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .arg("dev")
@@ -301,6 +301,7 @@ fn dev_output(extra: &[&str]) -> (String, String, String) {
         .arg("--data-dir")
         .arg(dir.path())
         .env("FERRY_LOG", "info")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -334,17 +335,39 @@ fn dev_output(extra: &[&str]) -> (String, String, String) {
 
 #[test]
 fn ferry_dev_logs_to_a_file_and_keeps_the_terminal_to_its_banner() {
-    let (stdout, stderr, log) = dev_output(&[]);
+    let (stdout, stderr, log) = dev_output(&[], &[]);
     assert!(stdout.contains("Ferry dev is running"), "{stdout}");
-    assert!(stdout.contains("ferry-dev.log (--verbose streams it here)"), "{stdout}");
+    assert!(
+        stdout.contains("ferry-dev.log (--verbose streams it here)"),
+        "{stdout}"
+    );
     assert!(
         !stderr.contains("INFO"),
         "the terminal shows no INFO lines without --verbose:\n{stderr}"
     );
-    assert!(log.contains("INFO"), "the log file has the INFO lines:\n{log}");
+    assert!(
+        log.contains("INFO"),
+        "the log file has the INFO lines:\n{log}"
+    );
 
-    let (stdout, stderr, log) = dev_output(&["--verbose"]);
+    let (stdout, stderr, log) = dev_output(&["--verbose"], &[]);
     assert!(stdout.contains("(also streamed to stderr)"), "{stdout}");
-    assert!(stderr.contains("INFO"), "--verbose streams the log:\n{stderr}");
+    assert!(
+        stderr.contains("INFO"),
+        "--verbose streams the log:\n{stderr}"
+    );
     assert!(log.contains("INFO"), "and still writes the file:\n{log}");
+}
+
+#[test]
+fn ferry_log_format_json_writes_one_json_object_per_line() {
+    let (_, _, log) = dev_output(&[], &[("FERRY_LOG_FORMAT", "json")]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(!lines.is_empty(), "the log has lines");
+    for line in lines {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{e}: not a JSON line: {line}"));
+        assert!(object.get("level").is_some(), "{line}");
+        assert!(object.get("timestamp").is_some(), "{line}");
+    }
 }
