@@ -93,7 +93,8 @@ pub struct AgentOptions {
     /// The `ferry` binary nodes run; by default the current executable.
     pub node_binary: Option<PathBuf>,
     /// Extra environment for node processes (e.g. `FERRY_LOG`). Of the agent's own
-    /// environment, nodes inherit everything but the `FERRY_*` variables (`FERRY_LOG` passes).
+    /// environment, nodes inherit everything but the `FERRY_*` variables (`FERRY_LOG` and
+    /// `FERRY_LOG_FORMAT` pass).
     pub node_env: Vec<(String, String)>,
     /// Restart backoff and stop timeout.
     pub supervisor: SupervisorOptions,

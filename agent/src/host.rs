@@ -43,6 +43,17 @@ use crate::store::write_atomically;
 /// `ferry`'s `logging` module reads.
 const NODE_ENV_PASSED: &[&str] = &["FERRY_LOG", "FERRY_LOG_FORMAT"];
 
+/// Of the agent's environment variable `names`, those a node must not inherit: every FERRY_*
+/// but [`NODE_ENV_PASSED`].
+fn withheld_from_nodes(names: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    names
+        .filter(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with("FERRY_") && !NODE_ENV_PASSED.contains(&name.as_ref())
+        })
+        .collect()
+}
+
 /// Subdirectory of the agent's data directory holding the node directories.
 pub const NODES_DIR: &str = "nodes";
 /// The subdirectory of a node's directory holding its TLS material (kept by
@@ -219,11 +230,8 @@ impl Host for OsHost {
         let mut command = Command::new(&self.binary);
         // `ferry node` reads FERRY_* variables as flag defaults, and the agent's own (its
         // token, its data dir) must not leak into a node: only the log settings pass.
-        for (name, _) in std::env::vars_os() {
-            let name_str = name.to_string_lossy();
-            if name_str.starts_with("FERRY_") && !NODE_ENV_PASSED.contains(&name_str.as_ref()) {
-                command.env_remove(&name);
-            }
+        for name in withheld_from_nodes(std::env::vars_os().map(|(name, _)| name)) {
+            command.env_remove(name);
         }
         let child = command
             .args(&args)
@@ -461,6 +469,24 @@ mod tests {
         assert_eq!(explaining_line(&log, true).unwrap(), "INFO serving");
         assert_eq!(explaining_line(&log, false), None);
         assert_eq!(explaining_line(&dir.path().join("missing"), true), None);
+    }
+
+    #[test]
+    fn nodes_inherit_the_log_settings_and_no_other_ferry_variable() {
+        let names = [
+            "FERRY_LOG",
+            "FERRY_LOG_FORMAT",
+            "FERRY_TOKEN",
+            "FERRY_JOIN_TOKEN",
+            "FERRY_DATA_DIR",
+            "PATH",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ];
+        let withheld = withheld_from_nodes(names.iter().map(std::ffi::OsString::from));
+        assert_eq!(
+            withheld,
+            ["FERRY_TOKEN", "FERRY_JOIN_TOKEN", "FERRY_DATA_DIR"]
+        );
     }
 
     #[test]

@@ -365,8 +365,8 @@ fn ferry_log_format_json_writes_one_json_object_per_line() {
     let lines: Vec<&str> = log.lines().collect();
     assert!(!lines.is_empty(), "the log has lines");
     for line in lines {
-        let object: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{e}: not a JSON line: {line}"));
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not a JSON line: {line}"));
         assert!(object.get("level").is_some(), "{line}");
         assert!(object.get("timestamp").is_some(), "{line}");
     }
