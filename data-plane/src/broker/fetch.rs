@@ -67,12 +67,38 @@ struct Reader {
     first: bool,
 }
 
-/// Answers a Fetch request, waiting up to `max_wait_ms` for `min_bytes`.
+/// Answers a Fetch request, waiting up to `max_wait_ms` for `min_bytes`, and counts the record
+/// bytes it returns (per topic for consumers, in total for followers).
 pub(super) async fn handle(
     held: &Partitions,
     request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
+    let follower = request.replica_id.0 >= 0;
+    let response = answer(held, request, version).await;
+    if let Some(metrics) = held.metrics() {
+        for topic in &response.responses {
+            let bytes: usize = topic
+                .partitions
+                .iter()
+                .filter_map(|p| p.records.as_ref().map(Bytes::len))
+                .sum();
+            if bytes == 0 {
+                continue;
+            }
+            if follower {
+                metrics.replication_out(bytes as u64);
+            } else {
+                // Only partitions held here return records, so the topic is one of ours.
+                metrics.topic(&topic.topic.0).bytes_out.inc_by(bytes as u64);
+            }
+        }
+    }
+    response
+}
+
+/// [`handle`] without the counting.
+async fn answer(held: &Partitions, request: FetchRequest, version: i16) -> FetchResponse {
     if version >= 7 && request.session_id != 0 {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code());
