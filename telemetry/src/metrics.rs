@@ -292,6 +292,19 @@ impl<H: Clone> LabelCap<H> {
         handles
     }
 
+    /// Calls `f` with the handles to count `value` with (as [`Self::get`]), without cloning
+    /// them when `value` is admitted: the read lock is held while `f` runs, so keep it to
+    /// counting.
+    pub fn with<R>(&self, value: &str, f: impl FnOnce(&H) -> R) -> R {
+        {
+            let admitted = self.admitted.read().expect("label cap lock poisoned");
+            if let Some(handles) = admitted.get(value) {
+                return f(handles);
+            }
+        }
+        f(&self.get(value))
+    }
+
     /// Removes `value`'s series and frees its slot; `false` if it had none (never admitted,
     /// or counted under the overflow value).
     pub fn remove(&self, value: &str) -> bool {
@@ -382,13 +395,14 @@ mod tests {
         cap.get("b").inc_by(2);
         cap.get("c").inc_by(4);
         cap.get("d").inc_by(8);
-        cap.get("a").inc_by(16);
+        cap.with("a", |c| c.inc_by(16));
+        cap.with("e", |c| c.inc_by(32));
         assert_eq!(cap.len(), 2);
         assert!(cap.has_overflowed());
         assert!(!cap.is_admitted("c"));
         assert_eq!(family.get(&topic("a")).unwrap().get(), 17);
         assert_eq!(family.get(&topic("b")).unwrap().get(), 2);
-        assert_eq!(family.get(&topic("(other)")).unwrap().get(), 12);
+        assert_eq!(family.get(&topic("(other)")).unwrap().get(), 44);
         assert!(family.get(&topic("c")).is_none());
         let text = encode(&registry);
         assert_eq!(samples(&text, "ferry_bytes_in").len(), 3, "{text}");

@@ -90,7 +90,7 @@ pub(super) async fn handle(
                 metrics.replication_out(bytes as u64);
             } else {
                 // Only partitions held here return records, so the topic is one of ours.
-                metrics.topic(&topic.topic.0).bytes_out.inc_by(bytes as u64);
+                metrics.count_bytes_out(&topic.topic.0, bytes as u64);
             }
         }
     }

@@ -236,8 +236,16 @@ impl Partitions {
                 Some(existing) => existing.update(state, config),
                 None => {
                     let log = self.open_log(&id, topic.id, &config)?;
-                    let partition =
-                        Partition::new(id.clone(), topic.id, self.node_id, log, config, state);
+                    let traffic = self.metrics.as_ref().map(|m| m.topic(&id.topic));
+                    let partition = Partition::new(
+                        id.clone(),
+                        topic.id,
+                        self.node_id,
+                        log,
+                        config,
+                        state,
+                        traffic,
+                    );
                     partition
                         .lock()
                         .recover_producers(Some(self.partition_dir(&id)));

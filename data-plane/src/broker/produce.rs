@@ -212,7 +212,7 @@ fn append(
     let bytes = records.as_ref().map_or(0, |r| r.len() as u64);
     let (response, wait, appended) = append_held(held, topic, index, &partition, records, acks);
     // Counted only for topics held here, so a client cannot mint series with made-up names.
-    if let Some(traffic) = held.metrics().map(|m| m.topic(topic)) {
+    if let Some(traffic) = &partition.traffic {
         if response.error_code != 0 {
             traffic.failed_produce.inc();
         } else if let Some(records) = appended {

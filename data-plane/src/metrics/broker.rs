@@ -31,7 +31,10 @@
 //! - `error`: Kafka's name of the code (`NOT_LEADER_OR_FOLLOWER`); codes are a fixed set.
 //! - `topic`: only topics this broker holds, at most [`MetricsLimits::topics`] of them; the
 //!   rest are counted under `topic="(other)"` (parentheses are not allowed in topic names, so
-//!   it never clashes). A topic's series go when its last partition leaves this broker.
+//!   it never clashes). A partition takes its topic's handles when it is created here (so a
+//!   produce counts with two atomic adds); a topic's series go when its last partition leaves
+//!   this broker, and the freed slot goes to the next topic created here (topics already
+//!   counted under the overflow stay there).
 //! - `topic,partition` gauges: at most [`MetricsLimits::partitions`] series per gauge; the
 //!   number left out is `ferry_broker_partition_series_dropped`.
 //! - `reason`, `admission`: fixed sets. Never client ids, addresses or member ids.
@@ -466,6 +469,12 @@ impl BrokerMetrics {
         self.topics.get(topic)
     }
 
+    /// Counts record bytes fetched by consumers of `topic` (a topic held here).
+    pub fn count_bytes_out(&self, topic: &str, bytes: u64) {
+        self.topics
+            .with(topic, |traffic| traffic.bytes_out.inc_by(bytes));
+    }
+
     /// Removes `topic`'s traffic series (its last partition left this broker).
     pub fn forget_topic(&self, topic: &str) {
         self.topics.remove(topic);
@@ -801,6 +810,64 @@ mod tests {
             assert_eq!(metrics.api_of(served.key).unwrap().name, name);
         }
         assert!(text.contains("ferry_broker_requests_total{api=\"FetchFollower\"} 0"));
+    }
+
+    /// `family type label,label` for every family in `text`, in registration order; label
+    /// names come from the family's first sample (histograms without their `le`).
+    fn family_names(text: &str) -> String {
+        let mut out = String::new();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let (family, kind) = rest.split_once(' ').unwrap();
+            let sample = lines[i + 1..].iter().find(|l| !l.starts_with('#')).unwrap();
+            let labels: Vec<&str> = sample
+                .split_once('{')
+                .map(|(_, rest)| rest.split_once('}').unwrap().0)
+                .into_iter()
+                .flat_map(|labels| labels.split(','))
+                .filter_map(|label| label.split_once('=').map(|(name, _)| name))
+                .filter(|name| *name != "le")
+                .collect();
+            let line = format!("{family} {kind} {}", labels.join(","));
+            writeln!(out, "{}", line.trim_end()).unwrap();
+        }
+        out
+    }
+
+    /// The broker's metric names are reviewed as a list: `names.txt` holds every family with
+    /// its type and labels (`UPDATE_GOLDEN=1` rewrites it; review the diff). Every family has
+    /// a help text, and no counter is named `..._total` before the encoder adds the suffix.
+    #[test]
+    fn metric_names_match_the_reviewed_list() {
+        let mut registry = registry();
+        let metrics = BrokerMetrics::register(&mut registry, MetricsLimits::default());
+        let view = Arc::new(Fixed(vec![sample("t", 0, true, true)]));
+        register_partition_gauges(&mut registry, &view, MetricsLimits::default());
+        // One sample in each family that starts empty.
+        let produce = metrics.api_of(ApiKey::Produce).unwrap().clone();
+        metrics.count_error(&produce, 3);
+        metrics.connection_rejected(RejectReason::PerIpLimit);
+        metrics.topic("t").bytes_in.inc();
+        let text = encode(&registry);
+        assert!(!text.contains("_total_total"), "{text}");
+        let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+        assert_eq!(families, helps, "every family has a help text");
+        let actual = family_names(&text);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics/names.txt");
+        if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, &actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            actual,
+            expected,
+            "the metric names changed: run with UPDATE_GOLDEN=1 and review the diff of {}",
+            path.display()
+        );
     }
 
     struct Fixed(Vec<PartitionSample>);
