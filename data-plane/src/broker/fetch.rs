@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use super::partitions::Partitions;
 use super::{divergence, now_ms};
 use crate::metadata::NodeId;
+use crate::metrics::broker::Purgatory;
 
 /// Longest a fetch may wait, whatever the client asks: bounds how long a connection is parked.
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -107,11 +108,15 @@ async fn answer(held: &Partitions, request: FetchRequest, version: i16) -> Fetch
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let mut appended = held.subscribe_appended();
+    let mut waiting = None;
     loop {
         appended.borrow_and_update();
         let read = read_for_fetch(held, &request);
         if read.bytes >= min_bytes.max(1) || read.any_error || Instant::now() >= deadline {
             return read.response;
+        }
+        if waiting.is_none() {
+            waiting = held.metrics().map(|m| m.waiting(Purgatory::Fetch));
         }
         // Woken by any append on this broker; re-reading is cheap and keeps this simple.
         if tokio::time::timeout_at(deadline, appended.changed())

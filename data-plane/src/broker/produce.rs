@@ -48,6 +48,7 @@ use super::partitions::Partitions;
 use super::{Reply, now_ms};
 use crate::log::{LeaderEpoch, Offset};
 use crate::metadata::is_internal_topic;
+use crate::metrics::broker::Purgatory;
 
 /// acks values Kafka defines.
 const ACKS_NONE: i16 = 0;
@@ -150,6 +151,7 @@ async fn wait_for_high_watermark(
         return failed;
     }
     let deadline = tokio::time::Instant::now() + timeout;
+    let _waiting = held.metrics().map(|m| m.waiting(Purgatory::Produce));
     let mut changed = held.subscribe_appended();
     let mut pending = waits;
     loop {

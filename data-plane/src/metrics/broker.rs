@@ -16,6 +16,9 @@
 //! ferry_broker_topic_bytes_out_total{topic}         record bytes fetched by consumers
 //! ferry_broker_topic_failed_produce_requests_total{topic}
 //! ferry_broker_replication_bytes_out_total          record bytes fetched by followers
+//! ferry_broker_replication_bytes_in_total           record bytes appended as follower
+//! ferry_broker_isr_shrinks_total, _isr_expands_total  ISR changes this leader made
+//! ferry_broker_purgatory_size{operation}            produce (acks=all) and fetch waits
 //! ferry_broker_partitions, _leader_partitions, _under_replicated_partitions,
 //! ferry_broker_under_min_isr_partitions             read at scrape time (partitions held)
 //! ferry_broker_log_size_bytes / _log_start_offset / _log_end_offset {topic,partition}
@@ -249,6 +252,16 @@ pub struct BrokerMetrics {
     topics: LabelCap<TopicTraffic>,
     /// Record bytes read by followers.
     replication_bytes_out: Counter,
+    /// Record bytes appended as a follower.
+    replication_bytes_in: Counter,
+    /// ISR shrinks committed for partitions led here.
+    isr_shrinks: Counter,
+    /// ISR expansions committed for partitions led here.
+    isr_expands: Counter,
+    /// Requests waiting: acks=all produces for the high watermark.
+    purgatory_produce: Gauge,
+    /// Requests waiting: fetches for `min_bytes`.
+    purgatory_fetch: Gauge,
     /// The bounds.
     limits: MetricsLimits,
 }
@@ -374,6 +387,30 @@ impl BrokerMetrics {
             "Record bytes read by followers",
             replication_bytes_out.clone(),
         );
+        let replication_bytes_in = Counter::default();
+        registry.register(
+            "replication_bytes_in",
+            "Record bytes appended as a follower",
+            replication_bytes_in.clone(),
+        );
+        let isr_shrinks = Counter::default();
+        registry.register(
+            "isr_shrinks",
+            "ISR shrinks committed for partitions led here",
+            isr_shrinks.clone(),
+        );
+        let isr_expands = Counter::default();
+        registry.register(
+            "isr_expands",
+            "ISR expansions committed for partitions led here",
+            isr_expands.clone(),
+        );
+        let purgatory = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        registry.register(
+            "purgatory_size",
+            "Requests waiting: acks=all produces for replication, fetches for min_bytes",
+            purgatory.clone(),
+        );
         let topics = register_topic_families(registry, limits.topics);
         Arc::new(Self {
             apis,
@@ -386,6 +423,11 @@ impl BrokerMetrics {
             closed,
             topics,
             replication_bytes_out,
+            replication_bytes_in,
+            isr_shrinks,
+            isr_expands,
+            purgatory_produce: purgatory.get_or_create_owned(&[("operation", "produce")]),
+            purgatory_fetch: purgatory.get_or_create_owned(&[("operation", "fetch")]),
             limits,
         })
     }
@@ -485,6 +527,30 @@ impl BrokerMetrics {
         self.replication_bytes_out.inc_by(bytes);
     }
 
+    /// Counts record bytes appended as a follower.
+    pub fn replication_in(&self, bytes: u64) {
+        self.replication_bytes_in.inc_by(bytes);
+    }
+
+    /// Counts a committed ISR change of a partition led here.
+    pub fn isr_changed(&self, shrink: bool) {
+        if shrink {
+            self.isr_shrinks.inc();
+        } else {
+            self.isr_expands.inc();
+        }
+    }
+
+    /// Counts a request as waiting in `purgatory` until the guard is dropped.
+    pub fn waiting(&self, purgatory: Purgatory) -> Waiting<'_> {
+        let gauge = match purgatory {
+            Purgatory::Produce => &self.purgatory_produce,
+            Purgatory::Fetch => &self.purgatory_fetch,
+        };
+        gauge.inc();
+        Waiting { gauge }
+    }
+
     /// The series bounds.
     pub fn limits(&self) -> MetricsLimits {
         self.limits
@@ -537,6 +603,28 @@ fn register_topic_families(registry: &mut Registry, max: usize) -> LabelCap<Topi
             }
         },
     )
+}
+
+/// Where a request waits (Kafka's delayed-operation purgatories).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purgatory {
+    /// An acks=all produce waiting for the high watermark.
+    Produce,
+    /// A fetch waiting for `min_bytes` or `max_wait_ms`.
+    Fetch,
+}
+
+/// A request counted in `ferry_broker_purgatory_size` until dropped.
+#[derive(Debug)]
+pub struct Waiting<'a> {
+    /// The gauge of its purgatory.
+    gauge: &'a Gauge,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
 }
 
 /// An open connection, counted in `ferry_broker_connections` until dropped; then counted in

@@ -148,9 +148,14 @@ async fn produce(client: &mut RawClient, topic: &str, records: Bytes) -> i16 {
 
 /// A consumer Fetch of partition 0 of `topic` from offset 0; the record bytes returned.
 async fn fetch(client: &mut RawClient, topic: &str) -> usize {
+    fetch_waiting(client, topic, 0).await
+}
+
+/// [`fetch`], waiting up to `max_wait_ms` for a byte.
+async fn fetch_waiting(client: &mut RawClient, topic: &str, max_wait_ms: i32) -> usize {
     let request = FetchRequest::default()
         .with_replica_id((-1).into())
-        .with_max_wait_ms(0)
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
@@ -392,5 +397,29 @@ async fn topics_beyond_the_bound_share_one_series() {
     assert_eq!(bytes_in("t4"), None);
     assert_eq!(bytes_in("t5"), Some(one));
     assert_eq!(bytes_in("(other)"), Some(3.0 * one));
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_waiting_fetch_is_in_the_purgatory_until_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = MetricsNode::start(dir.path(), MetricsLimits::default()).await;
+    let mut client = RawClient::connect(node.kafka).await;
+    create_topic(&mut client, "quiet", &[]).await;
+    let waiting = "ferry_broker_purgatory_size{operation=\"fetch\"}";
+    assert_eq!(must(&scrape(node.admin).await, waiting), 0.0);
+
+    // An empty partition: the fetch waits for a byte, for up to 30 s.
+    let mut consumer = RawClient::connect(node.kafka).await;
+    let fetch = tokio::spawn(async move { fetch_waiting(&mut consumer, "quiet", 30_000).await });
+    let text = scrape_until(node.admin, |t| value(t, waiting) == Some(1.0)).await;
+    assert_eq!(must(&text, waiting), 1.0);
+
+    // An append wakes it; it leaves the purgatory with the batch.
+    let records = batch(1, 10, 0);
+    assert_eq!(produce(&mut client, "quiet", records.clone()).await, 0);
+    assert_eq!(fetch.await.unwrap(), records.len());
+    let text = scrape_until(node.admin, |t| value(t, waiting) == Some(0.0)).await;
+    assert_eq!(must(&text, waiting), 0.0);
     node.shutdown().await;
 }
