@@ -36,7 +36,17 @@ struct MetricsNode {
 
 impl MetricsNode {
     async fn start(dir: &Path, limits: MetricsLimits) -> MetricsNode {
+        Self::start_with(dir, limits, &[]).await
+    }
+
+    /// [`Self::start`] with broker configs by Kafka name.
+    async fn start_with(
+        dir: &Path,
+        limits: MetricsLimits,
+        configs: &[(&str, &str)],
+    ) -> MetricsNode {
         let mut broker = BrokerConfig::new(1, dir.join("logs"));
+        broker.apply_kafka_configs(configs.iter().copied()).unwrap();
         broker.metrics = limits;
         let node = Node::bind(NodeConfig {
             node_id: 1,
@@ -421,5 +431,45 @@ async fn a_waiting_fetch_is_in_the_purgatory_until_answered() {
     assert_eq!(fetch.await.unwrap(), records.len());
     let text = scrape_until(node.admin, |t| value(t, waiting) == Some(0.0)).await;
     assert_eq!(must(&text, waiting), 0.0);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_and_closed_connections_are_counted_by_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = [("max.connections.per.ip", "1")];
+    let node = MetricsNode::start_with(dir.path(), MetricsLimits::default(), &configs).await;
+    // One client connection from 127.0.0.1, then the replica reserve fills, then refusals.
+    let reserve = ferry_data_plane::server::REPLICA_CONNECTIONS_RESERVED;
+    let mut open = Vec::new();
+    for _ in 0..1 + reserve + 2 {
+        open.push(TcpStream::connect(node.kafka).await.unwrap());
+    }
+    let rejected = "ferry_broker_connections_rejected_total{reason=\"per_ip_limit\"}";
+    let text = scrape_until(node.admin, |t| value(t, rejected) == Some(2.0)).await;
+    assert_eq!(must(&text, rejected), 2.0);
+    assert_eq!(
+        must(&text, "ferry_broker_connections{admission=\"client\"}"),
+        1.0
+    );
+    assert_eq!(
+        must(&text, "ferry_broker_connections{admission=\"replica\"}"),
+        reserve as f64
+    );
+    assert_eq!(
+        must(&text, "ferry_broker_connections_accepted_total"),
+        (1 + reserve) as f64
+    );
+
+    // A frame over socket.request.max.bytes closes the client connection for that reason.
+    open[0].write_all(&i32::MAX.to_be_bytes()).await.unwrap();
+    let closed = "ferry_broker_connections_closed_total{reason=\"frame\"}";
+    let text = scrape_until(node.admin, |t| value(t, closed) == Some(1.0)).await;
+    assert_eq!(must(&text, closed), 1.0);
+    assert_eq!(
+        must(&text, "ferry_broker_connections{admission=\"client\"}"),
+        0.0
+    );
+    drop(open);
     node.shutdown().await;
 }
