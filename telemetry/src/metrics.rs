@@ -210,6 +210,51 @@ impl HistogramSnapshot {
     }
 }
 
+/// A gauge without labels whose value is read at each scrape by calling a function (a value
+/// owned elsewhere: an applied offset, free disk space). Nothing is encoded while the
+/// function returns `None`. Register it with [`Registry::register_collector`]; the function
+/// runs on the scrape's task, so it must be quick and must not block.
+pub struct GaugeFn {
+    /// The name, without the registry's prefix.
+    name: &'static str,
+    /// The help text.
+    help: &'static str,
+    /// Reads the value.
+    read: Box<dyn Fn() -> Option<i64> + Send + Sync>,
+}
+
+impl GaugeFn {
+    /// A gauge `name` whose value is `read()` at each scrape.
+    pub fn new(
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> Option<i64> + Send + Sync + 'static,
+    ) -> Box<Self> {
+        Box::new(Self {
+            name,
+            help,
+            read: Box::new(read),
+        })
+    }
+}
+
+impl fmt::Debug for GaugeFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GaugeFn").field("name", &self.name).finish()
+    }
+}
+
+impl Collector for GaugeFn {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let Some(value) = (self.read)() else {
+            return Ok(());
+        };
+        encoder
+            .encode_descriptor(self.name, self.help, None, MetricType::Gauge)?
+            .encode_gauge(&value)
+    }
+}
+
 /// A family of [`AtomicHistogram`]s over [`LATENCY_BUCKETS`], one per label set.
 pub type LatencyFamily<S> = Family<S, AtomicHistogram, fn() -> AtomicHistogram>;
 
@@ -498,6 +543,25 @@ mod tests {
         assert_eq!(snapshot.counts[2], 0);
         // 0 + 1 + 2 repeated: the sum of 0..10000 % 3 is 9999, times 4 threads.
         assert_eq!(snapshot.sum, 4.0 * 9999.0);
+    }
+
+    #[test]
+    fn gauge_functions_are_read_at_each_scrape() {
+        let value = Arc::new(AtomicU64::new(5));
+        let mut registry = registry();
+        let read = value.clone();
+        registry.register_collector(GaugeFn::new("offset", "An offset", move || {
+            let v = read.load(Ordering::Relaxed);
+            (v > 0).then_some(v as i64)
+        }));
+        assert!(encode(&registry).contains("# TYPE ferry_offset gauge\nferry_offset 5\n"));
+        value.store(9, Ordering::Relaxed);
+        assert!(encode(&registry).contains("ferry_offset 9\n"));
+        value.store(0, Ordering::Relaxed);
+        assert!(
+            !encode(&registry).contains("ferry_offset"),
+            "None encodes nothing"
+        );
     }
 
     #[test]

@@ -110,6 +110,11 @@ impl Partitions {
         &self.log_dir
     }
 
+    /// Total and available bytes of the file system holding `log.dirs` (statvfs).
+    pub fn log_dir_space(&self) -> std::io::Result<(i64, i64)> {
+        file_system_space(&self.log_dir)
+    }
+
     /// The metadata image the partitions were last reconciled with.
     pub fn image(&self) -> Arc<Image> {
         self.image.read().expect("image lock poisoned").clone()
@@ -372,6 +377,18 @@ impl Partitions {
     fn partition_dir(&self, id: &TopicPartition) -> PathBuf {
         self.log_dir.join(format!("{}-{}", id.topic, id.partition))
     }
+}
+
+/// Total and available bytes of the file system holding `dir`.
+fn file_system_space(dir: &Path) -> std::io::Result<(i64, i64)> {
+    let stat = rustix::fs::statvfs(dir)?;
+    let block = stat.f_frsize;
+    let total = stat.f_blocks.saturating_mul(block);
+    let usable = stat.f_bavail.saturating_mul(block);
+    Ok((
+        i64::try_from(total).unwrap_or(i64::MAX),
+        i64::try_from(usable).unwrap_or(i64::MAX),
+    ))
 }
 
 impl PartitionsView for Partitions {

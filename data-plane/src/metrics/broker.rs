@@ -23,6 +23,8 @@
 //! ferry_broker_under_min_isr_partitions             read at scrape time (partitions held)
 //! ferry_broker_log_size_bytes / _log_start_offset / _log_end_offset {topic,partition}
 //! ferry_broker_partition_series_dropped             partitions beyond the series cap
+//! ferry_broker_metadata_offset, ferry_broker_fenced  the image served from, the broker state
+//! ferry_broker_log_dir_total_bytes / _available_bytes  the file system of log.dirs
 //! ```
 //! Under-replicated and under-min-ISR count only partitions *led here*, as Kafka's
 //! ReplicaManager does, so summing over brokers gives the cluster's count.
@@ -48,8 +50,8 @@ use std::time::Duration;
 
 use ferry_telemetry::metrics::{
     AtomicHistogram, Collector, Counter, DescriptorEncoder, EncodeLabel as _, EncodeLabelSet,
-    EncodeLabelValue, Family, Gauge, LabelCap, LabelSetEncoder, LabelValueEncoder, LatencyFamily,
-    MetricType, Registry, latency_family,
+    EncodeLabelValue, Family, Gauge, GaugeFn, LabelCap, LabelSetEncoder, LabelValueEncoder,
+    LatencyFamily, MetricType, Registry, latency_family,
 };
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -765,6 +767,49 @@ pub fn register_partition_gauges<P: PartitionsView>(
 /// One per-partition log gauge: name, help, and how to read it from a sample.
 type LogGauge = (&'static str, &'static str, fn(&PartitionSample) -> i64);
 
+/// What the broker-state gauges read, at each scrape (each `None` when unknown, which leaves
+/// the gauge out of that scrape).
+pub struct BrokerStateSources {
+    /// The offset of the metadata image the broker serves from.
+    pub metadata_offset: Box<dyn Fn() -> Option<i64> + Send + Sync>,
+    /// Whether the controllers fenced the broker (always false on a single node).
+    pub fenced: Box<dyn Fn() -> Option<bool> + Send + Sync>,
+    /// Total and available bytes of the file system holding `log.dirs`.
+    pub log_dir_space: Box<dyn Fn() -> Option<(i64, i64)> + Send + Sync>,
+}
+
+/// Registers the broker-state gauges (`metadata_offset`, `fenced`, `log_dir_*_bytes`).
+pub fn register_broker_state(registry: &mut Registry, sources: BrokerStateSources) {
+    let registry = registry.sub_registry_with_prefix("broker");
+    let BrokerStateSources {
+        metadata_offset,
+        fenced,
+        log_dir_space,
+    } = sources;
+    let log_dir_space: Arc<dyn Fn() -> Option<(i64, i64)> + Send + Sync> = Arc::from(log_dir_space);
+    let available = log_dir_space.clone();
+    registry.register_collector(GaugeFn::new(
+        "metadata_offset",
+        "Offset of the metadata image the broker serves from",
+        metadata_offset,
+    ));
+    registry.register_collector(GaugeFn::new(
+        "fenced",
+        "1 while the controllers fence the broker, else 0",
+        move || fenced().map(i64::from),
+    ));
+    registry.register_collector(GaugeFn::new(
+        "log_dir_total_bytes",
+        "Size of the file system holding log.dirs",
+        move || log_dir_space().map(|(total, _)| total),
+    ));
+    registry.register_collector(GaugeFn::new(
+        "log_dir_available_bytes",
+        "Bytes available to the broker on the file system holding log.dirs",
+        move || available().map(|(_, available)| available),
+    ));
+}
+
 /// The partition gauges, read at each scrape.
 struct PartitionGauges {
     /// The partitions held here.
@@ -934,6 +979,14 @@ mod tests {
         let metrics = BrokerMetrics::register(&mut registry, MetricsLimits::default());
         let view = Arc::new(Fixed(vec![sample("t", 0, true, true)]));
         register_partition_gauges(&mut registry, &view, MetricsLimits::default());
+        register_broker_state(
+            &mut registry,
+            BrokerStateSources {
+                metadata_offset: Box::new(|| Some(1)),
+                fenced: Box::new(|| Some(false)),
+                log_dir_space: Box::new(|| Some((2, 1))),
+            },
+        );
         // One sample in each family that starts empty.
         let produce = metrics.api_of(ApiKey::Produce).unwrap().clone();
         metrics.count_error(&produce, 3);

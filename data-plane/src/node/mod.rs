@@ -56,7 +56,9 @@ use crate::broker::{Broker, BrokerConfig};
 use crate::controller::Limits;
 use crate::metadata::{BrokerInfo, NodeId};
 use crate::metrics::Registry;
-use crate::metrics::broker::{BrokerMetrics, register_partition_gauges};
+use crate::metrics::broker::{
+    BrokerMetrics, BrokerStateSources, register_broker_state, register_partition_gauges,
+};
 use crate::server::{self, ServerOptions};
 use controller::{ControllerOptions, ControllerRole};
 pub use dir::DataDir;
@@ -537,12 +539,37 @@ async fn open_broker(
     let broker_metrics = BrokerMetrics::register(metrics, limits);
     let broker = Broker::open(broker_config, authority, Some(broker_metrics))?;
     register_partition_gauges(metrics, broker.shared_partitions(), limits);
+    register_broker_state(metrics, broker_state_sources(&broker, quorum.as_ref()));
     Ok(BrokerRole {
         broker,
         kafka,
         advertised,
         quorum,
     })
+}
+
+/// What the broker-state gauges read: the broker and its quorum authority, held weakly (a
+/// scrape after they are gone reports nothing).
+fn broker_state_sources(
+    broker: &Arc<Broker>,
+    quorum: Option<&Arc<QuorumAuthority>>,
+) -> BrokerStateSources {
+    let (image_of, space_of) = (Arc::downgrade(broker), Arc::downgrade(broker));
+    let (offset_of, fenced_of) = (quorum.map(Arc::downgrade), quorum.map(Arc::downgrade));
+    BrokerStateSources {
+        metadata_offset: Box::new(move || match &offset_of {
+            Some(quorum) => quorum.upgrade().map(|q| q.applied_offset() as i64),
+            None => image_of.upgrade().map(|b| b.image().offset as i64),
+        }),
+        fenced: Box::new(move || match &fenced_of {
+            Some(quorum) => quorum.upgrade().map(|q| q.broker_state().fenced),
+            None => Some(false),
+        }),
+        log_dir_space: Box::new(move || {
+            let broker = space_of.upgrade()?;
+            broker.partitions().log_dir_space().ok()
+        }),
+    }
 }
 
 /// The IP to advertise for a listen address: itself, or loopback for a wildcard address.

@@ -323,6 +323,17 @@ async fn scraped_counters_match_the_requests_served() {
         1.0
     );
     assert_eq!(must(&text, "ferry_broker_connections_accepted_total"), 1.0);
+    assert_eq!(must(&text, "ferry_broker_fenced"), 0.0);
+    assert!(
+        must(&text, "ferry_broker_metadata_offset") >= 1.0,
+        "the topic's records"
+    );
+    let total = must(&text, "ferry_broker_log_dir_total_bytes");
+    let available = must(&text, "ferry_broker_log_dir_available_bytes");
+    assert!(
+        total > 0.0 && available > 0.0 && available <= total,
+        "{total} {available}"
+    );
 
     // Closing the connection moves it from open to closed by the client.
     drop(client);
