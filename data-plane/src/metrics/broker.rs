@@ -659,8 +659,8 @@ impl Drop for OpenConnection {
 }
 
 /// Calls `each` with every error code of a response: the top-level one and those of each
-/// topic, partition or group. APIs without a case here count no errors yet (the admin
-/// describe/alter APIs and DeleteRecords, DeleteGroups, OffsetDelete, OffsetForLeaderEpoch).
+/// topic, partition, group, resource or log dir (codes of nested detail such as a group
+/// member's are not counted).
 fn each_error_code(body: &ResponseKind, mut each: impl FnMut(i16)) {
     match body {
         ResponseKind::Produce(r) => r
@@ -715,6 +715,43 @@ fn each_error_code(body: &ResponseKind, mut each: impl FnMut(i16)) {
         ResponseKind::InitProducerId(r) => each(r.error_code),
         ResponseKind::DescribeCluster(r) => each(r.error_code),
         ResponseKind::ListGroups(r) => each(r.error_code),
+        ResponseKind::DescribeGroups(r) => r.groups.iter().for_each(|g| each(g.error_code)),
+        ResponseKind::DeleteGroups(r) => r.results.iter().for_each(|g| each(g.error_code)),
+        ResponseKind::OffsetDelete(r) => {
+            each(r.error_code);
+            r.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| each(p.error_code));
+        }
+        ResponseKind::DeleteRecords(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| each(p.error_code)),
+        ResponseKind::OffsetForLeaderEpoch(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| each(p.error_code)),
+        ResponseKind::CreatePartitions(r) => r.results.iter().for_each(|t| each(t.error_code)),
+        ResponseKind::DescribeConfigs(r) => r.results.iter().for_each(|c| each(c.error_code)),
+        ResponseKind::AlterConfigs(r) => r.responses.iter().for_each(|c| each(c.error_code)),
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            r.responses.iter().for_each(|c| each(c.error_code))
+        }
+        ResponseKind::DescribeLogDirs(r) => {
+            each(r.error_code);
+            r.results.iter().for_each(|d| each(d.error_code));
+        }
+        ResponseKind::DescribeQuorum(r) => {
+            each(r.error_code);
+            r.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| each(p.error_code));
+        }
+        // Every served API has a case above; a response of another API counts nothing.
         _ => {}
     }
 }
@@ -1009,6 +1046,44 @@ mod tests {
             "the metric names changed: run with UPDATE_GOLDEN=1 and review the diff of {}",
             path.display()
         );
+    }
+
+    #[test]
+    fn errors_are_counted_per_partition_and_top_level() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::{FetchResponse, HeartbeatResponse};
+        let mut registry = registry();
+        let metrics = BrokerMetrics::register(&mut registry, MetricsLimits::default());
+        let fetch = metrics.api_of(ApiKey::Fetch).unwrap().clone();
+        let partition = |code: i16| PartitionData::default().with_error_code(code);
+        let response = FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default().with_partitions(vec![
+                partition(0),
+                partition(6),
+                partition(6),
+                partition(3),
+            ]),
+        ]);
+        metrics.count_errors(&fetch, &ResponseKind::Fetch(response));
+        let heartbeat = metrics.api_of(ApiKey::Heartbeat).unwrap().clone();
+        let response = HeartbeatResponse::default().with_error_code(27);
+        metrics.count_errors(&heartbeat, &ResponseKind::Heartbeat(response));
+        let text = encode(&registry);
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ferry_broker_request_errors_total"))
+            .collect();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for expected in [
+            "{api=\"FetchConsumer\",error=\"NOT_LEADER_OR_FOLLOWER\"} 2",
+            "{api=\"FetchConsumer\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"} 1",
+            "{api=\"Heartbeat\",error=\"REBALANCE_IN_PROGRESS\"} 1",
+        ] {
+            assert!(
+                errors.iter().any(|l| l.ends_with(expected)),
+                "{expected}: {errors:?}"
+            );
+        }
     }
 
     struct Fixed(Vec<PartitionSample>);
