@@ -17,6 +17,8 @@
 //!   itself (single node) or the KRaft-style controller quorum.
 //! - [`security`]: client security on the Kafka listeners: principals, SASL mechanisms,
 //!   ACLs and the authorizer (sans-IO).
+//! - [`metrics`]: what the node reports at `/metrics` (per-API requests, connections,
+//!   per-topic traffic, partition gauges), with bounded label values.
 //! - [`node`]: wires the pieces into a running node with roles, a data directory and an admin
 //!   endpoint.
 //!
@@ -32,6 +34,7 @@ pub mod controller;
 pub mod group;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod node;
 pub mod owner_only;
 pub mod protocol;

@@ -40,7 +40,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use kafka_protocol::messages::RequestKind;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -51,6 +52,7 @@ use tokio_util::task::TaskTracker;
 use crate::broker::{
     Broker, DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_MAX_CONNECTIONS_PER_IP, Reply,
 };
+use crate::metrics::broker::{CloseReason, RejectReason};
 use crate::protocol::frame::{DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError};
 use crate::protocol::request::{self, DecodeError, Decoded};
 use crate::protocol::response::{self, EncodeError};
@@ -180,19 +182,26 @@ impl Admissions {
         }
     }
 
-    /// Admits a connection from `ip` as a client, else into the replica reserve, else `None`.
-    fn admit(&self, ip: IpAddr) -> Option<Slots> {
-        if let Some(per_ip) = self.per_ip.try_take(ip, self.max_per_ip)
+    /// Admits a connection from `ip` as a client, else into the replica reserve, else says
+    /// which client bound it is over.
+    fn admit(&self, ip: IpAddr) -> Result<Slots, RejectReason> {
+        let per_ip = self.per_ip.try_take(ip, self.max_per_ip);
+        let over = if per_ip.is_none() {
+            RejectReason::PerIpLimit
+        } else {
+            RejectReason::ConnectionLimit
+        };
+        if let Some(per_ip) = per_ip
             && let Ok(permit) = self.clients.clone().try_acquire_owned()
         {
-            return Some(Slots {
+            return Ok(Slots {
                 admission: Admission::Client,
                 _permit: permit,
                 _per_ip: Some(per_ip),
             });
         }
-        let permit = self.reserve.clone().try_acquire_owned().ok()?;
-        Some(Slots {
+        let permit = self.reserve.clone().try_acquire_owned().map_err(|_| over)?;
+        Ok(Slots {
             admission: Admission::ReplicaOnly,
             _permit: permit,
             _per_ip: None,
@@ -232,6 +241,20 @@ enum ConnectionError {
     NotReplicaFetch,
 }
 
+impl ConnectionError {
+    /// The reason the metrics count the close under.
+    fn close_reason(&self) -> CloseReason {
+        match self {
+            Self::Frame(_) => CloseReason::Frame,
+            Self::Decode(_) => CloseReason::Decode,
+            Self::Encode(_) => CloseReason::Encode,
+            Self::Io(_) => CloseReason::Io,
+            Self::Idle(_) => CloseReason::Idle,
+            Self::NotReplicaFetch => CloseReason::NotReplicaFetch,
+        }
+    }
+}
+
 /// Serves Kafka clients on `listener` until `shutdown` resolves, then waits for open
 /// connections to finish their current request.
 pub async fn run(
@@ -259,19 +282,37 @@ pub async fn run(
             },
             _ = &mut shutdown => break,
         };
-        let Some(slots) = admissions.admit(peer.ip()) else {
-            tracing::debug!(%peer, "refused a connection: connection limits and replica reserve are full");
-            drop(stream);
-            continue;
+        let slots = match admissions.admit(peer.ip()) {
+            Ok(slots) => slots,
+            Err(reason) => {
+                tracing::debug!(%peer, ?reason, "refused a connection: connection limits and replica reserve are full");
+                if let Some(metrics) = broker.metrics() {
+                    metrics.connection_rejected(reason);
+                }
+                drop(stream);
+                continue;
+            }
         };
         let broker = broker.clone();
         let decoder = decoder.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let admission = slots.admission;
-            if let Err(e) = serve(stream, peer, &broker, &decoder, &cancel, idle, admission).await {
-                tracing::info!(%peer, error = %e, "closed connection");
+            let mut open = broker
+                .metrics()
+                .map(|m| m.connection_opened(admission == Admission::ReplicaOnly));
+            let closed = serve(stream, peer, &broker, &decoder, &cancel, idle, admission).await;
+            let reason = match closed {
+                Ok(reason) => reason,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "closed connection");
+                    e.close_reason()
+                }
+            };
+            if let Some(open) = &mut open {
+                open.close(reason);
             }
+            drop(open);
             drop(slots);
         });
     }
@@ -280,7 +321,11 @@ pub async fn run(
     tracker.wait().await;
 }
 
-/// Serves one connection until the client closes it, an error closes it, or shutdown.
+/// Serves one connection until the client closes it, an error closes it, or shutdown; says
+/// which of those it was.
+///
+/// Each request is timed for the metrics from the moment its frame is complete: until its
+/// handler starts (queue time), and until its response is written (total time).
 async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -289,7 +334,8 @@ async fn serve(
     cancel: &CancellationToken,
     idle: Duration,
     admission: Admission,
-) -> Result<(), ConnectionError> {
+) -> Result<CloseReason, ConnectionError> {
+    let metrics = broker.metrics().map(Arc::as_ref);
     stream.set_nodelay(true)?;
     tracing::debug!(%peer, ?admission, "accepted connection");
     let mut buf = BytesMut::with_capacity(4096);
@@ -305,20 +351,26 @@ async fn serve(
                 _ = tokio::time::sleep_until(idle_deadline(last_active, idle)) => {
                     return Err(ConnectionError::Idle(idle));
                 }
-                _ = cancel.cancelled() => return Ok(()),
+                _ = cancel.cancelled() => return Ok(CloseReason::Shutdown),
             };
             if read == 0 {
-                return Ok(()); // the client closed the connection
+                return Ok(CloseReason::Client);
             }
             last_active = Instant::now();
         };
-        let reply = match request::decode(frame)? {
+        let received = Instant::now();
+        let (reply, api) = match request::decode(frame)? {
             Decoded::UnsupportedApiVersions {
                 correlation_id,
                 version,
             } => {
                 tracing::debug!(%peer, version, "ApiVersions version unsupported; answering v0");
-                Some(response::unsupported_api_versions(correlation_id))
+                let api = metrics.and_then(|m| m.api_of(ApiKey::ApiVersions));
+                if let (Some(metrics), Some(api)) = (metrics, api) {
+                    metrics.count_error(api, ResponseError::UnsupportedVersion.code());
+                }
+                let reply = Some(response::unsupported_api_versions(correlation_id));
+                (reply, api.map(|api| (api, Duration::ZERO)))
             }
             Decoded::Request(request) => {
                 if admission == Admission::ReplicaOnly && !is_replica_fetch(&request.body) {
@@ -326,24 +378,37 @@ async fn serve(
                 }
                 let (api_key, version) = (request.api_key, request.version);
                 let correlation_id = request.header.correlation_id;
+                let api = metrics.and_then(|m| m.api(api_key, &request.body));
+                let queued = received.elapsed();
                 let body = tokio::select! {
                     body = broker.handle(*request) => body,
-                    _ = cancel.cancelled() => return Ok(()),
+                    _ = cancel.cancelled() => return Ok(CloseReason::Shutdown),
                 };
+                let api = api.map(|api| (api, queued));
                 match body {
                     Reply::Respond(body) => {
-                        Some(response::encode(correlation_id, api_key, version, &body)?)
+                        if let (Some(metrics), Some((api, _))) = (metrics, api) {
+                            metrics.count_errors(api, &body);
+                        }
+                        let bytes = response::encode(correlation_id, api_key, version, &body)?;
+                        (Some(bytes), api)
                     }
-                    Reply::Silent => None,
+                    Reply::Silent => (None, api),
                     Reply::Close(reason) => {
                         tracing::debug!(%peer, reason, "closing connection");
-                        return Ok(());
+                        if let (Some(metrics), Some((api, queued))) = (metrics, api) {
+                            metrics.request_done(api, queued, received.elapsed());
+                        }
+                        return Ok(CloseReason::ProduceFailed);
                     }
                 }
             }
         };
         if let Some(bytes) = reply {
             stream.write_all(&bytes).await?;
+        }
+        if let (Some(metrics), Some((api, queued))) = (metrics, api) {
+            metrics.request_done(api, queued, received.elapsed());
         }
         last_active = Instant::now();
     }

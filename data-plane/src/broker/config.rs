@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::group::GroupOptions;
 use crate::metadata::NodeId;
 use crate::metadata::topic_config::TopicDefaults;
+use crate::metrics::broker::MetricsLimits;
 
 /// Broker settings, with Kafka's names in the docs (defaults and bounds are the catalog's).
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct BrokerConfig {
     pub static_configs: BTreeMap<String, String>,
     /// The consumer-group coordinator's settings (`group.*`, `offsets.*`).
     pub groups: GroupOptions,
+    /// Bounds on the series the broker's metrics report (not a Kafka config).
+    pub metrics: MetricsLimits,
 }
 
 /// Default of `connections.max.idle.ms` (the catalog's: Kafka's, 10 minutes).
@@ -73,6 +76,7 @@ impl BrokerConfig {
             connections_max_idle: millis("connections.max.idle.ms"),
             max_connections_per_ip: int("max.connections.per.ip") as usize,
             static_configs: BTreeMap::new(),
+            metrics: MetricsLimits::default(),
             groups: GroupOptions::default(),
         }
     }

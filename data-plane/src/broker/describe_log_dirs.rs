@@ -15,7 +15,6 @@
 //! A replica asked for that this broker does not hold is left out, as Kafka does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
@@ -71,7 +70,7 @@ pub(super) fn handle(
         .with_total_bytes(-1)
         .with_usable_bytes(-1);
     if version >= 4 {
-        match file_system_space(log_dir) {
+        match held.log_dir_space() {
             Ok((total, usable)) => {
                 result = result.with_total_bytes(total).with_usable_bytes(usable);
             }
@@ -82,16 +81,4 @@ pub(super) fn handle(
         }
     }
     DescribeLogDirsResponse::default().with_results(vec![result])
-}
-
-/// Total and available bytes of the file system holding `dir`.
-fn file_system_space(dir: &Path) -> std::io::Result<(i64, i64)> {
-    let stat = rustix::fs::statvfs(dir)?;
-    let block = stat.f_frsize;
-    let total = stat.f_blocks.saturating_mul(block);
-    let usable = stat.f_bavail.saturating_mul(block);
-    Ok((
-        i64::try_from(total).unwrap_or(i64::MAX),
-        i64::try_from(usable).unwrap_or(i64::MAX),
-    ))
 }

@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use super::partitions::Partitions;
 use super::{divergence, now_ms};
 use crate::metadata::NodeId;
+use crate::metrics::broker::Purgatory;
 
 /// Longest a fetch may wait, whatever the client asks: bounds how long a connection is parked.
 const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -67,12 +68,38 @@ struct Reader {
     first: bool,
 }
 
-/// Answers a Fetch request, waiting up to `max_wait_ms` for `min_bytes`.
+/// Answers a Fetch request, waiting up to `max_wait_ms` for `min_bytes`, and counts the record
+/// bytes it returns (per topic for consumers, in total for followers).
 pub(super) async fn handle(
     held: &Partitions,
     request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
+    let follower = request.replica_id.0 >= 0;
+    let response = answer(held, request, version).await;
+    if let Some(metrics) = held.metrics() {
+        for topic in &response.responses {
+            let bytes: usize = topic
+                .partitions
+                .iter()
+                .filter_map(|p| p.records.as_ref().map(Bytes::len))
+                .sum();
+            if bytes == 0 {
+                continue;
+            }
+            if follower {
+                metrics.replication_out(bytes as u64);
+            } else {
+                // Only partitions held here return records, so the topic is one of ours.
+                metrics.count_bytes_out(&topic.topic.0, bytes as u64);
+            }
+        }
+    }
+    response
+}
+
+/// [`handle`] without the counting.
+async fn answer(held: &Partitions, request: FetchRequest, version: i16) -> FetchResponse {
     if version >= 7 && request.session_id != 0 {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code());
@@ -81,11 +108,15 @@ pub(super) async fn handle(
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let mut appended = held.subscribe_appended();
+    let mut waiting = None;
     loop {
         appended.borrow_and_update();
         let read = read_for_fetch(held, &request);
         if read.bytes >= min_bytes.max(1) || read.any_error || Instant::now() >= deadline {
             return read.response;
+        }
+        if waiting.is_none() {
+            waiting = held.metrics().map(|m| m.waiting(Purgatory::Fetch));
         }
         // Woken by any append on this broker; re-reading is cheap and keeps this simple.
         if tokio::time::timeout_at(deadline, appended.changed())

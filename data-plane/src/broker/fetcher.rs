@@ -183,6 +183,7 @@ impl Broker {
         let now = now_ms();
         let lag_max_ms = self.config.replica_lag_time_max.as_millis() as i64;
         for partition in self.partitions.all() {
+            let shrink;
             let command = {
                 let mut inner = partition.lock();
                 if !inner.is_leader(self.node_id()) {
@@ -204,6 +205,7 @@ impl Broker {
                 };
                 tracker.begin_alter(isr.clone(), state.partition_epoch);
                 tracing::info!(partition = ?partition.id, from = ?state.isr, to = ?isr, "asking to change the ISR");
+                shrink = isr.len() < state.isr.len();
                 Command::AlterPartition {
                     broker_id: self.node_id(),
                     broker_epoch: self.authority.broker_epoch(),
@@ -216,13 +218,19 @@ impl Broker {
             };
             let broker = self.clone();
             let partition = partition.clone();
-            tokio::spawn(async move { broker.alter_partition(partition, command).await });
+            tokio::spawn(async move { broker.alter_partition(partition, command, shrink).await });
         }
     }
 
-    /// Sends one AlterPartition and settles the partition's pending change if it failed (a
-    /// committed change settles it when the new image is installed).
-    async fn alter_partition(self: Arc<Self>, partition: Arc<Partition>, command: Command) {
+    /// Sends one AlterPartition (an ISR `shrink`, else an expansion) and settles the
+    /// partition's pending change if it failed (a committed change settles it when the new
+    /// image is installed).
+    async fn alter_partition(
+        self: Arc<Self>,
+        partition: Arc<Partition>,
+        command: Command,
+        shrink: bool,
+    ) {
         let outcome = match self.authority.execute(command).await {
             Ok(CommandResult::AlterPartition(Ok(_))) => Ok(()),
             Ok(CommandResult::AlterPartition(Err(e))) => Err(e.message),
@@ -231,6 +239,9 @@ impl Broker {
         };
         // The answer comes once this broker applied the change; refresh so it is installed.
         self.refresh_image();
+        if let (Ok(()), Some(metrics)) = (&outcome, self.partitions.metrics()) {
+            metrics.isr_changed(shrink);
+        }
         if let Err(why) = outcome {
             tracing::info!(partition = ?partition.id, why, "AlterPartition refused or failed");
             if let Some(tracker) = partition.lock().tracker.as_mut() {
@@ -447,6 +458,9 @@ impl Broker {
             {
                 Ok(_) => {
                     inner.record_replicated(&records);
+                    if let Some(metrics) = self.partitions.metrics() {
+                        metrics.replication_in(records.len() as u64);
+                    }
                     progress = true
                 }
                 Err(e) => {

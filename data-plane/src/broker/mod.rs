@@ -78,6 +78,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 
 use crate::authority::Authority;
 use crate::metadata::{Image, NodeId};
+use crate::metrics::broker::BrokerMetrics;
 use crate::protocol::request::Request;
 pub use config::{BrokerConfig, DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_MAX_CONNECTIONS_PER_IP};
 use group_coordinator::GroupCoordinator;
@@ -107,17 +108,24 @@ pub struct Broker {
     producer_ids: Arc<init_producer_id::ProducerIdAllocator>,
     /// Consumer groups coordinated here (`group_coordinator.rs`).
     groups: GroupCoordinator,
+    /// Request, connection and traffic metrics; `None` when metrics are off.
+    metrics: Option<Arc<BrokerMetrics>>,
 }
 
 impl Broker {
     /// Opens the broker: reconciles the local logs with the authority's current image (which
-    /// runs crash recovery on every partition).
-    pub fn open(config: BrokerConfig, authority: Arc<dyn Authority>) -> Result<Arc<Self>, Error> {
+    /// runs crash recovery on every partition). `metrics` counts its requests and traffic.
+    pub fn open(
+        config: BrokerConfig,
+        authority: Arc<dyn Authority>,
+        metrics: Option<Arc<BrokerMetrics>>,
+    ) -> Result<Arc<Self>, Error> {
         let partitions = Arc::new(Partitions::open(
             config.node_id,
             config.log_dir.clone(),
             config.topic_defaults.config.clone(),
             &authority.image(),
+            metrics.clone(),
         )?);
         Ok(Arc::new(Self {
             groups: GroupCoordinator::new(
@@ -132,7 +140,18 @@ impl Broker {
             partitions,
             config,
             authority,
+            metrics,
         }))
+    }
+
+    /// The broker's metrics, unless they are off.
+    pub fn metrics(&self) -> Option<&Arc<BrokerMetrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// The partitions held here, shared (the metrics' scrape-time gauges read them).
+    pub fn shared_partitions(&self) -> &Arc<Partitions> {
+        &self.partitions
     }
 
     /// This broker's node id.

@@ -27,6 +27,7 @@ use super::partition::{Partition, TopicPartition};
 use crate::log::{FileLog, PartitionLog};
 use crate::metadata::topic_config::TopicConfig;
 use crate::metadata::{Image, NodeId, Topic, TopicId};
+use crate::metrics::broker::{BrokerMetrics, PartitionSample, PartitionsView};
 
 /// Name of the file in each partition directory recording which topic id the data belongs to.
 const PARTITION_METADATA_FILE: &str = "partition.metadata";
@@ -67,6 +68,8 @@ pub struct Partitions {
     by_id: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Bumped after every append, so long-polling fetches wake up.
     appended: watch::Sender<u64>,
+    /// Per-topic traffic counters; `None` when metrics are off.
+    metrics: Option<Arc<BrokerMetrics>>,
 }
 
 impl Partitions {
@@ -77,6 +80,7 @@ impl Partitions {
         log_dir: PathBuf,
         topic_defaults: TopicConfig,
         image: &Arc<Image>,
+        metrics: Option<Arc<BrokerMetrics>>,
     ) -> Result<Self, Error> {
         crate::owner_only::create_dir_all(&log_dir).map_err(|source| Error::Io {
             path: log_dir.clone(),
@@ -89,6 +93,7 @@ impl Partitions {
             image: RwLock::new(image.clone()),
             by_id: RwLock::new(HashMap::new()),
             appended: watch::channel(0).0,
+            metrics,
         };
         partitions.apply_image(image)?;
         partitions.remove_stray_logs(image)?;
@@ -103,6 +108,11 @@ impl Partitions {
     /// `log.dirs`: the directory holding one directory per partition.
     pub fn log_dir(&self) -> &Path {
         &self.log_dir
+    }
+
+    /// Total and available bytes of the file system holding `log.dirs` (statvfs).
+    pub fn log_dir_space(&self) -> std::io::Result<(i64, i64)> {
+        file_system_space(&self.log_dir)
     }
 
     /// The metadata image the partitions were last reconciled with.
@@ -134,6 +144,11 @@ impl Partitions {
             .collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// The broker's metrics, unless they are off.
+    pub fn metrics(&self) -> Option<&BrokerMetrics> {
+        self.metrics.as_deref()
     }
 
     /// Notifies long-polling fetches (and waiting acks=all writes) that something changed.
@@ -195,12 +210,23 @@ impl Partitions {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        for id in stale {
-            if let Some(partition) = partitions.remove(&id) {
+        for id in &stale {
+            if let Some(partition) = partitions.remove(id) {
                 partition.lock().log.discard();
                 drop(partition);
-                self.delete_partition_dir(&id)?;
+                self.delete_partition_dir(id)?;
                 tracing::info!(partition = ?id, "deleted partition");
+            }
+        }
+        if let Some(metrics) = &self.metrics {
+            // A topic's traffic series go with its last partition here (a deleted topic, or
+            // one reassigned away); a topic re-created under the name keeps counting on.
+            for id in &stale {
+                let held = wanted.keys().any(|w| w.topic == id.topic)
+                    || partitions.keys().any(|p| p.topic == id.topic);
+                if !held {
+                    metrics.forget_topic(&id.topic);
+                }
             }
         }
         for (id, (topic, index)) in wanted {
@@ -215,8 +241,16 @@ impl Partitions {
                 Some(existing) => existing.update(state, config),
                 None => {
                     let log = self.open_log(&id, topic.id, &config)?;
-                    let partition =
-                        Partition::new(id.clone(), topic.id, self.node_id, log, config, state);
+                    let traffic = self.metrics.as_ref().map(|m| m.topic(&id.topic));
+                    let partition = Partition::new(
+                        id.clone(),
+                        topic.id,
+                        self.node_id,
+                        log,
+                        config,
+                        state,
+                        traffic,
+                    );
                     partition
                         .lock()
                         .recover_producers(Some(self.partition_dir(&id)));
@@ -342,5 +376,38 @@ impl Partitions {
     /// `<log_dir>/<topic>-<partition>`, as Kafka names it.
     fn partition_dir(&self, id: &TopicPartition) -> PathBuf {
         self.log_dir.join(format!("{}-{}", id.topic, id.partition))
+    }
+}
+
+/// Total and available bytes of the file system holding `dir`.
+fn file_system_space(dir: &Path) -> std::io::Result<(i64, i64)> {
+    let stat = rustix::fs::statvfs(dir)?;
+    let block = stat.f_frsize;
+    let total = stat.f_blocks.saturating_mul(block);
+    let usable = stat.f_bavail.saturating_mul(block);
+    Ok((
+        i64::try_from(total).unwrap_or(i64::MAX),
+        i64::try_from(usable).unwrap_or(i64::MAX),
+    ))
+}
+
+impl PartitionsView for Partitions {
+    /// One partition lock at a time, after the map's lock is released (the lock order above).
+    fn each_partition(&self, each: &mut dyn FnMut(PartitionSample)) {
+        for partition in self.all() {
+            let inner = partition.lock();
+            let leader = inner.is_leader(self.node_id);
+            let isr = inner.state.isr.len();
+            each(PartitionSample {
+                topic: partition.id.topic.clone(),
+                partition: partition.id.partition,
+                leader,
+                under_replicated: leader && isr < inner.state.replicas.len(),
+                under_min_isr: leader && (isr as i32) < inner.config.min_insync_replicas,
+                size_bytes: inner.log.size_bytes(),
+                log_start_offset: inner.log.log_start_offset(),
+                log_end_offset: inner.log.log_end_offset(),
+            });
+        }
     }
 }

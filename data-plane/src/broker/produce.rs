@@ -48,6 +48,7 @@ use super::partitions::Partitions;
 use super::{Reply, now_ms};
 use crate::log::{LeaderEpoch, Offset};
 use crate::metadata::is_internal_topic;
+use crate::metrics::broker::Purgatory;
 
 /// acks values Kafka defines.
 const ACKS_NONE: i16 = 0;
@@ -150,6 +151,7 @@ async fn wait_for_high_watermark(
         return failed;
     }
     let deadline = tokio::time::Instant::now() + timeout;
+    let _waiting = held.metrics().map(|m| m.waiting(Purgatory::Produce));
     let mut changed = held.subscribe_appended();
     let mut pending = waits;
     loop {
@@ -209,6 +211,37 @@ fn append(
             None,
         );
     };
+    let bytes = records.as_ref().map_or(0, |r| r.len() as u64);
+    let (response, wait, appended) = append_held(held, topic, index, &partition, records, acks);
+    // Counted only for topics held here, so a client cannot mint series with made-up names.
+    if let Some(traffic) = &partition.traffic {
+        if response.error_code != 0 {
+            traffic.failed_produce.inc();
+        } else if let Some(records) = appended {
+            traffic.bytes_in.inc_by(bytes);
+            traffic.messages_in.inc_by(records.max(0) as u64);
+        }
+    }
+    (response, wait)
+}
+
+/// What [`append_held`] answers: the partition's response, what an acks=all write waits for,
+/// and the number of records appended (`None` when nothing was: an error or a duplicate).
+type HeldAppend = (
+    PartitionProduceResponse,
+    Option<(Arc<Partition>, Offset, LeaderEpoch)>,
+    Option<i64>,
+);
+
+/// Appends to a partition held here (see [`append`]).
+fn append_held(
+    held: &Partitions,
+    topic: &str,
+    index: i32,
+    partition: &Arc<Partition>,
+    records: Option<bytes::Bytes>,
+    acks: i16,
+) -> HeldAppend {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return (
             error(
@@ -217,6 +250,7 @@ fn append(
                 "the request carries no records",
             ),
             None,
+            None,
         );
     };
     let mut inner = partition.lock();
@@ -224,6 +258,7 @@ fn append(
         let message = "this broker does not lead the partition";
         return (
             error(index, ResponseError::NotLeaderOrFollower, message),
+            None,
             None,
         );
     }
@@ -236,6 +271,7 @@ fn append(
         return (
             error(index, ResponseError::NotEnoughReplicas, &message),
             None,
+            None,
         );
     }
     let epoch = inner.state.leader_epoch;
@@ -246,7 +282,7 @@ fn append(
             tracing::debug!(topic, partition = index, error = %refusal, "idempotent produce refused");
             let code = ResponseError::try_from_code(refusal.kafka_code())
                 .expect("producer refusals use known codes");
-            return (error(index, code, &refusal.to_string()), None);
+            return (error(index, code, &refusal.to_string()), None, None);
         }
         ProducerCheck::Duplicate {
             first_offset,
@@ -262,7 +298,7 @@ fn append(
                 .with_base_offset(first_offset)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(inner.log.log_start_offset());
-            return (response, wait);
+            return (response, wait, None);
         }
         ProducerCheck::Plain | ProducerCheck::Append(_) => {}
     }
@@ -283,7 +319,7 @@ fn append(
                 .with_base_offset(info.first_offset)
                 .with_log_append_time_ms(info.log_append_time)
                 .with_log_start_offset(inner.log.log_start_offset());
-            (response, wait)
+            (response, wait, Some(info.record_count))
         }
         Err(e) => {
             tracing::debug!(topic, partition = index, error = %e, "append refused");
@@ -295,7 +331,7 @@ fn append(
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1)
                 .with_error_message(Some(StrBytes::from_string(e.to_string())));
-            (response, None)
+            (response, None, None)
         }
     }
 }

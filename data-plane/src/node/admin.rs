@@ -1,4 +1,5 @@
-//! The node's admin endpoint: the `ferry.node.v1.NodeService` gRPC service.
+//! The node's admin endpoint: the `ferry.node.v1.NodeService` gRPC service, and the node's
+//! metrics at `GET /metrics` on the same port (gRPC over h2c, `/metrics` over HTTP/1.1 too).
 //!
 //! It reports what the node is and holds (`ferry node status`, readiness checks in `ferry dev`
 //! and the tests, and the host agent's health reports: a broker is ready when registered and
@@ -12,7 +13,9 @@ use std::time::Instant;
 
 use ferry_proto::node::v1::node_service_server::{NodeService, NodeServiceServer};
 use ferry_proto::node::v1::{GetStatusRequest, NodeStatus, PartitionStatus, ReplicationStatus};
+use ferry_telemetry::http::metrics_router;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use super::Role;
@@ -20,6 +23,7 @@ use super::controller::{ControllerRole, node_id};
 use crate::authority::quorum::QuorumAuthority;
 use crate::broker::Broker;
 use crate::metadata::NodeId;
+use crate::metrics::Registry;
 
 /// What the status call reads from.
 #[derive(Clone)]
@@ -132,15 +136,22 @@ fn quorum_role_name(role: ferry_quorum::Role) -> &'static str {
     }
 }
 
-/// Serves the admin endpoint on `listener` until `shutdown` resolves.
+/// Serves the admin endpoint on `listener` until `shutdown` resolves: `NodeService` and
+/// `GET /metrics` from `metrics` (unauthenticated, like the status: the port is for the host's
+/// agent and the operator's scraper).
 pub async fn serve(
     listener: TcpListener,
     status: StatusSource,
+    metrics: Arc<Registry>,
     shutdown: impl Future<Output = ()>,
 ) {
     let incoming = tokio_stream_from(listener);
+    let router = Routes::new(NodeServiceServer::new(status))
+        .into_axum_router()
+        .merge(metrics_router(metrics, None));
     if let Err(e) = tonic::transport::Server::builder()
-        .add_service(NodeServiceServer::new(status))
+        .accept_http1(true)
+        .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
     {

@@ -55,6 +55,10 @@ use crate::authority::quorum::{QuorumAuthority, QuorumAuthorityOptions};
 use crate::broker::{Broker, BrokerConfig};
 use crate::controller::Limits;
 use crate::metadata::{BrokerInfo, NodeId};
+use crate::metrics::Registry;
+use crate::metrics::broker::{
+    BrokerMetrics, BrokerStateSources, register_broker_state, register_partition_gauges,
+};
 use crate::server::{self, ServerOptions};
 use controller::{ControllerOptions, ControllerRole};
 pub use dir::DataDir;
@@ -261,6 +265,8 @@ pub struct Node {
     admin: Option<TcpListener>,
     /// Listener limits.
     server: ServerOptions,
+    /// What the admin listener serves at `/metrics`.
+    metrics: Arc<Registry>,
 }
 
 impl Node {
@@ -286,8 +292,9 @@ impl Node {
             }
             _ => None,
         };
+        let mut metrics = ferry_telemetry::metrics::registry();
         let broker = if config.roles.contains(&Role::Broker) {
-            Some(open_broker(&config, &dir).await?)
+            Some(open_broker(&config, &dir, &mut metrics).await?)
         } else {
             None
         };
@@ -297,6 +304,7 @@ impl Node {
             broker,
             controller,
             admin,
+            metrics: Arc::new(metrics),
             // The listener's connection limits are broker configs by Kafka name (so
             // DescribeConfigs shows them); the broker config is their one source.
             server: ServerOptions {
@@ -321,6 +329,11 @@ impl Node {
         self.admin
             .as_ref()
             .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
+    /// The node's metrics, as served at `/metrics` on the admin listener.
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.metrics
     }
 
     /// The bound controller address (controllers in quorum mode).
@@ -409,6 +422,7 @@ impl Node {
             tasks.push(tokio::spawn(admin::serve(
                 listener,
                 status,
+                self.metrics.clone(),
                 cancel.clone().cancelled_owned(),
             )));
         }
@@ -470,8 +484,13 @@ async fn start_controller(
         .map_err(|e| NodeError::DataDir(format!("controller quorum: {e}")))
 }
 
-/// Opens the broker role: its authority (local or quorum), its logs, its Kafka listener.
-async fn open_broker(config: &NodeConfig, dir: &DataDir) -> Result<BrokerRole, NodeError> {
+/// Opens the broker role: its authority (local or quorum), its logs, its Kafka listener, and
+/// its metrics in `metrics`.
+async fn open_broker(
+    config: &NodeConfig,
+    dir: &DataDir,
+    metrics: &mut Registry,
+) -> Result<BrokerRole, NodeError> {
     let kafka = bind(config.kafka_listen).await?;
     let kafka_addr = kafka.local_addr().map_err(|source| NodeError::Bind {
         addr: config.kafka_listen,
@@ -516,13 +535,41 @@ async fn open_broker(config: &NodeConfig, dir: &DataDir) -> Result<BrokerRole, N
         .map_err(NodeError::DataDir)?;
         (quorum.clone(), Some(quorum))
     };
-    let broker = Broker::open(broker_config, authority)?;
+    let limits = broker_config.metrics;
+    let broker_metrics = BrokerMetrics::register(metrics, limits);
+    let broker = Broker::open(broker_config, authority, Some(broker_metrics))?;
+    register_partition_gauges(metrics, broker.shared_partitions(), limits);
+    register_broker_state(metrics, broker_state_sources(&broker, quorum.as_ref()));
     Ok(BrokerRole {
         broker,
         kafka,
         advertised,
         quorum,
     })
+}
+
+/// What the broker-state gauges read: the broker and its quorum authority, held weakly (a
+/// scrape after they are gone reports nothing).
+fn broker_state_sources(
+    broker: &Arc<Broker>,
+    quorum: Option<&Arc<QuorumAuthority>>,
+) -> BrokerStateSources {
+    let (image_of, space_of) = (Arc::downgrade(broker), Arc::downgrade(broker));
+    let (offset_of, fenced_of) = (quorum.map(Arc::downgrade), quorum.map(Arc::downgrade));
+    BrokerStateSources {
+        metadata_offset: Box::new(move || match &offset_of {
+            Some(quorum) => quorum.upgrade().map(|q| q.applied_offset() as i64),
+            None => image_of.upgrade().map(|b| b.image().offset as i64),
+        }),
+        fenced: Box::new(move || match &fenced_of {
+            Some(quorum) => quorum.upgrade().map(|q| q.broker_state().fenced),
+            None => Some(false),
+        }),
+        log_dir_space: Box::new(move || {
+            let broker = space_of.upgrade()?;
+            broker.partitions().log_dir_space().ok()
+        }),
+    }
 }
 
 /// The IP to advertise for a listen address: itself, or loopback for a wildcard address.
