@@ -49,9 +49,7 @@ use ferry_quorum::StateMachine;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::command::{
-    ApiError, Command, CommandResult, ConfigOp, ScramDeletion, ScramUpsertion,
-};
+use super::command::{ApiError, Command, CommandResult, ConfigOp, ScramDeletion, ScramUpsertion};
 use super::heartbeat::heartbeat;
 use super::image::MetadataImage;
 use super::limits::Limits;
@@ -487,7 +485,11 @@ impl Driver for ControllerDriver {
                 let snapshot = self.machine.snapshot();
                 let mut fresh = MetadataStateMachine::new(CLUSTER, Limits::default());
                 fresh.restore(&snapshot)?;
-                assert_eq!(*fresh.log().image(), *self.image(), "the restored image differs");
+                assert_eq!(
+                    *fresh.log().image(),
+                    *self.image(),
+                    "the restored image differs"
+                );
                 self.machine = fresh;
                 Ok(format!("ok restored offset={}", self.image().offset()))
             }
@@ -598,7 +600,16 @@ fn scram_command(command: &golden::Command) -> Result<Command, String> {
 /// `permission,principal,host,operation,resource_type,pattern,name`, typed but not validated.
 fn parse_binding(text: &str) -> Result<AclBinding, String> {
     let fields: Vec<&str> = text.splitn(7, ',').collect();
-    let [permission, principal, host, operation, resource_type, pattern, name] = fields[..] else {
+    let [
+        permission,
+        principal,
+        host,
+        operation,
+        resource_type,
+        pattern,
+        name,
+    ] = fields[..]
+    else {
         return Err(format!("{text}: not a binding"));
     };
     let (principal_type, principal_name) = principal.split_once(':').unwrap_or((principal, ""));
@@ -619,7 +630,16 @@ fn parse_binding(text: &str) -> Result<AclBinding, String> {
 /// Like [`parse_binding`], with `any` for any field and `match` for the pattern.
 fn parse_filter(text: &str) -> Result<AclFilter, String> {
     let fields: Vec<&str> = text.splitn(7, ',').collect();
-    let [permission, principal, host, operation, resource_type, pattern, name] = fields[..] else {
+    let [
+        permission,
+        principal,
+        host,
+        operation,
+        resource_type,
+        pattern,
+        name,
+    ] = fields[..]
+    else {
         return Err(format!("{text}: not a filter"));
     };
     fn any<T: std::str::FromStr<Err = String>>(text: &str) -> Result<Option<T>, String> {

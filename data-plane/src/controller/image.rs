@@ -31,10 +31,10 @@ use super::records::{
     BrokerEpoch, ConfigResource, LeaderChange, LeaderEpoch, Listener, NO_LEADER, PartitionEpoch,
     ProducerId, Record, StoredCredential,
 };
-use crate::security::acl::{self, AclBinding};
-use crate::security::scram::ScramMechanism;
 use crate::metadata::broker_configs::DynamicConfigs;
 use crate::metadata::{BrokerInfo, Image, NodeId, PartitionState, Topic, TopicId};
+use crate::security::acl::{self, AclBinding};
+use crate::security::scram::ScramMechanism;
 
 /// Version byte of the snapshot encoding written by [`MetadataImage::encode`].
 pub const SNAPSHOT_VERSION: u8 = 1;
@@ -273,7 +273,9 @@ impl MetadataImage {
     pub fn scram_users(
         &self,
     ) -> impl Iterator<Item = (&str, &BTreeMap<ScramMechanism, StoredCredential>)> {
-        self.scram.iter().map(|(user, creds)| (user.as_str(), creds))
+        self.scram
+            .iter()
+            .map(|(user, creds)| (user.as_str(), creds))
     }
 
     /// How many users have SCRAM credentials.

@@ -256,8 +256,8 @@ pub(super) fn delete_acls(
 mod tests {
     use super::*;
     use crate::controller::command::Command;
-    use crate::controller::execute::precheck;
     use crate::controller::limits::Limits;
+    use crate::controller::precheck;
     use crate::controller::records::StoredCredential;
     use crate::controller::testing::Cluster;
 
@@ -307,7 +307,11 @@ mod tests {
             ResponseError::PolicyViolation.code()
         );
         assert_eq!(results[1].1, Ok(()));
-        assert_eq!(records.len(), 1, "only the existing user's credential is written");
+        assert_eq!(
+            records.len(),
+            1,
+            "only the existing user's credential is written"
+        );
     }
 
     #[test]

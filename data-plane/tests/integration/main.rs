@@ -13,3 +13,4 @@ mod groups_api;
 mod idempotent_produce;
 mod input_bounds;
 mod kafka_api;
+mod security_admin;
