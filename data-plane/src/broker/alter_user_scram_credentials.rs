@@ -44,18 +44,27 @@ impl Broker {
     ) -> AlterUserScramCredentialsResponse {
         let count = request.deletions.len() + request.upsertions.len();
         if count > SCRAM_ALTERATIONS_PER_REQUEST_MAX {
-            let error = AdminError::new(
-                ResponseError::PolicyViolation,
-                format!(
-                    "the request alters {count} credentials, more than \
-                     {SCRAM_ALTERATIONS_PER_REQUEST_MAX} in one request"
-                ),
-            );
-            let results = users_in_order(request)
-                .into_iter()
-                .map(|user| (user, Err(error.clone())))
+            // The user names are the request's own bytes and the message is shared, so the
+            // answer to an oversized request allocates nothing per user beyond the result.
+            let message = StrBytes::from_string(format!(
+                "the request alters {count} credentials, more than \
+                 {SCRAM_ALTERATIONS_PER_REQUEST_MAX} in one request"
+            ));
+            let mut seen = HashSet::new();
+            let results = request
+                .deletions
+                .iter()
+                .map(|d| &d.name)
+                .chain(request.upsertions.iter().map(|u| &u.name))
+                .filter(|name| seen.insert(name.as_str()))
+                .map(|name| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(name.clone())
+                        .with_error_code(ResponseError::PolicyViolation.code())
+                        .with_error_message(Some(message.clone()))
+                })
                 .collect();
-            return response(results);
+            return AlterUserScramCredentialsResponse::default().with_results(results);
         }
         let deletions = request
             .deletions

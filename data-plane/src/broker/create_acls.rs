@@ -31,14 +31,16 @@ impl Broker {
     pub(super) async fn create_acls(&self, request: &CreateAclsRequest) -> CreateAclsResponse {
         let count = request.creations.len();
         if count > ACL_CHANGES_PER_REQUEST_MAX {
-            let error = AdminError::new(
-                ResponseError::InvalidRequest,
-                format!(
-                    "the request carries {count} ACL creations, more than \
-                     {ACL_CHANGES_PER_REQUEST_MAX} in one request"
-                ),
-            );
-            return response(vec![Err(error); count]);
+            // One shared message: the answer to an oversized request costs no allocation per
+            // creation beyond the result itself.
+            let message = StrBytes::from_string(format!(
+                "the request carries {count} ACL creations, more than \
+                 {ACL_CHANGES_PER_REQUEST_MAX} in one request"
+            ));
+            let refused = AclCreationResult::default()
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(message));
+            return CreateAclsResponse::default().with_results(vec![refused; count]);
         }
         let mut outcomes: Vec<Result<(), AdminError>> = Vec::with_capacity(count);
         let mut valid = Vec::new();

@@ -34,14 +34,16 @@ impl Broker {
     pub(super) async fn delete_acls(&self, request: &DeleteAclsRequest) -> DeleteAclsResponse {
         let count = request.filters.len();
         if count > ACL_CHANGES_PER_REQUEST_MAX {
-            let error = AdminError::new(
-                ResponseError::InvalidRequest,
-                format!(
-                    "the request carries {count} ACL filters, more than \
-                     {ACL_CHANGES_PER_REQUEST_MAX} in one request"
-                ),
-            );
-            return response(vec![Err(error); count]);
+            // One shared message: the answer to an oversized request costs no allocation per
+            // filter beyond the result itself.
+            let message = StrBytes::from_string(format!(
+                "the request carries {count} ACL filters, more than \
+                 {ACL_CHANGES_PER_REQUEST_MAX} in one request"
+            ));
+            let refused = DeleteAclsFilterResult::default()
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(message));
+            return DeleteAclsResponse::default().with_filter_results(vec![refused; count]);
         }
         let mut outcomes: Vec<Result<Vec<AclBinding>, AdminError>> = Vec::with_capacity(count);
         let mut valid = Vec::new();

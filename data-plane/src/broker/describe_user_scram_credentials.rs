@@ -9,7 +9,9 @@
 //!
 //! Errors per user (Kafka's `ScramImage.describe`): a named user without credentials gets
 //! RESOURCE_NOT_FOUND; a user named more than once gets DUPLICATE_RESOURCE, answered once.
-//! The credentials come from the controllers' image this broker follows.
+//! The credentials come from the controllers' image this broker follows. A request naming more
+//! than [`SCRAM_USERS_MAX`] users (more than a cluster may hold) gets INVALID_REQUEST as its
+//! top-level error and no results.
 //!
 //! Authorization is not checked yet: every caller may describe every user, as every caller may
 //! do everything today. Kafka requires DESCRIBE on the cluster; the enforcement piece adds it.
@@ -26,6 +28,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Broker;
+use crate::controller::limits::SCRAM_USERS_MAX;
 use crate::controller::{MetadataImage, StoredCredential};
 use crate::security::scram::ScramMechanism;
 
@@ -41,6 +44,18 @@ impl Broker {
                 .scram_users()
                 .map(|(user, credentials)| described(user, credentials.iter()))
                 .collect(),
+            Some(users) if users.len() > SCRAM_USERS_MAX => {
+                // No cluster has more users, and answering each name would let a small
+                // request build a large response.
+                let message = format!(
+                    "the request names {} users, more than the {SCRAM_USERS_MAX} a cluster \
+                     may hold",
+                    users.len()
+                );
+                return DescribeUserScramCredentialsResponse::default()
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(StrBytes::from_string(message)));
+            }
             Some(users) => named_users(&image, users.iter().map(|u| u.name.as_str())),
         };
         DescribeUserScramCredentialsResponse::default().with_results(results)

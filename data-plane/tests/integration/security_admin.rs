@@ -504,3 +504,41 @@ async fn credentials_and_acls_survive_a_restart() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn scram_requests_over_their_bounds_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), &[], ServerOptions::default()).await;
+    let mut client = RawClient::connect(node.addr).await;
+    let salt = [5u8; 16];
+    let max = ferry_data_plane::controller::limits::SCRAM_ALTERATIONS_PER_REQUEST_MAX;
+    // Valid upsertions, one too many of them: none is written.
+    let upsertions = (0..=max)
+        .map(|i| upsertion(&format!("u{i}"), 1, 4096, &salt, vec![1; 32]))
+        .collect();
+    let results = alter_scram(&mut client, vec![], upsertions).await;
+    assert_eq!(results.len(), max + 1);
+    let policy = ResponseError::PolicyViolation.code();
+    assert!(results.iter().all(|(_, code)| *code == policy));
+    assert!(describe_scram(&mut client, None).await.is_empty());
+
+    // Naming more users than a cluster may hold is refused at the top level.
+    let many = ferry_data_plane::controller::limits::SCRAM_USERS_MAX + 1;
+    let users = (0..many)
+        .map(|i| UserName::default().with_name(text(&format!("n{i}"))))
+        .collect();
+    let request = DescribeUserScramCredentialsRequest::default().with_users(Some(users));
+    let ResponseKind::DescribeUserScramCredentials(response) = client
+        .call(
+            ApiKey::DescribeUserScramCredentials,
+            0,
+            RequestKind::DescribeUserScramCredentials(request),
+        )
+        .await
+    else {
+        panic!("not a DescribeUserScramCredentials response");
+    };
+    assert_eq!(response.error_code, ResponseError::InvalidRequest.code());
+    assert!(response.results.is_empty());
+    node.shutdown().await;
+}
