@@ -1,13 +1,23 @@
 //! The security admin APIs of a single node, over real TCP with raw frames: CreateAcls,
 //! DescribeAcls and DeleteAcls (with filters, duplicates, invalid bindings and the per-request
 //! bound), AlterUserScramCredentials and DescribeUserScramCredentials (with Kafka's error
-//! codes, and nothing written for a refused credential), and both surviving a restart.
+//! codes, and nothing written for a refused credential), and both surviving a restart, on a
+//! single node (local authority) and on a node of a controller quorum (the commands go through
+//! the raft log and are replayed on restart).
 
 use crate::support;
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
 use bytes::Bytes;
+use ferry_data_plane::broker::BrokerConfig;
+use ferry_data_plane::node::{Node, NodeConfig, Role};
 use ferry_data_plane::security::scram::{ScramMechanism, salted_password};
 use ferry_data_plane::server::ServerOptions;
+use ferry_identity::{CERT_VALIDITY_DEFAULT, CertificateAuthority, Identity, NodeRoles};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
@@ -17,6 +27,8 @@ use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::*;
 use support::{RawClient, TestNode, text};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 // Kafka's ACL codes (AK `ResourceType`, `PatternType`, `AclOperation`, `AclPermissionType`).
 const ANY: i8 = 1;
@@ -541,4 +553,121 @@ async fn scram_requests_over_their_bounds_are_refused_whole() {
     assert_eq!(response.error_code, ResponseError::InvalidRequest.code());
     assert!(response.results.is_empty());
     node.shutdown().await;
+}
+
+/// Starts node 1 as the only voter of a controller quorum (and a broker) over `dir`, and waits
+/// until its broker serves.
+async fn start_quorum_node(
+    dir: &Path,
+    ca: &CertificateAuthority,
+    controller: SocketAddr,
+) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+    const CLUSTER: &str = "security-admin";
+    let identity = Identity::Node {
+        cluster_id: CLUSTER.into(),
+        node_id: 1,
+        roles: NodeRoles::COMBINED,
+    };
+    let node = Node::bind(NodeConfig {
+        node_id: 1,
+        cluster_id: Some(CLUSTER.into()),
+        roles: vec![Role::Broker, Role::Controller],
+        data_dir: dir.to_path_buf(),
+        kafka_listen: "127.0.0.1:0".parse().unwrap(),
+        advertised_host: None,
+        rack: None,
+        admin_listen: None,
+        server: ServerOptions::default(),
+        broker: BrokerConfig::new(1, dir.join("logs")),
+        controller_quorum: BTreeMap::from([(1, controller.to_string())]),
+        controller_listen: Some(controller),
+        session_timeout: Duration::from_secs(9),
+        heartbeat_interval: Duration::from_millis(500),
+        tls: Some(ca.issue(&identity, &[], CERT_VALIDITY_DEFAULT).unwrap()),
+    })
+    .await
+    .unwrap();
+    let kafka = node.kafka_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(node.run(stop.clone().cancelled_owned()));
+    // The broker serves once it is registered and unfenced; until then an admin request may
+    // find no quorum leader, so poll a harmless describe until it answers without error.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut client = RawClient::connect(kafka).await;
+        let request = MetadataRequest::default().with_topics(None);
+        let ResponseKind::Metadata(metadata) = client
+            .call(ApiKey::Metadata, 12, RequestKind::Metadata(request))
+            .await
+        else {
+            panic!("not a Metadata response");
+        };
+        if metadata.brokers.iter().any(|b| b.node_id.0 == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker 1 registered and unfenced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (kafka, stop, task)
+}
+
+#[tokio::test]
+async fn through_a_controller_quorum_credentials_and_acls_commit_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = CertificateAuthority::generate("security admin CA").unwrap();
+    let controller: SocketAddr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let (kafka, stop, task) = start_quorum_node(dir.path(), &ca, controller).await;
+    let mut client = RawClient::connect(kafka).await;
+    let salt = [4u8; 16];
+    let sha256 = ScramMechanism::Sha256;
+    let results = alter_scram(
+        &mut client,
+        vec![("nobody", 1)],
+        vec![
+            upsertion("alice", 1, 4096, &salt, salted(sha256, "pw", &salt, 4096)),
+            upsertion("bob", 1, 4096, &salt, vec![0; 16]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        results,
+        [
+            ("nobody".to_string(), ResponseError::ResourceNotFound.code()),
+            ("alice".to_string(), 0),
+            (
+                "bob".to_string(),
+                ResponseError::UnacceptableCredential.code()
+            ),
+        ]
+    );
+    let acl = creation(GROUP, "g", LITERAL, "User:alice", "*", READ, ALLOW);
+    assert_eq!(
+        create_acls(&mut client, 2, vec![acl.clone(), acl]).await,
+        [0, 0]
+    );
+    let expected_scram = [("alice".to_string(), 0, vec![(1, 4096)])];
+    assert_eq!(describe_scram(&mut client, None).await, expected_scram);
+    let (_, acls) = describe_acls(&mut client, 2, any_filter()).await;
+    assert_eq!(acls.len(), 1);
+    stop.cancel();
+    task.await.unwrap();
+
+    // The restarted voter replays its log (or snapshot) and serves the same state.
+    let (kafka, stop, task) = start_quorum_node(dir.path(), &ca, controller).await;
+    let mut client = RawClient::connect(kafka).await;
+    assert_eq!(describe_scram(&mut client, None).await, expected_scram);
+    let (_, acls) = describe_acls(&mut client, 2, any_filter()).await;
+    assert_eq!(acls.len(), 1);
+    assert_eq!(
+        delete_acls(&mut client, 2, vec![delete_filter()]).await,
+        [(0, 1)]
+    );
+    stop.cancel();
+    task.await.unwrap();
 }
