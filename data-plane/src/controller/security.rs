@@ -20,7 +20,7 @@
 //!   POLICY_VIOLATION ([`acl::plan_creations`]).
 //! - DeleteAcls: every binding some filter matches is removed once, all in one batch.
 //! - A request over [`SCRAM_ALTERATIONS_PER_REQUEST_MAX`] or
-//!   [`ACL_CHANGES_PER_REQUEST_MAX`] is refused whole ([`precheck`]).
+//!   [`ACL_CHANGES_PER_REQUEST_MAX`] is refused whole ([`precheck`](super::precheck)).
 
 use std::collections::{BTreeMap, BTreeSet};
 
