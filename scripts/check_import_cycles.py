@@ -72,6 +72,7 @@ ALLOWED: list[tuple[str, frozenset[str], bool, str]] = [
                 "controller::image",
                 "controller::placement",
                 "controller::replication",
+                "controller::security",
                 "controller::testing",
                 "controller::topics",
             }

@@ -163,6 +163,10 @@ impl Authority for LocalAuthority {
         self.published.subscribe()
     }
 
+    fn metadata_image(&self) -> Arc<MetadataImage> {
+        self.image.lock().expect("metadata lock poisoned").clone()
+    }
+
     fn execute(&self, command: Command) -> BoxFuture<'_, Result<CommandResult, AdminError>> {
         Box::pin(async move { self.run(&command) })
     }

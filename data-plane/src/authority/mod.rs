@@ -20,14 +20,19 @@ use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use crate::controller::{Command, CommandResult};
+use crate::controller::{Command, CommandResult, MetadataImage, ScramDeletion, ScramUpsertion};
 use crate::metadata::{AdminError, Image, NewTopic, Topic, TopicId, TopicRef};
+use crate::security::acl::{AclBinding, AclFilter};
 
 /// The outcome of creating one topic.
 pub type CreateResult = Result<Topic, AdminError>;
 
 /// The outcome of deleting one topic: its name and id.
 pub type DeleteResult = Result<(String, TopicId), AdminError>;
+
+/// The outcome of an AlterUserScramCredentials: one result per user, in the order each user
+/// first appears in the request.
+pub type ScramResults = Vec<(String, Result<(), AdminError>)>;
 
 /// The source of truth for cluster metadata.
 ///
@@ -38,6 +43,10 @@ pub type DeleteResult = Result<(String, TopicId), AdminError>;
 pub trait Authority: Send + Sync + 'static {
     /// The latest image.
     fn image(&self) -> Arc<Image>;
+
+    /// The controllers' image the latest [`Self::image`] was derived from. The security admin
+    /// APIs read SCRAM credentials and ACLs from it, which the client image does not carry.
+    fn metadata_image(&self) -> Arc<MetadataImage>;
 
     /// A receiver that sees every new image (and the current one first).
     fn subscribe(&self) -> watch::Receiver<Arc<Image>>;
@@ -94,6 +103,54 @@ pub trait Authority: Send + Sync + 'static {
                 Err(e) => vec![Err(e); count],
             }
         })
+    }
+}
+
+/// The security commands (SCRAM credentials and ACLs), each answering once the change is
+/// applied to this broker's image. An error means the authority could not be asked.
+impl dyn Authority {
+    /// Deletes and sets SCRAM credentials; the upsertions carry derived keys only.
+    pub async fn alter_scram_credentials(
+        &self,
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    ) -> Result<ScramResults, AdminError> {
+        let command = Command::AlterScramCredentials {
+            deletions,
+            upsertions,
+        };
+        match self.execute(command).await? {
+            CommandResult::AlterScramCredentials(results) => Ok(results
+                .into_iter()
+                .map(|(user, r)| (user, r.map_err(|e| e.into_admin_error())))
+                .collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Adds ACL bindings, one result per binding in request order.
+    pub async fn create_acls(
+        &self,
+        bindings: Vec<AclBinding>,
+    ) -> Result<Vec<Result<(), AdminError>>, AdminError> {
+        match self.execute(Command::CreateAcls { bindings }).await? {
+            CommandResult::CreateAcls(results) => Ok(results
+                .into_iter()
+                .map(|r| r.map_err(|e| e.into_admin_error()))
+                .collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes every binding a filter matches; answers the bindings each filter matched.
+    pub async fn delete_acls(
+        &self,
+        filters: Vec<AclFilter>,
+    ) -> Result<Vec<Vec<AclBinding>>, AdminError> {
+        match self.execute(Command::DeleteAcls { filters }).await? {
+            CommandResult::DeleteAcls(result) => result.map_err(|e| e.into_admin_error()),
+            other => Err(unexpected(&other)),
+        }
     }
 }
 

@@ -600,6 +600,10 @@ impl Authority for QuorumAuthority {
         self.published.subscribe()
     }
 
+    fn metadata_image(&self) -> Arc<MetadataImage> {
+        self.image.lock().expect("metadata lock poisoned").clone()
+    }
+
     fn execute(&self, command: Command) -> BoxFuture<'_, Result<CommandResult, AdminError>> {
         Box::pin(self.run(command))
     }

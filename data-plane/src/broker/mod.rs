@@ -16,6 +16,10 @@
 //! - Handlers that send admin requests to the authority and then apply the committed image
 //!   (`create_topics.rs`, `delete_topics.rs`, `create_partitions.rs`, `metadata.rs`,
 //!   `configs.rs`) and the replica fetchers ([`fetcher`]) stay methods of the broker.
+//! - The security admin APIs (`describe_acls.rs`, `create_acls.rs`, `delete_acls.rs`,
+//!   `describe_user_scram_credentials.rs`, `alter_user_scram_credentials.rs`) are methods of
+//!   the broker too: they read the controllers' image through the authority and propose the
+//!   security commands to it. None checks authorization yet (every caller may do everything).
 //!
 //! # Replication
 //! - [`replica`]: the leader's sans-IO view of its followers (high watermark, ISR changes).
@@ -36,18 +40,23 @@
 //! deleting the logs of topics that are gone. Admin requests go to the authority and are answered
 //! once it has committed them and this broker has applied the result.
 
+mod alter_user_scram_credentials;
 mod api_versions;
 mod config;
 mod configs;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_quorum;
+mod describe_user_scram_credentials;
 pub mod divergence;
 mod fetch;
 pub mod fetcher;
@@ -245,6 +254,15 @@ impl Broker {
             }
             RequestKind::OffsetDelete(r) => {
                 ResponseKind::OffsetDelete(self.groups.offset_delete(r).await)
+            }
+            RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(self.describe_acls(&r)),
+            RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(self.create_acls(&r).await),
+            RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(self.delete_acls(&r).await),
+            RequestKind::DescribeUserScramCredentials(r) => {
+                ResponseKind::DescribeUserScramCredentials(self.describe_user_scram_credentials(&r))
+            }
+            RequestKind::AlterUserScramCredentials(r) => {
+                ResponseKind::AlterUserScramCredentials(self.alter_user_scram_credentials(&r).await)
             }
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",

@@ -16,8 +16,35 @@ use uuid::Uuid;
 
 use super::records::{
     BrokerEpoch, ConfigResource, LeaderEpoch, Listener, PartitionEpoch, ProducerId,
+    StoredCredential,
 };
 use crate::metadata::{AdminError, NewTopic, NodeId, Topic, TopicId, TopicRef};
+use crate::security::acl::{AclBinding, AclFilter};
+
+/// One deletion of an AlterUserScramCredentials request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramDeletion {
+    /// The user name.
+    pub name: String,
+    /// Kafka's mechanism code as the request carried it (1 SHA-256, 2 SHA-512; anything else
+    /// is refused with UNSUPPORTED_SASL_MECHANISM when executed).
+    pub mechanism: i8,
+}
+
+/// One upsertion of an AlterUserScramCredentials request, after the proposing shell derived
+/// the keys. It never carries the salted password: a command stays in the log for good, and a
+/// salted password there would be password-equivalent on disk forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramUpsertion {
+    /// The user name.
+    pub name: String,
+    /// Kafka's mechanism code as the request carried it.
+    pub mechanism: i8,
+    /// The derived credential, or the error the shell met deriving it (a salted password of
+    /// the wrong length, a salt or iteration count out of bounds). Executing reports that
+    /// error in its place, after the checks Kafka makes first.
+    pub credential: Result<StoredCredential, ApiError>,
+}
 
 /// How one config changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +170,25 @@ pub enum Command {
     /// Move leadership back to each partition's preferred replica where it is in the ISR and
     /// usable; proposed periodically by the active controller.
     ElectPreferredLeaders,
+    /// AlterUserScramCredentials: delete and set SCRAM credentials. See
+    /// [`super::security`] for the rules.
+    AlterScramCredentials {
+        /// Credentials to remove, in request order.
+        deletions: Vec<ScramDeletion>,
+        /// Credentials to set, in request order.
+        upsertions: Vec<ScramUpsertion>,
+    },
+    /// CreateAcls: add bindings (the shell has already refused the ones that do not
+    /// validate).
+    CreateAcls {
+        /// Bindings to add, in request order.
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls: remove every binding some filter matches, all at once.
+    DeleteAcls {
+        /// Filters, in request order.
+        filters: Vec<AclFilter>,
+    },
     /// Advance the metadata offset (the active controller's idle heartbeat).
     NoOp,
 }
@@ -231,6 +277,15 @@ pub enum CommandResult {
     AlterPartition(Result<AlteredPartition, ApiError>),
     /// How many partitions changed leader.
     ElectPreferredLeaders(usize),
+    /// One result per distinct user, in the order each user first appears in the request
+    /// (deletions, then upsertions), as Kafka answers one entry per user.
+    AlterScramCredentials(Vec<(String, Result<(), ApiError>)>),
+    /// One result per requested binding, in request order (a duplicate is a success).
+    CreateAcls(Vec<Result<(), ApiError>>),
+    /// The bindings each filter matched and removed, in request order; a binding matched by
+    /// several filters is listed under each; or why the whole request was refused (over
+    /// the per-request bound).
+    DeleteAcls(Result<Vec<Vec<AclBinding>>, ApiError>),
     /// Nothing to report.
     NoOp,
 }

@@ -39,7 +39,7 @@ use super::command::{ApiError, Command, CommandResult, ProducerIdBlock};
 use super::image::{BrokerRegistration, MetadataImage};
 use super::limits::Limits;
 use super::records::{BrokerEpoch, ConfigResource, LeaderChange, Listener, NO_LEADER, Record};
-use super::{replication, topics};
+use super::{replication, security, topics};
 use crate::metadata::NodeId;
 use crate::metadata::topic_config::UNCLEAN_LEADER_ELECTION_ENABLE;
 
@@ -156,18 +156,32 @@ pub fn execute(
             out.push(Record::NoOp);
             CommandResult::NoOp
         }
+        Command::AlterScramCredentials {
+            deletions,
+            upsertions,
+        } => security::alter_scram_credentials(image, deletions, upsertions, out),
+        Command::CreateAcls { bindings } => security::create_acls(image, bindings, out),
+        Command::DeleteAcls { filters } => security::delete_acls(image, filters, out),
         _ => topics::execute(image, offset, command, limits, out),
     };
     (records, result)
 }
 
 /// Refuses, before it is proposed, a command that could never succeed whatever the image: a
-/// CreateTopics over the partition bound. The shell calls this so such a request does not
+/// CreateTopics over the partition bound, a security command over its per-request bound. The shell calls this so such a request does not
 /// even reach the log; [`execute`] applies the same rule.
 pub fn precheck(command: &Command, limits: &Limits) -> Option<CommandResult> {
     match command {
         Command::CreateTopics { topics, .. } => topics::over_partition_bound(topics, limits)
             .map(|e| CommandResult::CreateTopics(topics.iter().map(|_| Err(e.clone())).collect())),
+        Command::AlterScramCredentials {
+            deletions,
+            upsertions,
+        } => security::precheck_scram(deletions, upsertions),
+        Command::CreateAcls { bindings } => security::acl_request_too_large(bindings.len())
+            .map(|e| CommandResult::CreateAcls(bindings.iter().map(|_| Err(e.clone())).collect())),
+        Command::DeleteAcls { filters } => security::acl_request_too_large(filters.len())
+            .map(|e| CommandResult::DeleteAcls(Err(e))),
         _ => None,
     }
 }

@@ -21,6 +21,17 @@
 //! elect                                                 ElectPreferredLeaders
 //! feature <name> <level>                                SetFeatureLevel
 //! noop                                                  NoOp
+//! scram [+user:mech]... [-user:mech]... [iterations=N] [salt_bytes=N] [salted_bytes=N] [raw]
+//!       AlterScramCredentials: + upserts, - deletes; mech is sha256, sha512 or a code. The
+//!       driver derives the keys from a fixed salted password as the broker shell does
+//!       (4096 iterations, 16-byte salt, the hash's length by default); `raw` skips that
+//!       shell and puts the given values in the command as they are.
+//! acl-create <binding>...                               CreateAcls, each binding written
+//!       permission,principal,host,operation,resource_type,pattern,name (not validated first)
+//! acl-delete <filter>...                                DeleteAcls, filters written like
+//!       bindings where any field may be `any` and the pattern `match`
+//! snapshot-restore                                      snapshots, restores a fresh machine
+//! garbage                                               applies bytes that are not a command
 //! garbage                                               applies bytes that are not a command
 //! heartbeat <id> offset=N [epoch=E] [shutdown]          the pure heartbeat; changes nothing
 //! image                                                 renders the image (topics by name)
@@ -38,14 +49,17 @@ use ferry_quorum::StateMachine;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::command::{ApiError, Command, CommandResult, ConfigOp};
+use super::command::{ApiError, Command, CommandResult, ConfigOp, ScramDeletion, ScramUpsertion};
 use super::heartbeat::heartbeat;
 use super::image::MetadataImage;
 use super::limits::Limits;
-use super::records::{ConfigResource, LeaderChange, Listener, Record};
+use super::records::{ConfigResource, LeaderChange, Listener, Record, StoredCredential};
 use super::state_machine::{Delta, MetadataStateMachine};
 use crate::golden::{self, Driver};
 use crate::metadata::{NewTopic, NodeId, TopicId, TopicRef};
+use crate::security::Principal;
+use crate::security::acl::{AclBinding, AclFilter, PatternFilter};
+use crate::security::scram::{ScramCredential, ScramMechanism};
 
 /// The cluster id of every scripted cluster.
 const CLUSTER: &str = "ferry-test";
@@ -194,6 +208,16 @@ impl ControllerDriver {
                 "producer-ids broker={broker_id} epoch={broker_epoch} next={next_producer_id}"
             ),
             Record::FeatureLevel { name, level } => format!("feature {name}={level}"),
+            Record::ScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => format!("scram {name} {}", render_credential(*mechanism, credential)),
+            Record::RemoveScramCredential { name, mechanism } => {
+                format!("remove-scram {name} {mechanism}")
+            }
+            Record::Acl { binding } => format!("acl {binding}"),
+            Record::RemoveAcl { binding } => format!("remove-acl {binding}"),
             Record::NoOp => "noop".to_string(),
         }
     }
@@ -241,6 +265,17 @@ impl ControllerDriver {
         }
         if image.next_producer_id() > 0 {
             out.push(format!("next-producer-id={}", image.next_producer_id()));
+        }
+        for (user, credentials) in image.scram_users() {
+            for (mechanism, credential) in credentials {
+                out.push(format!(
+                    "scram {user} {}",
+                    render_credential(*mechanism, credential)
+                ));
+            }
+        }
+        for binding in image.acls() {
+            out.push(format!("acl {binding}"));
         }
         let (undecodable, _) = image.undecodable_entries();
         if undecodable > 0 {
@@ -399,6 +434,21 @@ impl ControllerDriver {
                     .map_err(|_| "bad level".to_string())?,
             },
             "noop" => Command::NoOp,
+            "scram" => scram_command(command)?,
+            "acl-create" => Command::CreateAcls {
+                bindings: command
+                    .positional
+                    .iter()
+                    .map(|b| parse_binding(b))
+                    .collect::<Result<_, _>>()?,
+            },
+            "acl-delete" => Command::DeleteAcls {
+                filters: command
+                    .positional
+                    .iter()
+                    .map(|f| parse_filter(f))
+                    .collect::<Result<_, _>>()?,
+            },
             _ => return Ok(None),
         }))
     }
@@ -431,6 +481,18 @@ impl Driver for ControllerDriver {
                 Ok(format!("ok brokers={} offset={}", list(&ids), self.index))
             }
             "garbage" => Ok(self.apply(b"garbage")),
+            "snapshot-restore" => {
+                let snapshot = self.machine.snapshot();
+                let mut fresh = MetadataStateMachine::new(CLUSTER, Limits::default());
+                fresh.restore(&snapshot)?;
+                assert_eq!(
+                    *fresh.log().image(),
+                    *self.image(),
+                    "the restored image differs"
+                );
+                self.machine = fresh;
+                Ok(format!("ok restored offset={}", self.image().offset()))
+            }
             "image" => Ok(self.render_image()),
             "heartbeat" => {
                 let id: NodeId = command
@@ -464,6 +526,148 @@ impl Driver for ControllerDriver {
             other => Err(format!("unknown command {other:?}")),
         }
     }
+}
+
+/// `sha256`, `sha512` or a raw Kafka code.
+fn mechanism_code(text: &str) -> Result<i8, String> {
+    match text {
+        "sha256" => Ok(ScramMechanism::Sha256.code()),
+        "sha512" => Ok(ScramMechanism::Sha512.code()),
+        code => code
+            .parse()
+            .map_err(|_| format!("{code}: not sha256, sha512 or a code")),
+    }
+}
+
+/// Builds an AlterScramCredentials from `+user:mech` and `-user:mech` words.
+fn scram_command(command: &golden::Command) -> Result<Command, String> {
+    let iterations: u32 = command.get("iterations")?.unwrap_or(4096);
+    let salt_bytes: usize = command.get("salt_bytes")?.unwrap_or(16);
+    let salted_bytes: Option<usize> = command.get("salted_bytes")?;
+    let raw = command.flag("raw");
+    let mut deletions = Vec::new();
+    let mut upsertions = Vec::new();
+    for word in command.positional.iter().filter(|w| *w != "raw") {
+        let (sign, rest) = word.split_at(word.len().min(1));
+        let (name, mechanism) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{word}: not +user:mech or -user:mech"))?;
+        let mechanism = mechanism_code(mechanism)?;
+        let name = name.to_string();
+        match sign {
+            "-" => deletions.push(ScramDeletion { name, mechanism }),
+            "+" => {
+                let salt: Vec<u8> = (0..salt_bytes).map(|i| i as u8).collect();
+                let known = ScramMechanism::from_code(mechanism);
+                let length = salted_bytes.unwrap_or(known.map_or(32, |m| m.digest_bytes()));
+                let salted = vec![0x5a; length];
+                let credential = if raw {
+                    Ok(StoredCredential {
+                        salt,
+                        stored_key: salted.clone(),
+                        server_key: salted,
+                        iterations,
+                    })
+                } else {
+                    // What the broker shell does before proposing.
+                    match known {
+                        None => Err(ApiError::new(
+                            ResponseError::UnsupportedSaslMechanism,
+                            format!("Unknown SCRAM mechanism {mechanism}"),
+                        )),
+                        Some(m) => ScramCredential::derive(m, &salted, &salt, iterations)
+                            .map(|c| StoredCredential::from_credential(&c))
+                            .map_err(|e| {
+                                ApiError::new(ResponseError::UnacceptableCredential, e.to_string())
+                            }),
+                    }
+                };
+                upsertions.push(ScramUpsertion {
+                    name,
+                    mechanism,
+                    credential,
+                });
+            }
+            _ => return Err(format!("{word}: not +user:mech or -user:mech")),
+        }
+    }
+    Ok(Command::AlterScramCredentials {
+        deletions,
+        upsertions,
+    })
+}
+
+/// `permission,principal,host,operation,resource_type,pattern,name`, typed but not validated.
+fn parse_binding(text: &str) -> Result<AclBinding, String> {
+    let fields: Vec<&str> = text.splitn(7, ',').collect();
+    let [
+        permission,
+        principal,
+        host,
+        operation,
+        resource_type,
+        pattern,
+        name,
+    ] = fields[..]
+    else {
+        return Err(format!("{text}: not a binding"));
+    };
+    let (principal_type, principal_name) = principal.split_once(':').unwrap_or((principal, ""));
+    Ok(AclBinding {
+        resource_type: resource_type.parse()?,
+        resource_name: name.to_string(),
+        pattern_type: pattern.parse()?,
+        principal: Principal {
+            principal_type: principal_type.to_string(),
+            name: principal_name.to_string(),
+        },
+        host: host.to_string(),
+        operation: operation.parse()?,
+        permission: permission.parse()?,
+    })
+}
+
+/// Like [`parse_binding`], with `any` for any field and `match` for the pattern.
+fn parse_filter(text: &str) -> Result<AclFilter, String> {
+    let fields: Vec<&str> = text.splitn(7, ',').collect();
+    let [
+        permission,
+        principal,
+        host,
+        operation,
+        resource_type,
+        pattern,
+        name,
+    ] = fields[..]
+    else {
+        return Err(format!("{text}: not a filter"));
+    };
+    fn any<T: std::str::FromStr<Err = String>>(text: &str) -> Result<Option<T>, String> {
+        (text != "any").then(|| text.parse()).transpose()
+    }
+    let text_or_any = |text: &str| (text != "any").then(|| text.to_string());
+    Ok(AclFilter {
+        resource_type: any(resource_type)?,
+        resource_name: text_or_any(name),
+        pattern: match pattern {
+            "any" => PatternFilter::Any,
+            "match" => PatternFilter::Match,
+            exact => PatternFilter::Exact(exact.parse()?),
+        },
+        principal: text_or_any(principal),
+        host: text_or_any(host),
+        operation: any(operation)?,
+        permission: any(permission)?,
+    })
+}
+
+/// A credential's shape: never its keys.
+fn render_credential(mechanism: ScramMechanism, credential: &StoredCredential) -> String {
+    format!(
+        "{mechanism} iterations={} salt_bytes={}",
+        credential.iterations,
+        credential.salt.len()
+    )
 }
 
 /// The incarnation id of broker `id`'s `n`th start.
@@ -555,6 +759,26 @@ fn render_result(result: &CommandResult) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         CommandResult::ElectPreferredLeaders(moved) => format!("ok moved={moved}"),
+        CommandResult::AlterScramCredentials(results) => results
+            .iter()
+            .map(|(user, r)| format!("{user}: {}", render_unit(r)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        CommandResult::CreateAcls(results) => results
+            .iter()
+            .map(render_unit)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        CommandResult::DeleteAcls(Err(e)) => render_error(e),
+        CommandResult::DeleteAcls(Ok(matched)) => matched
+            .iter()
+            .enumerate()
+            .flat_map(|(i, bindings)| {
+                let head = format!("filter {i}: deleted {}", bindings.len());
+                std::iter::once(head).chain(bindings.iter().map(|b| format!("  {b}")))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
         CommandResult::NoOp => "ok".to_string(),
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A [`MetadataImage`] is what the metadata log says at one offset: registered brokers (fenced
 //! or not), topics and their partitions (replicas, ISR, leader, epochs), config overrides, the
-//! next producer id and finalized feature levels. It changes only through [`MetadataImage::apply`],
+//! next producer id, finalized feature levels, SCRAM credentials (salts and derived keys, never
+//! passwords) and ACL bindings. It changes only through [`MetadataImage::apply`],
 //! one [`Record`] at a time, on controllers and brokers alike, so every copy that has applied the
 //! same records is the same image (every map is a `BTreeMap`; nothing depends on the clock).
 //!
@@ -28,10 +29,12 @@ use uuid::Uuid;
 
 use super::records::{
     BrokerEpoch, ConfigResource, LeaderChange, LeaderEpoch, Listener, NO_LEADER, PartitionEpoch,
-    ProducerId, Record,
+    ProducerId, Record, StoredCredential,
 };
 use crate::metadata::broker_configs::DynamicConfigs;
 use crate::metadata::{BrokerInfo, Image, NodeId, PartitionState, Topic, TopicId};
+use crate::security::acl::{self, AclBinding};
+use crate::security::scram::ScramMechanism;
 
 /// Version byte of the snapshot encoding written by [`MetadataImage::encode`].
 pub const SNAPSHOT_VERSION: u8 = 1;
@@ -151,6 +154,13 @@ pub struct MetadataImage {
     /// The error of the last such entry, naming its index.
     #[serde(default)]
     last_undecodable_entry: Option<String>,
+    /// SCRAM credentials by user, then mechanism. Absent from snapshots written before
+    /// credentials existed, hence the default.
+    #[serde(default)]
+    scram: BTreeMap<String, BTreeMap<ScramMechanism, StoredCredential>>,
+    /// ACL bindings. Absent from snapshots written before ACLs existed, hence the default.
+    #[serde(default)]
+    acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataImage {
@@ -167,6 +177,8 @@ impl MetadataImage {
             features: BTreeMap::new(),
             undecodable_entries: 0,
             last_undecodable_entry: None,
+            scram: BTreeMap::new(),
+            acls: BTreeSet::new(),
         }
     }
 
@@ -238,6 +250,42 @@ impl MetadataImage {
     /// A feature's finalized level (0 when it has none).
     pub fn feature_level(&self, name: &str) -> i16 {
         self.features.get(name).copied().unwrap_or(0)
+    }
+
+    /// A user's SCRAM credentials by mechanism, if the user has any.
+    pub fn scram_credentials(
+        &self,
+        user: &str,
+    ) -> Option<&BTreeMap<ScramMechanism, StoredCredential>> {
+        self.scram.get(user)
+    }
+
+    /// A user's SCRAM credential for one mechanism.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&StoredCredential> {
+        self.scram.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with SCRAM credentials, in name order, with them.
+    pub fn scram_users(
+        &self,
+    ) -> impl Iterator<Item = (&str, &BTreeMap<ScramMechanism, StoredCredential>)> {
+        self.scram
+            .iter()
+            .map(|(user, creds)| (user.as_str(), creds))
+    }
+
+    /// How many users have SCRAM credentials.
+    pub fn scram_user_count(&self) -> usize {
+        self.scram.len()
+    }
+
+    /// Every ACL binding.
+    pub fn acls(&self) -> &BTreeSet<AclBinding> {
+        &self.acls
     }
 
     /// How many partitions `broker` leads. A broker in controlled shutdown may shut down once
@@ -410,6 +458,10 @@ impl MetadataImage {
                 }
             }
             Record::NoOp => {}
+            Record::ScramCredential { .. }
+            | Record::RemoveScramCredential { .. }
+            | Record::Acl { .. }
+            | Record::RemoveAcl { .. } => return self.apply_security_record(record),
             Record::RegisterBroker { .. }
             | Record::UnregisterBroker { .. }
             | Record::FenceBroker { .. }
@@ -460,6 +512,45 @@ impl MetadataImage {
             return Err(format!("{record:?} is impossible: {why}"));
         }
         *current = state;
+        Ok(())
+    }
+
+    /// Applies a SCRAM credential or ACL record, checking it as a snapshot would be checked.
+    fn apply_security_record(&mut self, record: &Record) -> Result<(), String> {
+        match record {
+            Record::ScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                check_credential(name, *mechanism, credential)?;
+                let credentials = self.scram.entry(name.clone()).or_default();
+                credentials.insert(*mechanism, credential.clone());
+            }
+            Record::RemoveScramCredential { name, mechanism } => {
+                let credentials = self
+                    .scram
+                    .get_mut(name)
+                    .filter(|c| c.contains_key(mechanism))
+                    .ok_or_else(|| format!("{record:?} names a credential that does not exist"))?;
+                credentials.remove(mechanism);
+                if credentials.is_empty() {
+                    self.scram.remove(name);
+                }
+            }
+            Record::Acl { binding } => {
+                acl::check_binding(binding).map_err(|e| format!("{record:?}: {e}"))?;
+                if !self.acls.insert(binding.clone()) {
+                    return Err(format!("{record:?} adds a binding the image holds"));
+                }
+            }
+            Record::RemoveAcl { binding } => {
+                if !self.acls.remove(binding) {
+                    return Err(format!("{record:?} removes a binding the image lacks"));
+                }
+            }
+            _ => unreachable!("called with a security record"),
+        }
         Ok(())
     }
 
@@ -617,6 +708,17 @@ impl MetadataImage {
                 return Err(format!("configs for unknown topic {name}"));
             }
         }
+        for (user, credentials) in &self.scram {
+            if credentials.is_empty() {
+                return Err(format!("user {user:?} is listed without credentials"));
+            }
+            for (mechanism, credential) in credentials {
+                check_credential(user, *mechanism, credential)?;
+            }
+        }
+        for binding in &self.acls {
+            acl::check_binding(binding).map_err(|e| format!("ACL {binding}: {e}"))?;
+        }
         Ok(())
     }
 
@@ -642,6 +744,17 @@ impl MetadataImage {
         image.check().map_err(SnapshotError::Invariant)?;
         Ok(image)
     }
+}
+
+/// Checks a stored credential and its user name against the bounds the controller enforces.
+fn check_credential(
+    user: &str,
+    mechanism: ScramMechanism,
+    credential: &StoredCredential,
+) -> Result<(), String> {
+    crate::security::scram::validate_user_name(user)
+        .and_then(|()| credential.to_credential(mechanism).map(drop))
+        .map_err(|e| format!("the {mechanism} credential of user {user:?}: {e}"))
 }
 
 /// Why a snapshot could not be decoded.
@@ -692,6 +805,47 @@ mod as_pairs {
 mod tests {
     use super::*;
     use crate::controller::testing::{Cluster, listeners, register};
+
+    #[test]
+    fn a_snapshot_written_before_credentials_and_acls_still_decodes() {
+        // The JSON an image had before it held SCRAM credentials and ACLs.
+        let old = br#"{"offset":4,"cluster_id":"ferry-test","brokers":{},"topics":{},"configs":[],"next_producer_id":0,"features":{"metadata.version":1}}"#;
+        let mut bytes = vec![SNAPSHOT_VERSION];
+        bytes.extend_from_slice(old);
+        let image = MetadataImage::decode(&bytes).expect("an old snapshot decodes");
+        assert_eq!(image.offset(), 4);
+        assert_eq!(image.scram_user_count(), 0);
+        assert!(image.acls().is_empty());
+        assert_eq!(image.feature_level("metadata.version"), 1);
+    }
+
+    #[test]
+    fn a_snapshot_with_a_credential_out_of_bounds_is_refused() {
+        let mut image = MetadataImage::new("ferry-test");
+        let credential = StoredCredential {
+            salt: vec![0; 16],
+            stored_key: vec![1; 32],
+            server_key: vec![2; 32],
+            iterations: 4096,
+        };
+        image.apply(
+            1,
+            &Record::ScramCredential {
+                name: "alice".into(),
+                mechanism: ScramMechanism::Sha256,
+                credential,
+            },
+        );
+        let good = image.encode();
+        assert_eq!(MetadataImage::decode(&good).unwrap(), image);
+        let text = String::from_utf8(good[1..].to_vec()).unwrap();
+        let bad = text.replace("\"iterations\":4096", "\"iterations\":1");
+        assert_ne!(bad, text);
+        let mut bytes = vec![SNAPSHOT_VERSION];
+        bytes.extend_from_slice(bad.as_bytes());
+        let error = MetadataImage::decode(&bytes).unwrap_err();
+        assert!(matches!(error, SnapshotError::Invariant(_)), "{error}");
+    }
 
     #[test]
     fn a_snapshot_round_trips_byte_for_byte() {

@@ -32,3 +32,16 @@ impl Default for Limits {
         }
     }
 }
+
+/// The most users with SCRAM credentials a cluster holds (each may have one credential per
+/// mechanism). An upsertion that would add a user past it is refused with POLICY_VIOLATION,
+/// so the image and every broker's credential table stay bounded.
+pub const SCRAM_USERS_MAX: usize = 10_000;
+
+/// The most deletions plus upsertions one AlterUserScramCredentials request may carry. A
+/// larger request is refused whole, before it is proposed.
+pub const SCRAM_ALTERATIONS_PER_REQUEST_MAX: usize = 1000;
+
+/// The ACL bounds, defined beside the ACL types and enforced by the controller: the most
+/// bindings a cluster holds, and the most creations or filters per request.
+pub use crate::security::acl::{ACL_CHANGES_PER_REQUEST_MAX, ACLS_MAX};

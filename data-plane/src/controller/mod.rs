@@ -21,6 +21,8 @@
 //!
 //! - [`command`]: what is proposed ([`Command`]) and answered ([`CommandResult`]).
 //! - [`execute()`]: validation and the broker lifecycle; [`topics`] for topics and configs.
+//! - [`security`]: SCRAM credentials and ACLs (AlterUserScramCredentials, CreateAcls,
+//!   DeleteAcls).
 //! - [`replication`]: AlterPartition (ISR changes from leaders) and preferred-leader election.
 //! - [`heartbeat()`]: the pure part of a broker heartbeat (unfence when caught up, shut down).
 //! - [`placement`]: rack-aware, balanced replica placement.
@@ -68,12 +70,16 @@ pub mod limits;
 pub mod placement;
 pub mod records;
 pub mod replication;
+pub mod security;
 pub mod state_machine;
 #[cfg(test)]
 mod testing;
 pub mod topics;
 
-pub use command::{AlteredPartition, ApiError, Command, CommandResult, ConfigOp, ProducerIdBlock};
+pub use command::{
+    AlteredPartition, ApiError, Command, CommandResult, ConfigOp, ProducerIdBlock, ScramDeletion,
+    ScramUpsertion,
+};
 pub use execute::{execute, precheck};
 pub use heartbeat::{Heartbeat, heartbeat};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, SnapshotError, TopicImage};
@@ -81,7 +87,7 @@ pub use limits::{Limits, PRODUCER_ID_BLOCK_SIZE};
 pub use placement::Placer;
 pub use records::{
     BrokerEpoch, ConfigResource, LeaderChange, LeaderEpoch, Listener, NO_LEADER, PartitionEpoch,
-    ProducerId, Record,
+    ProducerId, Record, StoredCredential,
 };
 pub use state_machine::{
     Delta, HISTORY_BATCHES_MAX, HISTORY_RECORDS_MAX, MetadataLog, MetadataStateMachine, Query,

@@ -22,10 +22,14 @@
 //!
 //! A batch (all records of one metadata offset) is a JSON array; see [`encode_batch`].
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::metadata::{NodeId, TopicId};
+use crate::security::acl::AclBinding;
+use crate::security::scram::{CredentialError, ScramCredential, ScramMechanism};
 
 /// A broker's epoch: the metadata offset of its latest registration. A broker proves it is the
 /// current incarnation by presenting it (heartbeats, producer-id requests, ISR changes).
@@ -74,6 +78,84 @@ pub enum ConfigResource {
     Cluster,
     /// A topic's overrides, by topic name (as Kafka keys them).
     Topic(String),
+}
+
+/// A SCRAM credential as the metadata log and snapshots carry it (Kafka's
+/// `UserScramCredentialRecord` without the name and mechanism): the salt, the derived keys and
+/// the iteration count. Never a password or a salted password: the proposing shell derives
+/// the keys before anything reaches the log.
+///
+/// Serde builds it without checks; [`Self::to_credential`] checks it against the bounds of
+/// [`ScramCredential`]. The bytes are base64 in JSON. `Debug` shows no key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCredential {
+    /// The salt sent to clients in server-first.
+    #[serde(with = "base64_bytes")]
+    pub salt: Vec<u8>,
+    /// `H(ClientKey)`.
+    #[serde(with = "base64_bytes")]
+    pub stored_key: Vec<u8>,
+    /// `HMAC(SaltedPassword, "Server Key")`.
+    #[serde(with = "base64_bytes")]
+    pub server_key: Vec<u8>,
+    /// The PBKDF2 iteration count.
+    pub iterations: u32,
+}
+
+impl StoredCredential {
+    /// The stored form of a checked credential.
+    pub fn from_credential(credential: &ScramCredential) -> Self {
+        Self {
+            salt: credential.salt().to_vec(),
+            stored_key: credential.stored_key().to_vec(),
+            server_key: credential.server_key().to_vec(),
+            iterations: credential.iterations(),
+        }
+    }
+
+    /// The credential for `mechanism`, checked against the bounds (salt length, iterations,
+    /// key lengths).
+    pub fn to_credential(
+        &self,
+        mechanism: ScramMechanism,
+    ) -> Result<ScramCredential, CredentialError> {
+        ScramCredential::from_parts(
+            mechanism,
+            self.salt.clone(),
+            self.stored_key.clone(),
+            self.server_key.clone(),
+            self.iterations,
+        )
+    }
+}
+
+impl fmt::Debug for StoredCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredCredential")
+            .field("salt_bytes", &self.salt.len())
+            .field("stored_key", &"<redacted>")
+            .field("server_key", &"<redacted>")
+            .field("iterations", &self.iterations)
+            .finish()
+    }
+}
+
+/// Serde for byte strings as standard base64 text.
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the bytes as base64.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    /// Reads what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// One change to the cluster metadata. See the module docs.
@@ -189,6 +271,35 @@ pub enum Record {
         name: String,
         /// New level.
         level: i16,
+    },
+    /// A user's SCRAM credential for one mechanism was set (Kafka's
+    /// `UserScramCredentialRecord`); it replaces any earlier one for the same pair.
+    ScramCredential {
+        /// The user name (the principal is `User:<name>`).
+        name: String,
+        /// The mechanism.
+        mechanism: ScramMechanism,
+        /// The salt, keys and iterations.
+        credential: StoredCredential,
+    },
+    /// A user's SCRAM credential for one mechanism was removed (Kafka's
+    /// `RemoveUserScramCredentialRecord`).
+    RemoveScramCredential {
+        /// The user name.
+        name: String,
+        /// The mechanism.
+        mechanism: ScramMechanism,
+    },
+    /// An ACL binding was added (Kafka's `AccessControlEntryRecord`, without the random id:
+    /// a binding is its own key).
+    Acl {
+        /// The binding.
+        binding: AclBinding,
+    },
+    /// An ACL binding was removed (Kafka's `RemoveAccessControlEntryRecord`).
+    RemoveAcl {
+        /// The binding.
+        binding: AclBinding,
     },
     /// Nothing changed; the offset advanced (Kafka's `NoOpRecord`).
     NoOp,

@@ -258,6 +258,44 @@ pub const OFFSET_FOR_LEADER_EPOCH: RequestSchema = request! { OffsetForLeaderEpo
     }],
 } };
 
+/// `DescribeAclsRequest`, versions 1-3, flexible from 2 (v0, without the pattern type, was
+/// dropped by Kafka 4 and is not decoded by the crate).
+pub const DESCRIBE_ACLS: RequestSchema = request! { DescribeAclsRequest {
+    resource_type_filter: Int8,
+    resource_name_filter: String,
+    pattern_type_filter: Int8,
+    principal_filter: String,
+    host_filter: String,
+    operation: Int8,
+    permission_type: Int8,
+} };
+
+/// `CreateAclsRequest`, versions 1-3, flexible from 2.
+pub const CREATE_ACLS: RequestSchema = request! { CreateAclsRequest {
+    creations: [AclCreation {
+        resource_type: Int8,
+        resource_name: String,
+        resource_pattern_type: Int8,
+        principal: String,
+        host: String,
+        operation: Int8,
+        permission_type: Int8,
+    }],
+} };
+
+/// `DeleteAclsRequest`, versions 1-3, flexible from 2.
+pub const DELETE_ACLS: RequestSchema = request! { DeleteAclsRequest {
+    filters: [DeleteAclsFilter {
+        resource_type_filter: Int8,
+        resource_name_filter: String,
+        pattern_type_filter: Int8,
+        principal_filter: String,
+        host_filter: String,
+        operation: Int8,
+        permission_type: Int8,
+    }],
+} };
+
 /// `DescribeConfigsRequest`, versions 1-4, flexible from 4.
 pub const DESCRIBE_CONFIGS: RequestSchema = request! { DescribeConfigsRequest {
     resources: [DescribeConfigsResource {
@@ -332,6 +370,32 @@ pub const OFFSET_DELETE: RequestSchema = request! { OffsetDeleteRequest {
         }],
     }],
 } };
+
+/// `DescribeUserScramCredentialsRequest`, version 0, flexible.
+pub const DESCRIBE_USER_SCRAM_CREDENTIALS: RequestSchema = request! {
+    DescribeUserScramCredentialsRequest {
+        users: [UserName {
+            name: String,
+        }],
+    }
+};
+
+/// `AlterUserScramCredentialsRequest`, version 0, flexible.
+pub const ALTER_USER_SCRAM_CREDENTIALS: RequestSchema = request! {
+    AlterUserScramCredentialsRequest {
+        deletions: [ScramCredentialDeletion {
+            name: String,
+            mechanism: Int8,
+        }],
+        upsertions: [ScramCredentialUpsertion {
+            name: String,
+            mechanism: Int8,
+            iterations: Int32,
+            salt: Bytes,
+            salted_password: Bytes,
+        }],
+    }
+};
 
 /// `DescribeQuorumRequest`, versions 0-2, flexible in all.
 pub const DESCRIBE_QUORUM: RequestSchema = request! { DescribeQuorumRequest {

@@ -1121,6 +1121,8 @@ mod tests {
                 + 4
                 + 3
                 + (8 + 9 + 7 + 10 + 5 + 6 + 6 + 7 + 6 + 3 + 1)
+                // Describe/Create/DeleteAcls 1-3, Describe/AlterUserScramCredentials 0.
+                + (3 + 3 + 3 + 1 + 1)
         );
     }
 
@@ -1175,6 +1177,8 @@ mod tests {
                 + 4
                 + 2
                 + (8 + 9 + 5 + 10 + 5 + 6 + 6 + 6 + 6 + 3 + 1)
+                // Describe/Create/DeleteAcls 1-3, Describe/AlterUserScramCredentials 0.
+                + (3 + 3 + 3 + 1 + 1)
         );
     }
 

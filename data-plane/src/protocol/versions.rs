@@ -82,6 +82,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
         4,
         &bodies::OFFSET_FOR_LEADER_EPOCH,
     ),
+    api(ApiKey::DescribeAcls, 1, 3, &bodies::DESCRIBE_ACLS),
+    api(ApiKey::CreateAcls, 1, 3, &bodies::CREATE_ACLS),
+    api(ApiKey::DeleteAcls, 1, 3, &bodies::DELETE_ACLS),
     api(ApiKey::DescribeConfigs, 1, 4, &bodies::DESCRIBE_CONFIGS),
     api(ApiKey::AlterConfigs, 0, 2, &bodies::ALTER_CONFIGS),
     api(ApiKey::DescribeLogDirs, 1, 4, &bodies::DESCRIBE_LOG_DIRS),
@@ -94,6 +97,18 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
         &bodies::INCREMENTAL_ALTER_CONFIGS,
     ),
     api(ApiKey::OffsetDelete, 0, 0, &bodies::OFFSET_DELETE),
+    api(
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        0,
+        &bodies::DESCRIBE_USER_SCRAM_CREDENTIALS,
+    ),
+    api(
+        ApiKey::AlterUserScramCredentials,
+        0,
+        0,
+        &bodies::ALTER_USER_SCRAM_CREDENTIALS,
+    ),
     api(ApiKey::DescribeQuorum, 0, 2, &bodies::DESCRIBE_QUORUM),
     api(ApiKey::DescribeCluster, 0, 1, &bodies::DESCRIBE_CLUSTER),
 ];

@@ -90,11 +90,17 @@ const _: () = assert!(SERVER_NONCE_MIN_BYTES <= SERVER_NONCE_MAX_BYTES);
 
 /// A SCRAM hash, with Kafka's mechanism name and its code in credential records and the
 /// `*UserScramCredentials` APIs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Serialized (in metadata records and snapshots) by its SASL name.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ScramMechanism {
     /// `SCRAM-SHA-256`, code 1.
+    #[serde(rename = "SCRAM-SHA-256")]
     Sha256,
     /// `SCRAM-SHA-512`, code 2.
+    #[serde(rename = "SCRAM-SHA-512")]
     Sha512,
 }
 

@@ -15,3 +15,4 @@ mod idempotent_produce;
 mod input_bounds;
 mod kafka_api;
 mod metrics;
+mod security_admin;
