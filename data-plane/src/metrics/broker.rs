@@ -278,44 +278,13 @@ impl fmt::Debug for BrokerMetrics {
 
 /// The `api` label of each served API, and `FetchConsumer`/`FetchFollower` for Fetch.
 fn api_label(key: ApiKey) -> &'static str {
-    macro_rules! names {
-        ($($key:ident),* $(,)?) => {
-            match key {
-                ApiKey::Fetch => "FetchConsumer",
-                $(ApiKey::$key => stringify!($key),)*
-                _ => "Other",
-            }
-        };
+    if key == ApiKey::Fetch {
+        return "FetchConsumer";
     }
-    names!(
-        Produce,
-        ListOffsets,
-        Metadata,
-        OffsetCommit,
-        OffsetFetch,
-        FindCoordinator,
-        JoinGroup,
-        Heartbeat,
-        LeaveGroup,
-        SyncGroup,
-        DescribeGroups,
-        ListGroups,
-        ApiVersions,
-        CreateTopics,
-        DeleteTopics,
-        DeleteRecords,
-        InitProducerId,
-        OffsetForLeaderEpoch,
-        DescribeConfigs,
-        AlterConfigs,
-        DescribeLogDirs,
-        CreatePartitions,
-        DeleteGroups,
-        IncrementalAlterConfigs,
-        OffsetDelete,
-        DescribeQuorum,
-        DescribeCluster,
-    )
+    SUPPORTED_APIS
+        .iter()
+        .find(|api| api.key == key)
+        .map_or("Other", |api| api.name())
 }
 
 impl BrokerMetrics {

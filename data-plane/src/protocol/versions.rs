@@ -37,6 +37,15 @@ pub struct SupportedApi {
     pub(crate) request: &'static RequestSchema,
 }
 
+impl SupportedApi {
+    /// The API's name as Kafka writes it (`Produce`, `DescribeAcls`): its request type's name
+    /// without `Request`, so metrics and logs name APIs from this one table.
+    pub fn name(&self) -> &'static str {
+        let body = self.request.body.name;
+        body.strip_suffix("Request").unwrap_or(body)
+    }
+}
+
 /// Registers one API. Fails the build when `request` describes another API's body, or when the
 /// range is empty or reaches past the versions the codec decodes.
 const fn api(key: ApiKey, min: i16, max: i16, request: &'static RequestSchema) -> SupportedApi {
