@@ -69,6 +69,7 @@ pub mod partition;
 pub mod partitions;
 mod produce;
 pub mod replica;
+mod sasl;
 mod sync_group;
 
 use std::sync::Arc;
@@ -226,6 +227,10 @@ impl Broker {
             }
             RequestKind::OffsetDelete(r) => {
                 ResponseKind::OffsetDelete(self.groups.offset_delete(r).await)
+            }
+            RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(sasl::handshake(r)),
+            RequestKind::SaslAuthenticate(r) => {
+                ResponseKind::SaslAuthenticate(sasl::authenticate(r))
             }
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",

@@ -1121,6 +1121,8 @@ mod tests {
                 + 4
                 + 3
                 + (8 + 9 + 7 + 10 + 5 + 6 + 6 + 7 + 6 + 3 + 1)
+                // SaslHandshake 0-1, SaslAuthenticate 0-2.
+                + (2 + 3)
         );
     }
 
@@ -1175,6 +1177,8 @@ mod tests {
                 + 4
                 + 2
                 + (8 + 9 + 5 + 10 + 5 + 6 + 6 + 6 + 6 + 3 + 1)
+                // SaslHandshake 0-1, SaslAuthenticate 0-2.
+                + (2 + 3)
         );
     }
 
