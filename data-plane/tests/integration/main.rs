@@ -1,6 +1,7 @@
 //! Integration tests of one Ferry node in process: the Kafka API request by request over real TCP
 //! with exact versions and raw frames (well-formed, malformed and oversized), the admin and group
-//! APIs, the idempotent producer, and the controllers' authentication of brokers.
+//! APIs, the idempotent producer, the controllers' authentication of brokers, and SASL requests
+//! on a PLAINTEXT listener.
 //!
 //! One test binary for the crate, so the tests link the node once rather than once per file;
 //! `support` holds the raw Kafka client and the in-process node every module uses.
@@ -13,3 +14,4 @@ mod groups_api;
 mod idempotent_produce;
 mod input_bounds;
 mod kafka_api;
+mod sasl_on_plaintext;
