@@ -926,3 +926,199 @@ pub fn session_lifetime_ms(
         (false, None) => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::scram::MOCK_SALT_BYTES;
+    use crate::security::scram::tests::{credential, mock_key};
+
+    #[test]
+    fn session_lifetime_follows_kip_368() {
+        // (connections.max.reauth.ms, credential expiry, now) -> lifetime
+        let table = [
+            (0, None, 1_000, 0),
+            (60_000, None, 1_000, 60_000),
+            (0, Some(31_000), 1_000, 30_000),
+            (60_000, Some(31_000), 1_000, 30_000),
+            (10_000, Some(31_000), 1_000, 10_000),
+            // An expiry in the past gives 0, never a negative lifetime.
+            (60_000, Some(500), 1_000, 0),
+            (0, Some(500), 1_000, 0),
+            (i64::MAX, Some(i64::MAX), i64::MIN, i64::MAX),
+        ];
+        for (reauth, expiry, now, expected) in table {
+            assert_eq!(
+                session_lifetime_ms(reauth, expiry, now),
+                expected,
+                "{reauth} {expiry:?} {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plain_check_can_move_to_a_blocking_thread_and_shows_no_secret() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<PlainCheck>();
+        assert_send::<PlainVerdict>();
+        let listener = ListenerSecurity::Sasl(Arc::new(
+            SaslListener::new(SaslOptions {
+                mechanisms: vec![Mechanism::Plain],
+                ..SaslOptions::default()
+            })
+            .unwrap(),
+        ));
+        let mut session = Session::open(&listener, Principal::anonymous(), mock_key());
+        assert_eq!(session.gate(ApiKey::SaslHandshake, 1, 0), Gate::Decode);
+        assert_eq!(session.handshake("PLAIN", 1, 0).error_code, 0);
+        assert_eq!(session.gate(ApiKey::SaslAuthenticate, 2, 0), Gate::Decode);
+        let step = session.authenticate(b"\0alice\0hunter2", 0, |_, _| None, &[1; 18]);
+        let shown = format!("{step:?} {session:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let Authenticate::CheckPlain(check) = step else {
+            panic!("PLAIN needs its PBKDF2 check: {shown}");
+        };
+        // A second token while the check runs fails the exchange.
+        let again = session.authenticate(b"\0alice\0x", 0, |_, _| None, &[1; 18]);
+        assert!(matches!(
+            again,
+            Authenticate::Reply(AuthReply { close: true, .. })
+        ));
+        let verdict = std::thread::spawn(move || check.run(|_, _| None))
+            .join()
+            .unwrap();
+        let reply = session.plain_checked(verdict, 0);
+        assert_eq!(reply.error_code, ResponseError::IllegalSaslState.code());
+        assert_eq!(session.phase(), Phase::Failed);
+    }
+
+    /// A xorshift64 generator for the random sequences.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// Tokens a confused or hostile client might send: empty, garbage, well-formed
+    /// client-firsts, client-finals with made-up proofs, PLAIN messages with wrong passwords.
+    fn random_token(rng: &mut XorShift) -> Vec<u8> {
+        let candidates: [&[u8]; 9] = [
+            b"",
+            b"n,,n=alice,r=abcdefgh",
+            b"n,,n=mallory,r=abcdefgh",
+            b"c=biws,r=abcdefgh,p=AAAA",
+            b"y,,n=alice,r=x",
+            b"\0alice\0wrong",
+            b"\0\0",
+            b"=2X,,,",
+            b"\xff\xfe",
+        ];
+        let mut token = candidates[rng.below(candidates.len())].to_vec();
+        if rng.below(3) == 0 && !token.is_empty() {
+            let at = rng.below(token.len());
+            token[at] = rng.next() as u8;
+        }
+        token
+    }
+
+    #[test]
+    fn random_event_sequences_never_panic_and_never_authenticate_without_a_proof() {
+        let salt = vec![3; MOCK_SALT_BYTES];
+        let alice = [ScramMechanism::Sha256, ScramMechanism::Sha512]
+            .map(|m| (m, credential(m, "alice-secret", &salt, 4096)));
+        let lookup = |user: &str, mechanism: ScramMechanism| {
+            (user == "alice")
+                .then(|| alice.iter().find(|(m, _)| *m == mechanism))
+                .flatten()
+                .map(|(_, c)| c.clone())
+        };
+        let listener = ListenerSecurity::Sasl(Arc::new(
+            SaslListener::new(SaslOptions {
+                mechanisms: vec![
+                    Mechanism::Scram(ScramMechanism::Sha512),
+                    Mechanism::Scram(ScramMechanism::Sha256),
+                    Mechanism::Plain,
+                ],
+                connections_max_reauth_ms: 5_000,
+                ..SaslOptions::default()
+            })
+            .unwrap(),
+        ));
+        // Mostly the SASL requests, so that sequences get past the handshake.
+        let keys = [
+            ApiKey::ApiVersions,
+            ApiKey::SaslHandshake,
+            ApiKey::SaslHandshake,
+            ApiKey::SaslAuthenticate,
+            ApiKey::SaslAuthenticate,
+            ApiKey::SaslAuthenticate,
+            ApiKey::SaslAuthenticate,
+            ApiKey::Metadata,
+            ApiKey::Produce,
+        ];
+        let names = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "GSSAPI", ""];
+        let mut rng = XorShift(0x5e55_10a5_eed0_0001);
+        let (mut handshakes, mut tokens) = (0, 0);
+        for _ in 0..3000 {
+            let mut session = Session::open(&listener, Principal::anonymous(), mock_key());
+            let mut now_ms = 0;
+            for _ in 0..12 {
+                now_ms += rng.below(3_000) as i64;
+                let random = [rng.next() as u8; 18];
+                if session.framing() == Framing::LegacyToken {
+                    let token = random_token(&mut rng);
+                    tokens += 1;
+                    if let Authenticate::CheckPlain(check) =
+                        session.legacy_token(&token, now_ms, lookup, &random)
+                    {
+                        session.plain_checked(check.run(lookup), now_ms);
+                    }
+                    continue;
+                }
+                let key = match session.phase() {
+                    // Most sequences start with a handshake, so they get to the tokens.
+                    Phase::AwaitingHandshake if rng.below(4) != 0 => ApiKey::SaslHandshake,
+                    _ => keys[rng.below(keys.len())],
+                };
+                // Mostly served versions (v0 handshakes switch to raw tokens), some not.
+                let version = [0, 1, 1, 2, 2, 3, -1][rng.below(7)];
+                if session.gate(key, version, now_ms) != Gate::Decode {
+                    assert_eq!(session.phase(), Phase::Failed);
+                    break;
+                }
+                match key {
+                    ApiKey::SaslHandshake => {
+                        handshakes += 1;
+                        session.handshake(names[rng.below(names.len())], version, now_ms);
+                    }
+                    ApiKey::SaslAuthenticate => {
+                        tokens += 1;
+                        let token = random_token(&mut rng);
+                        if let Authenticate::CheckPlain(check) =
+                            session.authenticate(&token, now_ms, lookup, &random)
+                        {
+                            session.plain_checked(check.run(lookup), now_ms);
+                        }
+                    }
+                    _ => {}
+                }
+                assert_ne!(
+                    session.phase(),
+                    Phase::Authenticated,
+                    "authenticated without a proof"
+                );
+                assert!(session.principal().is_none());
+            }
+        }
+        assert!(handshakes > 1000 && tokens > 400, "{handshakes} {tokens}");
+    }
+}
