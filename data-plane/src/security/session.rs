@@ -26,7 +26,7 @@
 //!
 //! | state | passes (decode the body) | anything else |
 //! |---|---|---|
-//! | AwaitingHandshake | ApiVersions (at most [`SaslOptions::api_versions_before_handshake_max`]), SaslHandshake | close, no response |
+//! | AwaitingHandshake | ApiVersions (at most [`SaslOptions::api_versions_before_handshake_max`]), SaslHandshake of a served version | close, no response |
 //! | Authenticating, Reauthenticating (v1) | SaslAuthenticate of a served version | ILLEGAL_SASL_STATE (34) response, then close |
 //! | Authenticating (v0 legacy) | nothing: frames are raw tokens | close |
 //! | Authenticated, not expired | everything | — |
@@ -93,6 +93,11 @@ pub const API_VERSIONS_BEFORE_HANDSHAKE_MAX: u8 = 16;
 /// milliseconds (Kafka's): a SaslHandshake sooner than this after the last start is answered
 /// ILLEGAL_SASL_STATE as an ordinary request.
 pub const REAUTH_INTERVAL_MIN_MS: i64 = 1000;
+
+/// The largest frame a connection may send before it is authenticated, and during a
+/// re-authentication, in bytes (Kafka's `sasl.server.max.receive.size`). The shell checks it
+/// from the size prefix ([`Session::frame_bytes_max`]), before reading the frame.
+pub const UNAUTHENTICATED_FRAME_BYTES_MAX: usize = 524_288;
 
 /// A SASL mechanism Ferry's listeners can offer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -260,8 +265,8 @@ pub enum CloseReason {
     BeforeHandshake(ApiKey),
     /// More ApiVersions requests before the handshake than the listener answers.
     TooManyApiVersions,
-    /// A SaslAuthenticate of a version the broker does not serve, during the exchange (Kafka
-    /// cannot build a response for it either).
+    /// A SaslHandshake or SaslAuthenticate of a version the broker does not serve, before the
+    /// exchange completed (Kafka cannot build a response for it either).
     UnsupportedVersion(ApiKey, i16),
     /// A request while the connection sends raw SASL tokens (after a v0 handshake).
     LegacyTokenExpected,
@@ -584,6 +589,16 @@ impl Session {
         }
     }
 
+    /// The largest frame the connection may send next: [`UNAUTHENTICATED_FRAME_BYTES_MAX`]
+    /// until it is authenticated and while it re-authenticates, `None` (the listener's own
+    /// bound) once authenticated.
+    pub fn frame_bytes_max(&self) -> Option<usize> {
+        match &self.state {
+            State::Authenticated(_) => None,
+            _ => Some(UNAUTHENTICATED_FRAME_BYTES_MAX),
+        }
+    }
+
     /// How the next frame is to be read.
     pub fn framing(&self) -> Framing {
         match &self.state {
@@ -608,6 +623,9 @@ impl Session {
         match &mut self.state {
             State::Failed => Gate::Close(CloseReason::Failed),
             State::AwaitingHandshake { api_versions } => match api_key {
+                ApiKey::SaslHandshake if !versions::is_supported(api_key, api_version) => {
+                    Gate::Close(CloseReason::UnsupportedVersion(api_key, api_version))
+                }
                 ApiKey::SaslHandshake => Gate::Decode,
                 ApiKey::ApiVersions => {
                     let bound = self.sasl.as_ref().map_or(0, |sasl| sasl.api_versions_max);
@@ -822,6 +840,10 @@ impl Session {
                 }
                 Err(_) => Authenticate::Reply(self.fail(mechanism)),
             },
+            // Refused before it is copied or reaches a blocking thread.
+            Exchange::Plain if token.len() > plain::MESSAGE_MAX_BYTES => {
+                Authenticate::Reply(self.fail(mechanism))
+            }
             Exchange::Plain => {
                 exchanging.exchange = Exchange::PlainChecking;
                 self.state = State::Authenticating(exchanging);
@@ -992,6 +1014,45 @@ mod tests {
         assert_eq!(session.phase(), Phase::Failed);
     }
 
+    #[test]
+    fn frames_are_bounded_until_authenticated_and_oversized_plain_fails_at_once() {
+        let listener = ListenerSecurity::Sasl(Arc::new(
+            SaslListener::new(SaslOptions {
+                mechanisms: vec![Mechanism::Plain],
+                ..SaslOptions::default()
+            })
+            .unwrap(),
+        ));
+        let mut session = Session::open(&listener, Principal::anonymous(), mock_key());
+        assert_eq!(
+            session.frame_bytes_max(),
+            Some(UNAUTHENTICATED_FRAME_BYTES_MAX)
+        );
+        session.gate(ApiKey::SaslHandshake, 1, 0);
+        session.handshake("PLAIN", 1, 0);
+        assert_eq!(
+            session.frame_bytes_max(),
+            Some(UNAUTHENTICATED_FRAME_BYTES_MAX)
+        );
+        session.gate(ApiKey::SaslAuthenticate, 2, 0);
+        let huge = vec![b'a'; plain::MESSAGE_MAX_BYTES + 1];
+        let step = session.authenticate(&huge, 0, |_, _| None, &[1; 18]);
+        let Authenticate::Reply(reply) = step else {
+            panic!("an oversized PLAIN message must not reach the blocking pool");
+        };
+        assert_eq!(
+            reply.error_code,
+            ResponseError::SaslAuthenticationFailed.code()
+        );
+        assert!(reply.close);
+        let plaintext = Session::open(
+            &ListenerSecurity::Transport,
+            Principal::anonymous(),
+            mock_key(),
+        );
+        assert_eq!(plaintext.frame_bytes_max(), None);
+    }
+
     /// A xorshift64 generator for the random sequences.
     struct XorShift(u64);
 
@@ -1068,7 +1129,7 @@ mod tests {
         let names = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "GSSAPI", ""];
         let mut rng = XorShift(0x5e55_10a5_eed0_0001);
         let (mut handshakes, mut tokens) = (0, 0);
-        for _ in 0..3000 {
+        for _ in 0..4000 {
             let mut session = Session::open(&listener, Principal::anonymous(), mock_key());
             let mut now_ms = 0;
             for _ in 0..12 {
