@@ -30,7 +30,7 @@
 //! | Authenticating, Reauthenticating (v1) | SaslAuthenticate of a served version | ILLEGAL_SASL_STATE (34) response, then close |
 //! | Authenticating (v0 legacy) | nothing: frames are raw tokens | close |
 //! | Authenticated, not expired | everything | — |
-//! | Authenticated, expired | SaslHandshake (re-authentication) | close, no response |
+//! | Authenticated, expired | SaslHandshake starting a re-authentication | close, no response |
 //! | Failed | nothing | close |
 //!
 //! # Guarantees
@@ -443,6 +443,15 @@ struct Established {
     started_ms: i64,
 }
 
+impl Established {
+    /// Whether a SaslHandshake now starts a re-authentication (KIP-368): the session expires,
+    /// and its last (re-)authentication started at least [`REAUTH_INTERVAL_MIN_MS`] ago.
+    fn may_reauthenticate(&self, now_ms: i64) -> bool {
+        self.expires_at_ms.is_some()
+            && now_ms.saturating_sub(self.started_ms) >= REAUTH_INTERVAL_MIN_MS
+    }
+}
+
 /// The mechanism server of one exchange.
 enum Exchange {
     /// A SCRAM server (a new one per handshake) waiting for client-first.
@@ -653,7 +662,9 @@ impl Session {
                 let expired = established
                     .expires_at_ms
                     .is_some_and(|expires_at_ms| now_ms > expires_at_ms);
-                if expired && api_key != ApiKey::SaslHandshake {
+                let reauthenticating =
+                    api_key == ApiKey::SaslHandshake && established.may_reauthenticate(now_ms);
+                if expired && !reauthenticating {
                     return Gate::Close(CloseReason::SessionExpired);
                 }
                 Gate::Decode
@@ -697,9 +708,7 @@ impl Session {
                 }
             }
             State::Authenticated(established) => {
-                let reauth_allowed = established.expires_at_ms.is_some()
-                    && now_ms - established.started_ms >= REAUTH_INTERVAL_MIN_MS;
-                if !reauth_allowed {
+                if !established.may_reauthenticate(now_ms) {
                     // No re-authentication on this session: an ordinary request, answered as
                     // Kafka's KafkaApis does.
                     self.state = State::Authenticated(established);
