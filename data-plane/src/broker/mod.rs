@@ -78,6 +78,7 @@ pub mod partition;
 pub mod partitions;
 mod produce;
 pub mod replica;
+mod sasl;
 mod sync_group;
 
 use std::sync::Arc;
@@ -263,6 +264,10 @@ impl Broker {
             }
             RequestKind::AlterUserScramCredentials(r) => {
                 ResponseKind::AlterUserScramCredentials(self.alter_user_scram_credentials(&r).await)
+            }
+            RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(sasl::handshake(r)),
+            RequestKind::SaslAuthenticate(r) => {
+                ResponseKind::SaslAuthenticate(sasl::authenticate(r))
             }
             other => unreachable!(
                 "the decoder only admits APIs in SUPPORTED_APIS, which all have a route: {:?}",

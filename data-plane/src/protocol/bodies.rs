@@ -190,6 +190,12 @@ pub const LIST_GROUPS: RequestSchema = request! { ListGroupsRequest {
     types_filter (5..): [String],
 } };
 
+/// `SaslHandshakeRequest`, versions 0-1, never flexible (its header is v1 in every version:
+/// clients up to 2.4 negotiate it wrongly, KAFKA-9577).
+pub const SASL_HANDSHAKE: RequestSchema = request! { SaslHandshakeRequest {
+    mechanism: String,
+} };
+
 /// `ApiVersionsRequest`, versions 0-4, flexible from 3.
 pub const API_VERSIONS: RequestSchema = request! { ApiVersionsRequest {
     client_software_name (3..): String,
@@ -326,6 +332,11 @@ pub const DESCRIBE_LOG_DIRS: RequestSchema = request! { DescribeLogDirsRequest {
         topic: String,
         partitions: [Int32],
     }],
+} };
+
+/// `SaslAuthenticateRequest`, versions 0-2, flexible from 2.
+pub const SASL_AUTHENTICATE: RequestSchema = request! { SaslAuthenticateRequest {
+    auth_bytes: Bytes,
 } };
 
 /// `CreatePartitionsRequest`, versions 0-3, flexible from 2.

@@ -1123,6 +1123,8 @@ mod tests {
                 + (8 + 9 + 7 + 10 + 5 + 6 + 6 + 7 + 6 + 3 + 1)
                 // Describe/Create/DeleteAcls 1-3, Describe/AlterUserScramCredentials 0.
                 + (3 + 3 + 3 + 1 + 1)
+                // SaslHandshake 0-1, SaslAuthenticate 0-2.
+                + (2 + 3)
         );
     }
 
@@ -1179,6 +1181,8 @@ mod tests {
                 + (8 + 9 + 5 + 10 + 5 + 6 + 6 + 6 + 6 + 3 + 1)
                 // Describe/Create/DeleteAcls 1-3, Describe/AlterUserScramCredentials 0.
                 + (3 + 3 + 3 + 1 + 1)
+                // SaslHandshake 0-1, SaslAuthenticate 0-2.
+                + (2 + 3)
         );
     }
 

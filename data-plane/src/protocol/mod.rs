@@ -15,8 +15,9 @@
 //! response := correlation_id:i32 [tagged_fields if flexible header] body
 //! ```
 //!
-//! Deliberate simplifications: SASL's raw (v0) token framing is not handled here yet; it will
-//! arrive with the security work.
+//! After a SaslHandshake v0, SASL tokens travel as raw frames with the same size prefix and no
+//! request header; [`frame`] splits them like any frame, and the connection's
+//! `crate::security::session::Session` says whether the next frame is a request or a raw token.
 
 pub mod bodies;
 pub mod frame;

@@ -18,6 +18,9 @@
 //!   (transaction coordinator semantics of KIP-890) and DescribeGroups 6 (group errors of
 //!   KIP-1043); JoinGroup keeps v0–1 (below Kafka 4.0's minimum) because librdkafka, kafkajs and
 //!   kafka-python negotiate down from their own maximum and v0 differs only in the timeout.
+//! - SaslHandshake 0-1 and SaslAuthenticate 0-2: every version Kafka has. On a listener without
+//!   SASL both are answered ILLEGAL_SASL_STATE, as Kafka's KafkaApis does; on SASL listeners the
+//!   connection's `security::session::Session` answers them.
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
@@ -80,6 +83,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::SyncGroup, 0, 5, &bodies::SYNC_GROUP),
     api(ApiKey::DescribeGroups, 0, 5, &bodies::DESCRIBE_GROUPS),
     api(ApiKey::ListGroups, 0, 5, &bodies::LIST_GROUPS),
+    api(ApiKey::SaslHandshake, 0, 1, &bodies::SASL_HANDSHAKE),
     api(ApiKey::ApiVersions, 0, 4, &bodies::API_VERSIONS),
     api(ApiKey::CreateTopics, 2, 7, &bodies::CREATE_TOPICS),
     api(ApiKey::DeleteTopics, 1, 6, &bodies::DELETE_TOPICS),
@@ -97,6 +101,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeConfigs, 1, 4, &bodies::DESCRIBE_CONFIGS),
     api(ApiKey::AlterConfigs, 0, 2, &bodies::ALTER_CONFIGS),
     api(ApiKey::DescribeLogDirs, 1, 4, &bodies::DESCRIBE_LOG_DIRS),
+    api(ApiKey::SaslAuthenticate, 0, 2, &bodies::SASL_AUTHENTICATE),
     api(ApiKey::CreatePartitions, 0, 3, &bodies::CREATE_PARTITIONS),
     api(ApiKey::DeleteGroups, 0, 2, &bodies::DELETE_GROUPS),
     api(
@@ -176,6 +181,25 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(keys, sorted);
+    }
+
+    /// SaslHandshake keeps header v1 (never flexible) in every version, so its body uses
+    /// classic lengths; SaslAuthenticate turns flexible at v2.
+    #[test]
+    fn sasl_header_flexibility_follows_kafka() {
+        use crate::protocol::schema::is_flexible;
+        for v in 0..=1 {
+            assert!(is_supported(ApiKey::SaslHandshake, v));
+            assert_eq!(ApiKey::SaslHandshake.request_header_version(v), 1);
+            assert_eq!(ApiKey::SaslHandshake.response_header_version(v), 0);
+            assert!(!is_flexible(ApiKey::SaslHandshake, v));
+        }
+        assert!(!is_supported(ApiKey::SaslHandshake, 2));
+        for (v, flexible) in [(0, false), (1, false), (2, true)] {
+            assert!(is_supported(ApiKey::SaslAuthenticate, v));
+            assert_eq!(is_flexible(ApiKey::SaslAuthenticate, v), flexible, "v{v}");
+        }
+        assert!(!is_supported(ApiKey::SaslAuthenticate, 3));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! tests drive them step by step:
 //! - the SASL mechanisms' server sides (one module each), turning a client's messages into a
 //!   verified principal or a failure;
+//! - the connection's security state machine ([`session`]): what an unauthenticated peer may
+//!   send, how the SASL exchange and re-authentication advance, when a session expires;
 //! - Kafka ACLs and the authorizer, a pure function of the metadata image's ACLs, the broker's
 //!   settings, the principal, its address, an operation and a resource.
 //!
@@ -25,6 +27,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod plain;
 pub mod scram;
+pub mod session;
+#[cfg(test)]
+mod session_golden;
 
 /// The longest principal name accepted, in bytes (Kafka sets none; a name longer than a
 /// frame's worth of ACL lookups is refused rather than stored).

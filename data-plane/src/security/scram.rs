@@ -956,8 +956,9 @@ pub(crate) mod tests {
         Appended,
     }
 
-    /// A SCRAM client for round trips, written from RFC 5802.
-    struct Client {
+    /// A SCRAM client for round trips, written from RFC 5802 (also drives the session's
+    /// golden scripts).
+    pub(crate) struct Client {
         mechanism: ScramMechanism,
         user: String,
         password: String,
@@ -970,7 +971,12 @@ pub(crate) mod tests {
     }
 
     impl Client {
-        fn new(mechanism: ScramMechanism, user: &str, password: &str, nonce: &str) -> Self {
+        pub(crate) fn new(
+            mechanism: ScramMechanism,
+            user: &str,
+            password: &str,
+            nonce: &str,
+        ) -> Self {
             Self {
                 mechanism,
                 user: user.to_string(),
@@ -982,13 +988,13 @@ pub(crate) mod tests {
             }
         }
 
-        fn first(&mut self) -> Vec<u8> {
+        pub(crate) fn first(&mut self) -> Vec<u8> {
             let escaped = self.user.replace('=', "=3D").replace(',', "=2C");
             self.bare = format!("n={escaped},r={}", self.nonce);
             format!("n,,{}", self.bare).into_bytes()
         }
 
-        fn final_message(&mut self, server_first: &[u8]) -> Vec<u8> {
+        pub(crate) fn final_message(&mut self, server_first: &[u8]) -> Vec<u8> {
             let server_first = std::str::from_utf8(server_first).unwrap();
             let mut full_nonce = "";
             let mut salt = Vec::new();

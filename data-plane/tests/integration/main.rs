@@ -1,7 +1,7 @@
 //! Integration tests of one Ferry node in process: the Kafka API request by request over real TCP
 //! with exact versions and raw frames (well-formed, malformed and oversized), the admin and group
-//! APIs, the idempotent producer, the controllers' authentication of brokers, and the node's
-//! `/metrics`.
+//! APIs (ACLs and SCRAM credentials among them), the idempotent producer, the controllers'
+//! authentication of brokers, SASL requests on a PLAINTEXT listener, and the node's `/metrics`.
 //!
 //! One test binary for the crate, so the tests link the node once rather than once per file;
 //! `support` holds the raw Kafka client and the in-process node every module uses.
@@ -15,4 +15,5 @@ mod idempotent_produce;
 mod input_bounds;
 mod kafka_api;
 mod metrics;
+mod sasl_on_plaintext;
 mod security_admin;
