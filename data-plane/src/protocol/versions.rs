@@ -3,7 +3,7 @@
 //! The table is the single source of truth: the request decoder refuses anything outside it, the
 //! [`guard`](super::guard) walks bodies of exactly these versions, and the ApiVersions handler
 //! advertises exactly it. Each row also names the description of its request body in
-//! [`bodies`](super::bodies), which the guard walks; serving a new API is one row here and one
+//! [`bodies`], which the guard walks; serving a new API is one row here and one
 //! description there (plus its handler in the broker). Each range must lie inside the versions
 //! that the `kafka-protocol` request type itself decodes (`<XRequest as Message>::VERSIONS`, which
 //! can be narrower than `ApiKey::valid_versions()`): the row does not compile otherwise, and a unit
