@@ -16,7 +16,8 @@
 #   deps     the installs above (only when a client stage is selected)
 #   fmt      cargo fmt --all -- --check (and the same for the fuzz/ workspace), then
 #            scripts/check_import_cycles.py (no new import cycles between sibling modules)
-#   clippy   cargo clippy --workspace --all-targets -- -D warnings
+#   clippy   cargo clippy --workspace --all-targets -- -D warnings, then
+#            RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps (doc links resolve)
 #   build    cargo build --workspace --all-targets (builds $CARGO_TARGET_DIR/debug/ferry for the
 #            clients)
 #   docs     scripts/check_doc_commands.sh: every command shown in README.md and docs/*.md in a
@@ -262,7 +263,11 @@ stage_fmt() {
   # No module imports a sibling that imports it back, beyond the allowlisted ones.
   python3 scripts/check_import_cycles.py
 }
-stage_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
+stage_clippy() {
+  cargo clippy --workspace --all-targets -- -D warnings || return $?
+  # The module docs' links resolve and their markup is valid (rustdoc's lints as errors).
+  RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+}
 stage_build() { cargo build --workspace --all-targets; }
 stage_build_bin() {
   local packages=(-p ferry-cli)
@@ -396,7 +401,7 @@ echo "rustc: $(rustc --version 2>/dev/null || echo missing); python3: $(python3 
 
 selected deps && run_stage deps "install client-test dependencies (kcat, .venv, npm ci)" stage_deps
 selected fmt && run_stage fmt "cargo fmt --all -- --check; import cycles" stage_fmt
-selected clippy && run_stage clippy "cargo clippy --workspace --all-targets -- -D warnings" stage_clippy
+selected clippy && run_stage clippy "cargo clippy --workspace --all-targets -- -D warnings; cargo doc -D warnings" stage_clippy
 if selected build; then
   run_stage build "cargo build --workspace --all-targets" stage_build
 elif selected docs || selected kcat || selected js || selected python || selected console; then

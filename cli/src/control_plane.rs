@@ -31,7 +31,7 @@ pub struct ControlPlaneArgs {
     #[arg(long, env = "FERRY_CONTROL_PLANE_PEER_LISTEN")]
     pub peer_listen: Option<SocketAddr>,
     /// The CA certificate (PEM) of a replicated control plane (`ferry cert ca`); with
-    /// --tls-cert and --tls-key. Alone, a control plane makes its own CA in <data dir>/ca.
+    /// --tls-cert and --tls-key. Alone, a control plane makes its own CA in the ca/ directory of its data dir.
     #[arg(long, env = "FERRY_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
     /// This member's certificate (`ferry cert issue --control-plane ID`).

@@ -5,7 +5,7 @@
 //! these limits when it applies a command (deterministically: the same counts on every
 //! replica), and the API checks the same counts before proposing, so that a request over a
 //! limit normally never reaches the raft log. A request over a limit is refused as
-//! [`Error::ResourceExhausted`](crate::Error::ResourceExhausted) (gRPC RESOURCE_EXHAUSTED, REST
+//! [`Error::ResourceExhausted`] (gRPC RESOURCE_EXHAUSTED, REST
 //! 429), naming the limit, and changes nothing.
 //!
 //! | limit | default | at the bound |
