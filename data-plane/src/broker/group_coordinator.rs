@@ -39,9 +39,9 @@ use kafka_protocol::records::{
 };
 use tokio::sync::{oneshot, watch};
 
-use super::now_ms;
 use super::partition::Partition;
 use super::partitions::Partitions;
+use super::{Broker, now_ms};
 use crate::authority::Authority;
 use crate::group::coordinator::{Coordinator, Output};
 use crate::group::records::OffsetsRecord;
@@ -51,6 +51,7 @@ use crate::log::batch::check_batch;
 use crate::log::records;
 use crate::log::{LeaderEpoch, Offset};
 use crate::metadata::{Image, NewTopic, NodeId};
+use crate::metrics::groups::GroupsView;
 
 /// How often coordinators see the time pass and leadership changes are noticed. Session and
 /// rebalance deadlines are therefore honoured to within this much.
@@ -263,13 +264,21 @@ impl GroupCoordinator {
         }
     }
 
-    /// Runs `f` on every loaded coordinator (ListGroups).
+    /// Runs `f` on every loaded coordinator, in offsets-partition order (ListGroups, and the
+    /// group metrics, which want the same groups first at every scrape). `f` runs under the
+    /// `shards` lock: it must not take it again, nor block.
     pub(super) fn each_coordinator(&self, mut f: impl FnMut(&Coordinator)) {
         let shards = self.shards.lock().expect("shards lock poisoned");
-        for shard in shards.values() {
-            if let Shard::Loaded(_, coordinator) = shard {
-                f(coordinator);
-            }
+        let mut loaded: Vec<(i32, &Coordinator)> = shards
+            .iter()
+            .filter_map(|(index, shard)| match shard {
+                Shard::Loaded(_, coordinator) => Some((*index, coordinator)),
+                Shard::Loading(_) => None,
+            })
+            .collect();
+        loaded.sort_unstable_by_key(|(index, _)| *index);
+        for (_, coordinator) in loaded {
+            f(coordinator);
         }
     }
 
@@ -610,6 +619,20 @@ impl GroupCoordinator {
             }
             creating.store(false, Ordering::Release);
         });
+    }
+}
+
+/// What the group metrics read at scrape time: the coordinators loaded here, then (with the
+/// `shards` lock released) the high watermarks of the partitions held here.
+impl GroupsView for Broker {
+    fn each_coordinator(&self, each: &mut dyn FnMut(&Coordinator)) {
+        self.groups.each_coordinator(each);
+    }
+
+    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let partition = self.partitions.get(topic, partition)?;
+        let high_watermark = partition.lock().high_watermark;
+        Some(high_watermark)
     }
 }
 

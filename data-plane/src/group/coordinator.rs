@@ -336,6 +336,21 @@ impl Coordinator {
         }
     }
 
+    /// Every group held here, dead ones included, sorted by id (the metrics read it).
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
+    /// The committed offsets of `group_id` as (topic, partition, offset), sorted by topic and
+    /// partition; nothing for a group without offsets.
+    pub fn committed(&self, group_id: &str) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.offsets
+            .get(group_id)
+            .into_iter()
+            .flatten()
+            .map(|((topic, partition), value)| (topic.as_str(), *partition, value.offset))
+    }
+
     /// Every group that is not dead, sorted by id.
     pub fn list(&self) -> Vec<GroupListing> {
         self.groups

@@ -540,6 +540,7 @@ async fn open_broker(
     let broker = Broker::open(broker_config, authority, Some(broker_metrics))?;
     register_partition_gauges(metrics, broker.shared_partitions(), limits);
     register_broker_state(metrics, broker_state_sources(&broker, quorum.as_ref()));
+    crate::metrics::groups::register_group_gauges(metrics, &broker, Default::default());
     Ok(BrokerRole {
         broker,
         kafka,
