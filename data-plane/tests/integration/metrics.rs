@@ -1,7 +1,8 @@
 //! The node's `/metrics` on its admin port, scraped over plain HTTP/1.1 after raw Kafka
 //! requests: exact request, error and traffic counts, the partition gauges, a deleted topic's
 //! series going away, and the bound on topic series. The admin gRPC status still answers on
-//! the same port over h2c.
+//! the same port over h2c. A consumer group's lag is the produced minus the committed count
+//! exactly, with its state, and its series go when the group is deleted.
 
 use crate::support;
 
@@ -21,7 +22,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use support::{RawClient, batch, create_topic, name};
+use support::{GROUP_CONFIGS, RawClient, batch, create_topic, find_coordinator, name, text};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -482,5 +483,161 @@ async fn refused_and_closed_connections_are_counted_by_reason() {
         0.0
     );
     drop(open);
+    node.shutdown().await;
+}
+
+/// A JoinGroup v5 of `member_id` to `group` (retrying while the coordinator loads).
+async fn join(client: &mut RawClient, group: &str, member_id: &str) -> JoinGroupResponse {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(text(group)))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(text(member_id))
+            .with_protocol_type(text("consumer"))
+            .with_protocols(vec![
+                join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(text("range"))
+                    .with_metadata(Bytes::from_static(b"subscription")),
+            ]);
+        let ResponseKind::JoinGroup(r) = client
+            .call(ApiKey::JoinGroup, 5, RequestKind::JoinGroup(request))
+            .await
+        else {
+            panic!("wrong response kind");
+        };
+        if r.error_code != ResponseError::CoordinatorLoadInProgress.code() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "coordinator loaded within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Commits `offset` for partition 0 of `topic` as `member` of generation 1; the error code.
+async fn commit(
+    client: &mut RawClient,
+    group: &str,
+    member: &str,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(text(group)))
+        .with_generation_id_or_member_epoch(1)
+        .with_member_id(text(member))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1),
+                ]),
+        ]);
+    let ResponseKind::OffsetCommit(r) = client
+        .call(ApiKey::OffsetCommit, 8, RequestKind::OffsetCommit(request))
+        .await
+    else {
+        panic!("wrong response kind");
+    };
+    r.topics[0].partitions[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_lag_is_produced_minus_committed_and_goes_with_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = MetricsNode::start_with(dir.path(), MetricsLimits::default(), GROUP_CONFIGS).await;
+    let mut client = RawClient::connect(node.kafka).await;
+    create_topic(&mut client, "lagged", &[]).await;
+    // N = 3 batches of 4 records.
+    let records = batch(4, 10, 0);
+    for _ in 0..3 {
+        assert_eq!(produce(&mut client, "lagged", records.clone()).await, 0);
+    }
+    let produced = 12.0;
+    assert_eq!(find_coordinator(&mut client, "g").await, 1);
+
+    // Join (the first join hands out the member id), sync: one Stable member.
+    let first = join(&mut client, "g", "").await;
+    assert_eq!(first.error_code, ResponseError::MemberIdRequired.code());
+    let member = first.member_id.to_string();
+    let joined = join(&mut client, "g", &member).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(text("g")))
+        .with_generation_id(1)
+        .with_member_id(text(&member))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(text(&member))
+                .with_assignment(Bytes::from_static(b"lagged-0")),
+        ]);
+    let ResponseKind::SyncGroup(r) = client
+        .call(ApiKey::SyncGroup, 3, RequestKind::SyncGroup(sync))
+        .await
+    else {
+        panic!("wrong response kind");
+    };
+    assert_eq!(r.error_code, 0);
+
+    // Committed K = 5: lag N - K.
+    assert_eq!(commit(&mut client, "g", &member, "lagged", 5).await, 0);
+    let series = "{group=\"g\",topic=\"lagged\",partition=\"0\"}";
+    let scraped = scrape(node.admin).await;
+    assert_eq!(
+        must(&scraped, &format!("ferry_group_lag{series}")),
+        produced - 5.0
+    );
+    assert_eq!(
+        must(&scraped, &format!("ferry_group_committed_offset{series}")),
+        5.0
+    );
+    assert_eq!(
+        must(&scraped, "ferry_group_lag_sum{group=\"g\"}"),
+        produced - 5.0
+    );
+    assert_eq!(must(&scraped, "ferry_group_members{group=\"g\"}"), 1.0);
+    assert_eq!(must(&scraped, "ferry_groups{state=\"Stable\"}"), 1.0);
+    assert_eq!(must(&scraped, "ferry_groups{state=\"Empty\"}"), 0.0);
+    assert_eq!(must(&scraped, "ferry_group_series_dropped"), 0.0);
+
+    // Committed N: no lag.
+    assert_eq!(commit(&mut client, "g", &member, "lagged", 12).await, 0);
+    let scraped = scrape(node.admin).await;
+    assert_eq!(must(&scraped, &format!("ferry_group_lag{series}")), 0.0);
+    assert_eq!(must(&scraped, "ferry_group_lag_sum{group=\"g\"}"), 0.0);
+
+    // The member leaves (the group is Empty), then the group is deleted: its series go.
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(text("g")))
+        .with_members(vec![
+            leave_group_request::MemberIdentity::default().with_member_id(text(&member)),
+        ]);
+    let ResponseKind::LeaveGroup(r) = client
+        .call(ApiKey::LeaveGroup, 3, RequestKind::LeaveGroup(leave))
+        .await
+    else {
+        panic!("wrong response kind");
+    };
+    assert_eq!(r.error_code, 0);
+    let scraped = scrape(node.admin).await;
+    assert_eq!(must(&scraped, "ferry_groups{state=\"Empty\"}"), 1.0);
+    assert_eq!(must(&scraped, "ferry_group_members{group=\"g\"}"), 0.0);
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(text("g"))]);
+    let ResponseKind::DeleteGroups(r) = client
+        .call(ApiKey::DeleteGroups, 2, RequestKind::DeleteGroups(delete))
+        .await
+    else {
+        panic!("wrong response kind");
+    };
+    assert_eq!(r.results[0].error_code, 0);
+    let scraped = scrape(node.admin).await;
+    assert!(!scraped.contains("group=\"g\""), "{scraped}");
+    assert_eq!(must(&scraped, "ferry_groups{state=\"Empty\"}"), 0.0);
+
+    drop(client);
     node.shutdown().await;
 }
