@@ -25,9 +25,10 @@
 //! `ferry_group_lag` is what `kafka-consumer-groups --describe` shows: the partition's high
 //! watermark (the end a `read_uncommitted` consumer sees) minus the committed offset, never
 //! below 0 (a commit past the high watermark, which the committed-offset series still shows,
-//! counts as no lag). It is computed only for partitions this broker holds a replica of, from
-//! the local replica's high watermark: exact on the leader, behind the leader's by at most one
-//! replica fetch on a follower. `ferry_group_lag_sum` adds up the lags known here.
+//! counts as no lag; a negative commit has no lag series). It is computed only for partitions
+//! this broker holds a replica of, from the local replica's high watermark: exact on the
+//! leader, behind the leader's by at most one replica fetch on a follower.
+//! `ferry_group_lag_sum` adds up the lags known here.
 //!
 //! Known limit: a committed partition that this broker does not hold (led and replicated
 //! elsewhere) has its `committed_offset` series but **no `lag` series**, and adds nothing to
@@ -510,12 +511,14 @@ mod tests {
                     offset("g", "t", 0, 3),
                     offset("g", "t", 1, 10), // past the high watermark
                     offset("g", "elsewhere", 0, 5),
+                    offset("g", "t", 2, -1), // no position to measure from
                     offset("empty", "t", 0, 10),
                 ])],
                 ..Fixed::default()
             }
             .held("t", 0, 10)
-            .held("t", 1, 7),
+            .held("t", 1, 7)
+            .held("t", 2, 7),
         );
         let text = scrape(&view, GroupLimits::default());
         assert_eq!(value(&text, &lag("g", "t", 0)), Some(7), "{text}");
@@ -528,6 +531,12 @@ mod tests {
         );
         assert_eq!(value(&text, &committed("g", "elsewhere", 0)), Some(5));
         assert_eq!(value(&text, &committed("g", "t", 1)), Some(10));
+        assert_eq!(value(&text, &committed("g", "t", 2)), Some(-1));
+        assert_eq!(
+            value(&text, &lag("g", "t", 2)),
+            None,
+            "a negative commit has no lag"
+        );
         assert_eq!(
             value(&text, "ferry_group_lag_sum{group=\"g\"}"),
             Some(7),
