@@ -951,31 +951,6 @@ mod tests {
         assert!(text.contains("ferry_broker_requests_total{api=\"FetchFollower\"} 0"));
     }
 
-    /// `family type label,label` for every family in `text`, in registration order; label
-    /// names come from the family's first sample (histograms without their `le`).
-    fn family_names(text: &str) -> String {
-        let mut out = String::new();
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            let Some(rest) = line.strip_prefix("# TYPE ") else {
-                continue;
-            };
-            let (family, kind) = rest.split_once(' ').unwrap();
-            let sample = lines[i + 1..].iter().find(|l| !l.starts_with('#')).unwrap();
-            let labels: Vec<&str> = sample
-                .split_once('{')
-                .map(|(_, rest)| rest.split_once('}').unwrap().0)
-                .into_iter()
-                .flat_map(|labels| labels.split(','))
-                .filter_map(|label| label.split_once('=').map(|(name, _)| name))
-                .filter(|name| *name != "le")
-                .collect();
-            let line = format!("{family} {kind} {}", labels.join(","));
-            writeln!(out, "{}", line.trim_end()).unwrap();
-        }
-        out
-    }
-
     /// The broker's metric names are reviewed as a list: `names.txt` holds every family with
     /// its type and labels (`UPDATE_GOLDEN=1` rewrites it; review the diff). Every family has
     /// a help text, and no counter is named `..._total` before the encoder adds the suffix.
@@ -998,23 +973,7 @@ mod tests {
         metrics.count_error(&produce, 3);
         metrics.connection_rejected(RejectReason::PerIpLimit);
         metrics.topic("t").bytes_in.inc();
-        let text = encode(&registry);
-        assert!(!text.contains("_total_total"), "{text}");
-        let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-        let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
-        assert_eq!(families, helps, "every family has a help text");
-        let actual = family_names(&text);
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics/names.txt");
-        if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
-            std::fs::write(&path, &actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(
-            actual,
-            expected,
-            "the metric names changed: run with UPDATE_GOLDEN=1 and review the diff of {}",
-            path.display()
-        );
+        crate::metrics::testing::assert_names_match(&encode(&registry), "names.txt");
     }
 
     #[test]
