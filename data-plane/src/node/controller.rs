@@ -154,6 +154,8 @@ struct Shared {
     log: MetadataLog,
     /// Broker sessions, on the active controller.
     sessions: Mutex<Sessions>,
+    /// Brokers this controller fenced because their sessions expired (a metric).
+    fences: ferry_telemetry::metrics::Counter,
 }
 
 /// A running controller. Cheap to clone.
@@ -184,6 +186,7 @@ impl ControllerRole {
             quorum: OnceLock::new(),
             log,
             sessions: Mutex::new(Sessions::default()),
+            fences: ferry_telemetry::metrics::Counter::default(),
         });
         let role = ControllerRole { shared };
         let services = tonic::service::Routes::new(ControllerServiceServer::new(role.clone()));
@@ -239,6 +242,27 @@ impl ControllerRole {
         }
     }
 
+    /// Counts the brokers this controller fenced because their sessions expired (a metric;
+    /// clones share the count).
+    pub fn fences(&self) -> &ferry_telemetry::metrics::Counter {
+        &self.shared.fences
+    }
+
+    /// The metadata offset each broker last reported in a heartbeat, by broker id, from the
+    /// sessions of `term` (empty if the sessions are of another term: this controller is not
+    /// the active one of `term`, or has heard no heartbeat in it yet).
+    pub fn reported_metadata_offsets(&self, term: u64) -> Vec<(NodeId, u64)> {
+        let sessions = self.shared.sessions.lock().expect("sessions lock poisoned");
+        if sessions.term != term {
+            return Vec::new();
+        }
+        sessions
+            .by_broker
+            .iter()
+            .map(|(id, session)| (*id, session.metadata_offset))
+            .collect()
+    }
+
     /// Stops the voter.
     pub async fn shutdown(&self) {
         self.quorum().shutdown().await;
@@ -272,6 +296,7 @@ impl ControllerRole {
                 broker_epoch,
             })
             .await?;
+            self.shared.fences.inc();
         }
         // Preferred-leader rebalancing: proposed only when the committed image has work, so an
         // idle cluster writes nothing.
