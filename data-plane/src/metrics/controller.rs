@@ -46,7 +46,7 @@ pub fn register(registry: &mut Registry, controller: &ControllerRole) {
     }));
     controller_registry.register(
         "fences",
-        "Brokers this controller fenced because their heartbeats stopped.",
+        "Brokers this controller fenced because their heartbeats stopped",
         controller.fences().clone(),
     );
 }
@@ -65,7 +65,8 @@ struct ControllerCollector {
 
 impl fmt::Debug for ControllerCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ControllerCollector").finish_non_exhaustive()
+        f.debug_struct("ControllerCollector")
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,11 +154,7 @@ impl Collector for ControllerCollector {
                 counts.active_brokers,
             ),
             ("topics", "Topics in the cluster.", counts.topics),
-            (
-                "partitions",
-                "Partitions of all topics.",
-                counts.partitions,
-            ),
+            ("partitions", "Partitions of all topics.", counts.partitions),
             (
                 "offline_partitions",
                 "Partitions without a leader.",

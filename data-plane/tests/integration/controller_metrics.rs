@@ -84,7 +84,12 @@ fn controller_families(text: &str) -> String {
             .filter_map(|label| label.split_once('=').map(|(name, _)| name))
             .filter(|name| *name != "le")
             .collect();
-        writeln!(out, "{}", format!("{family} {kind} {}", labels.join(",")).trim_end()).unwrap();
+        writeln!(
+            out,
+            "{}",
+            format!("{family} {kind} {}", labels.join(",")).trim_end()
+        )
+        .unwrap();
     }
     out
 }
@@ -108,58 +113,92 @@ async fn create_topic(kafka: SocketAddr, topic: &str, partitions: i32) {
     }
 }
 
+/// A running single-voter node of [`CLUSTER`] (node 1) with an admin listener.
+struct Voter {
+    kafka: Option<SocketAddr>,
+    admin: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Voter {
+    /// Starts node 1 with `roles` (the controller among them) in quorum mode, alone.
+    async fn start(roles: Vec<Role>, cert_roles: NodeRoles) -> Voter {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::generate("metrics CA").unwrap();
+        let controller: SocketAddr = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        let data_dir = dir.path().join("node-1");
+        let identity = Identity::Node {
+            cluster_id: CLUSTER.into(),
+            node_id: 1,
+            roles: cert_roles,
+        };
+        let node = Node::bind(NodeConfig {
+            node_id: 1,
+            cluster_id: Some(CLUSTER.into()),
+            roles,
+            data_dir: data_dir.clone(),
+            kafka_listen: "127.0.0.1:0".parse().unwrap(),
+            advertised_host: None,
+            rack: None,
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            server: ServerOptions::default(),
+            broker: BrokerConfig::new(1, data_dir.join("logs")),
+            controller_quorum: BTreeMap::from([(1, controller.to_string())]),
+            controller_listen: Some(controller),
+            session_timeout: Duration::from_secs(9),
+            heartbeat_interval: Duration::from_millis(200),
+            tls: Some(ca.issue(&identity, &[], CERT_VALIDITY_DEFAULT).unwrap()),
+        })
+        .await
+        .unwrap();
+        let (kafka, admin) = (node.kafka_addr(), node.admin_addr().unwrap());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(node.run(stop.clone().cancelled_owned()));
+        Voter {
+            kafka,
+            admin,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_active_controller_reports_raft_and_cluster_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = CertificateAuthority::generate("metrics CA").unwrap();
-    let controller: SocketAddr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
-    let data_dir = dir.path().join("node-1");
-    let identity = Identity::Node {
-        cluster_id: CLUSTER.into(),
-        node_id: 1,
-        roles: NodeRoles::COMBINED,
-    };
-    let node = Node::bind(NodeConfig {
-        node_id: 1,
-        cluster_id: Some(CLUSTER.into()),
-        roles: vec![Role::Broker, Role::Controller],
-        data_dir: data_dir.clone(),
-        kafka_listen: "127.0.0.1:0".parse().unwrap(),
-        advertised_host: None,
-        rack: None,
-        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-        server: ServerOptions::default(),
-        broker: BrokerConfig::new(1, data_dir.join("logs")),
-        controller_quorum: BTreeMap::from([(1, controller.to_string())]),
-        controller_listen: Some(controller),
-        session_timeout: Duration::from_secs(9),
-        heartbeat_interval: Duration::from_millis(200),
-        tls: Some(
-            ca.issue(&identity, &[], CERT_VALIDITY_DEFAULT)
-                .unwrap(),
-        ),
-    })
-    .await
-    .unwrap();
-    let (kafka, admin) = (node.kafka_addr().unwrap(), node.admin_addr().unwrap());
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(node.run(stop.clone().cancelled_owned()));
+    let voter = Voter::start(vec![Role::Broker, Role::Controller], NodeRoles::COMBINED).await;
+    let (kafka, admin) = (voter.kafka.unwrap(), voter.admin);
 
     // The broker registers and is unfenced: one active broker, none fenced.
     let before = scrape_until(admin, |t| {
         value(t, "ferry_controller_active_brokers") == Some(1)
     })
     .await;
-    assert_eq!(value(&before, "ferry_controller_active"), Some(1), "{before}");
+    assert_eq!(
+        value(&before, "ferry_controller_active"),
+        Some(1),
+        "{before}"
+    );
     assert_eq!(value(&before, "ferry_controller_fenced_brokers"), Some(0));
     assert_eq!(
         value(&before, "ferry_controller_raft_role{role=\"leader\"}"),
         Some(1)
     );
-    assert_eq!(value(&before, "ferry_controller_raft_leader"), Some(1), "node id 1");
+    assert_eq!(
+        value(&before, "ferry_controller_raft_leader"),
+        Some(1),
+        "node id 1"
+    );
     let commit = value(&before, "ferry_controller_raft_commit_index").unwrap();
     let topics = value(&before, "ferry_controller_topics").unwrap();
     let partitions = value(&before, "ferry_controller_partitions").unwrap();
@@ -171,12 +210,19 @@ async fn the_active_controller_reports_raft_and_cluster_counts() {
             && value(t, "ferry_controller_broker_metadata_lag{broker=\"1\"}") == Some(0)
     })
     .await;
-    assert_eq!(value(&after, "ferry_controller_topics"), Some(topics + 2), "{after}");
+    assert_eq!(
+        value(&after, "ferry_controller_topics"),
+        Some(topics + 2),
+        "{after}"
+    );
     assert_eq!(
         value(&after, "ferry_controller_partitions"),
         Some(partitions + 5)
     );
-    assert_eq!(value(&after, "ferry_controller_offline_partitions"), Some(0));
+    assert_eq!(
+        value(&after, "ferry_controller_offline_partitions"),
+        Some(0)
+    );
     assert!(
         value(&after, "ferry_controller_raft_commit_index").unwrap() >= commit + 2,
         "each CreateTopics is committed: {after}"
@@ -185,10 +231,17 @@ async fn the_active_controller_reports_raft_and_cluster_counts() {
     assert!(applied >= commit + 2, "{after}");
     assert!(value(&after, "ferry_controller_metadata_offset").unwrap() > 0);
     assert_eq!(value(&after, "ferry_controller_fences_total"), Some(0));
-    assert!(value(&after, "ferry_controller_raft_commit_duration_seconds_count").unwrap() >= 2);
+    assert!(
+        value(
+            &after,
+            "ferry_controller_raft_commit_duration_seconds_count"
+        )
+        .unwrap()
+            >= 2
+    );
 
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/metrics/controller_names.txt");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/metrics/controller_names.txt");
     let actual = controller_families(&after);
     if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
         std::fs::write(&path, &actual).unwrap();
@@ -202,6 +255,23 @@ async fn the_active_controller_reports_raft_and_cluster_counts() {
     );
     assert!(!after.contains("_total_total"));
 
-    stop.cancel();
-    task.await.unwrap();
+    voter.stop().await;
+}
+
+/// A node with only the controller role serves `/metrics` on its admin listener too: the
+/// controller's families, and no broker's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_only_node_serves_its_metrics() {
+    let voter = Voter::start(vec![Role::Controller], NodeRoles::CONTROLLER).await;
+    assert!(voter.kafka.is_none());
+    let text = scrape_until(voter.admin, |t| {
+        value(t, "ferry_controller_active") == Some(1)
+    })
+    .await;
+    assert_eq!(value(&text, "ferry_controller_active"), Some(1), "{text}");
+    assert_eq!(value(&text, "ferry_controller_active_brokers"), Some(0));
+    assert_eq!(value(&text, "ferry_controller_offline_partitions"), Some(0));
+    assert!(value(&text, "ferry_controller_raft_term").unwrap() >= 1);
+    assert!(!text.contains("ferry_broker_"), "{text}");
+    voter.stop().await;
 }

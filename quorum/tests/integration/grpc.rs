@@ -585,13 +585,14 @@ async fn metrics_follow_a_failover() {
     survivor.propose(b"b".to_vec()).await.unwrap();
     let new_leader = cluster.leader().await;
     let metrics = cluster.handles[&new_leader].metrics().clone();
-    let metrics = wait_for("the new leader's metrics", || {
-        let metrics = metrics.clone();
-        async move {
-            (metrics.role() == Role::Leader && metrics.commit() > commit).then_some(metrics)
-        }
-    })
-    .await;
+    let metrics =
+        wait_for("the new leader's metrics", || {
+            let metrics = metrics.clone();
+            async move {
+                (metrics.role() == Role::Leader && metrics.commit() > commit).then_some(metrics)
+            }
+        })
+        .await;
     assert!(metrics.term() > term, "{metrics:?}");
     assert_eq!(metrics.leader(), Some(new_leader));
     assert!(survivor.metrics().leader_changes() > seen_before);
