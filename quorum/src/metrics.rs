@@ -33,7 +33,7 @@ use ferry_telemetry::metrics::{
 };
 use prometheus_client::encoding::{EncodeMetric, NoLabelSet};
 
-use crate::node::Role;
+use crate::node::{Role, Status};
 use crate::{Node, RaftId, StateMachine, disk::Disk};
 
 /// Raft numbers of one quorum member, written by its node task and read at scrape time.
@@ -111,19 +111,40 @@ impl fmt::Debug for QuorumMetrics {
 impl QuorumMetrics {
     /// Records the node's state after a `Ready` (called by the node task; atomic stores only).
     pub fn observe<S: StateMachine, D: Disk>(&self, node: &Node<S, D>) {
-        let term = node.term();
-        let leader = node.leader().unwrap_or(raft::INVALID_ID);
-        let previous_term = self.term.swap(term, Ordering::Relaxed);
+        self.record(&Status {
+            id: node.id(),
+            role: node.role(),
+            leader: node.leader(),
+            term: node.term(),
+            commit: node.commit(),
+            applied: node.applied(),
+            last_index: node.last_index(),
+            snapshot_index: node.store().snapshot_index(),
+            voters: Vec::new(),
+        });
+    }
+
+    /// Records a member's [`Status`] (what [`crate::QuorumHandle::status`] returns), for
+    /// owners and tests that hold one rather than the node.
+    pub fn observe_status(&self, status: &Status) {
+        self.record(status);
+    }
+
+    /// Stores `status`'s numbers and counts a new leader (its voters are ignored).
+    fn record(&self, status: &Status) {
+        let leader = status.leader.unwrap_or(raft::INVALID_ID);
+        let previous_term = self.term.swap(status.term, Ordering::Relaxed);
         let previous_leader = self.leader.swap(leader, Ordering::Relaxed);
-        if leader != raft::INVALID_ID && (leader != previous_leader || term != previous_term) {
+        if leader != raft::INVALID_ID && (leader != previous_leader || status.term != previous_term)
+        {
             self.leader_changes.fetch_add(1, Ordering::Relaxed);
         }
-        self.commit.store(node.commit(), Ordering::Relaxed);
-        self.applied.store(node.applied(), Ordering::Relaxed);
-        self.last_index.store(node.last_index(), Ordering::Relaxed);
+        self.commit.store(status.commit, Ordering::Relaxed);
+        self.applied.store(status.applied, Ordering::Relaxed);
+        self.last_index.store(status.last_index, Ordering::Relaxed);
         self.snapshot_index
-            .store(node.store().snapshot_index(), Ordering::Relaxed);
-        self.role.store(role_code(node.role()), Ordering::Relaxed);
+            .store(status.snapshot_index, Ordering::Relaxed);
+        self.role.store(role_code(status.role), Ordering::Relaxed);
     }
 
     /// Counts a proposal the local node accepted.

@@ -273,6 +273,9 @@ fn raft_policy(
     ferry_identity::Policy::new().allow(transport::QUORUM_PACKAGE_PREFIX, is_voter)
 }
 
+/// A caller waiting for its proposal's outcome, and when the node accepted the proposal.
+type ProposalWaiter = (std::time::Instant, oneshot::Sender<Result<Vec<u8>>>);
+
 /// The state of the one task that owns the node.
 struct NodeTask<S: StateMachine> {
     /// The sans-IO node.
@@ -285,7 +288,7 @@ struct NodeTask<S: StateMachine> {
     peers: BTreeMap<RaftId, mpsc::Sender<Message>>,
     /// Callers waiting for proposals, by proposal id, with when the node accepted each (for
     /// the commit latency).
-    proposals: HashMap<ProposalId, (std::time::Instant, oneshot::Sender<Result<Vec<u8>>>)>,
+    proposals: HashMap<ProposalId, ProposalWaiter>,
     /// Callers waiting for reads, by read id.
     reads: HashMap<ReadId, oneshot::Sender<Result<Vec<u8>>>>,
     /// Next proposal or read id.

@@ -18,12 +18,14 @@
 //! table (a short lock the heartbeat handler also takes); the raft loop is never waited on.
 
 use std::fmt;
+use std::sync::Arc;
 
 use ferry_quorum::{QuorumMetrics, RaftId, Role};
-use ferry_telemetry::metrics::{Collector, DescriptorEncoder, MetricType, Registry};
+use ferry_telemetry::metrics::{Collector, Counter, DescriptorEncoder, MetricType, Registry};
 
+use crate::controller::image::MetadataImage;
 use crate::controller::records::NO_LEADER;
-use crate::node::controller::ControllerRole;
+use crate::metadata::NodeId;
 
 /// Most `broker_metadata_lag` series a controller reports (Ferry clusters have far fewer
 /// brokers); brokers beyond it, by id, are left out of the family.
@@ -34,20 +36,39 @@ const PREFIX: &str = "controller";
 /// The prefix, after the controller's, of its voter's raft families.
 const RAFT_PREFIX: &str = "raft";
 
-/// Registers a controller's metrics (`ferry_controller_*`) in the node's registry.
-pub fn register(registry: &mut Registry, controller: &ControllerRole) {
+/// What the controller's families read at scrape time, besides its voter's numbers
+/// (implemented by the node's controller role; this module does not depend on it).
+pub trait ControllerView: Send + Sync + 'static {
+    /// The controller's metadata image now.
+    fn image(&self) -> Arc<MetadataImage>;
+
+    /// The metadata offset each broker last reported in a heartbeat, by broker id, from the
+    /// sessions of raft term `term` (empty if this controller holds no sessions of `term`).
+    fn reported_metadata_offsets(&self, term: u64) -> Vec<(NodeId, u64)>;
+}
+
+/// Registers a controller's metrics (`ferry_controller_*`) in the node's registry: its voter's
+/// `quorum` numbers, the fences counter (incremented by the session checker), and the
+/// families read from `view` at each scrape.
+pub fn register(
+    registry: &mut Registry,
+    quorum: &Arc<QuorumMetrics>,
+    fences: &Counter,
+    view: Arc<dyn ControllerView>,
+) {
     let controller_registry = registry.sub_registry_with_prefix(PREFIX);
-    controller.quorum().metrics().register(
+    quorum.register(
         controller_registry.sub_registry_with_prefix(RAFT_PREFIX),
         kafka_node_id,
     );
     controller_registry.register_collector(Box::new(ControllerCollector {
-        controller: controller.clone(),
+        quorum: quorum.clone(),
+        view,
     }));
     controller_registry.register(
         "fences",
         "Brokers this controller fenced because their heartbeats stopped",
-        controller.fences().clone(),
+        fences.clone(),
     );
 }
 
@@ -59,8 +80,10 @@ fn kafka_node_id(raft: RaftId) -> i64 {
 
 /// Encodes the controller's families at scrape time.
 struct ControllerCollector {
-    /// The controller read from.
-    controller: ControllerRole,
+    /// The voter's numbers: whether it leads, and its term.
+    quorum: Arc<QuorumMetrics>,
+    /// The image and the broker sessions.
+    view: Arc<dyn ControllerView>,
 }
 
 impl fmt::Debug for ControllerCollector {
@@ -104,9 +127,9 @@ fn count(n: usize) -> i64 {
 
 impl Collector for ControllerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let metrics = self.controller.quorum().metrics();
+        let metrics = &self.quorum;
         let active = is_active(metrics);
-        let image = self.controller.log().image();
+        let image = self.view.image();
         let e = &mut encoder;
         gauge(
             e,
@@ -164,7 +187,7 @@ impl Collector for ControllerCollector {
             gauge(e, name, &format!("{help}{only_active}"), value)?;
         }
         let lags: Vec<(String, i64)> = if active {
-            self.controller
+            self.view
                 .reported_metadata_offsets(metrics.term())
                 .into_iter()
                 .filter(|(broker, _)| image.broker(*broker).is_some())
@@ -193,5 +216,158 @@ impl Collector for ControllerCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::testing::Cluster;
+    use ferry_quorum::Status;
+    use ferry_telemetry::metrics::{encode, registry};
+
+    /// A fixed image, and sessions of one term.
+    struct Fixed {
+        image: Arc<MetadataImage>,
+        term: u64,
+        offsets: Vec<(NodeId, u64)>,
+    }
+
+    impl ControllerView for Fixed {
+        fn image(&self) -> Arc<MetadataImage> {
+            self.image.clone()
+        }
+        fn reported_metadata_offsets(&self, term: u64) -> Vec<(NodeId, u64)> {
+            if term == self.term {
+                self.offsets.clone()
+            } else {
+                Vec::new()
+            }
+        }
+    }
+
+    fn status(role: Role, term: u64) -> Status {
+        Status {
+            id: 2,
+            role,
+            leader: Some(if role == Role::Leader { 2 } else { 1 }),
+            term,
+            commit: 9,
+            applied: 9,
+            last_index: 9,
+            snapshot_index: 0,
+            voters: Vec::new(),
+        }
+    }
+
+    fn scrape(role: Role, view: Fixed) -> String {
+        let quorum = Arc::new(QuorumMetrics::default());
+        quorum.observe_status(&status(role, 4));
+        let fences = Counter::default();
+        fences.inc();
+        let mut registry = registry();
+        register(&mut registry, &quorum, &fences, Arc::new(view));
+        encode(&registry)
+    }
+
+    fn value(text: &str, series: &str) -> Option<i64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().unwrap())
+    }
+
+    /// Three brokers, a topic of three single-replica partitions and one of a partition with
+    /// three replicas, then broker 1 fenced: its single-replica partition has no leader.
+    fn cluster() -> Cluster {
+        let mut cluster = Cluster::with_brokers(&[(1, "a"), (2, "b"), (3, "c")]);
+        cluster.create("single", 3, 1);
+        cluster.create("other", 1, 3);
+        cluster.fence(1);
+        cluster
+    }
+
+    #[test]
+    fn the_active_controller_counts_the_cluster() {
+        let cluster = cluster();
+        let offline = cluster
+            .image
+            .topics()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.leader == NO_LEADER)
+            .count();
+        assert!(offline >= 1, "fencing broker 1 left a partition leaderless");
+        let offset = cluster.image.offset();
+        let view = Fixed {
+            image: Arc::new(cluster.image),
+            term: 4,
+            offsets: vec![(1, offset - 3), (2, offset), (9, 0)],
+        };
+        let text = scrape(Role::Leader, view);
+        for (series, expected) in [
+            ("ferry_controller_active", 1),
+            ("ferry_controller_fenced_brokers", 1),
+            ("ferry_controller_active_brokers", 2),
+            ("ferry_controller_topics", 2),
+            ("ferry_controller_partitions", 4),
+            ("ferry_controller_offline_partitions", count(offline)),
+            ("ferry_controller_broker_metadata_lag{broker=\"1\"}", 3),
+            ("ferry_controller_broker_metadata_lag{broker=\"2\"}", 0),
+            ("ferry_controller_fences_total", 1),
+            ("ferry_controller_raft_term", 4),
+            ("ferry_controller_raft_leader", 1),
+        ] {
+            assert_eq!(value(&text, series), Some(expected), "{series}: {text}");
+        }
+        assert!(
+            !text.contains("broker=\"9\""),
+            "an unregistered broker: {text}"
+        );
+    }
+
+    #[test]
+    fn a_standby_controller_reports_zero_counts_and_no_lag() {
+        let cluster = cluster();
+        let offset = cluster.image.offset();
+        let view = Fixed {
+            image: Arc::new(cluster.image),
+            term: 4,
+            offsets: vec![(1, 0)],
+        };
+        let text = scrape(Role::Follower, view);
+        for series in [
+            "ferry_controller_active",
+            "ferry_controller_fenced_brokers",
+            "ferry_controller_active_brokers",
+            "ferry_controller_topics",
+            "ferry_controller_partitions",
+            "ferry_controller_offline_partitions",
+        ] {
+            assert_eq!(value(&text, series), Some(0), "{series}: {text}");
+        }
+        assert_eq!(
+            value(&text, "ferry_controller_metadata_offset"),
+            Some(i64::try_from(offset).unwrap())
+        );
+        assert!(!text.contains("broker_metadata_lag"), "{text}");
+        assert_eq!(value(&text, "ferry_controller_raft_leader"), Some(0));
+    }
+
+    #[test]
+    fn broker_lag_series_are_bounded() {
+        let mut many = Cluster::new();
+        for id in 0..100 {
+            many.run(crate::controller::testing::register(id, None));
+        }
+        let view = Fixed {
+            image: Arc::new(many.image),
+            term: 4,
+            offsets: (0..100).map(|id| (id, 0)).collect(),
+        };
+        let text = scrape(Role::Leader, view);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("ferry_controller_broker_metadata_lag{"))
+            .count();
+        assert_eq!(series, BROKER_LAG_SERIES_MAX);
     }
 }

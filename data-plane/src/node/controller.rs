@@ -124,6 +124,25 @@ fn quorum_tls(cluster_id: &str, material: TlsMaterial) -> ferry_quorum::TlsOptio
 
 pub use ferry_quorum::{node_id, raft_id};
 
+/// What the controller's metrics read at scrape time.
+impl crate::metrics::controller::ControllerView for ControllerRole {
+    fn image(&self) -> Arc<crate::controller::MetadataImage> {
+        self.shared.log.image()
+    }
+
+    fn reported_metadata_offsets(&self, term: u64) -> Vec<(NodeId, u64)> {
+        let sessions = self.shared.sessions.lock().expect("sessions lock poisoned");
+        if sessions.term != term {
+            return Vec::new();
+        }
+        sessions
+            .by_broker
+            .iter()
+            .map(|(id, session)| (*id, session.metadata_offset))
+            .collect()
+    }
+}
+
 /// A broker's session as the active controller sees it.
 #[derive(Debug, Clone)]
 struct Session {
@@ -246,21 +265,6 @@ impl ControllerRole {
     /// clones share the count).
     pub fn fences(&self) -> &ferry_telemetry::metrics::Counter {
         &self.shared.fences
-    }
-
-    /// The metadata offset each broker last reported in a heartbeat, by broker id, from the
-    /// sessions of `term` (empty if the sessions are of another term: this controller is not
-    /// the active one of `term`, or has heard no heartbeat in it yet).
-    pub fn reported_metadata_offsets(&self, term: u64) -> Vec<(NodeId, u64)> {
-        let sessions = self.shared.sessions.lock().expect("sessions lock poisoned");
-        if sessions.term != term {
-            return Vec::new();
-        }
-        sessions
-            .by_broker
-            .iter()
-            .map(|(id, session)| (*id, session.metadata_offset))
-            .collect()
     }
 
     /// Stops the voter.
