@@ -268,7 +268,7 @@ fn run_script(path: &Path, text: &str, driver: &mut dyn Driver) -> (String, Stri
 /// nextest set `CARGO_MANIFEST_DIR` for the test process), falling back to the directory it was
 /// compiled in. A test binary reused from a shared target directory by another checkout then
 /// still reads this checkout's files.
-fn manifest_dir() -> PathBuf {
+pub(crate) fn manifest_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))

@@ -24,6 +24,8 @@
 //!   peer messages and client requests.
 //! - [`transport`]: the gRPC service and per-peer senders.
 //! - `request`: the client requests both of them hand to the node task.
+//! - [`metrics`]: the raft numbers the node task publishes (term, commit, role, commit
+//!   latency), registered by the quorum's owner under its prefix.
 //!
 //! # The Ready order
 //!
@@ -69,6 +71,7 @@
 pub mod disk;
 mod error;
 pub mod logger;
+pub mod metrics;
 pub mod node;
 mod options;
 mod request;
@@ -86,6 +89,7 @@ pub use options::{
     SNAPSHOT_CHUNK_BYTES, TlsOptions, VoterOf,
 };
 
+pub use metrics::QuorumMetrics;
 pub use server::{Quorum, QuorumHandle};
 pub use state_machine::StateMachine;
 pub use storage::LogStore;

@@ -766,6 +766,26 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
         self.applied
     }
 
+    /// The highest index known committed (KRaft's high watermark).
+    pub fn commit(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The index of the last entry in the local log.
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// This node's role in its current term.
+    pub fn role(&self) -> Role {
+        match self.raw.raft.state {
+            StateRole::Follower => Role::Follower,
+            StateRole::PreCandidate => Role::PreCandidate,
+            StateRole::Candidate => Role::Candidate,
+            StateRole::Leader => Role::Leader,
+        }
+    }
+
     /// The state machine, for inspection.
     pub fn state_machine(&self) -> &S {
         &self.state_machine
@@ -784,12 +804,7 @@ impl<S: StateMachine, D: Disk> Node<S, D> {
     /// A snapshot of this node's view of the quorum.
     pub fn status(&self) -> Status {
         let raft = &self.raw.raft;
-        let role = match raft.state {
-            StateRole::Follower => Role::Follower,
-            StateRole::PreCandidate => Role::PreCandidate,
-            StateRole::Candidate => Role::Candidate,
-            StateRole::Leader => Role::Leader,
-        };
+        let role = self.role();
         let mut voters: Vec<RaftId> = self.store().conf_state().voters.clone();
         voters.sort_unstable();
         let voters = voters

@@ -43,6 +43,7 @@ use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::disk::FsDisk;
+use crate::metrics::QuorumMetrics;
 use crate::node::{Outcome, ProposalId, ReadId};
 use crate::request::ClientRequest;
 use crate::storage::LogStore;
@@ -138,8 +139,11 @@ impl Quorum {
             shutdown_rx.clone(),
             &options,
         ));
+        let metrics = Arc::new(QuorumMetrics::default());
+        metrics.observe(&node);
         let task = NodeTask {
             node,
+            metrics: metrics.clone(),
             options: options.clone(),
             peers,
             proposals: HashMap::new(),
@@ -153,6 +157,7 @@ impl Quorum {
                 id: options.id,
                 options,
                 local_addr,
+                metrics,
                 requests: requests_tx,
                 clients,
                 shutdown: shutdown_tx,
@@ -268,16 +273,22 @@ fn raft_policy(
     ferry_identity::Policy::new().allow(transport::QUORUM_PACKAGE_PREFIX, is_voter)
 }
 
+/// A caller waiting for its proposal's outcome, and when the node accepted the proposal.
+type ProposalWaiter = (std::time::Instant, oneshot::Sender<Result<Vec<u8>>>);
+
 /// The state of the one task that owns the node.
 struct NodeTask<S: StateMachine> {
     /// The sans-IO node.
     node: Node<S, FsDisk>,
+    /// Its numbers, updated after every `Ready`.
+    metrics: Arc<QuorumMetrics>,
     /// The options it runs with.
     options: Options,
     /// Per-peer outbound queues.
     peers: BTreeMap<RaftId, mpsc::Sender<Message>>,
-    /// Callers waiting for proposals, by proposal id.
-    proposals: HashMap<ProposalId, oneshot::Sender<Result<Vec<u8>>>>,
+    /// Callers waiting for proposals, by proposal id, with when the node accepted each (for
+    /// the commit latency).
+    proposals: HashMap<ProposalId, ProposalWaiter>,
     /// Callers waiting for reads, by read id.
     reads: HashMap<ReadId, oneshot::Sender<Result<Vec<u8>>>>,
     /// Next proposal or read id.
@@ -338,7 +349,9 @@ impl<S: StateMachine> NodeTask<S> {
         match request {
             ClientRequest::Propose { command, reply } => match self.node.propose(id, command) {
                 Ok(()) => {
-                    self.proposals.insert(id, reply);
+                    self.metrics.proposal_accepted();
+                    self.proposals
+                        .insert(id, (std::time::Instant::now(), reply));
                 }
                 Err(err) => {
                     let _ = reply.send(Err(err));
@@ -372,9 +385,16 @@ impl<S: StateMachine> NodeTask<S> {
                 self.node.report_snapshot(peer, false);
             }
         }
+        self.metrics.observe(&self.node);
         for outcome in self.node.take_outcomes() {
             let (waiter, result) = match outcome {
-                Outcome::Proposal { id, result } => (self.proposals.remove(&id), result),
+                Outcome::Proposal { id, result } => {
+                    let waiter = self.proposals.remove(&id).map(|(accepted, reply)| {
+                        self.metrics.proposal_finished(accepted.elapsed());
+                        reply
+                    });
+                    (waiter, result)
+                }
                 Outcome::Read { id, result } => (self.reads.remove(&id), result),
             };
             if let Some(waiter) = waiter {
@@ -386,7 +406,7 @@ impl<S: StateMachine> NodeTask<S> {
 
     /// Forgets callers that gave up (their receiver is gone), so the maps stay bounded.
     fn forget_abandoned(&mut self) {
-        self.proposals.retain(|_, reply| !reply.is_closed());
+        self.proposals.retain(|_, (_, reply)| !reply.is_closed());
         let abandoned: Vec<ReadId> = self
             .reads
             .iter()
@@ -415,6 +435,8 @@ struct Inner {
     options: Options,
     /// The address its gRPC server listens on.
     local_addr: SocketAddr,
+    /// The node task's raft numbers.
+    metrics: Arc<QuorumMetrics>,
     /// Into the node task.
     requests: mpsc::Sender<ClientRequest>,
     /// gRPC clients of the other voters, for forwarding proposals.
@@ -434,6 +456,12 @@ impl QuorumHandle {
     /// The address the quorum gRPC server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// This voter's raft numbers (term, commit, role, …), kept current by the node task;
+    /// register them with [`QuorumMetrics::register`] under the owner's prefix.
+    pub fn metrics(&self) -> &Arc<QuorumMetrics> {
+        &self.inner.metrics
     }
 
     /// Proposes `command` and returns the state machine's response once it is applied here

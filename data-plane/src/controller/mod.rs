@@ -73,7 +73,7 @@ pub mod replication;
 pub mod security;
 pub mod state_machine;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod topics;
 
 pub use command::{

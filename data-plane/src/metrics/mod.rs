@@ -5,6 +5,8 @@
 //! which names every family it registers:
 //! - [`broker`]: the Kafka listener and request handlers (requests, errors and latency per
 //!   API, connections, per-topic traffic) and the scrape-time partition gauges.
+//! - [`controller`]: a controller's raft numbers and the cluster counts of the active
+//!   controller's metadata image.
 //! - [`groups`]: the consumer groups coordinated here (states, members, committed offsets and
 //!   lag), read at scrape time.
 //!
@@ -13,6 +15,7 @@
 //! a request is a few atomic adds.
 
 pub mod broker;
+pub mod controller;
 pub mod groups;
 
 pub use ferry_telemetry::metrics::Registry;
@@ -57,9 +60,7 @@ pub(crate) mod testing {
         let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
         assert_eq!(families, helps, "every family has a help text");
         let actual = family_names(text);
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/metrics")
-            .join(file);
+        let path = crate::golden::manifest_dir().join("src/metrics").join(file);
         if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
             std::fs::write(&path, &actual).unwrap();
         }

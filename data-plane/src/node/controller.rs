@@ -124,6 +124,25 @@ fn quorum_tls(cluster_id: &str, material: TlsMaterial) -> ferry_quorum::TlsOptio
 
 pub use ferry_quorum::{node_id, raft_id};
 
+/// What the controller's metrics read at scrape time.
+impl crate::metrics::controller::ControllerView for ControllerRole {
+    fn image(&self) -> Arc<crate::controller::MetadataImage> {
+        self.shared.log.image()
+    }
+
+    fn reported_metadata_offsets(&self, term: u64) -> Vec<(NodeId, u64)> {
+        let sessions = self.shared.sessions.lock().expect("sessions lock poisoned");
+        if sessions.term != term {
+            return Vec::new();
+        }
+        sessions
+            .by_broker
+            .iter()
+            .map(|(id, session)| (*id, session.metadata_offset))
+            .collect()
+    }
+}
+
 /// A broker's session as the active controller sees it.
 #[derive(Debug, Clone)]
 struct Session {
@@ -154,6 +173,8 @@ struct Shared {
     log: MetadataLog,
     /// Broker sessions, on the active controller.
     sessions: Mutex<Sessions>,
+    /// Brokers this controller fenced because their sessions expired (a metric).
+    fences: ferry_telemetry::metrics::Counter,
 }
 
 /// A running controller. Cheap to clone.
@@ -184,6 +205,7 @@ impl ControllerRole {
             quorum: OnceLock::new(),
             log,
             sessions: Mutex::new(Sessions::default()),
+            fences: ferry_telemetry::metrics::Counter::default(),
         });
         let role = ControllerRole { shared };
         let services = tonic::service::Routes::new(ControllerServiceServer::new(role.clone()));
@@ -239,6 +261,12 @@ impl ControllerRole {
         }
     }
 
+    /// Counts the brokers this controller fenced because their sessions expired (a metric;
+    /// clones share the count).
+    pub fn fences(&self) -> &ferry_telemetry::metrics::Counter {
+        &self.shared.fences
+    }
+
     /// Stops the voter.
     pub async fn shutdown(&self) {
         self.quorum().shutdown().await;
@@ -272,6 +300,7 @@ impl ControllerRole {
                 broker_epoch,
             })
             .await?;
+            self.shared.fences.inc();
         }
         // Preferred-leader rebalancing: proposed only when the committed image has work, so an
         // idle cluster writes nothing.

@@ -293,6 +293,14 @@ impl Node {
             _ => None,
         };
         let mut metrics = ferry_telemetry::metrics::registry();
+        if let Some(controller) = &controller {
+            crate::metrics::controller::register(
+                &mut metrics,
+                controller.quorum().metrics(),
+                controller.fences(),
+                Arc::new(controller.clone()),
+            );
+        }
         let broker = if config.roles.contains(&Role::Broker) {
             Some(open_broker(&config, &dir, &mut metrics).await?)
         } else {

@@ -551,3 +551,63 @@ async fn snapshot_streams_past_the_limits_are_refused_before_allocating() {
         cluster.stop(id).await;
     }
 }
+
+/// The metrics the node task publishes follow a failover: the new leader reports a later term
+/// and the leader role, every survivor has seen one more leader, and commits keep counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_a_failover() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader().await;
+    for i in 1..=5 {
+        cluster.handles[&leader]
+            .propose(format!("a{i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let before = cluster.handles[&leader].metrics().clone();
+    assert_eq!(before.role(), Role::Leader);
+    assert_eq!(before.leader(), Some(leader));
+    let term = before.term();
+    let commit = before.commit();
+    assert!(commit >= 5, "{before:?}");
+    let mut registry = ferry_telemetry::metrics::registry();
+    before.register(registry.sub_registry_with_prefix("t_raft"), |id| id as i64);
+    let text = ferry_telemetry::metrics::encode(&registry);
+    assert!(text.contains("ferry_t_raft_proposals_total 5\n"), "{text}");
+    assert!(
+        text.contains("ferry_t_raft_commit_duration_seconds_count 5\n"),
+        "{text}"
+    );
+
+    cluster.stop(leader).await;
+    let survivor = cluster.other(leader).clone();
+    let seen_before = survivor.metrics().leader_changes();
+    survivor.propose(b"b".to_vec()).await.unwrap();
+    let new_leader = cluster.leader().await;
+    let metrics = cluster.handles[&new_leader].metrics().clone();
+    let metrics =
+        wait_for("the new leader's metrics", || {
+            let metrics = metrics.clone();
+            async move {
+                (metrics.role() == Role::Leader && metrics.commit() > commit).then_some(metrics)
+            }
+        })
+        .await;
+    assert!(metrics.term() > term, "{metrics:?}");
+    assert_eq!(metrics.leader(), Some(new_leader));
+    assert!(survivor.metrics().leader_changes() > seen_before);
+    for handle in cluster.handles.values() {
+        let m = handle.metrics();
+        if handle.id() != new_leader {
+            wait_for("the follower to follow", || async {
+                (m.role() == Role::Follower && m.leader() == Some(new_leader)).then_some(())
+            })
+            .await;
+        }
+    }
+    for id in [1, 2, 3] {
+        if cluster.handles.contains_key(&id) {
+            cluster.stop(id).await;
+        }
+    }
+}
