@@ -33,6 +33,7 @@ use cluster::{Admin, Cluster, ClusterSpec, MetadataReader, POLL, partitions};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -117,9 +118,14 @@ impl ConsumerContext for Recorder {
         if matches!(rebalance, Rebalance::Error(_)) {
             return;
         }
-        let owned: BTreeSet<i32> = consumer
-            .assignment()
-            .expect("the assignment is readable in the rebalance callback")
+        let assignment = match consumer.assignment() {
+            Ok(assignment) => assignment,
+            // The last revocation runs while the consumer is being dropped (the member
+            // stopped): librdkafka can no longer read anything, and there is nothing to record.
+            Err(KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerDestroy)) => return,
+            Err(e) => panic!("the assignment is readable in the rebalance callback: {e:?}"),
+        };
+        let owned: BTreeSet<i32> = assignment
             .elements_for_topic(TOPIC)
             .iter()
             .map(|e| e.partition())

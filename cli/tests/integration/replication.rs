@@ -424,8 +424,11 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins_and_two_missing_replicas_r
     // Two followers paused: the ISR shrinks to the leader alone and acks=all is refused.
     cluster.pause(followers[0]);
     cluster.pause(followers[1]);
-    wait_for_partitions(
+    // Asked of the leader itself: another broker can learn of the shrunk ISR before the leader
+    // has applied it, and a produce the leader takes in between is appended first.
+    wait_for_partitions_via(
         &cluster,
+        &cluster.bootstrap_of(leader),
         "paused",
         CONVERGE,
         "an ISR of the leader alone",
