@@ -56,7 +56,7 @@ use ferry_telemetry::metrics::{
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
-use crate::protocol::versions::SUPPORTED_APIS;
+use crate::protocol::versions::{SUPPORTED_APIS, SupportedApi};
 
 /// Default of [`MetricsLimits::topics`].
 pub const TOPIC_SERIES_MAX: usize = 1000;
@@ -276,15 +276,14 @@ impl fmt::Debug for BrokerMetrics {
     }
 }
 
-/// The `api` label of each served API, and `FetchConsumer`/`FetchFollower` for Fetch.
-fn api_label(key: ApiKey) -> &'static str {
-    if key == ApiKey::Fetch {
-        return "FetchConsumer";
+/// The `api` label of a served API: its name from the served-versions table, and
+/// `FetchConsumer` for Fetch (its followers' half is `FetchFollower`).
+fn api_label(served: &SupportedApi) -> &'static str {
+    if served.key == ApiKey::Fetch {
+        "FetchConsumer"
+    } else {
+        served.name()
     }
-    SUPPORTED_APIS
-        .iter()
-        .find(|api| api.key == key)
-        .map_or("Other", |api| api.name())
 }
 
 impl BrokerMetrics {
@@ -315,7 +314,7 @@ impl BrokerMetrics {
         };
         let apis = SUPPORTED_APIS
             .iter()
-            .map(|served| api(api_label(served.key)))
+            .map(|served| api(api_label(served)))
             .collect();
         let fetch_follower = api("FetchFollower");
 
@@ -940,8 +939,7 @@ mod tests {
         let metrics = BrokerMetrics::register(&mut registry, MetricsLimits::default());
         let text = encode(&registry);
         for served in SUPPORTED_APIS {
-            let name = api_label(served.key);
-            assert_ne!(name, "Other", "{:?} has a label", served.key);
+            let name = api_label(served);
             assert!(
                 text.contains(&format!("ferry_broker_requests_total{{api=\"{name}\"}} 0")),
                 "{name}: {text}"
