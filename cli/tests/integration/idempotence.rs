@@ -19,16 +19,16 @@
 
 use crate::cluster;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cluster::{Admin, Cluster, ClusterSpec, POLL, wait_for_full_isr, wait_for_partitions};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use cluster::{
+    Admin, Cluster, ClusterSpec, POLL, read_back, wait_for_full_isr, wait_for_partitions,
+};
+use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// Bound for a controller election and for brokers to register.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -141,55 +141,6 @@ fn spawn_idempotent_producer(
                 .push(format!("fatal producer error {code:?}: {reason}"));
         }
         sent
-    })
-}
-
-/// Every record of `topic` from the start, as (partition, offset) → payload, reading until
-/// each partition reaches its offset in `ends`.
-fn read_back(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    ends: &BTreeMap<i32, i64>,
-) -> BTreeMap<(i32, i64), String> {
-    tokio::task::block_in_place(|| {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", "ferry-idempotence-checker")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .expect("consumer");
-        let mut assignment = TopicPartitionList::new();
-        for p in 0..partitions {
-            assignment
-                .add_partition_offset(topic, p, Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&assignment).unwrap();
-        let mut records = BTreeMap::new();
-        let mut at_end = BTreeSet::new();
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        let deadline = Instant::now() + CONVERGE;
-        while at_end.len() < partitions as usize && Instant::now() < deadline {
-            match consumer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) => {
-                    let payload = String::from_utf8_lossy(m.payload().unwrap_or_default());
-                    records.insert((m.partition(), m.offset()), payload.into_owned());
-                    next.insert(m.partition(), m.offset() + 1);
-                    at_end.remove(&m.partition());
-                }
-                Some(Err(KafkaError::PartitionEOF(p)))
-                    if next.get(&p).copied().unwrap_or(0) >= ends.get(&p).copied().unwrap_or(0) =>
-                {
-                    at_end.insert(p);
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {}
-                Some(Err(e)) => eprintln!("consumer error (retried): {e}"),
-                None => {}
-            }
-        }
-        records
     })
 }
 

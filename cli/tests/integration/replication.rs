@@ -20,21 +20,19 @@
 
 use crate::cluster;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cluster::{
-    Admin, Cluster, ClusterSpec, MetadataReader, POLL, partition_offsets, wait_for_full_isr,
-    wait_for_partitions, wait_for_partitions_via,
+    Admin, Cluster, ClusterSpec, MetadataReader, POLL, partition_offsets, read_back,
+    wait_for_full_isr, wait_for_partitions, wait_for_partitions_via,
 };
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// Bound for a controller election and for brokers to register.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -80,61 +78,6 @@ fn acks_all_producer(bootstrap: &str, retries: bool) -> FutureProducer {
         config.set("retries", "0");
     }
     config.create().expect("producer")
-}
-
-/// Every record of `topic`'s `partitions` from the start to the high watermark, as
-/// (partition, offset) → payload, read with a group-less consumer. Reads on past an end of
-/// partition until the partition's offsets reach `ends` (a new leader's high watermark may
-/// trail the old one's for a moment); gives up at the bound and returns what it read.
-fn read_back(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    ends: &BTreeMap<i32, i64>,
-) -> BTreeMap<(i32, i64), String> {
-    tokio::task::block_in_place(|| {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", "ferry-replication-checker")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .expect("consumer");
-        let mut assignment = TopicPartitionList::new();
-        for p in 0..partitions {
-            assignment
-                .add_partition_offset(topic, p, Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&assignment).unwrap();
-        let mut records = BTreeMap::new();
-        let mut at_end = BTreeSet::new();
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        let deadline = Instant::now() + CONVERGE;
-        while at_end.len() < partitions as usize {
-            if Instant::now() >= deadline {
-                eprintln!("read {topic} back: gave up at {next:?}, wanted {ends:?}");
-                break;
-            }
-            match consumer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) => {
-                    let payload = String::from_utf8_lossy(m.payload().unwrap_or_default());
-                    records.insert((m.partition(), m.offset()), payload.into_owned());
-                    next.insert(m.partition(), m.offset() + 1);
-                    at_end.remove(&m.partition());
-                }
-                Some(Err(KafkaError::PartitionEOF(p))) => {
-                    let reached = next.get(&p).copied().unwrap_or(0);
-                    if reached >= ends.get(&p).copied().unwrap_or(0) {
-                        at_end.insert(p);
-                    }
-                }
-                Some(Err(e)) => eprintln!("consumer error (retried): {e}"),
-                None => {}
-            }
-        }
-        records
-    })
 }
 
 /// The offsets each partition must reach to hold every acknowledged write.

@@ -889,3 +889,61 @@ pub async fn wait_for_full_isr(cluster: &Cluster, topic: &str) -> Vec<PartitionV
     )
     .await
 }
+
+/// How long [`read_back`] reads before it gives up.
+pub const READ_BACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every record of `topic`'s `partitions` from the start to the high watermark, as
+/// (partition, offset) → payload, read with a group-less consumer. Reads on past an end of
+/// partition until the partition's offsets reach `ends` (a new leader's high watermark may
+/// trail the old one's for a moment); gives up at the bound and returns what it read.
+pub fn read_back(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    ends: &BTreeMap<i32, i64>,
+) -> BTreeMap<(i32, i64), String> {
+    tokio::task::block_in_place(|| {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "ferry-read-back")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut records = BTreeMap::new();
+        let mut at_end = BTreeSet::new();
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        let deadline = Instant::now() + READ_BACK_TIMEOUT;
+        while at_end.len() < partitions as usize {
+            if Instant::now() >= deadline {
+                eprintln!("read {topic} back: gave up at {next:?}, wanted {ends:?}");
+                break;
+            }
+            match consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    let payload = String::from_utf8_lossy(m.payload().unwrap_or_default());
+                    records.insert((m.partition(), m.offset()), payload.into_owned());
+                    next.insert(m.partition(), m.offset() + 1);
+                    at_end.remove(&m.partition());
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    let reached = next.get(&p).copied().unwrap_or(0);
+                    if reached >= ends.get(&p).copied().unwrap_or(0) {
+                        at_end.insert(p);
+                    }
+                }
+                Some(Err(e)) => eprintln!("consumer error (retried): {e}"),
+                None => {}
+            }
+        }
+        records
+    })
+}
